@@ -1,0 +1,27 @@
+//! peerdial's SIP core, free of I/O.
+//!
+//! - [`message`]: parse and serialise SIP messages, frame stream transports;
+//! - [`digest`]: digest authentication (SHA-256 and MD5), stateless nonces;
+//! - [`registrar`]: the registrar state machine that a region server feeds
+//!   with bytes and time.
+//!
+//! It is not a proxy and holds no sockets: callers own the transport.
+
+pub mod digest;
+pub mod message;
+pub mod registrar;
+
+pub use message::Message;
+pub use registrar::{Binding, Change, Output, Registrar, RegistrarConfig, Transport};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SipError {
+    #[error("empty message")]
+    Empty,
+    #[error("incomplete message (no blank line after the headers)")]
+    Incomplete,
+    #[error("message of {0} bytes is too large")]
+    TooLarge(usize),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}

@@ -1,0 +1,487 @@
+//! SIP message codec (RFC 3261 section 7): parse and serialise requests and
+//! responses, with header folding, compact header names and Content-Length
+//! framing for stream transports.
+
+use crate::SipError;
+
+/// Messages larger than this are refused (UDP datagrams and TCP frames).
+pub const MAX_MESSAGE: usize = 65_535;
+const MAX_HEADERS: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    Request { method: String, uri: String },
+    Response { code: u16, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub start: StartLine,
+    /// Headers in order, names in their canonical long form.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Long form of a compact header name (RFC 3261 section 7.3.3 and later RFCs).
+fn expand_compact(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "i" => "Call-ID",
+        "m" => "Contact",
+        "e" => "Content-Encoding",
+        "l" => "Content-Length",
+        "c" => "Content-Type",
+        "f" => "From",
+        "s" => "Subject",
+        "k" => "Supported",
+        "t" => "To",
+        "v" => "Via",
+        "o" => "Event",
+        "u" => "Allow-Events",
+        _ => return None,
+    })
+}
+
+/// Canonical spelling for the headers this crate looks up, so lookups can
+/// compare exactly; other names are kept as sent.
+fn canonical(name: &str) -> String {
+    if name.len() == 1 {
+        if let Some(long) = expand_compact(name) {
+            return long.to_string();
+        }
+    }
+    const KNOWN: &[&str] = &[
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Expires", "Content-Length", "Content-Type",
+        "Authorization", "WWW-Authenticate", "Max-Forwards", "User-Agent", "Min-Expires", "Allow",
+        "Supported", "Require", "Event", "Retry-After",
+    ];
+    for k in KNOWN {
+        if k.eq_ignore_ascii_case(name) {
+            return (*k).to_string();
+        }
+    }
+    name.to_string()
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+}
+
+impl Message {
+    /// Parses one whole message (a UDP datagram, or a frame cut by [`frame_len`]).
+    pub fn parse(data: &[u8]) -> Result<Message, SipError> {
+        if data.len() > MAX_MESSAGE {
+            return Err(SipError::TooLarge(data.len()));
+        }
+        // RFC 3261 7.5: ignore CRLFs before the start line (keep-alives).
+        let start_at = data.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(SipError::Empty)?;
+        let data = &data[start_at..];
+        let (head_end, body_start) = find_head_end(data).ok_or(SipError::Incomplete)?;
+        let head = std::str::from_utf8(&data[..head_end]).map_err(|_| SipError::Malformed("header section is not UTF-8".into()))?;
+        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let first = lines.next().ok_or(SipError::Empty)?;
+        let start = parse_start_line(first)?;
+
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in lines {
+            if line.starts_with([' ', '\t']) {
+                // Folded continuation of the previous header.
+                let last = headers.last_mut().ok_or_else(|| SipError::Malformed("continuation line before any header".into()))?;
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+                continue;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            let (name, value) = line.split_once(':').ok_or_else(|| SipError::Malformed(format!("header line without ':': {:.40}", line)))?;
+            let name = name.trim();
+            if !is_token(name) {
+                return Err(SipError::Malformed(format!("invalid header name {:.40}", name)));
+            }
+            if headers.len() >= MAX_HEADERS {
+                return Err(SipError::Malformed("too many headers".into()));
+            }
+            headers.push((canonical(name), value.trim().to_string()));
+        }
+
+        let rest = &data[body_start..];
+        let mut msg = Message { start, headers, body: Vec::new() };
+        let body_len = match msg.header("Content-Length") {
+            Some(v) => v.trim().parse::<usize>().map_err(|_| SipError::Malformed("invalid Content-Length".into()))?,
+            None => rest.len(),
+        };
+        if body_len > rest.len() {
+            return Err(SipError::Malformed(format!("Content-Length {} exceeds the {} bytes received", body_len, rest.len())));
+        }
+        msg.body = rest[..body_len].to_vec();
+        Ok(msg)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a header, splitting comma-separated lists for headers
+    /// that allow them (Via, Contact), respecting quotes and angle brackets.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for (n, v) in &self.headers {
+            if n == name {
+                out.extend(split_list(v));
+            }
+        }
+        out
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    pub fn push(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.push((name.to_string(), value.into()));
+    }
+
+    /// Serialises the message; Content-Length is always written from the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(512);
+        match &self.start {
+            StartLine::Request { method, uri } => {
+                out.push_str(method);
+                out.push(' ');
+                out.push_str(uri);
+                out.push_str(" SIP/2.0\r\n");
+            }
+            StartLine::Response { code, reason } => {
+                out.push_str("SIP/2.0 ");
+                out.push_str(&code.to_string());
+                out.push(' ');
+                out.push_str(reason);
+                out.push_str("\r\n");
+            }
+        }
+        for (n, v) in &self.headers {
+            if n == "Content-Length" {
+                continue;
+            }
+            out.push_str(n);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push_str("\r\n");
+        }
+        out.push_str("Content-Length: ");
+        out.push_str(&self.body.len().to_string());
+        out.push_str("\r\n\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, SipError> {
+    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code: u16 = code.parse().map_err(|_| SipError::Malformed("invalid status code".into()))?;
+        if !(100..700).contains(&code) {
+            return Err(SipError::Malformed("status code out of range".into()));
+        }
+        return Ok(StartLine::Response { code, reason: reason.to_string() });
+    }
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(SipError::Malformed("request line must be 'METHOD URI SIP/2.0'".into()));
+    };
+    if version != "SIP/2.0" {
+        return Err(SipError::Malformed(format!("unsupported version {:.20}", version)));
+    }
+    if !is_token(method) || uri.is_empty() || !uri.contains(':') {
+        return Err(SipError::Malformed("invalid method or Request-URI".into()));
+    }
+    Ok(StartLine::Request { method: method.to_string(), uri: uri.to_string() })
+}
+
+/// Finds the blank line that ends the header section: returns (end of
+/// headers, start of body). Accepts bare LF line ends from lenient senders.
+fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\n' {
+            if data.get(i + 1) == Some(&b'\n') {
+                return Some((i, i + 2));
+            }
+            if data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
+                return Some((i, i + 3));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// For stream transports: the length of the first complete message in
+/// `buf`, `Ok(None)` if more bytes are needed, or an error if the stream
+/// cannot be framed (then the connection must be closed). Leading CRLF
+/// keep-alives count as part of the frame.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SipError> {
+    let Some((head_end, body_start)) = find_head_end(buf) else {
+        if buf.len() > MAX_MESSAGE {
+            return Err(SipError::TooLarge(buf.len()));
+        }
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let mut len = None;
+    for line in head.split('\n') {
+        if let Some((n, v)) = line.split_once(':') {
+            let n = n.trim();
+            if n.eq_ignore_ascii_case("Content-Length") || n.eq_ignore_ascii_case("l") {
+                len = Some(v.trim().parse::<usize>().map_err(|_| SipError::Malformed("invalid Content-Length".into()))?);
+            }
+        }
+    }
+    // RFC 3261 18.3: on stream transports Content-Length is mandatory.
+    let len = len.ok_or_else(|| SipError::Malformed("missing Content-Length on a stream transport".into()))?;
+    let total = body_start + len;
+    if total > MAX_MESSAGE {
+        return Err(SipError::TooLarge(total));
+    }
+    Ok(if buf.len() >= total { Some(total) } else { None })
+}
+
+/// Splits a header value on top-level commas (not inside quotes or <>).
+pub fn split_list(v: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut angle, mut start) = (false, false, 0);
+    let bytes = v.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => {
+                out.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let last = v[start.min(v.len())..].trim();
+    if !last.is_empty() {
+        out.push(last);
+    }
+    out
+}
+
+/// Parameters after the first `;` of a header value or URI, as (name, value).
+pub fn params(s: &str) -> Vec<(&str, Option<&str>)> {
+    s.split(';')
+        .skip(1)
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (p.trim(), None),
+        })
+        .collect()
+}
+
+pub fn param<'a>(s: &'a str, name: &str) -> Option<Option<&'a str>> {
+    params(s).into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+/// A name-addr or addr-spec (From, To, Contact): the URI and what follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    pub uri: &'a str,
+    /// Header parameters after the URI (`;tag=…;expires=…`), with leading ';'.
+    pub params: &'a str,
+}
+
+impl<'a> NameAddr<'a> {
+    pub fn parse(v: &'a str) -> Result<NameAddr<'a>, SipError> {
+        let v = v.trim();
+        if let Some(open) = v.find('<') {
+            let close = v[open..].find('>').ok_or_else(|| SipError::Malformed("unclosed '<' in address".into()))? + open;
+            let uri = &v[open + 1..close];
+            if !uri.contains(':') {
+                return Err(SipError::Malformed("address without a URI scheme".into()));
+            }
+            Ok(NameAddr { uri, params: &v[close + 1..] })
+        } else {
+            // addr-spec: parameters after ';' belong to the header.
+            let (uri, params) = match v.find(';') {
+                Some(i) => (&v[..i], &v[i..]),
+                None => (v, ""),
+            };
+            if !uri.contains(':') {
+                return Err(SipError::Malformed("address without a URI scheme".into()));
+            }
+            Ok(NameAddr { uri, params })
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        param(self.params, name)
+    }
+}
+
+/// The parts of a `sip:` or `sips:` URI that a registrar needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri<'a> {
+    pub user: Option<&'a str>,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub params: &'a str,
+}
+
+impl<'a> SipUri<'a> {
+    pub fn parse(uri: &'a str) -> Result<SipUri<'a>, SipError> {
+        let rest = uri
+            .strip_prefix("sip:")
+            .or_else(|| uri.strip_prefix("sips:"))
+            .ok_or_else(|| SipError::Malformed(format!("not a sip: URI: {:.60}", uri)))?;
+        let (rest, params) = match rest.find([';', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (user, hostport) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let user = user.map(|u| u.split(':').next().unwrap_or(u));
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            let end = h.find(']').ok_or_else(|| SipError::Malformed("unclosed IPv6 reference".into()))?;
+            let port = h[end + 1..].strip_prefix(':');
+            (&hostport[..end + 2], port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(SipError::Malformed("URI without a host".into()));
+        }
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| SipError::Malformed("invalid port in URI".into()))?),
+            None => None,
+        };
+        Ok(SipUri { user, host, port, params })
+    }
+}
+
+/// The top Via of a request: what the response must echo and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via<'a> {
+    pub transport: &'a str,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub branch: Option<&'a str>,
+    pub rport: bool,
+}
+
+impl<'a> Via<'a> {
+    pub fn parse(v: &'a str) -> Result<Via<'a>, SipError> {
+        let bad = || SipError::Malformed(format!("invalid Via: {:.60}", v));
+        let (proto, rest) = v.trim().split_once([' ', '\t']).ok_or_else(bad)?;
+        let mut p = proto.split('/');
+        let (Some(name), Some(_ver), Some(transport)) = (p.next(), p.next(), p.next()) else {
+            return Err(bad());
+        };
+        if !name.eq_ignore_ascii_case("SIP") {
+            return Err(bad());
+        }
+        let rest = rest.trim();
+        let sent_by = rest.split(';').next().unwrap_or("").trim();
+        let (host, port) = if sent_by.starts_with('[') {
+            let end = sent_by.find(']').ok_or_else(bad)?;
+            (&sent_by[..=end], sent_by[end + 1..].strip_prefix(':'))
+        } else {
+            match sent_by.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (sent_by, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        let port = match port {
+            Some(p) => Some(p.trim().parse().map_err(|_| bad())?),
+            None => None,
+        };
+        let branch = param(rest, "branch").flatten();
+        let rport = param(rest, "rport").is_some();
+        Ok(Via { transport, host, port, branch, rport })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REG: &str = "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+v: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK-1;rport\r\n\
+Max-Forwards: 70\r\n\
+f: <sip:8860212345678@127.0.0.1>;tag=a\r\n\
+t: \"Alice, A\" <sip:8860212345678@127.0.0.1>\r\n\
+i: abc@10.0.0.1\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:8860212345678@10.0.0.1:5062;transport=udp>;expires=600, <sip:x@y>\r\n\
+Subject: folded\r\n  continued\r\n\
+l: 0\r\n\r\n";
+
+    #[test]
+    fn parses_request_with_compact_and_folded_headers() {
+        let m = Message::parse(REG.as_bytes()).unwrap();
+        assert_eq!(m.method(), Some("REGISTER"));
+        assert_eq!(m.header("Call-ID"), Some("abc@10.0.0.1"));
+        assert_eq!(m.header("Subject"), Some("folded continued"));
+        assert_eq!(m.header_values("Contact").len(), 2);
+        let to = NameAddr::parse(m.header("To").unwrap()).unwrap();
+        assert_eq!(to.uri, "sip:8860212345678@127.0.0.1");
+        let via = Via::parse(m.header("Via").unwrap()).unwrap();
+        assert_eq!((via.transport, via.host, via.port, via.branch, via.rport), ("UDP", "10.0.0.1", Some(5062), Some("z9hG4bK-1"), true));
+        let back = Message::parse(&m.to_bytes()).unwrap();
+        assert_eq!(back.headers, m.headers);
+    }
+
+    #[test]
+    fn uris() {
+        let u = SipUri::parse("sip:8860212345678@[::1]:5070;transport=tcp").unwrap();
+        assert_eq!((u.user, u.host, u.port, u.params), (Some("8860212345678"), "[::1]", Some(5070), ";transport=tcp"));
+        let u = SipUri::parse("sip:example.com").unwrap();
+        assert_eq!((u.user, u.host, u.port), (None, "example.com", None));
+        assert!(SipUri::parse("tel:+123").is_err());
+        assert!(SipUri::parse("sip:a@b:99999").is_err());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert!(Message::parse(b"").is_err());
+        assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\n").is_err());
+        assert!(Message::parse(b"REGISTER sip:x SIP/3.0\r\n\r\n").is_err());
+        assert!(Message::parse(b"GARBAGE\r\n\r\n").is_err());
+        assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\nNoColon\r\n\r\n").is_err());
+        assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\nContent-Length: 10\r\n\r\nabc").is_err());
+        assert!(Message::parse(&vec![b'A'; MAX_MESSAGE + 1]).is_err());
+    }
+
+    #[test]
+    fn frames_streams() {
+        let one = REG.as_bytes();
+        let mut two = one.to_vec();
+        two.extend_from_slice(one);
+        assert_eq!(frame_len(&two).unwrap(), Some(one.len()));
+        assert_eq!(frame_len(&one[..20]).unwrap(), None);
+        assert!(frame_len(b"OPTIONS sip:x SIP/2.0\r\n\r\n").is_err());
+    }
+}

@@ -1,0 +1,686 @@
+//! The registrar as a plain state machine (RFC 3261 section 10.3).
+//!
+//! Fed datagrams or stream frames with their source address and the wall
+//! clock in milliseconds, it answers with what to send and which binding
+//! change must be made durable before the answer may go out. It keeps the
+//! credentials and the bindings of one area in memory, absorbs
+//! retransmissions like a non-INVITE server transaction (Timer J), expires
+//! stale bindings, and rate-limits wrong passwords. No I/O, no clock.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use peerdial_number::{Area, Number};
+
+use crate::digest::{challenges, Credentials, Ha1, NonceCheck, NonceKey};
+use crate::message::{Message, NameAddr, SipUri, StartLine, Via, MAX_MESSAGE};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Transport> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrarConfig {
+    pub area: Area,
+    pub realm: String,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    /// Wrong passwords allowed per source address or user within the window.
+    pub max_failures: u32,
+    pub failure_window_ms: u64,
+    pub nonce_lifetime_ms: u64,
+    pub nonce_key: [u8; 32],
+    pub server_name: String,
+}
+
+impl RegistrarConfig {
+    pub fn new(area: Area, realm: impl Into<String>, nonce_key: [u8; 32]) -> RegistrarConfig {
+        RegistrarConfig {
+            area,
+            realm: realm.into(),
+            min_expires: 30,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_failures: 5,
+            failure_window_ms: 60_000,
+            nonce_lifetime_ms: 300_000,
+            nonce_key,
+            server_name: "peerdial".into(),
+        }
+    }
+}
+
+/// Where a number is reachable now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The SIP URI published in DNS: built from the address the REGISTER
+    /// really came from, not from what the Contact claims.
+    pub uri: String,
+    /// The Contact URI as the phone registered it (echoed in 200 OK).
+    pub contact: String,
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub expires_at_ms: u64,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Upsert(Number, Binding),
+    Remove(Number),
+}
+
+impl Change {
+    pub fn number(&self) -> Number {
+        match self {
+            Change::Upsert(n, _) | Change::Remove(n) => *n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send these bytes back to the source.
+    Reply(Vec<u8>),
+    /// Make `change` durable, then send `reply`. If that fails, call
+    /// [`Registrar::revert`] with `previous` and answer 500 instead.
+    Commit { change: Change, previous: Option<Binding>, reply: Vec<u8> },
+    /// Nothing to send (responses, ACKs, unparseable input).
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TxKey {
+    branch: String,
+    method: String,
+    source: SocketAddr,
+}
+
+/// Timer J for unreliable transports: 64 * T1.
+const TRANSACTION_MS: u64 = 32_000;
+
+pub struct Registrar {
+    cfg: RegistrarConfig,
+    nonces: NonceKey,
+    credentials: HashMap<Number, Ha1>,
+    bindings: HashMap<Number, Binding>,
+    expiries: BinaryHeap<Reverse<(u64, Number)>>,
+    replies: HashMap<TxKey, Vec<u8>>,
+    reply_order: VecDeque<(u64, TxKey)>,
+    failures: HashMap<String, (u32, u64)>,
+}
+
+struct Request<'a> {
+    msg: &'a Message,
+    method: &'a str,
+    uri: &'a str,
+    via: Via<'a>,
+    source: SocketAddr,
+    transport: Transport,
+}
+
+impl Registrar {
+    pub fn new(cfg: RegistrarConfig) -> Registrar {
+        Registrar {
+            nonces: NonceKey::new(cfg.nonce_key, cfg.nonce_lifetime_ms),
+            cfg,
+            credentials: HashMap::new(),
+            bindings: HashMap::new(),
+            expiries: BinaryHeap::new(),
+            replies: HashMap::new(),
+            reply_order: VecDeque::new(),
+            failures: HashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RegistrarConfig {
+        &self.cfg
+    }
+
+    pub fn set_credential(&mut self, number: Number, ha1: Ha1) {
+        self.credentials.insert(number, ha1);
+    }
+
+    pub fn has_credential(&self, number: Number) -> bool {
+        self.credentials.contains_key(&number)
+    }
+
+    pub fn credential_count(&self) -> usize {
+        self.credentials.len()
+    }
+
+    pub fn binding(&self, number: Number) -> Option<&Binding> {
+        self.bindings.get(&number)
+    }
+
+    pub fn bindings(&self) -> impl Iterator<Item = (&Number, &Binding)> {
+        self.bindings.iter()
+    }
+
+    /// Restores a binding loaded from storage (at start-up).
+    pub fn restore(&mut self, number: Number, binding: Binding) {
+        self.expiries.push(Reverse((binding.expires_at_ms, number)));
+        self.bindings.insert(number, binding);
+    }
+
+    /// Undoes a change whose commit failed.
+    pub fn revert(&mut self, number: Number, previous: Option<Binding>) {
+        match previous {
+            Some(b) => self.restore(number, b),
+            None => {
+                self.bindings.remove(&number);
+            }
+        }
+    }
+
+    /// When [`Registrar::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let a = self.expiries.peek().map(|Reverse((t, _))| *t);
+        let b = self.reply_order.front().map(|(t, _)| *t);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Expires bindings and forgets finished transactions. Returns the
+    /// removals, which the caller must make durable and publish.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<Change> {
+        let mut out = Vec::new();
+        while let Some(Reverse((t, n))) = self.expiries.peek().copied() {
+            if t > now_ms {
+                break;
+            }
+            self.expiries.pop();
+            // The heap may hold superseded entries: only the live expiry counts.
+            if self.bindings.get(&n).is_some_and(|b| b.expires_at_ms <= now_ms) {
+                self.bindings.remove(&n);
+                out.push(Change::Remove(n));
+            }
+        }
+        while let Some((t, _)) = self.reply_order.front() {
+            if *t > now_ms {
+                break;
+            }
+            let (_, key) = self.reply_order.pop_front().expect("peeked");
+            self.replies.remove(&key);
+        }
+        let window = self.cfg.failure_window_ms;
+        if self.failures.len() > 10_000 {
+            self.failures.retain(|_, (_, start)| now_ms.saturating_sub(*start) < window);
+        }
+        out
+    }
+
+    /// Handles one datagram or stream frame.
+    pub fn handle(&mut self, data: &[u8], transport: Transport, source: SocketAddr, now_ms: u64) -> Output {
+        if data.len() > MAX_MESSAGE {
+            return Output::Drop;
+        }
+        let Ok(msg) = Message::parse(data) else {
+            tracing::debug!(%source, "dropping unparseable SIP message");
+            return Output::Drop;
+        };
+        let StartLine::Request { method, uri } = &msg.start else {
+            return Output::Drop;
+        };
+        if method == "ACK" {
+            return Output::Drop;
+        }
+        // Without a usable Via there is nowhere to send an answer.
+        let Some(via) = msg.header("Via").and_then(|v| crate::message::split_list(v).first().copied()).and_then(|v| Via::parse(v).ok()) else {
+            return Output::Drop;
+        };
+        let req = Request { msg: &msg, method, uri, via, source, transport };
+        let key = req.via.branch.filter(|b| b.starts_with("z9hG4bK")).map(|b| TxKey {
+            branch: b.to_string(),
+            method: method.clone(),
+            source,
+        });
+        if let Some(cached) = key.as_ref().and_then(|k| self.replies.get(k)) {
+            return Output::Reply(cached.clone());
+        }
+        let out = match self.validate(&req) {
+            Err(reason) => Output::Reply(self.respond(&req, 400, &reason, &[])),
+            Ok(()) => match method.as_str() {
+                "REGISTER" => self.register(&req, now_ms),
+                "OPTIONS" => Output::Reply(self.respond(
+                    &req,
+                    200,
+                    "OK",
+                    &[("Allow", "REGISTER, OPTIONS".into()), ("Accept", "application/sdp".into())],
+                )),
+                _ => Output::Reply(self.respond(&req, 405, "Method Not Allowed", &[("Allow", "REGISTER, OPTIONS".into())])),
+            },
+        };
+        if let Some(key) = key {
+            let bytes = match &out {
+                Output::Reply(b) | Output::Commit { reply: b, .. } => Some(b.clone()),
+                Output::Drop => None,
+            };
+            if let Some(b) = bytes {
+                self.reply_order.push_back((now_ms + TRANSACTION_MS, key.clone()));
+                self.replies.insert(key, b);
+            }
+        }
+        out
+    }
+
+    fn validate(&self, req: &Request) -> Result<(), String> {
+        let m = req.msg;
+        for h in ["From", "To", "Call-ID", "CSeq"] {
+            if m.header(h).is_none_or(|v| v.is_empty()) {
+                return Err(format!("Missing {h}"));
+            }
+        }
+        let cseq = m.header("CSeq").unwrap_or_default();
+        let mut parts = cseq.split_whitespace();
+        match (parts.next().map(str::parse::<u32>), parts.next(), parts.next()) {
+            (Some(Ok(_)), Some(meth), None) if meth == req.method => {}
+            _ => return Err("Bad CSeq".into()),
+        }
+        NameAddr::parse(m.header("From").unwrap_or_default()).map_err(|_| "Bad From".to_string())?;
+        NameAddr::parse(m.header("To").unwrap_or_default()).map_err(|_| "Bad To".to_string())?;
+        if !req.uri.starts_with("sip:") && !req.uri.starts_with("sips:") {
+            return Err("Unsupported URI Scheme".into());
+        }
+        Ok(())
+    }
+
+    fn register(&mut self, req: &Request, now_ms: u64) -> Output {
+        let m = req.msg;
+        let to = NameAddr::parse(m.header("To").unwrap_or_default()).expect("validated");
+        let number = match SipUri::parse(to.uri).ok().and_then(|u| u.user).and_then(|u| Number::parse(u).ok()) {
+            Some(n) if self.cfg.area.contains(n) => n,
+            _ => return Output::Reply(self.respond(req, 404, "Not Found (no such number in this area)", &[])),
+        };
+        let ip_key = format!("ip:{}", req.source.ip());
+        let user_key = format!("user:{}", number.digits());
+        if self.limited(&ip_key, now_ms) || self.limited(&user_key, now_ms) {
+            return Output::Reply(self.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]));
+        }
+        let creds: Vec<Credentials> = m
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "Authorization")
+            .filter_map(|(_, v)| Credentials::parse(v))
+            .filter(|c| c.realm == self.cfg.realm)
+            .collect();
+        let Some(cred) = creds.first() else {
+            if m.headers.iter().any(|(n, _)| n == "Authorization") && creds.is_empty() {
+                let any_parsed = m.headers.iter().filter(|(n, _)| n == "Authorization").any(|(_, v)| Credentials::parse(v).is_some());
+                if !any_parsed {
+                    return Output::Reply(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
+                }
+            }
+            return Output::Reply(self.challenge(req, now_ms, false));
+        };
+        match self.nonces.check(&cred.nonce, now_ms) {
+            NonceCheck::Valid => {}
+            NonceCheck::Stale => return Output::Reply(self.challenge(req, now_ms, true)),
+            NonceCheck::Invalid => return Output::Reply(self.challenge(req, now_ms, false)),
+        }
+        if cred.username != number.digits() {
+            self.fail(&ip_key, &user_key, now_ms);
+            return Output::Reply(self.respond(req, 403, "Forbidden (user does not match the To number)", &[]));
+        }
+        let ok = self.credentials.get(&number).is_some_and(|ha1| cred.verify(ha1, req.method));
+        if !ok {
+            self.fail(&ip_key, &user_key, now_ms);
+            tracing::info!(number = %number, source = %req.source, "REGISTER with wrong credentials");
+            return Output::Reply(self.respond(req, 403, "Forbidden (wrong user or password)", &[]));
+        }
+        self.failures.remove(&user_key);
+
+        let contacts = m.header_values("Contact");
+        let header_expires = match m.header("Expires") {
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(e) => Some(e.min(u32::MAX as u64) as u32),
+                Err(_) => return Output::Reply(self.respond(req, 400, "Bad Expires", &[])),
+            },
+            None => None,
+        };
+        if contacts.is_empty() {
+            // A query: report the current binding.
+            let extra = self.contact_header(number, now_ms);
+            return Output::Reply(self.respond(req, 200, "OK", &extra));
+        }
+        let call_id = m.header("Call-ID").unwrap_or_default();
+        let cseq: u32 = m.header("CSeq").and_then(|c| c.split_whitespace().next()).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if let Some(old) = self.bindings.get(&number) {
+            if old.call_id == call_id && cseq < old.cseq {
+                return Output::Reply(self.respond(req, 500, "Server Internal Error (CSeq out of order)", &[]));
+            }
+        }
+        if contacts.contains(&"*") {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return Output::Reply(self.respond(req, 400, "Bad Request ('*' needs Expires: 0 and no other Contact)", &[]));
+            }
+            return self.remove(req, number);
+        }
+        let contact = match NameAddr::parse(contacts[0]) {
+            Ok(c) => c,
+            Err(_) => return Output::Reply(self.respond(req, 400, "Bad Contact", &[])),
+        };
+        let contact_uri = match SipUri::parse(contact.uri) {
+            Ok(u) => u,
+            Err(_) => return Output::Reply(self.respond(req, 400, "Bad Contact URI", &[])),
+        };
+        let expires = match contact.param("expires") {
+            Some(Some(e)) => match e.parse::<u64>() {
+                Ok(e) => e.min(u32::MAX as u64) as u32,
+                Err(_) => return Output::Reply(self.respond(req, 400, "Bad Contact expires", &[])),
+            },
+            _ => header_expires.unwrap_or(self.cfg.default_expires),
+        };
+        if expires == 0 {
+            return self.remove(req, number);
+        }
+        if expires < self.cfg.min_expires {
+            return Output::Reply(self.respond(req, 423, "Interval Too Brief", &[("Min-Expires", self.cfg.min_expires.to_string())]));
+        }
+        let expires = expires.min(self.cfg.max_expires);
+        // The binding follows where the request really came from (RFC 3581):
+        // UDP answers go back to the source port; a TCP source port is
+        // ephemeral, so new calls go to the source IP at the Contact's port.
+        let addr = match req.transport {
+            Transport::Udp => req.source,
+            Transport::Tcp => SocketAddr::new(req.source.ip(), contact_uri.port.unwrap_or(5060)),
+        };
+        let mut uri = format!("sip:{}@{}", number.digits(), addr);
+        if req.transport == Transport::Tcp {
+            uri.push_str(";transport=tcp");
+        }
+        let binding = Binding {
+            uri,
+            contact: contact.uri.to_string(),
+            transport: req.transport,
+            addr,
+            expires_at_ms: now_ms + expires as u64 * 1000,
+            call_id: call_id.to_string(),
+            cseq,
+        };
+        self.expiries.push(Reverse((binding.expires_at_ms, number)));
+        let previous = self.bindings.insert(number, binding.clone());
+        let extra = self.contact_header(number, now_ms);
+        let reply = self.respond(req, 200, "OK", &extra);
+        Output::Commit { change: Change::Upsert(number, binding), previous, reply }
+    }
+
+    fn remove(&mut self, req: &Request, number: Number) -> Output {
+        let reply = self.respond(req, 200, "OK", &[]);
+        match self.bindings.remove(&number) {
+            Some(previous) => Output::Commit { change: Change::Remove(number), previous: Some(previous), reply },
+            None => Output::Reply(reply),
+        }
+    }
+
+    fn contact_header(&self, number: Number, now_ms: u64) -> Vec<(&'static str, String)> {
+        match self.bindings.get(&number) {
+            Some(b) => {
+                let left = b.expires_at_ms.saturating_sub(now_ms).div_ceil(1000);
+                vec![("Contact", format!("<{}>;expires={}", b.contact, left))]
+            }
+            None => vec![],
+        }
+    }
+
+    fn limited(&self, key: &str, now_ms: u64) -> bool {
+        self.failures
+            .get(key)
+            .is_some_and(|(n, start)| *n >= self.cfg.max_failures && now_ms.saturating_sub(*start) < self.cfg.failure_window_ms)
+    }
+
+    fn fail(&mut self, ip_key: &str, user_key: &str, now_ms: u64) {
+        for key in [ip_key, user_key] {
+            let e = self.failures.entry(key.to_string()).or_insert((0, now_ms));
+            if now_ms.saturating_sub(e.1) >= self.cfg.failure_window_ms {
+                *e = (0, now_ms);
+            }
+            e.0 += 1;
+        }
+    }
+
+    fn challenge(&self, req: &Request, now_ms: u64, stale: bool) -> Vec<u8> {
+        let nonce = self.nonces.issue(now_ms);
+        let headers: Vec<(&str, String)> = challenges(&self.cfg.realm, &nonce, stale).into_iter().map(|c| ("WWW-Authenticate", c)).collect();
+        self.respond(req, 401, "Unauthorized", &headers)
+    }
+
+    /// Builds a response to `req` (RFC 3261 8.2.6): Vias with received and
+    /// rport filled in, From, To with a tag, Call-ID, CSeq.
+    fn respond(&self, req: &Request, code: u16, reason: &str, extra: &[(&str, String)]) -> Vec<u8> {
+        let m = req.msg;
+        let mut resp = Message { start: StartLine::Response { code, reason: reason.into() }, headers: Vec::new(), body: Vec::new() };
+        let mut first = true;
+        for v in m.header_values("Via") {
+            if first {
+                first = false;
+                resp.push("Via", stamp_via(v, &req.via, req.source));
+            } else {
+                resp.push("Via", v);
+            }
+        }
+        for h in ["From", "Call-ID", "CSeq"] {
+            if let Some(v) = m.header(h) {
+                resp.push(h, v);
+            }
+        }
+        if let Some(to) = m.header("To") {
+            let tagged = NameAddr::parse(to).ok().is_some_and(|t| t.param("tag").is_some());
+            if tagged {
+                resp.push("To", to);
+            } else {
+                // A stable tag per Call-ID, so retransmitted answers agree.
+                let tag = crate::digest::Algorithm::Md5.hash(m.header("Call-ID").unwrap_or_default().as_bytes());
+                resp.push("To", format!("{to};tag={}", &tag[..10]));
+            }
+        }
+        for (n, v) in extra {
+            resp.push(n, v.clone());
+        }
+        resp.push("Server", self.cfg.server_name.clone());
+        resp.to_bytes()
+    }
+}
+
+/// Adds `received` and fills `rport` on the top Via (RFC 3261 18.2.1, RFC 3581).
+fn stamp_via(raw: &str, via: &Via, source: SocketAddr) -> String {
+    let mut out = String::with_capacity(raw.len() + 32);
+    let mut parts = raw.split(';');
+    out.push_str(parts.next().unwrap_or_default().trim_end());
+    for p in parts {
+        let name = p.split('=').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        out.push(';');
+        out.push_str(p.trim());
+    }
+    let ip = source.ip().to_string();
+    let host = via.host.trim_start_matches('[').trim_end_matches(']');
+    if host != ip || via.rport {
+        out.push_str(";received=");
+        out.push_str(&ip);
+    }
+    if via.rport {
+        out.push_str(";rport=");
+        out.push_str(&source.port().to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{challenge_nonce, Algorithm};
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn area() -> Area {
+        Area::parse("886-02").unwrap()
+    }
+    fn num() -> Number {
+        Number::parse("886-02-12345678").unwrap()
+    }
+    fn src() -> SocketAddr {
+        "192.0.2.7:40000".parse().unwrap()
+    }
+
+    fn registrar() -> Registrar {
+        let mut r = Registrar::new(RegistrarConfig::new(area(), "2.0.6.8.8.peerdial.internal", [1; 32]));
+        r.set_credential(num(), Ha1::new(&num().digits(), "2.0.6.8.8.peerdial.internal", "secret"));
+        r
+    }
+
+    fn register(branch: &str, cseq: u32, expires: u32, auth: Option<String>) -> Vec<u8> {
+        let mut s = format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK{branch};rport\r\n\
+From: <sip:8860212345678@127.0.0.1>;tag=x\r\nTo: <sip:8860212345678@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: {cseq} REGISTER\r\n\
+Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
+        );
+        if let Some(a) = auth {
+            s.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        s.push_str("Content-Length: 0\r\n\r\n");
+        s.into_bytes()
+    }
+
+    fn status(out: &Output) -> (u16, Message) {
+        let bytes = match out {
+            Output::Reply(b) | Output::Commit { reply: b, .. } => b,
+            Output::Drop => panic!("dropped"),
+        };
+        let m = Message::parse(bytes).unwrap();
+        match &m.start {
+            StartLine::Response { code, .. } => (*code, m.clone()),
+            _ => panic!("not a response"),
+        }
+    }
+
+    fn auth_for(r: &mut Registrar, branch: &str, password: &str, alg: Algorithm, now: u64) -> String {
+        let (code, m) = status(&r.handle(&register(branch, 1, 600, None), Transport::Udp, src(), now));
+        assert_eq!(code, 401);
+        let nonce = challenge_nonce(m.header("WWW-Authenticate").unwrap()).unwrap();
+        Credentials::respond(&num().digits(), "2.0.6.8.8.peerdial.internal", password, alg, "REGISTER", "sip:127.0.0.1", &nonce).to_header()
+    }
+
+    #[test]
+    fn challenge_then_register_binds_source_address() {
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            let mut r = registrar();
+            let auth = auth_for(&mut r, "a", "secret", alg, T0);
+            let out = r.handle(&register("b", 2, 600, Some(auth)), Transport::Udp, src(), T0);
+            let (code, m) = status(&out);
+            assert_eq!(code, 200);
+            assert!(m.header("Contact").unwrap().contains("expires=600"));
+            let via = m.header("Via").unwrap();
+            assert!(via.contains("received=192.0.2.7") && via.contains("rport=40000"), "{via}");
+            match out {
+                Output::Commit { change: Change::Upsert(n, b), previous: None, .. } => {
+                    assert_eq!(n, num());
+                    assert_eq!(b.uri, "sip:8860212345678@192.0.2.7:40000");
+                    assert_eq!(b.expires_at_ms, T0 + 600_000);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_password_is_refused_then_rate_limited() {
+        let mut r = registrar();
+        for i in 0..5 {
+            let auth = auth_for(&mut r, &format!("a{i}"), "wrong", Algorithm::Sha256, T0);
+            let out = r.handle(&register(&format!("b{i}"), 2, 600, Some(auth)), Transport::Udp, src(), T0);
+            assert_eq!(status(&out).0, 403);
+            assert!(matches!(out, Output::Reply(_)));
+        }
+        // Even the right password (with a nonce issued before) is refused
+        // while the limit holds...
+        let (_, m) = status(&r.handle(&register("c", 1, 600, None), Transport::Udp, src(), T0));
+        assert_eq!(m.header("Retry-After"), Some("60"));
+        let nonce = r.nonces.issue(T0);
+        let auth = Credentials::respond(&num().digits(), "2.0.6.8.8.peerdial.internal", "secret", Algorithm::Sha256, "REGISTER", "sip:127.0.0.1", &nonce).to_header();
+        let (code, m) = status(&r.handle(&register("d", 2, 600, Some(auth)), Transport::Udp, src(), T0));
+        assert_eq!(code, 403);
+        assert!(m.header("Retry-After").is_some());
+        assert!(r.binding(num()).is_none());
+        // ...and accepted once the window has passed.
+        let later = T0 + 61_000;
+        let auth = auth_for(&mut r, "e", "secret", Algorithm::Sha256, later);
+        assert_eq!(status(&r.handle(&register("f", 3, 600, Some(auth)), Transport::Udp, src(), later)).0, 200);
+    }
+
+    #[test]
+    fn retransmission_gets_the_same_answer_without_a_second_commit() {
+        let mut r = registrar();
+        let auth = auth_for(&mut r, "a", "secret", Algorithm::Md5, T0);
+        let req = register("b", 2, 600, Some(auth));
+        let first = r.handle(&req, Transport::Udp, src(), T0);
+        let again = r.handle(&req, Transport::Udp, src(), T0 + 500);
+        match (first, again) {
+            (Output::Commit { reply, .. }, Output::Reply(same)) => assert_eq!(reply, same),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expiry_unregister_and_interval() {
+        let mut r = registrar();
+        let auth = auth_for(&mut r, "a", "secret", Algorithm::Sha256, T0);
+        assert_eq!(status(&r.handle(&register("b", 2, 10, Some(auth)), Transport::Udp, src(), T0)).0, 423);
+        let auth = auth_for(&mut r, "c", "secret", Algorithm::Sha256, T0);
+        assert_eq!(status(&r.handle(&register("d", 3, 60, Some(auth)), Transport::Udp, src(), T0)).0, 200);
+        assert_eq!(r.poll_timeout(), Some(T0 + 32_000));
+        assert!(r.handle_timeout(T0 + 59_000).is_empty());
+        assert_eq!(r.handle_timeout(T0 + 60_000), vec![Change::Remove(num())]);
+        assert!(r.binding(num()).is_none());
+        // Register again, then unregister with Expires: 0.
+        let auth = auth_for(&mut r, "e", "secret", Algorithm::Sha256, T0);
+        r.handle(&register("f", 4, 60, Some(auth)), Transport::Udp, src(), T0);
+        let auth = auth_for(&mut r, "g", "secret", Algorithm::Sha256, T0);
+        let out = r.handle(&register("h", 5, 0, Some(auth)), Transport::Udp, src(), T0);
+        assert!(matches!(out, Output::Commit { change: Change::Remove(_), .. }));
+        assert!(r.binding(num()).is_none());
+    }
+
+    #[test]
+    fn bad_requests() {
+        let mut r = registrar();
+        let no_cseq = b"REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n";
+        let (code, m) = status(&r.handle(no_cseq, Transport::Udp, src(), T0));
+        assert_eq!(code, 400);
+        assert!(matches!(m.start, StartLine::Response { ref reason, .. } if reason.contains("CSeq")));
+        let no_via = b"REGISTER sip:x SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(r.handle(no_via, Transport::Udp, src(), T0), Output::Drop);
+        assert_eq!(r.handle(b"\x00\xffgarbage", Transport::Udp, src(), T0), Output::Drop);
+        let foreign = String::from_utf8(register("z", 1, 600, None)).unwrap().replace("sip:8860212345678@127.0.0.1>\r\nCall", "sip:8860312345678@127.0.0.1>\r\nCall");
+        assert_eq!(status(&r.handle(foreign.as_bytes(), Transport::Udp, src(), T0)).0, 404);
+        let options = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(status(&r.handle(options, Transport::Udp, src(), T0)).0, 200);
+        assert!(r.bindings().next().is_none());
+    }
+}
