@@ -1,1 +1,468 @@
+//! The authoritative zone engine of one area, free of I/O.
+//!
+//! [`Zone`] holds "number → SIP URI" for every registered number of an area
+//! in an ordered in-memory index, plus the apex records (SOA, NS, SRV for the
+//! registrar and the HTTP API, and their addresses). [`Zone::answer`] turns
+//! one query message (bytes) into one response message (bytes): NAPTR at
+//! each number, NODATA at empty non-terminals (so resolvers that minimise
+//! query names keep walking), NXDOMAIN with the SOA elsewhere in the zone,
+//! REFUSED outside it, FORMERR for what does not parse, TC when a UDP
+//! answer would not fit. Every change bumps the SOA serial.
+//!
+//! Sockets live in the region server; this crate never touches one.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, NAPTR, NS, SOA, SRV};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use peerdial_number::{Area, Number, INDIVIDUAL_DIGITS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("invalid domain name {0:?}: {1}")]
+    BadName(String, hickory_proto::ProtoError),
+    #[error("number {0} is not in area {1}")]
+    OutsideArea(Number, Area),
+    #[error("SIP URI of {0} bytes does not fit a NAPTR regexp (255 bytes at most)")]
+    UriTooLong(usize),
+    #[error("cannot encode DNS message: {0}")]
+    Encode(#[from] hickory_proto::ProtoError),
+}
+
+/// The largest UDP answer we send when the client offers more (RFC 9715's
+/// advice against fragmentation).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    pub root: String,
+    pub area: Area,
+    /// TTL of NAPTR records (short: phones move).
+    pub ttl: u32,
+    /// Negative-caching TTL (SOA minimum), short too.
+    pub negative_ttl: u32,
+    pub dns: SocketAddr,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub serial: u32,
+}
+
+pub struct Zone {
+    cfg: ZoneConfig,
+    origin: Name,
+    /// Lower-case origin with trailing dot, for fast suffix tests.
+    origin_str: String,
+    entries: BTreeMap<u32, Box<str>>,
+    serial: u32,
+    ns_name: Name,
+    sip_name: Name,
+    api_name: Name,
+}
+
+/// How a query arrived: UDP answers must fit the client's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+enum Owner {
+    Apex,
+    Host(IpAddr),
+    Srv(u16, bool),
+    Number(Number),
+    EmptyNonTerminal,
+    Missing,
+}
+
+impl Zone {
+    pub fn new(cfg: ZoneConfig) -> Result<Zone, DnsError> {
+        let origin_str = cfg.area.zone_name(&cfg.root).to_ascii_lowercase();
+        let name = |s: &str| Name::from_ascii(s).map_err(|e| DnsError::BadName(s.to_string(), e));
+        let origin = name(&origin_str)?;
+        Ok(Zone {
+            ns_name: name(&format!("ns.{origin_str}"))?,
+            sip_name: name(&format!("sip.{origin_str}"))?,
+            api_name: name(&format!("api.{origin_str}"))?,
+            origin,
+            origin_str,
+            entries: BTreeMap::new(),
+            serial: cfg.serial,
+            cfg,
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin_str
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn lookup(&self, n: Number) -> Option<&str> {
+        if !self.cfg.area.contains(n) {
+            return None;
+        }
+        self.entries.get(&n.individual()).map(|s| &**s)
+    }
+
+    /// Publishes (`Some(uri)`) or withdraws (`None`) a number. Returns
+    /// whether anything changed; only a change bumps the serial.
+    pub fn set(&mut self, n: Number, uri: Option<&str>) -> Result<bool, DnsError> {
+        if !self.cfg.area.contains(n) {
+            return Err(DnsError::OutsideArea(n, self.cfg.area));
+        }
+        if let Some(u) = uri {
+            // "!^.*$!" + uri + "!" must fit one character-string.
+            if u.len() + 7 > 255 {
+                return Err(DnsError::UriTooLong(u.len()));
+            }
+        }
+        let changed = match uri {
+            Some(u) => self.entries.get(&n.individual()).map(|s| &**s) != Some(u) && {
+                self.entries.insert(n.individual(), u.into());
+                true
+            },
+            None => self.entries.remove(&n.individual()).is_some(),
+        };
+        if changed {
+            // RFC 1982 serial arithmetic: wrapping is allowed.
+            self.serial = self.serial.wrapping_add(1);
+        }
+        Ok(changed)
+    }
+
+    /// Answers one query. `None` means send nothing (it was a response,
+    /// or too short to carry an ID).
+    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        self.answer_within(query, transport, None)
+    }
+
+    /// [`Zone::answer`] with a lower UDP size limit than the client's, to
+    /// exercise truncation with records that are small in practice.
+    pub fn answer_within(&self, query: &[u8], transport: Transport, udp_cap: Option<usize>) -> Option<Vec<u8>> {
+        if query.len() < 12 || query[2] & 0x80 != 0 {
+            return None;
+        }
+        let Ok(req) = Message::from_vec(query) else {
+            return Some(formerr(query));
+        };
+        let mut resp = Message::new();
+        resp.set_id(req.id())
+            .set_message_type(MessageType::Response)
+            .set_op_code(req.op_code())
+            .set_recursion_desired(req.recursion_desired());
+        let limit = match transport {
+            Transport::Tcp => u16::MAX as usize,
+            Transport::Udp => match req.extensions() {
+                Some(e) => e.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize,
+                None => 512,
+            }
+            .min(udp_cap.unwrap_or(usize::MAX)),
+        };
+        if let Some(e) = req.extensions() {
+            let mut edns = Edns::new();
+            edns.set_max_payload(MAX_UDP_PAYLOAD);
+            if e.version() > 0 {
+                // RFC 6891: unknown EDNS version.
+                resp.set_response_code(ResponseCode::BADVERS);
+                resp.set_edns(edns);
+                return resp.to_vec().ok();
+            }
+            resp.set_edns(edns);
+        }
+        if req.op_code() != OpCode::Query {
+            resp.set_response_code(ResponseCode::NotImp);
+            return resp.to_vec().ok();
+        }
+        if req.queries().len() != 1 {
+            resp.set_response_code(ResponseCode::FormErr);
+            return resp.to_vec().ok();
+        }
+        let q = &req.queries()[0];
+        resp.add_query(q.clone());
+        if q.query_class() != DNSClass::IN && q.query_class() != DNSClass::ANY {
+            resp.set_response_code(ResponseCode::Refused);
+            return resp.to_vec().ok();
+        }
+        let qname = q.name().to_ascii().to_ascii_lowercase();
+        let Some(owner) = self.classify(&qname) else {
+            resp.set_response_code(ResponseCode::Refused);
+            return resp.to_vec().ok();
+        };
+        resp.set_authoritative(true);
+        self.fill(&mut resp, q, owner);
+        let bytes = resp.to_vec().ok()?;
+        if bytes.len() <= limit {
+            return Some(bytes);
+        }
+        // Too big for UDP: say so, and let the client retry over TCP.
+        let mut short = Message::new();
+        short.set_header(*resp.header());
+        short.set_truncated(true);
+        short.add_query(q.clone());
+        if let Some(e) = resp.extensions().clone() {
+            short.set_edns(e);
+        }
+        short.to_vec().ok()
+    }
+
+    /// Where in (or outside, `None`) the zone a lower-case FQDN falls.
+    fn classify(&self, qname: &str) -> Option<Owner> {
+        if qname == self.origin_str {
+            return Some(Owner::Apex);
+        }
+        let sub = qname.strip_suffix(&self.origin_str)?.strip_suffix('.')?;
+        Some(match sub {
+            "ns" => Owner::Host(self.cfg.dns.ip()),
+            "sip" => Owner::Host(self.cfg.sip.ip()),
+            "api" => Owner::Host(self.cfg.http.ip()),
+            "_sip._udp" => Owner::Srv(self.cfg.sip.port(), false),
+            "_sip._tcp" => Owner::Srv(self.cfg.sip.port(), false),
+            "_peerdial._tcp" => Owner::Srv(self.cfg.http.port(), true),
+            "_udp" | "_tcp" | "_sip" | "_peerdial" => Owner::EmptyNonTerminal,
+            _ => {
+                // Digit labels, least significant first: "8.7.6.5.4.3.2.1".
+                let mut value = 0u32;
+                let mut count = 0usize;
+                for label in sub.rsplit('.') {
+                    let b = label.as_bytes();
+                    if b.len() != 1 || !b[0].is_ascii_digit() || count == INDIVIDUAL_DIGITS {
+                        return Some(Owner::Missing);
+                    }
+                    value = value * 10 + (b[0] - b'0') as u32;
+                    count += 1;
+                }
+                if count == INDIVIDUAL_DIGITS {
+                    Owner::Number(Number::new(self.cfg.area, value))
+                } else {
+                    let span = 10u32.pow((INDIVIDUAL_DIGITS - count) as u32);
+                    let lo = value * span;
+                    if self.entries.range(lo..lo + span).next().is_some() {
+                        Owner::EmptyNonTerminal
+                    } else {
+                        Owner::Missing
+                    }
+                }
+            }
+        })
+    }
+
+    fn fill(&self, resp: &mut Message, q: &Query, owner: Owner) {
+        let qt = q.query_type();
+        let wants = |t: RecordType| qt == t || qt == RecordType::ANY;
+        let name = q.name().clone();
+        let ttl = self.cfg.ttl;
+        match owner {
+            Owner::Apex => {
+                if wants(RecordType::SOA) {
+                    resp.add_answer(self.soa_record());
+                }
+                if wants(RecordType::NS) {
+                    resp.add_answer(Record::from_rdata(self.origin.clone(), 3600, RData::NS(NS(self.ns_name.clone()))));
+                    resp.add_additional(host_record(self.ns_name.clone(), self.cfg.dns.ip(), 3600));
+                }
+            }
+            Owner::Host(ip) => {
+                let t = if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA };
+                if wants(t) {
+                    resp.add_answer(host_record(name, ip, 3600));
+                }
+            }
+            Owner::Srv(port, api) => {
+                if wants(RecordType::SRV) {
+                    let (target, ip) = if api { (&self.api_name, self.cfg.http.ip()) } else { (&self.sip_name, self.cfg.sip.ip()) };
+                    resp.add_answer(Record::from_rdata(name, 3600, RData::SRV(SRV::new(0, 0, port, target.clone()))));
+                    resp.add_additional(host_record(target.clone(), ip, 3600));
+                }
+            }
+            Owner::Number(n) => match self.entries.get(&n.individual()) {
+                Some(uri) => {
+                    if wants(RecordType::NAPTR) {
+                        resp.add_answer(Record::from_rdata(name, ttl, RData::NAPTR(naptr(uri))));
+                    }
+                }
+                None => {
+                    resp.set_response_code(ResponseCode::NXDomain);
+                }
+            },
+            Owner::EmptyNonTerminal => {}
+            Owner::Missing => {
+                resp.set_response_code(ResponseCode::NXDomain);
+            }
+        }
+        if resp.answers().is_empty() {
+            // NODATA or NXDOMAIN: the SOA lets resolvers cache the negative
+            // answer for the (short) SOA minimum (RFC 2308).
+            let mut soa = self.soa_record();
+            soa.set_ttl(self.cfg.negative_ttl);
+            resp.add_name_server(soa);
+        }
+    }
+
+    fn soa_record(&self) -> Record {
+        let rname = Name::from_ascii(format!("hostmaster.{}", self.origin_str)).expect("valid origin gives a valid rname");
+        Record::from_rdata(
+            self.origin.clone(),
+            self.cfg.negative_ttl.max(60),
+            RData::SOA(SOA::new(self.ns_name.clone(), rname, self.serial, 3600, 600, 604_800, self.cfg.negative_ttl)),
+        )
+    }
+}
+
+/// The ENUM NAPTR of RFC 6116 for a SIP URI.
+pub fn naptr(uri: &str) -> NAPTR {
+    NAPTR::new(
+        10,
+        100,
+        b"u".to_vec().into_boxed_slice(),
+        b"E2U+sip".to_vec().into_boxed_slice(),
+        format!("!^.*$!{uri}!").into_bytes().into_boxed_slice(),
+        Name::root(),
+    )
+}
+
+fn host_record(name: Name, ip: IpAddr, ttl: u32) -> Record {
+    match ip {
+        IpAddr::V4(v4) => Record::from_rdata(name, ttl, RData::A(A(v4))),
+        IpAddr::V6(v6) => Record::from_rdata(name, ttl, RData::AAAA(AAAA(v6))),
+    }
+}
+
+/// A FORMERR built from the raw header, for queries that do not parse.
+fn formerr(query: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 12];
+    out[0] = query[0];
+    out[1] = query[1];
+    // QR=1, the query's opcode, RD copied.
+    out[2] = 0x80 | (query[2] & 0x78) | (query[2] & 0x01);
+    out[3] = ResponseCode::FormErr.low();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+
+    fn zone() -> Zone {
+        let a: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        Zone::new(ZoneConfig {
+            root: "peerdial.internal.".into(),
+            area: Area::parse("886-02").unwrap(),
+            ttl: 60,
+            negative_ttl: 30,
+            dns: a,
+            sip: "127.0.0.1:5060".parse().unwrap(),
+            http: "127.0.0.1:8080".parse().unwrap(),
+            serial: 1,
+        })
+        .unwrap()
+    }
+
+    fn ask(z: &Zone, name: &str, t: RecordType, transport: Transport) -> Message {
+        let mut m = Message::new();
+        m.set_id(4242).add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        Message::from_vec(&z.answer(&m.to_vec().unwrap(), transport).unwrap()).unwrap()
+    }
+
+    const N: &str = "8.7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.";
+
+    #[test]
+    fn naptr_appears_changes_and_goes() {
+        let mut z = zone();
+        let n = Number::parse("886-02-12345678").unwrap();
+        let r = ask(&z, N, RecordType::NAPTR, Transport::Udp);
+        assert_eq!(r.response_code(), ResponseCode::NXDomain);
+        assert!(r.authoritative());
+        assert_eq!(r.name_servers()[0].record_type(), RecordType::SOA);
+
+        assert!(z.set(n, Some("sip:8860212345678@10.0.0.1:5060")).unwrap());
+        assert_eq!(z.serial(), 2);
+        let r = ask(&z, &N.to_uppercase(), RecordType::NAPTR, Transport::Udp);
+        assert_eq!(r.id(), 4242);
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        let RData::NAPTR(rec) = r.answers()[0].data() else { panic!() };
+        assert_eq!(&*rec.services(), b"E2U+sip");
+        assert_eq!(&*rec.regexp(), b"!^.*$!sip:8860212345678@10.0.0.1:5060!");
+        assert_eq!(r.answers()[0].ttl(), 60);
+
+        // Same value again: no change, no serial bump.
+        assert!(!z.set(n, Some("sip:8860212345678@10.0.0.1:5060")).unwrap());
+        assert_eq!(z.serial(), 2);
+        // Other type at the number: NODATA.
+        let r = ask(&z, N, RecordType::A, Transport::Udp);
+        assert_eq!((r.response_code(), r.answers().len()), (ResponseCode::NoError, 0));
+        // Empty non-terminals above it: NODATA, not NXDOMAIN.
+        let r = ask(&z, "1.2.0.6.8.8.peerdial.internal.", RecordType::A, Transport::Udp);
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        let r = ask(&z, "9.2.0.6.8.8.peerdial.internal.", RecordType::A, Transport::Udp);
+        assert_eq!(r.response_code(), ResponseCode::NXDomain);
+
+        assert!(z.set(n, None).unwrap());
+        assert_eq!(z.serial(), 3);
+        assert_eq!(ask(&z, N, RecordType::NAPTR, Transport::Udp).response_code(), ResponseCode::NXDomain);
+        assert!(z.set(Number::parse("886-03-12345678").unwrap(), None).is_err());
+    }
+
+    #[test]
+    fn apex_and_service_records() {
+        let z = zone();
+        let r = ask(&z, "2.0.6.8.8.peerdial.internal.", RecordType::SOA, Transport::Udp);
+        assert!(matches!(r.answers()[0].data(), RData::SOA(s) if s.serial() == 1));
+        let r = ask(&z, "2.0.6.8.8.peerdial.internal.", RecordType::NS, Transport::Udp);
+        assert_eq!(r.answers().len(), 1);
+        assert_eq!(r.additionals().len(), 1);
+        let r = ask(&z, "_sip._udp.2.0.6.8.8.peerdial.internal.", RecordType::SRV, Transport::Udp);
+        assert!(matches!(r.answers()[0].data(), RData::SRV(s) if s.port() == 5060));
+        let r = ask(&z, "_peerdial._tcp.2.0.6.8.8.peerdial.internal.", RecordType::SRV, Transport::Udp);
+        assert!(matches!(r.answers()[0].data(), RData::SRV(s) if s.port() == 8080));
+    }
+
+    #[test]
+    fn refusals_and_errors() {
+        let z = zone();
+        assert_eq!(ask(&z, "example.com.", RecordType::A, Transport::Udp).response_code(), ResponseCode::Refused);
+        assert_eq!(ask(&z, "3.0.6.8.8.peerdial.internal.", RecordType::A, Transport::Udp).response_code(), ResponseCode::Refused);
+        // Garbage after a valid header: FORMERR with the same ID.
+        let mut junk = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+        junk.extend_from_slice(&[0xff; 20]);
+        let r = z.answer(&junk, Transport::Udp).unwrap();
+        assert_eq!(&r[..2], &[0x12, 0x34]);
+        assert_eq!(r[3] & 0x0f, 1);
+        assert!(z.answer(&[1, 2, 3], Transport::Udp).is_none());
+        // Responses are never answered (no reflection loops).
+        let mut resp = junk.clone();
+        resp[2] |= 0x80;
+        assert!(z.answer(&resp, Transport::Udp).is_none());
+    }
+
+    #[test]
+    fn large_answers_truncate_over_udp_only() {
+        let mut z = zone();
+        let n = Number::parse("886-02-12345678").unwrap();
+        z.set(n, Some("sip:8860212345678@10.0.0.1:5060")).unwrap();
+        assert!(z.set(n, Some(&format!("sip:8860212345678@10.0.0.1:5060;x={}", "a".repeat(220)))).is_err());
+        let mut m = Message::new();
+        m.add_query(Query::query(Name::from_ascii(N).unwrap(), RecordType::NAPTR));
+        let q = m.to_vec().unwrap();
+        let full = Message::from_vec(&z.answer(&q, Transport::Udp).unwrap()).unwrap();
+        assert!(!full.truncated() && full.answers().len() == 1);
+        let r = Message::from_vec(&z.answer_within(&q, Transport::Udp, Some(80)).unwrap()).unwrap();
+        assert!(r.truncated() && r.answers().is_empty());
+        assert_eq!(r.queries().len(), 1);
+        let r = Message::from_vec(&z.answer_within(&q, Transport::Tcp, Some(80)).unwrap()).unwrap();
+        assert!(!r.truncated() && r.answers().len() == 1);
+    }
+}
