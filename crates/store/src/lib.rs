@@ -1,1 +1,276 @@
+//! Durable storage of a region: provisioned devices and SIP bindings, in
+//! SQLite (the embedded default) or PostgreSQL (several region processes
+//! sharing one area).
+//!
+//! Writes go through one writer task that commits them in groups: every
+//! write waiting when a transaction starts rides in it, and each caller is
+//! told only after the commit. So an acknowledged write is on disk, and
+//! thousands of registrations per second cost a handful of fsyncs.
+//!
+//! This crate knows rows, not SIP or DNS: the region maps its state to rows.
 
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+use tokio::sync::{mpsc, oneshot};
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Most writes one transaction carries.
+const MAX_BATCH: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?} (use sqlite:PATH or postgres://…)")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub mac: String,
+    pub number: i64,
+    pub secret_hash: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    pub ip: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRow {
+    pub number: i64,
+    pub uri: String,
+    pub contact: String,
+    pub transport: String,
+    pub addr: String,
+    pub expires_ms: i64,
+    pub call_id: String,
+    pub cseq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Inserts a new device. Affects 0 rows when its MAC or number is
+    /// taken (by another region process, say): the caller picks again.
+    InsertDevice(DeviceRow),
+    /// New credentials for a device that proved its secret.
+    UpdateCredentials { mac: String, ha1_md5: String, ha1_sha256: String, ip: String, updated_ms: i64 },
+    UpsertBinding(BindingRow),
+    DeleteBinding(i64),
+}
+
+struct Job {
+    write: Write,
+    done: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            let url = if path.contains('?') { format!("sqlite://{path}") } else { format!("sqlite://{path}?mode=rwc") };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        opts = match backend {
+            Backend::Sqlite => opts.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets the zone loader read while the writer writes;
+                    // synchronous=FULL makes each commit survive power loss.
+                    conn.execute("PRAGMA journal_mode=WAL").await?;
+                    conn.execute("PRAGMA synchronous=FULL").await?;
+                    conn.execute("PRAGMA busy_timeout=10000").await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => opts.max_connections(8),
+        };
+        let pool = opts.connect(&url).await?;
+        match backend {
+            Backend::Sqlite => SQLITE.run(&pool).await?,
+            Backend::Postgres => POSTGRES.run(&pool).await?,
+        }
+        let (tx, rx) = mpsc::channel(65_536);
+        tokio::spawn(writer(pool.clone(), rx));
+        Ok(Store { pool, backend, jobs: tx })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Makes one write durable; returns the rows it affected.
+    pub async fn write(&self, write: Write) -> Result<u64, StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.jobs.send(Job { write, done }).await.map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub async fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
+        let rows = sqlx::query("SELECT mac, number, secret_hash, ha1_md5, ha1_sha256, ip, created_ms, updated_ms FROM devices")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(device_row).collect()
+    }
+
+    pub async fn device_by_mac(&self, mac: &str) -> Result<Option<DeviceRow>, StoreError> {
+        let row = sqlx::query("SELECT mac, number, secret_hash, ha1_md5, ha1_sha256, ip, created_ms, updated_ms FROM devices WHERE mac = $1")
+            .bind(mac)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(device_row).transpose()
+    }
+
+    pub async fn bindings(&self) -> Result<Vec<BindingRow>, StoreError> {
+        let rows = sqlx::query("SELECT number, uri, contact, transport, addr, expires_ms, call_id, cseq FROM bindings")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(binding_row).collect()
+    }
+
+    /// Waits for queued writes, then closes the pool.
+    pub async fn close(self) {
+        let Store { pool, jobs, .. } = self;
+        // A marker write that completes only after everything queued before it.
+        let (done, rx) = oneshot::channel();
+        if jobs.send(Job { write: Write::DeleteBinding(-1), done }).await.is_ok() {
+            let _ = rx.await;
+        }
+        pool.close().await;
+    }
+}
+
+fn device_row(r: &AnyRow) -> Result<DeviceRow, StoreError> {
+    Ok(DeviceRow {
+        mac: r.try_get(0)?,
+        number: r.try_get(1)?,
+        secret_hash: r.try_get(2)?,
+        ha1_md5: r.try_get(3)?,
+        ha1_sha256: r.try_get(4)?,
+        ip: r.try_get(5)?,
+        created_ms: r.try_get(6)?,
+        updated_ms: r.try_get(7)?,
+    })
+}
+
+fn binding_row(r: &AnyRow) -> Result<BindingRow, StoreError> {
+    Ok(BindingRow {
+        number: r.try_get(0)?,
+        uri: r.try_get(1)?,
+        contact: r.try_get(2)?,
+        transport: r.try_get(3)?,
+        addr: r.try_get(4)?,
+        expires_ms: r.try_get(5)?,
+        call_id: r.try_get(6)?,
+        cseq: r.try_get(7)?,
+    })
+}
+
+async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
+        match commit(&pool, &writes).await {
+            Ok(counts) => {
+                tracing::trace!(size = batch.len(), "group commit");
+                for (job, n) in batch.drain(..).zip(counts) {
+                    let _ = job.done.send(Ok(n));
+                }
+            }
+            Err(e) => {
+                // One bad write must not fail its neighbours: retry alone.
+                tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying writes one by one");
+                for job in batch.drain(..) {
+                    let r = commit(&pool, &[&job.write]).await.map(|v| v[0]);
+                    let _ = job.done.send(r);
+                }
+            }
+        }
+    }
+}
+
+async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut counts = Vec::with_capacity(writes.len());
+    for w in writes {
+        let q = match w {
+            Write::InsertDevice(d) => sqlx::query(
+                "INSERT INTO devices (mac, number, secret_hash, ha1_md5, ha1_sha256, ip, created_ms, updated_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(d.mac.clone())
+            .bind(d.number)
+            .bind(d.secret_hash.clone())
+            .bind(d.ha1_md5.clone())
+            .bind(d.ha1_sha256.clone())
+            .bind(d.ip.clone())
+            .bind(d.created_ms)
+            .bind(d.updated_ms),
+            Write::UpdateCredentials { mac, ha1_md5, ha1_sha256, ip, updated_ms } => {
+                sqlx::query("UPDATE devices SET ha1_md5 = $1, ha1_sha256 = $2, ip = $3, updated_ms = $4 WHERE mac = $5")
+                    .bind(ha1_md5.clone())
+                    .bind(ha1_sha256.clone())
+                    .bind(ip.clone())
+                    .bind(*updated_ms)
+                    .bind(mac.clone())
+            }
+            Write::UpsertBinding(b) => sqlx::query(
+                "INSERT INTO bindings (number, uri, contact, transport, addr, expires_ms, call_id, cseq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (number) DO UPDATE SET \
+                 uri = excluded.uri, contact = excluded.contact, transport = excluded.transport, addr = excluded.addr, \
+                 expires_ms = excluded.expires_ms, call_id = excluded.call_id, cseq = excluded.cseq",
+            )
+            .bind(b.number)
+            .bind(b.uri.clone())
+            .bind(b.contact.clone())
+            .bind(b.transport.clone())
+            .bind(b.addr.clone())
+            .bind(b.expires_ms)
+            .bind(b.call_id.clone())
+            .bind(b.cseq),
+            Write::DeleteBinding(n) => sqlx::query("DELETE FROM bindings WHERE number = $1").bind(*n),
+        };
+        counts.push(q.execute(&mut *tx).await?.rows_affected());
+    }
+    tx.commit().await?;
+    Ok(counts)
+}

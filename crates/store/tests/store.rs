@@ -1,0 +1,107 @@
+//! The store's contract, run against SQLite and against a real PostgreSQL
+//! (the URL of a throwaway server in PEERDIAL_TEST_POSTGRES, which the
+//! project's test command starts).
+
+use peerdial_store::{BindingRow, DeviceRow, Store, Write};
+use sqlx::Connection;
+
+fn device(mac: &str, number: i64) -> DeviceRow {
+    DeviceRow {
+        mac: mac.into(),
+        number,
+        secret_hash: "h".into(),
+        ha1_md5: "m".into(),
+        ha1_sha256: "s".into(),
+        ip: "192.0.2.1".into(),
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
+fn binding(number: i64, port: u16) -> BindingRow {
+    BindingRow {
+        number,
+        uri: format!("sip:{number}@192.0.2.1:{port}"),
+        contact: "sip:x@y".into(),
+        transport: "udp".into(),
+        addr: format!("192.0.2.1:{port}"),
+        expires_ms: 99,
+        call_id: "c".into(),
+        cseq: 1,
+    }
+}
+
+/// A fresh database for one test: a SQLite file, or a new PostgreSQL database.
+async fn databases() -> Vec<(String, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = vec![(format!("sqlite:{}", dir.path().join("t.db").display()), Some(dir))];
+    match std::env::var("PEERDIAL_TEST_POSTGRES") {
+        Ok(admin) => {
+            let name = format!("peerdial_t{}", std::process::id() as u64 * 1000 + rand_suffix());
+            let mut c = sqlx::PgConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+            let base = admin.rsplit_once('/').unwrap().0.to_string();
+            out.push((format!("{base}/{name}"), None));
+        }
+        Err(_) if std::env::var("PEERDIAL_REQUIRE_POSTGRES").is_ok() => panic!("PEERDIAL_TEST_POSTGRES is not set"),
+        Err(_) => eprintln!("PEERDIAL_TEST_POSTGRES not set: PostgreSQL part skipped (the test command sets it)"),
+    }
+    out
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn devices_and_bindings_survive_reopen() {
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860212345678))).await.unwrap(), 1);
+        // Same MAC, or same number: refused without error, nothing changed.
+        assert_eq!(s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860200000001))).await.unwrap(), 0);
+        assert_eq!(s.write(Write::InsertDevice(device("02:00:00:00:00:02", 8860212345678))).await.unwrap(), 0);
+        let upd = Write::UpdateCredentials { mac: "02:00:00:00:00:01".into(), ha1_md5: "m2".into(), ha1_sha256: "s2".into(), ip: "192.0.2.9".into(), updated_ms: 5 };
+        assert_eq!(s.write(upd).await.unwrap(), 1);
+        s.write(Write::UpsertBinding(binding(8860212345678, 5060))).await.unwrap();
+        s.write(Write::UpsertBinding(binding(8860212345678, 5070))).await.unwrap();
+        s.write(Write::UpsertBinding(binding(8860212345679, 5080))).await.unwrap();
+        assert_eq!(s.write(Write::DeleteBinding(8860212345679)).await.unwrap(), 1);
+        s.close().await;
+
+        let s = Store::open(&url).await.unwrap();
+        let devices = s.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "{url}");
+        assert_eq!((devices[0].ha1_sha256.as_str(), devices[0].ip.as_str()), ("s2", "192.0.2.9"));
+        assert_eq!(s.device_by_mac("02:00:00:00:00:01").await.unwrap().unwrap().number, 8860212345678);
+        assert_eq!(s.bindings().await.unwrap(), vec![binding(8860212345678, 5070)], "{url}");
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writes_are_all_durable() {
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        let tasks: Vec<_> = (0..3000i64)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.write(Write::UpsertBinding(binding(8860200000000 + i, 5060))).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 1);
+        }
+        // Every acknowledged write is visible to a fresh process.
+        drop(s);
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.bindings().await.unwrap().len(), 3000, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused() {
+    assert!(Store::open("mysql://x").await.is_err());
+}
