@@ -1,1 +1,163 @@
-fn main(){}
+//! `peerdial`: the one binary. Each subcommand is a thin shell over a
+//! library crate; this file parses flags and config, sets up logging, and
+//! runs until Ctrl-C or SIGTERM.
+
+mod bench;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use peerdial_number::Area;
+use peerdial_region::{Region, RegionConfig};
+use peerdial_sip::digest::Algorithm;
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(name = "peerdial", version, about = "A telephone network whose phone book is the DNS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the region server of one area: provisioning, SIP registrar, DNS zone.
+    Region(RegionArgs),
+    /// Run a benchmark next to the third-party peer it is compared with.
+    Bench(bench::BenchArgs),
+}
+
+/// Every flag is also a key of the TOML file given with --config; flags win.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RegionArgs {
+    /// TOML file with any of these options as keys (e.g. `area = "886-02"`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// The area this region serves, CCC-AA.
+    #[arg(long, value_name = "CCC-AA")]
+    area: Option<String>,
+    /// Folder for the database and keys.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// SIP registrar address, UDP and TCP.
+    #[arg(long, value_name = "ADDR:PORT")]
+    sip: Option<SocketAddr>,
+    /// Authoritative DNS address, UDP and TCP.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dns: Option<SocketAddr>,
+    /// HTTP API address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// Database URL: sqlite:PATH (default: DIR/region.db) or postgres://…
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// DNS domain under which numbers are published.
+    #[arg(long, value_name = "NAME")]
+    root_domain: Option<String>,
+    /// TTL in seconds of the published NAPTR records.
+    #[arg(long, value_name = "SECONDS")]
+    ttl: Option<u32>,
+    /// How long resolvers may cache "no such number" (SOA minimum).
+    #[arg(long, value_name = "SECONDS")]
+    negative_ttl: Option<u32>,
+    /// Shortest registration accepted (shorter gets 423 Interval Too Brief).
+    #[arg(long, value_name = "SECONDS")]
+    min_expires: Option<u32>,
+    /// Longest registration granted (and the default).
+    #[arg(long, value_name = "SECONDS")]
+    max_expires: Option<u32>,
+    /// Threads answering DNS over UDP.
+    #[arg(long, value_name = "N")]
+    dns_threads: Option<usize>,
+    /// Digest algorithms offered, most preferred first: md5, sha-256 or both.
+    /// MD5 first by default: many deployed phones answer only the first
+    /// challenge and know only MD5; SHA-256 phones may still choose it.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    digest: Option<Vec<String>>,
+}
+
+impl RegionArgs {
+    /// Flags over config file over defaults.
+    fn resolve(self) -> Result<RegionConfig> {
+        let file: RegionArgs = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("in config {}", p.display()))?
+            }
+            None => RegionArgs::default(),
+        };
+        let area_text = self.area.or(file.area).unwrap_or_else(|| "886-02".into());
+        let area = Area::parse(&area_text).with_context(|| format!("--area {area_text:?}"))?;
+        let data = self.data.or(file.data).unwrap_or_else(|| PathBuf::from(format!("data/region-{area}")));
+        let mut cfg = RegionConfig::new(area, data);
+        macro_rules! take {
+            ($($f:ident => $c:ident),*) => {$(
+                if let Some(v) = self.$f.or(file.$f) { cfg.$c = v; }
+            )*};
+        }
+        take!(sip => sip, dns => dns, http => http, database => database, root_domain => root_domain, ttl => ttl,
+              negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads);
+        if let Some(list) = self.digest.or(file.digest) {
+            cfg.digest = list
+                .iter()
+                .map(|a| Algorithm::from_name(a.trim()).with_context(|| format!("unknown digest algorithm {a:?} (use md5 or sha-256)")))
+                .collect::<Result<_>>()?;
+            if cfg.digest.is_empty() {
+                bail!("--digest needs at least one algorithm");
+            }
+        }
+        if cfg.min_expires == 0 || cfg.min_expires > cfg.max_expires {
+            bail!("--min-expires must be between 1 and --max-expires ({})", cfg.max_expires);
+        }
+        if !cfg.root_domain.ends_with('.') {
+            cfg.root_domain.push('.');
+        }
+        Ok(cfg)
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PEERDIAL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Region(args) => run_region(args.resolve()?).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    })
+}
+
+async fn run_region(cfg: RegionConfig) -> Result<()> {
+    let database = cfg.database.clone();
+    let region = Region::start(cfg).await.context("starting the region")?;
+    let e = region.endpoints;
+    let zone = region.shared.zone.read().expect("zone lock").origin().to_string();
+    let area = region.shared.cfg.area;
+    // One machine-readable line first (tests and scripts read it), then help for people.
+    println!("peerdial region ready: area={area} sip={} dns={} http={} zone={zone} database={database}", e.sip, e.dns, e.http);
+    println!("  SIP registrar   sip:{} (UDP and TCP), realm {}", e.sip, zone.trim_end_matches('.'));
+    println!("  DNS (authoritative for {zone})   {}", e.dns);
+    println!("  HTTP API        http://{}/api/v1/", e.http);
+    println!("Provision a phone:  curl -s -X POST http://{}/api/v1/provision -d '{{\"mac\":\"02:00:00:00:00:01\"}}'", e.http);
+    println!("Look a number up:   dig @{} -p {} <digits reversed>.{zone} NAPTR", e.dns.ip(), e.dns.port());
+    wait_for_signal().await;
+    eprintln!("shutting down: flushing the database");
+    region.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,1 +1,195 @@
+//! The region server of one area: the I/O edge around the protocol cores.
+//!
+//! It owns the sockets and the clock, and wires the pieces together:
+//! - SIP over UDP and TCP feeds the [`peerdial_sip::Registrar`];
+//! - every binding change is made durable by [`peerdial_store::Store`]
+//!   *before* the 200 OK goes out, then published in the
+//!   [`peerdial_dns::Zone`];
+//! - DNS over UDP and TCP answers from that zone;
+//! - HTTP serves provisioning (`POST /api/v1/provision`) and status.
+//!
+//! It is not a SIP proxy: calls never pass through it.
 
+mod dns_server;
+mod http;
+mod sip_server;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerdial_number::Area;
+use peerdial_sip::{Binding, Change, Transport};
+use peerdial_store::Store;
+use tokio::sync::watch;
+
+pub use state::Shared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    #[error("storage: {0}")]
+    Store(#[from] peerdial_store::StoreError),
+    #[error("DNS zone: {0}")]
+    Dns(#[from] peerdial_dns::DnsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("data folder {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("stored row is invalid: {0}")]
+    BadRow(String),
+}
+
+/// Everything a region needs to start; every listening address settable.
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    pub area: Area,
+    pub root_domain: String,
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`.
+    pub database: String,
+    pub sip: SocketAddr,
+    pub dns: SocketAddr,
+    pub http: SocketAddr,
+    /// TTL of the published NAPTR records.
+    pub ttl: u32,
+    /// SOA minimum: how long resolvers cache "no such number".
+    pub negative_ttl: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    /// Threads answering DNS over UDP.
+    pub dns_threads: usize,
+    /// Digest algorithms offered to phones, most preferred first.
+    pub digest: Vec<peerdial_sip::digest::Algorithm>,
+}
+
+impl RegionConfig {
+    pub fn new(area: Area, data_dir: PathBuf) -> RegionConfig {
+        let database = format!("sqlite:{}", data_dir.join("region.db").display());
+        RegionConfig {
+            area,
+            root_domain: "peerdial.internal.".into(),
+            data_dir,
+            database,
+            sip: "127.0.0.1:5060".parse().expect("literal"),
+            dns: "127.0.0.1:5300".parse().expect("literal"),
+            http: "127.0.0.1:8080".parse().expect("literal"),
+            ttl: 60,
+            negative_ttl: 30,
+            min_expires: 30,
+            max_expires: 3600,
+            dns_threads: 2,
+            digest: vec![peerdial_sip::digest::Algorithm::Md5, peerdial_sip::digest::Algorithm::Sha256],
+        }
+    }
+}
+
+/// The addresses a started region really listens on (port 0 resolved).
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    pub sip: SocketAddr,
+    pub dns: SocketAddr,
+    pub http: SocketAddr,
+}
+
+pub struct Region {
+    pub shared: Arc<Shared>,
+    pub endpoints: Endpoints,
+    stop: watch::Sender<bool>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Region {
+    /// Opens the database, binds every socket, loads state and starts serving.
+    pub async fn start(cfg: RegionConfig) -> Result<Region, RegionError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| RegionError::DataDir { path: cfg.data_dir.clone(), source })?;
+        let store = Store::open(&cfg.database).await?;
+        let (sip_udp, sip_tcp) = sip_server::bind(cfg.sip)?;
+        let (dns_udp, dns_tcp) = dns_server::bind(cfg.dns)?;
+        let http = tokio::net::TcpListener::bind(cfg.http).await.map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
+        let endpoints = Endpoints {
+            sip: sip_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.sip, source })?,
+            dns: dns_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.dns, source })?,
+            http: http.local_addr().map_err(|source| RegionError::Bind { addr: cfg.http, source })?,
+        };
+        let shared = Arc::new(Shared::load(cfg, endpoints, store).await?);
+        let (stop, stop_rx) = watch::channel(false);
+
+        sip_server::spawn(shared.clone(), sip_udp, sip_tcp, stop_rx.clone());
+        dns_server::spawn(shared.clone(), dns_udp, dns_tcp, stop_rx.clone());
+        http::spawn(shared.clone(), http, stop_rx.clone());
+        tokio::spawn(expiry_loop(shared.clone(), stop_rx));
+        tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
+        Ok(Region { shared, endpoints, stop })
+    }
+
+    /// Stops serving and waits until every acknowledged write is on disk.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        // Give in-flight commits a moment to reach the writer queue.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.shared.store.clone().close().await;
+    }
+}
+
+/// Expires stale bindings once a second: durable first, then out of DNS.
+async fn expiry_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let removed = shared.registrar.lock().expect("registrar lock").handle_timeout(now_ms());
+        for change in removed {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = shared.persist(&change).await {
+                    tracing::error!(error = %e, "could not persist an expiry; it will be retried at start-up");
+                }
+                shared.publish(change.number());
+            });
+        }
+    }
+}
+
+pub(crate) fn binding_to_row(n: peerdial_number::Number, b: &Binding) -> peerdial_store::BindingRow {
+    peerdial_store::BindingRow {
+        number: n.as_u64() as i64,
+        uri: b.uri.clone(),
+        contact: b.contact.clone(),
+        transport: b.transport.as_str().into(),
+        addr: b.addr.to_string(),
+        expires_ms: b.expires_at_ms as i64,
+        call_id: b.call_id.clone(),
+        cseq: b.cseq as i64,
+    }
+}
+
+pub(crate) fn row_to_binding(r: &peerdial_store::BindingRow) -> Result<(peerdial_number::Number, Binding), RegionError> {
+    let bad = |what: &str| RegionError::BadRow(format!("binding {}: bad {what}", r.number));
+    let n = peerdial_number::Number::from_u64(r.number as u64).map_err(|_| bad("number"))?;
+    Ok((
+        n,
+        Binding {
+            uri: r.uri.clone(),
+            contact: r.contact.clone(),
+            transport: Transport::parse(&r.transport).ok_or_else(|| bad("transport"))?,
+            addr: r.addr.parse().map_err(|_| bad("addr"))?,
+            expires_at_ms: r.expires_ms as u64,
+            call_id: r.call_id.clone(),
+            cseq: r.cseq as u32,
+        },
+    ))
+}
+
+pub(crate) fn change_to_write(c: &Change) -> peerdial_store::Write {
+    match c {
+        Change::Upsert(n, b) => peerdial_store::Write::UpsertBinding(binding_to_row(*n, b)),
+        Change::Remove(n) => peerdial_store::Write::DeleteBinding(n.as_u64() as i64),
+    }
+}

@@ -30,7 +30,7 @@ impl Algorithm {
         }
     }
 
-    fn from_name(s: &str) -> Option<Algorithm> {
+    pub fn from_name(s: &str) -> Option<Algorithm> {
         match s.to_ascii_uppercase().as_str() {
             "MD5" => Some(Algorithm::Md5),
             "SHA-256" => Some(Algorithm::Sha256),
@@ -219,10 +219,11 @@ impl NonceKey {
     }
 }
 
-/// The `WWW-Authenticate` values for a challenge: SHA-256 first, then MD5
-/// for older phones (RFC 8760 section 2.4 ordering).
-pub fn challenges(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
-    [Algorithm::Sha256, Algorithm::Md5]
+/// The `WWW-Authenticate` values for a challenge, one per algorithm in
+/// order of preference (RFC 8760 section 2.4: a client answers the first
+/// one it supports).
+pub fn challenges(realm: &str, nonce: &str, stale: bool, algorithms: &[Algorithm]) -> Vec<String> {
+    algorithms
         .iter()
         .map(|a| {
             format!(
@@ -285,6 +286,6 @@ mod tests {
         assert_eq!(k.check(&n.replace('.', "0."), 1_000_500), NonceCheck::Invalid);
         assert_eq!(NonceKey::new([8; 32], 60_000).check(&n, 1_000_500), NonceCheck::Invalid);
         assert_eq!(k.check("garbage", 1), NonceCheck::Invalid);
-        assert_eq!(challenge_nonce(&challenges("r", &n, false)[0]).unwrap(), n);
+        assert_eq!(challenge_nonce(&challenges("r", &n, false, &[Algorithm::Md5])[0]).unwrap(), n);
     }
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use peerdial_number::{Area, Number};
 
-use crate::digest::{challenges, Credentials, Ha1, NonceCheck, NonceKey};
+use crate::digest::{challenges, Algorithm, Credentials, Ha1, NonceCheck, NonceKey};
 use crate::message::{Message, NameAddr, SipUri, StartLine, Via, MAX_MESSAGE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +52,10 @@ pub struct RegistrarConfig {
     pub nonce_lifetime_ms: u64,
     pub nonce_key: [u8; 32],
     pub server_name: String,
+    /// Digest algorithms offered, most preferred first. Both are always
+    /// verified; the order decides what a phone that reads only the
+    /// first challenge will use.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl RegistrarConfig {
@@ -67,6 +71,7 @@ impl RegistrarConfig {
             nonce_lifetime_ms: 300_000,
             nonce_key,
             server_name: "peerdial".into(),
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         }
     }
 }
@@ -193,6 +198,13 @@ impl Registrar {
                 self.bindings.remove(&number);
             }
         }
+    }
+
+    /// Undoes a change whose commit failed, and forgets its cached answer
+    /// so that the phone's retransmission is processed afresh.
+    pub fn fail_commit(&mut self, number: Number, previous: Option<Binding>, reply: &[u8]) {
+        self.revert(number, previous);
+        self.replies.retain(|_, r| r.as_slice() != reply);
     }
 
     /// When [`Registrar::handle_timeout`] next has work.
@@ -346,7 +358,8 @@ impl Registrar {
             self.fail(&ip_key, &user_key, now_ms);
             return Output::Reply(self.respond(req, 403, "Forbidden (user does not match the To number)", &[]));
         }
-        let ok = self.credentials.get(&number).is_some_and(|ha1| cred.verify(ha1, req.method));
+        let offered = cred.algorithm().is_some_and(|a| self.cfg.algorithms.contains(&a));
+        let ok = offered && self.credentials.get(&number).is_some_and(|ha1| cred.verify(ha1, req.method));
         if !ok {
             self.fail(&ip_key, &user_key, now_ms);
             tracing::info!(number = %number, source = %req.source, "REGISTER with wrong credentials");
@@ -465,7 +478,7 @@ impl Registrar {
 
     fn challenge(&self, req: &Request, now_ms: u64, stale: bool) -> Vec<u8> {
         let nonce = self.nonces.issue(now_ms);
-        let headers: Vec<(&str, String)> = challenges(&self.cfg.realm, &nonce, stale).into_iter().map(|c| ("WWW-Authenticate", c)).collect();
+        let headers: Vec<(&str, String)> = challenges(&self.cfg.realm, &nonce, stale, &self.cfg.algorithms).into_iter().map(|c| ("WWW-Authenticate", c)).collect();
         self.respond(req, 401, "Unauthorized", &headers)
     }
 
@@ -535,7 +548,7 @@ fn stamp_via(raw: &str, via: &Via, source: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::{challenge_nonce, Algorithm};
+    use crate::digest::challenge_nonce;
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -607,6 +620,21 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_offered_algorithms_are_accepted_in_offered_order() {
+        let mut r = registrar();
+        r.cfg.algorithms = vec![Algorithm::Sha256];
+        let (_, m) = status(&r.handle(&register("a", 1, 600, None), Transport::Udp, src(), T0));
+        let offered: Vec<&str> = m.headers.iter().filter(|(n, _)| n == "WWW-Authenticate").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(offered.len(), 1);
+        assert!(offered[0].contains("algorithm=SHA-256"));
+        let auth = auth_for(&mut r, "b", "secret", Algorithm::Md5, T0);
+        assert_eq!(status(&r.handle(&register("c", 2, 600, Some(auth)), Transport::Udp, src(), T0)).0, 403);
+        let mut r = registrar();
+        let (_, m) = status(&r.handle(&register("d", 1, 600, None), Transport::Udp, src(), T0));
+        assert!(m.header("WWW-Authenticate").unwrap().contains("algorithm=MD5"), "MD5 first by default, for older phones");
     }
 
     #[test]

@@ -1,0 +1,135 @@
+//! State shared by the region's servers, and start-up loading.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+use peerdial_dns::{Zone, ZoneConfig};
+use peerdial_number::Number;
+use peerdial_sip::digest::Ha1;
+use peerdial_sip::{Change, Registrar, RegistrarConfig};
+use peerdial_store::{Store, Write};
+use rand::RngCore;
+
+use crate::{change_to_write, now_ms, row_to_binding, Endpoints, RegionConfig, RegionError};
+
+pub struct Device {
+    pub number: Number,
+    pub secret_hash: [u8; 32],
+}
+
+/// Provisioned devices by MAC, and every number taken or being taken.
+#[derive(Default)]
+pub struct Devices {
+    pub by_mac: HashMap<[u8; 6], Device>,
+    pub numbers: HashSet<u32>,
+}
+
+pub struct Shared {
+    pub cfg: RegionConfig,
+    pub endpoints: Endpoints,
+    pub realm: String,
+    pub store: Store,
+    pub registrar: Mutex<Registrar>,
+    pub zone: RwLock<Zone>,
+    pub devices: Mutex<Devices>,
+    /// Wrong device secrets per client address: (count, window start ms).
+    pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
+}
+
+impl Shared {
+    pub async fn load(cfg: RegionConfig, endpoints: Endpoints, store: Store) -> Result<Shared, RegionError> {
+        let zone_cfg = ZoneConfig {
+            root: cfg.root_domain.clone(),
+            area: cfg.area,
+            ttl: cfg.ttl,
+            negative_ttl: cfg.negative_ttl,
+            dns: endpoints.dns,
+            sip: endpoints.sip,
+            http: endpoints.http,
+            // Time-based start keeps the serial rising across restarts.
+            serial: (now_ms() / 1000) as u32,
+        };
+        let mut zone = Zone::new(zone_cfg)?;
+        let realm = zone.origin().trim_end_matches('.').to_string();
+        let mut rcfg = RegistrarConfig::new(cfg.area, realm.clone(), nonce_key(&cfg)?);
+        rcfg.min_expires = cfg.min_expires;
+        rcfg.max_expires = cfg.max_expires;
+        rcfg.default_expires = cfg.max_expires;
+        rcfg.algorithms = cfg.digest.clone();
+        let mut registrar = Registrar::new(rcfg);
+
+        let mut devices = Devices::default();
+        for d in store.devices().await? {
+            let bad = |w: &str| RegionError::BadRow(format!("device {}: bad {w}", d.mac));
+            let number = Number::from_u64(d.number as u64).map_err(|_| bad("number"))?;
+            let mac = crate::http::parse_mac(&d.mac).map_err(|_| bad("mac"))?;
+            let ha1 = Ha1 {
+                md5: decode_hex(&d.ha1_md5).ok_or_else(|| bad("ha1_md5"))?,
+                sha256: decode_hex(&d.ha1_sha256).ok_or_else(|| bad("ha1_sha256"))?,
+            };
+            let secret_hash = decode_hex(&d.secret_hash).ok_or_else(|| bad("secret_hash"))?;
+            registrar.set_credential(number, ha1);
+            devices.numbers.insert(number.individual());
+            devices.by_mac.insert(mac, Device { number, secret_hash });
+        }
+        let now = now_ms();
+        let mut live = 0;
+        for row in store.bindings().await? {
+            let (n, b) = row_to_binding(&row)?;
+            if b.expires_at_ms <= now || !cfg.area.contains(n) {
+                store.write(Write::DeleteBinding(row.number)).await?;
+                continue;
+            }
+            zone.set(n, Some(&b.uri))?;
+            registrar.restore(n, b);
+            live += 1;
+        }
+        tracing::info!(devices = devices.by_mac.len(), bindings = live, "loaded region state");
+        Ok(Shared {
+            cfg,
+            endpoints,
+            realm,
+            store,
+            registrar: Mutex::new(registrar),
+            zone: RwLock::new(zone),
+            devices: Mutex::new(devices),
+            http_failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub async fn persist(&self, change: &Change) -> Result<(), RegionError> {
+        self.store.write(change_to_write(change)).await?;
+        Ok(())
+    }
+
+    /// Brings the zone in line with the registrar's current binding for `n`.
+    /// Reading the current truth (not the change) keeps the zone right even
+    /// when commits for one number finish out of order.
+    pub fn publish(&self, n: Number) {
+        let uri = self.registrar.lock().expect("registrar lock").binding(n).map(|b| b.uri.clone());
+        if let Err(e) = self.zone.write().expect("zone lock").set(n, uri.as_deref()) {
+            tracing::error!(number = %n, error = %e, "cannot publish binding");
+        }
+    }
+}
+
+/// The key for stateless digest nonces, kept in the data folder so nonces
+/// stay valid across a restart.
+fn nonce_key(cfg: &RegionConfig) -> Result<[u8; 32], RegionError> {
+    let path = cfg.data_dir.join("nonce.key");
+    let io = |source| RegionError::DataDir { path: path.clone(), source };
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(k);
+        }
+    }
+    let mut k = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut k);
+    std::fs::write(&path, k).map_err(io)?;
+    Ok(k)
+}
+
+pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let v = hex::decode(s).ok()?;
+    v.try_into().ok()
+}
