@@ -1,0 +1,340 @@
+//! Test harness: starts the real `peerdial` binary on loopback port 0 and
+//! talks to it over sockets, the way a phone or an operator's tool would.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
+use peerdial_sip::message::{Message as Sip, StartLine};
+
+pub const ZONE: &str = "2.0.6.8.8.peerdial.internal.";
+
+pub struct Region {
+    pub child: Child,
+    pub sip: SocketAddr,
+    pub dns: SocketAddr,
+    pub http: SocketAddr,
+    pub data: PathBuf,
+}
+
+impl Region {
+    /// Starts `peerdial region` with its data in `data` and any extra flags.
+    pub fn start(data: &Path, extra: &[&str]) -> Region {
+        let mut args = vec!["region", "--data", data.to_str().unwrap(), "--sip", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Region::spawn(&args, data)
+    }
+
+    pub fn spawn(args: &[&str], data: &Path) -> Region {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peerdial"))
+            .args(args)
+            .env("PEERDIAL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start peerdial");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read ready line");
+        assert!(line.starts_with("peerdial region ready:"), "unexpected first line: {line:?}");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        let field = |k: &str| -> SocketAddr {
+            line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).unwrap().parse().unwrap()
+        };
+        Region { sip: field("sip"), dns: field("dns"), http: field("http"), child, data: data.to_path_buf() }
+    }
+
+    /// kill -9: no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        unsafe_kill(self.child.id() as i32, 15);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "region exited with {status}");
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: i32, sig: i32) {
+    // The test depends on no libc crate: ask kill(1), by PID.
+    Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    parse_http(&resp)
+}
+
+pub fn parse_http(resp: &[u8]) -> (u16, serde_json::Value) {
+    let text = String::from_utf8_lossy(resp);
+    let status: u16 = text.split_whitespace().nth(1).expect("status line").parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+pub struct Device {
+    pub number: String,
+    pub user: String,
+    pub password: String,
+    pub secret: String,
+    pub realm: String,
+}
+
+pub fn provision(http_addr: SocketAddr, mac: &str) -> Device {
+    let (status, j) = http(http_addr, "POST", "/api/v1/provision", format!(r#"{{"mac":"{mac}","ip":"127.0.0.1","number":"000-00-00000000"}}"#).as_bytes());
+    assert_eq!(status, 200, "{j}");
+    Device {
+        number: j["number"].as_str().unwrap().into(),
+        user: j["sip_username"].as_str().unwrap().into(),
+        password: j["sip_password"].as_str().unwrap().into(),
+        secret: j["device_secret"].as_str().unwrap().into(),
+        realm: j["sip_realm"].as_str().unwrap().into(),
+    }
+}
+
+/// A SIP phone's registration side, over UDP or TCP.
+pub struct Phone {
+    pub udp: Option<UdpSocket>,
+    pub tcp: Option<TcpStream>,
+    pub registrar: SocketAddr,
+    pub call_id: String,
+    pub cseq: u32,
+    pub branch: u32,
+}
+
+impl Phone {
+    pub fn udp(registrar: SocketAddr) -> Phone {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Phone { udp: Some(s), tcp: None, registrar, call_id: format!("c{}", rand_id()), cseq: 0, branch: 0 }
+    }
+
+    pub fn udp_on(registrar: SocketAddr, local: &str) -> Phone {
+        let s = UdpSocket::bind(local).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Phone { udp: Some(s), tcp: None, registrar, call_id: format!("c{}", rand_id()), cseq: 0, branch: 0 }
+    }
+
+    pub fn tcp(registrar: SocketAddr) -> Phone {
+        let s = TcpStream::connect(registrar).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Phone { udp: None, tcp: Some(s), registrar, call_id: format!("c{}", rand_id()), cseq: 0, branch: 0 }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        match (&self.udp, &self.tcp) {
+            (Some(u), _) => u.local_addr().unwrap(),
+            (_, Some(t)) => t.local_addr().unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        match (&self.udp, &mut self.tcp) {
+            (Some(u), _) => {
+                u.send_to(bytes, self.registrar).unwrap();
+            }
+            (_, Some(t)) => t.write_all(bytes).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    /// The next SIP message received, or None after the read timeout.
+    pub fn recv(&mut self) -> Option<Sip> {
+        let mut buf = vec![0u8; 65_536];
+        match (&self.udp, &mut self.tcp) {
+            (Some(u), _) => {
+                let (n, _) = u.recv_from(&mut buf).ok()?;
+                Some(Sip::parse(&buf[..n]).expect("registrar sent a parseable message"))
+            }
+            (_, Some(t)) => {
+                let mut acc = Vec::new();
+                loop {
+                    if let Ok(Some(len)) = peerdial_sip::message::frame_len(&acc) {
+                        return Some(Sip::parse(&acc[..len]).unwrap());
+                    }
+                    let n = t.read(&mut buf).ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    acc.extend_from_slice(&buf[..n]);
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    pub fn request(&mut self, user: &str, expires: u32, auth: Option<String>) -> Vec<u8> {
+        self.cseq += 1;
+        self.branch += 1;
+        let local = self.local();
+        let transport = if self.udp.is_some() { "UDP" } else { "TCP" };
+        let mut s = format!(
+            "REGISTER sip:{reg} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK{}-{};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:{user}@{reg}>;tag=t{}\r\nTo: <sip:{user}@{reg}>\r\nCall-ID: {}\r\nCSeq: {} REGISTER\r\n\
+Contact: <sip:{user}@{local}>\r\nExpires: {expires}\r\n",
+            self.call_id, self.branch, self.cseq, self.call_id, self.cseq, reg = self.registrar
+        );
+        if let Some(a) = auth {
+            s.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        s.push_str("Content-Length: 0\r\n\r\n");
+        s.into_bytes()
+    }
+
+    /// REGISTER with digest: returns the final status code and response.
+    pub fn register(&mut self, dev: &Device, password: &str, alg: Algorithm, expires: u32) -> (u16, Sip) {
+        let req = self.request(&dev.user, expires, None);
+        self.send_raw(&req);
+        let r = self.recv().expect("answer to REGISTER");
+        assert_eq!(status(&r), 401, "expected a challenge");
+        let want = format!("algorithm={}", alg.name());
+        let ch = r.headers.iter().find(|(n, v)| n == "WWW-Authenticate" && v.contains(&want)).map(|(_, v)| v.clone()).expect("challenge for algorithm");
+        let nonce = challenge_nonce(&ch).unwrap();
+        let uri = format!("sip:{}", self.registrar);
+        let auth = Credentials::respond(&dev.user, &dev.realm, password, alg, "REGISTER", &uri, &nonce).to_header();
+        let req = self.request(&dev.user, expires, Some(auth));
+        self.send_raw(&req);
+        let r = self.recv().expect("answer to authenticated REGISTER");
+        (status(&r), r)
+    }
+}
+
+pub fn status(m: &Sip) -> u16 {
+    match m.start {
+        StartLine::Response { code, .. } => code,
+        _ => panic!("expected a response, got a request"),
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    std::process::id() as u64 * 1_000_000 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The ENUM name of a 13-digit user part.
+pub fn enum_name(digits: &str) -> String {
+    let mut s: String = digits.chars().rev().flat_map(|c| [c, '.']).collect();
+    s.push_str("peerdial.internal.");
+    s
+}
+
+/// One DNS query over UDP; returns the parsed response.
+pub fn dns_query(server: SocketAddr, name: &str, t: RecordType) -> Message {
+    let mut q = Message::new();
+    q.set_id(7).add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+    dns_raw(server, &q.to_vec().unwrap()).map(|b| Message::from_vec(&b).unwrap()).expect("DNS answer")
+}
+
+pub fn dns_raw(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(bytes, server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    Some(buf[..n].to_vec())
+}
+
+pub fn dns_query_tcp(server: SocketAddr, name: &str, t: RecordType) -> Message {
+    let mut q = Message::new();
+    q.set_id(8).add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+    let b = q.to_vec().unwrap();
+    let mut s = TcpStream::connect(server).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(&(b.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(&b).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).unwrap();
+    Message::from_vec(&resp).unwrap()
+}
+
+/// The SIP URI in the NAPTR for `digits`, if the zone has one.
+pub fn naptr_uri(server: SocketAddr, digits: &str) -> Option<String> {
+    let m = dns_query(server, &enum_name(digits), RecordType::NAPTR);
+    m.answers().iter().find_map(|r| match r.data() {
+        RData::NAPTR(n) => {
+            let re = String::from_utf8_lossy(n.regexp()).to_string();
+            Some(re.trim_start_matches("!^.*$!").trim_end_matches('!').to_string())
+        }
+        _ => None,
+    })
+}
+
+pub fn soa_serial(server: SocketAddr) -> u32 {
+    let m = dns_query(server, ZONE, RecordType::SOA);
+    match m.answers()[0].data() {
+        RData::SOA(s) => s.serial(),
+        _ => panic!("no SOA"),
+    }
+}
+
+/// Polls `f` until it returns true or `secs` pass.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The path of a required third-party program; the test command installs
+/// them all, so a missing one is a failure, not a skip.
+pub fn require(tool: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/sbin"]) {
+        let p = Path::new(dir).join(tool);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{tool} is not installed: run the README's test command (scripts/test), which installs the test peers");
+}
