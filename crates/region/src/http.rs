@@ -65,14 +65,18 @@ struct ProvisionRequest {
 
 /// Parses a MAC (`02:00:00:00:00:01`, `02-00-…` or 12 hex digits).
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let hexdigits: String = s.chars().filter(|c| *c != ':' && *c != '-').collect();
-    let seps = s.len() - hexdigits.len();
-    if hexdigits.len() != 12 || !(seps == 0 || seps == 5) || !hexdigits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("invalid MAC address {s:?}: expected six hex octets like 02:00:00:00:00:01"));
+    let bad = || format!("invalid MAC address {s:?}: expected six hex octets like 02:00:00:00:00:01");
+    let octets: Vec<&str> = if s.len() == 12 {
+        (0..6).map(|i| s.get(i * 2..i * 2 + 2).unwrap_or("")).collect()
+    } else {
+        s.split([':', '-']).collect()
+    };
+    if octets.len() != 6 || octets.iter().any(|o| o.len() != 2 || !o.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(bad());
     }
     let mut mac = [0u8; 6];
-    for (i, b) in mac.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hexdigits[i * 2..i * 2 + 2], 16).expect("checked hex");
+    for (b, o) in mac.iter_mut().zip(&octets) {
+        *b = u8::from_str_radix(o, 16).map_err(|_| bad())?;
     }
     if mac == [0; 6] || mac == [0xff; 6] {
         return Err(format!("invalid MAC address {s:?}: all-zero and broadcast are not device addresses"));
