@@ -73,9 +73,9 @@ struct RegionArgs {
     /// Threads answering DNS over UDP.
     #[arg(long, value_name = "N")]
     dns_threads: Option<usize>,
-    /// Digest algorithms offered, most preferred first: md5, sha-256 or both.
-    /// MD5 first by default: many deployed phones answer only the first
-    /// challenge and know only MD5; SHA-256 phones may still choose it.
+    /// Digest algorithms offered and accepted, most preferred first (RFC 8760):
+    /// md5, sha-256, or both ("sha-256,md5"). Default md5: many deployed
+    /// phones fail outright when a challenge names an algorithm they lack.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     digest: Option<Vec<String>>,
 }

@@ -75,6 +75,15 @@ fn bad_provisioning_requests_get_clear_errors_and_change_nothing() {
     let (_, status) = http(r.http, "GET", "/api/v1/region", b"");
     assert_eq!(status["provisioned"], 0, "nothing was stored");
 
+    // The default challenge offers MD5 alone (what deployed phones handle).
+    let mut phone = Phone::udp(r.sip);
+    let req = phone.request("8860200000001", 600, None);
+    phone.send_raw(&req);
+    let ch = phone.recv().unwrap();
+    let offered: Vec<&String> = ch.headers.iter().filter(|(n, _)| n == "WWW-Authenticate").map(|(_, v)| v).collect();
+    assert_eq!(offered.len(), 1);
+    assert!(offered[0].contains("algorithm=MD5"));
+
     // Wrong secrets are rate-limited per client address.
     provision(r.http, "02:00:00:00:00:0a");
     let mut last = 0;
@@ -129,7 +138,7 @@ fn ten_thousand_concurrent_provisionings_get_distinct_numbers() {
 #[test]
 fn register_publishes_moves_and_withdraws_the_naptr() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Region::start(dir.path(), &["--min-expires", "1"]);
+    let r = Region::start(dir.path(), &["--min-expires", "1", "--digest", "sha-256,md5"]);
     let d = provision(r.http, "02:00:00:00:00:01");
     assert_eq!(naptr_uri(r.dns, &d.user), None);
     let unregistered = dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR);
@@ -167,7 +176,7 @@ fn register_publishes_moves_and_withdraws_the_naptr() {
 #[test]
 fn register_over_tcp_publishes_a_tcp_contact() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Region::start(dir.path(), &[]);
+    let r = Region::start(dir.path(), &["--digest", "sha-256"]);
     let d = provision(r.http, "02:00:00:00:00:01");
     let mut phone = Phone::tcp(r.sip);
     let (code, _) = phone.register(&d, &d.password, Algorithm::Sha256, 300);
@@ -358,7 +367,7 @@ fn the_region_runs_on_postgresql() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
     let dir = tempfile::tempdir().unwrap();
-    let r = Region::start(dir.path(), &["--database", &url]);
+    let r = Region::start(dir.path(), &["--database", &url, "--digest", "sha-256,md5"]);
     let d = provision(r.http, "02:00:00:00:00:01");
     let mut phone = Phone::udp(r.sip);
     assert_eq!(phone.register(&d, &d.password, Algorithm::Sha256, 600).0, 200);

@@ -80,7 +80,7 @@ impl RegionConfig {
             min_expires: 30,
             max_expires: 3600,
             dns_threads: 2,
-            digest: vec![peerdial_sip::digest::Algorithm::Md5, peerdial_sip::digest::Algorithm::Sha256],
+            digest: vec![peerdial_sip::digest::Algorithm::Md5],
         }
     }
 }

@@ -52,9 +52,9 @@ pub struct RegistrarConfig {
     pub nonce_lifetime_ms: u64,
     pub nonce_key: [u8; 32],
     pub server_name: String,
-    /// Digest algorithms offered, most preferred first. Both are always
-    /// verified; the order decides what a phone that reads only the
-    /// first challenge will use.
+    /// Digest algorithms offered, most preferred first; only these are
+    /// accepted. MD5 alone by default: older phones (libre-based ones,
+    /// sipsak) give up when any challenge names an algorithm they lack.
     pub algorithms: Vec<Algorithm>,
 }
 
@@ -71,7 +71,7 @@ impl RegistrarConfig {
             nonce_lifetime_ms: 300_000,
             nonce_key,
             server_name: "peerdial".into(),
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
         }
     }
 }
@@ -563,7 +563,9 @@ mod tests {
     }
 
     fn registrar() -> Registrar {
-        let mut r = Registrar::new(RegistrarConfig::new(area(), "2.0.6.8.8.peerdial.internal", [1; 32]));
+        let mut cfg = RegistrarConfig::new(area(), "2.0.6.8.8.peerdial.internal", [1; 32]);
+        cfg.algorithms = vec![Algorithm::Md5, Algorithm::Sha256];
+        let mut r = Registrar::new(cfg);
         r.set_credential(num(), Ha1::new(&num().digits(), "2.0.6.8.8.peerdial.internal", "secret"));
         r
     }
@@ -633,8 +635,10 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         let auth = auth_for(&mut r, "b", "secret", Algorithm::Md5, T0);
         assert_eq!(status(&r.handle(&register("c", 2, 600, Some(auth)), Transport::Udp, src(), T0)).0, 403);
         let mut r = registrar();
+        r.cfg.algorithms = vec![Algorithm::Sha256, Algorithm::Md5];
         let (_, m) = status(&r.handle(&register("d", 1, 600, None), Transport::Udp, src(), T0));
-        assert!(m.header("WWW-Authenticate").unwrap().contains("algorithm=MD5"), "MD5 first by default, for older phones");
+        let offered: Vec<&str> = m.headers.iter().filter(|(n, _)| n == "WWW-Authenticate").map(|(_, v)| v.as_str()).collect();
+        assert!(offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"), "{offered:?}");
     }
 
     #[test]
