@@ -22,6 +22,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Run the region server of one area: provisioning, SIP registrar, DNS zone.
     Region(RegionArgs),
@@ -92,7 +93,10 @@ impl RegionArgs {
         };
         let area_text = self.area.or(file.area).unwrap_or_else(|| "886-02".into());
         let area = Area::parse(&area_text).with_context(|| format!("--area {area_text:?}"))?;
-        let data = self.data.or(file.data).unwrap_or_else(|| PathBuf::from(format!("data/region-{area}")));
+        let data = self
+            .data
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from(format!("data/region-{area}")));
         let mut cfg = RegionConfig::new(area, data);
         macro_rules! take {
             ($($f:ident => $c:ident),*) => {$(
@@ -142,12 +146,26 @@ async fn run_region(cfg: RegionConfig) -> Result<()> {
     let zone = region.shared.zone.read().expect("zone lock").origin().to_string();
     let area = region.shared.cfg.area;
     // One machine-readable line first (tests and scripts read it), then help for people.
-    println!("peerdial region ready: area={area} sip={} dns={} http={} zone={zone} database={database}", e.sip, e.dns, e.http);
-    println!("  SIP registrar   sip:{} (UDP and TCP), realm {}", e.sip, zone.trim_end_matches('.'));
+    println!(
+        "peerdial region ready: area={area} sip={} dns={} http={} zone={zone} database={database}",
+        e.sip, e.dns, e.http
+    );
+    println!(
+        "  SIP registrar   sip:{} (UDP and TCP), realm {}",
+        e.sip,
+        zone.trim_end_matches('.')
+    );
     println!("  DNS (authoritative for {zone})   {}", e.dns);
     println!("  HTTP API        http://{}/api/v1/", e.http);
-    println!("Provision a phone:  curl -s -X POST http://{}/api/v1/provision -d '{{\"mac\":\"02:00:00:00:00:01\"}}'", e.http);
-    println!("Look a number up:   dig @{} -p {} <digits reversed>.{zone} NAPTR", e.dns.ip(), e.dns.port());
+    println!(
+        "Provision a phone:  curl -s -X POST http://{}/api/v1/provision -d '{{\"mac\":\"02:00:00:00:00:01\"}}'",
+        e.http
+    );
+    println!(
+        "Look a number up:   dig @{} -p {} <digits reversed>.{zone} NAPTR",
+        e.dns.ip(),
+        e.dns.port()
+    );
     wait_for_signal().await;
     eprintln!("shutting down: flushing the database");
     region.shutdown().await;

@@ -10,7 +10,16 @@ use common::*;
 /// `dig … NAPTR +short` for a 13-digit user, as an operator would run it.
 fn dig_naptr(r: &Region, user: &str) -> String {
     let out = Command::new(require("dig"))
-        .args([&format!("@{}", r.dns.ip()), "-p", &r.dns.port().to_string(), &enum_name(user), "NAPTR", "+norec", "+time=2", "+tries=1"])
+        .args([
+            &format!("@{}", r.dns.ip()),
+            "-p",
+            &r.dns.port().to_string(),
+            &enum_name(user),
+            "NAPTR",
+            "+norec",
+            "+time=2",
+            "+tries=1",
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).to_string()
@@ -28,7 +37,10 @@ fn sipsak_registers_with_digest_and_dig_sees_the_naptr() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     };
     // Wrong password: 403, and nothing published.
     let (ok, text) = sipsak("not-the-password");
@@ -42,7 +54,10 @@ fn sipsak_registers_with_digest_and_dig_sees_the_naptr() {
     assert!(ok && text.contains("SIP/2.0 200"), "{text}");
     let answer = dig_naptr(&r, &d.user);
     assert!(answer.contains("flags: qr aa"), "authoritative answer: {answer}");
-    assert!(answer.contains("\"E2U+sip\"") && answer.contains(&format!("!^.*$!sip:{}@127.0.0.1:", d.user)), "{answer}");
+    assert!(
+        answer.contains("\"E2U+sip\"") && answer.contains(&format!("!^.*$!sip:{}@127.0.0.1:", d.user)),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -52,21 +67,50 @@ fn sipp_registers_many_users_with_digest() {
     let devices: Vec<Device> = (0..50).map(|i| provision(r.http, &format!("02:30:00:00:00:{i:02x}"))).collect();
     let mut csv = String::from("SEQUENTIAL\n");
     for d in &devices {
-        csv.push_str(&format!("{};[authentication username={} password={}]\n", d.user, d.user, d.password));
+        csv.push_str(&format!(
+            "{};[authentication username={} password={}]\n",
+            d.user, d.user, d.password
+        ));
     }
     std::fs::write(dir.path().join("users.csv"), csv).unwrap();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/register.xml");
     let port = free_udp_port();
     let out = Command::new(require("sipp"))
         .current_dir(dir.path())
-        .args(["-sf", scenario, "-inf", "users.csv", "-m", "50", "-r", "100", "-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-cp", &free_udp_port().to_string(), "-mp", &free_udp_port().to_string(), "-nostdin", "-timeout", "30s", "-timeout_error"])
+        .args([
+            "-sf",
+            scenario,
+            "-inf",
+            "users.csv",
+            "-m",
+            "50",
+            "-r",
+            "100",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args([
+            "-cp",
+            &free_udp_port().to_string(),
+            "-mp",
+            &free_udp_port().to_string(),
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+        ])
         .arg(r.sip.to_string())
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sipp failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sipp failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for d in &devices {
         assert_eq!(naptr_uri(r.dns, &d.user), Some(format!("sip:{}@127.0.0.1:{port}", d.user)));
     }
@@ -89,7 +133,11 @@ module g711.so\nmodule aufile.so\nmodule_app account.so\n"
         ),
     )
     .unwrap();
-    std::fs::write(conf.join("accounts"), format!("<sip:{}@{};transport=udp>;auth_pass={};regint=600\n", d.user, r.sip, d.password)).unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        format!("<sip:{}@{};transport=udp>;auth_pass={};regint=600\n", d.user, r.sip, d.password),
+    )
+    .unwrap();
     let child = Command::new("timeout")
         .args(["-k", "2", "20", require("baresip").to_str().unwrap(), "-f", conf.to_str().unwrap()])
         .stdin(Stdio::null())

@@ -33,13 +33,28 @@ fn provisioning_by_mac_is_unique_and_guarded_by_the_device_secret() {
     let (s, j) = http(r.http, "POST", "/api/v1/provision", br#"{"mac":"02:00:00:00:00:01"}"#);
     assert_eq!(s, 403);
     assert!(j["error"].as_str().unwrap().contains("device secret"), "{j}");
-    let (s, _) = http(r.http, "POST", "/api/v1/provision", br#"{"mac":"02-00-00-00-00-01","secret":"nope"}"#);
+    let (s, _) = http(
+        r.http,
+        "POST",
+        "/api/v1/provision",
+        br#"{"mac":"02-00-00-00-00-01","secret":"nope"}"#,
+    );
     assert_eq!(s, 403);
 
     // A phone may ask for a free number of this area.
-    let (s, j) = http(r.http, "POST", "/api/v1/provision", br#"{"mac":"02:00:00:00:00:02","number":"886-02-12345678"}"#);
+    let (s, j) = http(
+        r.http,
+        "POST",
+        "/api/v1/provision",
+        br#"{"mac":"02:00:00:00:00:02","number":"886-02-12345678"}"#,
+    );
     assert_eq!((s, j["number"].as_str().unwrap()), (200, "886-02-12345678"));
-    let (s, j) = http(r.http, "POST", "/api/v1/provision", br#"{"mac":"02:00:00:00:00:03","number":"886-02-12345678"}"#);
+    let (s, j) = http(
+        r.http,
+        "POST",
+        "/api/v1/provision",
+        br#"{"mac":"02:00:00:00:00:03","number":"886-02-12345678"}"#,
+    );
     assert_eq!(s, 200);
     assert_ne!(j["number"], "886-02-12345678", "a taken number is never handed out twice");
 
@@ -55,7 +70,11 @@ fn bad_provisioning_requests_get_clear_errors_and_change_nothing() {
         (br#"{"mac":"zz:00:00:00:00:01"}"#, 400, "invalid MAC"),
         (br#"{"mac":"ff:ff:ff:ff:ff:ff"}"#, 400, "broadcast"),
         (br#"{"mac":"02:00:00:00:00:09","number":"886-02-1234"}"#, 400, "invalid number"),
-        (br#"{"mac":"02:00:00:00:00:09","number":"886-03-12345678"}"#, 400, "not in this region's area"),
+        (
+            br#"{"mac":"02:00:00:00:00:09","number":"886-03-12345678"}"#,
+            400,
+            "not in this region's area",
+        ),
         (br#"{"mac":"02:00:00:00:00:09","ip":"300.1.1.1"}"#, 400, "invalid ip"),
         (br#"{"mac":"02:00:00:00:00:09""#, 400, "invalid JSON"),
         (br#"{"ip":"127.0.0.1"}"#, 400, "mac"),
@@ -88,7 +107,13 @@ fn bad_provisioning_requests_get_clear_errors_and_change_nothing() {
     provision(r.http, "02:00:00:00:00:0a");
     let mut last = 0;
     for _ in 0..12 {
-        last = http(r.http, "POST", "/api/v1/provision", br#"{"mac":"02:00:00:00:00:0a","secret":"guess"}"#).0;
+        last = http(
+            r.http,
+            "POST",
+            "/api/v1/provision",
+            br#"{"mac":"02:00:00:00:00:0a","secret":"guess"}"#,
+        )
+        .0;
     }
     assert_eq!(last, 429);
 }
@@ -109,7 +134,10 @@ fn ten_thousand_concurrent_provisionings_get_distinct_numbers() {
                     let _permit = gate.acquire().await.unwrap();
                     let body = format!(r#"{{"mac":"02:10:00:{:02x}:{:02x}:{:02x}"}}"#, i >> 16, (i >> 8) & 0xff, i & 0xff);
                     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-                    let req = format!("POST /api/v1/provision HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let req = format!(
+                        "POST /api/v1/provision HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
                     s.write_all(req.as_bytes()).await.unwrap();
                     let mut resp = Vec::new();
                     s.read_to_end(&mut resp).await.unwrap();
@@ -143,7 +171,11 @@ fn register_publishes_moves_and_withdraws_the_naptr() {
     assert_eq!(naptr_uri(r.dns, &d.user), None);
     let unregistered = dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR);
     assert_eq!(unregistered.response_code(), ResponseCode::NXDomain);
-    assert_eq!(unregistered.name_servers()[0].record_type(), RecordType::SOA, "NXDOMAIN carries the SOA");
+    assert_eq!(
+        unregistered.name_servers()[0].record_type(),
+        RecordType::SOA,
+        "NXDOMAIN carries the SOA"
+    );
     let serial0 = soa_serial(r.dns);
 
     for alg in [Algorithm::Sha256, Algorithm::Md5] {
@@ -152,7 +184,11 @@ fn register_publishes_moves_and_withdraws_the_naptr() {
         assert_eq!(code, 200, "{alg:?}");
         assert!(resp.header("Contact").unwrap().contains("expires=600"));
         // Visible at once: the 200 OK is sent only after the zone has it.
-        assert_eq!(naptr_uri(r.dns, &d.user), Some(format!("sip:{}@{}", d.user, phone.local())), "{alg:?}");
+        assert_eq!(
+            naptr_uri(r.dns, &d.user),
+            Some(format!("sip:{}@{}", d.user, phone.local())),
+            "{alg:?}"
+        );
     }
     let m = dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR);
     assert!(m.authoritative());
@@ -164,7 +200,10 @@ fn register_publishes_moves_and_withdraws_the_naptr() {
     let mut phone = Phone::udp(r.sip);
     let (code, _) = phone.register(&d, &d.password, Algorithm::Md5, 0);
     assert_eq!(code, 200);
-    assert_eq!(dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR).response_code(), ResponseCode::NXDomain);
+    assert_eq!(
+        dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR).response_code(),
+        ResponseCode::NXDomain
+    );
 
     // A short registration expires by itself.
     let (code, _) = phone.register(&d, &d.password, Algorithm::Md5, 2);
@@ -184,7 +223,10 @@ fn register_over_tcp_publishes_a_tcp_contact() {
     let port = phone.local().port();
     // The Contact names the phone's own address; over TCP the source port
     // is ephemeral, so the published port is the Contact's.
-    assert_eq!(naptr_uri(r.dns, &d.user), Some(format!("sip:{}@127.0.0.1:{port};transport=tcp", d.user)));
+    assert_eq!(
+        naptr_uri(r.dns, &d.user),
+        Some(format!("sip:{}@127.0.0.1:{port};transport=tcp", d.user))
+    );
 }
 
 #[test]
@@ -195,7 +237,10 @@ fn binding_follows_the_real_source_address() {
     let mut phone = Phone::udp_on(r.sip, "127.0.0.2:0");
     // The Contact claims an address the request did not come from.
     let req = String::from_utf8(phone.request(&d.user, 600, None)).unwrap();
-    let lying = req.replace(&format!("Contact: <sip:{}@{}>", d.user, phone.local()), &format!("Contact: <sip:{}@192.0.2.99:5060>", d.user));
+    let lying = req.replace(
+        &format!("Contact: <sip:{}@{}>", d.user, phone.local()),
+        &format!("Contact: <sip:{}@192.0.2.99:5060>", d.user),
+    );
     phone.send_raw(lying.as_bytes());
     let challenge = phone.recv().unwrap();
     assert_eq!(status(&challenge), 401);
@@ -244,7 +289,12 @@ fn malformed_sip_and_dns_get_errors_and_change_nothing() {
     // Unparseable junk and an oversize datagram: dropped, no answer.
     phone.send_raw(b"\x16\x03\x01 definitely not SIP");
     phone.send_raw(&vec![b'A'; 20_000]);
-    phone.udp.as_ref().unwrap().set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+    phone
+        .udp
+        .as_ref()
+        .unwrap()
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
     assert!(phone.recv().is_none());
     // OPTIONS is answered, so the registrar is alive and well.
     phone.send_raw(format!("OPTIONS sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: 2\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", r.sip).as_bytes());
@@ -252,13 +302,27 @@ fn malformed_sip_and_dns_get_errors_and_change_nothing() {
     assert_eq!(status(&m), 200);
     assert!(m.header("Allow").unwrap().contains("REGISTER"));
     // A bad Contact on an authenticated REGISTER: 400, no binding.
-    phone.udp.as_ref().unwrap().set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    phone
+        .udp
+        .as_ref()
+        .unwrap()
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let (code, _) = {
         let req = String::from_utf8(phone.request(&d.user, 600, None)).unwrap();
         phone.send_raw(req.as_bytes());
         let ch = phone.recv().unwrap();
         let nonce = peerdial_sip::digest::challenge_nonce(ch.header("WWW-Authenticate").unwrap()).unwrap();
-        let auth = peerdial_sip::digest::Credentials::respond(&d.user, &d.realm, &d.password, Algorithm::Md5, "REGISTER", &format!("sip:{}", r.sip), &nonce).to_header();
+        let auth = peerdial_sip::digest::Credentials::respond(
+            &d.user,
+            &d.realm,
+            &d.password,
+            Algorithm::Md5,
+            "REGISTER",
+            &format!("sip:{}", r.sip),
+            &nonce,
+        )
+        .to_header();
         let req = String::from_utf8(phone.request(&d.user, 600, Some(auth))).unwrap();
         let bad = req.replace(&format!("Contact: <sip:{}@{}>", d.user, local), "Contact: <mailto:x>");
         phone.send_raw(bad.as_bytes());
@@ -274,10 +338,17 @@ fn malformed_sip_and_dns_get_errors_and_change_nothing() {
     let resp = dns_raw(r.dns, &junk).expect("FORMERR answer");
     assert_eq!((&resp[..2], resp[3] & 0x0f), (&[0xbe, 0xef][..], 1));
     // Outside the zone: REFUSED; the apex: SOA, NS, SRV for SIP and the API.
-    assert_eq!(dns_query(r.dns, "example.com.", RecordType::A).response_code(), ResponseCode::Refused);
+    assert_eq!(
+        dns_query(r.dns, "example.com.", RecordType::A).response_code(),
+        ResponseCode::Refused
+    );
     let ns = dns_query(r.dns, ZONE, RecordType::NS);
     assert_eq!(ns.answers().len(), 1);
-    for (name, port) in [("_sip._udp.", r.sip.port()), ("_sip._tcp.", r.sip.port()), ("_peerdial._tcp.", r.http.port())] {
+    for (name, port) in [
+        ("_sip._udp.", r.sip.port()),
+        ("_sip._tcp.", r.sip.port()),
+        ("_peerdial._tcp.", r.http.port()),
+    ] {
         let m = dns_query(r.dns, &format!("{name}{ZONE}"), RecordType::SRV);
         match m.answers()[0].data() {
             hickory_proto::rr::RData::SRV(s) => assert_eq!(s.port(), port, "{name}"),
@@ -291,7 +362,9 @@ fn malformed_sip_and_dns_get_errors_and_change_nothing() {
 fn acknowledged_registrations_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let r = Region::start(dir.path(), &[]);
-    let devices: Vec<Device> = (0..800u32).map(|i| provision(r.http, &format!("02:20:00:00:{:02x}:{:02x}", i >> 8, i & 0xff))).collect();
+    let devices: Vec<Device> = (0..800u32)
+        .map(|i| provision(r.http, &format!("02:20:00:00:{:02x}:{:02x}", i >> 8, i & 0xff)))
+        .collect();
     let devices = Arc::new(devices);
     let sip = r.sip;
     // Register from several threads; kill the region part-way through.
@@ -303,16 +376,33 @@ fn acknowledged_registrations_survive_kill_9() {
             std::thread::spawn(move || {
                 for d in devices.iter().skip(w).step_by(4) {
                     let mut phone = Phone::udp(sip);
-                    phone.udp.as_ref().unwrap().set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+                    phone
+                        .udp
+                        .as_ref()
+                        .unwrap()
+                        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+                        .unwrap();
                     let req = phone.request(&d.user, 600, None);
                     phone.send_raw(&req);
                     let Some(ch) = phone.recv() else { return };
                     let nonce = peerdial_sip::digest::challenge_nonce(ch.header("WWW-Authenticate").unwrap()).unwrap();
-                    let auth = peerdial_sip::digest::Credentials::respond(&d.user, &d.realm, &d.password, Algorithm::Md5, "REGISTER", &format!("sip:{sip}"), &nonce).to_header();
+                    let auth = peerdial_sip::digest::Credentials::respond(
+                        &d.user,
+                        &d.realm,
+                        &d.password,
+                        Algorithm::Md5,
+                        "REGISTER",
+                        &format!("sip:{sip}"),
+                        &nonce,
+                    )
+                    .to_header();
                     let req = phone.request(&d.user, 600, Some(auth));
                     phone.send_raw(&req);
                     match phone.recv() {
-                        Some(m) if status(&m) == 200 => acked.lock().unwrap().push((d.user.clone(), format!("sip:{}@{}", d.user, phone.local()))),
+                        Some(m) if status(&m) == 200 => acked
+                            .lock()
+                            .unwrap()
+                            .push((d.user.clone(), format!("sip:{}@{}", d.user, phone.local()))),
                         _ => return,
                     }
                 }
@@ -325,7 +415,11 @@ fn acknowledged_registrations_survive_kill_9() {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 60 && acked.len() < 800, "the kill landed mid-load ({} acked)", acked.len());
+    assert!(
+        acked.len() >= 60 && acked.len() < 800,
+        "the kill landed mid-load ({} acked)",
+        acked.len()
+    );
     let r = Region::start(dir.path(), &[]);
     for (user, uri) in &acked {
         assert_eq!(naptr_uri(r.dns, user).as_ref(), Some(uri), "acknowledged binding of {user} lost");
@@ -336,9 +430,16 @@ fn acknowledged_registrations_survive_kill_9() {
 fn config_file_sets_options_and_rejects_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("region.toml");
-    std::fs::write(&cfg, "area = \"886-03\"\nttl = 17\nsip = \"127.0.0.1:0\"\ndns = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "area = \"886-03\"\nttl = 17\nsip = \"127.0.0.1:0\"\ndns = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let data = dir.path().join("d");
-    let r = Region::spawn(&["region", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()], &data);
+    let r = Region::spawn(
+        &["region", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()],
+        &data,
+    );
     let d = provision(r.http, "02:00:00:00:00:01");
     assert!(d.number.starts_with("886-03-"));
     let mut phone = Phone::udp(r.sip);
@@ -347,10 +448,20 @@ fn config_file_sets_options_and_rejects_unknown_keys() {
     assert_eq!(m.answers()[0].ttl(), 17);
 
     std::fs::write(&cfg, "area = \"886-03\"\nbogus = 1\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerdial")).args(["region", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerdial"))
+        .args(["region", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerdial")).args(["region", "--area", "88-02"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bogus"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerdial"))
+        .args(["region", "--area", "88-02"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid area"));
 }
@@ -358,12 +469,18 @@ fn config_file_sets_options_and_rejects_unknown_keys() {
 #[test]
 fn the_region_runs_on_postgresql() {
     let Ok(admin) = std::env::var("PEERDIAL_TEST_POSTGRES") else {
-        assert!(std::env::var("PEERDIAL_REQUIRE_POSTGRES").is_err(), "PEERDIAL_TEST_POSTGRES is not set");
+        assert!(
+            std::env::var("PEERDIAL_REQUIRE_POSTGRES").is_err(),
+            "PEERDIAL_TEST_POSTGRES is not set"
+        );
         eprintln!("PEERDIAL_TEST_POSTGRES not set: skipped (the test command sets it)");
         return;
     };
     let db = format!("peerdial_region_{}", std::process::id());
-    let out = std::process::Command::new("psql").args([admin.as_str(), "-c", &format!("CREATE DATABASE {db}")]).output().unwrap();
+    let out = std::process::Command::new("psql")
+        .args([admin.as_str(), "-c", &format!("CREATE DATABASE {db}")])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
     let dir = tempfile::tempdir().unwrap();

@@ -130,10 +130,12 @@ impl Zone {
             }
         }
         let changed = match uri {
-            Some(u) => self.entries.get(&n.individual()).map(|s| &**s) != Some(u) && {
-                self.entries.insert(n.individual(), u.into());
-                true
-            },
+            Some(u) => {
+                self.entries.get(&n.individual()).map(|s| &**s) != Some(u) && {
+                    self.entries.insert(n.individual(), u.into());
+                    true
+                }
+            }
             None => self.entries.remove(&n.individual()).is_some(),
         };
         if changed {
@@ -282,7 +284,11 @@ impl Zone {
             }
             Owner::Srv(port, api) => {
                 if wants(RecordType::SRV) {
-                    let (target, ip) = if api { (&self.api_name, self.cfg.http.ip()) } else { (&self.sip_name, self.cfg.sip.ip()) };
+                    let (target, ip) = if api {
+                        (&self.api_name, self.cfg.http.ip())
+                    } else {
+                        (&self.sip_name, self.cfg.sip.ip())
+                    };
                     resp.add_answer(Record::from_rdata(name, 3600, RData::SRV(SRV::new(0, 0, port, target.clone()))));
                     resp.add_additional(host_record(target.clone(), ip, 3600));
                 }
@@ -316,7 +322,15 @@ impl Zone {
         Record::from_rdata(
             self.origin.clone(),
             self.cfg.negative_ttl.max(60),
-            RData::SOA(SOA::new(self.ns_name.clone(), rname, self.serial, 3600, 600, 604_800, self.cfg.negative_ttl)),
+            RData::SOA(SOA::new(
+                self.ns_name.clone(),
+                rname,
+                self.serial,
+                3600,
+                600,
+                604_800,
+                self.cfg.negative_ttl,
+            )),
         )
     }
 }
@@ -394,8 +408,8 @@ mod tests {
         assert_eq!(r.id(), 4242);
         assert_eq!(r.response_code(), ResponseCode::NoError);
         let RData::NAPTR(rec) = r.answers()[0].data() else { panic!() };
-        assert_eq!(&*rec.services(), b"E2U+sip");
-        assert_eq!(&*rec.regexp(), b"!^.*$!sip:8860212345678@10.0.0.1:5060!");
+        assert_eq!(rec.services(), b"E2U+sip");
+        assert_eq!(rec.regexp(), b"!^.*$!sip:8860212345678@10.0.0.1:5060!");
         assert_eq!(r.answers()[0].ttl(), 60);
 
         // Same value again: no change, no serial bump.
@@ -412,7 +426,10 @@ mod tests {
 
         assert!(z.set(n, None).unwrap());
         assert_eq!(z.serial(), 3);
-        assert_eq!(ask(&z, N, RecordType::NAPTR, Transport::Udp).response_code(), ResponseCode::NXDomain);
+        assert_eq!(
+            ask(&z, N, RecordType::NAPTR, Transport::Udp).response_code(),
+            ResponseCode::NXDomain
+        );
         assert!(z.set(Number::parse("886-03-12345678").unwrap(), None).is_err());
     }
 
@@ -433,8 +450,14 @@ mod tests {
     #[test]
     fn refusals_and_errors() {
         let z = zone();
-        assert_eq!(ask(&z, "example.com.", RecordType::A, Transport::Udp).response_code(), ResponseCode::Refused);
-        assert_eq!(ask(&z, "3.0.6.8.8.peerdial.internal.", RecordType::A, Transport::Udp).response_code(), ResponseCode::Refused);
+        assert_eq!(
+            ask(&z, "example.com.", RecordType::A, Transport::Udp).response_code(),
+            ResponseCode::Refused
+        );
+        assert_eq!(
+            ask(&z, "3.0.6.8.8.peerdial.internal.", RecordType::A, Transport::Udp).response_code(),
+            ResponseCode::Refused
+        );
         // Garbage after a valid header: FORMERR with the same ID.
         let mut junk = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
         junk.extend_from_slice(&[0xff; 20]);
@@ -453,7 +476,9 @@ mod tests {
         let mut z = zone();
         let n = Number::parse("886-02-12345678").unwrap();
         z.set(n, Some("sip:8860212345678@10.0.0.1:5060")).unwrap();
-        assert!(z.set(n, Some(&format!("sip:8860212345678@10.0.0.1:5060;x={}", "a".repeat(220)))).is_err());
+        assert!(z
+            .set(n, Some(&format!("sip:8860212345678@10.0.0.1:5060;x={}", "a".repeat(220))))
+            .is_err());
         let mut m = Message::new();
         m.add_query(Query::query(Name::from_ascii(N).unwrap(), RecordType::NAPTR));
         let q = m.to_vec().unwrap();

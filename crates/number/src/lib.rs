@@ -330,7 +330,10 @@ mod tests {
         let n = Number::parse("886-02-12345678").unwrap();
         assert_eq!(n.enum_name(ROOT), "8.7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.");
         assert_eq!(n.enum_name("peerdial.internal"), "8.7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.");
-        assert_eq!(Number::from_enum_name("8.7.6.5.4.3.2.1.2.0.6.8.8.PEERDIAL.internal", ROOT).unwrap(), n);
+        assert_eq!(
+            Number::from_enum_name("8.7.6.5.4.3.2.1.2.0.6.8.8.PEERDIAL.internal", ROOT).unwrap(),
+            n
+        );
         assert_eq!(area().zone_name(ROOT), "2.0.6.8.8.peerdial.internal.");
         assert!(Number::from_enum_name("7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.", ROOT).is_err());
         assert!(Number::from_enum_name("x.7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.", ROOT).is_err());

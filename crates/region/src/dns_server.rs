@@ -69,7 +69,10 @@ async fn tcp_conn(shared: Arc<Shared>, mut stream: TcpStream) {
             _ => return,
         }
         let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
-        if tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut msg)).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut msg))
+            .await
+            .is_err()
+        {
             return;
         }
         let answer = shared.zone.read().expect("zone lock").answer(&msg, Transport::Tcp);

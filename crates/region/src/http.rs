@@ -79,7 +79,9 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         *b = u8::from_str_radix(o, 16).map_err(|_| bad())?;
     }
     if mac == [0; 6] || mac == [0xff; 6] {
-        return Err(format!("invalid MAC address {s:?}: all-zero and broadcast are not device addresses"));
+        return Err(format!(
+            "invalid MAC address {s:?}: all-zero and broadcast are not device addresses"
+        ));
     }
     if mac[0] & 1 == 1 {
         return Err(format!("invalid MAC address {s:?}: a multicast address is not a device"));
@@ -99,7 +101,8 @@ fn random_token(len: usize) -> String {
 
 fn limited(shared: &Shared, ip: IpAddr) -> bool {
     let f = shared.http_failures.lock().expect("failures lock");
-    f.get(&ip).is_some_and(|(n, start)| *n >= MAX_SECRET_FAILURES && now_ms().saturating_sub(*start) < FAILURE_WINDOW_MS)
+    f.get(&ip)
+        .is_some_and(|(n, start)| *n >= MAX_SECRET_FAILURES && now_ms().saturating_sub(*start) < FAILURE_WINDOW_MS)
 }
 
 fn record_failure(shared: &Shared, ip: IpAddr) {
@@ -115,7 +118,11 @@ fn record_failure(shared: &Shared, ip: IpAddr) {
     e.0 += 1;
 }
 
-async fn provision(State(shared): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn provision(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(rej) => {
@@ -140,7 +147,12 @@ async fn provision(State(shared): State<Arc<Shared>>, ConnectInfo(peer): Connect
         None | Some("") => peer.ip(),
         Some(s) => match s.parse() {
             Ok(ip) => ip,
-            Err(_) => return error(StatusCode::BAD_REQUEST, format!("invalid ip {s:?}: expected an IPv4 or IPv6 address")),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid ip {s:?}: expected an IPv4 or IPv6 address"),
+                )
+            }
         },
     };
     let area = shared.cfg.area;
@@ -153,15 +165,31 @@ async fn provision(State(shared): State<Arc<Shared>>, ConnectInfo(peer): Connect
         },
     };
     if limited(&shared, peer.ip()) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many wrong device secrets from this address; try again in a minute".into());
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong device secrets from this address; try again in a minute".into(),
+        );
     }
 
-    let known = shared.devices.lock().expect("devices lock").by_mac.get(&mac).map(|d| (d.number, d.secret_hash));
+    let known = shared
+        .devices
+        .lock()
+        .expect("devices lock")
+        .by_mac
+        .get(&mac)
+        .map(|d| (d.number, d.secret_hash));
     if let Some((number, hash)) = known {
-        let ok = req.secret.as_deref().is_some_and(|s| Sha256::digest(s.as_bytes()).as_slice() == hash);
+        let ok = req
+            .secret
+            .as_deref()
+            .is_some_and(|s| Sha256::digest(s.as_bytes()).as_slice() == hash);
         if !ok {
             record_failure(&shared, peer.ip());
-            let why = if req.secret.is_some() { "wrong device secret" } else { "this MAC address is already provisioned; send its device secret" };
+            let why = if req.secret.is_some() {
+                "wrong device secret"
+            } else {
+                "this MAC address is already provisioned; send its device secret"
+            };
             return error(StatusCode::FORBIDDEN, why.into());
         }
         let password = random_token(24);
@@ -220,7 +248,12 @@ async fn provision(State(shared): State<Arc<Shared>>, ConnectInfo(peer): Connect
         match shared.store.write(Write::InsertDevice(row)).await {
             Ok(1) => {
                 shared.registrar.lock().expect("registrar lock").set_credential(number, ha1);
-                shared.devices.lock().expect("devices lock").by_mac.insert(mac, Device { number, secret_hash });
+                shared
+                    .devices
+                    .lock()
+                    .expect("devices lock")
+                    .by_mac
+                    .insert(mac, Device { number, secret_hash });
                 tracing::info!(%number, mac = %mac_text(&mac), "provisioned");
                 return answer(&shared, number, &password, &secret);
             }
@@ -228,7 +261,10 @@ async fn provision(State(shared): State<Arc<Shared>>, ConnectInfo(peer): Connect
                 // Taken meanwhile (another request, or another region process
                 // on the same database): if it was the MAC, say so; else retry.
                 if matches!(shared.store.device_by_mac(&mac_text(&mac)).await, Ok(Some(_))) {
-                    return error(StatusCode::CONFLICT, "this MAC address was provisioned by a concurrent request; retry with its device secret".into());
+                    return error(
+                        StatusCode::CONFLICT,
+                        "this MAC address was provisioned by a concurrent request; retry with its device secret".into(),
+                    );
                 }
             }
             Err(e) => {
@@ -264,7 +300,10 @@ async fn number_status(State(shared): State<Arc<Shared>>, Path(number): Path<Str
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")),
     };
     if !shared.cfg.area.contains(n) {
-        return error(StatusCode::NOT_FOUND, format!("number {n} is not in this region's area {}", shared.cfg.area));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("number {n} is not in this region's area {}", shared.cfg.area),
+        );
     }
     let provisioned = shared.registrar.lock().expect("registrar lock").has_credential(n);
     let uri = shared.zone.read().expect("zone lock").lookup(n).map(str::to_string);
@@ -303,7 +342,15 @@ mod tests {
         assert_eq!(parse_mac("02:00:00:00:00:01").unwrap(), [2, 0, 0, 0, 0, 1]);
         assert_eq!(parse_mac("02-00-00-00-00-0A").unwrap(), [2, 0, 0, 0, 0, 10]);
         assert_eq!(parse_mac("020000000001").unwrap(), [2, 0, 0, 0, 0, 1]);
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:0g", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "02:00:00:00:0:001"] {
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:0g",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+            "01:00:5e:00:00:01",
+            "02:00:00:00:0:001",
+        ] {
             assert!(parse_mac(bad).is_err(), "{bad}");
         }
     }

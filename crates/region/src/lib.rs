@@ -100,17 +100,25 @@ pub struct Region {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Region {
     /// Opens the database, binds every socket, loads state and starts serving.
     pub async fn start(cfg: RegionConfig) -> Result<Region, RegionError> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| RegionError::DataDir { path: cfg.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| RegionError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
         let store = Store::open(&cfg.database).await?;
         let (sip_udp, sip_tcp) = sip_server::bind(cfg.sip)?;
         let (dns_udp, dns_tcp) = dns_server::bind(cfg.dns)?;
-        let http = tokio::net::TcpListener::bind(cfg.http).await.map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
+        let http = tokio::net::TcpListener::bind(cfg.http)
+            .await
+            .map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
         let endpoints = Endpoints {
             sip: sip_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.sip, source })?,
             dns: dns_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.dns, source })?,

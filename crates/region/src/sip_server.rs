@@ -36,7 +36,11 @@ pub(crate) fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::n
 }
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     // Bursts of registrations or queries must not overflow the default buffer.
     let _ = s.set_recv_buffer_size(8 << 20);
     let _ = s.set_send_buffer_size(8 << 20);
@@ -45,7 +49,11 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 }
 
 fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
     s.set_reuse_address(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
@@ -89,7 +97,11 @@ async fn act(shared: &Arc<Shared>, out: Output, reply: Reply) {
     match out {
         Output::Drop => {}
         Output::Reply(bytes) => reply.send(bytes).await,
-        Output::Commit { change, previous, reply: bytes } => {
+        Output::Commit {
+            change,
+            previous,
+            reply: bytes,
+        } => {
             let shared = shared.clone();
             tokio::spawn(async move {
                 let n = change.number();
@@ -132,7 +144,11 @@ async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>, mut stop: watch::Re
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             continue; // keep-alive
         }
-        let out = shared.registrar.lock().expect("registrar lock").handle(data, Transport::Udp, src, now_ms());
+        let out = shared
+            .registrar
+            .lock()
+            .expect("registrar lock")
+            .handle(data, Transport::Udp, src, now_ms());
         act(&shared, out, Reply::Udp(sock.clone(), src)).await;
     }
 }
@@ -179,7 +195,11 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             match frame_len(&buf) {
                 Ok(Some(len)) => {
                     let frame: Vec<u8> = buf.drain(..len).collect();
-                    let out = shared.registrar.lock().expect("registrar lock").handle(&frame, Transport::Tcp, peer, now_ms());
+                    let out = shared
+                        .registrar
+                        .lock()
+                        .expect("registrar lock")
+                        .handle(&frame, Transport::Tcp, peer, now_ms());
                     act(&shared, out, Reply::Tcp(tx.clone())).await;
                 }
                 Ok(None) => break,

@@ -117,7 +117,10 @@ impl Shared {
 /// stay valid across a restart.
 fn nonce_key(cfg: &RegionConfig) -> Result<[u8; 32], RegionError> {
     let path = cfg.data_dir.join("nonce.key");
-    let io = |source| RegionError::DataDir { path: path.clone(), source };
+    let io = |source| RegionError::DataDir {
+        path: path.clone(),
+        source,
+    };
     if let Ok(bytes) = std::fs::read(&path) {
         if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(k);

@@ -203,11 +203,15 @@ impl NonceKey {
     }
 
     pub fn check(&self, nonce: &str, now_ms: u64) -> NonceCheck {
-        let Some((ts, mac)) = nonce.split_once('.') else { return NonceCheck::Invalid };
+        let Some((ts, mac)) = nonce.split_once('.') else {
+            return NonceCheck::Invalid;
+        };
         if !constant_time_eq(self.mac(ts).as_bytes(), mac.as_bytes()) {
             return NonceCheck::Invalid;
         }
-        let Ok(t) = u64::from_str_radix(ts, 16) else { return NonceCheck::Invalid };
+        let Ok(t) = u64::from_str_radix(ts, 16) else {
+            return NonceCheck::Invalid;
+        };
         if t > now_ms + 1000 {
             return NonceCheck::Invalid;
         }

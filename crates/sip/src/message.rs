@@ -50,9 +50,25 @@ fn canonical(name: &str) -> String {
         }
     }
     const KNOWN: &[&str] = &[
-        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Expires", "Content-Length", "Content-Type",
-        "Authorization", "WWW-Authenticate", "Max-Forwards", "User-Agent", "Min-Expires", "Allow",
-        "Supported", "Require", "Event", "Retry-After",
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Expires",
+        "Content-Length",
+        "Content-Type",
+        "Authorization",
+        "WWW-Authenticate",
+        "Max-Forwards",
+        "User-Agent",
+        "Min-Expires",
+        "Allow",
+        "Supported",
+        "Require",
+        "Event",
+        "Retry-After",
     ];
     for k in KNOWN {
         if k.eq_ignore_ascii_case(name) {
@@ -63,9 +79,7 @@ fn canonical(name: &str) -> String {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
 impl Message {
@@ -87,7 +101,9 @@ impl Message {
         for line in lines {
             if line.starts_with([' ', '\t']) {
                 // Folded continuation of the previous header.
-                let last = headers.last_mut().ok_or_else(|| SipError::Malformed("continuation line before any header".into()))?;
+                let last = headers
+                    .last_mut()
+                    .ok_or_else(|| SipError::Malformed("continuation line before any header".into()))?;
                 last.1.push(' ');
                 last.1.push_str(line.trim());
                 continue;
@@ -95,7 +111,9 @@ impl Message {
             if line.is_empty() {
                 continue;
             }
-            let (name, value) = line.split_once(':').ok_or_else(|| SipError::Malformed(format!("header line without ':': {:.40}", line)))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| SipError::Malformed(format!("header line without ':': {:.40}", line)))?;
             let name = name.trim();
             if !is_token(name) {
                 return Err(SipError::Malformed(format!("invalid header name {:.40}", name)));
@@ -107,13 +125,24 @@ impl Message {
         }
 
         let rest = &data[body_start..];
-        let mut msg = Message { start, headers, body: Vec::new() };
+        let mut msg = Message {
+            start,
+            headers,
+            body: Vec::new(),
+        };
         let body_len = match msg.header("Content-Length") {
-            Some(v) => v.trim().parse::<usize>().map_err(|_| SipError::Malformed("invalid Content-Length".into()))?,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| SipError::Malformed("invalid Content-Length".into()))?,
             None => rest.len(),
         };
         if body_len > rest.len() {
-            return Err(SipError::Malformed(format!("Content-Length {} exceeds the {} bytes received", body_len, rest.len())));
+            return Err(SipError::Malformed(format!(
+                "Content-Length {} exceeds the {} bytes received",
+                body_len,
+                rest.len()
+            )));
         }
         msg.body = rest[..body_len].to_vec();
         Ok(msg)
@@ -193,7 +222,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, SipError> {
         if !(100..700).contains(&code) {
             return Err(SipError::Malformed("status code out of range".into()));
         }
-        return Ok(StartLine::Response { code, reason: reason.to_string() });
+        return Ok(StartLine::Response {
+            code,
+            reason: reason.to_string(),
+        });
     }
     let mut parts = line.split(' ');
     let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
@@ -205,7 +237,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, SipError> {
     if !is_token(method) || uri.is_empty() || !uri.contains(':') {
         return Err(SipError::Malformed("invalid method or Request-URI".into()));
     }
-    Ok(StartLine::Request { method: method.to_string(), uri: uri.to_string() })
+    Ok(StartLine::Request {
+        method: method.to_string(),
+        uri: uri.to_string(),
+    })
 }
 
 /// Finds the blank line that ends the header section: returns (end of
@@ -243,7 +278,11 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SipError> {
         if let Some((n, v)) = line.split_once(':') {
             let n = n.trim();
             if n.eq_ignore_ascii_case("Content-Length") || n.eq_ignore_ascii_case("l") {
-                len = Some(v.trim().parse::<usize>().map_err(|_| SipError::Malformed("invalid Content-Length".into()))?);
+                len = Some(
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| SipError::Malformed("invalid Content-Length".into()))?,
+                );
             }
         }
     }
@@ -310,12 +349,18 @@ impl<'a> NameAddr<'a> {
     pub fn parse(v: &'a str) -> Result<NameAddr<'a>, SipError> {
         let v = v.trim();
         if let Some(open) = v.find('<') {
-            let close = v[open..].find('>').ok_or_else(|| SipError::Malformed("unclosed '<' in address".into()))? + open;
+            let close = v[open..]
+                .find('>')
+                .ok_or_else(|| SipError::Malformed("unclosed '<' in address".into()))?
+                + open;
             let uri = &v[open + 1..close];
             if !uri.contains(':') {
                 return Err(SipError::Malformed("address without a URI scheme".into()));
             }
-            Ok(NameAddr { uri, params: &v[close + 1..] })
+            Ok(NameAddr {
+                uri,
+                params: &v[close + 1..],
+            })
         } else {
             // addr-spec: parameters after ';' belong to the header.
             let (uri, params) = match v.find(';') {
@@ -420,7 +465,13 @@ impl<'a> Via<'a> {
         };
         let branch = param(rest, "branch").flatten();
         let rport = param(rest, "rport").is_some();
-        Ok(Via { transport, host, port, branch, rport })
+        Ok(Via {
+            transport,
+            host,
+            port,
+            branch,
+            rport,
+        })
     }
 }
 
@@ -449,7 +500,10 @@ l: 0\r\n\r\n";
         let to = NameAddr::parse(m.header("To").unwrap()).unwrap();
         assert_eq!(to.uri, "sip:8860212345678@127.0.0.1");
         let via = Via::parse(m.header("Via").unwrap()).unwrap();
-        assert_eq!((via.transport, via.host, via.port, via.branch, via.rport), ("UDP", "10.0.0.1", Some(5062), Some("z9hG4bK-1"), true));
+        assert_eq!(
+            (via.transport, via.host, via.port, via.branch, via.rport),
+            ("UDP", "10.0.0.1", Some(5062), Some("z9hG4bK-1"), true)
+        );
         let back = Message::parse(&m.to_bytes()).unwrap();
         assert_eq!(back.headers, m.headers);
     }
@@ -457,7 +511,10 @@ l: 0\r\n\r\n";
     #[test]
     fn uris() {
         let u = SipUri::parse("sip:8860212345678@[::1]:5070;transport=tcp").unwrap();
-        assert_eq!((u.user, u.host, u.port, u.params), (Some("8860212345678"), "[::1]", Some(5070), ";transport=tcp"));
+        assert_eq!(
+            (u.user, u.host, u.port, u.params),
+            (Some("8860212345678"), "[::1]", Some(5070), ";transport=tcp")
+        );
         let u = SipUri::parse("sip:example.com").unwrap();
         assert_eq!((u.user, u.host, u.port), (None, "example.com", None));
         assert!(SipUri::parse("tel:+123").is_err());

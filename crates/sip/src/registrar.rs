@@ -106,12 +106,17 @@ impl Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // built once per request, moved, not stored
 pub enum Output {
     /// Send these bytes back to the source.
     Reply(Vec<u8>),
     /// Make `change` durable, then send `reply`. If that fails, call
     /// [`Registrar::revert`] with `previous` and answer 500 instead.
-    Commit { change: Change, previous: Option<Binding>, reply: Vec<u8> },
+    Commit {
+        change: Change,
+        previous: Option<Binding>,
+        reply: Vec<u8>,
+    },
     /// Nothing to send (responses, ACKs, unparseable input).
     Drop,
 }
@@ -262,10 +267,21 @@ impl Registrar {
             return Output::Drop;
         }
         // Without a usable Via there is nowhere to send an answer.
-        let Some(via) = msg.header("Via").and_then(|v| crate::message::split_list(v).first().copied()).and_then(|v| Via::parse(v).ok()) else {
+        let Some(via) = msg
+            .header("Via")
+            .and_then(|v| crate::message::split_list(v).first().copied())
+            .and_then(|v| Via::parse(v).ok())
+        else {
             return Output::Drop;
         };
-        let req = Request { msg: &msg, method, uri, via, source, transport };
+        let req = Request {
+            msg: &msg,
+            method,
+            uri,
+            via,
+            source,
+            transport,
+        };
         let key = req.via.branch.filter(|b| b.starts_with("z9hG4bK")).map(|b| TxKey {
             branch: b.to_string(),
             method: method.clone(),
@@ -342,7 +358,11 @@ impl Registrar {
             .collect();
         let Some(cred) = creds.first() else {
             if m.headers.iter().any(|(n, _)| n == "Authorization") && creds.is_empty() {
-                let any_parsed = m.headers.iter().filter(|(n, _)| n == "Authorization").any(|(_, v)| Credentials::parse(v).is_some());
+                let any_parsed = m
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n == "Authorization")
+                    .any(|(_, v)| Credentials::parse(v).is_some());
                 if !any_parsed {
                     return Output::Reply(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
                 }
@@ -381,7 +401,11 @@ impl Registrar {
             return Output::Reply(self.respond(req, 200, "OK", &extra));
         }
         let call_id = m.header("Call-ID").unwrap_or_default();
-        let cseq: u32 = m.header("CSeq").and_then(|c| c.split_whitespace().next()).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let cseq: u32 = m
+            .header("CSeq")
+            .and_then(|c| c.split_whitespace().next())
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         if let Some(old) = self.bindings.get(&number) {
             if old.call_id == call_id && cseq < old.cseq {
                 return Output::Reply(self.respond(req, 500, "Server Internal Error (CSeq out of order)", &[]));
@@ -439,13 +463,21 @@ impl Registrar {
         let previous = self.bindings.insert(number, binding.clone());
         let extra = self.contact_header(number, now_ms);
         let reply = self.respond(req, 200, "OK", &extra);
-        Output::Commit { change: Change::Upsert(number, binding), previous, reply }
+        Output::Commit {
+            change: Change::Upsert(number, binding),
+            previous,
+            reply,
+        }
     }
 
     fn remove(&mut self, req: &Request, number: Number) -> Output {
         let reply = self.respond(req, 200, "OK", &[]);
         match self.bindings.remove(&number) {
-            Some(previous) => Output::Commit { change: Change::Remove(number), previous: Some(previous), reply },
+            Some(previous) => Output::Commit {
+                change: Change::Remove(number),
+                previous: Some(previous),
+                reply,
+            },
             None => Output::Reply(reply),
         }
     }
@@ -478,7 +510,10 @@ impl Registrar {
 
     fn challenge(&self, req: &Request, now_ms: u64, stale: bool) -> Vec<u8> {
         let nonce = self.nonces.issue(now_ms);
-        let headers: Vec<(&str, String)> = challenges(&self.cfg.realm, &nonce, stale, &self.cfg.algorithms).into_iter().map(|c| ("WWW-Authenticate", c)).collect();
+        let headers: Vec<(&str, String)> = challenges(&self.cfg.realm, &nonce, stale, &self.cfg.algorithms)
+            .into_iter()
+            .map(|c| ("WWW-Authenticate", c))
+            .collect();
         self.respond(req, 401, "Unauthorized", &headers)
     }
 
@@ -486,7 +521,14 @@ impl Registrar {
     /// rport filled in, From, To with a tag, Call-ID, CSeq.
     fn respond(&self, req: &Request, code: u16, reason: &str, extra: &[(&str, String)]) -> Vec<u8> {
         let m = req.msg;
-        let mut resp = Message { start: StartLine::Response { code, reason: reason.into() }, headers: Vec::new(), body: Vec::new() };
+        let mut resp = Message {
+            start: StartLine::Response {
+                code,
+                reason: reason.into(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
         let mut first = true;
         for v in m.header_values("Via") {
             if first {
@@ -599,7 +641,16 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         let (code, m) = status(&r.handle(&register(branch, 1, 600, None), Transport::Udp, src(), now));
         assert_eq!(code, 401);
         let nonce = challenge_nonce(m.header("WWW-Authenticate").unwrap()).unwrap();
-        Credentials::respond(&num().digits(), "2.0.6.8.8.peerdial.internal", password, alg, "REGISTER", "sip:127.0.0.1", &nonce).to_header()
+        Credentials::respond(
+            &num().digits(),
+            "2.0.6.8.8.peerdial.internal",
+            password,
+            alg,
+            "REGISTER",
+            "sip:127.0.0.1",
+            &nonce,
+        )
+        .to_header()
     }
 
     #[test]
@@ -614,7 +665,11 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
             let via = m.header("Via").unwrap();
             assert!(via.contains("received=192.0.2.7") && via.contains("rport=40000"), "{via}");
             match out {
-                Output::Commit { change: Change::Upsert(n, b), previous: None, .. } => {
+                Output::Commit {
+                    change: Change::Upsert(n, b),
+                    previous: None,
+                    ..
+                } => {
                     assert_eq!(n, num());
                     assert_eq!(b.uri, "sip:8860212345678@192.0.2.7:40000");
                     assert_eq!(b.expires_at_ms, T0 + 600_000);
@@ -629,16 +684,32 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         let mut r = registrar();
         r.cfg.algorithms = vec![Algorithm::Sha256];
         let (_, m) = status(&r.handle(&register("a", 1, 600, None), Transport::Udp, src(), T0));
-        let offered: Vec<&str> = m.headers.iter().filter(|(n, _)| n == "WWW-Authenticate").map(|(_, v)| v.as_str()).collect();
+        let offered: Vec<&str> = m
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "WWW-Authenticate")
+            .map(|(_, v)| v.as_str())
+            .collect();
         assert_eq!(offered.len(), 1);
         assert!(offered[0].contains("algorithm=SHA-256"));
         let auth = auth_for(&mut r, "b", "secret", Algorithm::Md5, T0);
-        assert_eq!(status(&r.handle(&register("c", 2, 600, Some(auth)), Transport::Udp, src(), T0)).0, 403);
+        assert_eq!(
+            status(&r.handle(&register("c", 2, 600, Some(auth)), Transport::Udp, src(), T0)).0,
+            403
+        );
         let mut r = registrar();
         r.cfg.algorithms = vec![Algorithm::Sha256, Algorithm::Md5];
         let (_, m) = status(&r.handle(&register("d", 1, 600, None), Transport::Udp, src(), T0));
-        let offered: Vec<&str> = m.headers.iter().filter(|(n, _)| n == "WWW-Authenticate").map(|(_, v)| v.as_str()).collect();
-        assert!(offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"), "{offered:?}");
+        let offered: Vec<&str> = m
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "WWW-Authenticate")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(
+            offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"),
+            "{offered:?}"
+        );
     }
 
     #[test]
@@ -655,7 +726,16 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         let (_, m) = status(&r.handle(&register("c", 1, 600, None), Transport::Udp, src(), T0));
         assert_eq!(m.header("Retry-After"), Some("60"));
         let nonce = r.nonces.issue(T0);
-        let auth = Credentials::respond(&num().digits(), "2.0.6.8.8.peerdial.internal", "secret", Algorithm::Sha256, "REGISTER", "sip:127.0.0.1", &nonce).to_header();
+        let auth = Credentials::respond(
+            &num().digits(),
+            "2.0.6.8.8.peerdial.internal",
+            "secret",
+            Algorithm::Sha256,
+            "REGISTER",
+            "sip:127.0.0.1",
+            &nonce,
+        )
+        .to_header();
         let (code, m) = status(&r.handle(&register("d", 2, 600, Some(auth)), Transport::Udp, src(), T0));
         assert_eq!(code, 403);
         assert!(m.header("Retry-After").is_some());
@@ -663,7 +743,10 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         // ...and accepted once the window has passed.
         let later = T0 + 61_000;
         let auth = auth_for(&mut r, "e", "secret", Algorithm::Sha256, later);
-        assert_eq!(status(&r.handle(&register("f", 3, 600, Some(auth)), Transport::Udp, src(), later)).0, 200);
+        assert_eq!(
+            status(&r.handle(&register("f", 3, 600, Some(auth)), Transport::Udp, src(), later)).0,
+            200
+        );
     }
 
     #[test]
@@ -683,9 +766,15 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
     fn expiry_unregister_and_interval() {
         let mut r = registrar();
         let auth = auth_for(&mut r, "a", "secret", Algorithm::Sha256, T0);
-        assert_eq!(status(&r.handle(&register("b", 2, 10, Some(auth)), Transport::Udp, src(), T0)).0, 423);
+        assert_eq!(
+            status(&r.handle(&register("b", 2, 10, Some(auth)), Transport::Udp, src(), T0)).0,
+            423
+        );
         let auth = auth_for(&mut r, "c", "secret", Algorithm::Sha256, T0);
-        assert_eq!(status(&r.handle(&register("d", 3, 60, Some(auth)), Transport::Udp, src(), T0)).0, 200);
+        assert_eq!(
+            status(&r.handle(&register("d", 3, 60, Some(auth)), Transport::Udp, src(), T0)).0,
+            200
+        );
         assert_eq!(r.poll_timeout(), Some(T0 + 32_000));
         assert!(r.handle_timeout(T0 + 59_000).is_empty());
         assert_eq!(r.handle_timeout(T0 + 60_000), vec![Change::Remove(num())]);
@@ -695,7 +784,13 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         r.handle(&register("f", 4, 60, Some(auth)), Transport::Udp, src(), T0);
         let auth = auth_for(&mut r, "g", "secret", Algorithm::Sha256, T0);
         let out = r.handle(&register("h", 5, 0, Some(auth)), Transport::Udp, src(), T0);
-        assert!(matches!(out, Output::Commit { change: Change::Remove(_), .. }));
+        assert!(matches!(
+            out,
+            Output::Commit {
+                change: Change::Remove(_),
+                ..
+            }
+        ));
         assert!(r.binding(num()).is_none());
     }
 
@@ -709,7 +804,9 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         let no_via = b"REGISTER sip:x SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(r.handle(no_via, Transport::Udp, src(), T0), Output::Drop);
         assert_eq!(r.handle(b"\x00\xffgarbage", Transport::Udp, src(), T0), Output::Drop);
-        let foreign = String::from_utf8(register("z", 1, 600, None)).unwrap().replace("sip:8860212345678@127.0.0.1>\r\nCall", "sip:8860312345678@127.0.0.1>\r\nCall");
+        let foreign = String::from_utf8(register("z", 1, 600, None))
+            .unwrap()
+            .replace("sip:8860212345678@127.0.0.1>\r\nCall", "sip:8860312345678@127.0.0.1>\r\nCall");
         assert_eq!(status(&r.handle(foreign.as_bytes(), Transport::Udp, src(), T0)).0, 404);
         let options = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(status(&r.handle(options, Transport::Udp, src(), T0)).0, 200);

@@ -72,7 +72,13 @@ pub enum Write {
     /// taken (by another region process, say): the caller picks again.
     InsertDevice(DeviceRow),
     /// New credentials for a device that proved its secret.
-    UpdateCredentials { mac: String, ha1_md5: String, ha1_sha256: String, ip: String, updated_ms: i64 },
+    UpdateCredentials {
+        mac: String,
+        ha1_md5: String,
+        ha1_sha256: String,
+        ip: String,
+        updated_ms: i64,
+    },
     UpsertBinding(BindingRow),
     DeleteBinding(i64),
 }
@@ -96,7 +102,11 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
-            let url = if path.contains('?') { format!("sqlite://{path}") } else { format!("sqlite://{path}?mode=rwc") };
+            let url = if path.contains('?') {
+                format!("sqlite://{path}")
+            } else {
+                format!("sqlite://{path}?mode=rwc")
+            };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
@@ -146,10 +156,11 @@ impl Store {
     }
 
     pub async fn device_by_mac(&self, mac: &str) -> Result<Option<DeviceRow>, StoreError> {
-        let row = sqlx::query("SELECT mac, number, secret_hash, ha1_md5, ha1_sha256, ip, created_ms, updated_ms FROM devices WHERE mac = $1")
-            .bind(mac)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT mac, number, secret_hash, ha1_md5, ha1_sha256, ip, created_ms, updated_ms FROM devices WHERE mac = $1")
+                .bind(mac)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(device_row).transpose()
     }
 
@@ -165,7 +176,14 @@ impl Store {
         let Store { pool, jobs, .. } = self;
         // A marker write that completes only after everything queued before it.
         let (done, rx) = oneshot::channel();
-        if jobs.send(Job { write: Write::DeleteBinding(-1), done }).await.is_ok() {
+        if jobs
+            .send(Job {
+                write: Write::DeleteBinding(-1),
+                done,
+            })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
         pool.close().await;
@@ -245,14 +263,18 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreErro
             .bind(d.ip.clone())
             .bind(d.created_ms)
             .bind(d.updated_ms),
-            Write::UpdateCredentials { mac, ha1_md5, ha1_sha256, ip, updated_ms } => {
-                sqlx::query("UPDATE devices SET ha1_md5 = $1, ha1_sha256 = $2, ip = $3, updated_ms = $4 WHERE mac = $5")
-                    .bind(ha1_md5.clone())
-                    .bind(ha1_sha256.clone())
-                    .bind(ip.clone())
-                    .bind(*updated_ms)
-                    .bind(mac.clone())
-            }
+            Write::UpdateCredentials {
+                mac,
+                ha1_md5,
+                ha1_sha256,
+                ip,
+                updated_ms,
+            } => sqlx::query("UPDATE devices SET ha1_md5 = $1, ha1_sha256 = $2, ip = $3, updated_ms = $4 WHERE mac = $5")
+                .bind(ha1_md5.clone())
+                .bind(ha1_sha256.clone())
+                .bind(ip.clone())
+                .bind(*updated_ms)
+                .bind(mac.clone()),
             Write::UpsertBinding(b) => sqlx::query(
                 "INSERT INTO bindings (number, uri, contact, transport, addr, expires_ms, call_id, cseq) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (number) DO UPDATE SET \

@@ -59,11 +59,32 @@ fn rand_suffix() -> u64 {
 async fn devices_and_bindings_survive_reopen() {
     for (url, _dir) in databases().await {
         let s = Store::open(&url).await.unwrap();
-        assert_eq!(s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860212345678))).await.unwrap(), 1);
+        assert_eq!(
+            s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860212345678)))
+                .await
+                .unwrap(),
+            1
+        );
         // Same MAC, or same number: refused without error, nothing changed.
-        assert_eq!(s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860200000001))).await.unwrap(), 0);
-        assert_eq!(s.write(Write::InsertDevice(device("02:00:00:00:00:02", 8860212345678))).await.unwrap(), 0);
-        let upd = Write::UpdateCredentials { mac: "02:00:00:00:00:01".into(), ha1_md5: "m2".into(), ha1_sha256: "s2".into(), ip: "192.0.2.9".into(), updated_ms: 5 };
+        assert_eq!(
+            s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860200000001)))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.write(Write::InsertDevice(device("02:00:00:00:00:02", 8860212345678)))
+                .await
+                .unwrap(),
+            0
+        );
+        let upd = Write::UpdateCredentials {
+            mac: "02:00:00:00:00:01".into(),
+            ha1_md5: "m2".into(),
+            ha1_sha256: "s2".into(),
+            ip: "192.0.2.9".into(),
+            updated_ms: 5,
+        };
         assert_eq!(s.write(upd).await.unwrap(), 1);
         s.write(Write::UpsertBinding(binding(8860212345678, 5060))).await.unwrap();
         s.write(Write::UpsertBinding(binding(8860212345678, 5070))).await.unwrap();

@@ -26,7 +26,17 @@ pub struct Region {
 impl Region {
     /// Starts `peerdial region` with its data in `data` and any extra flags.
     pub fn start(data: &Path, extra: &[&str]) -> Region {
-        let mut args = vec!["region", "--data", data.to_str().unwrap(), "--sip", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+        let mut args = vec![
+            "region",
+            "--data",
+            data.to_str().unwrap(),
+            "--sip",
+            "127.0.0.1:0",
+            "--dns",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ];
         args.extend_from_slice(extra);
         Region::spawn(&args, data)
     }
@@ -49,9 +59,19 @@ impl Region {
             let _ = out.read_to_end(&mut sink);
         });
         let field = |k: &str| -> SocketAddr {
-            line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).unwrap().parse().unwrap()
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
         };
-        Region { sip: field("sip"), dns: field("dns"), http: field("http"), child, data: data.to_path_buf() }
+        Region {
+            sip: field("sip"),
+            dns: field("dns"),
+            http: field("http"),
+            child,
+            data: data.to_path_buf(),
+        }
     }
 
     /// kill -9: no chance to flush anything.
@@ -99,7 +119,11 @@ pub fn parse_http(resp: &[u8]) -> (u16, serde_json::Value) {
     let text = String::from_utf8_lossy(resp);
     let status: u16 = text.split_whitespace().nth(1).expect("status line").parse().unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)))
 }
 
@@ -125,7 +149,12 @@ pub struct Device {
 }
 
 pub fn provision(http_addr: SocketAddr, mac: &str) -> Device {
-    let (status, j) = http(http_addr, "POST", "/api/v1/provision", format!(r#"{{"mac":"{mac}","ip":"127.0.0.1","number":"000-00-00000000"}}"#).as_bytes());
+    let (status, j) = http(
+        http_addr,
+        "POST",
+        "/api/v1/provision",
+        format!(r#"{{"mac":"{mac}","ip":"127.0.0.1","number":"000-00-00000000"}}"#).as_bytes(),
+    );
     assert_eq!(status, 200, "{j}");
     Device {
         number: j["number"].as_str().unwrap().into(),
@@ -150,19 +179,40 @@ impl Phone {
     pub fn udp(registrar: SocketAddr) -> Phone {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Phone { udp: Some(s), tcp: None, registrar, call_id: format!("c{}", rand_id()), cseq: 0, branch: 0 }
+        Phone {
+            udp: Some(s),
+            tcp: None,
+            registrar,
+            call_id: format!("c{}", rand_id()),
+            cseq: 0,
+            branch: 0,
+        }
     }
 
     pub fn udp_on(registrar: SocketAddr, local: &str) -> Phone {
         let s = UdpSocket::bind(local).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Phone { udp: Some(s), tcp: None, registrar, call_id: format!("c{}", rand_id()), cseq: 0, branch: 0 }
+        Phone {
+            udp: Some(s),
+            tcp: None,
+            registrar,
+            call_id: format!("c{}", rand_id()),
+            cseq: 0,
+            branch: 0,
+        }
     }
 
     pub fn tcp(registrar: SocketAddr) -> Phone {
         let s = TcpStream::connect(registrar).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Phone { udp: None, tcp: Some(s), registrar, call_id: format!("c{}", rand_id()), cseq: 0, branch: 0 }
+        Phone {
+            udp: None,
+            tcp: Some(s),
+            registrar,
+            call_id: format!("c{}", rand_id()),
+            cseq: 0,
+            branch: 0,
+        }
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -217,7 +267,12 @@ impl Phone {
             "REGISTER sip:{reg} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK{}-{};rport\r\nMax-Forwards: 70\r\n\
 From: <sip:{user}@{reg}>;tag=t{}\r\nTo: <sip:{user}@{reg}>\r\nCall-ID: {}\r\nCSeq: {} REGISTER\r\n\
 Contact: <sip:{user}@{local}>\r\nExpires: {expires}\r\n",
-            self.call_id, self.branch, self.cseq, self.call_id, self.cseq, reg = self.registrar
+            self.call_id,
+            self.branch,
+            self.cseq,
+            self.call_id,
+            self.cseq,
+            reg = self.registrar
         );
         if let Some(a) = auth {
             s.push_str(&format!("Authorization: {a}\r\n"));
@@ -233,7 +288,12 @@ Contact: <sip:{user}@{local}>\r\nExpires: {expires}\r\n",
         let r = self.recv().expect("answer to REGISTER");
         assert_eq!(status(&r), 401, "expected a challenge");
         let want = format!("algorithm={}", alg.name());
-        let ch = r.headers.iter().find(|(n, v)| n == "WWW-Authenticate" && v.contains(&want)).map(|(_, v)| v.clone()).expect("challenge for algorithm");
+        let ch = r
+            .headers
+            .iter()
+            .find(|(n, v)| n == "WWW-Authenticate" && v.contains(&want))
+            .map(|(_, v)| v.clone())
+            .expect("challenge for algorithm");
         let nonce = challenge_nonce(&ch).unwrap();
         let uri = format!("sip:{}", self.registrar);
         let auth = Credentials::respond(&dev.user, &dev.realm, password, alg, "REGISTER", &uri, &nonce).to_header();
@@ -268,7 +328,9 @@ pub fn enum_name(digits: &str) -> String {
 pub fn dns_query(server: SocketAddr, name: &str, t: RecordType) -> Message {
     let mut q = Message::new();
     q.set_id(7).add_query(Query::query(Name::from_ascii(name).unwrap(), t));
-    dns_raw(server, &q.to_vec().unwrap()).map(|b| Message::from_vec(&b).unwrap()).expect("DNS answer")
+    dns_raw(server, &q.to_vec().unwrap())
+        .map(|b| Message::from_vec(&b).unwrap())
+        .expect("DNS answer")
 }
 
 pub fn dns_raw(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
