@@ -1,8 +1,27 @@
-//! `peerdial bench …`: benchmarks run side by side with the peer they are
-//! compared with.
+//! `peerdial bench …`: benchmarks, each run side by side with the peer it
+//! is compared with, on this machine, in one run. Results are printed as a
+//! Markdown table row ready for docs/benchmarks.md.
+//!
+//! Every load is bounded (a count of requests or a number of seconds) and
+//! every process started here is stopped by its PID.
 
-use anyhow::{bail, Result};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use peerdial_number::{Area, Number};
+use peerdial_region::{Region, RegionConfig};
+use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
+use rand::Rng;
+use tokio::process::Command;
+
+const SIPP_AUTH: &str = include_str!("../sipp/register.xml");
+const SIPP_NOAUTH: &str = include_str!("../sipp/register-noauth.xml");
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -11,12 +30,467 @@ pub struct BenchArgs {
 }
 
 #[derive(Subcommand)]
-enum Which {}
+enum Which {
+    /// REGISTER throughput (digest auth, database write, DNS update), SIPp
+    /// against peerdial and against Kamailio (in-memory usrloc, no auth).
+    Register {
+        /// Registrations to send to each server (each to a new user).
+        #[arg(long, default_value_t = 20_000)]
+        registrations: u32,
+        /// Target rate SIPp tries to reach, per second.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u32,
+        /// Most registrations in flight at once.
+        #[arg(long, default_value_t = 400)]
+        limit: u32,
+    },
+    /// NAPTR query throughput with dnsperf, peerdial's embedded DNS against
+    /// NSD serving the same zone.
+    Dns {
+        /// Registered numbers in the zone.
+        #[arg(long, default_value_t = 100_000)]
+        numbers: u32,
+        /// Seconds of load for each server.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// dnsperf client sockets.
+        #[arg(long, default_value_t = 8)]
+        clients: u32,
+    },
+    /// Registration → DNS visibility latency, p50 and p99.
+    Latency {
+        #[arg(long, default_value_t = 1000)]
+        samples: u32,
+    },
+    /// Resident memory per provisioned and registered number.
+    Memory {
+        #[arg(long, default_value_t = 1_000_000)]
+        numbers: u32,
+    },
+}
 
 pub async fn run(args: BenchArgs) -> Result<()> {
-    match args.which {}
-    #[allow(unreachable_code)]
-    {
-        bail!("no benchmark chosen")
+    match args.which {
+        Which::Register { registrations, rate, limit } => register(registrations, rate, limit).await,
+        Which::Dns { numbers, seconds, clients } => dns(numbers, seconds, clients).await,
+        Which::Latency { samples } => latency(samples).await,
+        Which::Memory { numbers } => memory(numbers),
     }
+}
+
+fn area() -> Area {
+    Area::parse("886-02").expect("literal area")
+}
+
+fn tool(name: &str) -> Result<PathBuf> {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/sbin"]) {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    bail!("{name} is not installed (scripts/test installs every peer: see ../shared/peers.md)")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_region(dir: &Path, tweak: impl FnOnce(&mut RegionConfig)) -> Result<Region> {
+    let mut cfg = RegionConfig::new(area(), dir.to_path_buf());
+    cfg.sip = "127.0.0.1:0".parse()?;
+    cfg.dns = "127.0.0.1:0".parse()?;
+    cfg.http = "127.0.0.1:0".parse()?;
+    tweak(&mut cfg);
+    Ok(Region::start(cfg).await?)
+}
+
+/// Provisions `n` devices over the HTTP API; returns (user, password).
+async fn provision_many(http: SocketAddr, n: u32) -> Result<Vec<(String, String)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let _p = gate.acquire().await?;
+            let body = format!(r#"{{"mac":"02:{:02x}:{:02x}:{:02x}:{:02x}:01"}}"#, i >> 24, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+            let mut s = tokio::net::TcpStream::connect(http).await?;
+            let req = format!("POST /api/v1/provision HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            s.write_all(req.as_bytes()).await?;
+            let mut resp = Vec::new();
+            s.read_to_end(&mut resp).await?;
+            let text = String::from_utf8_lossy(&resp);
+            let json = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(json).with_context(|| format!("provisioning answer: {text}"))?;
+            anyhow::Ok((
+                v["sip_username"].as_str().context("sip_username")?.to_string(),
+                v["sip_password"].as_str().context("sip_password")?.to_string(),
+            ))
+        }));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for t in tasks {
+        out.push(t.await??);
+    }
+    Ok(out)
+}
+
+/// SIPp's final counters, from its `-trace_stat` CSV.
+struct SippResult {
+    successful: u64,
+    failed: u64,
+    retransmissions: u64,
+    seconds: f64,
+}
+
+async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, total: u32, rate: u32, limit: u32) -> Result<SippResult> {
+    std::fs::write(dir.join("scenario.xml"), scenario)?;
+    std::fs::write(dir.join("users.csv"), csv)?;
+    let stats = dir.join("stats.csv");
+    let _ = std::fs::remove_file(&stats);
+    let started = Instant::now();
+    let out = Command::new(tool("sipp")?)
+        .current_dir(dir)
+        .args(["-sf", "scenario.xml", "-inf", "users.csv", "-i", "127.0.0.1"])
+        .args(["-p", &free_port()?.to_string(), "-cp", &free_port()?.to_string(), "-mp", &free_port()?.to_string()])
+        .args(["-m", &total.to_string(), "-r", &rate.to_string(), "-l", &limit.to_string(), "-nostdin"])
+        .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1", "-timeout", "300s", "-timeout_error", "-max_socket", "4096"])
+        .arg(target.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&stats).with_context(|| format!("SIPp wrote no statistics: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().context("empty SIPp statistics")?.split(';').collect();
+    let last: Vec<&str> = lines.last().context("no SIPp statistics row")?.split(';').collect();
+    let col = |name: &str| -> Result<u64> {
+        let i = header.iter().position(|h| *h == name).with_context(|| format!("no {name} column"))?;
+        Ok(last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+    };
+    Ok(SippResult { successful: col("SuccessfulCall(C)")?, failed: col("FailedCall(C)")?, retransmissions: col("Retransmissions(C)")?, seconds })
+}
+
+async fn register(registrations: u32, rate: u32, limit: u32) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // peerdial: digest auth, durable write, DNS update.
+    let region = start_region(&dir.path().join("region"), |_| {}).await?;
+    eprintln!("provisioning {registrations} users…");
+    let users = provision_many(region.endpoints.http, registrations).await?;
+    let mut csv = String::from("SEQUENTIAL\n");
+    for (u, p) in &users {
+        csv.push_str(&format!("{u};[authentication username={u} password={p}]\n"));
+    }
+    eprintln!("SIPp → peerdial…");
+    let ours = run_sipp(dir.path(), SIPP_AUTH, &csv, region.endpoints.sip, registrations, rate, limit).await?;
+    let published = region.shared.zone.read().expect("zone lock").len();
+    region.shutdown().await;
+
+    // Kamailio: in-memory usrloc, no auth.
+    let port = free_port()?;
+    let kdir = dir.path().join("kamailio");
+    std::fs::create_dir_all(&kdir)?;
+    let mpath = ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("Kamailio modules not found")?;
+    let cfg = format!(
+        "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
+loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\n\
+modparam(\"usrloc\", \"db_mode\", 0)\n\
+request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n  sl_send_reply(\"403\", \"Forbidden\");\n}}\n"
+    );
+    std::fs::write(kdir.join("kamailio.cfg"), cfg)?;
+    let mut kam = Command::new(tool("kamailio")?)
+        .args(["-f", "kamailio.cfg", "-DD", "-E", "-Y", ".", "-P", "kamailio.pid", "-m", "256"])
+        .current_dir(&kdir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut csv = String::from("SEQUENTIAL\n");
+    for (u, _) in &users {
+        csv.push_str(&format!("{u}\n"));
+    }
+    eprintln!("SIPp → Kamailio…");
+    let theirs = run_sipp(dir.path(), SIPP_NOAUTH, &csv, format!("127.0.0.1:{port}").parse()?, registrations, rate, limit).await;
+    if let Some(pid) = kam.id() {
+        let _ = Command::new("kill").arg(pid.to_string()).status().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), kam.wait()).await;
+    let theirs = theirs?;
+
+    let r_ours = ours.successful as f64 / ours.seconds;
+    let r_theirs = theirs.successful as f64 / theirs.seconds;
+    println!("| server | registrations ok | failed | retransmissions | seconds | registrations/s |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| peerdial (digest + SQLite commit + DNS) | {} | {} | {} | {:.2} | {:.0} |",
+        ours.successful, ours.failed, ours.retransmissions, ours.seconds, r_ours
+    );
+    println!(
+        "| Kamailio 5.6 (usrloc in memory, no auth) | {} | {} | {} | {:.2} | {:.0} |",
+        theirs.successful, theirs.failed, theirs.retransmissions, theirs.seconds, r_theirs
+    );
+    println!("\nratio peerdial / Kamailio: {:.2}  (numbers published in DNS: {published})", r_ours / r_theirs);
+    Ok(())
+}
+
+fn uri_for(n: Number, i: u32) -> String {
+    format!("sip:{}@10.{}.{}.{}:5060", n.digits(), (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+}
+
+async fn dnsperf(server: SocketAddr, queries: &Path, seconds: u32, clients: u32) -> Result<(f64, String)> {
+    let out = Command::new(tool("dnsperf")?)
+        .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "-d"])
+        .arg(queries)
+        .args(["-l", &seconds.to_string(), "-c", &clients.to_string(), "-q", "500", "-t", "2"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let qps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Queries per second:").map(|v| v.trim().parse::<f64>()))
+        .with_context(|| format!("dnsperf printed no rate: {text}{}", String::from_utf8_lossy(&out.stderr)))??;
+    let lost = text.lines().find(|l| l.contains("Queries lost")).unwrap_or_default().trim().to_string();
+    Ok((qps, lost))
+}
+
+async fn dns(numbers: u32, seconds: u32, clients: u32) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let origin = area().zone_name("peerdial.internal.");
+    let mut rng = rand::thread_rng();
+    let mut picked = std::collections::BTreeSet::new();
+    while picked.len() < numbers as usize {
+        picked.insert(rng.gen_range(0..100_000_000u32));
+    }
+    let list: Vec<Number> = picked.iter().map(|&i| Number::new(area(), i)).collect();
+
+    // The same zone for NSD, as a zone file.
+    let mut zone = format!(
+        "$ORIGIN {origin}\n$TTL 60\n@ IN SOA ns.{origin} hostmaster.{origin} 1 3600 600 604800 30\n@ IN NS ns.{origin}\nns IN A 127.0.0.1\n"
+    );
+    for (i, n) in list.iter().enumerate() {
+        zone.push_str(&format!("{} IN NAPTR 10 100 \"u\" \"E2U+sip\" \"!^.*$!{}!\" .\n", n.enum_name("peerdial.internal."), uri_for(*n, i as u32)));
+    }
+    std::fs::write(dir.path().join("zone.db"), zone)?;
+    let mut queries = String::new();
+    for _ in 0..numbers.max(100_000) {
+        let n = list[rng.gen_range(0..list.len())];
+        queries.push_str(&format!("{} NAPTR\n", n.enum_name("peerdial.internal.")));
+    }
+    let qfile = dir.path().join("queries.txt");
+    std::fs::write(&qfile, queries)?;
+
+    let port = free_port()?;
+    let d = dir.path().display();
+    std::fs::write(
+        dir.path().join("nsd.conf"),
+        format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n\
+  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  server-count: 2\n  rrl-ratelimit: 0\n  verbosity: 0\n\
+remote-control:\n  control-enable: no\nzone:\n  name: {origin}\n  zonefile: zone.db\n"
+        ),
+    )?;
+    let mut nsd = Command::new(tool("nsd")?)
+        .args(["-d", "-c"])
+        .arg(dir.path().join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let nsd_addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let probe = list[0];
+    let ready = wait_for(Duration::from_secs(60), || naptr(nsd_addr, probe).is_some()).await;
+    let theirs = if ready { Some(dnsperf(nsd_addr, &qfile, seconds, clients).await) } else { None };
+    if let Some(pid) = nsd.id() {
+        let _ = Command::new("kill").arg(pid.to_string()).status().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), nsd.wait()).await;
+    let (nsd_qps, nsd_lost) = theirs.context("NSD did not start serving the zone")??;
+
+    let region = start_region(&dir.path().join("region"), |_| {}).await?;
+    {
+        let mut z = region.shared.zone.write().expect("zone lock");
+        for (i, n) in list.iter().enumerate() {
+            z.set(*n, Some(&uri_for(*n, i as u32)))?;
+        }
+    }
+    let ours_addr = region.endpoints.dns;
+    if naptr(ours_addr, probe).is_none() {
+        bail!("peerdial's zone does not answer for {probe}");
+    }
+    let (our_qps, our_lost) = dnsperf(ours_addr, &qfile, seconds, clients).await?;
+    region.shutdown().await;
+
+    println!("| server | numbers | QPS | {} |", "lost");
+    println!("|---|---|---|---|");
+    println!("| peerdial embedded DNS (2 UDP threads) | {numbers} | {our_qps:.0} | {our_lost} |");
+    println!("| NSD 4.6 (server-count 2, rrl off) | {numbers} | {nsd_qps:.0} | {nsd_lost} |");
+    println!("\nratio peerdial / NSD: {:.2}", our_qps / nsd_qps);
+    Ok(())
+}
+
+async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The SIP URI a server's NAPTR for `n` points at, if any.
+fn naptr(server: SocketAddr, n: Number) -> Option<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut q = Message::new();
+    q.set_id(rand::random()).add_query(Query::query(Name::from_ascii(n.enum_name("peerdial.internal.")).ok()?, RecordType::NAPTR));
+    s.send_to(&q.to_vec().ok()?, server).ok()?;
+    let mut buf = [0u8; 2048];
+    let (len, _) = s.recv_from(&mut buf).ok()?;
+    let m = Message::from_vec(&buf[..len]).ok()?;
+    m.answers().iter().find_map(|r| match r.data() {
+        RData::NAPTR(x) => Some(String::from_utf8_lossy(x.regexp()).trim_start_matches("!^.*$!").trim_end_matches('!').to_string()),
+        _ => None,
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One REGISTER (challenge, then digest answer) from `sock`. Returns the
+/// instant the 200 OK arrived and the time from sending the answer to it.
+fn register_once(sock: &UdpSocket, registrar: SocketAddr, user: &str, password: &str, realm: &str, seq: u32) -> Result<(Instant, f64)> {
+    let local = sock.local_addr()?;
+    let req = |cseq: u32, auth: Option<String>| {
+        let mut s = format!(
+            "REGISTER sip:{registrar} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{seq}x{cseq};rport\r\nFrom: <sip:{user}@{registrar}>;tag={seq}\r\n\
+To: <sip:{user}@{registrar}>\r\nCall-ID: lat{seq}@{local}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\nExpires: 600\r\n"
+        );
+        if let Some(a) = auth {
+            s.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        s.push_str("Content-Length: 0\r\n\r\n");
+        s
+    };
+    let mut buf = [0u8; 4096];
+    sock.send_to(req(1, None).as_bytes(), registrar)?;
+    let (n, _) = sock.recv_from(&mut buf)?;
+    let challenge = peerdial_sip::Message::parse(&buf[..n])?;
+    let nonce = challenge.header("WWW-Authenticate").and_then(challenge_nonce).context("no challenge")?;
+    let auth = Credentials::respond(user, realm, password, Algorithm::Md5, "REGISTER", &format!("sip:{registrar}"), &nonce).to_header();
+    let sent = Instant::now();
+    sock.send_to(req(2, Some(auth)).as_bytes(), registrar)?;
+    let (n, _) = sock.recv_from(&mut buf)?;
+    let ok = Instant::now();
+    if !buf[..n].starts_with(b"SIP/2.0 200") {
+        bail!("REGISTER refused: {}", String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default());
+    }
+    Ok((ok, ok.duration_since(sent).as_secs_f64() * 1000.0))
+}
+
+async fn latency(samples: u32) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let region = start_region(dir.path(), |_| {}).await?;
+    let users = provision_many(region.endpoints.http, samples).await?;
+    let (sip, dns, realm) = (region.endpoints.sip, region.endpoints.dns, region.shared.realm.clone());
+    let (commit, visible) = tokio::task::spawn_blocking(move || -> Result<(Vec<f64>, Vec<f64>)> {
+        let mut commit = Vec::new();
+        let mut visible = Vec::new();
+        for (i, (user, password)) in users.iter().enumerate() {
+            // A new socket each time: a new address that DNS must pick up.
+            let sock = UdpSocket::bind("127.0.0.1:0")?;
+            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let want = format!("sip:{user}@{}", sock.local_addr()?);
+            let (ok_at, rtt) = register_once(&sock, sip, user, password, &realm, i as u32)?;
+            commit.push(rtt);
+            let n = Number::parse(user)?;
+            loop {
+                if naptr(dns, n).as_deref() == Some(want.as_str()) {
+                    visible.push(ok_at.elapsed().as_secs_f64() * 1000.0);
+                    break;
+                }
+                if ok_at.elapsed() > Duration::from_secs(5) {
+                    bail!("{user} not visible in DNS 5 s after its 200 OK");
+                }
+            }
+        }
+        Ok((commit, visible))
+    })
+    .await??;
+    region.shutdown().await;
+    let mut c = commit;
+    let mut v = visible;
+    c.sort_by(f64::total_cmp);
+    v.sort_by(f64::total_cmp);
+    println!("| measure ({samples} registrations, SQLite) | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|");
+    println!("| authenticated REGISTER → 200 OK (includes the durable commit) | {:.2} | {:.2} | {:.2} |", percentile(&c, 0.5), percentile(&c, 0.99), c[c.len() - 1]);
+    println!("| 200 OK → NAPTR with the new address answered by DNS | {:.2} | {:.2} | {:.2} |", percentile(&v, 0.5), percentile(&v, 0.99), v[v.len() - 1]);
+    Ok(())
+}
+
+fn rss_bytes() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kb * 1024)
+}
+
+/// Fills the same in-memory structures a region keeps for each number
+/// (registrar credential and binding, zone entry, device index) and
+/// measures how much resident memory they take.
+fn memory(numbers: u32) -> Result<()> {
+    use peerdial_dns::{Zone, ZoneConfig};
+    use peerdial_sip::digest::Ha1;
+    use peerdial_sip::{Binding, Registrar, RegistrarConfig, Transport};
+    let before = rss_bytes()?;
+    let a: SocketAddr = "127.0.0.1:5060".parse()?;
+    let mut zone = Zone::new(ZoneConfig { root: "peerdial.internal.".into(), area: area(), ttl: 60, negative_ttl: 30, dns: a, sip: a, http: a, serial: 1 })?;
+    let mut registrar = Registrar::new(RegistrarConfig::new(area(), "2.0.6.8.8.peerdial.internal", [0; 32]));
+    let mut devices = peerdial_region::state::Devices::default();
+    let far = u64::MAX / 2;
+    for i in 0..numbers {
+        let n = Number::new(area(), i * (100_000_000 / numbers.max(1)));
+        let addr: SocketAddr = SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 5060);
+        let b = Binding {
+            uri: format!("sip:{}@{addr}", n.digits()),
+            contact: format!("sip:{}@{addr}", n.digits()),
+            transport: Transport::Udp,
+            addr,
+            expires_at_ms: far,
+            call_id: format!("{:016x}@{}", i as u64 * 2_654_435_761, addr.ip()),
+            cseq: 2,
+        };
+        zone.set(n, Some(&b.uri))?;
+        registrar.set_credential(n, Ha1::new(&n.digits(), "r", "p"));
+        registrar.restore(n, b);
+        let mac = (0x0200_0000_0000u64 + i as u64).to_be_bytes();
+        devices.by_mac.insert([mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]], peerdial_region::state::Device { number: n, secret_hash: [0; 32] });
+        devices.numbers.insert(n.individual());
+    }
+    let after = rss_bytes()?;
+    let per = (after.saturating_sub(before)) as f64 / numbers as f64;
+    println!("| numbers | RSS before | RSS after | bytes per number |");
+    println!("|---|---|---|---|");
+    println!("| {numbers} | {:.1} MiB | {:.1} MiB | {per:.0} |", before as f64 / 1048576.0, after as f64 / 1048576.0);
+    // Keep them alive until measured.
+    drop((zone, registrar, devices));
+    Ok(())
 }

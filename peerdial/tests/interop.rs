@@ -73,7 +73,7 @@ fn sipp_registers_many_users_with_digest() {
         ));
     }
     std::fs::write(dir.path().join("users.csv"), csv).unwrap();
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/register.xml");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/register.xml");
     let port = free_udp_port();
     let out = Command::new(require("sipp"))
         .current_dir(dir.path())

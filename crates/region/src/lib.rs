@@ -13,7 +13,7 @@
 mod dns_server;
 mod http;
 mod sip_server;
-mod state;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
