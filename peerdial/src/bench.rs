@@ -71,7 +71,11 @@ enum Which {
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.which {
-        Which::Register { registrations, rate, limit } => register(registrations, rate, limit).await,
+        Which::Register {
+            registrations,
+            rate,
+            limit,
+        } => register(registrations, rate, limit).await,
         Which::Dns { numbers, seconds, clients } => dns(numbers, seconds, clients).await,
         Which::Latency { samples } => latency(samples).await,
         Which::Memory { numbers } => memory(numbers),
@@ -114,9 +118,18 @@ async fn provision_many(http: SocketAddr, n: u32) -> Result<Vec<(String, String)
         let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
             let _p = gate.acquire().await?;
-            let body = format!(r#"{{"mac":"02:{:02x}:{:02x}:{:02x}:{:02x}:01"}}"#, i >> 24, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+            let body = format!(
+                r#"{{"mac":"02:{:02x}:{:02x}:{:02x}:{:02x}:01"}}"#,
+                i >> 24,
+                (i >> 16) & 0xff,
+                (i >> 8) & 0xff,
+                i & 0xff
+            );
             let mut s = tokio::net::TcpStream::connect(http).await?;
-            let req = format!("POST /api/v1/provision HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let req = format!(
+                "POST /api/v1/provision HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
             s.write_all(req.as_bytes()).await?;
             let mut resp = Vec::new();
             s.read_to_end(&mut resp).await?;
@@ -153,9 +166,35 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
     let out = Command::new(tool("sipp")?)
         .current_dir(dir)
         .args(["-sf", "scenario.xml", "-inf", "users.csv", "-i", "127.0.0.1"])
-        .args(["-p", &free_port()?.to_string(), "-cp", &free_port()?.to_string(), "-mp", &free_port()?.to_string()])
-        .args(["-m", &total.to_string(), "-r", &rate.to_string(), "-l", &limit.to_string(), "-nostdin"])
-        .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1", "-timeout", "300s", "-timeout_error", "-max_socket", "4096"])
+        .args([
+            "-p",
+            &free_port()?.to_string(),
+            "-cp",
+            &free_port()?.to_string(),
+            "-mp",
+            &free_port()?.to_string(),
+        ])
+        .args([
+            "-m",
+            &total.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-l",
+            &limit.to_string(),
+            "-nostdin",
+        ])
+        .args([
+            "-trace_stat",
+            "-stf",
+            "stats.csv",
+            "-fd",
+            "1",
+            "-timeout",
+            "300s",
+            "-timeout_error",
+            "-max_socket",
+            "4096",
+        ])
         .arg(target.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -164,15 +203,24 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
         .output()
         .await?;
     let seconds = started.elapsed().as_secs_f64();
-    let text = std::fs::read_to_string(&stats).with_context(|| format!("SIPp wrote no statistics: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let text =
+        std::fs::read_to_string(&stats).with_context(|| format!("SIPp wrote no statistics: {}", String::from_utf8_lossy(&out.stderr)))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().context("empty SIPp statistics")?.split(';').collect();
     let last: Vec<&str> = lines.last().context("no SIPp statistics row")?.split(';').collect();
     let col = |name: &str| -> Result<u64> {
-        let i = header.iter().position(|h| *h == name).with_context(|| format!("no {name} column"))?;
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no {name} column"))?;
         Ok(last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
     };
-    Ok(SippResult { successful: col("SuccessfulCall(C)")?, failed: col("FailedCall(C)")?, retransmissions: col("Retransmissions(C)")?, seconds })
+    Ok(SippResult {
+        successful: col("SuccessfulCall(C)")?,
+        failed: col("FailedCall(C)")?,
+        retransmissions: col("Retransmissions(C)")?,
+        seconds,
+    })
 }
 
 async fn register(registrations: u32, rate: u32, limit: u32) -> Result<()> {
@@ -218,7 +266,16 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n 
         csv.push_str(&format!("{u}\n"));
     }
     eprintln!("SIPp → Kamailio…");
-    let theirs = run_sipp(dir.path(), SIPP_NOAUTH, &csv, format!("127.0.0.1:{port}").parse()?, registrations, rate, limit).await;
+    let theirs = run_sipp(
+        dir.path(),
+        SIPP_NOAUTH,
+        &csv,
+        format!("127.0.0.1:{port}").parse()?,
+        registrations,
+        rate,
+        limit,
+    )
+    .await;
     if let Some(pid) = kam.id() {
         let _ = Command::new("kill").arg(pid.to_string()).status().await;
     }
@@ -237,7 +294,10 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n 
         "| Kamailio 5.6 (usrloc in memory, no auth) | {} | {} | {} | {:.2} | {:.0} |",
         theirs.successful, theirs.failed, theirs.retransmissions, theirs.seconds, r_theirs
     );
-    println!("\nratio peerdial / Kamailio: {:.2}  (numbers published in DNS: {published})", r_ours / r_theirs);
+    println!(
+        "\nratio peerdial / Kamailio: {:.2}  (numbers published in DNS: {published})",
+        r_ours / r_theirs
+    );
     Ok(())
 }
 
@@ -259,7 +319,12 @@ async fn dnsperf(server: SocketAddr, queries: &Path, seconds: u32, clients: u32)
         .lines()
         .find_map(|l| l.trim().strip_prefix("Queries per second:").map(|v| v.trim().parse::<f64>()))
         .with_context(|| format!("dnsperf printed no rate: {text}{}", String::from_utf8_lossy(&out.stderr)))??;
-    let lost = text.lines().find(|l| l.contains("Queries lost")).unwrap_or_default().trim().to_string();
+    let lost = text
+        .lines()
+        .find(|l| l.contains("Queries lost"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     Ok((qps, lost))
 }
 
@@ -278,7 +343,11 @@ async fn dns(numbers: u32, seconds: u32, clients: u32) -> Result<()> {
         "$ORIGIN {origin}\n$TTL 60\n@ IN SOA ns.{origin} hostmaster.{origin} 1 3600 600 604800 30\n@ IN NS ns.{origin}\nns IN A 127.0.0.1\n"
     );
     for (i, n) in list.iter().enumerate() {
-        zone.push_str(&format!("{} IN NAPTR 10 100 \"u\" \"E2U+sip\" \"!^.*$!{}!\" .\n", n.enum_name("peerdial.internal."), uri_for(*n, i as u32)));
+        zone.push_str(&format!(
+            "{} IN NAPTR 10 100 \"u\" \"E2U+sip\" \"!^.*$!{}!\" .\n",
+            n.enum_name("peerdial.internal."),
+            uri_for(*n, i as u32)
+        ));
     }
     std::fs::write(dir.path().join("zone.db"), zone)?;
     let mut queries = String::new();
@@ -309,7 +378,11 @@ remote-control:\n  control-enable: no\nzone:\n  name: {origin}\n  zonefile: zone
     let nsd_addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let probe = list[0];
     let ready = wait_for(Duration::from_secs(60), || naptr(nsd_addr, probe).is_some()).await;
-    let theirs = if ready { Some(dnsperf(nsd_addr, &qfile, seconds, clients).await) } else { None };
+    let theirs = if ready {
+        Some(dnsperf(nsd_addr, &qfile, seconds, clients).await)
+    } else {
+        None
+    };
     if let Some(pid) = nsd.id() {
         let _ = Command::new("kill").arg(pid.to_string()).status().await;
     }
@@ -354,13 +427,21 @@ fn naptr(server: SocketAddr, n: Number) -> Option<String> {
     let s = UdpSocket::bind("127.0.0.1:0").ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     let mut q = Message::new();
-    q.set_id(rand::random()).add_query(Query::query(Name::from_ascii(n.enum_name("peerdial.internal.")).ok()?, RecordType::NAPTR));
+    q.set_id(rand::random()).add_query(Query::query(
+        Name::from_ascii(n.enum_name("peerdial.internal.")).ok()?,
+        RecordType::NAPTR,
+    ));
     s.send_to(&q.to_vec().ok()?, server).ok()?;
     let mut buf = [0u8; 2048];
     let (len, _) = s.recv_from(&mut buf).ok()?;
     let m = Message::from_vec(&buf[..len]).ok()?;
     m.answers().iter().find_map(|r| match r.data() {
-        RData::NAPTR(x) => Some(String::from_utf8_lossy(x.regexp()).trim_start_matches("!^.*$!").trim_end_matches('!').to_string()),
+        RData::NAPTR(x) => Some(
+            String::from_utf8_lossy(x.regexp())
+                .trim_start_matches("!^.*$!")
+                .trim_end_matches('!')
+                .to_string(),
+        ),
         _ => None,
     })
 }
@@ -389,14 +470,29 @@ To: <sip:{user}@{registrar}>\r\nCall-ID: lat{seq}@{local}\r\nCSeq: {cseq} REGIST
     sock.send_to(req(1, None).as_bytes(), registrar)?;
     let (n, _) = sock.recv_from(&mut buf)?;
     let challenge = peerdial_sip::Message::parse(&buf[..n])?;
-    let nonce = challenge.header("WWW-Authenticate").and_then(challenge_nonce).context("no challenge")?;
-    let auth = Credentials::respond(user, realm, password, Algorithm::Md5, "REGISTER", &format!("sip:{registrar}"), &nonce).to_header();
+    let nonce = challenge
+        .header("WWW-Authenticate")
+        .and_then(challenge_nonce)
+        .context("no challenge")?;
+    let auth = Credentials::respond(
+        user,
+        realm,
+        password,
+        Algorithm::Md5,
+        "REGISTER",
+        &format!("sip:{registrar}"),
+        &nonce,
+    )
+    .to_header();
     let sent = Instant::now();
     sock.send_to(req(2, Some(auth)).as_bytes(), registrar)?;
     let (n, _) = sock.recv_from(&mut buf)?;
     let ok = Instant::now();
     if !buf[..n].starts_with(b"SIP/2.0 200") {
-        bail!("REGISTER refused: {}", String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default());
+        bail!(
+            "REGISTER refused: {}",
+            String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default()
+        );
     }
     Ok((ok, ok.duration_since(sent).as_secs_f64() * 1000.0))
 }
@@ -437,8 +533,18 @@ async fn latency(samples: u32) -> Result<()> {
     v.sort_by(f64::total_cmp);
     println!("| measure ({samples} registrations, SQLite) | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|");
-    println!("| authenticated REGISTER → 200 OK (includes the durable commit) | {:.2} | {:.2} | {:.2} |", percentile(&c, 0.5), percentile(&c, 0.99), c[c.len() - 1]);
-    println!("| 200 OK → NAPTR with the new address answered by DNS | {:.2} | {:.2} | {:.2} |", percentile(&v, 0.5), percentile(&v, 0.99), v[v.len() - 1]);
+    println!(
+        "| authenticated REGISTER → 200 OK (includes the durable commit) | {:.2} | {:.2} | {:.2} |",
+        percentile(&c, 0.5),
+        percentile(&c, 0.99),
+        c[c.len() - 1]
+    );
+    println!(
+        "| 200 OK → NAPTR with the new address answered by DNS | {:.2} | {:.2} | {:.2} |",
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        v[v.len() - 1]
+    );
     Ok(())
 }
 
@@ -462,7 +568,16 @@ fn memory(numbers: u32) -> Result<()> {
     use peerdial_sip::{Binding, Registrar, RegistrarConfig, Transport};
     let before = rss_bytes()?;
     let a: SocketAddr = "127.0.0.1:5060".parse()?;
-    let mut zone = Zone::new(ZoneConfig { root: "peerdial.internal.".into(), area: area(), ttl: 60, negative_ttl: 30, dns: a, sip: a, http: a, serial: 1 })?;
+    let mut zone = Zone::new(ZoneConfig {
+        root: "peerdial.internal.".into(),
+        area: area(),
+        ttl: 60,
+        negative_ttl: 30,
+        dns: a,
+        sip: a,
+        http: a,
+        serial: 1,
+    })?;
     let mut registrar = Registrar::new(RegistrarConfig::new(area(), "2.0.6.8.8.peerdial.internal", [0; 32]));
     let mut devices = peerdial_region::state::Devices::default();
     let far = u64::MAX / 2;
@@ -482,14 +597,24 @@ fn memory(numbers: u32) -> Result<()> {
         registrar.set_credential(n, Ha1::new(&n.digits(), "r", "p"));
         registrar.restore(n, b);
         let mac = (0x0200_0000_0000u64 + i as u64).to_be_bytes();
-        devices.by_mac.insert([mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]], peerdial_region::state::Device { number: n, secret_hash: [0; 32] });
+        devices.by_mac.insert(
+            [mac[2], mac[3], mac[4], mac[5], mac[6], mac[7]],
+            peerdial_region::state::Device {
+                number: n,
+                secret_hash: [0; 32],
+            },
+        );
         devices.numbers.insert(n.individual());
     }
     let after = rss_bytes()?;
     let per = (after.saturating_sub(before)) as f64 / numbers as f64;
     println!("| numbers | RSS before | RSS after | bytes per number |");
     println!("|---|---|---|---|");
-    println!("| {numbers} | {:.1} MiB | {:.1} MiB | {per:.0} |", before as f64 / 1048576.0, after as f64 / 1048576.0);
+    println!(
+        "| {numbers} | {:.1} MiB | {:.1} MiB | {per:.0} |",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
     // Keep them alive until measured.
     drop((zone, registrar, devices));
     Ok(())

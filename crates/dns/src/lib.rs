@@ -490,4 +490,27 @@ mod tests {
         let r = Message::from_vec(&z.answer_within(&q, Transport::Tcp, Some(80)).unwrap()).unwrap();
         assert!(!r.truncated() && r.answers().len() == 1);
     }
+
+    proptest::proptest! {
+        /// Any bytes: no answer, or one that parses, carries the ID and fits UDP.
+        #[test]
+        fn any_query_bytes_are_safe(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let z = zone();
+            if let Some(resp) = z.answer(&data, Transport::Udp) {
+                proptest::prop_assert!(resp.len() >= 12 && resp.len() <= 1232);
+                proptest::prop_assert_eq!(&resp[..2], &data[..2]);
+            }
+        }
+
+        /// Every name under the origin gets an authoritative answer; ENUM
+        /// names of unregistered numbers get NXDOMAIN.
+        #[test]
+        fn unregistered_numbers_are_nxdomain(ind in 0u32..100_000_000) {
+            let z = zone();
+            let n = Number::new(Area::parse("886-02").unwrap(), ind);
+            let r = ask(&z, &n.enum_name("peerdial.internal."), RecordType::NAPTR, Transport::Udp);
+            proptest::prop_assert_eq!(r.response_code(), ResponseCode::NXDomain);
+            proptest::prop_assert!(r.authoritative());
+        }
+    }
 }

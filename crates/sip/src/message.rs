@@ -541,4 +541,16 @@ l: 0\r\n\r\n";
         assert_eq!(frame_len(&one[..20]).unwrap(), None);
         assert!(frame_len(b"OPTIONS sip:x SIP/2.0\r\n\r\n").is_err());
     }
+
+    proptest::proptest! {
+        /// What parses, re-serialises to the same headers; nothing panics.
+        #[test]
+        fn parse_roundtrip_or_error(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800)) {
+            let _ = frame_len(&data);
+            if let Ok(m) = Message::parse(&data) {
+                let again = Message::parse(&m.to_bytes()).unwrap();
+                proptest::prop_assert_eq!(again.headers, m.headers);
+            }
+        }
+    }
 }

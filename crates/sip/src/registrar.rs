@@ -812,4 +812,21 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         assert_eq!(status(&r.handle(options, Transport::Udp, src(), T0)).0, 200);
         assert!(r.bindings().next().is_none());
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, and mutations of a valid REGISTER, never panic
+        /// the registrar and never create a binding without credentials.
+        #[test]
+        fn garbage_never_binds(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), cut in 0usize..400, byte in proptest::prelude::any::<u8>()) {
+            let mut r = registrar();
+            let out = r.handle(&data, Transport::Udp, src(), T0);
+            proptest::prop_assert!(!matches!(out, Output::Commit { .. }), "committed without credentials");
+            let mut valid = register("p", 1, 600, None);
+            let i = cut.min(valid.len() - 1);
+            valid[i] = byte;
+            let out = r.handle(&valid, Transport::Tcp, src(), T0);
+            proptest::prop_assert!(!matches!(out, Output::Commit { .. }), "committed without credentials");
+            proptest::prop_assert!(r.bindings().next().is_none());
+        }
+    }
 }

@@ -227,9 +227,10 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
+        let started = std::time::Instant::now();
         match commit(&pool, &writes).await {
             Ok(counts) => {
-                tracing::trace!(size = batch.len(), "group commit");
+                tracing::trace!(size = batch.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "group commit");
                 for (job, n) in batch.drain(..).zip(counts) {
                     let _ = job.done.send(Ok(n));
                 }
@@ -246,10 +247,97 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Rows per multi-row statement (8 parameters each, well under SQLite's
+/// and PostgreSQL's parameter limits).
+const ROWS_PER_STATEMENT: usize = 500;
+
 async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreError> {
     let mut tx = pool.begin().await?;
-    let mut counts = Vec::with_capacity(writes.len());
-    for w in writes {
+    let mut counts = vec![0u64; writes.len()];
+    // Binding writes are collapsed to the last one per number (the
+    // transaction commits only the final state anyway) and sent as a few
+    // multi-row statements: one round trip per 500 rows, not per row.
+    let mut last: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    for (i, w) in writes.iter().enumerate() {
+        match w {
+            Write::UpsertBinding(b) => {
+                last.insert(b.number, i);
+                counts[i] = 1;
+            }
+            Write::DeleteBinding(n) => {
+                last.insert(*n, i);
+            }
+            _ => {}
+        }
+    }
+    let mut upserts: Vec<&BindingRow> = Vec::new();
+    let mut deletes: Vec<(i64, usize)> = Vec::new();
+    let mut order: Vec<usize> = last.into_values().collect();
+    order.sort_unstable();
+    for i in order {
+        match writes[i] {
+            Write::UpsertBinding(b) => upserts.push(b),
+            Write::DeleteBinding(n) => deletes.push((*n, i)),
+            _ => unreachable!("only binding writes are collapsed"),
+        }
+    }
+    for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM bindings WHERE number IN ({}) RETURNING number",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (n, _) in chunk {
+            q = q.bind(*n);
+        }
+        let gone: std::collections::HashSet<i64> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get::<i64, _>(0).ok())
+            .collect();
+        for (n, i) in chunk {
+            counts[*i] = gone.contains(n) as u64;
+        }
+    }
+    for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    r * 8 + 1,
+                    r * 8 + 2,
+                    r * 8 + 3,
+                    r * 8 + 4,
+                    r * 8 + 5,
+                    r * 8 + 6,
+                    r * 8 + 7,
+                    r * 8 + 8
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO bindings (number, uri, contact, transport, addr, expires_ms, call_id, cseq) VALUES {} \
+             ON CONFLICT (number) DO UPDATE SET uri = excluded.uri, contact = excluded.contact, transport = excluded.transport, \
+             addr = excluded.addr, expires_ms = excluded.expires_ms, call_id = excluded.call_id, cseq = excluded.cseq",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for b in chunk {
+            q = q
+                .bind(b.number)
+                .bind(b.uri.clone())
+                .bind(b.contact.clone())
+                .bind(b.transport.clone())
+                .bind(b.addr.clone())
+                .bind(b.expires_ms)
+                .bind(b.call_id.clone())
+                .bind(b.cseq);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for (i, w) in writes.iter().enumerate() {
         let q = match w {
             Write::InsertDevice(d) => sqlx::query(
                 "INSERT INTO devices (mac, number, secret_hash, ha1_md5, ha1_sha256, ip, created_ms, updated_ms) \
@@ -275,23 +363,9 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreErro
                 .bind(ip.clone())
                 .bind(*updated_ms)
                 .bind(mac.clone()),
-            Write::UpsertBinding(b) => sqlx::query(
-                "INSERT INTO bindings (number, uri, contact, transport, addr, expires_ms, call_id, cseq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (number) DO UPDATE SET \
-                 uri = excluded.uri, contact = excluded.contact, transport = excluded.transport, addr = excluded.addr, \
-                 expires_ms = excluded.expires_ms, call_id = excluded.call_id, cseq = excluded.cseq",
-            )
-            .bind(b.number)
-            .bind(b.uri.clone())
-            .bind(b.contact.clone())
-            .bind(b.transport.clone())
-            .bind(b.addr.clone())
-            .bind(b.expires_ms)
-            .bind(b.call_id.clone())
-            .bind(b.cseq),
-            Write::DeleteBinding(n) => sqlx::query("DELETE FROM bindings WHERE number = $1").bind(*n),
+            Write::UpsertBinding(_) | Write::DeleteBinding(_) => continue,
         };
-        counts.push(q.execute(&mut *tx).await?.rows_affected());
+        counts[i] = q.execute(&mut *tx).await?.rows_affected();
     }
     tx.commit().await?;
     Ok(counts)

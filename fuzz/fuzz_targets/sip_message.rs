@@ -1,0 +1,19 @@
+//! The SIP codec: any bytes parse or fail cleanly; what parses re-serialises
+//! to something that parses to the same headers.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use peerdial_sip::message::{frame_len, Message, NameAddr, SipUri, Via};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = frame_len(data);
+    if let Ok(m) = Message::parse(data) {
+        let again = Message::parse(&m.to_bytes()).expect("serialised message parses");
+        assert_eq!(again.headers, m.headers);
+        for (_, v) in &m.headers {
+            let _ = Via::parse(v);
+            if let Ok(a) = NameAddr::parse(v) {
+                let _ = SipUri::parse(a.uri);
+            }
+        }
+    }
+});
