@@ -19,6 +19,8 @@ use hickory_proto::rr::rdata::{A, AAAA, NAPTR, NS, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use peerdial_number::{Area, Number, INDIVIDUAL_DIGITS};
 
+mod fast;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
     #[error("invalid domain name {0:?}: {1}")]
@@ -54,6 +56,8 @@ pub struct Zone {
     origin: Name,
     /// Lower-case origin with trailing dot, for fast suffix tests.
     origin_str: String,
+    /// The origin in lower-case wire format, for the fast path.
+    origin_wire: Vec<u8>,
     entries: BTreeMap<u32, Box<str>>,
     serial: u32,
     ns_name: Name,
@@ -87,6 +91,12 @@ impl Zone {
             sip_name: name(&format!("sip.{origin_str}"))?,
             api_name: name(&format!("api.{origin_str}"))?,
             origin,
+            origin_wire: origin_str
+                .trim_end_matches('.')
+                .split('.')
+                .flat_map(|l| std::iter::once(l.len() as u8).chain(l.bytes()))
+                .chain(std::iter::once(0))
+                .collect(),
             origin_str,
             entries: BTreeMap::new(),
             serial: cfg.serial,
@@ -157,6 +167,14 @@ impl Zone {
         if query.len() < 12 || query[2] & 0x80 != 0 {
             return None;
         }
+        if let Some(fast) = fast::answer(self, query, transport == Transport::Tcp, udp_cap) {
+            return Some(fast);
+        }
+        self.general(query, transport, udp_cap)
+    }
+
+    /// Any query, through hickory-proto's parser and encoder.
+    fn general(&self, query: &[u8], transport: Transport, udp_cap: Option<usize>) -> Option<Vec<u8>> {
         let Ok(req) = Message::from_vec(query) else {
             return Some(formerr(query));
         };
@@ -511,6 +529,39 @@ mod tests {
             let r = ask(&z, &n.enum_name("peerdial.internal."), RecordType::NAPTR, Transport::Udp);
             proptest::prop_assert_eq!(r.response_code(), ResponseCode::NXDomain);
             proptest::prop_assert!(r.authoritative());
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast path answers NAPTR lookups exactly as the general path
+        /// does: registered or not, any letter case, with or without EDNS.
+        #[test]
+        fn fast_path_agrees_with_general_path(ind in 0u32..100_000_000, registered: bool, upper: bool, edns: bool, rd: bool) {
+            let mut z = zone();
+            let n = Number::new(Area::parse("886-02").unwrap(), ind);
+            if registered {
+                z.set(n, Some(&format!("sip:{}@10.1.2.3:5060", n.digits()))).unwrap();
+            }
+            let name = if upper { n.enum_name("PeerDial.Internal.").to_uppercase() } else { n.enum_name("peerdial.internal.") };
+            let mut m = Message::new();
+            m.set_id(77).set_recursion_desired(rd).add_query(Query::query(Name::from_ascii(&name).unwrap(), RecordType::NAPTR));
+            if edns {
+                let mut e = Edns::new();
+                e.set_max_payload(4096);
+                m.set_edns(e);
+            }
+            let q = m.to_vec().unwrap();
+            for t in [Transport::Udp, Transport::Tcp] {
+                let fast = fast::answer(&z, &q, t == Transport::Tcp, None);
+                proptest::prop_assert!(fast.is_some(), "the fast path takes plain NAPTR lookups");
+                let general = z.general(&q, t, None).unwrap();
+                let (a, b) = (Message::from_vec(&fast.unwrap()).unwrap(), Message::from_vec(&general).unwrap());
+                proptest::prop_assert_eq!(a.header(), b.header());
+                proptest::prop_assert_eq!(a.queries(), b.queries());
+                proptest::prop_assert_eq!(a.answers(), b.answers());
+                proptest::prop_assert_eq!(a.name_servers(), b.name_servers());
+                proptest::prop_assert_eq!(a.extensions(), b.extensions());
+            }
         }
     }
 }

@@ -506,6 +506,11 @@ l: 0\r\n\r\n";
         );
         let back = Message::parse(&m.to_bytes()).unwrap();
         assert_eq!(back.headers, m.headers);
+        // A message whose only "body" follows a bare start line gains a
+        // Content-Length on the way out, and keeps its body.
+        let odd = Message::parse(b"\nSIP/2.0 667\r\n\n\nx").unwrap();
+        let again = Message::parse(&odd.to_bytes()).unwrap();
+        assert_eq!((again.header("Content-Length"), again.body.clone()), (Some("2"), odd.body.clone()));
     }
 
     #[test]
@@ -549,7 +554,10 @@ l: 0\r\n\r\n";
             let _ = frame_len(&data);
             if let Ok(m) = Message::parse(&data) {
                 let again = Message::parse(&m.to_bytes()).unwrap();
-                proptest::prop_assert_eq!(again.headers, m.headers);
+                // Content-Length is always rewritten from the body, at the end.
+                let strip = |h: &[(String, String)]| h.iter().filter(|(n, _)| n != "Content-Length").cloned().collect::<Vec<_>>();
+                proptest::prop_assert_eq!(strip(&again.headers), strip(&m.headers));
+                proptest::prop_assert_eq!(again.body, m.body);
             }
         }
     }
