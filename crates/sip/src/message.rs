@@ -6,7 +6,8 @@ use crate::SipError;
 
 /// Messages larger than this are refused (UDP datagrams and TCP frames).
 pub const MAX_MESSAGE: usize = 65_535;
-const MAX_HEADERS: usize = 128;
+/// Most header lines a message may carry.
+pub const MAX_HEADERS: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
@@ -99,13 +100,22 @@ impl Message {
 
         let mut headers: Vec<(String, String)> = Vec::new();
         for line in lines {
+            // RFC 3261 25.1: header text has no control characters but HTAB.
+            if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return Err(SipError::Malformed("control character in a header line".into()));
+            }
             if line.starts_with([' ', '\t']) {
                 // Folded continuation of the previous header.
                 let last = headers
                     .last_mut()
                     .ok_or_else(|| SipError::Malformed("continuation line before any header".into()))?;
-                last.1.push(' ');
-                last.1.push_str(line.trim());
+                let more = line.trim();
+                if !more.is_empty() {
+                    if !last.1.is_empty() {
+                        last.1.push(' ');
+                    }
+                    last.1.push_str(more);
+                }
                 continue;
             }
             if line.is_empty() {
@@ -288,7 +298,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SipError> {
     }
     // RFC 3261 18.3: on stream transports Content-Length is mandatory.
     let len = len.ok_or_else(|| SipError::Malformed("missing Content-Length on a stream transport".into()))?;
-    let total = body_start + len;
+    let total = body_start.saturating_add(len);
     if total > MAX_MESSAGE {
         return Err(SipError::TooLarge(total));
     }
@@ -535,6 +545,9 @@ l: 0\r\n\r\n";
         assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\nNoColon\r\n\r\n").is_err());
         assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\nContent-Length: 10\r\n\r\nabc").is_err());
         assert!(Message::parse(&vec![b'A'; MAX_MESSAGE + 1]).is_err());
+        assert!(Message::parse(b"OPTIONS sip:x SIP/2.0\r\nTo: a\x00b\r\n\r\n").is_err());
+        let folded = Message::parse(b"OPTIONS sip:x SIP/2.0\r\nSubject: a\r\n   \r\n b\r\n\r\n").unwrap();
+        assert_eq!(folded.header("Subject"), Some("a b"));
     }
 
     #[test]
@@ -545,6 +558,9 @@ l: 0\r\n\r\n";
         assert_eq!(frame_len(&two).unwrap(), Some(one.len()));
         assert_eq!(frame_len(&one[..20]).unwrap(), None);
         assert!(frame_len(b"OPTIONS sip:x SIP/2.0\r\n\r\n").is_err());
+        // A Content-Length near usize::MAX is refused, not wrapped around.
+        let huge = format!("OPTIONS sip:x SIP/2.0\r\nContent-Length: {}\r\n\r\n", usize::MAX);
+        assert!(matches!(frame_len(huge.as_bytes()), Err(SipError::TooLarge(_))));
     }
 
     proptest::proptest! {
@@ -552,7 +568,7 @@ l: 0\r\n\r\n";
         #[test]
         fn parse_roundtrip_or_error(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800)) {
             let _ = frame_len(&data);
-            if let Ok(m) = Message::parse(&data) {
+            if let Ok(m) = Message::parse(&data).map_err(|_| ()).and_then(|m| if m.headers.len() < MAX_HEADERS { Ok(m) } else { Err(()) }) {
                 let again = Message::parse(&m.to_bytes()).unwrap();
                 // Content-Length is always rewritten from the body, at the end.
                 let strip = |h: &[(String, String)]| h.iter().filter(|(n, _)| n != "Content-Length").cloned().collect::<Vec<_>>();
