@@ -207,7 +207,7 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
         std::fs::read_to_string(&stats).with_context(|| format!("SIPp wrote no statistics: {}", String::from_utf8_lossy(&out.stderr)))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().context("empty SIPp statistics")?.split(';').collect();
-    let last: Vec<&str> = lines.last().context("no SIPp statistics row")?.split(';').collect();
+    let last: Vec<&str> = lines.next_back().context("no SIPp statistics row")?.split(';').collect();
     let col = |name: &str| -> Result<u64> {
         let i = header
             .iter()
@@ -403,7 +403,7 @@ remote-control:\n  control-enable: no\nzone:\n  name: {origin}\n  zonefile: zone
     let (our_qps, our_lost) = dnsperf(ours_addr, &qfile, seconds, clients).await?;
     region.shutdown().await;
 
-    println!("| server | numbers | QPS | {} |", "lost");
+    println!("| server | numbers | QPS | lost |");
     println!("|---|---|---|---|");
     println!("| peerdial embedded DNS (2 UDP threads) | {numbers} | {our_qps:.0} | {our_lost} |");
     println!("| NSD 4.6 (server-count 2, rrl off) | {numbers} | {nsd_qps:.0} | {nsd_lost} |");
