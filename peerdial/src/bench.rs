@@ -194,6 +194,8 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
             "-timeout_error",
             "-max_socket",
             "4096",
+            "-buff_size",
+            "4194304",
         ])
         .arg(target.to_string())
         .stdin(Stdio::null())

@@ -1,15 +1,18 @@
-//! SIP transports: UDP datagrams and TCP streams into the registrar.
+//! SIP transports: UDP datagrams (on plain threads) and TCP streams (on
+//! tokio) into the registrar.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use peerdial_sip::message::frame_len;
 use peerdial_sip::{Output, Transport};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use crate::{now_ms, RegionError, Shared};
+use crate::{change_to_write, now_ms, RegionError, Shared};
 
 /// Datagrams larger than this are dropped unread: no SIP request to a
 /// registrar needs more, and it bounds what a flood can make us parse.
@@ -61,80 +64,35 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpListener, stop: watch::Receiver<bool>) {
-    udp.set_nonblocking(true).expect("nonblocking UDP socket");
-    let udp = Arc::new(UdpSocket::from_std(udp).expect("tokio UDP socket"));
+pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    // UDP is the hot path: plain threads, like DNS; a commit is acknowledged
+    // by a callback on the store's writer, with no task per registration.
+    let stopped = Arc::new(AtomicBool::new(false));
+    udp.set_read_timeout(Some(std::time::Duration::from_millis(250)))
+        .expect("read timeout");
+    let udp = Arc::new(udp);
+    for i in 0..2 {
+        let (shared, udp, stopped) = (shared.clone(), udp.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name(format!("sip-udp-{i}"))
+            .spawn(move || udp_thread(&shared, &udp, &stopped))
+            .expect("spawn SIP thread");
+    }
     let tcp = TcpListener::from_std(tcp).expect("tokio TCP listener");
-    tokio::spawn(udp_loop(shared.clone(), udp, stop.clone()));
-    tokio::spawn(tcp_loop(shared, tcp, stop));
+    let tcp_stop = stop.clone();
+    tokio::spawn(async move {
+        let _ = stop.changed().await;
+        stopped.store(true, Ordering::Relaxed);
+    });
+    tokio::spawn(tcp_loop(shared, tcp, tcp_stop));
 }
 
-/// Where an answer goes: back out of the UDP socket, or down a TCP stream.
-#[derive(Clone)]
-enum Reply {
-    Udp(Arc<UdpSocket>, SocketAddr),
-    Tcp(mpsc::Sender<Vec<u8>>),
-}
-
-impl Reply {
-    async fn send(&self, bytes: Vec<u8>) {
-        match self {
-            Reply::Udp(s, to) => {
-                if let Err(e) = s.send_to(&bytes, to).await {
-                    tracing::debug!(error = %e, %to, "SIP send failed");
-                }
-            }
-            Reply::Tcp(tx) => {
-                let _ = tx.send(bytes).await;
-            }
-        }
-    }
-}
-
-/// Acts on the registrar's output: a change is committed to the store
-/// before its answer is sent, then published in the zone.
-async fn act(shared: &Arc<Shared>, out: Output, reply: Reply) {
-    match out {
-        Output::Drop => {}
-        Output::Reply(bytes) => reply.send(bytes).await,
-        Output::Commit {
-            change,
-            previous,
-            reply: bytes,
-        } => {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let n = change.number();
-                match shared.persist(&change).await {
-                    Ok(()) => {
-                        shared.publish(n);
-                        reply.send(bytes).await;
-                    }
-                    Err(e) => {
-                        // Not durable, so not acknowledged: undo, and let the
-                        // phone's retransmission try again.
-                        tracing::error!(number = %n, error = %e, "binding not stored; REGISTER not acknowledged");
-                        shared.registrar.lock().expect("registrar lock").fail_commit(n, previous, &bytes);
-                        shared.publish(n);
-                    }
-                }
-            });
-        }
-    }
-}
-
-async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>, mut stop: watch::Receiver<bool>) {
+fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &AtomicBool) {
     let mut buf = vec![0u8; 65_536];
-    loop {
-        let (len, src) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "SIP UDP receive error");
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
+    while !stopped.load(Ordering::Relaxed) {
+        let (len, src) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(_) => continue, // timeout: check the stop flag
         };
         if len > MAX_DATAGRAM {
             tracing::debug!(%src, len, "dropping oversize SIP datagram");
@@ -149,8 +107,76 @@ async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>, mut stop: watch::Re
             .lock()
             .expect("registrar lock")
             .handle(data, Transport::Udp, src, now_ms());
-        act(&shared, out, Reply::Udp(sock.clone(), src)).await;
+        match out {
+            Output::Drop => {}
+            Output::Reply(bytes) => {
+                let _ = sock.send_to(&bytes, src);
+            }
+            Output::Commit { change, previous, reply } => {
+                let sock = sock.clone();
+                let then = on_commit(shared.clone(), &change, previous, reply, move |b| {
+                    let _ = sock.send_to(&b, src);
+                });
+                shared.store.submit_blocking(change_to_write(&change), then);
+            }
+        }
     }
+}
+
+/// Where a TCP answer goes: to the connection writer.
+#[derive(Clone)]
+struct Reply(mpsc::Sender<Vec<u8>>);
+
+impl Reply {
+    async fn send(&self, bytes: Vec<u8>) {
+        let _ = self.0.send(bytes).await;
+    }
+}
+
+/// Acts on the registrar's output: a change is committed to the store
+/// before its answer is sent, then published in the zone.
+async fn act(shared: &Arc<Shared>, out: Output, reply: Reply) {
+    match out {
+        Output::Drop => {}
+        Output::Reply(bytes) => reply.send(bytes).await,
+        Output::Commit {
+            change,
+            previous,
+            reply: bytes,
+        } => {
+            let tx = reply.0.clone();
+            // The connection's writer drains its queue promptly; if it is
+            // full the peer is not reading, and its retransmission asks again.
+            let then = on_commit(shared.clone(), &change, previous, bytes, move |b| {
+                let _ = tx.try_send(b);
+            });
+            shared.store.submit(change_to_write(&change), then).await;
+        }
+    }
+}
+
+/// What to do once a binding change is durable: publish it in the zone,
+/// then acknowledge. If it could not be stored it is not acknowledged:
+/// undo it, and let the phone's retransmission try again.
+fn on_commit(
+    shared: Arc<Shared>,
+    change: &peerdial_sip::Change,
+    previous: Option<peerdial_sip::Binding>,
+    reply: Vec<u8>,
+    send: impl FnOnce(Vec<u8>) + Send + 'static,
+) -> peerdial_store::Callback {
+    let n = change.number();
+    Box::new(move |r| match r {
+        Ok(_) => {
+            shared.publish(n);
+            send(reply);
+        }
+        Err(e) => {
+            tracing::error!(number = %n, error = %e, "binding not stored; REGISTER not acknowledged");
+            shared.registrar.lock().expect("registrar lock").fail_commit(n, previous, &reply);
+            shared.publish(n);
+        }
+    })
 }
 
 async fn tcp_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
@@ -200,7 +226,7 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         .lock()
                         .expect("registrar lock")
                         .handle(&frame, Transport::Tcp, peer, now_ms());
-                    act(&shared, out, Reply::Tcp(tx.clone())).await;
+                    act(&shared, out, Reply(tx.clone())).await;
                 }
                 Ok(None) => break,
                 Err(e) => {

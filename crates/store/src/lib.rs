@@ -83,9 +83,28 @@ pub enum Write {
     DeleteBinding(i64),
 }
 
+/// What runs when a write is durable (or has failed).
+pub type Callback = Box<dyn FnOnce(Result<u64, StoreError>) + Send>;
+
+enum Done {
+    Reply(oneshot::Sender<Result<u64, StoreError>>),
+    Call(Callback),
+}
+
+impl Done {
+    fn finish(self, r: Result<u64, StoreError>) {
+        match self {
+            Done::Reply(tx) => {
+                let _ = tx.send(r);
+            }
+            Done::Call(f) => f(r),
+        }
+    }
+}
+
 struct Job {
     write: Write,
-    done: oneshot::Sender<Result<u64, StoreError>>,
+    done: Done,
 }
 
 /// A handle to the database; cheap to clone.
@@ -144,8 +163,41 @@ impl Store {
     /// Makes one write durable; returns the rows it affected.
     pub async fn write(&self, write: Write) -> Result<u64, StoreError> {
         let (done, rx) = oneshot::channel();
-        self.jobs.send(Job { write, done }).await.map_err(|_| StoreError::WriterGone)?;
+        self.jobs
+            .send(Job {
+                write,
+                done: Done::Reply(done),
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues a write; `then` runs on the writer task once it is durable
+    /// (or has failed). It must be quick: the next group commit waits for it.
+    pub async fn submit(&self, write: Write, then: Callback) {
+        if let Err(e) = self
+            .jobs
+            .send(Job {
+                write,
+                done: Done::Call(then),
+            })
+            .await
+        {
+            (e.0.done).finish(Err(StoreError::WriterGone));
+        }
+    }
+
+    /// [`Store::submit`] from a thread outside the runtime; `then` runs on the
+    /// writer task once the write is durable (or has failed). It must be
+    /// quick: the next group commit waits for it.
+    pub fn submit_blocking(&self, write: Write, then: Callback) {
+        if let Err(e) = self.jobs.blocking_send(Job {
+            write,
+            done: Done::Call(then),
+        }) {
+            (e.0.done).finish(Err(StoreError::WriterGone));
+        }
     }
 
     pub async fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
@@ -179,7 +231,7 @@ impl Store {
         if jobs
             .send(Job {
                 write: Write::DeleteBinding(-1),
-                done,
+                done: Done::Reply(done),
             })
             .await
             .is_ok()
@@ -232,7 +284,7 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             Ok(counts) => {
                 tracing::trace!(size = batch.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "group commit");
                 for (job, n) in batch.drain(..).zip(counts) {
-                    let _ = job.done.send(Ok(n));
+                    job.done.finish(Ok(n));
                 }
             }
             Err(e) => {
@@ -240,7 +292,7 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying writes one by one");
                 for job in batch.drain(..) {
                     let r = commit(&pool, &[&job.write]).await.map(|v| v[0]);
-                    let _ = job.done.send(r);
+                    job.done.finish(r);
                 }
             }
         }
