@@ -40,9 +40,12 @@ enum Which {
         /// Target rate SIPp tries to reach, per second.
         #[arg(long, default_value_t = 20_000)]
         rate: u32,
-        /// Most registrations in flight at once.
-        #[arg(long, default_value_t = 400)]
+        /// Most registrations in flight at once, per SIPp instance.
+        #[arg(long, default_value_t = 200)]
         limit: u32,
+        /// SIPp processes driving each server at once.
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
     },
     /// NAPTR query throughput with dnsperf, peerdial's embedded DNS against
     /// NSD serving the same zone.
@@ -75,7 +78,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             registrations,
             rate,
             limit,
-        } => register(registrations, rate, limit).await,
+            instances,
+        } => register(registrations, rate, limit, instances).await,
         Which::Dns { numbers, seconds, clients } => dns(numbers, seconds, clients).await,
         Which::Latency { samples } => latency(samples).await,
         Which::Memory { numbers } => memory(numbers),
@@ -157,14 +161,51 @@ struct SippResult {
     seconds: f64,
 }
 
-async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, total: u32, rate: u32, limit: u32) -> Result<SippResult> {
-    std::fs::write(dir.join("scenario.xml"), scenario)?;
-    std::fs::write(dir.join("users.csv"), csv)?;
-    let stats = dir.join("stats.csv");
-    let _ = std::fs::remove_file(&stats);
+/// Runs `instances` SIPp processes at once, each on its own slice of the
+/// CSV rows (one registration per row), and adds up their counters. One
+/// SIPp paces every round trip through its own loop; several keep the
+/// server, not SIPp, the limit.
+async fn run_sipp(
+    dir: &Path,
+    scenario: &str,
+    rows: &[String],
+    target: SocketAddr,
+    rate: u32,
+    limit: u32,
+    instances: usize,
+) -> Result<SippResult> {
+    let per = rows.len().div_ceil(instances.max(1));
+    let mut runs = Vec::new();
     let started = Instant::now();
+    for (i, slice) in rows.chunks(per.max(1)).enumerate() {
+        let sub = dir.join(format!("sipp-{i}"));
+        std::fs::create_dir_all(&sub)?;
+        std::fs::write(sub.join("scenario.xml"), scenario)?;
+        std::fs::write(sub.join("users.csv"), format!("SEQUENTIAL\n{}\n", slice.join("\n")))?;
+        let _ = std::fs::remove_file(sub.join("stats.csv"));
+        let count = slice.len();
+        let rate = (rate as usize / instances.max(1)).max(1);
+        runs.push(tokio::spawn(sipp_once(sub, target, count, rate, limit)));
+    }
+    let mut total = SippResult {
+        successful: 0,
+        failed: 0,
+        retransmissions: 0,
+        seconds: 0.0,
+    };
+    for r in runs {
+        let one = r.await??;
+        total.successful += one.successful;
+        total.failed += one.failed;
+        total.retransmissions += one.retransmissions;
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, limit: u32) -> Result<SippResult> {
     let out = Command::new(tool("sipp")?)
-        .current_dir(dir)
+        .current_dir(&dir)
         .args(["-sf", "scenario.xml", "-inf", "users.csv", "-i", "127.0.0.1"])
         .args([
             "-p",
@@ -183,20 +224,10 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
             &limit.to_string(),
             "-nostdin",
         ])
-        .args([
-            "-trace_stat",
-            "-stf",
-            "stats.csv",
-            "-fd",
-            "1",
-            "-timeout",
-            "300s",
-            "-timeout_error",
-            "-max_socket",
-            "4096",
-            "-buff_size",
-            "4194304",
-        ])
+        .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1", "-timeout", "300s", "-timeout_error"])
+        // Our answers leave in bursts (one per group commit): SIPp's default
+        // 64 KiB socket buffer would drop some and count retransmissions.
+        .args(["-max_socket", "4096", "-buff_size", "4194304"])
         .arg(target.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -204,7 +235,7 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
         .kill_on_drop(true)
         .output()
         .await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let stats = dir.join("stats.csv");
     let text =
         std::fs::read_to_string(&stats).with_context(|| format!("SIPp wrote no statistics: {}", String::from_utf8_lossy(&out.stderr)))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
@@ -221,22 +252,31 @@ async fn run_sipp(dir: &Path, scenario: &str, csv: &str, target: SocketAddr, tot
         successful: col("SuccessfulCall(C)")?,
         failed: col("FailedCall(C)")?,
         retransmissions: col("Retransmissions(C)")?,
-        seconds,
+        seconds: 0.0,
     })
 }
 
-async fn register(registrations: u32, rate: u32, limit: u32) -> Result<()> {
+async fn register(registrations: u32, rate: u32, limit: u32, instances: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     // peerdial: digest auth, durable write, DNS update.
     let region = start_region(&dir.path().join("region"), |_| {}).await?;
     eprintln!("provisioning {registrations} users…");
     let users = provision_many(region.endpoints.http, registrations).await?;
-    let mut csv = String::from("SEQUENTIAL\n");
-    for (u, p) in &users {
-        csv.push_str(&format!("{u};[authentication username={u} password={p}]\n"));
-    }
-    eprintln!("SIPp → peerdial…");
-    let ours = run_sipp(dir.path(), SIPP_AUTH, &csv, region.endpoints.sip, registrations, rate, limit).await?;
+    let rows: Vec<String> = users
+        .iter()
+        .map(|(u, p)| format!("{u};[authentication username={u} password={p}]"))
+        .collect();
+    eprintln!("{instances} SIPp → peerdial…");
+    let ours = run_sipp(
+        &dir.path().join("ours"),
+        SIPP_AUTH,
+        &rows,
+        region.endpoints.sip,
+        rate,
+        limit,
+        instances,
+    )
+    .await?;
     let published = region.shared.zone.read().expect("zone lock").len();
     region.shutdown().await;
 
@@ -249,7 +289,7 @@ async fn register(registrations: u32, rate: u32, limit: u32) -> Result<()> {
         .find(|p| Path::new(p).exists())
         .context("Kamailio modules not found")?;
     let cfg = format!(
-        "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
+        "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nmaxbuffer=4194304\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
 loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\n\
 modparam(\"usrloc\", \"db_mode\", 0)\n\
 request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n  sl_send_reply(\"403\", \"Forbidden\");\n}}\n"
@@ -263,19 +303,16 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n 
         .kill_on_drop(true)
         .spawn()?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut csv = String::from("SEQUENTIAL\n");
-    for (u, _) in &users {
-        csv.push_str(&format!("{u}\n"));
-    }
-    eprintln!("SIPp → Kamailio…");
+    let rows: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
+    eprintln!("{instances} SIPp → Kamailio…");
     let theirs = run_sipp(
-        dir.path(),
+        &dir.path().join("theirs"),
         SIPP_NOAUTH,
-        &csv,
+        &rows,
         format!("127.0.0.1:{port}").parse()?,
-        registrations,
         rate,
         limit,
+        instances,
     )
     .await;
     if let Some(pid) = kam.id() {

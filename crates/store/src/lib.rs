@@ -152,7 +152,7 @@ impl Store {
             Backend::Postgres => POSTGRES.run(&pool).await?,
         }
         let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(writer(pool.clone(), rx));
+        tokio::spawn(writer(pool.clone(), backend, rx));
         Ok(Store { pool, backend, jobs: tx })
     }
 
@@ -268,7 +268,7 @@ fn binding_row(r: &AnyRow) -> Result<BindingRow, StoreError> {
     })
 }
 
-async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -280,7 +280,7 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
         }
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
         let started = std::time::Instant::now();
-        match commit(&pool, &writes).await {
+        match commit(&pool, backend, &writes).await {
             Ok(counts) => {
                 tracing::trace!(size = batch.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "group commit");
                 for (job, n) in batch.drain(..).zip(counts) {
@@ -291,7 +291,7 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 // One bad write must not fail its neighbours: retry alone.
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying writes one by one");
                 for job in batch.drain(..) {
-                    let r = commit(&pool, &[&job.write]).await.map(|v| v[0]);
+                    let r = commit(&pool, backend, &[&job.write]).await.map(|v| v[0]);
                     job.done.finish(r);
                 }
             }
@@ -303,7 +303,17 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 /// and PostgreSQL's parameter limits).
 const ROWS_PER_STATEMENT: usize = 500;
 
-async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreError> {
+/// The `n`-th (1-based) bind placeholder. SQLite resolves numbered
+/// parameters by a linear scan of their names, which makes a 4,000-parameter
+/// statement quadratic; its anonymous `?` are bound by position.
+fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_string(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+async fn commit(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<Vec<u64>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut counts = vec![0u64; writes.len()];
     // Binding writes are collapsed to the last one per number (the
@@ -334,7 +344,7 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreErro
         }
     }
     for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| placeholder(backend, i)).collect();
         let sql = format!(
             "DELETE FROM bindings WHERE number IN ({}) RETURNING number",
             placeholders.join(", ")
@@ -357,15 +367,8 @@ async fn commit(pool: &AnyPool, writes: &[&Write]) -> Result<Vec<u64>, StoreErro
         let rows: Vec<String> = (0..chunk.len())
             .map(|r| {
                 format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    r * 8 + 1,
-                    r * 8 + 2,
-                    r * 8 + 3,
-                    r * 8 + 4,
-                    r * 8 + 5,
-                    r * 8 + 6,
-                    r * 8 + 7,
-                    r * 8 + 8
+                    "({})",
+                    (1..=8).map(|c| placeholder(backend, r * 8 + c)).collect::<Vec<_>>().join(", ")
                 )
             })
             .collect();
