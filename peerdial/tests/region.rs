@@ -312,17 +312,7 @@ fn malformed_sip_and_dns_get_errors_and_change_nothing() {
         let req = String::from_utf8(phone.request(&d.user, 600, None)).unwrap();
         phone.send_raw(req.as_bytes());
         let ch = phone.recv().unwrap();
-        let nonce = peerdial_sip::digest::challenge_nonce(ch.header("WWW-Authenticate").unwrap()).unwrap();
-        let auth = peerdial_sip::digest::Credentials::respond(
-            &d.user,
-            &d.realm,
-            &d.password,
-            Algorithm::Md5,
-            "REGISTER",
-            &format!("sip:{}", r.sip),
-            &nonce,
-        )
-        .to_header();
+        let auth = phone.answer(&ch, &d, &d.password, Algorithm::Md5);
         let req = String::from_utf8(phone.request(&d.user, 600, Some(auth))).unwrap();
         let bad = req.replace(&format!("Contact: <sip:{}@{}>", d.user, local), "Contact: <mailto:x>");
         phone.send_raw(bad.as_bytes());
@@ -385,17 +375,7 @@ fn acknowledged_registrations_survive_kill_9() {
                     let req = phone.request(&d.user, 600, None);
                     phone.send_raw(&req);
                     let Some(ch) = phone.recv() else { return };
-                    let nonce = peerdial_sip::digest::challenge_nonce(ch.header("WWW-Authenticate").unwrap()).unwrap();
-                    let auth = peerdial_sip::digest::Credentials::respond(
-                        &d.user,
-                        &d.realm,
-                        &d.password,
-                        Algorithm::Md5,
-                        "REGISTER",
-                        &format!("sip:{sip}"),
-                        &nonce,
-                    )
-                    .to_header();
+                    let auth = phone.answer(&ch, d, &d.password, Algorithm::Md5);
                     let req = phone.request(&d.user, 600, Some(auth));
                     phone.send_raw(&req);
                     match phone.recv() {

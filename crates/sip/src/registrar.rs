@@ -679,17 +679,20 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         }
     }
 
+    fn www_authenticate(m: &Message) -> Vec<&str> {
+        m.headers
+            .iter()
+            .filter(|(n, _)| n == "WWW-Authenticate")
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     #[test]
     fn only_offered_algorithms_are_accepted_in_offered_order() {
         let mut r = registrar();
         r.cfg.algorithms = vec![Algorithm::Sha256];
         let (_, m) = status(&r.handle(&register("a", 1, 600, None), Transport::Udp, src(), T0));
-        let offered: Vec<&str> = m
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "WWW-Authenticate")
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let offered = www_authenticate(&m);
         assert_eq!(offered.len(), 1);
         assert!(offered[0].contains("algorithm=SHA-256"));
         let auth = auth_for(&mut r, "b", "secret", Algorithm::Md5, T0);
@@ -700,12 +703,7 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
         let mut r = registrar();
         r.cfg.algorithms = vec![Algorithm::Sha256, Algorithm::Md5];
         let (_, m) = status(&r.handle(&register("d", 1, 600, None), Transport::Udp, src(), T0));
-        let offered: Vec<&str> = m
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "WWW-Authenticate")
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let offered = www_authenticate(&m);
         assert!(
             offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"),
             "{offered:?}"

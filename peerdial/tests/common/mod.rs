@@ -177,16 +177,7 @@ pub struct Phone {
 
 impl Phone {
     pub fn udp(registrar: SocketAddr) -> Phone {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Phone {
-            udp: Some(s),
-            tcp: None,
-            registrar,
-            call_id: format!("c{}", rand_id()),
-            cseq: 0,
-            branch: 0,
-        }
+        Phone::udp_on(registrar, "127.0.0.1:0")
     }
 
     pub fn udp_on(registrar: SocketAddr, local: &str) -> Phone {
@@ -281,14 +272,10 @@ Contact: <sip:{user}@{local}>\r\nExpires: {expires}\r\n",
         s.into_bytes()
     }
 
-    /// REGISTER with digest: returns the final status code and response.
-    pub fn register(&mut self, dev: &Device, password: &str, alg: Algorithm, expires: u32) -> (u16, Sip) {
-        let req = self.request(&dev.user, expires, None);
-        self.send_raw(&req);
-        let r = self.recv().expect("answer to REGISTER");
-        assert_eq!(status(&r), 401, "expected a challenge");
+    /// The Authorization header answering `challenge` (a 401) for `dev`.
+    pub fn answer(&self, challenge: &Sip, dev: &Device, password: &str, alg: Algorithm) -> String {
         let want = format!("algorithm={}", alg.name());
-        let ch = r
+        let ch = challenge
             .headers
             .iter()
             .find(|(n, v)| n == "WWW-Authenticate" && v.contains(&want))
@@ -296,7 +283,16 @@ Contact: <sip:{user}@{local}>\r\nExpires: {expires}\r\n",
             .expect("challenge for algorithm");
         let nonce = challenge_nonce(&ch).unwrap();
         let uri = format!("sip:{}", self.registrar);
-        let auth = Credentials::respond(&dev.user, &dev.realm, password, alg, "REGISTER", &uri, &nonce).to_header();
+        Credentials::respond(&dev.user, &dev.realm, password, alg, "REGISTER", &uri, &nonce).to_header()
+    }
+
+    /// REGISTER with digest: returns the final status code and response.
+    pub fn register(&mut self, dev: &Device, password: &str, alg: Algorithm, expires: u32) -> (u16, Sip) {
+        let req = self.request(&dev.user, expires, None);
+        self.send_raw(&req);
+        let r = self.recv().expect("answer to REGISTER");
+        assert_eq!(status(&r), 401, "expected a challenge");
+        let auth = self.answer(&r, dev, password, alg);
         let req = self.request(&dev.user, expires, Some(auth));
         self.send_raw(&req);
         let r = self.recv().expect("answer to authenticated REGISTER");
