@@ -1,0 +1,288 @@
+//! A jitter buffer for fixed-duration audio frames, driven by the playout
+//! clock: the media session calls [`JitterBuffer::pop`] once per frame
+//! period and gets a frame, or `Lost` to conceal.
+//!
+//! - Reordering and jitter: playout starts once `target` frames are queued;
+//!   a packet that arrives after its slot was played is counted late and the
+//!   target grows by a frame (up to `max`).
+//! - Loss: a missing frame with later ones queued is skipped as lost.
+//! - Clock drift: a sender slower than our clock empties the queue; then
+//!   we conceal without advancing, so nothing is dropped. A faster sender
+//!   fills it; when the depth stays above the target for a while, one
+//!   frame is dropped.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop {
+    Frame(Vec<u8>),
+    /// Nothing to play in this slot: conceal.
+    Lost,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JitterStats {
+    pub received: u64,
+    pub played: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub duplicates: u64,
+    pub dropped_for_drift: u64,
+}
+
+pub struct JitterBuffer {
+    queue: BTreeMap<u64, Vec<u8>>,
+    /// Extended sequence number of the next frame to play.
+    next: Option<u64>,
+    /// Highest extended sequence number seen, for unwrapping 16-bit ones.
+    highest: Option<u64>,
+    playing: bool,
+    target: usize,
+    max: usize,
+    over_target_for: u32,
+    pub stats: JitterStats,
+}
+
+/// Frames the depth must stay above target before one is dropped.
+const DRIFT_PATIENCE: u32 = 50;
+/// A jump larger than this is a new stream (a restarted sender), not loss.
+const RESYNC_GAP: u64 = 200;
+
+impl JitterBuffer {
+    pub fn new(target: usize, max: usize) -> JitterBuffer {
+        JitterBuffer {
+            queue: BTreeMap::new(),
+            next: None,
+            highest: None,
+            playing: false,
+            target: target.max(1),
+            max: max.max(target),
+            over_target_for: 0,
+            stats: JitterStats::default(),
+        }
+    }
+
+    pub fn target(&self) -> usize {
+        self.target
+    }
+
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn extend(&mut self, seq: u16) -> u64 {
+        let Some(h) = self.highest else {
+            // Start high enough that sequence numbers before the first one
+            // do not underflow.
+            let e = (1u64 << 32) + seq as u64;
+            self.highest = Some(e);
+            return e;
+        };
+        let base = h & !0xFFFF;
+        let candidates = [base.wrapping_sub(0x10000) + seq as u64, base + seq as u64, base + 0x10000 + seq as u64];
+        let e = candidates.into_iter().min_by_key(|c| c.abs_diff(h)).expect("three candidates");
+        if e > h {
+            self.highest = Some(e);
+        }
+        e
+    }
+
+    pub fn push(&mut self, seq: u16, payload: Vec<u8>) {
+        self.stats.received += 1;
+        let e = self.extend(seq);
+        if let Some(next) = self.next {
+            if e < next {
+                if next - e > RESYNC_GAP {
+                    self.resync(e);
+                } else {
+                    self.stats.late += 1;
+                    self.target = (self.target + 1).min(self.max);
+                    return;
+                }
+            } else if e - next > RESYNC_GAP {
+                self.resync(e);
+            }
+        }
+        if self.queue.insert(e, payload).is_some() {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    fn resync(&mut self, e: u64) {
+        self.queue.clear();
+        self.next = None;
+        self.highest = Some(e);
+        self.playing = false;
+    }
+
+    /// The frame for the current playout slot.
+    pub fn pop(&mut self) -> Pop {
+        if !self.playing {
+            if self.queue.len() < self.target {
+                return Pop::Lost;
+            }
+            self.playing = true;
+            self.next = self.queue.keys().next().copied();
+        }
+        let Some(next) = self.next else { return Pop::Lost };
+        // Drift: a queue that stays deeper than needed adds delay; drop the
+        // oldest frame now and then to bring it back.
+        if self.queue.len() > self.target + 2 {
+            self.over_target_for += 1;
+            if self.over_target_for >= DRIFT_PATIENCE {
+                self.over_target_for = 0;
+                if let Some((&k, _)) = self.queue.iter().next() {
+                    self.queue.remove(&k);
+                    self.next = Some(k + 1);
+                    self.stats.dropped_for_drift += 1;
+                }
+            }
+        } else {
+            self.over_target_for = 0;
+        }
+        let next = self.next.unwrap_or(next);
+        if let Some(frame) = self.queue.remove(&next) {
+            self.next = Some(next + 1);
+            self.stats.played += 1;
+            return Pop::Frame(frame);
+        }
+        if self.queue.keys().next().is_some_and(|&k| k > next) {
+            // A later frame is here, so this one is lost (or very late).
+            self.next = Some(next + 1);
+            self.stats.lost += 1;
+        }
+        // Empty queue: the sender is slower or paused; wait in place.
+        Pop::Lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(i: u16) -> Vec<u8> {
+        i.to_be_bytes().to_vec()
+    }
+
+    fn played(p: Pop) -> Option<u16> {
+        match p {
+            Pop::Frame(f) => Some(u16::from_be_bytes([f[0], f[1]])),
+            Pop::Lost => None,
+        }
+    }
+
+    #[test]
+    fn reordered_packets_play_in_order() {
+        let mut jb = JitterBuffer::new(3, 10);
+        for s in [10u16, 12, 11, 14, 13, 15] {
+            jb.push(s, frame(s));
+        }
+        let out: Vec<_> = (0..6).filter_map(|_| played(jb.pop())).collect();
+        assert_eq!(out, vec![10, 11, 12, 13, 14, 15]);
+        assert_eq!(jb.stats.lost, 0);
+    }
+
+    #[test]
+    fn waits_for_target_depth_before_playing() {
+        let mut jb = JitterBuffer::new(3, 10);
+        jb.push(1, frame(1));
+        jb.push(2, frame(2));
+        assert_eq!(jb.pop(), Pop::Lost);
+        jb.push(3, frame(3));
+        assert_eq!(played(jb.pop()), Some(1));
+    }
+
+    #[test]
+    fn loss_is_skipped_and_concealed() {
+        let mut jb = JitterBuffer::new(2, 10);
+        for s in [1u16, 2, 4, 5] {
+            jb.push(s, frame(s));
+        }
+        let out: Vec<_> = (0..4).map(|_| played(jb.pop())).collect();
+        assert_eq!(out, vec![Some(1), Some(2), None, Some(4)]);
+        assert_eq!(jb.stats.lost, 1);
+    }
+
+    #[test]
+    fn late_packets_are_dropped_and_grow_the_target() {
+        let mut jb = JitterBuffer::new(1, 5);
+        jb.push(1, frame(1));
+        jb.push(3, frame(3));
+        assert_eq!(played(jb.pop()), Some(1));
+        assert_eq!(played(jb.pop()), None, "2 is missing, 3 is queued: 2 is lost");
+        jb.push(2, frame(2));
+        assert_eq!(jb.stats.late, 1);
+        assert_eq!(jb.target(), 2);
+        assert_eq!(played(jb.pop()), Some(3));
+    }
+
+    #[test]
+    fn duplicates_play_once() {
+        let mut jb = JitterBuffer::new(1, 5);
+        jb.push(7, frame(7));
+        jb.push(7, frame(7));
+        assert_eq!(played(jb.pop()), Some(7));
+        assert_eq!(jb.pop(), Pop::Lost);
+        assert_eq!(jb.stats.duplicates, 1);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut jb = JitterBuffer::new(2, 5);
+        for s in [65534u16, 65535, 0, 1] {
+            jb.push(s, frame(s));
+        }
+        let out: Vec<_> = (0..4).filter_map(|_| played(jb.pop())).collect();
+        assert_eq!(out, vec![65534, 65535, 0, 1]);
+    }
+
+    /// Simulated clocks: the sender's frame clock runs `ppm` faster or
+    /// slower than ours for ten minutes of frames; nothing that arrived in
+    /// time is lost to a slow sender, and the queue stays bounded with a
+    /// fast one.
+    fn drift(ppm: i64) -> JitterBuffer {
+        let mut jb = JitterBuffer::new(3, 10);
+        let frames = 30_000u64; // 10 minutes of 20 ms frames
+        let period_us = 20_000i64;
+        let sender_period = period_us - period_us * ppm / 1_000_000;
+        let mut sent = 0u64;
+        let mut max_depth = 0;
+        for tick in 0..frames {
+            let now = tick as i64 * period_us;
+            while (sent as i64) * sender_period <= now {
+                jb.push(sent as u16, frame(sent as u16));
+                sent += 1;
+            }
+            jb.pop();
+            max_depth = max_depth.max(jb.depth());
+        }
+        assert!(max_depth <= 10, "queue grew to {max_depth}");
+        jb
+    }
+
+    #[test]
+    fn fast_sender_drift_is_absorbed_by_dropping_frames() {
+        // 1% fast: 300 extra frames in 10 minutes.
+        let jb = drift(10_000);
+        assert!(jb.stats.dropped_for_drift >= 250, "{:?}", jb.stats);
+        assert_eq!(jb.stats.lost, 0);
+    }
+
+    #[test]
+    fn slow_sender_drift_conceals_without_losing_frames() {
+        let jb = drift(-10_000);
+        assert_eq!(jb.stats.lost, 0, "{:?}", jb.stats);
+        assert_eq!(jb.stats.late, 0, "{:?}", jb.stats);
+        assert_eq!(jb.stats.dropped_for_drift, 0);
+    }
+
+    #[test]
+    fn a_restarted_sender_resyncs() {
+        let mut jb = JitterBuffer::new(1, 5);
+        jb.push(100, frame(100));
+        assert_eq!(played(jb.pop()), Some(100));
+        jb.push(30_000, frame(30_000));
+        assert_eq!(played(jb.pop()), Some(30_000));
+        assert_eq!(jb.stats.late, 0);
+    }
+}

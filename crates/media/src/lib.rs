@@ -1,0 +1,34 @@
+//! peerdial's media, free of I/O: SDP offer/answer ([`sdp`]), RTP and RTCP
+//! packets ([`rtp`]), G.711 and Opus ([`codec`]), a jitter buffer
+//! ([`jitter`]), WAV files and signal measurements ([`audio`]), and one
+//! call's audio stream as a state machine ([`session`]).
+//!
+//! It holds no sockets and reads no clock: the phone feeds it datagrams and
+//! milliseconds. It is not a mixer or a conference bridge.
+
+pub mod audio;
+pub mod codec;
+pub mod g711;
+pub mod jitter;
+pub mod rtp;
+pub mod sdp;
+pub mod session;
+
+pub use sdp::{CodecKind, Negotiated, Sdp};
+pub use session::{Channel, MediaEvent, MediaSession, Transmit};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("malformed RTP: {0}")]
+    Rtp(&'static str),
+    #[error("malformed RTCP: {0}")]
+    Rtcp(&'static str),
+    #[error("malformed SDP: {0}")]
+    Sdp(String),
+    #[error("no codec in common")]
+    NoCommonCodec,
+    #[error("codec: {0}")]
+    Codec(&'static str),
+    #[error("WAV: {0}")]
+    Wav(String),
+}

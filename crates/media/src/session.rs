@@ -1,0 +1,436 @@
+//! One call's audio stream as a state machine: fed received datagrams and
+//! the time, it yields datagrams to send and the audio it played out.
+//! The phone owns the sockets and the clock (quinn-proto's shape:
+//! `handle_*`, `poll_transmit`, `poll_timeout`).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::codec::{Decoder, Encoder};
+use crate::jitter::{JitterBuffer, Pop};
+use crate::rtp::{self, RtpHeader, TelephoneEvent};
+use crate::sdp::{Direction, Negotiated};
+use crate::MediaError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Rtp,
+    Rtcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub channel: Channel,
+    pub to: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The first audio packet from the peer.
+    AudioStarted,
+    Dtmf(char),
+    RemoteBye,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MediaStats {
+    pub sent_packets: u32,
+    pub sent_octets: u32,
+    pub received_packets: u64,
+    /// Datagrams from an address that is not the negotiated peer.
+    pub foreign: u64,
+    /// Datagrams that did not parse, or carried a payload type not agreed.
+    pub malformed: u64,
+}
+
+const RTCP_INTERVAL_MS: u64 = 5_000;
+/// DTMF key length before the end packets (RFC 4733 section 2.5).
+const DTMF_TICKS: u32 = 5;
+
+struct DtmfOut {
+    event: u8,
+    timestamp: u32,
+    ticks: u32,
+}
+
+pub struct MediaSession {
+    neg: Negotiated,
+    encoder: Encoder,
+    decoder: Decoder,
+    jitter: JitterBuffer,
+    /// Samples per frame at the codec rate.
+    frame: usize,
+    ptime_ms: u64,
+    source: Vec<i16>,
+    source_pos: usize,
+    record: bool,
+    played: Vec<i16>,
+    heard: bool,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    next_send: u64,
+    next_play: u64,
+    next_rtcp: u64,
+    cname: String,
+    dtmf_queue: VecDeque<char>,
+    dtmf: Option<DtmfOut>,
+    last_dtmf_in: Option<u32>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<MediaEvent>,
+    payload: Vec<u8>,
+    pcm: Vec<i16>,
+    pub stats: MediaStats,
+}
+
+impl MediaSession {
+    /// `source` is what we send, at the codec's rate (silence once it ends).
+    pub fn new(neg: Negotiated, source: Vec<i16>, record: bool, cname: &str, now: u64) -> Result<MediaSession, MediaError> {
+        let rate = neg.codec.clock_rate();
+        let ptime = neg.ptime.clamp(10, 60) as u64;
+        Ok(MediaSession {
+            encoder: Encoder::new(neg.codec)?,
+            decoder: Decoder::new(neg.codec)?,
+            jitter: JitterBuffer::new(3, 15),
+            frame: (rate as u64 * ptime / 1000) as usize,
+            ptime_ms: ptime,
+            source,
+            source_pos: 0,
+            record,
+            played: Vec::new(),
+            heard: false,
+            ssrc: rand::random(),
+            seq: rand::random(),
+            timestamp: rand::random(),
+            next_send: now,
+            next_play: now,
+            next_rtcp: now + RTCP_INTERVAL_MS,
+            cname: cname.to_string(),
+            dtmf_queue: VecDeque::new(),
+            dtmf: None,
+            last_dtmf_in: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            payload: Vec::new(),
+            pcm: Vec::new(),
+            stats: MediaStats::default(),
+            neg,
+        })
+    }
+
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.neg
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.neg.codec.clock_rate()
+    }
+
+    /// The audio played out so far (when recording).
+    pub fn played(&self) -> &[i16] {
+        &self.played
+    }
+
+    pub fn jitter_stats(&self) -> &crate::jitter::JitterStats {
+        &self.jitter.stats
+    }
+
+    pub fn send_dtmf(&mut self, key: char) -> Result<(), MediaError> {
+        if self.neg.dtmf_pt.is_none() {
+            return Err(MediaError::Codec("the peer did not agree to telephone-event"));
+        }
+        TelephoneEvent::event_for(key).ok_or(MediaError::Codec("not a DTMF key"))?;
+        self.dtmf_queue.push_back(key);
+        Ok(())
+    }
+
+    /// A datagram that arrived on the RTP port.
+    pub fn handle_rtp(&mut self, data: &[u8], from: SocketAddr) {
+        if from != self.neg.remote_rtp {
+            self.stats.foreign += 1;
+            return;
+        }
+        if rtp::is_rtcp(data) {
+            // rtcp-mux peers send RTCP on the RTP port.
+            self.handle_rtcp(data, from);
+            return;
+        }
+        let Ok((h, payload)) = rtp::parse(data) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if Some(h.payload_type) == self.neg.dtmf_pt {
+            if let Ok(ev) = TelephoneEvent::parse(payload) {
+                // The end packet is sent three times; report it once.
+                if ev.end && self.last_dtmf_in != Some(h.timestamp) {
+                    self.last_dtmf_in = Some(h.timestamp);
+                    if let Some(k) = ev.key() {
+                        self.events.push_back(MediaEvent::Dtmf(k));
+                    }
+                }
+            } else {
+                self.stats.malformed += 1;
+            }
+            return;
+        }
+        if h.payload_type != self.neg.pt {
+            self.stats.malformed += 1;
+            return;
+        }
+        self.stats.received_packets += 1;
+        if !self.heard {
+            self.heard = true;
+            self.events.push_back(MediaEvent::AudioStarted);
+        }
+        self.jitter.push(h.seq, payload.to_vec());
+    }
+
+    /// A datagram that arrived on the RTCP port.
+    pub fn handle_rtcp(&mut self, data: &[u8], from: SocketAddr) {
+        if from.ip() != self.neg.remote_rtcp.ip() {
+            self.stats.foreign += 1;
+            return;
+        }
+        match rtp::parse_rtcp(data) {
+            Ok(packets) => {
+                if packets.iter().any(|p| matches!(p, rtp::Rtcp::Bye { .. })) {
+                    self.events.push_back(MediaEvent::RemoteBye);
+                }
+            }
+            Err(_) => self.stats.malformed += 1,
+        }
+    }
+
+    pub fn poll_timeout(&self) -> u64 {
+        self.next_send.min(self.next_play).min(self.next_rtcp)
+    }
+
+    pub fn handle_timeout(&mut self, now: u64) -> Result<(), MediaError> {
+        // After a long stall (a suspended process), restart the clocks
+        // instead of bursting.
+        if now > self.next_send + 500 {
+            self.next_send = now;
+            self.next_play = now;
+        }
+        while self.next_send <= now {
+            self.next_send += self.ptime_ms;
+            self.send_frame()?;
+        }
+        while self.next_play <= now {
+            self.next_play += self.ptime_ms;
+            self.play_frame()?;
+        }
+        if self.next_rtcp <= now {
+            self.next_rtcp = now + RTCP_INTERVAL_MS;
+            let ntp = ntp_now();
+            let sr = rtp::build_sender_report(self.ssrc, ntp, self.timestamp, self.stats.sent_packets, self.stats.sent_octets, &self.cname);
+            self.out.push_back(Transmit { channel: Channel::Rtcp, to: self.neg.remote_rtcp, data: sr });
+        }
+        Ok(())
+    }
+
+    fn sends(&self) -> bool {
+        matches!(self.neg.direction, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    fn send_frame(&mut self) -> Result<(), MediaError> {
+        let ts = self.timestamp;
+        self.timestamp = self.timestamp.wrapping_add(self.frame as u32);
+        if !self.sends() {
+            return Ok(());
+        }
+        if self.dtmf.is_none() {
+            if let Some(k) = self.dtmf_queue.pop_front() {
+                let event = TelephoneEvent::event_for(k).unwrap_or(0);
+                self.dtmf = Some(DtmfOut { event, timestamp: ts, ticks: 0 });
+            }
+        }
+        if let (Some(d), Some(pt)) = (&mut self.dtmf, self.neg.dtmf_pt) {
+            d.ticks += 1;
+            let end = d.ticks >= DTMF_TICKS;
+            let ev = TelephoneEvent { event: d.event, end, volume: 10, duration: (d.ticks as usize * self.frame).min(65535) as u16 };
+            let (marker, timestamp) = (d.ticks == 1, d.timestamp);
+            // The end packet goes three times (RFC 4733 section 2.5.1.4).
+            for _ in 0..if end { 3 } else { 1 } {
+                self.push_rtp(RtpHeader { marker, payload_type: pt, seq: self.seq, timestamp, ssrc: self.ssrc }, ev.to_bytes().to_vec());
+            }
+            if end {
+                self.dtmf = None;
+            }
+            return Ok(());
+        }
+        self.pcm.clear();
+        let end = (self.source_pos + self.frame).min(self.source.len());
+        self.pcm.extend_from_slice(&self.source[self.source_pos.min(end)..end]);
+        self.source_pos = end;
+        self.pcm.resize(self.frame, 0);
+        let mut payload = std::mem::take(&mut self.payload);
+        self.encoder.encode(&self.pcm, &mut payload)?;
+        let h = RtpHeader { marker: self.stats.sent_packets == 0, payload_type: self.neg.pt, seq: self.seq, timestamp: ts, ssrc: self.ssrc };
+        self.push_rtp(h, payload.clone());
+        self.payload = payload;
+        Ok(())
+    }
+
+    fn push_rtp(&mut self, h: RtpHeader, payload: Vec<u8>) {
+        self.seq = self.seq.wrapping_add(1);
+        self.stats.sent_packets += 1;
+        self.stats.sent_octets = self.stats.sent_octets.wrapping_add(payload.len() as u32);
+        self.out.push_back(Transmit { channel: Channel::Rtp, to: self.neg.remote_rtp, data: rtp::build(&h, &payload) });
+    }
+
+    fn play_frame(&mut self) -> Result<(), MediaError> {
+        if !self.heard {
+            return Ok(());
+        }
+        let mut pcm = std::mem::take(&mut self.pcm);
+        pcm.clear();
+        match self.jitter.pop() {
+            Pop::Frame(p) => {
+                if self.decoder.decode(Some(&p), self.frame, &mut pcm).is_err() {
+                    // A payload the codec refuses is concealed like a loss.
+                    self.stats.malformed += 1;
+                    pcm.clear();
+                    self.decoder.decode(None, self.frame, &mut pcm)?;
+                }
+            }
+            Pop::Lost => self.decoder.decode(None, self.frame, &mut pcm)?,
+        }
+        if self.record {
+            self.played.extend_from_slice(&pcm);
+        }
+        self.pcm = pcm;
+        Ok(())
+    }
+
+    /// RTCP BYE for the end of the call.
+    pub fn close(&mut self) {
+        self.out.push_back(Transmit { channel: Channel::Rtcp, to: self.neg.remote_rtcp, data: rtp::build_bye(self.ssrc, &self.cname) });
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+}
+
+fn ntp_now() -> u64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    (secs << 32) | ((d.subsec_nanos() as u64) << 32) / 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::{frequency, tone};
+    use crate::sdp::CodecKind;
+
+    fn neg(codec: CodecKind, peer: u16) -> Negotiated {
+        let pt = if codec == CodecKind::Opus { 111 } else { 0 };
+        Negotiated {
+            codec,
+            pt,
+            dtmf_pt: Some(101),
+            remote_rtp: SocketAddr::from(([127, 0, 0, 1], peer)),
+            remote_rtcp: SocketAddr::from(([127, 0, 0, 1], peer + 1)),
+            ptime: 20,
+            direction: Direction::SendRecv,
+        }
+    }
+
+    /// Two sessions wired back to back with simulated time; `mangle` may
+    /// drop, reorder or corrupt the packets in flight.
+    fn call(codec: CodecKind, secs: u64, mangle: impl Fn(u64, Vec<Transmit>) -> Vec<Transmit>) -> (MediaSession, MediaSession) {
+        let rate = codec.clock_rate();
+        let src = tone(1000.0, rate, (rate as u64 * secs) as usize, 8000.0);
+        let mut a = MediaSession::new(neg(codec, 6000), src, false, "a", 0).unwrap();
+        let mut b = MediaSession::new(neg(codec, 4000), Vec::new(), true, "b", 0).unwrap();
+        let a_addr = SocketAddr::from(([127, 0, 0, 1], 4000));
+        for now in (0..secs * 1000).step_by(20) {
+            a.handle_timeout(now).unwrap();
+            let batch: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit()).filter(|t| t.channel == Channel::Rtp).collect();
+            for t in mangle(now, batch) {
+                b.handle_rtp(&t.data, a_addr);
+            }
+            b.handle_timeout(now).unwrap();
+            while b.poll_transmit().is_some() {}
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn a_tone_arrives_at_its_frequency() {
+        for codec in [CodecKind::Pcmu, CodecKind::Opus] {
+            let (_, b) = call(codec, 2, |_, v| v);
+            let f = frequency(&b.played()[b.played().len() / 4..], codec.clock_rate());
+            assert!((f - 1000.0).abs() < 20.0, "{codec:?}: {f}");
+            assert_eq!(b.stats.received_packets, 100);
+        }
+    }
+
+    #[test]
+    fn reordering_and_loss_are_survived() {
+        // Every 7th packet is held back one period (arrives after its
+        // successor); every 10th is lost.
+        let held = std::cell::RefCell::new(Vec::new());
+        let (_, b) = call(CodecKind::Pcmu, 4, |now, v| {
+            let n = now / 20;
+            let mut out = std::mem::take(&mut *held.borrow_mut());
+            if n % 10 == 3 {
+                return out;
+            }
+            if n % 7 == 0 {
+                *held.borrow_mut() = v;
+            } else {
+                out.splice(0..0, v);
+            }
+            out
+        });
+        let s = b.jitter_stats();
+        assert_eq!((s.lost, s.late), (20, 0), "{s:?}");
+        // Every frame but the concealed ones carries the tone.
+        let frames = b.played().chunks_exact(160);
+        let total = frames.len();
+        let toned = frames.filter(|f| (frequency(f, 8000) - 1000.0).abs() < 20.0).count();
+        assert!(toned >= total - 21 && toned < total, "{toned} of {total}");
+    }
+
+    #[test]
+    fn packets_from_strangers_and_garbage_are_ignored() {
+        let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), true, "b", 0).unwrap();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let stranger = SocketAddr::from(([127, 0, 0, 1], 4002));
+        let good = rtp::build(&RtpHeader { marker: false, payload_type: 0, seq: 1, timestamp: 0, ssrc: 5 }, &[0xFF; 160]);
+        b.handle_rtp(&good, stranger);
+        assert_eq!((b.stats.foreign, b.stats.received_packets), (1, 0));
+        b.handle_rtp(b"\x00garbage", peer);
+        b.handle_rtp(&rtp::build(&RtpHeader { marker: false, payload_type: 9, seq: 1, timestamp: 0, ssrc: 5 }, &[1; 160]), peer);
+        b.handle_rtcp(b"\x80\xc8\x00\xff", peer);
+        assert_eq!(b.stats.malformed, 3);
+        assert_eq!(b.stats.received_packets, 0);
+        assert_eq!(b.poll_event(), None);
+    }
+
+    #[test]
+    fn dtmf_is_sent_and_reported_once() {
+        let mut a = MediaSession::new(neg(CodecKind::Pcmu, 6000), Vec::new(), false, "a", 0).unwrap();
+        let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), false, "b", 0).unwrap();
+        a.send_dtmf('7').unwrap();
+        assert!(a.send_dtmf('x').is_err());
+        for now in (0..400).step_by(20) {
+            a.handle_timeout(now).unwrap();
+            while let Some(t) = a.poll_transmit() {
+                if t.channel == Channel::Rtp {
+                    b.handle_rtp(&t.data, SocketAddr::from(([127, 0, 0, 1], 4000)));
+                }
+            }
+        }
+        let events: Vec<_> = std::iter::from_fn(|| b.poll_event()).filter(|e| matches!(e, MediaEvent::Dtmf(_))).collect();
+        assert_eq!(events, vec![MediaEvent::Dtmf('7')]);
+    }
+}
