@@ -3,10 +3,13 @@
 //! - [`message`]: parse and serialise SIP messages, frame stream transports;
 //! - [`digest`]: digest authentication (SHA-256 and MD5), stateless nonces;
 //! - [`registrar`]: the registrar state machine that a region server feeds
-//!   with bytes and time.
+//!   with bytes and time;
+//! - [`call`]: one call's INVITE dialog, either side, with UDP timers.
 //!
 //! It is not a proxy and holds no sockets: callers own the transport.
 
+pub mod call;
+pub mod client;
 pub mod digest;
 pub mod message;
 pub mod registrar;

@@ -2,6 +2,8 @@
 //! responses, with header folding, compact header names and Content-Length
 //! framing for stream transports.
 
+use std::net::SocketAddr;
+
 use crate::SipError;
 
 /// Messages larger than this are refused (UDP datagrams and TCP frames).
@@ -303,6 +305,96 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SipError> {
         return Err(SipError::TooLarge(total));
     }
     Ok(if buf.len() >= total { Some(total) } else { None })
+}
+
+/// The checks every request must pass before it is acted on (RFC 3261
+/// 8.2): the dialog-identifying headers, a CSeq matching the method, and a
+/// sip: Request-URI. The error is the reason phrase of a 400.
+pub fn validate_request(m: &Message) -> Result<(), String> {
+    let StartLine::Request { method, uri } = &m.start else {
+        return Err("Not a request".into());
+    };
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if m.header(h).is_none_or(|v| v.is_empty()) {
+            return Err(format!("Missing {h}"));
+        }
+    }
+    let cseq = m.header("CSeq").unwrap_or_default();
+    let mut parts = cseq.split_whitespace();
+    match (parts.next().map(str::parse::<u32>), parts.next(), parts.next()) {
+        (Some(Ok(_)), Some(meth), None) if meth == method => {}
+        _ => return Err("Bad CSeq".into()),
+    }
+    NameAddr::parse(m.header("From").unwrap_or_default()).map_err(|_| "Bad From".to_string())?;
+    NameAddr::parse(m.header("To").unwrap_or_default()).map_err(|_| "Bad To".to_string())?;
+    if !uri.starts_with("sip:") && !uri.starts_with("sips:") {
+        return Err("Unsupported URI Scheme".into());
+    }
+    Ok(())
+}
+
+/// A response to `req` (RFC 3261 8.2.6): its Vias, the top one stamped with
+/// received and rport, From, To with `to_tag` added when it has none,
+/// Call-ID and CSeq.
+pub fn response(req: &Message, via: &Via, source: SocketAddr, code: u16, reason: &str, to_tag: &str) -> Message {
+    let mut resp = Message {
+        start: StartLine::Response {
+            code,
+            reason: reason.into(),
+        },
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    for (i, v) in req.header_values("Via").into_iter().enumerate() {
+        resp.push("Via", if i == 0 { stamp_via(v, via, source) } else { v.to_string() });
+    }
+    for h in ["From", "Call-ID", "CSeq"] {
+        if let Some(v) = req.header(h) {
+            resp.push(h, v);
+        }
+    }
+    if let Some(to) = req.header("To") {
+        let tagged = NameAddr::parse(to).ok().is_some_and(|t| t.param("tag").is_some());
+        if tagged || code == 100 {
+            resp.push("To", to);
+        } else {
+            resp.push("To", format!("{to};tag={to_tag}"));
+        }
+    }
+    resp
+}
+
+/// Adds `received` and fills `rport` on the top Via (RFC 3261 18.2.1, RFC 3581).
+fn stamp_via(raw: &str, via: &Via, source: SocketAddr) -> String {
+    let mut out = String::with_capacity(raw.len() + 32);
+    let mut parts = raw.split(';');
+    out.push_str(parts.next().unwrap_or_default().trim_end());
+    for p in parts {
+        let name = p.split('=').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        out.push(';');
+        out.push_str(p.trim());
+    }
+    let ip = source.ip().to_string();
+    let host = via.host.trim_start_matches('[').trim_end_matches(']');
+    if host != ip || via.rport {
+        out.push_str(";received=");
+        out.push_str(&ip);
+    }
+    if via.rport {
+        out.push_str(";rport=");
+        out.push_str(&source.port().to_string());
+    }
+    out
+}
+
+/// The top Via of a message, parsed.
+pub fn top_via(m: &Message) -> Option<Via<'_>> {
+    m.header("Via")
+        .and_then(|v| split_list(v).first().copied())
+        .and_then(|v| Via::parse(v).ok())
 }
 
 /// Splits a header value on top-level commas (not inside quotes or <>).

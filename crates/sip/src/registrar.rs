@@ -145,7 +145,6 @@ pub struct Registrar {
 struct Request<'a> {
     msg: &'a Message,
     method: &'a str,
-    uri: &'a str,
     via: Via<'a>,
     source: SocketAddr,
     transport: Transport,
@@ -260,7 +259,7 @@ impl Registrar {
             tracing::debug!(%source, "dropping unparseable SIP message");
             return Output::Drop;
         };
-        let StartLine::Request { method, uri } = &msg.start else {
+        let StartLine::Request { method, .. } = &msg.start else {
             return Output::Drop;
         };
         if method == "ACK" {
@@ -277,7 +276,6 @@ impl Registrar {
         let req = Request {
             msg: &msg,
             method,
-            uri,
             via,
             source,
             transport,
@@ -317,24 +315,7 @@ impl Registrar {
     }
 
     fn validate(&self, req: &Request) -> Result<(), String> {
-        let m = req.msg;
-        for h in ["From", "To", "Call-ID", "CSeq"] {
-            if m.header(h).is_none_or(|v| v.is_empty()) {
-                return Err(format!("Missing {h}"));
-            }
-        }
-        let cseq = m.header("CSeq").unwrap_or_default();
-        let mut parts = cseq.split_whitespace();
-        match (parts.next().map(str::parse::<u32>), parts.next(), parts.next()) {
-            (Some(Ok(_)), Some(meth), None) if meth == req.method => {}
-            _ => return Err("Bad CSeq".into()),
-        }
-        NameAddr::parse(m.header("From").unwrap_or_default()).map_err(|_| "Bad From".to_string())?;
-        NameAddr::parse(m.header("To").unwrap_or_default()).map_err(|_| "Bad To".to_string())?;
-        if !req.uri.starts_with("sip:") && !req.uri.starts_with("sips:") {
-            return Err("Unsupported URI Scheme".into());
-        }
-        Ok(())
+        crate::message::validate_request(req.msg)
     }
 
     fn register(&mut self, req: &Request, now_ms: u64) -> Output {
@@ -520,71 +501,15 @@ impl Registrar {
     /// Builds a response to `req` (RFC 3261 8.2.6): Vias with received and
     /// rport filled in, From, To with a tag, Call-ID, CSeq.
     fn respond(&self, req: &Request, code: u16, reason: &str, extra: &[(&str, String)]) -> Vec<u8> {
-        let m = req.msg;
-        let mut resp = Message {
-            start: StartLine::Response {
-                code,
-                reason: reason.into(),
-            },
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-        let mut first = true;
-        for v in m.header_values("Via") {
-            if first {
-                first = false;
-                resp.push("Via", stamp_via(v, &req.via, req.source));
-            } else {
-                resp.push("Via", v);
-            }
-        }
-        for h in ["From", "Call-ID", "CSeq"] {
-            if let Some(v) = m.header(h) {
-                resp.push(h, v);
-            }
-        }
-        if let Some(to) = m.header("To") {
-            let tagged = NameAddr::parse(to).ok().is_some_and(|t| t.param("tag").is_some());
-            if tagged {
-                resp.push("To", to);
-            } else {
-                // A stable tag per Call-ID, so retransmitted answers agree.
-                let tag = crate::digest::Algorithm::Md5.hash(m.header("Call-ID").unwrap_or_default().as_bytes());
-                resp.push("To", format!("{to};tag={}", &tag[..10]));
-            }
-        }
+        // A stable tag per Call-ID, so retransmitted answers agree.
+        let tag = crate::digest::Algorithm::Md5.hash(req.msg.header("Call-ID").unwrap_or_default().as_bytes());
+        let mut resp = crate::message::response(req.msg, &req.via, req.source, code, reason, &tag[..10]);
         for (n, v) in extra {
             resp.push(n, v.clone());
         }
         resp.push("Server", self.cfg.server_name.clone());
         resp.to_bytes()
     }
-}
-
-/// Adds `received` and fills `rport` on the top Via (RFC 3261 18.2.1, RFC 3581).
-fn stamp_via(raw: &str, via: &Via, source: SocketAddr) -> String {
-    let mut out = String::with_capacity(raw.len() + 32);
-    let mut parts = raw.split(';');
-    out.push_str(parts.next().unwrap_or_default().trim_end());
-    for p in parts {
-        let name = p.split('=').next().unwrap_or_default().trim();
-        if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
-            continue;
-        }
-        out.push(';');
-        out.push_str(p.trim());
-    }
-    let ip = source.ip().to_string();
-    let host = via.host.trim_start_matches('[').trim_end_matches(']');
-    if host != ip || via.rport {
-        out.push_str(";received=");
-        out.push_str(&ip);
-    }
-    if via.rport {
-        out.push_str(";rport=");
-        out.push_str(&source.port().to_string());
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,955 @@
+//! One call (an INVITE dialog, RFC 3261 sections 12–17) as a state machine,
+//! for either side: the INVITE client or server transaction, CANCEL, the
+//! ACK, BYE, and the retransmission timers of UDP (A/B, E/F, G/H).
+//!
+//! Fed datagrams and milliseconds through [`Call::handle`] and
+//! [`Call::handle_timeout`]; it yields datagrams from
+//! [`Call::poll_transmit`] and what happened from [`Call::poll_event`]. The
+//! SDP body is opaque here: the phone negotiates it.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::message::{response, top_via, validate_request, NameAddr, SipUri, StartLine};
+use crate::{Message, SipError};
+
+/// RFC 3261 timer values (section 17.1.1.1).
+pub const T1: u64 = 500;
+pub const T2: u64 = 4_000;
+const TIMEOUT: u64 = 64 * T1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Caller,
+    Callee,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Caller: INVITE sent, nothing heard yet. Callee: INVITE received.
+    Calling,
+    /// A provisional response (caller) or 180 sent (callee).
+    Ringing,
+    /// 2xx sent or received: talking.
+    Confirmed,
+    /// BYE or CANCEL sent, waiting for its answer.
+    Ending,
+    Ended,
+}
+
+/// Why a call ended, as a phone would tell its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// We hung up (BYE sent) or cancelled.
+    Local,
+    /// The other side hung up (BYE received).
+    Remote,
+    /// The caller gave up before we answered (CANCEL received).
+    CancelledByCaller,
+    /// The callee answered with a failure: 486 busy, 603 declined, 488…
+    Rejected { code: u16, reason: String },
+    /// Nothing answered the INVITE or BYE within 32 s (Timer B/F).
+    NoResponse,
+    /// Rang until the no-answer timer; we cancelled.
+    NoAnswer,
+    /// Our 2xx was never acknowledged (Timer H).
+    NoAck,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// Caller: 180/183 arrived (with an early SDP body, if any).
+    Ringing,
+    /// Caller: 2xx arrived with the callee's SDP answer.
+    Answered {
+        sdp: Vec<u8>,
+    },
+    /// Callee: our 2xx was acknowledged.
+    Confirmed,
+    /// A DTMF key sent with SIP INFO (application/dtmf-relay).
+    InfoDtmf(char),
+    Ended(End),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// Who we are: the URI others see and the address we listen on.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// `sip:<number>@<host>` for From/To.
+    pub uri: String,
+    /// Where the phone's SIP socket is: Contact and Via.
+    pub addr: SocketAddr,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetransmitKind {
+    Invite,
+    Cancel,
+    Bye,
+    /// Callee: the final response to the INVITE, until the ACK.
+    Final,
+}
+
+#[derive(Debug)]
+struct Retransmit {
+    kind: RetransmitKind,
+    data: Vec<u8>,
+    to: SocketAddr,
+    next: u64,
+    interval: u64,
+    /// INVITE requests double without a cap (Timer A); others cap at T2.
+    capped: bool,
+    deadline: u64,
+}
+
+pub struct Call {
+    pub role: Role,
+    state: State,
+    call_id: String,
+    local: Local,
+    local_tag: String,
+    remote_uri: String,
+    remote_tag: Option<String>,
+    /// Where in-dialog requests go (the peer's Contact).
+    remote_target: String,
+    remote_addr: SocketAddr,
+    cseq: u32,
+    invite_cseq: u32,
+    invite_branch: String,
+    /// Caller: the INVITE as sent (for CANCEL). Callee: the INVITE received.
+    invite: Message,
+    /// Callee: where the INVITE came from, for responses.
+    invite_source: SocketAddr,
+    local_sdp: Vec<u8>,
+    cancel_wanted: bool,
+    ack: Option<Vec<u8>>,
+    last_response: Option<Vec<u8>>,
+    retransmits: Vec<Retransmit>,
+    no_answer_at: Option<u64>,
+    linger_until: Option<u64>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<CallEvent>,
+}
+
+fn random_token(n: usize) -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.gen_range(0..36)]))
+        .collect()
+}
+
+fn branch() -> String {
+    format!("z9hG4bK{}", random_token(16))
+}
+
+/// The address a `sip:` URI with an IP literal host names.
+pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let u = SipUri::parse(uri).ok()?;
+    let ip: IpAddr = u.host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
+}
+
+fn tag_of(header: Option<&str>) -> Option<String> {
+    NameAddr::parse(header?).ok()?.param("tag").flatten().map(str::to_string)
+}
+
+fn cseq_of(m: &Message) -> Option<(u32, String)> {
+    let v = m.header("CSeq")?;
+    let mut it = v.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.to_string()))
+}
+
+fn status(m: &Message) -> Option<(u16, &str)> {
+    match &m.start {
+        StartLine::Response { code, reason } => Some((*code, reason.as_str())),
+        _ => None,
+    }
+}
+
+impl Call {
+    /// Starts a call to `remote_uri` at `remote_addr` with an SDP offer.
+    /// `ring_timeout` ends an unanswered call with [`End::NoAnswer`].
+    pub fn outgoing(local: Local, remote_uri: &str, remote_addr: SocketAddr, sdp: Vec<u8>, ring_timeout: u64, now: u64) -> Call {
+        let mut call = Call {
+            role: Role::Caller,
+            state: State::Calling,
+            call_id: format!("{}@{}", random_token(20), local.addr.ip()),
+            local_tag: random_token(10),
+            remote_uri: remote_uri.to_string(),
+            remote_tag: None,
+            remote_target: remote_uri.to_string(),
+            remote_addr,
+            cseq: 1,
+            invite_cseq: 1,
+            invite_branch: branch(),
+            invite: Message {
+                start: StartLine::Request {
+                    method: "INVITE".into(),
+                    uri: remote_uri.into(),
+                },
+                headers: vec![],
+                body: vec![],
+            },
+            invite_source: remote_addr,
+            local_sdp: sdp,
+            local,
+            cancel_wanted: false,
+            ack: None,
+            last_response: None,
+            retransmits: Vec::new(),
+            no_answer_at: Some(now + ring_timeout),
+            linger_until: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        let branch = call.invite_branch.clone();
+        let mut invite = call.request("INVITE", &branch, 1);
+        invite.push("Content-Type", "application/sdp");
+        invite.body = call.local_sdp.clone();
+        let data = invite.to_bytes();
+        call.invite = invite;
+        call.send_reliably(RetransmitKind::Invite, data, remote_addr, false, now);
+        call
+    }
+
+    /// Takes an incoming INVITE that starts a new dialog. On a malformed
+    /// one, returns the 400 to send back.
+    pub fn incoming(local: Local, data: &[u8], source: SocketAddr, now: u64) -> Result<Call, Option<Transmit>> {
+        let msg = Message::parse(data).map_err(|_| None)?;
+        let via = top_via(&msg).ok_or(None)?;
+        if let Err(reason) = validate_request(&msg) {
+            let resp = response(&msg, &via, source, 400, &reason, &random_token(10));
+            return Err(Some(Transmit {
+                to: source,
+                data: resp.to_bytes(),
+            }));
+        }
+        let from = NameAddr::parse(msg.header("From").unwrap_or_default()).map_err(|_| None)?;
+        let remote_target = msg
+            .header("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|c| c.uri.to_string())
+            .unwrap_or_else(|| from.uri.to_string());
+        let (cseq, _) = cseq_of(&msg).ok_or(None)?;
+        let mut call = Call {
+            role: Role::Callee,
+            state: State::Calling,
+            call_id: msg.header("Call-ID").unwrap_or_default().to_string(),
+            local_tag: random_token(10),
+            remote_uri: from.uri.to_string(),
+            remote_tag: from.param("tag").flatten().map(str::to_string),
+            remote_addr: uri_addr(&remote_target).unwrap_or(source),
+            remote_target,
+            cseq: 0,
+            invite_cseq: cseq,
+            invite_branch: via.branch.unwrap_or_default().to_string(),
+            invite_source: source,
+            local_sdp: Vec::new(),
+            local,
+            cancel_wanted: false,
+            ack: None,
+            last_response: None,
+            retransmits: Vec::new(),
+            no_answer_at: None,
+            linger_until: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            invite: msg,
+        };
+        call.respond_invite(100, "Trying", now);
+        Ok(call)
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The caller's URI (callee side) or the callee's (caller side).
+    pub fn remote_uri(&self) -> &str {
+        &self.remote_uri
+    }
+
+    /// The INVITE's body (callee side): the caller's SDP offer.
+    pub fn remote_offer(&self) -> &[u8] {
+        &self.invite.body
+    }
+
+    /// A header of the INVITE (callee side), e.g. Call-Info.
+    pub fn invite_header(&self, name: &str) -> Option<&str> {
+        self.invite.header(name)
+    }
+
+    /// Nothing more to do: ended, and retransmissions absorbed.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Ended && self.retransmits.is_empty() && self.linger_until.is_none()
+    }
+
+    // ---- the user's actions ----
+
+    /// Callee: 180 Ringing.
+    pub fn ring(&mut self, now: u64) {
+        if self.role == Role::Callee && self.state == State::Calling {
+            self.state = State::Ringing;
+            self.respond_invite(180, "Ringing", now);
+        }
+    }
+
+    /// Callee: 200 OK with our SDP answer.
+    pub fn answer(&mut self, sdp: Vec<u8>, now: u64) {
+        if self.role != Role::Callee || !matches!(self.state, State::Calling | State::Ringing) {
+            return;
+        }
+        self.local_sdp = sdp;
+        self.state = State::Confirmed;
+        self.respond_invite(200, "OK", now);
+    }
+
+    /// Callee: a failure response (486 Busy Here, 603 Decline, 488…).
+    pub fn reject(&mut self, code: u16, reason: &str, now: u64) {
+        if self.role != Role::Callee || !matches!(self.state, State::Calling | State::Ringing) {
+            return;
+        }
+        self.respond_invite(code, reason, now);
+        self.end(End::Local);
+    }
+
+    /// Hang up: BYE when talking, CANCEL while ringing out, 603 while
+    /// ringing in.
+    pub fn hangup(&mut self, now: u64) {
+        match (self.role, self.state) {
+            (_, State::Confirmed) => self.send_bye(now),
+            (Role::Caller, State::Calling) => {
+                // RFC 3261 9.1: no CANCEL before a provisional response.
+                self.cancel_wanted = true;
+                self.state = State::Ending;
+            }
+            (Role::Caller, State::Ringing) => self.send_cancel(now),
+            (Role::Callee, State::Calling | State::Ringing) => self.reject(603, "Decline", now),
+            _ => {}
+        }
+    }
+
+    // ---- input ----
+
+    /// A datagram for this call (its Call-ID matched).
+    pub fn handle(&mut self, msg: &Message, source: SocketAddr, now: u64) {
+        match &msg.start {
+            StartLine::Response { .. } => self.handle_response(msg, now),
+            StartLine::Request { method, .. } => {
+                let method = method.clone();
+                self.handle_request(&method, msg, source, now)
+            }
+        }
+    }
+
+    fn handle_response(&mut self, msg: &Message, now: u64) {
+        let Some((code, reason)) = status(msg) else { return };
+        let Some((cseq, method)) = cseq_of(msg) else { return };
+        match method.as_str() {
+            "INVITE" if self.role == Role::Caller && cseq == self.invite_cseq => {
+                if code < 200 {
+                    self.stop(RetransmitKind::Invite);
+                    if self.state == State::Calling && code > 100 {
+                        self.state = State::Ringing;
+                        self.events.push_back(CallEvent::Ringing);
+                    }
+                    if self.cancel_wanted && code > 100 {
+                        self.cancel_wanted = false;
+                        self.send_cancel(now);
+                    } else if self.cancel_wanted && self.state == State::Ending {
+                        // 100 Trying is a provisional response too.
+                        self.cancel_wanted = false;
+                        self.send_cancel(now);
+                    }
+                } else if code < 300 {
+                    self.stop(RetransmitKind::Invite);
+                    self.stop(RetransmitKind::Cancel);
+                    if let Some(ack) = &self.ack {
+                        // A retransmitted 2xx: our ACK was lost.
+                        self.out.push_back(Transmit {
+                            to: self.remote_addr,
+                            data: ack.clone(),
+                        });
+                        return;
+                    }
+                    self.remote_tag = tag_of(msg.header("To"));
+                    if let Some(c) = msg.header("Contact").and_then(|c| NameAddr::parse(c).ok()) {
+                        self.remote_target = c.uri.to_string();
+                        if let Some(a) = uri_addr(c.uri) {
+                            self.remote_addr = a;
+                        }
+                    }
+                    let ack = self.request("ACK", &branch(), self.invite_cseq).to_bytes();
+                    self.out.push_back(Transmit {
+                        to: self.remote_addr,
+                        data: ack.clone(),
+                    });
+                    self.ack = Some(ack);
+                    self.no_answer_at = None;
+                    if self.state == State::Ending || self.state == State::Ended {
+                        // Answered after we cancelled: the call exists, so end it.
+                        self.state = State::Confirmed;
+                        self.send_bye(now);
+                        return;
+                    }
+                    self.state = State::Confirmed;
+                    self.events.push_back(CallEvent::Answered { sdp: msg.body.clone() });
+                } else {
+                    // Non-2xx final: ACK within the INVITE transaction (17.1.1.3).
+                    self.stop(RetransmitKind::Invite);
+                    self.stop(RetransmitKind::Cancel);
+                    let mut ack = self.invite.clone();
+                    ack.start = StartLine::Request {
+                        method: "ACK".into(),
+                        uri: self.remote_uri.clone(),
+                    };
+                    ack.headers
+                        .retain(|(n, _)| matches!(n.as_str(), "Via" | "From" | "Call-ID" | "Max-Forwards"));
+                    ack.push("To", msg.header("To").unwrap_or_default());
+                    ack.push("CSeq", format!("{} ACK", self.invite_cseq));
+                    ack.body.clear();
+                    self.out.push_back(Transmit {
+                        to: self.remote_addr,
+                        data: ack.to_bytes(),
+                    });
+                    if self.state != State::Ended {
+                        let end = if code == 487 {
+                            End::Local
+                        } else {
+                            End::Rejected {
+                                code,
+                                reason: reason.to_string(),
+                            }
+                        };
+                        self.end(end);
+                    }
+                }
+            }
+            "CANCEL" => self.stop(RetransmitKind::Cancel),
+            "BYE" if code >= 200 => {
+                self.stop(RetransmitKind::Bye);
+                if self.state == State::Ending {
+                    self.end(End::Local);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_request(&mut self, method: &str, msg: &Message, source: SocketAddr, now: u64) {
+        let Some(via) = top_via(msg) else { return };
+        if method != "ACK" {
+            if let Err(reason) = validate_request(msg) {
+                let r = response(msg, &via, source, 400, &reason, &self.local_tag);
+                self.out.push_back(Transmit {
+                    to: source,
+                    data: r.to_bytes(),
+                });
+                return;
+            }
+        }
+        let reply = |call: &mut Call, code: u16, reason: &str| {
+            let mut r = response(msg, &via, source, code, reason, &call.local_tag);
+            r.push("User-Agent", call.local.user_agent.clone());
+            call.out.push_back(Transmit {
+                to: source,
+                data: r.to_bytes(),
+            });
+        };
+        match method {
+            "INVITE" if self.role == Role::Callee && via.branch == Some(self.invite_branch.as_str()) => {
+                // A retransmission of the INVITE: repeat our last answer.
+                if let Some(last) = &self.last_response {
+                    self.out.push_back(Transmit {
+                        to: self.invite_source,
+                        data: last.clone(),
+                    });
+                }
+            }
+            "INVITE" => {
+                // A re-INVITE (hold, refresh): keep the media as it is.
+                if self.state == State::Confirmed {
+                    let mut r = response(msg, &via, source, 200, "OK", &self.local_tag);
+                    self.contact_and_body(&mut r);
+                    self.out.push_back(Transmit {
+                        to: source,
+                        data: r.to_bytes(),
+                    });
+                } else {
+                    reply(self, 491, "Request Pending");
+                }
+            }
+            "ACK" => {
+                if self.role == Role::Callee && self.retransmits.iter().any(|r| r.kind == RetransmitKind::Final) {
+                    self.stop(RetransmitKind::Final);
+                    if self.state == State::Confirmed {
+                        self.events.push_back(CallEvent::Confirmed);
+                    }
+                }
+            }
+            "CANCEL" => {
+                reply(self, 200, "OK");
+                if self.role == Role::Callee && matches!(self.state, State::Calling | State::Ringing) {
+                    self.respond_invite(487, "Request Terminated", now);
+                    self.end(End::CancelledByCaller);
+                }
+            }
+            "BYE" => {
+                reply(self, 200, "OK");
+                if self.state != State::Ended {
+                    self.retransmits.retain(|r| r.kind == RetransmitKind::Final);
+                    self.end(End::Remote);
+                }
+            }
+            "INFO" => {
+                reply(self, 200, "OK");
+                let body = String::from_utf8_lossy(&msg.body);
+                if let Some(sig) = body.lines().find_map(|l| l.strip_prefix("Signal=")) {
+                    if let Some(k) = sig.trim().chars().next() {
+                        self.events.push_back(CallEvent::InfoDtmf(k));
+                    }
+                }
+            }
+            "OPTIONS" | "UPDATE" => reply(self, 200, "OK"),
+            _ => reply(self, 501, "Not Implemented"),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.retransmits
+            .iter()
+            .flat_map(|r| [r.next, r.deadline])
+            .chain(self.no_answer_at)
+            .chain(self.linger_until)
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: u64) {
+        if self.no_answer_at.is_some_and(|t| t <= now) {
+            self.no_answer_at = None;
+            if self.role == Role::Caller && matches!(self.state, State::Calling | State::Ringing) {
+                if self.state == State::Ringing {
+                    self.send_cancel(now);
+                } else {
+                    self.stop(RetransmitKind::Invite);
+                }
+                self.end(End::NoAnswer);
+            }
+        }
+        if self.linger_until.is_some_and(|t| t <= now) {
+            self.linger_until = None;
+        }
+        let mut expired = Vec::new();
+        for r in &mut self.retransmits {
+            if r.deadline <= now {
+                expired.push(r.kind);
+                continue;
+            }
+            if r.next <= now {
+                self.out.push_back(Transmit {
+                    to: r.to,
+                    data: r.data.clone(),
+                });
+                r.interval = if r.capped { (r.interval * 2).min(T2) } else { r.interval * 2 };
+                r.next = now + r.interval;
+            }
+        }
+        for kind in expired {
+            self.stop(kind);
+            match kind {
+                RetransmitKind::Invite | RetransmitKind::Bye if self.state != State::Ended => self.end(End::NoResponse),
+                RetransmitKind::Final if self.state == State::Confirmed => {
+                    // RFC 3261 13.3.1.4: no ACK for our 2xx, so end the dialog.
+                    self.send_bye(now);
+                    self.end(End::NoAck);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- internals ----
+
+    fn end(&mut self, why: End) {
+        if self.state != State::Ended {
+            self.state = State::Ended;
+            self.no_answer_at = None;
+            self.events.push_back(CallEvent::Ended(why));
+        }
+    }
+
+    fn stop(&mut self, kind: RetransmitKind) {
+        self.retransmits.retain(|r| r.kind != kind);
+    }
+
+    fn send_reliably(&mut self, kind: RetransmitKind, data: Vec<u8>, to: SocketAddr, capped: bool, now: u64) {
+        self.out.push_back(Transmit { to, data: data.clone() });
+        self.retransmits.push(Retransmit {
+            kind,
+            data,
+            to,
+            next: now + T1,
+            interval: T1,
+            capped,
+            deadline: now + TIMEOUT,
+        });
+    }
+
+    fn send_cancel(&mut self, now: u64) {
+        // CANCEL copies the INVITE's Request-URI, Via, From, To, Call-ID
+        // and CSeq number (RFC 3261 9.1).
+        let mut c = self.invite.clone();
+        c.start = StartLine::Request {
+            method: "CANCEL".into(),
+            uri: self.remote_uri.clone(),
+        };
+        c.headers
+            .retain(|(n, _)| matches!(n.as_str(), "Via" | "From" | "To" | "Call-ID" | "Max-Forwards"));
+        c.push("CSeq", format!("{} CANCEL", self.invite_cseq));
+        c.body.clear();
+        self.state = State::Ending;
+        let to = self.remote_addr;
+        self.send_reliably(RetransmitKind::Cancel, c.to_bytes(), to, true, now);
+    }
+
+    fn send_bye(&mut self, now: u64) {
+        self.cseq = self.cseq.max(self.invite_cseq) + 1;
+        let bye = self.request("BYE", &branch(), self.cseq).to_bytes();
+        self.state = State::Ending;
+        let to = self.remote_addr;
+        self.send_reliably(RetransmitKind::Bye, bye, to, true, now);
+    }
+
+    fn respond_invite(&mut self, code: u16, reason: &str, now: u64) {
+        let Some(via) = top_via(&self.invite) else { return };
+        let mut r = response(&self.invite, &via, self.invite_source, code, reason, &self.local_tag);
+        r.push("User-Agent", self.local.user_agent.clone());
+        if (101..300).contains(&code) {
+            self.contact_and_body(&mut r);
+            if code != 200 {
+                r.body.clear();
+                r.headers.retain(|(n, _)| n != "Content-Type");
+            }
+        }
+        let data = r.to_bytes();
+        self.last_response = Some(data.clone());
+        if code >= 200 {
+            // Final responses repeat until the ACK (Timers G and H).
+            let to = self.invite_source;
+            self.send_reliably(RetransmitKind::Final, data, to, true, now);
+            if code >= 300 {
+                self.linger_until = Some(now + TIMEOUT);
+            }
+        } else {
+            self.out.push_back(Transmit {
+                to: self.invite_source,
+                data,
+            });
+        }
+    }
+
+    fn contact_and_body(&self, r: &mut Message) {
+        r.push("Contact", format!("<{}>", self.contact_uri()));
+        r.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+        if !self.local_sdp.is_empty() {
+            r.push("Content-Type", "application/sdp");
+            r.body = self.local_sdp.clone();
+        }
+    }
+
+    fn contact_uri(&self) -> String {
+        let user = SipUri::parse(&self.local.uri).ok().and_then(|u| u.user).unwrap_or("peerdial");
+        format!("sip:{}@{}", user, self.local.addr)
+    }
+
+    /// A request in this dialog (or the initial INVITE).
+    fn request(&self, method: &str, branch: &str, cseq: u32) -> Message {
+        let uri = if method == "INVITE" {
+            self.remote_uri.clone()
+        } else {
+            self.remote_target.clone()
+        };
+        let mut m = Message {
+            start: StartLine::Request {
+                method: method.into(),
+                uri,
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        m.push("Via", format!("SIP/2.0/UDP {};branch={branch};rport", self.local.addr));
+        m.push("Max-Forwards", "70");
+        let (from, to) = match self.role {
+            Role::Caller => (
+                format!("<{}>;tag={}", self.local.uri, self.local_tag),
+                match &self.remote_tag {
+                    Some(t) => format!("<{}>;tag={t}", self.remote_uri),
+                    None => format!("<{}>", self.remote_uri),
+                },
+            ),
+            // The callee's requests swap the INVITE's From and To.
+            Role::Callee => (
+                format!(
+                    "{};tag={}",
+                    self.invite
+                        .header("To")
+                        .unwrap_or_default()
+                        .split(";tag=")
+                        .next()
+                        .unwrap_or_default(),
+                    self.local_tag
+                ),
+                self.invite.header("From").unwrap_or_default().to_string(),
+            ),
+        };
+        m.push("From", from);
+        m.push("To", to);
+        m.push("Call-ID", self.call_id.clone());
+        m.push("CSeq", format!("{cseq} {method}"));
+        if method == "INVITE" {
+            m.push("Contact", format!("<{}>", self.contact_uri()));
+            m.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+        }
+        m.push("User-Agent", self.local.user_agent.clone());
+        m
+    }
+}
+
+/// A stateless answer to a request that matches no call (481) or that the
+/// phone refuses before a call exists (486 busy, 488, 400).
+pub fn stateless_response(data: &[u8], source: SocketAddr, code: u16, reason: &str) -> Result<Option<Transmit>, SipError> {
+    let msg = Message::parse(data)?;
+    if !msg.is_request() || msg.method() == Some("ACK") {
+        return Ok(None);
+    }
+    let Some(via) = top_via(&msg) else { return Ok(None) };
+    let r = response(&msg, &via, source, code, reason, &random_token(10));
+    Ok(Some(Transmit {
+        to: source,
+        data: r.to_bytes(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "127.0.0.1:5061";
+    const B: &str = "127.0.0.1:5062";
+
+    fn local(number: &str, addr: &str) -> Local {
+        Local {
+            uri: format!("sip:{number}@{addr}"),
+            addr: addr.parse().unwrap(),
+            user_agent: "test".into(),
+        }
+    }
+
+    fn caller(now: u64) -> Call {
+        Call::outgoing(
+            local("886021", A),
+            "sip:886022@127.0.0.1:5062",
+            B.parse().unwrap(),
+            b"offer".to_vec(),
+            60_000,
+            now,
+        )
+    }
+
+    /// Delivers everything `from` wants to send to `to` (as the side at `from_addr`).
+    fn pump(from: &mut Call, from_addr: &str, to: &mut Call) -> usize {
+        let mut n = 0;
+        while let Some(t) = from.poll_transmit() {
+            to.handle(&Message::parse(&t.data).unwrap(), from_addr.parse().unwrap(), 0);
+            n += 1;
+        }
+        n
+    }
+
+    fn setup() -> (Call, Call) {
+        let mut a = caller(0);
+        let invite = a.poll_transmit().unwrap();
+        assert_eq!(invite.to, B.parse().unwrap());
+        let b = Call::incoming(local("886022", B), &invite.data, A.parse().unwrap(), 0).unwrap();
+        assert_eq!(b.remote_offer(), b"offer");
+        (a, b)
+    }
+
+    fn events(c: &mut Call) -> Vec<CallEvent> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    #[test]
+    fn call_answer_and_hang_up_from_either_side() {
+        for callee_hangs_up in [false, true] {
+            let (mut a, mut b) = setup();
+            b.ring(0);
+            pump(&mut b, B, &mut a);
+            assert_eq!(events(&mut a), vec![CallEvent::Ringing]);
+            b.answer(b"answer".to_vec(), 0);
+            pump(&mut b, B, &mut a);
+            assert_eq!(events(&mut a), vec![CallEvent::Answered { sdp: b"answer".to_vec() }]);
+            pump(&mut a, A, &mut b); // ACK
+            assert_eq!(events(&mut b), vec![CallEvent::Confirmed]);
+            let (hanger, other, h_addr, o_addr) = if callee_hangs_up {
+                (&mut b, &mut a, B, A)
+            } else {
+                (&mut a, &mut b, A, B)
+            };
+            hanger.hangup(0);
+            pump(hanger, h_addr, other);
+            assert_eq!(events(other), vec![CallEvent::Ended(End::Remote)]);
+            pump(other, o_addr, hanger);
+            assert_eq!(events(hanger), vec![CallEvent::Ended(End::Local)]);
+            assert!(a.is_done() && b.is_done());
+        }
+    }
+
+    #[test]
+    fn cancel_while_ringing() {
+        let (mut a, mut b) = setup();
+        b.ring(0);
+        pump(&mut b, B, &mut a);
+        a.hangup(0);
+        let cancel = a.poll_transmit().unwrap();
+        assert!(cancel.data.starts_with(b"CANCEL sip:886022@127.0.0.1:5062"));
+        b.handle(&Message::parse(&cancel.data).unwrap(), A.parse().unwrap(), 0);
+        assert_eq!(events(&mut b), vec![CallEvent::Ended(End::CancelledByCaller)]);
+        // 200 to the CANCEL, then 487 to the INVITE, which the caller ACKs.
+        pump(&mut b, B, &mut a);
+        assert_eq!(events(&mut a), vec![CallEvent::Ringing, CallEvent::Ended(End::Local)]);
+        let ack = a.poll_transmit().unwrap();
+        assert!(ack.data.starts_with(b"ACK "));
+        b.handle(&Message::parse(&ack.data).unwrap(), A.parse().unwrap(), 0);
+        b.handle_timeout(TIMEOUT + 1);
+        assert!(b.is_done());
+    }
+
+    #[test]
+    fn cancel_before_any_provisional_waits_for_one() {
+        let mut a = caller(0);
+        a.poll_transmit();
+        a.hangup(10);
+        assert!(a.poll_transmit().is_none(), "no CANCEL before a provisional response");
+        let mut b = Call::incoming(local("886022", B), &a.invite.to_bytes(), A.parse().unwrap(), 0).unwrap();
+        pump(&mut b, B, &mut a); // 100 Trying
+        assert!(a.poll_transmit().unwrap().data.starts_with(b"CANCEL "));
+    }
+
+    #[test]
+    fn busy_is_reported_and_acked() {
+        let (mut a, mut b) = setup();
+        b.reject(486, "Busy Here", 0);
+        pump(&mut b, B, &mut a);
+        assert_eq!(
+            events(&mut a),
+            vec![CallEvent::Ended(End::Rejected {
+                code: 486,
+                reason: "Busy Here".into()
+            })]
+        );
+        let ack = a.poll_transmit().unwrap();
+        let ack = Message::parse(&ack.data).unwrap();
+        assert_eq!(ack.header("CSeq"), Some("1 ACK"));
+        assert!(ack.header("To").unwrap().contains("tag="));
+        b.handle(&ack, A.parse().unwrap(), 0);
+        b.handle_timeout(1000);
+        assert!(b.poll_transmit().is_none(), "the 486 is no longer retransmitted");
+    }
+
+    #[test]
+    fn invite_retransmits_then_times_out() {
+        let mut a = caller(0);
+        a.poll_transmit();
+        let mut sent = 0;
+        let mut now = 0;
+        while let Some(t) = a.poll_timeout() {
+            now = t;
+            a.handle_timeout(now);
+            while a.poll_transmit().is_some() {
+                sent += 1;
+            }
+            if a.state() == State::Ended {
+                break;
+            }
+        }
+        // Timer A: 0.5, 1, 2, 4, 8, 16 s; Timer B at 32 s.
+        assert_eq!(sent, 6);
+        assert_eq!(now, 32_000);
+        assert_eq!(events(&mut a), vec![CallEvent::Ended(End::NoResponse)]);
+    }
+
+    #[test]
+    fn no_answer_cancels_after_the_ring_timeout() {
+        let mut a = Call::outgoing(local("1", A), "sip:2@127.0.0.1:5062", B.parse().unwrap(), vec![], 5_000, 0);
+        let mut b = Call::incoming(local("2", B), &a.poll_transmit().unwrap().data, A.parse().unwrap(), 0).unwrap();
+        b.ring(0);
+        pump(&mut b, B, &mut a);
+        a.handle_timeout(5_000);
+        assert!(a.poll_transmit().unwrap().data.starts_with(b"CANCEL "));
+        assert_eq!(events(&mut a), vec![CallEvent::Ringing, CallEvent::Ended(End::NoAnswer)]);
+    }
+
+    #[test]
+    fn lost_200_and_ack_are_recovered() {
+        let (mut a, mut b) = setup();
+        b.answer(b"answer".to_vec(), 0);
+        while b.poll_transmit().is_some() {} // 100 and 200 lost
+        b.handle_timeout(T1);
+        pump(&mut b, B, &mut a); // the retransmitted 200
+        assert!(matches!(events(&mut a).as_slice(), [CallEvent::Answered { .. }]));
+        a.poll_transmit(); // ACK lost
+        b.handle_timeout(3 * T1);
+        pump(&mut b, B, &mut a);
+        pump(&mut a, A, &mut b); // ACK again
+        assert_eq!(events(&mut b), vec![CallEvent::Confirmed]);
+    }
+
+    #[test]
+    fn never_acked_200_ends_with_bye() {
+        let (_, mut b) = setup();
+        b.answer(b"x".to_vec(), 0);
+        b.handle_timeout(TIMEOUT);
+        assert_eq!(events(&mut b), vec![CallEvent::Ended(End::NoAck)]);
+        assert!(std::iter::from_fn(|| b.poll_transmit()).any(|t| t.data.starts_with(b"BYE ")));
+    }
+
+    #[test]
+    fn malformed_invite_gets_400_and_no_call() {
+        let bad = b"INVITE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:2@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let err = Call::incoming(local("1", B), bad, A.parse().unwrap(), 0).err().unwrap().unwrap();
+        assert!(err.data.starts_with(b"SIP/2.0 400 Missing To"));
+        assert!(Call::incoming(local("1", B), b"\x00\x01garbage", A.parse().unwrap(), 0)
+            .err()
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn requests_for_unknown_dialogs_get_481() {
+        let bye = b"BYE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:2@x>;tag=1\r\nTo: <sip:1@y>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n";
+        let t = stateless_response(bye, A.parse().unwrap(), 481, "Call/Transaction Does Not Exist")
+            .unwrap()
+            .unwrap();
+        assert!(t.data.starts_with(b"SIP/2.0 481"));
+    }
+}
