@@ -3,6 +3,7 @@
 //! runs until Ctrl-C or SIGTERM.
 
 mod bench;
+mod phone;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the region server of one area: provisioning, SIP registrar, DNS zone.
     Region(RegionArgs),
+    /// Run the softphone: provision, register, dial by number, talk peer to peer.
+    Phone(phone::PhoneArgs),
     /// Run a benchmark next to the third-party peer it is compared with.
     Bench(bench::BenchArgs),
 }
@@ -134,6 +137,10 @@ fn main() -> Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Region(args) => run_region(args.resolve()?).await,
+            Command::Phone(args) => {
+                let code = phone::run(args).await?;
+                std::process::exit(code)
+            }
             Command::Bench(args) => bench::run(args).await,
         }
     })
@@ -172,7 +179,7 @@ async fn run_region(cfg: RegionConfig) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

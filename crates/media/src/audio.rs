@@ -12,15 +12,28 @@ pub fn read_wav(path: &Path, rate: u32) -> Result<Vec<i16>, MediaError> {
     let mut r = hound::WavReader::open(path).map_err(bad)?;
     let spec = r.spec();
     if spec.channels == 0 || spec.sample_rate < 1000 || spec.sample_rate > 384_000 {
-        return Err(MediaError::Wav(format!("{}: {} channels at {} Hz is not playable audio", path.display(), spec.channels, spec.sample_rate)));
+        return Err(MediaError::Wav(format!(
+            "{}: {} channels at {} Hz is not playable audio",
+            path.display(),
+            spec.channels,
+            spec.sample_rate
+        )));
     }
     let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => r.samples::<f32>().collect::<Result<_, _>>().map_err(bad)?,
         (hound::SampleFormat::Int, b @ 8..=32) => {
             let scale = (1i64 << (b - 1)) as f32;
-            r.samples::<i32>().map(|s| s.map(|s| s as f32 / scale)).collect::<Result<_, _>>().map_err(bad)?
+            r.samples::<i32>()
+                .map(|s| s.map(|s| s as f32 / scale))
+                .collect::<Result<_, _>>()
+                .map_err(bad)?
         }
-        (f, b) => return Err(MediaError::Wav(format!("{}: {b}-bit {f:?} samples are not supported", path.display()))),
+        (f, b) => {
+            return Err(MediaError::Wav(format!(
+                "{}: {b}-bit {f:?} samples are not supported",
+                path.display()
+            )))
+        }
     };
     let ch = spec.channels as usize;
     let mono: Vec<i16> = samples
@@ -31,7 +44,12 @@ pub fn read_wav(path: &Path, rate: u32) -> Result<Vec<i16>, MediaError> {
 }
 
 pub fn write_wav(path: &Path, samples: &[i16], rate: u32) -> Result<(), MediaError> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let bad = |e: hound::Error| MediaError::Wav(format!("{}: {e}", path.display()));
     let mut w = hound::WavWriter::create(path, spec).map_err(bad)?;
     for &s in samples {
@@ -123,7 +141,9 @@ pub fn similarity(a: &[i16], b: &[i16], max_lag: usize, block: usize) -> f64 {
         }
         let mut best = 0.0f64;
         for lag in 0..max_lag {
-            let Some(y) = b.get(start + lag..start + lag + x.len()) else { break };
+            let Some(y) = b.get(start + lag..start + lag + x.len()) else {
+                break;
+            };
             let ey: f64 = y.iter().map(|&v| (v as f64).powi(2)).sum();
             if ey == 0.0 {
                 continue;

@@ -51,7 +51,10 @@ impl Decoder {
         Ok(match kind {
             CodecKind::Pcmu => Decoder::Pcmu,
             CodecKind::Pcma => Decoder::Pcma,
-            CodecKind::Opus => Decoder::Opus(Box::new(opus_rs::OpusDecoder::new(48_000, 1).map_err(MediaError::Codec)?), Vec::new()),
+            CodecKind::Opus => Decoder::Opus(
+                Box::new(opus_rs::OpusDecoder::new(48_000, 1).map_err(MediaError::Codec)?),
+                Vec::new(),
+            ),
         })
     }
 

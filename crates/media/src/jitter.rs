@@ -79,7 +79,11 @@ impl JitterBuffer {
             return e;
         };
         let base = h & !0xFFFF;
-        let candidates = [base.wrapping_sub(0x10000) + seq as u64, base + seq as u64, base + 0x10000 + seq as u64];
+        let candidates = [
+            base.wrapping_sub(0x10000) + seq as u64,
+            base + seq as u64,
+            base + 0x10000 + seq as u64,
+        ];
         let e = candidates.into_iter().min_by_key(|c| c.abs_diff(h)).expect("three candidates");
         if e > h {
             self.highest = Some(e);

@@ -159,7 +159,7 @@ fn sdes(ssrc: u32, cname: &str) -> Vec<u8> {
     chunk.extend_from_slice(cname);
     // The item list ends with a zero byte and pads to a 32-bit boundary.
     chunk.push(0);
-    while chunk.len() % 4 != 0 {
+    while !chunk.len().is_multiple_of(4) {
         chunk.push(0);
     }
     let mut out = vec![0x81, 202];
@@ -182,7 +182,12 @@ impl TelephoneEvent {
         if p.len() < 4 {
             return Err(MediaError::Rtp("telephone-event payload shorter than 4 bytes"));
         }
-        Ok(TelephoneEvent { event: p[0], end: p[1] & 0x80 != 0, volume: p[1] & 0x3F, duration: u16::from_be_bytes([p[2], p[3]]) })
+        Ok(TelephoneEvent {
+            event: p[0],
+            end: p[1] & 0x80 != 0,
+            volume: p[1] & 0x3F,
+            duration: u16::from_be_bytes([p[2], p[3]]),
+        })
     }
 
     pub fn to_bytes(self) -> [u8; 4] {
@@ -206,7 +211,13 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let h = RtpHeader { marker: true, payload_type: 111, seq: 65535, timestamp: 0xdead_beef, ssrc: 42 };
+        let h = RtpHeader {
+            marker: true,
+            payload_type: 111,
+            seq: 65535,
+            timestamp: 0xdead_beef,
+            ssrc: 42,
+        };
         let b = build(&h, b"abc");
         let (h2, p) = parse(&b).unwrap();
         assert_eq!(h2, h);
@@ -229,10 +240,28 @@ mod tests {
     fn malformed_packets_are_refused() {
         assert!(parse(&[0x80; 11]).is_err());
         assert!(parse(&[0x40; 12]).is_err(), "version 1");
-        let mut b = build(&RtpHeader { marker: false, payload_type: 0, seq: 0, timestamp: 0, ssrc: 0 }, b"");
+        let mut b = build(
+            &RtpHeader {
+                marker: false,
+                payload_type: 0,
+                seq: 0,
+                timestamp: 0,
+                ssrc: 0,
+            },
+            b"",
+        );
         b[0] |= 0x0F;
         assert!(parse(&b).is_err(), "15 CSRCs that are not there");
-        let mut b = build(&RtpHeader { marker: false, payload_type: 0, seq: 0, timestamp: 0, ssrc: 0 }, b"a");
+        let mut b = build(
+            &RtpHeader {
+                marker: false,
+                payload_type: 0,
+                seq: 0,
+                timestamp: 0,
+                ssrc: 0,
+            },
+            b"a",
+        );
         b[0] |= 0x20;
         *b.last_mut().unwrap() = 200;
         assert!(parse(&b).is_err(), "padding longer than the packet");
@@ -242,7 +271,14 @@ mod tests {
     fn rtcp_compound_round_trip_and_errors() {
         let sr = build_sender_report(7, 1 << 32, 160, 10, 1600, "phone@example");
         let parsed = parse_rtcp(&sr).unwrap();
-        assert_eq!(parsed[0], Rtcp::SenderReport { ssrc: 7, packets: 10, octets: 1600 });
+        assert_eq!(
+            parsed[0],
+            Rtcp::SenderReport {
+                ssrc: 7,
+                packets: 10,
+                octets: 1600
+            }
+        );
         assert!(is_rtcp(&sr));
         let bye = parse_rtcp(&build_bye(9, "x")).unwrap();
         assert_eq!(bye.last(), Some(&Rtcp::Bye { ssrc: 9 }));
@@ -253,7 +289,12 @@ mod tests {
 
     #[test]
     fn telephone_events() {
-        let e = TelephoneEvent { event: 11, end: true, volume: 10, duration: 800 };
+        let e = TelephoneEvent {
+            event: 11,
+            end: true,
+            volume: 10,
+            duration: 800,
+        };
         assert_eq!(TelephoneEvent::parse(&e.to_bytes()).unwrap(), e);
         assert_eq!(e.key(), Some('#'));
         assert_eq!(TelephoneEvent::event_for('5'), Some(5));

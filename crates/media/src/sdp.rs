@@ -111,7 +111,12 @@ fn bad(why: impl Into<String>) -> MediaError {
 
 impl Sdp {
     pub fn parse(text: &str) -> Result<Sdp, MediaError> {
-        let mut sdp = Sdp { session_id: 0, version: 0, connection: None, media: Vec::new() };
+        let mut sdp = Sdp {
+            session_id: 0,
+            version: 0,
+            connection: None,
+            media: Vec::new(),
+        };
         let mut seen_v = false;
         let mut seen_o = false;
         for (i, raw) in text.lines().enumerate() {
@@ -145,7 +150,9 @@ impl Sdp {
                         return Err(bad("connection line is not 'IN <family> <address>'"));
                     }
                     // Multicast TTL suffixes are not for phones.
-                    let addr: IpAddr = f[2].parse().map_err(|_| bad(format!("connection address {:?} is not an IP address", f[2])))?;
+                    let addr: IpAddr = f[2]
+                        .parse()
+                        .map_err(|_| bad(format!("connection address {:?} is not an IP address", f[2])))?;
                     match sdp.media.last_mut() {
                         Some(m) => m.connection = Some(addr),
                         None => sdp.connection = Some(addr),
@@ -188,7 +195,10 @@ impl Sdp {
                             let pt: u8 = pt.parse().map_err(|_| bad("rtpmap payload type is not a number"))?;
                             let mut parts = enc.trim().split('/');
                             let encoding = parts.next().unwrap_or("").to_string();
-                            let rate: u32 = parts.next().and_then(|r| r.parse().ok()).ok_or_else(|| bad("rtpmap without a clock rate"))?;
+                            let rate: u32 = parts
+                                .next()
+                                .and_then(|r| r.parse().ok())
+                                .ok_or_else(|| bad("rtpmap without a clock rate"))?;
                             m.rtpmaps.push(RtpMap { pt, encoding, rate });
                         }
                         "rtcp" => {
@@ -218,7 +228,14 @@ impl Sdp {
     pub fn to_text(&self, origin_addr: IpAddr) -> String {
         let fam = |a: IpAddr| if a.is_ipv4() { "IP4" } else { "IP6" };
         let mut s = String::new();
-        let _ = write!(s, "v=0\r\no=peerdial {} {} IN {} {}\r\ns=peerdial\r\n", self.session_id, self.version, fam(origin_addr), origin_addr);
+        let _ = write!(
+            s,
+            "v=0\r\no=peerdial {} {} IN {} {}\r\ns=peerdial\r\n",
+            self.session_id,
+            self.version,
+            fam(origin_addr),
+            origin_addr
+        );
         if let Some(c) = self.connection {
             let _ = write!(s, "c=IN {} {}\r\n", fam(c), c);
         }
@@ -283,11 +300,23 @@ pub struct Negotiated {
 pub fn offer(session_id: u64, addr: IpAddr, rtp_port: u16, codecs: &[CodecKind]) -> Sdp {
     let mut rtpmaps: Vec<RtpMap> = codecs
         .iter()
-        .map(|c| RtpMap { pt: c.default_pt(), encoding: c.name().into(), rate: c.clock_rate() })
+        .map(|c| RtpMap {
+            pt: c.default_pt(),
+            encoding: c.name().into(),
+            rate: c.clock_rate(),
+        })
         .collect();
-    rtpmaps.push(RtpMap { pt: 101, encoding: "telephone-event".into(), rate: 8000 });
+    rtpmaps.push(RtpMap {
+        pt: 101,
+        encoding: "telephone-event".into(),
+        rate: 8000,
+    });
     if codecs.contains(&CodecKind::Opus) {
-        rtpmaps.push(RtpMap { pt: 102, encoding: "telephone-event".into(), rate: 48000 });
+        rtpmaps.push(RtpMap {
+            pt: 102,
+            encoding: "telephone-event".into(),
+            rate: 48000,
+        });
     }
     audio(session_id, addr, rtp_port, rtpmaps, Direction::SendRecv)
 }
@@ -320,14 +349,18 @@ fn audio_stream(sdp: &Sdp) -> Result<(usize, &Media), MediaError> {
 }
 
 fn remote_addrs(sdp: &Sdp, m: &Media) -> Result<(SocketAddr, SocketAddr), MediaError> {
-    let ip = m.connection.or(sdp.connection).ok_or_else(|| bad("no connection address for the audio stream"))?;
+    let ip = m
+        .connection
+        .or(sdp.connection)
+        .ok_or_else(|| bad("no connection address for the audio stream"))?;
     let rtcp = m.rtcp_port.unwrap_or(m.port.wrapping_add(1));
     Ok((SocketAddr::new(ip, m.port), SocketAddr::new(ip, rtcp)))
 }
 
 fn dtmf_pt(m: &Media, rate: u32) -> Option<u8> {
     m.formats.iter().copied().find(|&pt| {
-        m.format(pt).is_some_and(|(e, r)| e.eq_ignore_ascii_case("telephone-event") && r == rate)
+        m.format(pt)
+            .is_some_and(|(e, r)| e.eq_ignore_ascii_case("telephone-event") && r == rate)
     })
 }
 
@@ -349,9 +382,17 @@ pub fn answer(offer: &Sdp, session_id: u64, addr: IpAddr, rtp_port: u16, ours: &
     let (codec, pt) = first_common(m, ours).ok_or(MediaError::NoCommonCodec)?;
     let (remote_rtp, remote_rtcp) = remote_addrs(offer, m)?;
     let dtmf = dtmf_pt(m, codec.clock_rate());
-    let mut rtpmaps = vec![RtpMap { pt, encoding: codec.name().into(), rate: codec.clock_rate() }];
+    let mut rtpmaps = vec![RtpMap {
+        pt,
+        encoding: codec.name().into(),
+        rate: codec.clock_rate(),
+    }];
     if let Some(d) = dtmf {
-        rtpmaps.push(RtpMap { pt: d, encoding: "telephone-event".into(), rate: codec.clock_rate() });
+        rtpmaps.push(RtpMap {
+            pt: d,
+            encoding: "telephone-event".into(),
+            rate: codec.clock_rate(),
+        });
     }
     let direction = m.direction.answer();
     let mut sdp = audio(session_id, addr, rtp_port, rtpmaps, direction);
@@ -365,11 +406,25 @@ pub fn answer(offer: &Sdp, session_id: u64, addr: IpAddr, rtp_port: u16, ours: &
             if i == index {
                 ours_m.clone()
             } else {
-                Media { port: 0, rtpmaps: Vec::new(), rtcp_port: None, ptime: None, ..om.clone() }
+                Media {
+                    port: 0,
+                    rtpmaps: Vec::new(),
+                    rtcp_port: None,
+                    ptime: None,
+                    ..om.clone()
+                }
             }
         })
         .collect();
-    let neg = Negotiated { codec, pt, dtmf_pt: dtmf, remote_rtp, remote_rtcp, ptime: m.ptime.unwrap_or(20), direction };
+    let neg = Negotiated {
+        codec,
+        pt,
+        dtmf_pt: dtmf,
+        remote_rtp,
+        remote_rtcp,
+        ptime: m.ptime.unwrap_or(20),
+        direction,
+    };
     Ok((sdp, neg))
 }
 
@@ -417,7 +472,14 @@ mod tests {
     #[test]
     fn static_payload_types_need_no_rtpmap() {
         let o = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8\r\n";
-        let (_, neg) = answer(&Sdp::parse(o).unwrap(), 1, "127.0.0.1".parse().unwrap(), 4000, &[CodecKind::Pcmu, CodecKind::Pcma]).unwrap();
+        let (_, neg) = answer(
+            &Sdp::parse(o).unwrap(),
+            1,
+            "127.0.0.1".parse().unwrap(),
+            4000,
+            &[CodecKind::Pcmu, CodecKind::Pcma],
+        )
+        .unwrap();
         assert_eq!(neg.codec, CodecKind::Pcma);
         assert_eq!(neg.remote_rtcp, "10.0.0.1:6001".parse().unwrap());
     }
@@ -426,7 +488,10 @@ mod tests {
     fn no_common_codec_and_malformed_offers() {
         let g722 = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 9\r\n";
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(answer(&Sdp::parse(g722).unwrap(), 1, ip, 4000, &[CodecKind::Pcmu]).unwrap_err(), MediaError::NoCommonCodec);
+        assert_eq!(
+            answer(&Sdp::parse(g722).unwrap(), 1, ip, 4000, &[CodecKind::Pcmu]).unwrap_err(),
+            MediaError::NoCommonCodec
+        );
         for bad in [
             "",
             "hello",
@@ -446,7 +511,8 @@ mod tests {
 
     #[test]
     fn second_streams_are_rejected_in_place() {
-        let o = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=video 7000 RTP/AVP 96\r\nm=audio 6000 RTP/AVP 0\r\n";
+        let o =
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=video 7000 RTP/AVP 96\r\nm=audio 6000 RTP/AVP 0\r\n";
         let (ans, _) = answer(&Sdp::parse(o).unwrap(), 1, "127.0.0.1".parse().unwrap(), 4000, &[CodecKind::Pcmu]).unwrap();
         assert_eq!(ans.media.len(), 2);
         assert_eq!((ans.media[0].kind.as_str(), ans.media[0].port), ("video", 0));

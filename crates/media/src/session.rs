@@ -224,8 +224,19 @@ impl MediaSession {
         if self.next_rtcp <= now {
             self.next_rtcp = now + RTCP_INTERVAL_MS;
             let ntp = ntp_now();
-            let sr = rtp::build_sender_report(self.ssrc, ntp, self.timestamp, self.stats.sent_packets, self.stats.sent_octets, &self.cname);
-            self.out.push_back(Transmit { channel: Channel::Rtcp, to: self.neg.remote_rtcp, data: sr });
+            let sr = rtp::build_sender_report(
+                self.ssrc,
+                ntp,
+                self.timestamp,
+                self.stats.sent_packets,
+                self.stats.sent_octets,
+                &self.cname,
+            );
+            self.out.push_back(Transmit {
+                channel: Channel::Rtcp,
+                to: self.neg.remote_rtcp,
+                data: sr,
+            });
         }
         Ok(())
     }
@@ -243,17 +254,35 @@ impl MediaSession {
         if self.dtmf.is_none() {
             if let Some(k) = self.dtmf_queue.pop_front() {
                 let event = TelephoneEvent::event_for(k).unwrap_or(0);
-                self.dtmf = Some(DtmfOut { event, timestamp: ts, ticks: 0 });
+                self.dtmf = Some(DtmfOut {
+                    event,
+                    timestamp: ts,
+                    ticks: 0,
+                });
             }
         }
         if let (Some(d), Some(pt)) = (&mut self.dtmf, self.neg.dtmf_pt) {
             d.ticks += 1;
             let end = d.ticks >= DTMF_TICKS;
-            let ev = TelephoneEvent { event: d.event, end, volume: 10, duration: (d.ticks as usize * self.frame).min(65535) as u16 };
+            let ev = TelephoneEvent {
+                event: d.event,
+                end,
+                volume: 10,
+                duration: (d.ticks as usize * self.frame).min(65535) as u16,
+            };
             let (marker, timestamp) = (d.ticks == 1, d.timestamp);
             // The end packet goes three times (RFC 4733 section 2.5.1.4).
             for _ in 0..if end { 3 } else { 1 } {
-                self.push_rtp(RtpHeader { marker, payload_type: pt, seq: self.seq, timestamp, ssrc: self.ssrc }, ev.to_bytes().to_vec());
+                self.push_rtp(
+                    RtpHeader {
+                        marker,
+                        payload_type: pt,
+                        seq: self.seq,
+                        timestamp,
+                        ssrc: self.ssrc,
+                    },
+                    ev.to_bytes().to_vec(),
+                );
             }
             if end {
                 self.dtmf = None;
@@ -267,7 +296,13 @@ impl MediaSession {
         self.pcm.resize(self.frame, 0);
         let mut payload = std::mem::take(&mut self.payload);
         self.encoder.encode(&self.pcm, &mut payload)?;
-        let h = RtpHeader { marker: self.stats.sent_packets == 0, payload_type: self.neg.pt, seq: self.seq, timestamp: ts, ssrc: self.ssrc };
+        let h = RtpHeader {
+            marker: self.stats.sent_packets == 0,
+            payload_type: self.neg.pt,
+            seq: self.seq,
+            timestamp: ts,
+            ssrc: self.ssrc,
+        };
         self.push_rtp(h, payload.clone());
         self.payload = payload;
         Ok(())
@@ -277,7 +312,11 @@ impl MediaSession {
         self.seq = self.seq.wrapping_add(1);
         self.stats.sent_packets += 1;
         self.stats.sent_octets = self.stats.sent_octets.wrapping_add(payload.len() as u32);
-        self.out.push_back(Transmit { channel: Channel::Rtp, to: self.neg.remote_rtp, data: rtp::build(&h, &payload) });
+        self.out.push_back(Transmit {
+            channel: Channel::Rtp,
+            to: self.neg.remote_rtp,
+            data: rtp::build(&h, &payload),
+        });
     }
 
     fn play_frame(&mut self) -> Result<(), MediaError> {
@@ -306,7 +345,11 @@ impl MediaSession {
 
     /// RTCP BYE for the end of the call.
     pub fn close(&mut self) {
-        self.out.push_back(Transmit { channel: Channel::Rtcp, to: self.neg.remote_rtcp, data: rtp::build_bye(self.ssrc, &self.cname) });
+        self.out.push_back(Transmit {
+            channel: Channel::Rtcp,
+            to: self.neg.remote_rtcp,
+            data: rtp::build_bye(self.ssrc, &self.cname),
+        });
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -319,9 +362,11 @@ impl MediaSession {
 }
 
 fn ntp_now() -> u64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
-    (secs << 32) | ((d.subsec_nanos() as u64) << 32) / 1_000_000_000
+    (secs << 32) | (((d.subsec_nanos() as u64) << 32) / 1_000_000_000)
 }
 
 #[cfg(test)]
@@ -353,7 +398,9 @@ mod tests {
         let a_addr = SocketAddr::from(([127, 0, 0, 1], 4000));
         for now in (0..secs * 1000).step_by(20) {
             a.handle_timeout(now).unwrap();
-            let batch: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit()).filter(|t| t.channel == Channel::Rtp).collect();
+            let batch: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit())
+                .filter(|t| t.channel == Channel::Rtp)
+                .collect();
             for t in mangle(now, batch) {
                 b.handle_rtp(&t.data, a_addr);
             }
@@ -405,11 +452,32 @@ mod tests {
         let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), true, "b", 0).unwrap();
         let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
         let stranger = SocketAddr::from(([127, 0, 0, 1], 4002));
-        let good = rtp::build(&RtpHeader { marker: false, payload_type: 0, seq: 1, timestamp: 0, ssrc: 5 }, &[0xFF; 160]);
+        let good = rtp::build(
+            &RtpHeader {
+                marker: false,
+                payload_type: 0,
+                seq: 1,
+                timestamp: 0,
+                ssrc: 5,
+            },
+            &[0xFF; 160],
+        );
         b.handle_rtp(&good, stranger);
         assert_eq!((b.stats.foreign, b.stats.received_packets), (1, 0));
         b.handle_rtp(b"\x00garbage", peer);
-        b.handle_rtp(&rtp::build(&RtpHeader { marker: false, payload_type: 9, seq: 1, timestamp: 0, ssrc: 5 }, &[1; 160]), peer);
+        b.handle_rtp(
+            &rtp::build(
+                &RtpHeader {
+                    marker: false,
+                    payload_type: 9,
+                    seq: 1,
+                    timestamp: 0,
+                    ssrc: 5,
+                },
+                &[1; 160],
+            ),
+            peer,
+        );
         b.handle_rtcp(b"\x80\xc8\x00\xff", peer);
         assert_eq!(b.stats.malformed, 3);
         assert_eq!(b.stats.received_packets, 0);
@@ -430,7 +498,9 @@ mod tests {
                 }
             }
         }
-        let events: Vec<_> = std::iter::from_fn(|| b.poll_event()).filter(|e| matches!(e, MediaEvent::Dtmf(_))).collect();
+        let events: Vec<_> = std::iter::from_fn(|| b.poll_event())
+            .filter(|e| matches!(e, MediaEvent::Dtmf(_)))
+            .collect();
         assert_eq!(events, vec![MediaEvent::Dtmf('7')]);
     }
 }

@@ -1,1 +1,956 @@
-//! placeholder
+//! `peerdial phone`: the softphone. It provisions itself with its region,
+//! keeps its registration and address current, dials by number, finds the
+//! callee through an ordinary DNS resolver, and calls the callee directly
+//! with RTP audio from and to WAV files.
+//!
+//! This crate is the I/O edge: sockets, clock, files, terminal. The
+//! protocol work is in `peerdial-sip` (dialogs, registration) and
+//! `peerdial-media` (SDP, RTP, codecs, jitter buffer). It is not a server:
+//! no region or proxy sits in its calls.
+
+pub mod display;
+pub mod provision;
+pub mod resolve;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use peerdial_media::sdp::{self, CodecKind, Sdp};
+use peerdial_media::{audio, Channel, MediaEvent, MediaSession, Negotiated};
+use peerdial_number::{Area, Number};
+use peerdial_sip::call::{uri_addr, Call, CallEvent, End, Local, Role, State};
+use peerdial_sip::client::{RegEvent, RegState, RegisterClient, RegisterConfig};
+use peerdial_sip::message::SipUri;
+use peerdial_sip::Message;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+pub use display::{Display, Snapshot, UiEvent};
+pub use provision::Identity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneError {
+    #[error("provisioning: {0}")]
+    Provision(String),
+    #[error("phone state: {0}")]
+    State(String),
+    #[error("DNS: {0}")]
+    Resolve(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Media(#[from] peerdial_media::MediaError),
+    #[error(transparent)]
+    Number(#[from] peerdial_number::NumberError),
+}
+
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// The region's HTTP API, needed on first start.
+    pub region: Option<String>,
+    pub data: PathBuf,
+    pub mac: Option<String>,
+    /// Where the SIP socket listens (UDP).
+    pub sip: SocketAddr,
+    /// The DNS resolver to ask (default: the system's).
+    pub resolver: Option<SocketAddr>,
+    pub auto_answer: bool,
+    /// Ring this long before auto-answering.
+    pub answer_after_ms: u64,
+    pub play: Option<PathBuf>,
+    pub record: Option<PathBuf>,
+    pub codecs: Vec<CodecKind>,
+    /// End answered calls after this long.
+    pub duration_ms: Option<u64>,
+    /// Give up on an unanswered call after this long.
+    pub ring_timeout_ms: u64,
+    /// A callee that answers nothing at all in this long is unreachable.
+    pub unreachable_ms: u64,
+    /// How often to check whether the local address changed.
+    pub address_check_ms: u64,
+    /// Dial this number at start and exit when the call ends.
+    pub dial: Option<String>,
+    pub register: bool,
+}
+
+impl PhoneConfig {
+    pub fn new(data: PathBuf) -> PhoneConfig {
+        PhoneConfig {
+            region: None,
+            data,
+            mac: None,
+            sip: "0.0.0.0:5060".parse().expect("literal"),
+            resolver: None,
+            auto_answer: false,
+            answer_after_ms: 500,
+            play: None,
+            record: None,
+            codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
+            duration_ms: None,
+            ring_timeout_ms: 60_000,
+            unreachable_ms: 8_000,
+            address_check_ms: 1_000,
+            dial: None,
+            register: true,
+        }
+    }
+}
+
+/// What the user (keys, stdin lines) or a finished lookup asks for.
+#[derive(Debug)]
+pub enum Command {
+    Dial(String),
+    Answer,
+    Hangup,
+    Dtmf(char),
+    Quit,
+    /// The digits on the keypad changed (for the display).
+    Input(String),
+    Resolved {
+        dialed: Number,
+        result: Result<resolve::Lookup, PhoneError>,
+    },
+}
+
+/// Exit status of `peerdial phone … call N`.
+pub mod exit {
+    pub const ANSWERED: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const NO_SUCH_NUMBER: i32 = 3;
+    pub const BUSY: i32 = 4;
+    pub const NO_ANSWER: i32 = 5;
+    pub const UNREACHABLE: i32 = 6;
+}
+
+struct Slot {
+    call: Call,
+    peer: String,
+    media: Option<MediaSession>,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    offer: Option<Sdp>,
+    prepared: Option<(Vec<u8>, Negotiated)>,
+    answer_at: Option<u64>,
+    hangup_at: Option<u64>,
+    answered_at: Option<u64>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+struct MediaIn {
+    call_id: String,
+    channel: Channel,
+    data: Vec<u8>,
+    from: SocketAddr,
+}
+
+pub struct Phone {
+    cfg: PhoneConfig,
+    id: Identity,
+    own: Number,
+    area: Area,
+    root: String,
+    resolver: SocketAddr,
+    sip: Arc<UdpSocket>,
+    local_ip: IpAddr,
+    reg: RegisterClient,
+    calls: HashMap<String, Slot>,
+    display: Box<dyn Display>,
+    snapshot: Snapshot,
+    clock: Instant,
+    media_tx: mpsc::Sender<MediaIn>,
+    media_rx: mpsc::Receiver<MediaIn>,
+    cmd_tx: mpsc::Sender<Command>,
+    cmd_rx: mpsc::Receiver<Command>,
+    next_address_check: u64,
+    exit: Option<i32>,
+    quitting: bool,
+    play: Option<Vec<i16>>,
+}
+
+/// The IP this host uses to reach `peer` (no packet is sent).
+fn route_ip(peer: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(peer).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// Binds an RTP/RTCP pair on consecutive ports, RTP even (RFC 3550 11).
+fn media_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), PhoneError> {
+    let bind = |port: u16| -> std::io::Result<UdpSocket> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        UdpSocket::from_std(s)
+    };
+    for _ in 0..100 {
+        let port = rand::random::<u16>() % 16_000 * 2 + 16_384;
+        let Ok(rtp) = bind(port) else { continue };
+        if let Ok(rtcp) = bind(port + 1) {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(PhoneError::Config(format!("no free RTP port pair on {ip}")))
+}
+
+/// The root domain under a zone name: the area zone minus its five digit labels.
+fn root_of(zone: &str) -> String {
+    zone.trim_end_matches('.')
+        .splitn(6, '.')
+        .nth(5)
+        .unwrap_or("peerdial.internal")
+        .to_string()
+}
+
+fn describe(end: &End) -> (String, i32) {
+    match end {
+        End::Local => ("hung up".into(), exit::ANSWERED),
+        End::Remote => ("the other side hung up".into(), exit::ANSWERED),
+        End::CancelledByCaller => ("the caller gave up".into(), exit::ANSWERED),
+        End::Rejected { code: 486 | 600, .. } => ("busy".into(), exit::BUSY),
+        End::Rejected { code: 603, .. } => ("declined".into(), exit::FAILED),
+        End::Rejected { code: 488, .. } => ("no codec in common (488)".into(), exit::FAILED),
+        End::Rejected {
+            code: 404 | 410 | 480,
+            reason,
+        } => (format!("not available: {reason}"), exit::NO_ANSWER),
+        End::Rejected { code, reason } => (format!("refused: {code} {reason}"), exit::FAILED),
+        End::NoResponse => ("callee unreachable: no answer from its address".into(), exit::UNREACHABLE),
+        End::NoAnswer => ("no answer".into(), exit::NO_ANSWER),
+        End::NoAck => ("call lost: our answer was never acknowledged".into(), exit::FAILED),
+    }
+}
+
+impl Phone {
+    /// Provisions (first start) or loads the identity, and binds the SIP
+    /// socket. Nothing is sent to the region's registrar yet.
+    pub async fn start(cfg: PhoneConfig, display: Box<dyn Display>) -> Result<Phone, PhoneError> {
+        let id = match provision::load(&cfg.data)? {
+            Some(id) => id,
+            None => {
+                let region = cfg
+                    .region
+                    .clone()
+                    .ok_or_else(|| PhoneError::Config("first start: --region http://HOST:PORT is needed to get a number".into()))?;
+                let mac = match &cfg.mac {
+                    Some(m) => m.clone(),
+                    None => {
+                        provision::machine_mac().ok_or_else(|| PhoneError::Config("no MAC address found; give one with --mac".into()))?
+                    }
+                };
+                let authority = provision::http_authority(&region)?;
+                let region_addr = tokio::net::lookup_host(authority).await?.next();
+                let ip = region_addr
+                    .and_then(route_ip)
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                let id = provision::provision(&region, &mac, &ip, None).await?;
+                provision::save(&cfg.data, &id)?;
+                id
+            }
+        };
+        let own = Number::parse(&id.number)?;
+        let area: Area = id.area.parse()?;
+        let resolver = match cfg.resolver {
+            Some(r) => r,
+            None => resolve::system_resolver()?,
+        };
+        let sip = UdpSocket::bind(cfg.sip)
+            .await
+            .map_err(|e| PhoneError::Config(format!("cannot listen for SIP on {}: {e}", cfg.sip)))?;
+        let bound = sip.local_addr()?;
+        let local_ip = if bound.ip().is_unspecified() {
+            route_ip(id.registrar).unwrap_or(bound.ip())
+        } else {
+            bound.ip()
+        };
+        let reg = RegisterClient::new(
+            RegisterConfig {
+                registrar: id.registrar,
+                user: id.sip_username.clone(),
+                domain: id.sip_realm.clone(),
+                password: id.sip_password.clone(),
+                expires: id.register_expires.unwrap_or(600).min(3600),
+                user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
+            },
+            SocketAddr::new(local_ip, bound.port()),
+        );
+        let play = match &cfg.play {
+            // Checked now so a bad file is reported before any call.
+            Some(p) => Some(audio::read_wav(p, 48_000)?),
+            None => None,
+        };
+        let (media_tx, media_rx) = mpsc::channel(1024);
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let snapshot = Snapshot {
+            number: own.to_string(),
+            sip: SocketAddr::new(local_ip, bound.port()),
+            ..Snapshot::default()
+        };
+        Ok(Phone {
+            root: root_of(&id.sip_realm),
+            cfg,
+            own,
+            area,
+            resolver,
+            sip: Arc::new(sip),
+            local_ip,
+            reg,
+            calls: HashMap::new(),
+            display,
+            snapshot,
+            clock: Instant::now(),
+            media_tx,
+            media_rx,
+            cmd_tx,
+            cmd_rx,
+            next_address_check: 0,
+            exit: None,
+            quitting: false,
+            play,
+            id,
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.id
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.snapshot.sip
+    }
+
+    /// A sender for commands (keys, stdin lines, tests).
+    pub fn commands(&self) -> mpsc::Sender<Command> {
+        self.cmd_tx.clone()
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    fn emit(&mut self, e: UiEvent) {
+        self.display.event(&e, &self.snapshot);
+    }
+
+    /// Runs until Quit (or, with `dial`, until that call ends). Returns the
+    /// exit status.
+    pub async fn run(mut self) -> Result<i32, PhoneError> {
+        self.emit(UiEvent::Ready {
+            number: self.own.to_string(),
+            sip: self.snapshot.sip,
+        });
+        if self.cfg.register {
+            let now = self.now();
+            self.reg.start(now);
+        }
+        if let Some(d) = self.cfg.dial.clone() {
+            self.dial(&d);
+        }
+        let sip = self.sip.clone();
+        let mut buf = vec![0u8; 65_536];
+        let mut quit_deadline: Option<u64> = None;
+        loop {
+            self.flush().await;
+            if self.quitting {
+                let done =
+                    self.calls.values().all(|s| s.call.state() == State::Ended) && !matches!(self.reg.state(), RegState::Unregistering);
+                if done || quit_deadline.is_some_and(|d| self.now() >= d) {
+                    break;
+                }
+                quit_deadline.get_or_insert(self.now() + 2_000);
+            }
+            let wake = self.next_wake().min(quit_deadline.unwrap_or(u64::MAX));
+            let sleep_for = std::time::Duration::from_millis(wake.saturating_sub(self.now()).min(1_000));
+            tokio::select! {
+                r = sip.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        let data = buf[..n].to_vec();
+                        self.on_sip(&data, from);
+                    }
+                    Err(e) => tracing::debug!("SIP socket: {e}"),
+                },
+                Some(m) = self.media_rx.recv() => self.on_media(m),
+                Some(c) = self.cmd_rx.recv() => self.on_command(c),
+                _ = tokio::time::sleep(sleep_for) => {}
+            }
+            self.on_time();
+            self.display.tick(&self.snapshot);
+        }
+        self.display.close();
+        Ok(self.exit.unwrap_or(exit::ANSWERED))
+    }
+
+    fn next_wake(&self) -> u64 {
+        let mut t = self.next_address_check;
+        t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
+        for s in self.calls.values() {
+            t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
+            t = t.min(s.media.as_ref().map(|m| m.poll_timeout()).unwrap_or(u64::MAX));
+            t = t.min(s.answer_at.unwrap_or(u64::MAX)).min(s.hangup_at.unwrap_or(u64::MAX));
+        }
+        t
+    }
+
+    fn quit(&mut self) {
+        self.quitting = true;
+        let now = self.now();
+        for s in self.calls.values_mut() {
+            s.call.hangup(now);
+        }
+        if self.reg.state() == RegState::Registered {
+            self.reg.unregister(now);
+        }
+    }
+
+    fn on_time(&mut self) {
+        let now = self.now();
+        if now >= self.next_address_check {
+            self.next_address_check = now + self.cfg.address_check_ms;
+            self.check_address(now);
+        }
+        if self.reg.poll_timeout().is_some_and(|t| t <= now) {
+            self.reg.handle_timeout(now);
+        }
+        let mut failures = Vec::new();
+        for (cid, s) in self.calls.iter_mut() {
+            if s.call.poll_timeout().is_some_and(|t| t <= now) {
+                s.call.handle_timeout(now);
+            }
+            if let Some(m) = &mut s.media {
+                if m.poll_timeout() <= now {
+                    if let Err(e) = m.handle_timeout(now) {
+                        failures.push(format!("media: {e}"));
+                    }
+                }
+            }
+            if s.hangup_at.is_some_and(|t| t <= now) {
+                s.hangup_at = None;
+                s.call.hangup(now);
+            }
+            if s.answer_at.is_some_and(|t| t <= now) {
+                s.answer_at = None;
+                failures.extend(
+                    Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), now)
+                        .err()
+                        .map(|e| e.to_string()),
+                );
+            }
+        }
+        for f in failures {
+            self.emit(UiEvent::Error(f));
+        }
+    }
+
+    /// A new local address (a new DHCP lease, another network): register it.
+    fn check_address(&mut self, now: u64) {
+        if !self.cfg.sip.ip().is_unspecified() {
+            return;
+        }
+        let Some(ip) = route_ip(self.id.registrar) else { return };
+        if ip != self.local_ip {
+            let old = self.local_ip;
+            self.local_ip = ip;
+            let addr = SocketAddr::new(ip, self.snapshot.sip.port());
+            self.snapshot.sip = addr;
+            self.emit(UiEvent::AddressChanged { old, new: ip });
+            if self.cfg.register {
+                self.reg.set_local_addr(addr, now);
+            }
+        }
+    }
+
+    fn local(&self) -> Local {
+        Local {
+            uri: format!("sip:{}@{}", self.own.digits(), self.snapshot.sip),
+            addr: self.snapshot.sip,
+            user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.calls.values().any(|s| s.call.state() != State::Ended)
+    }
+
+    fn dial(&mut self, dialed: &str) {
+        let number = match Number::dial(dialed, self.area) {
+            Ok(n) => n,
+            Err(e) => {
+                self.emit(UiEvent::Error(format!("cannot dial {dialed:?}: {e}")));
+                self.finish_dial(exit::FAILED);
+                return;
+            }
+        };
+        if self.busy() {
+            self.emit(UiEvent::Error("already in a call".into()));
+            return;
+        }
+        self.snapshot.dialing = Some(number.to_string());
+        self.emit(UiEvent::Dialing {
+            number: number.to_string(),
+        });
+        let (resolver, root, tx) = (self.resolver, self.root.clone(), self.cmd_tx.clone());
+        tokio::spawn(async move {
+            let result = resolve::lookup(resolver, number, &root).await;
+            let _ = tx.send(Command::Resolved { dialed: number, result }).await;
+        });
+    }
+
+    /// In `call N` mode, the phone exits once the call is over.
+    fn finish_dial(&mut self, code: i32) {
+        if self.cfg.dial.is_some() {
+            self.exit.get_or_insert(code);
+            if !self.quitting {
+                self.quit();
+            }
+        }
+    }
+
+    fn place_call(&mut self, number: Number, uri: String) -> Result<(), PhoneError> {
+        let addr = uri_addr(&uri).ok_or_else(|| PhoneError::Resolve(format!("{uri} has no IP address and port")))?;
+        let (rtp, rtcp) = media_pair(self.local_ip)?;
+        let port = rtp.local_addr()?.port();
+        let offer = sdp::offer(rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs);
+        let now = self.now();
+        let mut call = Call::outgoing(
+            self.local(),
+            &uri,
+            addr,
+            offer.to_text(self.local_ip).into_bytes(),
+            self.cfg.ring_timeout_ms,
+            now,
+        );
+        call.set_response_timeout(self.cfg.unreachable_ms, now);
+        let cid = call.call_id().to_string();
+        let slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
+        self.calls.insert(cid, slot);
+        self.snapshot.call = Some(display::CallView {
+            peer: number.to_string(),
+            state: "calling".into(),
+            since: Instant::now(),
+            incoming: false,
+        });
+        self.emit(UiEvent::Calling {
+            number: number.to_string(),
+            uri,
+        });
+        Ok(())
+    }
+
+    fn slot(&self, call: Call, peer: String, rtp: UdpSocket, rtcp: UdpSocket, offer: Option<Sdp>) -> Slot {
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
+        let mut tasks = Vec::new();
+        for (sock, channel) in [(rtp.clone(), Channel::Rtp), (rtcp.clone(), Channel::Rtcp)] {
+            let (tx, cid) = (self.media_tx.clone(), call.call_id().to_string());
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                    let m = MediaIn {
+                        call_id: cid.clone(),
+                        channel,
+                        data: buf[..n].to_vec(),
+                        from,
+                    };
+                    if tx.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        Slot {
+            call,
+            peer,
+            media: None,
+            rtp,
+            rtcp,
+            tasks,
+            offer,
+            prepared: None,
+            answer_at: None,
+            hangup_at: None,
+            answered_at: None,
+        }
+    }
+
+    fn on_media(&mut self, m: MediaIn) {
+        let Some(s) = self.calls.get_mut(&m.call_id) else { return };
+        let Some(media) = &mut s.media else { return };
+        match m.channel {
+            Channel::Rtp => media.handle_rtp(&m.data, m.from),
+            Channel::Rtcp => media.handle_rtcp(&m.data, m.from),
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        let now = self.now();
+        match c {
+            Command::Dial(d) => self.dial(&d),
+            Command::Quit => self.quit(),
+            Command::Input(s) => {
+                self.snapshot.input = s;
+                self.display.redraw(&self.snapshot);
+            }
+            Command::Hangup => {
+                for s in self.calls.values_mut() {
+                    s.call.hangup(now);
+                }
+            }
+            Command::Answer => {
+                let mut errs = Vec::new();
+                for (cid, s) in self.calls.iter_mut() {
+                    if s.call.role == Role::Callee && matches!(s.call.state(), State::Calling | State::Ringing) {
+                        errs.extend(Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), now).err());
+                    }
+                }
+                for e in errs {
+                    self.emit(UiEvent::Error(e.to_string()));
+                }
+            }
+            Command::Dtmf(k) => {
+                let errs: Vec<_> = self
+                    .calls
+                    .values_mut()
+                    .filter_map(|s| s.media.as_mut())
+                    .filter_map(|m| m.send_dtmf(k).err())
+                    .collect();
+                for e in errs {
+                    self.emit(UiEvent::Error(e.to_string()));
+                }
+            }
+            Command::Resolved { dialed, result } => match result {
+                Ok(resolve::Lookup::Found(uri)) => {
+                    if let Err(e) = self.place_call(dialed, uri) {
+                        self.snapshot.dialing = None;
+                        self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
+                        self.finish_dial(exit::FAILED);
+                    }
+                }
+                Ok(resolve::Lookup::NoSuchNumber) => {
+                    self.snapshot.dialing = None;
+                    self.emit(UiEvent::NoSuchNumber {
+                        number: dialed.to_string(),
+                    });
+                    self.finish_dial(exit::NO_SUCH_NUMBER);
+                }
+                Err(e) => {
+                    self.snapshot.dialing = None;
+                    self.emit(UiEvent::Error(format!("cannot look up {dialed}: {e}")));
+                    self.finish_dial(exit::FAILED);
+                }
+            },
+        }
+    }
+
+    fn answer_slot(cid: &str, s: &mut Slot, cfg: &PhoneConfig, play: Option<&[i16]>, now: u64) -> Result<(), PhoneError> {
+        let Some((answer, neg)) = s.prepared.take() else { return Ok(()) };
+        let rate = neg.codec.clock_rate();
+        let source = play.map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
+        let media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
+        s.media = Some(media);
+        s.call.answer(answer, now);
+        Ok(())
+    }
+
+    fn on_sip(&mut self, data: &[u8], from: SocketAddr) {
+        let now = self.now();
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(%from, "unparseable SIP: {e}");
+                // A request we can partly read still deserves a 400.
+                return;
+            }
+        };
+        let cid = msg.header("Call-ID").unwrap_or_default().to_string();
+        if !msg.is_request() {
+            if let Some(s) = self.calls.get_mut(&cid) {
+                s.call.handle(&msg, from, now);
+            } else {
+                self.reg.handle(&msg, now);
+            }
+            return;
+        }
+        if let Some(s) = self.calls.get_mut(&cid) {
+            s.call.handle(&msg, from, now);
+            return;
+        }
+        match msg.method() {
+            Some("INVITE") => self.on_invite(data, &msg, from, now),
+            Some("ACK") => {}
+            Some("OPTIONS") => self.reply_stateless(data, from, 200, "OK"),
+            _ => self.reply_stateless(data, from, 481, "Call/Transaction Does Not Exist"),
+        }
+    }
+
+    fn reply_stateless(&mut self, data: &[u8], from: SocketAddr, code: u16, reason: &str) {
+        if let Ok(Some(t)) = peerdial_sip::call::stateless_response(data, from, code, reason) {
+            let sip = self.sip.clone();
+            tokio::spawn(async move {
+                let _ = sip.send_to(&t.data, t.to).await;
+            });
+        }
+    }
+
+    fn on_invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
+        if self.busy() || self.quitting {
+            self.reply_stateless(data, from, 486, "Busy Here");
+            return;
+        }
+        let mut call = match Call::incoming(self.local(), data, from, now) {
+            Ok(c) => c,
+            Err(Some(t)) => {
+                let sip = self.sip.clone();
+                tokio::spawn(async move {
+                    let _ = sip.send_to(&t.data, t.to).await;
+                });
+                return;
+            }
+            Err(None) => return,
+        };
+        let peer = SipUri::parse(call.remote_uri())
+            .ok()
+            .and_then(|u| u.user)
+            .map(|u| Number::parse(u).map(|n| n.to_string()).unwrap_or_else(|_| u.to_string()))
+            .unwrap_or_else(|| call.remote_uri().to_string());
+        let cid = call.call_id().to_string();
+        let offer = Sdp::parse(&String::from_utf8_lossy(&msg.body));
+        let pair = media_pair(self.local_ip);
+        let (rtp, rtcp) = match (offer, pair) {
+            (Err(e), _) => {
+                self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
+                call.reject(488, "Not Acceptable Here", now);
+                self.park(call, peer);
+                return;
+            }
+            (_, Err(e)) => {
+                self.emit(UiEvent::Error(e.to_string()));
+                call.reject(503, "Service Unavailable", now);
+                self.park(call, peer);
+                return;
+            }
+            (Ok(offer), Ok(pair)) => {
+                let port = pair.0.local_addr().map(|a| a.port()).unwrap_or(0);
+                match sdp::answer(&offer, rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs) {
+                    Ok((ans, neg)) => {
+                        let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
+                        slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
+                        slot.call.ring(now);
+                        if self.cfg.auto_answer {
+                            slot.answer_at = Some(now + self.cfg.answer_after_ms);
+                        }
+                        self.calls.insert(cid, slot);
+                        self.snapshot.call = Some(display::CallView {
+                            peer: peer.clone(),
+                            state: "ringing".into(),
+                            since: Instant::now(),
+                            incoming: true,
+                        });
+                        self.emit(UiEvent::Incoming { from: peer });
+                        return;
+                    }
+                    Err(e) => {
+                        self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
+                        call.reject(488, "Not Acceptable Here", now);
+                        pair
+                    }
+                }
+            }
+        };
+        let slot = self.slot(call, peer, rtp, rtcp, None);
+        self.calls.insert(cid, slot);
+    }
+
+    /// Keeps a refused call around so its final response is retransmitted.
+    fn park(&mut self, call: Call, peer: String) {
+        if let Ok((rtp, rtcp)) = media_pair(self.local_ip) {
+            let cid = call.call_id().to_string();
+            let slot = self.slot(call, peer, rtp, rtcp, None);
+            self.calls.insert(cid, slot);
+        }
+    }
+
+    /// Sends what the state machines queued and reports their events.
+    async fn flush(&mut self) {
+        let now = self.now();
+        while let Some(t) = self.reg.poll_transmit() {
+            let _ = self.sip.send_to(&t.data, t.to).await;
+        }
+        while let Some(e) = self.reg.poll_event() {
+            match e {
+                RegEvent::Registered { expires } => {
+                    let first = self.snapshot.registered.is_none();
+                    self.snapshot.registered = Some(true);
+                    self.emit(UiEvent::Registered {
+                        number: self.own.to_string(),
+                        contact: self.snapshot.sip,
+                        expires,
+                        first,
+                    });
+                }
+                RegEvent::Failed { reason } => {
+                    self.snapshot.registered = Some(false);
+                    self.emit(UiEvent::RegistrationFailed { reason });
+                }
+                RegEvent::Unregistered => {
+                    self.snapshot.registered = Some(false);
+                    self.emit(UiEvent::Unregistered);
+                }
+            }
+        }
+        let mut ui = Vec::new();
+        let mut finished = Vec::new();
+        for (cid, s) in self.calls.iter_mut() {
+            while let Some(t) = s.call.poll_transmit() {
+                let _ = self.sip.send_to(&t.data, t.to).await;
+            }
+            if let Some(m) = &mut s.media {
+                while let Some(t) = m.poll_transmit() {
+                    let sock = if t.channel == Channel::Rtp { &s.rtp } else { &s.rtcp };
+                    let _ = sock.send_to(&t.data, t.to).await;
+                }
+                while let Some(e) = m.poll_event() {
+                    match e {
+                        MediaEvent::AudioStarted => ui.push(UiEvent::AudioStarted),
+                        MediaEvent::Dtmf(k) => ui.push(UiEvent::Dtmf(k)),
+                        MediaEvent::RemoteBye => {}
+                    }
+                }
+            }
+            while let Some(e) = s.call.poll_event() {
+                match e {
+                    CallEvent::Ringing => ui.push(UiEvent::Ringing),
+                    CallEvent::Answered { sdp: body } => {
+                        let neg = Sdp::parse(&String::from_utf8_lossy(&body))
+                            .and_then(|a| sdp::accept_answer(s.offer.as_ref().expect("caller has an offer"), &a));
+                        match neg {
+                            Ok(neg) => {
+                                let rate = neg.codec.clock_rate();
+                                let codec = neg.codec;
+                                let source = self.play.as_deref().map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
+                                match MediaSession::new(neg, source, self.cfg.record.is_some(), cid, now) {
+                                    Ok(m) => s.media = Some(m),
+                                    Err(e) => ui.push(UiEvent::Error(e.to_string())),
+                                }
+                                s.answered_at = Some(now);
+                                s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
+                                ui.push(UiEvent::Answered {
+                                    codec: codec.name().to_string(),
+                                });
+                            }
+                            Err(e) => {
+                                ui.push(UiEvent::Error(format!("unusable answer: {e}")));
+                                s.call.hangup(now);
+                            }
+                        }
+                    }
+                    CallEvent::Confirmed => {
+                        s.answered_at = Some(now);
+                        s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
+                        let codec = s
+                            .media
+                            .as_ref()
+                            .map(|m| m.negotiated().codec.name().to_string())
+                            .unwrap_or_default();
+                        ui.push(UiEvent::Answered { codec });
+                    }
+                    CallEvent::InfoDtmf(k) => ui.push(UiEvent::Dtmf(k)),
+                    CallEvent::Ended(end) => {
+                        if let Some(m) = &mut s.media {
+                            m.close();
+                            while let Some(t) = m.poll_transmit() {
+                                let _ = s.rtcp.send_to(&t.data, t.to).await;
+                            }
+                        }
+                        let (reason, code) = describe(&end);
+                        let answered = s.answered_at.is_some();
+                        let code = if answered || s.call.role == Role::Callee {
+                            exit::ANSWERED
+                        } else if code == exit::ANSWERED {
+                            exit::FAILED
+                        } else {
+                            code
+                        };
+                        let secs = s.answered_at.map(|a| (now - a) as f64 / 1000.0);
+                        if let (Some(path), Some(m)) = (&self.cfg.record, &s.media) {
+                            if let Err(e) = audio::write_wav(path, m.played(), m.sample_rate()) {
+                                ui.push(UiEvent::Error(e.to_string()));
+                            }
+                        }
+                        if let Some(m) = &s.media {
+                            let st = m.jitter_stats();
+                            tracing::info!(
+                                received = m.stats.received_packets,
+                                sent = m.stats.sent_packets,
+                                lost = st.lost,
+                                late = st.late,
+                                foreign = m.stats.foreign,
+                                "media"
+                            );
+                        }
+                        ui.push(UiEvent::Ended {
+                            peer: s.peer.clone(),
+                            reason,
+                            seconds: secs,
+                        });
+                        finished.push(code);
+                    }
+                }
+            }
+        }
+        for e in ui {
+            match &e {
+                UiEvent::Answered { .. } => {
+                    if let Some(c) = &mut self.snapshot.call {
+                        c.state = "talking".into();
+                        c.since = Instant::now();
+                    }
+                }
+                UiEvent::Ringing => {
+                    if let Some(c) = &mut self.snapshot.call {
+                        c.state = "ringing".into();
+                    }
+                }
+                UiEvent::Ended { .. } => {
+                    self.snapshot.call = None;
+                    self.snapshot.dialing = None;
+                }
+                _ => {}
+            }
+            self.emit(e);
+        }
+        for code in finished {
+            self.finish_dial(code);
+        }
+        self.calls.retain(|_, s| !s.call.is_done());
+        if self.calls.is_empty() && self.snapshot.call.is_some() && self.snapshot.dialing.is_none() {
+            self.snapshot.call = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_of_a_zone() {
+        assert_eq!(root_of("2.0.6.8.8.peerdial.internal."), "peerdial.internal");
+        assert_eq!(root_of("2.0.6.8.8.example.net"), "example.net");
+    }
+}

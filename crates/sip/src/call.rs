@@ -267,6 +267,14 @@ impl Call {
         Ok(call)
     }
 
+    /// Caller: give up on a callee that answers nothing at all (not even
+    /// 100 Trying) within `ms`, instead of Timer B's 32 s.
+    pub fn set_response_timeout(&mut self, ms: u64, now: u64) {
+        for r in self.retransmits.iter_mut().filter(|r| r.kind == RetransmitKind::Invite) {
+            r.deadline = now + ms;
+        }
+    }
+
     pub fn call_id(&self) -> &str {
         &self.call_id
     }

@@ -1,0 +1,155 @@
+//! `peerdial phone`: flags and config for the softphone in `peerdial-phone`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use peerdial_media::CodecKind;
+use peerdial_phone::display::{spawn_keys, spawn_stdin_commands, LogDisplay, TerminalDisplay};
+use peerdial_phone::{Display, Phone, PhoneConfig};
+use serde::Deserialize;
+
+/// Every flag is also a key of the TOML file given with --config; flags win.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PhoneArgs {
+    /// TOML file with any of these options as keys (e.g. `auto-answer = true`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// The region's HTTP API, for provisioning on first start.
+    #[arg(long, value_name = "URL")]
+    region: Option<String>,
+    /// Folder for the phone's number, secret and credentials.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// MAC address to provision with (default: this machine's).
+    #[arg(long, value_name = "MAC")]
+    mac: Option<String>,
+    /// SIP address (UDP) to listen on; with 0.0.0.0 the address towards the
+    /// registrar is used and watched for changes.
+    #[arg(long, value_name = "ADDR:PORT")]
+    sip: Option<SocketAddr>,
+    /// DNS resolver to look numbers up with (default: /etc/resolv.conf's).
+    #[arg(long, value_name = "ADDR:PORT")]
+    resolver: Option<SocketAddr>,
+    /// Answer incoming calls by itself.
+    #[arg(long)]
+    #[serde(default)]
+    auto_answer: bool,
+    /// With --auto-answer, ring this many seconds first.
+    #[arg(long, value_name = "SECONDS")]
+    answer_after: Option<f64>,
+    /// WAV file to send as the microphone (any rate; mixed to mono).
+    #[arg(long, value_name = "FILE.wav")]
+    play: Option<PathBuf>,
+    /// WAV file to write what the speaker played.
+    #[arg(long, value_name = "FILE.wav")]
+    record: Option<PathBuf>,
+    /// Codecs in preference order: opus, pcmu, pcma.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    codecs: Option<Vec<String>>,
+    /// End each answered call after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Give up on an unanswered outgoing call after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    ring_timeout: Option<f64>,
+    /// Do not register (call out only).
+    #[arg(long)]
+    #[serde(default)]
+    no_register: bool,
+    #[command(subcommand)]
+    #[serde(skip)]
+    action: Option<PhoneAction>,
+}
+
+#[derive(Subcommand, Debug)]
+enum PhoneAction {
+    /// Dial NUMBER (8 digits: own area; 10: own country; 13 or +: as is),
+    /// and exit when the call ends: 0 answered, 3 no such number, 4 busy,
+    /// 5 no answer, 6 unreachable, 1 other failures.
+    Call { number: String },
+}
+
+fn secs(s: f64, flag: &str) -> Result<u64> {
+    if !(0.0..=86_400.0).contains(&s) {
+        bail!("{flag} must be between 0 and 86400 seconds");
+    }
+    Ok((s * 1000.0) as u64)
+}
+
+impl PhoneArgs {
+    fn resolve(self) -> Result<PhoneConfig> {
+        let file: PhoneArgs = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("in config {}", p.display()))?
+            }
+            None => PhoneArgs::default(),
+        };
+        let mut cfg = PhoneConfig::new(self.data.or(file.data).unwrap_or_else(|| PathBuf::from("data/phone")));
+        cfg.region = self.region.or(file.region);
+        cfg.mac = self.mac.or(file.mac);
+        if let Some(s) = self.sip.or(file.sip) {
+            cfg.sip = s;
+        }
+        cfg.resolver = self.resolver.or(file.resolver);
+        cfg.auto_answer = self.auto_answer || file.auto_answer;
+        if let Some(a) = self.answer_after.or(file.answer_after) {
+            cfg.answer_after_ms = secs(a, "--answer-after")?;
+        }
+        cfg.play = self.play.or(file.play);
+        cfg.record = self.record.or(file.record);
+        if let Some(list) = self.codecs.or(file.codecs) {
+            cfg.codecs = list
+                .iter()
+                .map(|c| CodecKind::from_name(c.trim()).with_context(|| format!("unknown codec {c:?} (use opus, pcmu, pcma)")))
+                .collect::<Result<_>>()?;
+            if cfg.codecs.is_empty() {
+                bail!("--codecs needs at least one codec");
+            }
+        }
+        if let Some(d) = self.duration.or(file.duration) {
+            cfg.duration_ms = Some(secs(d, "--duration")?);
+        }
+        if let Some(r) = self.ring_timeout.or(file.ring_timeout) {
+            cfg.ring_timeout_ms = secs(r, "--ring-timeout")?;
+        }
+        cfg.register = !(self.no_register || file.no_register);
+        cfg.dial = self.action.map(|PhoneAction::Call { number }| number);
+        Ok(cfg)
+    }
+}
+
+pub async fn run(args: PhoneArgs) -> Result<i32> {
+    let cfg = args.resolve()?;
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && cfg.dial.is_none();
+    let display: Box<dyn Display> = if interactive {
+        Box::new(TerminalDisplay::new())
+    } else {
+        Box::new(LogDisplay)
+    };
+    let phone = match Phone::start(cfg, display).await {
+        Ok(p) => p,
+        Err(e) => {
+            if interactive {
+                let _ = crossterm::terminal::disable_raw_mode();
+            }
+            return Err(e).context("starting the phone");
+        }
+    };
+    if interactive {
+        spawn_keys(phone.commands());
+    } else {
+        spawn_stdin_commands(phone.commands());
+    }
+    let cmds = phone.commands();
+    tokio::spawn(async move {
+        crate::wait_for_signal().await;
+        let _ = cmds.send(peerdial_phone::Command::Quit).await;
+    });
+    Ok(phone.run().await?)
+}
