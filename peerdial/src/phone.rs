@@ -57,6 +57,10 @@ pub struct PhoneArgs {
     /// Give up on an unanswered outgoing call after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     ring_timeout: Option<f64>,
+    /// Call a callee unreachable when its address answers nothing in this
+    /// many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    unreachable_after: Option<f64>,
     /// Do not register (call out only).
     #[arg(long)]
     #[serde(default)]
@@ -117,6 +121,9 @@ impl PhoneArgs {
         }
         if let Some(r) = self.ring_timeout.or(file.ring_timeout) {
             cfg.ring_timeout_ms = secs(r, "--ring-timeout")?;
+        }
+        if let Some(u) = self.unreachable_after.or(file.unreachable_after) {
+            cfg.unreachable_ms = secs(u, "--unreachable-after")?.max(500);
         }
         cfg.register = !(self.no_register || file.no_register);
         cfg.dial = self.action.map(|PhoneAction::Call { number }| number);

@@ -157,9 +157,3 @@ module g711.so\nmodule aufile.so\nmodule_app account.so\n"
     assert!(answer.contains(&format!("!^.*$!{want}!")), "{answer}");
     assert!(gone, "baresip's unregister did not remove the number: {log}");
 }
-
-fn free_udp_port() -> u16 {
-    // Bind port 0, read the port, release it: good enough on loopback.
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}

@@ -396,3 +396,241 @@ pub fn require(tool: &str) -> PathBuf {
     }
     panic!("{tool} is not installed: run the README's test command (scripts/test), which installs the test peers");
 }
+
+/// Our softphone (`peerdial phone`) as a child process, driven the way a
+/// script would: its plain output lines, and commands on its stdin.
+pub struct Softphone {
+    pub child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stdin: Option<std::process::ChildStdin>,
+    pub number: String,
+    pub sip: SocketAddr,
+}
+
+impl Softphone {
+    /// `peerdial phone` with a fresh data dir under `dir`, named by `mac`.
+    pub fn start(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, extra: &[&str]) -> Softphone {
+        let data = dir.join(format!("phone-{}", mac.replace(':', "")));
+        let http = format!("http://{}", region.http);
+        let resolver = resolver.to_string();
+        let mut args = vec![
+            "phone",
+            "--region",
+            &http,
+            "--data",
+            data.to_str().unwrap(),
+            "--mac",
+            mac,
+            "--sip",
+            "127.0.0.1:0",
+            "--resolver",
+            &resolver,
+        ];
+        args.extend_from_slice(extra);
+        let p = Softphone::spawn(&args, &[]);
+        assert!(
+            p.wait_line("registered number=", 10).is_some(),
+            "phone did not register: {:?}",
+            p.lines()
+        );
+        p
+    }
+
+    /// Any `peerdial` command line; waits for the ready line unless the
+    /// phone may fail before it.
+    pub fn spawn(args: &[&str], prefix: &[&str]) -> Softphone {
+        let exe = env!("CARGO_BIN_EXE_peerdial");
+        let mut cmd = if prefix.is_empty() {
+            Command::new(exe)
+        } else {
+            let mut c = Command::new(prefix[0]);
+            c.args(&prefix[1..]).arg(exe);
+            c
+        };
+        let mut child = cmd
+            .args(args)
+            .env("PEERDIAL_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start peerdial phone");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(l);
+                }
+            });
+        }
+        let mut p = Softphone {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            number: String::new(),
+            sip: "0.0.0.0:0".parse().unwrap(),
+        };
+        if let Some(ready) = p.wait_line("peerdial phone ready:", 10) {
+            let field = |k: &str| {
+                ready
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            p.number = field("number");
+            p.sip = field("sip").parse().unwrap_or(p.sip);
+        }
+        p
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The first output line containing `needle`, waiting up to `secs`.
+    pub fn wait_line(&self, needle: &str, secs: u64) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return Some(l.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn expect_line(&self, needle: &str, secs: u64) -> String {
+        self.wait_line(needle, secs)
+            .unwrap_or_else(|| panic!("no line with {needle:?} in {:#?}", self.lines()))
+    }
+
+    pub fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, secs: u64) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+                return s.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                panic!("phone did not exit in {secs} s: {:#?}", self.lines());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM (by PID) and wait.
+    pub fn stop(&mut self) -> i32 {
+        unsafe_kill(self.child.id() as i32, 15);
+        self.wait_exit(10)
+    }
+}
+
+impl Drop for Softphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A caller: `peerdial phone … call NUMBER`, which exits when the call ends.
+pub fn dial(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
+    let data = dir.join(format!("phone-{}", mac.replace(':', "")));
+    let http = format!("http://{}", region.http);
+    let resolver = resolver.to_string();
+    let mut args = vec![
+        "phone",
+        "--region",
+        &http,
+        "--data",
+        data.to_str().unwrap(),
+        "--mac",
+        mac,
+        "--sip",
+        "127.0.0.1:0",
+        "--resolver",
+        &resolver,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["call", number]);
+    Softphone::spawn(&args, &[])
+}
+
+pub fn free_udp_port() -> u16 {
+    // Bind port 0, read the port, release it: good enough on loopback.
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// unbound as the "ISP resolver", with a stub zone for the area pointing at
+/// the region's DNS port. Stopped by PID on drop.
+pub struct Unbound {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Unbound {
+    pub fn start(stubs: &[(&str, SocketAddr)]) -> Unbound {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let mut conf = format!(
+            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-not-query-localhost: no\n  username: \"\"\n  chroot: \"\"\n  \
+             directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  module-config: \"iterator\"\n  \
+             access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  so-reuseport: no\n  local-zone: \"internal.\" nodefault\n",
+            d = dir.path().display()
+        );
+        for (zone, _) in stubs {
+            conf.push_str(&format!("  domain-insecure: \"{zone}\"\n"));
+        }
+        for (zone, addr) in stubs {
+            conf.push_str(&format!(
+                "stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\n  stub-prime: no\n",
+                addr.ip(),
+                addr.port()
+            ));
+        }
+        let path = dir.path().join("unbound.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new(require("unbound"))
+            .args(["-d", "-c", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Ready when it answers anything.
+        let up = eventually(10, || {
+            dns_raw(addr, &{
+                let mut q = Message::new();
+                q.set_id(1)
+                    .add_query(Query::query(Name::from_ascii("localhost.").unwrap(), RecordType::A));
+                q.to_vec().unwrap()
+            })
+            .is_some()
+        });
+        assert!(up, "unbound did not start");
+        Unbound { child, addr, _dir: dir }
+    }
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
