@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -156,4 +157,259 @@ module g711.so\nmodule aufile.so\nmodule_app account.so\n"
     assert!(reachable, "baresip did not register: {log}");
     assert!(answer.contains(&format!("!^.*$!{want}!")), "{answer}");
     assert!(gone, "baresip's unregister did not remove the number: {log}");
+}
+
+/// baresip with an account on our region: auto-answers, plays `source`,
+/// and dumps what it heard (module sndfile) into `dump_dir`.
+struct Baresip {
+    child: std::process::Child,
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Baresip {
+    fn start(
+        dir: &std::path::Path,
+        r: &Region,
+        d: &Device,
+        source: &std::path::Path,
+        dump_dir: &std::path::Path,
+        exec: Option<&str>,
+    ) -> Baresip {
+        let conf = dir.join("baresip");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::create_dir_all(dump_dir).unwrap();
+        let port = free_udp_port();
+        std::fs::write(
+            conf.join("config"),
+            format!(
+                "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\n\
+audio_player aufile,/dev/null\naudio_source aufile,{src}\nmodule_path /usr/lib/baresip/modules\n\
+module g711.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {dump}\nmodule_app account.so\nmodule_app menu.so\n\
+rtp_ports 30000-30100\n",
+                src = source.display(),
+                dump = dump_dir.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            conf.join("accounts"),
+            format!(
+                "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode=auto;audio_codecs=PCMU\n",
+                d.user, r.sip, d.password
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "2", "30", require("baresip").to_str().unwrap(), "-f", conf.to_str().unwrap()]);
+        if let Some(e) = exec {
+            cmd.args(["-e", e]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    let mut g = log.lock().unwrap();
+                    g.push_str(&l);
+                    g.push('\n');
+                }
+            });
+        }
+        Baresip { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        // By PID; baresip ignores the first SIGTERM during a call.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The decoded audio baresip dumped (`*-dec.wav`), at 8 kHz.
+fn baresip_heard(dump_dir: &std::path::Path) -> Vec<i16> {
+    let f = std::fs::read_dir(dump_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("no decoded dump in {}", dump_dir.display()));
+    peerdial_media::audio::read_wav(&f, 8000).unwrap()
+}
+
+fn tone_file(path: &std::path::Path, freq: f32, rate: u32, secs: usize) {
+    let t = peerdial_media::audio::tone(freq, rate, rate as usize * secs, 12_000.0);
+    peerdial_media::audio::write_wav(path, &t, rate).unwrap();
+}
+
+fn middle_frequency(s: &[i16], rate: u32) -> f32 {
+    let skip = rate as usize / 2;
+    assert!(s.len() > 3 * skip, "too short: {} samples", s.len());
+    peerdial_media::audio::frequency(&s[skip..s.len() - skip], rate)
+}
+
+#[test]
+fn our_phone_calls_baresip_by_number_and_audio_flows_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let d = provision(r.http, "02:00:00:00:0b:01");
+    let (ours, theirs, dump) = (dir.path().join("ours.wav"), dir.path().join("theirs.wav"), dir.path().join("dump"));
+    tone_file(&ours, 1000.0, 8000, 6);
+    tone_file(&theirs, 600.0, 8000, 6);
+    let b = Baresip::start(dir.path(), &r, &d, &theirs, &dump, None);
+    let want = format!("sip:{}@127.0.0.1:{}", d.user, b.port);
+    assert!(
+        eventually(10, || naptr_uri(r.dns, &d.user).as_deref() == Some(want.as_str())),
+        "baresip did not register: {}",
+        b.log()
+    );
+    let rec = dir.path().join("heard.wav");
+    let number = peerdial_number::Number::parse(&d.user).unwrap().to_string();
+    let mut caller = dial(
+        &r,
+        dir.path(),
+        "02:00:00:00:0b:02",
+        r.dns,
+        &number,
+        &[
+            "--play",
+            ours.to_str().unwrap(),
+            "--record",
+            rec.to_str().unwrap(),
+            "--duration",
+            "3",
+        ],
+    );
+    assert_eq!(caller.wait_exit(30), 0, "{:#?}\n{}", caller.lines(), b.log());
+    caller.expect_line("answered codec=PCMU", 0);
+    // baresip writes its dump when the call closes.
+    std::thread::sleep(Duration::from_millis(500));
+    let f = middle_frequency(&peerdial_media::audio::read_wav(&rec, 8000).unwrap(), 8000);
+    assert!((f - 600.0).abs() <= 12.0, "we heard {f} Hz from baresip's 600 Hz");
+    let f = middle_frequency(&baresip_heard(&dump), 8000);
+    assert!((f - 1000.0).abs() <= 20.0, "baresip heard {f} Hz from our 1 kHz: {}", b.log());
+}
+
+#[test]
+fn baresip_calls_our_phone_directly_and_the_audio_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let rec = dir.path().join("heard.wav");
+    let mut phone = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:0c:01",
+        r.dns,
+        &[
+            "--auto-answer",
+            "--answer-after",
+            "0",
+            "--record",
+            rec.to_str().unwrap(),
+            "--duration",
+            "3",
+        ],
+    );
+    let d = provision(r.http, "02:00:00:00:0c:02");
+    let (theirs, dump) = (dir.path().join("theirs.wav"), dir.path().join("dump"));
+    tone_file(&theirs, 600.0, 8000, 6);
+    let target = format!("/dial sip:{}@{}", phone.number.replace('-', ""), phone.sip);
+    let b = Baresip::start(dir.path(), &r, &d, &theirs, &dump, Some(&target));
+    phone.expect_line(
+        &format!("incoming call from {}", peerdial_number::Number::parse(&d.user).unwrap()),
+        15,
+    );
+    phone.expect_line("ended: hung up after 3.", 10);
+    phone.stop();
+    let f = middle_frequency(&peerdial_media::audio::read_wav(&rec, 8000).unwrap(), 8000);
+    assert!((f - 600.0).abs() <= 12.0, "we heard {f} Hz from baresip's 600 Hz: {}", b.log());
+}
+
+#[test]
+fn sipp_calls_our_phone_with_its_standard_uac_and_with_rtp() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let rec = dir.path().join("heard.wav");
+    let mut phone = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:0d:01",
+        r.dns,
+        &["--auto-answer", "--answer-after", "0", "--record", rec.to_str().unwrap()],
+    );
+    let sipp = |args: &[&str]| {
+        let out = Command::new(require("sipp"))
+            .current_dir(dir.path())
+            .args(args)
+            .args([
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &free_udp_port().to_string(),
+                "-cp",
+                &free_udp_port().to_string(),
+            ])
+            .args(["-mp", &free_udp_port().to_string(), "-nostdin", "-timeout", "30s", "-timeout_error"])
+            .args(["-s", &phone.number.replace('-', ""), &phone.sip.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sipp failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The built-in UAC: INVITE, 200, ACK, BYE.
+    sipp(&["-sn", "uac"]);
+    phone.expect_line("ended: the other side hung up", 5);
+    // A scenario that streams a mu-law tone as RTP during the call.
+    let tone = dir.path().join("tone-ulaw.wav");
+    let st = Command::new(require("sox"))
+        .args([
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "u-law",
+            tone.to_str().unwrap(),
+            "synth",
+            "3",
+            "sine",
+            "1000",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    sipp(&["-sf", concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml")]);
+    assert!(eventually(5, || phone
+        .lines()
+        .iter()
+        .filter(|l| l.contains("ended: the other side hung up"))
+        .count()
+        == 2));
+    phone.stop();
+    let f = middle_frequency(&peerdial_media::audio::read_wav(&rec, 8000).unwrap(), 8000);
+    assert!((f - 1000.0).abs() <= 20.0, "we heard {f} Hz from SIPp's 1 kHz RTP stream");
 }
