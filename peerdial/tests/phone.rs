@@ -409,3 +409,240 @@ fn dial_no_region(dir: &Path, mac: &str, resolver: std::net::SocketAddr, number:
     args.extend_from_slice(&["call", number]);
     Softphone::spawn(&args, &[])
 }
+
+/// A network namespace joined to the host by a veth pair: a second "host"
+/// whose address the test can change. Removed (with its veth) on drop.
+struct Netns {
+    name: String,
+    inside: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Netns {
+    fn new(net: &str) -> Netns {
+        let id = std::process::id() % 100_000;
+        let n = Netns {
+            name: format!("pdns-{id}"),
+            inside: format!("pdn{id}"),
+            host_if: format!("pdh{id}"),
+        };
+        ip(&["netns", "add", &n.name]);
+        ip(&["link", "add", &n.host_if, "type", "veth", "peer", "name", &n.inside]);
+        ip(&["link", "set", &n.inside, "netns", &n.name]);
+        ip(&["addr", "add", &format!("{net}.1/24"), "dev", &n.host_if]);
+        ip(&["link", "set", &n.host_if, "up"]);
+        n.exec(&["ip", "addr", "add", &format!("{net}.2/24"), "dev", &n.inside]);
+        n.exec(&["ip", "link", "set", &n.inside, "up"]);
+        n.exec(&["ip", "link", "set", "lo", "up"]);
+        n
+    }
+
+    fn exec(&self, cmd: &[&str]) {
+        let mut args = vec!["netns", "exec", &self.name];
+        args.extend_from_slice(cmd);
+        ip(&args);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).status();
+    }
+}
+
+#[test]
+fn a_phone_whose_address_changes_re_registers_at_once() {
+    let net = format!("10.201.{}", std::process::id() % 250);
+    let ns = Netns::new(&net);
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("{net}.1");
+    let (sip, dns, http) = (format!("{host}:0"), format!("{host}:0"), format!("{host}:0"));
+    let data = dir.path().join("region");
+    let r = Region::spawn(
+        &[
+            "region",
+            "--data",
+            data.to_str().unwrap(),
+            "--sip",
+            &sip,
+            "--dns",
+            &dns,
+            "--http",
+            &http,
+        ],
+        &data,
+    );
+    let phone_data = dir.path().join("phone");
+    let (region_url, resolver) = (format!("http://{}", r.http), r.dns.to_string());
+    let args = [
+        "phone",
+        "--region",
+        &region_url,
+        "--data",
+        phone_data.to_str().unwrap(),
+        "--mac",
+        "02:00:00:00:09:01",
+        "--sip",
+        "0.0.0.0:0",
+        "--resolver",
+        &resolver,
+        "--auto-answer",
+        "--answer-after",
+        "0",
+    ];
+    let phone = Softphone::spawn(&args, &["ip", "netns", "exec", &ns.name]);
+    phone.expect_line("registered number=", 10);
+    let digits = phone.number.replace('-', "");
+    let port = phone.sip.port();
+    assert_eq!(naptr_uri(r.dns, &digits), Some(format!("sip:{digits}@{net}.2:{port}")));
+
+    // The phone's lease changes: .2 goes away, .3 comes.
+    ns.exec(&["ip", "addr", "del", &format!("{net}.2/24"), "dev", &ns.inside]);
+    ns.exec(&["ip", "addr", "add", &format!("{net}.3/24"), "dev", &ns.inside]);
+    phone.expect_line(&format!("address changed from {net}.2 to {net}.3"), 10);
+    phone.expect_line("re-registered", 10);
+    let want = format!("sip:{digits}@{net}.3:{port}");
+    assert!(
+        eventually(5, || naptr_uri(r.dns, &digits).as_deref() == Some(want.as_str())),
+        "{:?}",
+        naptr_uri(r.dns, &digits)
+    );
+
+    // And a caller on the host reaches it at its new address.
+    let caller_data = dir.path().join("caller");
+    let mut caller = Softphone::spawn(
+        &[
+            "phone",
+            "--region",
+            &region_url,
+            "--data",
+            caller_data.to_str().unwrap(),
+            "--mac",
+            "02:00:00:00:09:02",
+            "--sip",
+            &format!("{host}:0"),
+            "--resolver",
+            &resolver,
+            "--duration",
+            "1",
+            "call",
+            &phone.number,
+        ],
+        &[],
+    );
+    assert_eq!(caller.wait_exit(20), 0, "{:#?}", caller.lines());
+    caller.expect_line(&format!("at {want}"), 0);
+    phone.expect_line("incoming call from", 1);
+}
+
+/// A phone on its own tmux server (a private socket), so the test sees the
+/// real terminal display and types real keys.
+struct Tmux {
+    socket: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("tmux.sock").to_str().unwrap().to_string();
+        let st = std::process::Command::new(require("tmux"))
+            .args(["-S", &socket, "new-session", "-d", "-x", "100", "-y", "30", command])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Tmux { socket, _dir: dir }
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-S", &self.socket, "capture-pane", "-p"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["-S", &self.socket, "send-keys"];
+        args.extend_from_slice(keys);
+        assert!(std::process::Command::new("tmux").args(&args).status().unwrap().success());
+    }
+
+    fn wait_for(&self, text: &str, secs: u64) -> String {
+        let mut last = String::new();
+        let found = eventually(secs, || {
+            last = self.screen();
+            last.contains(text)
+        });
+        assert!(found, "{text:?} never appeared on the display:\n{last}");
+        last
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Our own tmux server only (its socket is in our temp dir).
+        let _ = std::process::Command::new("tmux")
+            .args(["-S", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn the_terminal_display_dials_answers_and_hangs_up_with_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let mut other = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:0a:01",
+        r.dns,
+        &["--auto-answer", "--answer-after", "0"],
+    );
+    let data = dir.path().join("tui");
+    let cmd = format!(
+        "{} phone --region http://{} --data {} --mac 02:00:00:00:0a:02 --sip 127.0.0.1:0 --resolver {} 2>{}",
+        env!("CARGO_BIN_EXE_peerdial"),
+        r.http,
+        data.display(),
+        r.dns,
+        dir.path().join("tui.log").display()
+    );
+    let t = Tmux::start(&cmd);
+    let screen = t.wait_for("registered", 10);
+    assert!(screen.contains("Number   886-02-"), "{screen}");
+    // Dial the other phone by its 8 short digits.
+    let short = other.number.rsplit('-').next().unwrap().to_string();
+    for c in short.chars() {
+        t.keys(&[&c.to_string()]);
+    }
+    t.wait_for(&format!("Dial     {short}_"), 5);
+    t.keys(&["Enter"]);
+    let screen = t.wait_for(&format!("talking to {}", other.number), 10);
+    assert!(screen.contains("00:0"), "a call timer: {screen}");
+    other.expect_line("incoming call from", 1);
+    t.keys(&["h"]);
+    t.wait_for("ended: hung up", 5);
+    other.expect_line("ended: the other side hung up", 5);
+
+    // Now the other phone calls us: the display rings, `a` answers.
+    let tui_number = t
+        .screen()
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Number   ").map(|n| n.trim().to_string()))
+        .unwrap();
+    other.send(&format!("call {tui_number}"));
+    t.wait_for(&format!("ringing from {}", other.number), 10);
+    t.keys(&["a"]);
+    t.wait_for(&format!("talking from {}", other.number), 5);
+    other.send("hangup");
+    t.wait_for("ended: the other side hung up", 5);
+    t.keys(&["q"]);
+    other.stop();
+}
