@@ -23,8 +23,10 @@ impl Encoder {
             CodecKind::Pcmu => Encoder::Pcmu,
             CodecKind::Pcma => Encoder::Pcma,
             CodecKind::Opus => {
-                let mut e = opus_rs::OpusEncoder::new(48_000, 1, opus_rs::Application::Voip).map_err(MediaError::Codec)?;
-                e.bitrate_bps = 32_000;
+                // CELT only: opus-rs's SILK encoder has an AVX2 kernel that
+                // over-reads a stack buffer (our fuzzing found it under ASan).
+                let mut e = opus_rs::OpusEncoder::new(48_000, 1, opus_rs::Application::RestrictedLowDelay).map_err(MediaError::Codec)?;
+                e.bitrate_bps = 48_000;
                 Encoder::Opus(Box::new(e))
             }
         })

@@ -1,0 +1,16 @@
+//! SDP parsing and offer/answer: arbitrary text never panics, and any
+//! answer we produce parses back and names a codec we support.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use peerdial_media::sdp::{accept_answer, answer, CodecKind, Sdp};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let Ok(offer) = Sdp::parse(&text) else { return };
+    let ip = "127.0.0.1".parse().unwrap();
+    if let Ok((ans, neg)) = answer(&offer, 1, ip, 4000, &[CodecKind::Pcmu, CodecKind::Opus]) {
+        let back = Sdp::parse(&ans.to_text(ip)).expect("our answer parses");
+        assert!(matches!(neg.codec, CodecKind::Pcmu | CodecKind::Opus));
+        let _ = accept_answer(&offer, &back);
+    }
+});
