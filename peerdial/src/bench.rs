@@ -70,6 +70,19 @@ enum Which {
         #[arg(long, default_value_t = 1_000_000)]
         numbers: u32,
     },
+    /// Call setup time, dial → 180 and → 200, with the lookup through
+    /// unbound (warm and cold cache), next to SIPp UAC → SIPp UAS.
+    Calls {
+        #[arg(long, default_value_t = 1000)]
+        calls: u32,
+    },
+    /// CPU per concurrent call in the phone's media engine (Opus, PCMU, PCMA).
+    Media {
+        #[arg(long, default_value_t = 20)]
+        calls: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -83,6 +96,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Which::Dns { numbers, seconds, clients } => dns(numbers, seconds, clients).await,
         Which::Latency { samples } => latency(samples).await,
         Which::Memory { numbers } => memory(numbers),
+        Which::Calls { calls } => crate::bench_calls::calls(calls).await,
+        Which::Media { calls, seconds } => crate::bench_calls::media(calls, seconds),
     }
 }
 
@@ -90,7 +105,7 @@ fn area() -> Area {
     Area::parse("886-02").expect("literal area")
 }
 
-fn tool(name: &str) -> Result<PathBuf> {
+pub(crate) fn tool(name: &str) -> Result<PathBuf> {
     for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/sbin"]) {
         let p = Path::new(dir).join(name);
         if p.exists() {
@@ -100,11 +115,11 @@ fn tool(name: &str) -> Result<PathBuf> {
     bail!("{name} is not installed (scripts/test installs every peer: see ../shared/peers.md)")
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_region(dir: &Path, tweak: impl FnOnce(&mut RegionConfig)) -> Result<Region> {
+pub(crate) async fn start_region(dir: &Path, tweak: impl FnOnce(&mut RegionConfig)) -> Result<Region> {
     let mut cfg = RegionConfig::new(area(), dir.to_path_buf());
     cfg.sip = "127.0.0.1:0".parse()?;
     cfg.dns = "127.0.0.1:0".parse()?;
@@ -485,7 +500,7 @@ fn naptr(server: SocketAddr, n: Number) -> Option<String> {
     })
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }

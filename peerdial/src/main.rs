@@ -3,6 +3,7 @@
 //! runs until Ctrl-C or SIGTERM.
 
 mod bench;
+mod bench_calls;
 mod phone;
 
 use std::net::SocketAddr;
