@@ -646,3 +646,63 @@ fn the_terminal_display_dials_answers_and_hangs_up_with_keys() {
     t.keys(&["q"]);
     other.stop();
 }
+
+#[test]
+fn ten_digit_dialing_dtmf_and_wav_files_of_any_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let mut callee = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:0e:01",
+        r.dns,
+        &["--auto-answer", "--answer-after", "0"],
+    );
+    // A stereo 44.1 kHz float WAV is mixed down and resampled.
+    let odd = dir.path().join("odd.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&odd, spec).unwrap();
+    for i in 0..44_100 {
+        let v = (i as f32 * 2.0 * std::f32::consts::PI * 500.0 / 44_100.0).sin() * 0.3;
+        w.write_sample(v).unwrap();
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+    // 10 digits: the own country is prefixed.
+    let ten = callee.number.replace('-', "")[3..].to_string();
+    let mut caller = dial(
+        &r,
+        dir.path(),
+        "02:00:00:00:0e:02",
+        r.dns,
+        &ten,
+        &["--play", odd.to_str().unwrap(), "--codecs", "pcma"],
+    );
+    caller.expect_line(&format!("dialing {}", callee.number), 5);
+    caller.expect_line("answered codec=PCMA", 10);
+    caller.send("dtmf 7");
+    callee.expect_line("dtmf 7", 5);
+    caller.send("hangup");
+    assert_eq!(caller.wait_exit(10), 0);
+    callee.stop();
+
+    // Files that are not audio are refused before anything is sent.
+    let junk = dir.path().join("junk.wav");
+    std::fs::write(&junk, b"this is not a wav file").unwrap();
+    let mut p = dial(
+        &r,
+        dir.path(),
+        "02:00:00:00:0e:02",
+        r.dns,
+        &ten,
+        &["--play", junk.to_str().unwrap()],
+    );
+    assert_ne!(p.wait_exit(10), 0);
+    assert!(p.lines().iter().any(|l| l.contains("junk.wav")), "{:#?}", p.lines());
+    assert!(!p.lines().iter().any(|l| l.starts_with("dialing")));
+}

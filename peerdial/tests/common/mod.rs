@@ -402,6 +402,8 @@ pub fn require(tool: &str) -> PathBuf {
 pub struct Softphone {
     pub child: Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Output streams that reached EOF (2: the process is gone).
+    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stdin: Option<std::process::ChildStdin>,
     pub number: String,
     pub sip: SocketAddr,
@@ -456,21 +458,24 @@ impl Softphone {
             .spawn()
             .expect("start peerdial phone");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for out in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
-            let lines = lines.clone();
+            let (lines, closed) = (lines.clone(), closed.clone());
             std::thread::spawn(move || {
                 for l in BufReader::new(out).lines().map_while(Result::ok) {
                     lines.lock().unwrap().push(l);
                 }
+                closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
         let mut p = Softphone {
             stdin: child.stdin.take(),
             child,
             lines,
+            closed,
             number: String::new(),
             sip: "0.0.0.0:0".parse().unwrap(),
         };
@@ -499,8 +504,8 @@ impl Softphone {
             if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
                 return Some(l.clone());
             }
-            if Instant::now() > deadline {
-                return None;
+            if Instant::now() > deadline || self.closed.load(std::sync::atomic::Ordering::SeqCst) == 2 {
+                return self.lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
