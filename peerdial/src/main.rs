@@ -5,6 +5,7 @@
 mod bench;
 mod bench_calls;
 mod phone;
+mod tree;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,11 @@ enum Command {
     Region(RegionArgs),
     /// Run the softphone: provision, register, dial by number, talk peer to peer.
     Phone(phone::PhoneArgs),
+    /// Run a tree node: the top (root zone) or a country server, which
+    /// delegates to the regions that join it.
+    Top(tree::TopArgs),
+    /// Bring up a whole network on this machine: a top and two regions.
+    Up(tree::UpArgs),
     /// Run a benchmark next to the third-party peer it is compared with.
     Bench(bench::BenchArgs),
 }
@@ -83,6 +89,12 @@ struct RegionArgs {
     /// phones fail outright when a challenge names an algorithm they lack.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     digest: Option<Vec<String>>,
+    /// The tree node (top or country server) to join, by its HTTP URL.
+    #[arg(long, value_name = "URL")]
+    top: Option<String>,
+    /// The token the tree node wants from joining regions.
+    #[arg(long, value_name = "TOKEN")]
+    join_token: Option<String>,
 }
 
 impl RegionArgs {
@@ -106,6 +118,11 @@ impl RegionArgs {
             ($($f:ident => $c:ident),*) => {$(
                 if let Some(v) = self.$f.or(file.$f) { cfg.$c = v; }
             )*};
+        }
+        cfg.top = self.top.or(file.top);
+        cfg.join_token = self.join_token.or(file.join_token);
+        if cfg.top.is_some() != cfg.join_token.is_some() {
+            bail!("--top and --join-token go together");
         }
         take!(sip => sip, dns => dns, http => http, database => database, root_domain => root_domain, ttl => ttl,
               negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads);
@@ -142,6 +159,8 @@ fn main() -> Result<()> {
                 let code = phone::run(args).await?;
                 std::process::exit(code)
             }
+            Command::Top(args) => tree::run_top(args).await,
+            Command::Up(args) => tree::up(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     })

@@ -35,6 +35,10 @@ pub struct PhoneArgs {
     /// DNS resolver to look numbers up with (default: /etc/resolv.conf's).
     #[arg(long, value_name = "ADDR:PORT")]
     resolver: Option<SocketAddr>,
+    /// Find numbers through the tree's directory at this URL (the top)
+    /// instead of a DNS resolver.
+    #[arg(long, value_name = "URL")]
+    top: Option<String>,
     /// Answer incoming calls by itself.
     #[arg(long)]
     #[serde(default)]
@@ -101,6 +105,7 @@ impl PhoneArgs {
             cfg.sip = s;
         }
         cfg.resolver = self.resolver.or(file.resolver);
+        cfg.top = self.top.or(file.top);
         cfg.auto_answer = self.auto_answer || file.auto_answer;
         if let Some(a) = self.answer_after.or(file.answer_after) {
             cfg.answer_after_ms = secs(a, "--answer-after")?;

@@ -20,6 +20,9 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use peerdial_number::{Area, Number, INDIVIDUAL_DIGITS};
 
 mod fast;
+pub mod tree;
+
+pub use tree::{prefix_zone, TreeZone, TreeZoneConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
@@ -175,67 +178,21 @@ impl Zone {
 
     /// Any query, through hickory-proto's parser and encoder.
     fn general(&self, query: &[u8], transport: Transport, udp_cap: Option<usize>) -> Option<Vec<u8>> {
-        let Ok(req) = Message::from_vec(query) else {
-            return Some(formerr(query));
+        let (q, mut resp, limit) = match begin(query, transport, udp_cap) {
+            Ok(x) => x,
+            Err(done) => return done,
         };
-        let mut resp = Message::new();
-        resp.set_id(req.id())
-            .set_message_type(MessageType::Response)
-            .set_op_code(req.op_code())
-            .set_recursion_desired(req.recursion_desired());
-        let limit = match transport {
-            Transport::Tcp => u16::MAX as usize,
-            Transport::Udp => match req.extensions() {
-                Some(e) => e.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize,
-                None => 512,
-            }
-            .min(udp_cap.unwrap_or(usize::MAX)),
-        };
-        if let Some(e) = req.extensions() {
-            let mut edns = Edns::new();
-            edns.set_max_payload(MAX_UDP_PAYLOAD);
-            if e.version() > 0 {
-                // RFC 6891: unknown EDNS version.
-                resp.set_response_code(ResponseCode::BADVERS);
-                resp.set_edns(edns);
-                return resp.to_vec().ok();
-            }
-            resp.set_edns(edns);
-        }
-        if req.op_code() != OpCode::Query {
-            resp.set_response_code(ResponseCode::NotImp);
-            return resp.to_vec().ok();
-        }
-        if req.queries().len() != 1 {
-            resp.set_response_code(ResponseCode::FormErr);
-            return resp.to_vec().ok();
-        }
-        let q = &req.queries()[0];
-        resp.add_query(q.clone());
-        if q.query_class() != DNSClass::IN && q.query_class() != DNSClass::ANY {
-            resp.set_response_code(ResponseCode::Refused);
-            return resp.to_vec().ok();
-        }
         let qname = q.name().to_ascii().to_ascii_lowercase();
-        let Some(owner) = self.classify(&qname) else {
+        let Some(owner) = self
+            .classify(&qname)
+            .filter(|_| matches!(q.query_class(), DNSClass::IN | DNSClass::ANY))
+        else {
             resp.set_response_code(ResponseCode::Refused);
             return resp.to_vec().ok();
         };
         resp.set_authoritative(true);
-        self.fill(&mut resp, q, owner);
-        let bytes = resp.to_vec().ok()?;
-        if bytes.len() <= limit {
-            return Some(bytes);
-        }
-        // Too big for UDP: say so, and let the client retry over TCP.
-        let mut short = Message::new();
-        short.set_header(*resp.header());
-        short.set_truncated(true);
-        short.add_query(q.clone());
-        if let Some(e) = resp.extensions().clone() {
-            short.set_edns(e);
-        }
-        short.to_vec().ok()
+        self.fill(&mut resp, &q, owner);
+        finish(resp, q, limit)
     }
 
     /// Where in (or outside, `None`) the zone a lower-case FQDN falls.
@@ -370,6 +327,69 @@ fn host_record(name: Name, ip: IpAddr, ttl: u32) -> Record {
         IpAddr::V4(v4) => Record::from_rdata(name, ttl, RData::A(A(v4))),
         IpAddr::V6(v6) => Record::from_rdata(name, ttl, RData::AAAA(AAAA(v6))),
     }
+}
+
+/// What every query goes through before the zone looks at its name:
+/// parsing (FORMERR), EDNS (BADVERS for versions above 0), the opcode
+/// (NOTIMP), exactly one question (FORMERR). Gives the question, the
+/// response begun (ID, flags, question, EDNS) and the size it must fit, or
+/// the finished answer.
+pub(crate) fn begin(query: &[u8], transport: Transport, udp_cap: Option<usize>) -> Result<(Query, Message, usize), Option<Vec<u8>>> {
+    let Ok(req) = Message::from_vec(query) else {
+        return Err(Some(formerr(query)));
+    };
+    let mut resp = Message::new();
+    resp.set_id(req.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(req.op_code())
+        .set_recursion_desired(req.recursion_desired());
+    let limit = match transport {
+        Transport::Tcp => u16::MAX as usize,
+        Transport::Udp => match req.extensions() {
+            Some(e) => e.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize,
+            None => 512,
+        }
+        .min(udp_cap.unwrap_or(usize::MAX)),
+    };
+    if let Some(e) = req.extensions() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
+        if e.version() > 0 {
+            // RFC 6891: unknown EDNS version.
+            resp.set_response_code(ResponseCode::BADVERS);
+            resp.set_edns(edns);
+            return Err(resp.to_vec().ok());
+        }
+        resp.set_edns(edns);
+    }
+    if req.op_code() != OpCode::Query {
+        resp.set_response_code(ResponseCode::NotImp);
+        return Err(resp.to_vec().ok());
+    }
+    if req.queries().len() != 1 {
+        resp.set_response_code(ResponseCode::FormErr);
+        return Err(resp.to_vec().ok());
+    }
+    let q = req.queries()[0].clone();
+    resp.add_query(q.clone());
+    Ok((q, resp, limit))
+}
+
+/// Encodes the response; one too big for the client gets TC and no
+/// records, so the client retries over TCP.
+pub(crate) fn finish(resp: Message, q: Query, limit: usize) -> Option<Vec<u8>> {
+    let bytes = resp.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    let mut short = Message::new();
+    short.set_header(*resp.header());
+    short.set_truncated(true);
+    short.add_query(q);
+    if let Some(e) = resp.extensions().clone() {
+        short.set_edns(e);
+    }
+    short.to_vec().ok()
 }
 
 /// A FORMERR built from the raw header, for queries that do not parse.

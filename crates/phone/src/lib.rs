@@ -59,6 +59,9 @@ pub struct PhoneConfig {
     pub sip: SocketAddr,
     /// The DNS resolver to ask (default: the system's).
     pub resolver: Option<SocketAddr>,
+    /// Find numbers through the tree's directory at this URL instead of a
+    /// resolver (`peerdial up` on high ports).
+    pub top: Option<String>,
     pub auto_answer: bool,
     /// Ring this long before auto-answering.
     pub answer_after_ms: u64,
@@ -86,6 +89,7 @@ impl PhoneConfig {
             mac: None,
             sip: "0.0.0.0:5060".parse().expect("literal"),
             resolver: None,
+            top: None,
             auto_answer: false,
             answer_after_ms: 500,
             play: None,
@@ -162,7 +166,7 @@ pub struct Phone {
     own: Number,
     area: Area,
     root: String,
-    resolver: SocketAddr,
+    resolver: Option<SocketAddr>,
     sip: Arc<UdpSocket>,
     local_ip: IpAddr,
     reg: RegisterClient,
@@ -254,7 +258,7 @@ impl Phone {
                         provision::machine_mac().ok_or_else(|| PhoneError::Config("no MAC address found; give one with --mac".into()))?
                     }
                 };
-                let authority = provision::http_authority(&region)?;
+                let authority = peerdial_net::http_client::http_authority(&region).map_err(|e| PhoneError::Provision(e.to_string()))?;
                 let region_addr = tokio::net::lookup_host(authority).await?.next();
                 let ip = region_addr
                     .and_then(route_ip)
@@ -267,9 +271,10 @@ impl Phone {
         };
         let own = Number::parse(&id.number)?;
         let area: Area = id.area.parse()?;
-        let resolver = match cfg.resolver {
-            Some(r) => r,
-            None => resolve::system_resolver()?,
+        let resolver = match (cfg.resolver, &cfg.top) {
+            (Some(r), _) => Some(r),
+            (None, Some(_)) => None,
+            (None, None) => Some(resolve::system_resolver()?),
         };
         let sip = UdpSocket::bind(cfg.sip)
             .await
@@ -505,9 +510,13 @@ impl Phone {
         self.emit(UiEvent::Dialing {
             number: number.to_string(),
         });
-        let (resolver, root, tx) = (self.resolver, self.root.clone(), self.cmd_tx.clone());
+        let (resolver, top, root, tx) = (self.resolver, self.cfg.top.clone(), self.root.clone(), self.cmd_tx.clone());
         tokio::spawn(async move {
-            let result = resolve::lookup(resolver, number, &root).await;
+            let result = match (resolver, top) {
+                (Some(r), _) => resolve::lookup(r, number, &root).await,
+                (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await,
+                (None, None) => Err(PhoneError::Resolve("no resolver".into())),
+            };
             let _ = tx.send(Command::Resolved { dialed: number, result }).await;
         });
     }

@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::PhoneError;
 
@@ -95,7 +93,9 @@ pub async fn provision(base: &str, mac: &str, ip: &str, previous: Option<&Identi
     if let Some(p) = previous {
         body["secret"] = serde_json::Value::String(p.device_secret.clone());
     }
-    let (status, text) = post_json(base, "/api/v1/provision", &body.to_string()).await?;
+    let (status, text) = peerdial_net::http_client::request("POST", base, "/api/v1/provision", Some(&body.to_string()))
+        .await
+        .map_err(|e| PhoneError::Provision(e.to_string()))?;
     if status != 200 {
         let reason = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -120,61 +120,6 @@ pub async fn provision(base: &str, mac: &str, ip: &str, previous: Option<&Identi
         dns: p.dns,
         register_expires: p.register_expires,
     })
-}
-
-/// The host:port of an `http://` URL.
-pub fn http_authority(base: &str) -> Result<&str, PhoneError> {
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| PhoneError::Provision(format!("{base:?} is not an http:// URL")))?;
-    Ok(rest.split('/').next().unwrap_or(rest))
-}
-
-/// One HTTP/1.1 POST with a JSON body; returns the status and body.
-async fn post_json(base: &str, path: &str, body: &str) -> Result<(u16, String), PhoneError> {
-    let authority = http_authority(base)?;
-    let err = |e: std::io::Error| PhoneError::Provision(format!("{base}: {e}"));
-    let mut s = tokio::time::timeout(std::time::Duration::from_secs(10), TcpStream::connect(authority))
-        .await
-        .map_err(|_| PhoneError::Provision(format!("{base}: connection timed out")))?
-        .map_err(err)?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.map_err(err)?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| PhoneError::Provision(format!("{base}: no answer")))?
-        .map_err(err)?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| PhoneError::Provision(format!("{base}: not an HTTP answer")))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| PhoneError::Provision(format!("{base}: not an HTTP answer")))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    Ok((status, body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The machine's MAC: the first non-loopback interface with a real one.
@@ -215,12 +160,5 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), Some(id));
         std::fs::write(identity_path(dir.path()), b"not json").unwrap();
         assert!(load(dir.path()).unwrap_err().to_string().contains("phone.json"));
-    }
-
-    #[test]
-    fn chunked_bodies() {
-        assert_eq!(dechunk("4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n"), "Wikipedia");
-        assert!(http_authority("ftp://x").is_err());
-        assert_eq!(http_authority("http://127.0.0.1:80/x").unwrap(), "127.0.0.1:80");
     }
 }

@@ -67,6 +67,36 @@ pub async fn lookup(resolver: SocketAddr, number: Number, root: &str) -> Result<
         .unwrap_or(Lookup::NoSuchNumber))
 }
 
+/// Without a recursive resolver: ask the tree's directory (the top, then a
+/// country server if the top points to one) which region holds the
+/// number, and ask that region's DNS directly.
+pub async fn lookup_via_top(top: &str, number: Number, root: &str) -> Result<Lookup, PhoneError> {
+    let mut base = top.trim_end_matches('/').to_string();
+    for _ in 0..4 {
+        let path = format!("/api/v1/lookup/{}", number.digits());
+        let (status, body) = peerdial_net::http_client::request("GET", &base, &path, None)
+            .await
+            .map_err(|e| PhoneError::Resolve(format!("directory {base}: {e}")))?;
+        if status == 404 {
+            return Ok(Lookup::NoSuchNumber);
+        }
+        if status != 200 {
+            return Err(PhoneError::Resolve(format!("directory {base} answered {status}: {body}")));
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| PhoneError::Resolve(format!("directory {base}: {e}")))?;
+        if v["kind"] == "country" {
+            base = v["http"].as_str().unwrap_or_default().to_string();
+            continue;
+        }
+        let dns: SocketAddr = v["dns"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| PhoneError::Resolve(format!("directory {base}: no DNS address for the region")))?;
+        return lookup(dns, number, root).await;
+    }
+    Err(PhoneError::Resolve("the directory refers too deep".into()))
+}
+
 /// Applies an ENUM NAPTR regexp (`!^.*$!sip:…!`) to the number. Only the
 /// match-all form is supported, which is what regions publish; a `\1`
 /// back-reference gets the whole number.

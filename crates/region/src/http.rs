@@ -48,9 +48,7 @@ pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: w
     });
 }
 
-fn error(status: StatusCode, reason: String) -> Response {
-    (status, Json(json!({ "error": reason }))).into_response()
-}
+use peerdial_net::http_server::error;
 
 #[derive(Deserialize)]
 struct ProvisionRequest {
@@ -123,21 +121,9 @@ async fn provision(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rej) => {
-            let status = rej.status();
-            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!("request body too large (at most {MAX_BODY} bytes)")
-            } else {
-                rej.body_text()
-            };
-            return error(status, reason);
-        }
-    };
-    let req: ProvisionRequest = match serde_json::from_slice(&body) {
+    let req: ProvisionRequest = match peerdial_net::http_server::json_body(body, MAX_BODY) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+        Err(resp) => return resp,
     };
     let mac = match parse_mac(&req.mac) {
         Ok(m) => m,

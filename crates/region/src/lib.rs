@@ -10,7 +10,6 @@
 //!
 //! It is not a SIP proxy: calls never pass through it.
 
-mod dns_server;
 mod http;
 mod sip_server;
 pub mod state;
@@ -62,6 +61,9 @@ pub struct RegionConfig {
     pub dns_threads: usize,
     /// Digest algorithms offered to phones, most preferred first.
     pub digest: Vec<peerdial_sip::digest::Algorithm>,
+    /// The tree node to join (its HTTP URL) and the token it wants.
+    pub top: Option<String>,
+    pub join_token: Option<String>,
 }
 
 impl RegionConfig {
@@ -81,6 +83,8 @@ impl RegionConfig {
             max_expires: 3600,
             dns_threads: 2,
             digest: vec![peerdial_sip::digest::Algorithm::Md5],
+            top: None,
+            join_token: None,
         }
     }
 }
@@ -115,7 +119,7 @@ impl Region {
         })?;
         let store = Store::open(&cfg.database).await?;
         let (sip_udp, sip_tcp) = sip_server::bind(cfg.sip)?;
-        let (dns_udp, dns_tcp) = dns_server::bind(cfg.dns)?;
+        let (dns_udp, dns_tcp) = sip_server::bind(cfg.dns)?;
         let http = tokio::net::TcpListener::bind(cfg.http)
             .await
             .map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
@@ -128,8 +132,18 @@ impl Region {
         let (stop, stop_rx) = watch::channel(false);
 
         sip_server::spawn(shared.clone(), sip_udp, sip_tcp, stop_rx.clone());
-        dns_server::spawn(shared.clone(), dns_udp, dns_tcp, stop_rx.clone());
+        peerdial_net::dns_server::spawn(shared.clone(), shared.cfg.dns_threads, dns_udp, dns_tcp, stop_rx.clone());
         http::spawn(shared.clone(), http, stop_rx.clone());
+        if let (Some(top), Some(token)) = (shared.cfg.top.clone(), shared.cfg.join_token.clone()) {
+            let req = peerdial_top::JoinRequest {
+                area: shared.cfg.area.to_string(),
+                token,
+                dns: endpoints.dns,
+                http: format!("http://{}", endpoints.http),
+                sip: Some(endpoints.sip),
+            };
+            tokio::spawn(peerdial_top::join_loop(top, req, stop_rx.clone()));
+        }
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
         Ok(Region { shared, endpoints, stop })

@@ -20,48 +20,7 @@ pub const MAX_DATAGRAM: usize = 16 * 1024;
 
 /// Binds UDP and TCP on the same address (for port 0: the same free port).
 pub fn bind(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener), RegionError> {
-    bind_pair(addr)
-}
-
-pub(crate) fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener), RegionError> {
-    let err = |source| RegionError::Bind { addr, source };
-    let mut last = None;
-    for _ in 0..20 {
-        let udp = udp_socket(addr).map_err(err)?;
-        let real = udp.local_addr().map_err(err)?;
-        match tcp_listener(real) {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) if addr.port() == 0 => last = Some(e),
-            Err(e) => return Err(err(e)),
-        }
-    }
-    Err(err(last.expect("tried at least once")))
-}
-
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    // Bursts of registrations or queries must not overflow the default buffer.
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
-    s.bind(&addr.into())?;
-    Ok(s.into())
-}
-
-fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
+    peerdial_net::bind_pair(addr).map_err(|source| RegionError::Bind { addr, source })
 }
 
 pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpListener, mut stop: watch::Receiver<bool>) {

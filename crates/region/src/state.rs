@@ -136,3 +136,9 @@ pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let v = hex::decode(s).ok()?;
     v.try_into().ok()
 }
+
+impl peerdial_net::dns_server::Answer for Shared {
+    fn answer(&self, query: &[u8], transport: peerdial_dns::Transport) -> Option<Vec<u8>> {
+        self.zone.read().expect("zone lock").answer(query, transport)
+    }
+}

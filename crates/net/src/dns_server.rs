@@ -1,7 +1,8 @@
 //! DNS transports: UDP on a few blocking threads (the hot path: no async
-//! overhead per query), TCP on tokio with RFC 1035 length framing.
+//! overhead per query), TCP on tokio with RFC 1035 length framing. Any
+//! zone engine that implements [`Answer`] can be served: the region's area
+//! zone, or the top server's delegating zone.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,22 +12,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::{RegionError, Shared};
-
-pub fn bind(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener), RegionError> {
-    crate::sip_server::bind_pair(addr)
+/// A zone engine behind the sockets.
+pub trait Answer: Send + Sync + 'static {
+    /// The response to one query; `None` sends nothing.
+    fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>>;
 }
 
-pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpListener, mut stop: watch::Receiver<bool>) {
+/// Serves `shared` on the sockets until `stop` changes.
+pub fn spawn<A: Answer>(
+    shared: Arc<A>,
+    threads: usize,
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
     let stopped = Arc::new(AtomicBool::new(false));
     udp.set_read_timeout(Some(Duration::from_millis(250))).expect("read timeout");
-    for i in 0..shared.cfg.dns_threads.max(1) {
+    for i in 0..threads.max(1) {
         let sock = udp.try_clone().expect("clone UDP socket");
         let shared = shared.clone();
         let stopped = stopped.clone();
         std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || udp_thread(&shared, &sock, &stopped))
+            .spawn(move || udp_thread(&*shared, &sock, &stopped))
             .expect("spawn DNS thread");
     }
     let tcp = TcpListener::from_std(tcp).expect("tokio TCP listener");
@@ -46,21 +54,21 @@ pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpLi
     });
 }
 
-fn udp_thread(shared: &Shared, sock: &std::net::UdpSocket, stopped: &AtomicBool) {
+fn udp_thread<A: Answer>(shared: &A, sock: &std::net::UdpSocket, stopped: &AtomicBool) {
     let mut buf = [0u8; 4096];
     while !stopped.load(Ordering::Relaxed) {
         let (len, src) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
             Err(_) => continue, // timeout: check the stop flag
         };
-        let answer = shared.zone.read().expect("zone lock").answer(&buf[..len], Transport::Udp);
+        let answer = shared.answer(&buf[..len], Transport::Udp);
         if let Some(a) = answer {
             let _ = sock.send_to(&a, src);
         }
     }
 }
 
-async fn tcp_conn(shared: Arc<Shared>, mut stream: TcpStream) {
+async fn tcp_conn<A: Answer>(shared: Arc<A>, mut stream: TcpStream) {
     loop {
         // RFC 7766: idle connections may be closed; 10 s is generous.
         let mut len = [0u8; 2];
@@ -75,7 +83,7 @@ async fn tcp_conn(shared: Arc<Shared>, mut stream: TcpStream) {
         {
             return;
         }
-        let answer = shared.zone.read().expect("zone lock").answer(&msg, Transport::Tcp);
+        let answer = shared.answer(&msg, Transport::Tcp);
         let Some(a) = answer else { return };
         let mut out = Vec::with_capacity(a.len() + 2);
         out.extend_from_slice(&(a.len() as u16).to_be_bytes());

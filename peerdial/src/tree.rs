@@ -1,0 +1,235 @@
+//! `peerdial top` (a tree node) and `peerdial up` (a whole network on one
+//! machine: a top and two regions that join it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use peerdial_number::Area;
+use peerdial_region::{Region, RegionConfig};
+use peerdial_top::{Top, TopConfig};
+use serde::Deserialize;
+
+/// Every flag is also a key of the TOML file given with --config; flags win.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TopArgs {
+    /// TOML file with any of these options as keys.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Folder for the tree state (joined children) and the join token.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Authoritative DNS for the root (or country) zone, UDP and TCP.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dns: Option<SocketAddr>,
+    /// HTTP API: joins and the directory of regions.
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// Token children must present to join (default: generated once and
+    /// kept in DIR/join-token).
+    #[arg(long, value_name = "TOKEN")]
+    join_token: Option<String>,
+    /// The root domain of the tree.
+    #[arg(long, value_name = "NAME")]
+    root_domain: Option<String>,
+    /// Serve one country (its 3 digits) instead of the root: a country
+    /// server below the top, delegating that country's areas.
+    #[arg(long, value_name = "CCC")]
+    prefix: Option<String>,
+    /// A country server's parent (the top), by its HTTP URL.
+    #[arg(long, value_name = "URL")]
+    parent: Option<String>,
+    /// The token the parent wants.
+    #[arg(long, value_name = "TOKEN")]
+    parent_token: Option<String>,
+    /// Seconds a silent child stays delegated (its secondaries may still serve it).
+    #[arg(long, value_name = "SECONDS")]
+    grace: Option<u64>,
+}
+
+impl TopArgs {
+    fn resolve(self) -> Result<TopConfig> {
+        let file: TopArgs = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("in config {}", p.display()))?
+            }
+            None => TopArgs::default(),
+        };
+        let data = self.data.or(file.data).unwrap_or_else(|| PathBuf::from("data/top"));
+        let token = match self.join_token.or(file.join_token) {
+            Some(t) => t,
+            None => stored_token(&data)?,
+        };
+        let mut cfg = TopConfig::new(data, token);
+        if let Some(d) = self.dns.or(file.dns) {
+            cfg.dns = d;
+        }
+        if let Some(h) = self.http.or(file.http) {
+            cfg.http = h;
+        }
+        if let Some(r) = self.root_domain.or(file.root_domain) {
+            cfg.root_domain = if r.ends_with('.') { r } else { format!("{r}.") };
+        }
+        cfg.prefix = self.prefix.or(file.prefix).unwrap_or_default();
+        cfg.parent = self.parent.or(file.parent);
+        cfg.parent_token = self.parent_token.or(file.parent_token);
+        if cfg.parent.is_some() != cfg.parent_token.is_some() {
+            bail!("--parent and --parent-token go together");
+        }
+        if cfg.parent.is_some() && cfg.prefix.is_empty() {
+            bail!("--parent is for a country server: give its --prefix CCC");
+        }
+        if let Some(g) = self.grace.or(file.grace) {
+            cfg.grace = Duration::from_secs(g);
+        }
+        Ok(cfg)
+    }
+}
+
+/// A join token made once and kept, so restarts keep accepting children.
+fn stored_token(data: &std::path::Path) -> Result<String> {
+    let p = data.join("join-token");
+    if let Ok(t) = std::fs::read_to_string(&p) {
+        return Ok(t.trim().to_string());
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let token: String = (0..24)
+        .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[rand::random::<usize>() % 32]))
+        .collect();
+    std::fs::write(&p, &token).with_context(|| format!("writing {}", p.display()))?;
+    Ok(token)
+}
+
+pub async fn run_top(args: TopArgs) -> Result<()> {
+    let cfg = args.resolve()?;
+    let token = cfg.join_token.clone();
+    let top = Top::start(cfg).await.context("starting the tree node")?;
+    let zone = top.shared.zone.read().expect("zone lock").origin().to_string();
+    let e = top.endpoints;
+    println!("peerdial top ready: zone={zone} dns={} http={}", e.dns, e.http);
+    println!(
+        "  join a region:  peerdial region --area CCC-AA --top http://{} --join-token {token}",
+        e.http
+    );
+    println!("  regions:        curl -s http://{}/api/v1/regions", e.http);
+    crate::wait_for_signal().await;
+    top.shutdown().await;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Folder for the network's data (one subfolder per server).
+    #[arg(long, value_name = "DIR", default_value = "data/up")]
+    data: PathBuf,
+    /// The two areas, CCC-AA,CCC-AA.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "886-02,886-03")]
+    areas: Vec<String>,
+    /// Put every DNS server on port 53 of its own 127.53.0.x address (the
+    /// default when run as root), so real resolvers can walk the tree.
+    #[arg(long)]
+    port53: bool,
+    /// High ports on 127.0.0.1 even as root.
+    #[arg(long, conflicts_with = "port53")]
+    high_ports: bool,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next() == Some("0")))
+        })
+        .unwrap_or(false)
+}
+
+/// A top and two regions in one process, until Ctrl-C.
+pub async fn up(args: UpArgs) -> Result<()> {
+    if args.areas.len() != 2 {
+        bail!("--areas takes two areas");
+    }
+    let areas: Vec<Area> = args
+        .areas
+        .iter()
+        .map(|a| Area::parse(a).with_context(|| format!("--areas: {a:?}")))
+        .collect::<Result<_>>()?;
+    if areas[0] == areas[1] {
+        bail!("the two areas must differ");
+    }
+    let port53 = args.port53 || (is_root() && !args.high_ports);
+    let addr = |s: String| -> Result<SocketAddr> { Ok(s.parse()?) };
+    // Server i: the top (0) and the regions (1, 2).
+    let place = |i: usize, kind: usize| -> String {
+        if port53 {
+            format!("127.53.0.{}:{}", i + 1, [53, 5060, 8080][kind])
+        } else {
+            format!("127.0.0.1:{}", [5301 + 2 * i, 5060 + 2 * i, 8081 + i][kind])
+        }
+    };
+    let dns = |i| place(i, 0);
+    let sip = |i| place(i, 1);
+    let http = |i| place(i, 2);
+    let token = stored_token(&args.data.join("top"))?;
+    let mut tcfg = TopConfig::new(args.data.join("top"), token.clone());
+    tcfg.dns = addr(dns(0))?;
+    tcfg.http = addr(http(0))?;
+    let top = Top::start(tcfg)
+        .await
+        .context("starting the top (is another `peerdial up` running? try --high-ports)")?;
+    let top_url = format!("http://{}", top.endpoints.http);
+    let mut regions = Vec::new();
+    for (i, area) in areas.iter().enumerate() {
+        let mut cfg = RegionConfig::new(*area, args.data.join(format!("region-{area}")));
+        cfg.dns = addr(dns(i + 1))?;
+        cfg.sip = addr(sip(i + 1))?;
+        cfg.http = addr(http(i + 1))?;
+        cfg.top = Some(top_url.clone());
+        cfg.join_token = Some(token.clone());
+        regions.push(Region::start(cfg).await.with_context(|| format!("starting the region of {area}"))?);
+    }
+    for _ in 0..100 {
+        if top.children().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let zone = top.shared.zone.read().expect("zone lock").origin().to_string();
+    println!("peerdial up: top dns={} http={} zone={zone}", top.endpoints.dns, top.endpoints.http);
+    for r in &regions {
+        let e = r.endpoints;
+        println!(
+            "peerdial up: region area={} sip={} dns={} http={}",
+            r.shared.cfg.area, e.sip, e.dns, e.http
+        );
+    }
+    let (a, b) = (&regions[0].endpoints, &regions[1].endpoints);
+    println!();
+    println!("Start a phone in each area (each in its own terminal):");
+    println!("  cargo run --release -- phone --region http://{} --data /tmp/phone-a --mac 02:00:00:00:0a:01 --sip 127.0.0.1:5071 --top {top_url}", a.http);
+    println!("  cargo run --release -- phone --region http://{} --data /tmp/phone-b --mac 02:00:00:00:0b:01 --sip 127.0.0.1:5072 --top {top_url}", b.http);
+    println!("then dial the other's number (shown on its display); 8 digits reach a neighbour in the same area.");
+    if port53 {
+        println!();
+        println!("Every DNS server is on port 53 of its own address, so a real resolver walks the tree.");
+        println!("For unbound: stub-zone: name: \"{zone}\" stub-addr: {}", top.endpoints.dns.ip());
+        println!("and give phones --resolver <unbound> instead of --top.");
+    } else {
+        println!();
+        println!("DNS servers are on high ports (not root): phones find each region through the top's");
+        println!("directory (--top) and ask that region's DNS directly.");
+    }
+    println!("Ctrl-C stops everything.");
+    crate::wait_for_signal().await;
+    eprintln!("shutting down");
+    for r in regions {
+        r.shutdown().await;
+    }
+    top.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The tree: a top server delegating to regions (directly, or through a
+//! country server), walked by a real resolver (unbound); calls across
+//! regions; joins that are refused; the grace period; `peerdial up`.
+//!
+//! Real resolvers ask name servers on port 53 (NS records carry no port),
+//! so these tests put each server on port 53 of its own loopback address
+//! (127.6x.P.n, P from the test process id, so parallel runs do not meet).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use peerdial_sip::digest::Algorithm;
+
+const TOKEN: &str = "tree-test-token";
+
+/// `peerdial top` on the given addresses; its ready line gives them back.
+struct TopNode {
+    child: Child,
+    dns: SocketAddr,
+    http: SocketAddr,
+}
+
+impl TopNode {
+    fn start(data: &Path, dns: &str, http: &str, extra: &[&str]) -> TopNode {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peerdial"))
+            .args([
+                "top",
+                "--data",
+                data.to_str().unwrap(),
+                "--dns",
+                dns,
+                "--http",
+                http,
+                "--join-token",
+                TOKEN,
+            ])
+            .args(extra)
+            .env("PEERDIAL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("peerdial top ready:"), "{line:?}");
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        TopNode {
+            dns: field("dns"),
+            http: field("http"),
+            child,
+        }
+    }
+
+    fn join(&self, body: &str) -> (u16, serde_json::Value) {
+        http(self.http, "POST", "/api/v1/join", body.as_bytes())
+    }
+}
+
+impl Drop for TopNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn net(base: u8) -> String {
+    format!("127.{base}.{}", std::process::id() % 250)
+}
+
+/// A region on port 53 of `ip`, joined to `top`.
+fn region_at(dir: &Path, ip: &str, area: &str, top: SocketAddr) -> Region {
+    let data = dir.join(format!("region-{area}"));
+    let (sip, dns, httpa, topu) = (format!("{ip}:0"), format!("{ip}:53"), format!("{ip}:0"), format!("http://{top}"));
+    Region::spawn(
+        &[
+            "region",
+            "--area",
+            area,
+            "--data",
+            data.to_str().unwrap(),
+            "--sip",
+            &sip,
+            "--dns",
+            &dns,
+            "--http",
+            &httpa,
+            "--top",
+            &topu,
+            "--join-token",
+            TOKEN,
+        ],
+        &data,
+    )
+}
+
+/// A registered number in a region, from a raw SIP registration.
+fn registered(r: &Region, mac: &str) -> (Device, Phone) {
+    let d = provision(r.http, mac);
+    let mut p = Phone::udp(r.sip);
+    let (code, _) = p.register(&d, &d.password, Algorithm::Md5, 600);
+    assert_eq!(code, 200);
+    (d, p)
+}
+
+/// A recursive query (RD set), as a stub resolver sends it.
+fn resolve(resolver: SocketAddr, name: &str) -> hickory_proto::op::Message {
+    let mut q = hickory_proto::op::Message::new();
+    q.set_id(9).set_recursion_desired(true);
+    q.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii(name).unwrap(),
+        RecordType::NAPTR,
+    ));
+    hickory_proto::op::Message::from_vec(&dns_raw(resolver, &q.to_vec().unwrap()).expect("an answer")).unwrap()
+}
+
+fn delegated(top: &TopNode, n: usize) -> bool {
+    eventually(10, || {
+        http(top.http, "GET", "/api/v1/regions", b"").1["regions"]
+            .as_array()
+            .map(|a| a.len())
+            == Some(n)
+    })
+}
+
+#[test]
+fn unbound_walks_a_three_level_tree_to_numbers_in_two_regions() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(61);
+    let top = TopNode::start(&dir.path().join("top"), &format!("{n}.1:53"), &format!("{n}.1:0"), &[]);
+    let top_url = format!("http://{}", top.http);
+    // A country server for 886 below the top, by configuration.
+    let country = TopNode::start(
+        &dir.path().join("country"),
+        &format!("{n}.2:53"),
+        &format!("{n}.2:0"),
+        &["--prefix", "886", "--parent", &top_url, "--parent-token", TOKEN],
+    );
+    let a = region_at(dir.path(), &format!("{n}.3"), "886-02", country.http);
+    let b = region_at(dir.path(), &format!("{n}.4"), "886-03", country.http);
+    assert!(delegated(&top, 1) && delegated(&country, 2));
+    let (da, _pa) = registered(&a, "02:00:00:00:61:01");
+    let (db, _pb) = registered(&b, "02:00:00:00:61:02");
+
+    let unbound = Unbound::start(&[("peerdial.internal.", top.dns)]);
+    for d in [&da, &db] {
+        let m = resolve(unbound.addr, &enum_name(&d.user));
+        assert_eq!(m.response_code(), ResponseCode::NoError, "{m:?}");
+        let uri = m.answers().iter().find_map(|r| match r.data() {
+            RData::NAPTR(x) => Some(String::from_utf8_lossy(x.regexp()).to_string()),
+            _ => None,
+        });
+        let uri = uri.expect("a NAPTR");
+        assert!(uri.starts_with(&format!("!^.*$!sip:{}@127.0.0.1:", d.user)), "{uri}");
+    }
+    // An unregistered number of a delegated area: NXDOMAIN, through unbound.
+    let m = resolve(unbound.addr, &enum_name("8860299999999"));
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+
+    // The directory: the top points to the country server, which names the region.
+    let (s, j) = http(top.http, "GET", &format!("/api/v1/lookup/{}", da.user), b"");
+    assert_eq!(
+        (s, j["kind"].as_str(), j["area"].as_str()),
+        (200, Some("country"), Some("886")),
+        "{j}"
+    );
+    let (s, j) = http(country.http, "GET", &format!("/api/v1/lookup/{}", db.number), b"");
+    assert_eq!(
+        (s, j["area"].as_str(), j["dns"].as_str()),
+        (200, Some("886-03"), Some(b.dns.to_string().as_str())),
+        "{j}"
+    );
+    let (s, _) = http(country.http, "GET", "/api/v1/lookup/886-09", b"");
+    assert_eq!(s, 404);
+    let (s, _) = http(country.http, "GET", "/api/v1/lookup/not-a-number", b"");
+    assert_eq!(s, 400);
+}
+
+#[test]
+fn bad_joins_are_refused_with_a_reason_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(63);
+    let country = TopNode::start(
+        &dir.path().join("country"),
+        &format!("{n}.1:53"),
+        &format!("{n}.1:0"),
+        &["--prefix", "886"],
+    );
+    let serial = || match dns_query(country.dns, "6.8.8.peerdial.internal.", RecordType::SOA).answers()[0].data() {
+        RData::SOA(s) => s.serial(),
+        _ => panic!("no SOA"),
+    };
+    let before = serial();
+    let join = |area: &str, token: &str, dns: &str| format!(r#"{{"area":"{area}","token":"{token}","dns":"{dns}","http":"http://{dns}"}}"#);
+    let cases = [
+        (join("886-02", "wrong", "127.0.0.9:53"), 401, "wrong join token"),
+        (join("001-02", TOKEN, "127.0.0.9:53"), 400, "outside the range"),
+        (join("886", TOKEN, "127.0.0.9:53"), 400, "outside the range"),
+        (join("886-2x", TOKEN, "127.0.0.9:53"), 400, "invalid area"),
+        ("{not json".to_string(), 400, "invalid JSON"),
+        (format!(r#"{{"area":"886-02","token":"{TOKEN}"}}"#), 400, "invalid JSON"),
+    ];
+    for (body, code, reason) in &cases {
+        let (s, j) = country.join(body);
+        assert_eq!(s, *code, "{body}: {j}");
+        assert!(j["error"].as_str().unwrap().contains(reason), "{body}: {j}");
+    }
+    let (s, _) = http(country.http, "POST", "/api/v1/join", &vec![b'x'; 20_000]);
+    assert_eq!(s, 413);
+    assert_eq!(serial(), before, "refused joins changed the zone");
+    assert_eq!(
+        http(country.http, "GET", "/api/v1/regions", b"").1["regions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // A good join, then the same area from another server: 409.
+    let (s, j) = country.join(&join("886-02", TOKEN, "127.0.0.9:53"));
+    assert_eq!(s, 200, "{j}");
+    assert_eq!(j["zone"], "2.0.6.8.8.peerdial.internal.");
+    let after = serial();
+    assert!(after > before);
+    let (s, j) = country.join(&join("886-02", TOKEN, "127.0.0.10:53"));
+    assert_eq!(s, 409, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("already held"), "{j}");
+    // The same server again is a heartbeat: fine, nothing changes.
+    assert_eq!(country.join(&join("886-02", TOKEN, "127.0.0.9:53")).0, 200);
+    assert_eq!(serial(), after);
+
+    // At the top, a country and one of its areas cannot both be delegated.
+    let top = TopNode::start(&dir.path().join("top"), &format!("{n}.2:53"), &format!("{n}.2:0"), &[]);
+    assert_eq!(top.join(&join("886", TOKEN, "127.0.0.11:53")).0, 200);
+    let (s, j) = top.join(&join("886-05", TOKEN, "127.0.0.12:53"));
+    assert_eq!(s, 409, "{j}");
+}
+
+#[test]
+fn a_silent_region_is_undelegated_only_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(64);
+    let top = TopNode::start(
+        &dir.path().join("top"),
+        &format!("{n}.1:53"),
+        &format!("{n}.1:0"),
+        &["--grace", "3"],
+    );
+    let r = region_at(dir.path(), &format!("{n}.2"), "886-02", top.http);
+    assert!(delegated(&top, 1));
+    let referral = || {
+        let m = dns_query(top.dns, "8.7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.", RecordType::NAPTR);
+        m.name_servers().iter().any(|r| matches!(r.data(), RData::NS(_)))
+    };
+    assert!(referral());
+    // Heartbeats keep it delegated past the grace period while it runs.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(referral(), "a living region lost its delegation");
+    let stopped = std::time::Instant::now();
+    r.kill9();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(referral(), "undelegated before the grace period");
+    assert!(eventually(10, || !referral()), "still delegated long after the grace period");
+    assert!(stopped.elapsed().as_secs() >= 3);
+    // And the top remembers its children across a restart (here: none left).
+    assert_eq!(
+        http(top.http, "GET", "/api/v1/regions", b"").1["regions"].as_array().unwrap().len(),
+        0
+    );
+}
+
+#[test]
+fn phones_call_across_regions_through_unbound_and_neighbours_by_short_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(62);
+    let top = TopNode::start(&dir.path().join("top"), &format!("{n}.1:53"), &format!("{n}.1:0"), &[]);
+    let a = region_at(dir.path(), &format!("{n}.2"), "886-02", top.http);
+    let b = region_at(dir.path(), &format!("{n}.3"), "886-03", top.http);
+    assert!(delegated(&top, 2));
+    let unbound = Unbound::start(&[("peerdial.internal.", top.dns)]);
+    let mut callee_b = Softphone::start(
+        &b,
+        dir.path(),
+        "02:00:00:00:62:01",
+        unbound.addr,
+        &["--auto-answer", "--answer-after", "0"],
+    );
+    let mut neighbour = Softphone::start(
+        &a,
+        dir.path(),
+        "02:00:00:00:62:02",
+        unbound.addr,
+        &["--auto-answer", "--answer-after", "0"],
+    );
+    // Full number into the other area.
+    let mut caller = dial(
+        &a,
+        dir.path(),
+        "02:00:00:00:62:03",
+        unbound.addr,
+        &callee_b.number,
+        &["--duration", "1"],
+    );
+    assert_eq!(caller.wait_exit(20), 0, "{:#?}", caller.lines());
+    caller.expect_line(
+        &format!("at sip:{}@127.0.0.1:{}", callee_b.number.replace('-', ""), callee_b.sip.port()),
+        0,
+    );
+    callee_b.expect_line("incoming call from 886-02-", 1);
+    // 8 digits: a neighbour in the caller's own area.
+    let short = neighbour.number.rsplit('-').next().unwrap().to_string();
+    let mut caller = dial(&a, dir.path(), "02:00:00:00:62:03", unbound.addr, &short, &["--duration", "1"]);
+    assert_eq!(caller.wait_exit(20), 0, "{:#?}", caller.lines());
+    caller.expect_line(&format!("dialing {}", neighbour.number), 0);
+    neighbour.expect_line("incoming call from 886-02-", 1);
+    callee_b.stop();
+    neighbour.stop();
+}
+
+#[test]
+fn peerdial_up_brings_up_a_network_that_phones_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    // `up` as root puts its servers on 127.53.0.1-3, port 53.
+    let mut up = Softphone::spawn(&["up", "--data", dir.path().join("up").to_str().unwrap()], &[]);
+    let top_line = up.expect_line("peerdial up: top dns=", 15);
+    let a_line = up.expect_line("peerdial up: region area=886-02", 5);
+    let b_line = up.expect_line("peerdial up: region area=886-03", 5);
+    up.expect_line("Ctrl-C stops everything", 5);
+    let field = |line: &str, k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_string()
+    };
+    let top_url = format!("http://{}", field(&top_line, "http"));
+    let phone = |region_line: &str, mac: &str, extra: &[&str]| {
+        let data = dir.path().join(mac.replace(':', ""));
+        let region = format!("http://{}", field(region_line, "http"));
+        let mut args = vec![
+            "phone",
+            "--region",
+            &region,
+            "--data",
+            data.to_str().unwrap(),
+            "--mac",
+            mac,
+            "--sip",
+            "127.0.0.1:0",
+            "--top",
+            &top_url,
+        ];
+        args.extend_from_slice(extra);
+        Softphone::spawn(&args, &[])
+    };
+    let b = phone(&b_line, "02:00:00:00:53:02", &["--auto-answer", "--answer-after", "0"]);
+    b.expect_line("registered", 10);
+    let mut a = phone(&a_line, "02:00:00:00:53:01", &["--duration", "1", "call", &b.number]);
+    assert_eq!(a.wait_exit(20), 0, "{:#?}", a.lines());
+    b.expect_line("incoming call from 886-02-", 1);
+    // Ctrl-C (SIGINT) shuts everything down cleanly.
+    Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().unwrap();
+    assert_eq!(up.wait_exit(15), 0, "{:#?}", up.lines());
+}
