@@ -89,6 +89,15 @@ struct RegionArgs {
     /// phones fail outright when a challenge names an algorithm they lack.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     digest: Option<Vec<String>>,
+    /// TSIG key for zone transfers and NOTIFY, `[hmac-sha256:]NAME:BASE64`
+    /// (repeat or comma-separate for several; the first signs NOTIFYs).
+    /// With a key, only signed transfer requests are served.
+    #[arg(long, value_name = "KEY", value_delimiter = ',')]
+    tsig_key: Option<Vec<String>>,
+    /// Secondary DNS servers to NOTIFY after each change (ADDR:PORT; repeat
+    /// or comma-separate). Without a TSIG key, only they may transfer.
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
+    secondary: Option<Vec<SocketAddr>>,
     /// The tree node (top or country server) to join, by its HTTP URL.
     #[arg(long, value_name = "URL")]
     top: Option<String>,
@@ -119,6 +128,13 @@ impl RegionArgs {
                 if let Some(v) = self.$f.or(file.$f) { cfg.$c = v; }
             )*};
         }
+        if let Some(keys) = self.tsig_key.or(file.tsig_key) {
+            cfg.tsig_keys = keys
+                .iter()
+                .map(|k| peerdial_dns::TsigKey::parse(k).map_err(anyhow::Error::msg))
+                .collect::<Result<_>>()?;
+        }
+        cfg.secondaries = self.secondary.or(file.secondary).unwrap_or_default();
         cfg.top = self.top.or(file.top);
         cfg.join_token = self.join_token.or(file.join_token);
         if cfg.top.is_some() != cfg.join_token.is_some() {

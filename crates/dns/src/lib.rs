@@ -21,6 +21,11 @@ use peerdial_number::{Area, Number, INDIVIDUAL_DIGITS};
 
 mod fast;
 pub mod tree;
+pub mod tsig;
+mod xfr;
+
+pub use tsig::TsigKey;
+pub use xfr::TransferPolicy;
 
 pub use tree::{prefix_zone, TreeZone, TreeZoneConfig};
 
@@ -63,6 +68,8 @@ pub struct Zone {
     origin_wire: Vec<u8>,
     entries: BTreeMap<u32, Box<str>>,
     serial: u32,
+    /// Recent changes, oldest first, for IXFR (RFC 1995).
+    journal: std::collections::VecDeque<xfr::Change>,
     ns_name: Name,
     sip_name: Name,
     api_name: Name,
@@ -103,6 +110,7 @@ impl Zone {
             origin_str,
             entries: BTreeMap::new(),
             serial: cfg.serial,
+            journal: std::collections::VecDeque::new(),
             cfg,
         })
     }
@@ -142,20 +150,27 @@ impl Zone {
                 return Err(DnsError::UriTooLong(u.len()));
             }
         }
-        let changed = match uri {
-            Some(u) => {
-                self.entries.get(&n.individual()).map(|s| &**s) != Some(u) && {
-                    self.entries.insert(n.individual(), u.into());
-                    true
-                }
-            }
-            None => self.entries.remove(&n.individual()).is_some(),
-        };
-        if changed {
-            // RFC 1982 serial arithmetic: wrapping is allowed.
-            self.serial = self.serial.wrapping_add(1);
+        let old = self.entries.get(&n.individual()).cloned();
+        if old.as_deref() == uri {
+            return Ok(false);
         }
-        Ok(changed)
+        match uri {
+            Some(u) => self.entries.insert(n.individual(), u.into()),
+            None => self.entries.remove(&n.individual()),
+        };
+        // RFC 1982 serial arithmetic: wrapping is allowed.
+        let from = self.serial;
+        self.serial = self.serial.wrapping_add(1);
+        self.journal.push_back(xfr::Change {
+            from,
+            individual: n.individual(),
+            old,
+            new: uri.map(Into::into),
+        });
+        if self.journal.len() > xfr::JOURNAL_LIMIT {
+            self.journal.pop_front();
+        }
+        Ok(true)
     }
 
     /// Answers one query. `None` means send nothing (it was a response,

@@ -14,8 +14,13 @@ use tokio::sync::watch;
 
 /// A zone engine behind the sockets.
 pub trait Answer: Send + Sync + 'static {
-    /// The response to one query; `None` sends nothing.
-    fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>>;
+    /// The response to one query from `source`; `None` sends nothing.
+    fn answer(&self, query: &[u8], transport: Transport, source: std::net::SocketAddr) -> Option<Vec<u8>>;
+
+    /// Over TCP a query may have several response messages (a zone transfer).
+    fn answer_stream(&self, query: &[u8], source: std::net::SocketAddr) -> Vec<Vec<u8>> {
+        self.answer(query, Transport::Tcp, source).into_iter().collect()
+    }
 }
 
 /// Serves `shared` on the sockets until `stop` changes.
@@ -49,7 +54,10 @@ pub fn spawn<A: Answer>(
                 r = tcp.accept() => match r { Ok(x) => x, Err(_) => continue },
                 _ = stop2.changed() => return,
             };
-            tokio::spawn(tcp_conn(shared.clone(), stream));
+            let peer = stream.peer_addr();
+            if let Ok(peer) = peer {
+                tokio::spawn(tcp_conn(shared.clone(), stream, peer));
+            }
         }
     });
 }
@@ -61,14 +69,14 @@ fn udp_thread<A: Answer>(shared: &A, sock: &std::net::UdpSocket, stopped: &Atomi
             Ok(x) => x,
             Err(_) => continue, // timeout: check the stop flag
         };
-        let answer = shared.answer(&buf[..len], Transport::Udp);
+        let answer = shared.answer(&buf[..len], Transport::Udp, src);
         if let Some(a) = answer {
             let _ = sock.send_to(&a, src);
         }
     }
 }
 
-async fn tcp_conn<A: Answer>(shared: Arc<A>, mut stream: TcpStream) {
+async fn tcp_conn<A: Answer>(shared: Arc<A>, mut stream: TcpStream, peer: std::net::SocketAddr) {
     loop {
         // RFC 7766: idle connections may be closed; 10 s is generous.
         let mut len = [0u8; 2];
@@ -83,13 +91,17 @@ async fn tcp_conn<A: Answer>(shared: Arc<A>, mut stream: TcpStream) {
         {
             return;
         }
-        let answer = shared.answer(&msg, Transport::Tcp);
-        let Some(a) = answer else { return };
-        let mut out = Vec::with_capacity(a.len() + 2);
-        out.extend_from_slice(&(a.len() as u16).to_be_bytes());
-        out.extend_from_slice(&a);
-        if stream.write_all(&out).await.is_err() {
+        let answers = shared.answer_stream(&msg, peer);
+        if answers.is_empty() {
             return;
+        }
+        for a in answers {
+            let mut out = Vec::with_capacity(a.len() + 2);
+            out.extend_from_slice(&(a.len() as u16).to_be_bytes());
+            out.extend_from_slice(&a);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 //! It is not a SIP proxy: calls never pass through it.
 
 mod http;
+mod notify;
 mod sip_server;
 pub mod state;
 
@@ -61,6 +62,11 @@ pub struct RegionConfig {
     pub dns_threads: usize,
     /// Digest algorithms offered to phones, most preferred first.
     pub digest: Vec<peerdial_sip::digest::Algorithm>,
+    /// TSIG keys for zone transfers and NOTIFY (the first signs NOTIFYs).
+    pub tsig_keys: Vec<peerdial_dns::TsigKey>,
+    /// Secondaries to NOTIFY after each change (and, without keys, the
+    /// only addresses allowed to transfer the zone).
+    pub secondaries: Vec<SocketAddr>,
     /// The tree node to join (its HTTP URL) and the token it wants.
     pub top: Option<String>,
     pub join_token: Option<String>,
@@ -83,6 +89,8 @@ impl RegionConfig {
             max_expires: 3600,
             dns_threads: 2,
             digest: vec![peerdial_sip::digest::Algorithm::Md5],
+            tsig_keys: Vec::new(),
+            secondaries: Vec::new(),
             top: None,
             join_token: None,
         }
@@ -143,6 +151,9 @@ impl Region {
                 sip: Some(endpoints.sip),
             };
             tokio::spawn(peerdial_top::join_loop(top, req, stop_rx.clone()));
+        }
+        if !shared.cfg.secondaries.is_empty() {
+            tokio::spawn(notify::notify_loop(shared.clone(), stop_rx.clone()));
         }
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");

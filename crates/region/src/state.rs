@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 
-use peerdial_dns::{Zone, ZoneConfig};
+use peerdial_dns::{TransferPolicy, Transport, Zone, ZoneConfig};
 use peerdial_number::Number;
 use peerdial_sip::digest::Ha1;
 use peerdial_sip::{Change, Registrar, RegistrarConfig};
@@ -34,6 +34,8 @@ pub struct Shared {
     pub devices: Mutex<Devices>,
     /// Wrong device secrets per client address: (count, window start ms).
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
+    /// The zone's serial after each change, for the NOTIFY sender.
+    pub serial: tokio::sync::watch::Sender<u32>,
 }
 
 impl Shared {
@@ -94,6 +96,7 @@ impl Shared {
             zone: RwLock::new(zone),
             devices: Mutex::new(devices),
             http_failures: Mutex::new(HashMap::new()),
+            serial: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -107,8 +110,13 @@ impl Shared {
     /// when commits for one number finish out of order.
     pub fn publish(&self, n: Number) {
         let uri = self.registrar.lock().expect("registrar lock").binding(n).map(|b| b.uri.clone());
-        if let Err(e) = self.zone.write().expect("zone lock").set(n, uri.as_deref()) {
-            tracing::error!(number = %n, error = %e, "cannot publish binding");
+        let mut zone = self.zone.write().expect("zone lock");
+        match zone.set(n, uri.as_deref()) {
+            Ok(true) => {
+                self.serial.send_replace(zone.serial());
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(number = %n, error = %e, "cannot publish binding"),
         }
     }
 }
@@ -137,8 +145,38 @@ pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     v.try_into().ok()
 }
 
+impl Shared {
+    /// Who may transfer the zone: with TSIG keys configured, signed
+    /// requests only; without, the listed secondaries (by address).
+    fn transfer_policy(&self, source: std::net::SocketAddr) -> TransferPolicy {
+        if !self.cfg.tsig_keys.is_empty() {
+            TransferPolicy::SignedOnly
+        } else if self.cfg.secondaries.iter().any(|s| s.ip() == source.ip()) {
+            TransferPolicy::Allowed
+        } else {
+            TransferPolicy::Refused
+        }
+    }
+}
+
 impl peerdial_net::dns_server::Answer for Shared {
-    fn answer(&self, query: &[u8], transport: peerdial_dns::Transport) -> Option<Vec<u8>> {
-        self.zone.read().expect("zone lock").answer(query, transport)
+    fn answer(&self, query: &[u8], transport: Transport, source: std::net::SocketAddr) -> Option<Vec<u8>> {
+        let zone = self.zone.read().expect("zone lock");
+        // The hot path: no additional records, so no TSIG to check.
+        if query.len() >= 12 && query[10] == 0 && query[11] == 0 {
+            return zone.answer(query, transport);
+        }
+        let now = now_ms() / 1000;
+        zone.respond(query, transport, &self.cfg.tsig_keys, self.transfer_policy(source), now)
+            .into_iter()
+            .next()
+    }
+
+    fn answer_stream(&self, query: &[u8], source: std::net::SocketAddr) -> Vec<Vec<u8>> {
+        let now = now_ms() / 1000;
+        self.zone
+            .read()
+            .expect("zone lock")
+            .respond(query, Transport::Tcp, &self.cfg.tsig_keys, self.transfer_policy(source), now)
     }
 }

@@ -118,7 +118,7 @@ pub struct TopShared {
 }
 
 impl peerdial_net::dns_server::Answer for TopShared {
-    fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    fn answer(&self, query: &[u8], transport: Transport, _source: SocketAddr) -> Option<Vec<u8>> {
         self.zone.read().expect("zone lock").answer(query, transport)
     }
 }

@@ -1,0 +1,361 @@
+//! Standard secondaries fed by a region: NSD, BIND and Knot each transfer
+//! the area zone (AXFR, then IXFR after NOTIFY, all with TSIG), answer a
+//! new registration within a second, and keep answering — and calls keep
+//! connecting — while the region is down.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use peerdial_dns::tsig;
+use peerdial_sip::digest::Algorithm;
+
+const SECRET: &str = "cGVlcmRpYWwtdGVzdC10c2lnLXNlY3JldC0zMmJ5dGVz";
+
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // By PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(name: &'static str, cmd: &mut Command, addr: SocketAddr) -> Daemon {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    Daemon { name, child, addr }
+}
+
+fn nsd(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
+    let d = dir.join("nsd");
+    std::fs::create_dir_all(&d).unwrap();
+    let conf = d.join("nsd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  zonesdir: \"{d}\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  \
+             xfrdfile: \"{d}/xfrd.state\"\n  pidfile: \"{d}/nsd.pid\"\n  username: \"\"\n  logfile: \"{d}/nsd.log\"\n  \
+             xfrd-reload-timeout: 0\n  verbosity: 2\nremote-control:\n  control-enable: no\n\
+             key:\n  name: \"xfr\"\n  algorithm: hmac-sha256\n  secret: \"{SECRET}\"\n\
+             zone:\n  name: \"{ZONE}\"\n  zonefile: \"secondary.zone\"\n  request-xfr: {}@{} xfr\n  allow-notify: 127.0.0.1 xfr\n",
+            primary.ip(),
+            primary.port(),
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    spawn(
+        "NSD",
+        Command::new(require("nsd")).args(["-d", "-c", conf.to_str().unwrap()]),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+fn bind(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
+    let d = dir.join("bind");
+    std::fs::create_dir_all(&d).unwrap();
+    let conf = d.join("named.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; pid-file \"{d}/named.pid\";\n\
+             recursion no; notify no; dnssec-validation no; session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\"; }};\n\
+             controls {{ }};\n\
+             key \"xfr\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n\
+             server {} {{ keys {{ xfr; }}; }};\n\
+             zone \"{ZONE}\" {{ type secondary; primaries port {} {{ {} key xfr; }}; file \"{d}/secondary.db\"; }};\n",
+            primary.ip(),
+            primary.port(),
+            primary.ip(),
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    spawn(
+        "BIND",
+        Command::new(require("named")).args(["-g", "-c", conf.to_str().unwrap()]),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
+    let d = dir.join("knot");
+    std::fs::create_dir_all(&d).unwrap();
+    let conf = d.join("knot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n\
+             control:\n  listen: \"{d}/knot.sock\"\n\
+             database:\n  storage: \"{d}\"\n\
+             key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             remote:\n  - id: primary\n    address: {}@{}\n    key: xfr\n\
+             acl:\n  - id: notify_from_primary\n    address: {}\n    key: xfr\n    action: notify\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n\
+             zone:\n  - domain: {ZONE}\n    master: primary\n    acl: notify_from_primary\n",
+            primary.ip(),
+            primary.port(),
+            primary.ip(),
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    spawn(
+        "Knot",
+        Command::new(require("knotd")).args(["-c", conf.to_str().unwrap()]),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+fn serial_at(server: SocketAddr) -> Option<u32> {
+    let mut q = Message::new();
+    q.set_id(3)
+        .add_query(Query::query(Name::from_ascii(ZONE).unwrap(), RecordType::SOA));
+    let m = Message::from_vec(&dns_raw(server, &q.to_vec().unwrap())?).ok()?;
+    m.answers().iter().find_map(|r| match r.data() {
+        RData::SOA(s) => Some(s.serial()),
+        _ => None,
+    })
+}
+
+fn key() -> peerdial_dns::TsigKey {
+    peerdial_dns::TsigKey::parse(&format!("xfr:{SECRET}")).unwrap()
+}
+
+fn region_with_secondaries(dir: &Path, ports: &[u16]) -> Region {
+    let dns = format!("127.0.0.1:{}", free_udp_port());
+    let secondaries: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let (k, s) = (format!("hmac-sha256:xfr:{SECRET}"), secondaries.join(","));
+    let data = dir.join("region");
+    Region::spawn(
+        &[
+            "region",
+            "--data",
+            data.to_str().unwrap(),
+            "--sip",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--dns",
+            &dns,
+            "--tsig-key",
+            &k,
+            "--secondary",
+            &s,
+        ],
+        &data,
+    )
+}
+
+/// One transfer request over TCP, signed with `key` (or not); the answers.
+fn transfer(server: SocketAddr, t: RecordType, serial: Option<u32>, key: Option<&peerdial_dns::TsigKey>) -> Vec<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut m = Message::new();
+    m.set_id(77).add_query(Query::query(Name::from_ascii(ZONE).unwrap(), t));
+    if let Some(s) = serial {
+        m.add_name_server(Record::from_rdata(
+            Name::from_ascii(ZONE).unwrap(),
+            0,
+            RData::SOA(SOA::new(Name::root(), Name::root(), s, 0, 0, 0, 0)),
+        ));
+    }
+    let mut wire = m.to_vec().unwrap();
+    if let Some(k) = key {
+        wire = tsig::sign_request(
+            wire,
+            k,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .0;
+    }
+    let mut s = std::net::TcpStream::connect(server).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(&(wire.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(&wire).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut b = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut b).unwrap();
+        let failed = b[3] & 0x0f != 0;
+        out.push(b);
+        let answers: Vec<Record> = out
+            .iter()
+            .flat_map(|m| Message::from_vec(m).map(|m| m.answers().to_vec()).unwrap_or_default())
+            .collect();
+        let soas = answers.iter().filter(|r| r.record_type() == RecordType::SOA).count();
+        // Done: an error, a lone SOA (IXFR: up to date), or AXFR's closing SOA.
+        if failed || answers.len() == 1 || (t == RecordType::AXFR && soas >= 2) {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn nsd_bind_and_knot_follow_the_region_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_udp_port(), free_udp_port(), free_udp_port()];
+    let r = region_with_secondaries(dir.path(), &ports);
+    let d1 = provision(r.http, "02:00:00:00:5e:01");
+    let mut p1 = Phone::udp(r.sip);
+    assert_eq!(p1.register(&d1, &d1.password, Algorithm::Md5, 600).0, 200);
+    let daemons = [
+        nsd(dir.path(), ports[0], r.dns),
+        bind(dir.path(), ports[1], r.dns),
+        knot(dir.path(), ports[2], r.dns),
+    ];
+    // The first full transfer.
+    let serial = soa_serial(r.dns);
+    for d in &daemons {
+        assert!(
+            eventually(15, || serial_at(d.addr) == Some(serial)),
+            "{} did not load the zone (serial {:?})",
+            d.name,
+            serial_at(d.addr)
+        );
+        assert_eq!(naptr_uri(d.addr, &d1.user), naptr_uri(r.dns, &d1.user), "{}", d.name);
+    }
+    // A new registration: NOTIFY, IXFR, and every secondary answers it
+    // within a second.
+    for round in 0..3 {
+        let d = provision(r.http, &format!("02:00:00:00:5e:1{round}"));
+        let mut p = Phone::udp(r.sip);
+        assert_eq!(p.register(&d, &d.password, Algorithm::Md5, 600).0, 200);
+        let ok = Instant::now();
+        let want = naptr_uri(r.dns, &d.user).unwrap();
+        for s in &daemons {
+            let seen = eventually(5, || naptr_uri(s.addr, &d.user).as_deref() == Some(want.as_str()));
+            assert!(seen, "{} never answered the new number", s.name);
+        }
+        let took = ok.elapsed();
+        assert!(
+            took < Duration::from_millis(1000),
+            "round {round}: the slowest secondary took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn transfers_need_a_good_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = region_with_secondaries(dir.path(), &[free_udp_port()]);
+    let d = provision(r.http, "02:00:00:00:5f:01");
+    let mut p = Phone::udp(r.sip);
+    assert_eq!(p.register(&d, &d.password, Algorithm::Md5, 600).0, 200);
+    let rcode = |msgs: &[Vec<u8>]| msgs[0][3] & 0x0f;
+    // Signed with the right key: the zone, in signed messages.
+    let good = transfer(r.dns, RecordType::AXFR, None, Some(&key()));
+    assert_eq!(rcode(&good), 0);
+    assert!(good.iter().all(|m| tsig::find(m).unwrap().is_some()));
+    let records: usize = good.iter().map(|m| Message::from_vec(m).unwrap().answers().len()).sum();
+    assert_eq!(records, 1 + 7 + 1 + 1, "SOA, apex records, one NAPTR, SOA");
+    // Unsigned: REFUSED. Unknown key or wrong secret: NOTAUTH, no records.
+    assert_eq!(rcode(&transfer(r.dns, RecordType::AXFR, None, None)), ResponseCode::Refused.low());
+    let stranger = peerdial_dns::TsigKey::parse(&format!("stranger:{SECRET}")).unwrap();
+    let forged = peerdial_dns::TsigKey::parse("xfr:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZw==").unwrap();
+    for k in [stranger, forged] {
+        let msgs = transfer(r.dns, RecordType::AXFR, None, Some(&k));
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(rcode(&msgs), 9, "NOTAUTH");
+        assert_eq!(u16::from_be_bytes([msgs[0][6], msgs[0][7]]), 0, "no answers");
+    }
+    // IXFR without the client's SOA is malformed: FORMERR.
+    assert_eq!(
+        rcode(&transfer(r.dns, RecordType::IXFR, None, Some(&key()))),
+        ResponseCode::FormErr.low()
+    );
+    // IXFR from the current serial: just the SOA.
+    let now = soa_serial(r.dns);
+    let up_to_date = transfer(r.dns, RecordType::IXFR, Some(now), Some(&key()));
+    assert_eq!(Message::from_vec(&up_to_date[0]).unwrap().answers().len(), 1);
+    // dig, as an operator would run it, with the key.
+    let out = Command::new(require("dig"))
+        .args([
+            &format!("@{}", r.dns.ip()),
+            "-p",
+            &r.dns.port().to_string(),
+            "-y",
+            &format!("hmac-sha256:xfr:{SECRET}"),
+            ZONE,
+            "AXFR",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NAPTR") && !text.contains("failed"), "{text}");
+}
+
+#[test]
+fn with_the_region_down_its_secondary_answers_and_calls_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let r = region_with_secondaries(dir.path(), &[port]);
+    let secondary = nsd(dir.path(), port, r.dns);
+    // The resolver knows the area only by its secondary.
+    let unbound = Unbound::start(&[(ZONE, secondary.addr)]);
+    let mut callee = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:5d:01",
+        unbound.addr,
+        &["--auto-answer", "--answer-after", "0"],
+    );
+    // The caller provisions (and learns its number) while the region is up.
+    let mut caller = Softphone::start(&r, dir.path(), "02:00:00:00:5d:02", unbound.addr, &[]);
+    caller.stop();
+    let want = naptr_uri(r.dns, &callee.number.replace('-', "")).unwrap();
+    assert!(eventually(10, || naptr_uri(secondary.addr, &callee.number.replace('-', ""))
+        .as_deref()
+        == Some(want.as_str())));
+    r.kill9();
+    // The secondary still answers, and a new call connects through it.
+    assert_eq!(
+        naptr_uri(secondary.addr, &callee.number.replace('-', "")).as_deref(),
+        Some(want.as_str())
+    );
+    let data = dir.path().join(format!("phone-{}", "02:00:00:00:5d:02".replace(':', "")));
+    let resolver = unbound.addr.to_string();
+    let mut call = Softphone::spawn(
+        &[
+            "phone",
+            "--data",
+            data.to_str().unwrap(),
+            "--sip",
+            "127.0.0.1:0",
+            "--resolver",
+            &resolver,
+            "--duration",
+            "1",
+            "call",
+            &callee.number,
+        ],
+        &[],
+    );
+    assert_eq!(call.wait_exit(20), 0, "{:#?}", call.lines());
+    callee.expect_line("incoming call from", 1);
+    callee.stop();
+}
