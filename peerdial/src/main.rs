@@ -98,6 +98,10 @@ struct RegionArgs {
     /// or comma-separate). Without a TSIG key, only they may transfer.
     #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',')]
     secondary: Option<Vec<SocketAddr>>,
+    /// Publish to this external primary by RFC 2136 UPDATE, signed with the
+    /// first --tsig-key (BIND, Knot, …).
+    #[arg(long, value_name = "ADDR:PORT")]
+    update_primary: Option<SocketAddr>,
     /// The tree node (top or country server) to join, by its HTTP URL.
     #[arg(long, value_name = "URL")]
     top: Option<String>,
@@ -135,6 +139,10 @@ impl RegionArgs {
                 .collect::<Result<_>>()?;
         }
         cfg.secondaries = self.secondary.or(file.secondary).unwrap_or_default();
+        cfg.update_primary = self.update_primary.or(file.update_primary);
+        if cfg.update_primary.is_some() && cfg.tsig_keys.is_empty() {
+            bail!("--update-primary needs a --tsig-key to sign the updates");
+        }
         cfg.top = self.top.or(file.top);
         cfg.join_token = self.join_token.or(file.join_token);
         if cfg.top.is_some() != cfg.join_token.is_some() {

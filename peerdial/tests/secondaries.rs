@@ -359,3 +359,131 @@ fn with_the_region_down_its_secondary_answers_and_calls_connect() {
     callee.expect_line("incoming call from", 1);
     callee.stop();
 }
+
+const PRIMARY_ZONE: &str = "$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 604800 30\n@ IN NS ns\nns IN A 127.0.0.1\n";
+
+fn bind_primary(dir: &Path, port: u16) -> Daemon {
+    let d = dir.join("bind-primary");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("primary.db"), PRIMARY_ZONE).unwrap();
+    let conf = d.join("named.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; pid-file \"{d}/named.pid\";\n\
+             recursion no; notify no; dnssec-validation no; session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\"; }};\n\
+             controls {{ }};\n\
+             key \"xfr\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n\
+             zone \"{ZONE}\" {{ type primary; file \"{d}/primary.db\"; allow-update {{ key xfr; }}; }};\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    spawn(
+        "BIND",
+        Command::new(require("named")).args(["-g", "-c", conf.to_str().unwrap()]),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+fn knot_primary(dir: &Path, port: u16) -> Daemon {
+    let d = dir.join("knot-primary");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("primary.zone"), PRIMARY_ZONE).unwrap();
+    let conf = d.join("knot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n\
+             control:\n  listen: \"{d}/knot.sock\"\n\
+             database:\n  storage: \"{d}\"\n\
+             key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             acl:\n  - id: update\n    address: 127.0.0.1\n    key: xfr\n    action: update\n\
+             zone:\n  - domain: {ZONE}\n    storage: \"{d}\"\n    file: \"primary.zone\"\n    acl: update\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    spawn(
+        "Knot",
+        Command::new(require("knotd")).args(["-c", conf.to_str().unwrap()]),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+}
+
+#[test]
+fn a_region_publishes_by_signed_update_to_bind_and_knot_primaries() {
+    for (which, start) in [("BIND", bind_primary as fn(&Path, u16) -> Daemon), ("Knot", knot_primary)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let primary = start(dir.path(), port);
+        assert!(eventually(10, || serial_at(primary.addr).is_some()), "{which} did not start");
+        let data = dir.path().join("region");
+        let (k, p) = (format!("xfr:{SECRET}"), primary.addr.to_string());
+        let r = Region::spawn(
+            &[
+                "region",
+                "--data",
+                data.to_str().unwrap(),
+                "--sip",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--dns",
+                "127.0.0.1:0",
+                "--tsig-key",
+                &k,
+                "--update-primary",
+                &p,
+            ],
+            &data,
+        );
+        let d = provision(r.http, "02:00:00:00:6a:01");
+        let mut phone = Phone::udp(r.sip);
+        assert_eq!(phone.register(&d, &d.password, Algorithm::Md5, 600).0, 200);
+        let want = naptr_uri(r.dns, &d.user).unwrap();
+        assert!(
+            eventually(5, || naptr_uri(primary.addr, &d.user).as_deref() == Some(want.as_str())),
+            "{which} never got the NAPTR: {:?}",
+            naptr_uri(primary.addr, &d.user)
+        );
+        // Unregistering removes it there too.
+        assert_eq!(phone.register(&d, &d.password, Algorithm::Md5, 0).0, 200);
+        assert!(
+            eventually(5, || naptr_uri(primary.addr, &d.user).is_none()),
+            "{which} kept the NAPTR"
+        );
+        // A region with the wrong key changes nothing at the primary.
+        let data2 = dir.path().join("region2");
+        let bad = "xfr:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZw==".to_string();
+        let r2 = Region::spawn(
+            &[
+                "region",
+                "--area",
+                "886-02",
+                "--data",
+                data2.to_str().unwrap(),
+                "--sip",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--dns",
+                "127.0.0.1:0",
+                "--tsig-key",
+                &bad,
+                "--update-primary",
+                &p,
+            ],
+            &data2,
+        );
+        let d2 = provision(r2.http, "02:00:00:00:6a:02");
+        let mut phone2 = Phone::udp(r2.sip);
+        assert_eq!(phone2.register(&d2, &d2.password, Algorithm::Md5, 600).0, 200);
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            naptr_uri(primary.addr, &d2.user),
+            None,
+            "{which} took an update with a bad signature"
+        );
+    }
+}

@@ -377,12 +377,14 @@ pub(crate) fn begin(query: &[u8], transport: Transport, udp_cap: Option<usize>) 
         }
         resp.set_edns(edns);
     }
-    if req.op_code() != OpCode::Query {
-        resp.set_response_code(ResponseCode::NotImp);
-        return Err(resp.to_vec().ok());
-    }
+    // One question, whatever the opcode: a NOTIFY or UPDATE without its
+    // zone is malformed before it is unsupported.
     if req.queries().len() != 1 {
         resp.set_response_code(ResponseCode::FormErr);
+        return Err(resp.to_vec().ok());
+    }
+    if req.op_code() != OpCode::Query {
+        resp.set_response_code(ResponseCode::NotImp);
         return Err(resp.to_vec().ok());
     }
     let q = req.queries()[0].clone();
@@ -445,6 +447,28 @@ mod tests {
     }
 
     const N: &str = "8.7.6.5.4.3.2.1.2.0.6.8.8.peerdial.internal.";
+
+    #[test]
+    fn notify_and_update_are_not_for_us_and_malformed_ones_are_formerr() {
+        let z = zone();
+        for (op, questions, want) in [
+            (OpCode::Notify, 1, ResponseCode::NotImp),
+            (OpCode::Update, 1, ResponseCode::NotImp),
+            (OpCode::Notify, 0, ResponseCode::FormErr),
+            (OpCode::Notify, 2, ResponseCode::FormErr),
+        ] {
+            let mut m = Message::new();
+            m.set_id(1).set_op_code(op);
+            for _ in 0..questions {
+                m.add_query(Query::query(
+                    Name::from_ascii("2.0.6.8.8.peerdial.internal.").unwrap(),
+                    RecordType::SOA,
+                ));
+            }
+            let r = Message::from_vec(&z.answer(&m.to_vec().unwrap(), Transport::Udp).unwrap()).unwrap();
+            assert_eq!(r.response_code(), want, "{op:?} with {questions} questions");
+        }
+    }
 
     #[test]
     fn naptr_appears_changes_and_goes() {

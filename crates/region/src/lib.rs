@@ -14,6 +14,7 @@ mod http;
 mod notify;
 mod sip_server;
 pub mod state;
+mod update;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ pub struct RegionConfig {
     /// Secondaries to NOTIFY after each change (and, without keys, the
     /// only addresses allowed to transfer the zone).
     pub secondaries: Vec<SocketAddr>,
+    /// An external primary to publish to by RFC 2136 UPDATE (with the
+    /// first TSIG key), e.g. BIND or Knot.
+    pub update_primary: Option<SocketAddr>,
     /// The tree node to join (its HTTP URL) and the token it wants.
     pub top: Option<String>,
     pub join_token: Option<String>,
@@ -91,6 +95,7 @@ impl RegionConfig {
             digest: vec![peerdial_sip::digest::Algorithm::Md5],
             tsig_keys: Vec::new(),
             secondaries: Vec::new(),
+            update_primary: None,
             top: None,
             join_token: None,
         }
@@ -151,6 +156,9 @@ impl Region {
                 sip: Some(endpoints.sip),
             };
             tokio::spawn(peerdial_top::join_loop(top, req, stop_rx.clone()));
+        }
+        if let (Some(primary), Some(rx)) = (shared.cfg.update_primary, shared.take_updates()) {
+            tokio::spawn(update::update_loop(shared.clone(), primary, rx, stop_rx.clone()));
         }
         if !shared.cfg.secondaries.is_empty() {
             tokio::spawn(notify::notify_loop(shared.clone(), stop_rx.clone()));

@@ -36,6 +36,9 @@ pub struct Shared {
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     /// The zone's serial after each change, for the NOTIFY sender.
     pub serial: tokio::sync::watch::Sender<u32>,
+    /// Changed numbers for the UPDATE sender (with an external primary).
+    updates: Option<tokio::sync::mpsc::UnboundedSender<Number>>,
+    updates_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Number>>>,
 }
 
 impl Shared {
@@ -87,6 +90,13 @@ impl Shared {
             live += 1;
         }
         tracing::info!(devices = devices.by_mac.len(), bindings = live, "loaded region state");
+        let updates = match cfg.update_primary {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         Ok(Shared {
             cfg,
             endpoints,
@@ -97,6 +107,8 @@ impl Shared {
             devices: Mutex::new(devices),
             http_failures: Mutex::new(HashMap::new()),
             serial: tokio::sync::watch::channel(0).0,
+            updates: updates.0,
+            updates_rx: Mutex::new(updates.1),
         })
     }
 
@@ -114,6 +126,9 @@ impl Shared {
         match zone.set(n, uri.as_deref()) {
             Ok(true) => {
                 self.serial.send_replace(zone.serial());
+                if let Some(u) = &self.updates {
+                    let _ = u.send(n);
+                }
             }
             Ok(false) => {}
             Err(e) => tracing::error!(number = %n, error = %e, "cannot publish binding"),
@@ -146,6 +161,10 @@ pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 impl Shared {
+    pub(crate) fn take_updates(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Number>> {
+        self.updates_rx.lock().expect("updates lock").take()
+    }
+
     /// Who may transfer the zone: with TSIG keys configured, signed
     /// requests only; without, the listed secondaries (by address).
     fn transfer_policy(&self, source: std::net::SocketAddr) -> TransferPolicy {
