@@ -76,6 +76,20 @@ enum Which {
         #[arg(long, default_value_t = 1000)]
         calls: u32,
     },
+    /// Registration → answer at NSD and BIND secondaries (NOTIFY + IXFR),
+    /// and IXFR bytes per change.
+    Propagation {
+        #[arg(long, default_value_t = 300)]
+        samples: u32,
+    },
+    /// A large zone to a BIND secondary (AXFR, then IXFR after a batch of
+    /// changes), from a region and from Knot as the primary.
+    Transfer {
+        #[arg(long, default_value_t = 1_000_000)]
+        numbers: u32,
+        #[arg(long, default_value_t = 1000)]
+        changes: u32,
+    },
     /// CPU per concurrent call in the phone's media engine (Opus, PCMU, PCMA).
     Media {
         #[arg(long, default_value_t = 20)]
@@ -97,11 +111,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Which::Latency { samples } => latency(samples).await,
         Which::Memory { numbers } => memory(numbers),
         Which::Calls { calls } => crate::bench_calls::calls(calls).await,
+        Which::Propagation { samples } => crate::bench_tree::propagation(samples).await,
+        Which::Transfer { numbers, changes } => crate::bench_tree::transfer(numbers, changes).await,
         Which::Media { calls, seconds } => crate::bench_calls::media(calls, seconds),
     }
 }
 
-fn area() -> Area {
+pub(crate) fn area() -> Area {
     Area::parse("886-02").expect("literal area")
 }
 
@@ -129,7 +145,7 @@ pub(crate) async fn start_region(dir: &Path, tweak: impl FnOnce(&mut RegionConfi
 }
 
 /// Provisions `n` devices over the HTTP API; returns (user, password).
-async fn provision_many(http: SocketAddr, n: u32) -> Result<Vec<(String, String)>> {
+pub(crate) async fn provision_many(http: SocketAddr, n: u32) -> Result<Vec<(String, String)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
     let mut tasks = Vec::new();
@@ -477,7 +493,7 @@ async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// The SIP URI a server's NAPTR for `n` points at, if any.
-fn naptr(server: SocketAddr, n: Number) -> Option<String> {
+pub(crate) fn naptr(server: SocketAddr, n: Number) -> Option<String> {
     let s = UdpSocket::bind("127.0.0.1:0").ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     let mut q = Message::new();
@@ -507,7 +523,14 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// One REGISTER (challenge, then digest answer) from `sock`. Returns the
 /// instant the 200 OK arrived and the time from sending the answer to it.
-fn register_once(sock: &UdpSocket, registrar: SocketAddr, user: &str, password: &str, realm: &str, seq: u32) -> Result<(Instant, f64)> {
+pub(crate) fn register_once(
+    sock: &UdpSocket,
+    registrar: SocketAddr,
+    user: &str,
+    password: &str,
+    realm: &str,
+    seq: u32,
+) -> Result<(Instant, f64)> {
     let local = sock.local_addr()?;
     let req = |cseq: u32, auth: Option<String>| {
         let mut s = format!(

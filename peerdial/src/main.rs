@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_calls;
+mod bench_tree;
 mod phone;
 mod tree;
 

@@ -164,11 +164,79 @@ impl Zone {
         } else if transport == Transport::Udp {
             return vec![rcode_only(q, ResponseCode::NotImp)];
         }
+        // A full transfer: the apex first, the numbers in hand-encoded
+        // messages (the bulk of a large zone), the closing SOA last.
         records.push(current.clone());
         records.extend(self.apex_records());
-        records.extend(self.entries.iter().map(|(i, u)| self.naptr_record(*i, u)));
-        records.push(current);
-        self.pack(&req, records)
+        let mut out = self.pack(&req, records);
+        out.extend(self.bulk_naptrs(req.id()));
+        let mut last = self.pack(&req, vec![current]);
+        if let Some(m) = last.first_mut() {
+            // Only the first message carries the question.
+            let mut msg = Message::from_vec(m).expect("just encoded");
+            msg.take_queries();
+            *m = msg.to_vec().expect("re-encodes");
+        }
+        out.extend(last);
+        out
+    }
+
+    /// Every number's NAPTR, in messages of up to ~60 KB, encoded by hand:
+    /// each message spells the origin once and points back at it.
+    fn bulk_naptrs(&self, id: u16) -> Vec<Vec<u8>> {
+        const LIMIT: usize = 60_000;
+        let origin_wire: Vec<u8> = self
+            .origin_str
+            .trim_end_matches('.')
+            .split('.')
+            .flat_map(|l| std::iter::once(l.len() as u8).chain(l.bytes()))
+            .chain(std::iter::once(0))
+            .collect();
+        let mut out = Vec::new();
+        let mut msg: Vec<u8> = Vec::new();
+        let mut count: u16 = 0;
+        let mut origin_at = 0usize;
+        let flush = |msg: &mut Vec<u8>, count: &mut u16, out: &mut Vec<Vec<u8>>| {
+            if *count > 0 {
+                msg[6..8].copy_from_slice(&count.to_be_bytes());
+                out.push(std::mem::take(msg));
+            }
+            *count = 0;
+        };
+        for (individual, uri) in &self.entries {
+            if msg.len() + 64 + uri.len() + origin_wire.len() > LIMIT {
+                flush(&mut msg, &mut count, &mut out);
+            }
+            if msg.is_empty() {
+                msg.extend_from_slice(&id.to_be_bytes());
+                msg.extend_from_slice(&[0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            }
+            let digits = format!("{individual:08}");
+            for d in digits.bytes().rev() {
+                msg.extend_from_slice(&[1, d]);
+            }
+            if count == 0 {
+                origin_at = msg.len();
+                msg.extend_from_slice(&origin_wire);
+            } else {
+                msg.extend_from_slice(&[0xc0 | (origin_at >> 8) as u8, origin_at as u8]);
+            }
+            msg.extend_from_slice(&35u16.to_be_bytes()); // NAPTR
+            msg.extend_from_slice(&1u16.to_be_bytes()); // IN
+            msg.extend_from_slice(&self.cfg.ttl.to_be_bytes());
+            let regexp_len = 7 + uri.len();
+            msg.extend_from_slice(&((2 + 2 + 2 + 8 + 1 + regexp_len + 1) as u16).to_be_bytes());
+            msg.extend_from_slice(&[0, 10, 0, 100, 1, b'u', 7]);
+            msg.extend_from_slice(b"E2U+sip");
+            msg.push(regexp_len as u8);
+            msg.extend_from_slice(b"!^.*$!");
+            msg.extend_from_slice(uri.as_bytes());
+            msg.push(b'!');
+            msg.push(0);
+            count += 1;
+        }
+        flush(&mut msg, &mut count, &mut out);
+        out
     }
 
     /// Splits transfer records into messages; the question goes in the first.
@@ -329,7 +397,12 @@ mod tests {
         assert_eq!(rs.len(), 1000 + 7 + 2);
         assert_eq!(serial_of(&rs[0]), Some(1100));
         assert_eq!(serial_of(rs.last().unwrap()), Some(1100));
-        assert_eq!(rs.iter().filter(|r| r.record_type() == RecordType::NAPTR).count(), 1000);
+        let naptrs: Vec<&Record> = rs.iter().filter(|r| r.record_type() == RecordType::NAPTR).collect();
+        assert_eq!(naptrs.len(), 1000);
+        // The hand-encoded records are exactly what a query would get.
+        for (r, i) in naptrs.iter().zip(0..) {
+            assert_eq!(**r, z.naptr_record(i, &format!("sip:x{i}@127.0.0.1:5060")));
+        }
         // Not over UDP, and not for strangers.
         let udp = z.respond(&xfr(RecordType::AXFR, None), Transport::Udp, &[], TransferPolicy::Allowed, 0);
         assert_eq!(Message::from_vec(&udp[0]).unwrap().response_code(), ResponseCode::NotImp);
