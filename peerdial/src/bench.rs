@@ -75,6 +75,10 @@ enum Which {
     Calls {
         #[arg(long, default_value_t = 1000)]
         calls: u32,
+        /// The callee in another region: unbound walks from the top (root:
+        /// servers on port 53 of 127.55.0.x).
+        #[arg(long)]
+        cross_region: bool,
     },
     /// Registration → answer at NSD and BIND secondaries (NOTIFY + IXFR),
     /// and IXFR bytes per change.
@@ -110,7 +114,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Which::Dns { numbers, seconds, clients } => dns(numbers, seconds, clients).await,
         Which::Latency { samples } => latency(samples).await,
         Which::Memory { numbers } => memory(numbers),
-        Which::Calls { calls } => crate::bench_calls::calls(calls).await,
+        Which::Calls { calls, cross_region } => crate::bench_calls::calls(calls, cross_region).await,
         Which::Propagation { samples } => crate::bench_tree::propagation(samples).await,
         Which::Transfer { numbers, changes } => crate::bench_tree::transfer(numbers, changes).await,
         Which::Media { calls, seconds } => crate::bench_calls::media(calls, seconds),

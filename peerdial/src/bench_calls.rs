@@ -56,9 +56,11 @@ impl Unbound {
         Ok(Unbound { child, conf, addr })
     }
 
-    async fn flush(&self, name: &str) -> Result<()> {
+    /// `flush NAME`, or with `zone` set `flush_zone NAME` (everything
+    /// cached under it, delegations included).
+    async fn flush(&self, name: &str, zone: bool) -> Result<()> {
         let st = tokio::process::Command::new(tool("unbound-control")?)
-            .args(["-c", self.conf.to_str().context("path")?, "flush", name])
+            .args(["-c", self.conf.to_str().context("path")?, if zone { "flush_zone" } else { "flush" }, name])
             .stdout(Stdio::null())
             .status()
             .await?;
@@ -196,11 +198,41 @@ fn row(name: &str, v: &mut [f64]) -> String {
     )
 }
 
-pub async fn calls(n: u32) -> Result<()> {
+pub async fn calls(n: u32, cross_region: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let region = start_region(dir.path(), |c| c.ttl = 300).await?;
+    // Across regions: a top and the callee's region, each on port 53 of its
+    // own address (resolvers ask NS on port 53), and unbound walking down
+    // from the top. Otherwise unbound asks the area's region directly.
+    let mut top = None;
+    let region = if cross_region {
+        let mut tcfg = peerdial_top::TopConfig::new(dir.path().join("top"), "bench".into());
+        tcfg.dns = "127.55.0.1:53".parse()?;
+        tcfg.http = "127.55.0.1:0".parse()?;
+        let t = peerdial_top::Top::start(tcfg).await.context("the top on 127.55.0.1:53 (needs root)")?;
+        let url = format!("http://{}", t.endpoints.http);
+        let r = start_region(&dir.path().join("region"), |c| {
+            c.ttl = 300;
+            c.dns = "127.55.0.3:53".parse().expect("addr");
+            c.top = Some(url);
+            c.join_token = Some("bench".into());
+        })
+        .await?;
+        for _ in 0..100 {
+            if !t.children().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        top = Some(t);
+        r
+    } else {
+        start_region(dir.path(), |c| c.ttl = 300).await?
+    };
     let zone = region.shared.zone.read().expect("zone lock").origin().to_string();
-    let unbound = Unbound::start(dir.path(), &zone, region.endpoints.dns).await?;
+    let unbound = match &top {
+        Some(t) => Unbound::start(dir.path(), "peerdial.internal.", t.endpoints.dns).await?,
+        None => Unbound::start(dir.path(), &zone, region.endpoints.dns).await?,
+    };
     let (mut callee, number, callee_sip) = start_callee(dir.path(), region.endpoints.http, unbound.addr)?;
     let sock = UdpSocket::bind("127.0.0.1:0").await?;
     let media = UdpSocket::bind("127.0.0.1:0").await?;
@@ -216,7 +248,10 @@ pub async fn calls(n: u32) -> Result<()> {
         one_call(&sock, media_port, unbound.addr, number, None).await?; // warms the cache
         for _ in 0..n {
             if cold {
-                unbound.flush(&name).await?;
+                match top {
+                    Some(_) => unbound.flush("peerdial.internal.", true).await?,
+                    None => unbound.flush(&name, false).await?,
+                }
             }
             let (a, b) = one_call(&sock, media_port, unbound.addr, number, None).await?;
             r180.extend(a);
@@ -298,23 +333,31 @@ pub async fn calls(n: u32) -> Result<()> {
         .filter_map(|l| l.split(';').nth(1)?.trim().parse().ok())
         .collect();
     region.shutdown().await;
+    if let Some(t) = top {
+        t.shutdown().await;
+    }
     drop(unbound.child);
 
     println!("| dial → (ms, {n} calls, loopback, 2 cores) | p50 | p99 | max |");
     println!("|---|---|---|---|");
     for (cold, mut r180, mut r200) in results {
-        let cache = if cold { "cold" } else { "warm" };
+        let cache = match (cold, cross_region) {
+            (false, false) => "warm cache",
+            (true, false) => "cold cache",
+            (false, true) => "across regions, warm cache",
+            (true, true) => "across regions from the top, cold cache",
+        };
         println!(
             "{}",
             row(
-                &format!("peerdial → peerdial, lookup via unbound ({cache} cache): 180 Ringing"),
+                &format!("peerdial → peerdial, lookup via unbound ({cache}): 180 Ringing"),
                 &mut r180
             )
         );
         println!(
             "{}",
             row(
-                &format!("peerdial → peerdial, lookup via unbound ({cache} cache): 200 OK"),
+                &format!("peerdial → peerdial, lookup via unbound ({cache}): 200 OK"),
                 &mut r200
             )
         );
