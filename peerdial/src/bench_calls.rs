@@ -60,7 +60,12 @@ impl Unbound {
     /// cached under it, delegations included).
     async fn flush(&self, name: &str, zone: bool) -> Result<()> {
         let st = tokio::process::Command::new(tool("unbound-control")?)
-            .args(["-c", self.conf.to_str().context("path")?, if zone { "flush_zone" } else { "flush" }, name])
+            .args([
+                "-c",
+                self.conf.to_str().context("path")?,
+                if zone { "flush_zone" } else { "flush" },
+                name,
+            ])
             .stdout(Stdio::null())
             .status()
             .await?;
@@ -208,7 +213,9 @@ pub async fn calls(n: u32, cross_region: bool) -> Result<()> {
         let mut tcfg = peerdial_top::TopConfig::new(dir.path().join("top"), "bench".into());
         tcfg.dns = "127.55.0.1:53".parse()?;
         tcfg.http = "127.55.0.1:0".parse()?;
-        let t = peerdial_top::Top::start(tcfg).await.context("the top on 127.55.0.1:53 (needs root)")?;
+        let t = peerdial_top::Top::start(tcfg)
+            .await
+            .context("the top on 127.55.0.1:53 (needs root)")?;
         let url = format!("http://{}", t.endpoints.http);
         let r = start_region(&dir.path().join("region"), |c| {
             c.ttl = 300;
@@ -356,10 +363,7 @@ pub async fn calls(n: u32, cross_region: bool) -> Result<()> {
         );
         println!(
             "{}",
-            row(
-                &format!("peerdial → peerdial, lookup via unbound ({cache}): 200 OK"),
-                &mut r200
-            )
+            row(&format!("peerdial → peerdial, lookup via unbound ({cache}): 200 OK"), &mut r200)
         );
     }
     println!("{}", row("peerdial → peerdial, no lookup: 200 OK", &mut direct));

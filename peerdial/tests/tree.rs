@@ -333,9 +333,18 @@ fn phones_call_across_regions_through_unbound_and_neighbours_by_short_number() {
 
 #[test]
 fn peerdial_up_brings_up_a_network_that_phones_can_use() {
+    // As root `up` puts its servers on 127.53.0.1-3, port 53; --high-ports
+    // is what it does without root.
+    up_and_call(&[]);
+    up_and_call(&["--high-ports"]);
+}
+
+fn up_and_call(flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    // `up` as root puts its servers on 127.53.0.1-3, port 53.
-    let mut up = Softphone::spawn(&["up", "--data", dir.path().join("up").to_str().unwrap()], &[]);
+    let data = dir.path().join("up");
+    let mut args = vec!["up", "--data", data.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let mut up = Softphone::spawn(&args, &[]);
     let top_line = up.expect_line("peerdial up: top dns=", 15);
     let a_line = up.expect_line("peerdial up: region area=886-02", 5);
     let b_line = up.expect_line("peerdial up: region area=886-03", 5);
