@@ -291,6 +291,44 @@ async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, 
     })
 }
 
+/// CPU seconds (user + system) of a process from /proc: its own, and its
+/// waited-for children's.
+fn cpu_of(pid: &str) -> (f64, f64) {
+    let tck = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name.
+    let f: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|x| x.1)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0);
+    // utime, stime, cutime, cstime are fields 14-17: 11-14 after ')'.
+    ((get(11) + get(12)) / tck, (get(13) + get(14)) / tck)
+}
+
+/// CPU seconds of a process and its direct children (Kamailio's workers).
+fn cpu_of_tree(pid: u32) -> f64 {
+    let mut total = cpu_of(&pid.to_string()).0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|x| x.1.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += cpu_of(&name).0;
+        }
+    }
+    total
+}
+
 async fn register(registrations: u32, rate: u32, limit: u32, instances: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     // peerdial: digest auth, durable write, DNS update.
@@ -302,6 +340,7 @@ async fn register(registrations: u32, rate: u32, limit: u32, instances: usize) -
         .map(|(u, p)| format!("{u};[authentication username={u} password={p}]"))
         .collect();
     eprintln!("{instances} SIPp → peerdial…");
+    let (own0, kids0) = cpu_of("self");
     let ours = run_sipp(
         &dir.path().join("ours"),
         SIPP_AUTH,
@@ -312,6 +351,8 @@ async fn register(registrations: u32, rate: u32, limit: u32, instances: usize) -
         instances,
     )
     .await?;
+    let (own1, kids1) = cpu_of("self");
+    let (ours_cpu, ours_sipp_cpu) = (own1 - own0, kids1 - kids0);
     let published = region.shared.zone.read().expect("zone lock").len();
     region.shutdown().await;
 
@@ -340,6 +381,9 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rows: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
     eprintln!("{instances} SIPp → Kamailio…");
+    let kam_pid = kam.id().context("Kamailio's pid")?;
+    let kam0 = cpu_of_tree(kam_pid);
+    let sipp0 = cpu_of("self").1;
     let theirs = run_sipp(
         &dir.path().join("theirs"),
         SIPP_NOAUTH,
@@ -350,6 +394,7 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n 
         instances,
     )
     .await;
+    let (theirs_cpu, theirs_sipp_cpu) = (cpu_of_tree(kam_pid) - kam0, cpu_of("self").1 - sipp0);
     if let Some(pid) = kam.id() {
         let _ = Command::new("kill").arg(pid.to_string()).status().await;
     }
@@ -358,15 +403,28 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n 
 
     let r_ours = ours.successful as f64 / ours.seconds;
     let r_theirs = theirs.successful as f64 / theirs.seconds;
-    println!("| server | registrations ok | failed | retransmissions | seconds | registrations/s |");
-    println!("|---|---|---|---|---|---|");
+    let us = |cpu: f64, n: u64| cpu * 1e6 / n.max(1) as f64;
+    println!("| server | registrations ok | failed | retransmissions | seconds | registrations/s | server CPU µs per registration | SIPp CPU µs per registration |");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| peerdial (digest + SQLite commit + DNS) | {} | {} | {} | {:.2} | {:.0} |",
-        ours.successful, ours.failed, ours.retransmissions, ours.seconds, r_ours
+        "| peerdial (digest + SQLite commit + DNS) | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |",
+        ours.successful,
+        ours.failed,
+        ours.retransmissions,
+        ours.seconds,
+        r_ours,
+        us(ours_cpu, ours.successful),
+        us(ours_sipp_cpu, ours.successful)
     );
     println!(
-        "| Kamailio 5.6 (usrloc in memory, no auth) | {} | {} | {} | {:.2} | {:.0} |",
-        theirs.successful, theirs.failed, theirs.retransmissions, theirs.seconds, r_theirs
+        "| Kamailio 5.6 (usrloc in memory, no auth) | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |",
+        theirs.successful,
+        theirs.failed,
+        theirs.retransmissions,
+        theirs.seconds,
+        r_theirs,
+        us(theirs_cpu, theirs.successful),
+        us(theirs_sipp_cpu, theirs.successful)
     );
     println!(
         "\nratio peerdial / Kamailio: {:.2}  (numbers published in DNS: {published})",
