@@ -1,6 +1,6 @@
 //! Standard secondaries fed by a region: NSD, BIND and Knot each transfer
-//! the area zone (AXFR, then IXFR after NOTIFY, all with TSIG), answer a
-//! new registration within a second, and keep answering — and calls keep
+//! the area zone (AXFR, then IXFR after NOTIFY, all with TSIG), answer each
+//! new registration (how fast: `peerdial bench propagation`), and keep answering — and calls keep
 //! connecting — while the region is down.
 
 mod common;
@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -216,7 +216,7 @@ fn transfer(server: SocketAddr, t: RecordType, serial: Option<u32>, key: Option<
 }
 
 #[test]
-fn nsd_bind_and_knot_follow_the_region_within_a_second() {
+fn nsd_bind_and_knot_follow_the_region() {
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_udp_port(), free_udp_port(), free_udp_port()];
     let r = region_with_secondaries(dir.path(), &ports);
@@ -240,7 +240,7 @@ fn nsd_bind_and_knot_follow_the_region_within_a_second() {
         assert_eq!(naptr_uri(d.addr, &d1.user), naptr_uri(r.dns, &d1.user), "{}", d.name);
     }
     // A new registration: NOTIFY, IXFR, and every secondary answers it
-    // within a second.
+    // (how fast is measured by `peerdial bench propagation`, not here).
     for round in 0..3 {
         let d = provision(r.http, &format!("02:00:00:00:5e:1{round}"));
         let mut p = Phone::udp(r.sip);
