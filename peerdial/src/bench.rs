@@ -235,6 +235,15 @@ async fn run_sipp(
         total.retransmissions += one.retransmissions;
     }
     total.seconds = started.elapsed().as_secs_f64();
+    if (total.successful + total.failed) < rows.len() as u64 {
+        // A driver that could not start (e.g. its port was taken) would
+        // otherwise make the rate look like the server's doing.
+        bail!(
+            "SIPp completed {} of {} registrations: a driver did not run; run the bench again",
+            total.successful + total.failed,
+            rows.len()
+        );
+    }
     Ok(total)
 }
 

@@ -141,6 +141,12 @@ impl Store {
                     conn.execute("PRAGMA journal_mode=WAL").await?;
                     conn.execute("PRAGMA synchronous=FULL").await?;
                     conn.execute("PRAGMA busy_timeout=10000").await?;
+                    // Registrations touch random pages of the bindings table:
+                    // keep them cached (64 MiB) and checkpoint the WAL less
+                    // often (32 MiB), so a page rewritten many times is copied
+                    // back once.
+                    conn.execute("PRAGMA cache_size=-65536").await?;
+                    conn.execute("PRAGMA wal_autocheckpoint=8192").await?;
                     Ok(())
                 })
             }),
