@@ -308,21 +308,22 @@ impl Zone {
     }
 
     fn soa_record(&self) -> Record {
-        let rname = Name::from_ascii(format!("hostmaster.{}", self.origin_str)).expect("valid origin gives a valid rname");
-        Record::from_rdata(
-            self.origin.clone(),
-            self.cfg.negative_ttl.max(60),
-            RData::SOA(SOA::new(
-                self.ns_name.clone(),
-                rname,
-                self.serial,
-                3600,
-                600,
-                604_800,
-                self.cfg.negative_ttl,
-            )),
-        )
+        soa_record(&self.origin, &self.ns_name, self.serial, self.cfg.negative_ttl)
     }
+}
+
+/// The SOA of a zone we serve (an area or a tree node): `ns.<origin>`,
+/// `hostmaster.<origin>`, the negative-caching TTL as its minimum.
+pub(crate) fn soa_record(origin: &Name, ns_name: &Name, serial: u32, negative_ttl: u32) -> Record {
+    let rname = Name::from_ascii("hostmaster")
+        .expect("label")
+        .append_domain(origin)
+        .expect("valid origin gives a valid rname");
+    Record::from_rdata(
+        origin.clone(),
+        negative_ttl.max(60),
+        RData::SOA(SOA::new(ns_name.clone(), rname, serial, 3600, 600, 604_800, negative_ttl)),
+    )
 }
 
 /// The ENUM NAPTR of RFC 6116 for a SIP URI.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::{begin, finish, host_record, DnsError, Transport};
@@ -178,20 +178,7 @@ impl TreeZone {
     }
 
     fn soa(&self) -> Record {
-        let rname = Name::from_ascii(format!("hostmaster.{}", self.origin_str)).expect("valid origin");
-        Record::from_rdata(
-            self.origin.clone(),
-            self.cfg.negative_ttl.max(60),
-            RData::SOA(SOA::new(
-                self.ns_name.clone(),
-                rname,
-                self.serial,
-                3600,
-                600,
-                604_800,
-                self.cfg.negative_ttl,
-            )),
-        )
+        crate::soa_record(&self.origin, &self.ns_name, self.serial, self.cfg.negative_ttl)
     }
 }
 

@@ -78,19 +78,7 @@ impl Zone {
     }
 
     fn soa_with(&self, serial: u32) -> Record {
-        let mut r = self.soa_record();
-        if let RData::SOA(soa) = r.data_mut() {
-            *soa = hickory_proto::rr::rdata::SOA::new(
-                soa.mname().clone(),
-                soa.rname().clone(),
-                serial,
-                soa.refresh(),
-                soa.retry(),
-                soa.expire(),
-                soa.minimum(),
-            );
-        }
-        r
+        crate::soa_record(&self.origin, &self.ns_name, serial, self.cfg.negative_ttl)
     }
 
     fn naptr_record(&self, individual: u32, uri: &str) -> Record {
