@@ -32,19 +32,7 @@ impl Unbound {
     async fn start(dir: &Path, zone: &str, dns: SocketAddr) -> Result<Unbound> {
         let port = free_port()?;
         let conf = dir.join("unbound.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-not-query-localhost: no\n  username: \"\"\n  chroot: \"\"\n  \
-                 directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  module-config: \"iterator\"\n  \
-                 access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  so-reuseport: no\n  local-zone: \"internal.\" nodefault\n  \
-                 domain-insecure: \"{zone}\"\nremote-control:\n  control-enable: yes\n  control-interface: {d}/ctl.sock\n  control-use-cert: no\n\
-                 stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\n  stub-prime: no\n",
-                dns.ip(),
-                dns.port(),
-                d = dir.display()
-            ),
-        )?;
+        std::fs::write(&conf, crate::peer_conf::unbound(dir, port, &[(zone, dns)], true))?;
         let child = tokio::process::Command::new(tool("unbound")?)
             .args(["-d", "-c", conf.to_str().context("path")?])
             .stdin(Stdio::null())

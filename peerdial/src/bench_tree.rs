@@ -32,58 +32,11 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A secondary (NSD or BIND) of the area zone, fed from `primary`.
+/// A secondary (NSD, BIND or Knot) of the area zone, fed from `primary`.
 fn secondary(which: &str, dir: &Path, port: u16, primary: SocketAddr, zone: &str) -> Result<tokio::process::Child> {
     let d = dir.join(which);
     std::fs::create_dir_all(&d)?;
-    let (prog, args, conf) = match which {
-        "nsd" => (
-            "nsd",
-            vec!["-d".to_string(), "-c".into()],
-            format!(
-                "server:\n  ip-address: 127.0.0.1@{port}\n  zonesdir: \"{d}\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  \
-                 xfrdfile: \"{d}/xfrd.state\"\n  pidfile: \"{d}/nsd.pid\"\n  username: \"\"\n  logfile: \"{d}/nsd.log\"\n  \
-                 xfrd-reload-timeout: 0\n  rrl-ratelimit: 0\nremote-control:\n  control-enable: no\n\
-                 key:\n  name: \"xfr\"\n  algorithm: hmac-sha256\n  secret: \"{SECRET}\"\n\
-                 zone:\n  name: \"{zone}\"\n  zonefile: \"secondary.zone\"\n  request-xfr: {}@{} xfr\n  allow-notify: {} xfr\n",
-                primary.ip(),
-                primary.port(),
-                primary.ip(),
-                d = d.display()
-            ),
-        ),
-        "knot" => (
-            "knotd",
-            vec!["-c".to_string()],
-            format!(
-                "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\ncontrol:\n  listen: \"{d}/knot.sock\"\ndatabase:\n  storage: \"{d}\"\n\
-                 key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-                 remote:\n  - id: primary\n    address: {}@{}\n    key: xfr\n\
-                 acl:\n  - id: notify_from_primary\n    address: {}\n    key: xfr\n    action: notify\n\
-                 template:\n  - id: default\n    storage: \"{d}\"\n\
-                 zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n",
-                primary.ip(),
-                primary.port(),
-                primary.ip(),
-                d = d.display()
-            ),
-        ),
-        _ => (
-            "named",
-            vec!["-g".to_string(), "-c".into()],
-            format!(
-                "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; pid-file \"{d}/named.pid\";\n\
-                 recursion no; notify no; dnssec-validation no; session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\"; \
-                 max-journal-size unlimited; }};\ncontrols {{ }};\n\
-                 key \"xfr\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\nserver {} {{ keys {{ xfr; }}; }};\n\
-                 zone \"{zone}\" {{ type secondary; primaries port {} {{ {} key xfr; }}; file \"{d}/secondary.db\"; }};\n",
-                primary.ip(),
-                primary.port(),
-                primary.ip(),
-                d = d.display()
-            ),
-        ),
-    };
+    let (prog, args, conf) = crate::peer_conf::secondary(which, &d, port, primary, zone, SECRET);
     let path = d.join("server.conf");
     std::fs::write(&path, conf)?;
     Ok(tokio::process::Command::new(tool(prog)?)

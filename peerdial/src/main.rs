@@ -5,6 +5,7 @@
 mod bench;
 mod bench_calls;
 mod bench_tree;
+mod peer_conf;
 mod phone;
 mod tree;
 

@@ -43,85 +43,30 @@ fn spawn(name: &'static str, cmd: &mut Command, addr: SocketAddr) -> Daemon {
     Daemon { name, child, addr }
 }
 
-fn nsd(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
-    let d = dir.join("nsd");
+/// A secondary of the area zone (config shared with `peerdial bench`).
+fn secondary(name: &'static str, which: &str, dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
+    let d = dir.join(which);
     std::fs::create_dir_all(&d).unwrap();
-    let conf = d.join("nsd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  ip-address: 127.0.0.1@{port}\n  zonesdir: \"{d}\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  \
-             xfrdfile: \"{d}/xfrd.state\"\n  pidfile: \"{d}/nsd.pid\"\n  username: \"\"\n  logfile: \"{d}/nsd.log\"\n  \
-             xfrd-reload-timeout: 0\n  verbosity: 2\nremote-control:\n  control-enable: no\n\
-             key:\n  name: \"xfr\"\n  algorithm: hmac-sha256\n  secret: \"{SECRET}\"\n\
-             zone:\n  name: \"{ZONE}\"\n  zonefile: \"secondary.zone\"\n  request-xfr: {}@{} xfr\n  allow-notify: 127.0.0.1 xfr\n",
-            primary.ip(),
-            primary.port(),
-            d = d.display()
-        ),
-    )
-    .unwrap();
+    let (prog, args, conf) = peer_conf::secondary(which, &d, port, primary, ZONE, SECRET);
+    let path = d.join("server.conf");
+    std::fs::write(&path, conf).unwrap();
     spawn(
-        "NSD",
-        Command::new(require("nsd")).args(["-d", "-c", conf.to_str().unwrap()]),
+        name,
+        Command::new(require(prog)).args(args).arg(&path),
         SocketAddr::from(([127, 0, 0, 1], port)),
     )
+}
+
+fn nsd(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
+    secondary("NSD", "nsd", dir, port, primary)
 }
 
 fn bind(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
-    let d = dir.join("bind");
-    std::fs::create_dir_all(&d).unwrap();
-    let conf = d.join("named.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; pid-file \"{d}/named.pid\";\n\
-             recursion no; notify no; dnssec-validation no; session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\"; }};\n\
-             controls {{ }};\n\
-             key \"xfr\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n\
-             server {} {{ keys {{ xfr; }}; }};\n\
-             zone \"{ZONE}\" {{ type secondary; primaries port {} {{ {} key xfr; }}; file \"{d}/secondary.db\"; }};\n",
-            primary.ip(),
-            primary.port(),
-            primary.ip(),
-            d = d.display()
-        ),
-    )
-    .unwrap();
-    spawn(
-        "BIND",
-        Command::new(require("named")).args(["-g", "-c", conf.to_str().unwrap()]),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
+    secondary("BIND", "bind", dir, port, primary)
 }
 
 fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Daemon {
-    let d = dir.join("knot");
-    std::fs::create_dir_all(&d).unwrap();
-    let conf = d.join("knot.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n\
-             control:\n  listen: \"{d}/knot.sock\"\n\
-             database:\n  storage: \"{d}\"\n\
-             key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-             remote:\n  - id: primary\n    address: {}@{}\n    key: xfr\n\
-             acl:\n  - id: notify_from_primary\n    address: {}\n    key: xfr\n    action: notify\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n\
-             zone:\n  - domain: {ZONE}\n    master: primary\n    acl: notify_from_primary\n",
-            primary.ip(),
-            primary.port(),
-            primary.ip(),
-            d = d.display()
-        ),
-    )
-    .unwrap();
-    spawn(
-        "Knot",
-        Command::new(require("knotd")).args(["-c", conf.to_str().unwrap()]),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
+    secondary("Knot", "knot", dir, port, primary)
 }
 
 fn serial_at(server: SocketAddr) -> Option<u32> {

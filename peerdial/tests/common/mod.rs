@@ -13,6 +13,10 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
 use peerdial_sip::message::{Message as Sip, StartLine};
 
+/// The peers' configuration texts, shared with the benchmarks.
+#[path = "../../src/peer_conf.rs"]
+pub mod peer_conf;
+
 pub const ZONE: &str = "2.0.6.8.8.peerdial.internal.";
 
 pub struct Region {
@@ -592,22 +596,7 @@ impl Unbound {
     pub fn start(stubs: &[(&str, SocketAddr)]) -> Unbound {
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
-        let mut conf = format!(
-            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-not-query-localhost: no\n  username: \"\"\n  chroot: \"\"\n  \
-             directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  module-config: \"iterator\"\n  \
-             access-control: 127.0.0.0/8 allow\n  num-threads: 1\n  so-reuseport: no\n  local-zone: \"internal.\" nodefault\n",
-            d = dir.path().display()
-        );
-        for (zone, _) in stubs {
-            conf.push_str(&format!("  domain-insecure: \"{zone}\"\n"));
-        }
-        for (zone, addr) in stubs {
-            conf.push_str(&format!(
-                "stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\n  stub-prime: no\n",
-                addr.ip(),
-                addr.port()
-            ));
-        }
+        let conf = peer_conf::unbound(dir.path(), port, stubs, false);
         let path = dir.path().join("unbound.conf");
         std::fs::write(&path, conf).unwrap();
         let child = Command::new(require("unbound"))
