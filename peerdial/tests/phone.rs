@@ -386,28 +386,9 @@ fn two_phones_call_through_unbound_and_calls_survive_the_region_stopping() {
     let f = recorded_frequency(&rec, 8000);
     assert!((f - 1000.0).abs() <= 20.0, "{f}");
     // A new call still connects: unbound has the callee's address cached.
-    let mut again = dial_no_region(dir.path(), "02:00:00:00:08:02", unbound.addr, &callee.number, &["--duration", "1"]);
+    let mut again = dial_without_region(dir.path(), "02:00:00:00:08:02", unbound.addr, &callee.number, &["--duration", "1"]);
     assert_eq!(again.wait_exit(20), 0, "{:#?}", again.lines());
     callee.stop();
-}
-
-/// A caller that was provisioned before (its identity is in `dir`), run
-/// with no region at all.
-fn dial_no_region(dir: &Path, mac: &str, resolver: std::net::SocketAddr, number: &str, extra: &[&str]) -> Softphone {
-    let data = dir.join(format!("phone-{}", mac.replace(':', "")));
-    let resolver = resolver.to_string();
-    let mut args = vec![
-        "phone",
-        "--data",
-        data.to_str().unwrap(),
-        "--sip",
-        "127.0.0.1:0",
-        "--resolver",
-        &resolver,
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["call", number]);
-    Softphone::spawn(&args, &[])
 }
 
 /// A network namespace joined to the host by a veth pair: a second "host"

@@ -276,24 +276,7 @@ fn with_the_region_down_its_secondary_answers_and_calls_connect() {
         naptr_uri(secondary.addr, &callee.number.replace('-', "")).as_deref(),
         Some(want.as_str())
     );
-    let data = dir.path().join(format!("phone-{}", "02:00:00:00:5d:02".replace(':', "")));
-    let resolver = unbound.addr.to_string();
-    let mut call = Softphone::spawn(
-        &[
-            "phone",
-            "--data",
-            data.to_str().unwrap(),
-            "--sip",
-            "127.0.0.1:0",
-            "--resolver",
-            &resolver,
-            "--duration",
-            "1",
-            "call",
-            &callee.number,
-        ],
-        &[],
-    );
+    let mut call = dial_without_region(dir.path(), "02:00:00:00:5d:02", unbound.addr, &callee.number, &["--duration", "1"]);
     assert_eq!(call.wait_exit(20), 0, "{:#?}", call.lines());
     callee.expect_line("incoming call from", 1);
     callee.stop();

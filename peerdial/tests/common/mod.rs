@@ -416,23 +416,8 @@ pub struct Softphone {
 impl Softphone {
     /// `peerdial phone` with a fresh data dir under `dir`, named by `mac`.
     pub fn start(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, extra: &[&str]) -> Softphone {
-        let data = dir.join(format!("phone-{}", mac.replace(':', "")));
-        let http = format!("http://{}", region.http);
-        let resolver = resolver.to_string();
-        let mut args = vec![
-            "phone",
-            "--region",
-            &http,
-            "--data",
-            data.to_str().unwrap(),
-            "--mac",
-            mac,
-            "--sip",
-            "127.0.0.1:0",
-            "--resolver",
-            &resolver,
-        ];
-        args.extend_from_slice(extra);
+        let args = phone_args(Some(region), dir, mac, resolver, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let p = Softphone::spawn(&args, &[]);
         assert!(
             p.wait_line("registered number=", 10).is_some(),
@@ -557,25 +542,35 @@ impl Drop for Softphone {
 
 /// A caller: `peerdial phone … call NUMBER`, which exits when the call ends.
 pub fn dial(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
-    let data = dir.join(format!("phone-{}", mac.replace(':', "")));
-    let http = format!("http://{}", region.http);
-    let resolver = resolver.to_string();
-    let mut args = vec![
-        "phone",
-        "--region",
-        &http,
-        "--data",
-        data.to_str().unwrap(),
-        "--mac",
-        mac,
-        "--sip",
-        "127.0.0.1:0",
-        "--resolver",
-        &resolver,
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["call", number]);
+    call_with(Some(region), dir, mac, resolver, number, extra)
+}
+
+/// A caller provisioned before (its identity is in `dir`), run with no
+/// region at all.
+pub fn dial_without_region(dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
+    call_with(None, dir, mac, resolver, number, extra)
+}
+
+fn call_with(region: Option<&Region>, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
+    let mut args = phone_args(region, dir, mac, resolver, extra);
+    args.extend(["call".to_string(), number.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Softphone::spawn(&args, &[])
+}
+
+/// `peerdial phone` for the phone of `mac` (one data folder per MAC under
+/// `dir`; provisioned from `region` when given), SIP on a free loopback
+/// port, looking numbers up through `resolver`, then `extra`.
+fn phone_args(region: Option<&Region>, dir: &Path, mac: &str, resolver: SocketAddr, extra: &[&str]) -> Vec<String> {
+    let data = dir.join(format!("phone-{}", mac.replace(':', "")));
+    let mut args: Vec<String> = vec!["phone".into()];
+    if let Some(r) = region {
+        args.extend(["--region".into(), format!("http://{}", r.http), "--mac".into(), mac.into()]);
+    }
+    args.extend(["--data".into(), data.to_str().unwrap().into(), "--sip".into(), "127.0.0.1:0".into()]);
+    args.extend(["--resolver".into(), resolver.to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
 
 pub fn free_udp_port() -> u16 {
