@@ -207,7 +207,7 @@ fn name_wire(name: &str) -> Vec<u8> {
 
 /// The message as it was before the TSIG was added: the record cut off,
 /// ARCOUNT one less, the original ID back.
-fn unsigned(m: &[u8], t: &TsigRecord) -> Vec<u8> {
+pub(crate) fn unsigned(m: &[u8], t: &TsigRecord) -> Vec<u8> {
     let mut out = m[..t.start].to_vec();
     out[0..2].copy_from_slice(&t.original_id.to_be_bytes());
     let ar = u16::from_be_bytes([out[10], out[11]]).saturating_sub(1);
@@ -243,7 +243,8 @@ fn hmac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     h.finalize().into_bytes().to_vec()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without leaking, through timing, where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

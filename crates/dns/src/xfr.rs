@@ -47,7 +47,7 @@ impl Zone {
             Err(_) => return vec![formerr(query)],
             Ok(None) => (None, None),
             Ok(Some(t)) => match tsig::verify(query, &t, keys, now) {
-                Ok(v) => (Some(strip(query, &t)), Some(v)),
+                Ok(v) => (Some(tsig::unsigned(query, &t)), Some(v)),
                 Err(f @ TsigFailure::Malformed) => return tsig::refusal(query, &f, now).into_iter().collect(),
                 Err(f) => {
                     tracing::warn!(key = ?t_key(&f), "TSIG check failed: NOTAUTH");
@@ -258,15 +258,6 @@ fn t_key(f: &TsigFailure) -> Option<&str> {
         TsigFailure::BadTime(tk) => Some(&tk.0.key_name),
         TsigFailure::Malformed => None,
     }
-}
-
-/// The request without its TSIG record (ID restored, ARCOUNT less one).
-fn strip(m: &[u8], t: &tsig::TsigRecord) -> Vec<u8> {
-    let mut out = m[..t.start].to_vec();
-    out[0..2].copy_from_slice(&t.original_id.to_be_bytes());
-    let ar = u16::from_be_bytes([out[10], out[11]]).saturating_sub(1);
-    out[10..12].copy_from_slice(&ar.to_be_bytes());
-    out
 }
 
 /// AXFR or IXFR, read from the raw question (no full parse needed).

@@ -317,16 +317,12 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
     });
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn join(State(shared): State<Arc<TopShared>>, body: Result<Bytes, BytesRejection>) -> Response {
     let req: JoinRequest = match json_body(body, MAX_BODY) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if !constant_time_eq(req.token.as_bytes(), shared.cfg.join_token.as_bytes()) {
+    if !peerdial_dns::tsig::constant_time_eq(req.token.as_bytes(), shared.cfg.join_token.as_bytes()) {
         return error(StatusCode::UNAUTHORIZED, "wrong join token".into());
     }
     let Some(prefix) = parse_prefix(&req.area) else {
