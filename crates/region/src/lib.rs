@@ -132,7 +132,7 @@ impl Region {
         })?;
         let store = Store::open(&cfg.database).await?;
         let (sip_udp, sip_tcp) = sip_server::bind(cfg.sip)?;
-        let (dns_udp, dns_tcp) = sip_server::bind(cfg.dns)?;
+        let (dns_udp, dns_tcp) = peerdial_net::bind_pair(cfg.dns).map_err(|source| RegionError::Bind { addr: cfg.dns, source })?;
         let http = tokio::net::TcpListener::bind(cfg.http)
             .await
             .map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
