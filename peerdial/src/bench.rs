@@ -34,18 +34,23 @@ enum Which {
     /// REGISTER throughput (digest auth, database write, DNS update), SIPp
     /// against peerdial and against Kamailio (in-memory usrloc, no auth).
     Register {
-        /// Registrations to send to each server (each to a new user).
+        /// Users, each registered once per load (after the first load from
+        /// a new address, so each registration changes the binding).
         #[arg(long, default_value_t = 20_000)]
         registrations: u32,
         /// Target rate SIPp tries to reach, per second.
         #[arg(long, default_value_t = 20_000)]
         rate: u32,
-        /// Most registrations in flight at once, per SIPp instance.
-        #[arg(long, default_value_t = 200)]
-        limit: u32,
-        /// SIPp processes driving each server at once.
-        #[arg(long, default_value_t = 3)]
-        instances: usize,
+        /// Loads to run, each as SIPp drivers × registrations in flight per
+        /// driver; each server's peak over them is compared.
+        #[arg(long, value_delimiter = ',', default_value = "1x200,1x1000,2x500,3x200,3x500")]
+        loads: Vec<Load>,
+        /// Let the servers and SIPp share every core. By default each server
+        /// runs on core 0 and the SIPp drivers on core 1, so the driver's
+        /// work (twice the messages for a digest registration) does not
+        /// count against the server it drives.
+        #[arg(long)]
+        no_pin: bool,
     },
     /// NAPTR query throughput with dnsperf, peerdial's embedded DNS against
     /// NSD serving the same zone.
@@ -108,9 +113,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Which::Register {
             registrations,
             rate,
-            limit,
-            instances,
-        } => register(registrations, rate, limit, instances).await,
+            loads,
+            no_pin,
+        } => register(registrations, rate, loads, !no_pin).await,
         Which::Dns { numbers, seconds, clients } => dns(numbers, seconds, clients).await,
         Which::Latency { samples } => latency(samples).await,
         Which::Memory { numbers } => memory(numbers),
@@ -194,21 +199,16 @@ struct SippResult {
     failed: u64,
     retransmissions: u64,
     seconds: f64,
+    /// Mean response times in ms (SIPp's `rtd` 1 and 2), weighted by calls.
+    response_ms: [f64; 2],
 }
 
 /// Runs `instances` SIPp processes at once, each on its own slice of the
 /// CSV rows (one registration per row), and adds up their counters. One
 /// SIPp paces every round trip through its own loop; several keep the
 /// server, not SIPp, the limit.
-async fn run_sipp(
-    dir: &Path,
-    scenario: &str,
-    rows: &[String],
-    target: SocketAddr,
-    rate: u32,
-    limit: u32,
-    instances: usize,
-) -> Result<SippResult> {
+async fn run_sipp(dir: &Path, scenario: &str, rows: &[String], target: SocketAddr, rate: u32, load: Load, pin: bool) -> Result<SippResult> {
+    let Load { instances, limit } = load;
     let per = rows.len().div_ceil(instances.max(1));
     let mut runs = Vec::new();
     let started = Instant::now();
@@ -220,16 +220,20 @@ async fn run_sipp(
         let _ = std::fs::remove_file(sub.join("stats.csv"));
         let count = slice.len();
         let rate = (rate as usize / instances.max(1)).max(1);
-        runs.push(tokio::spawn(sipp_once(sub, target, count, rate, limit)));
+        runs.push(tokio::spawn(sipp_once(sub, target, count, rate, limit, pin)));
     }
     let mut total = SippResult {
         successful: 0,
         failed: 0,
         retransmissions: 0,
         seconds: 0.0,
+        response_ms: [0.0; 2],
     };
     for r in runs {
         let one = r.await??;
+        for (t, o) in total.response_ms.iter_mut().zip(one.response_ms) {
+            *t += o * one.successful as f64 / rows.len().max(1) as f64;
+        }
         total.successful += one.successful;
         total.failed += one.failed;
         total.retransmissions += one.retransmissions;
@@ -247,8 +251,9 @@ async fn run_sipp(
     Ok(total)
 }
 
-async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, limit: u32) -> Result<SippResult> {
-    let out = Command::new(tool("sipp")?)
+async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, limit: u32, pin: bool) -> Result<SippResult> {
+    let mut cmd = pinned(&tool("sipp")?, pin.then_some(DRIVER_CORE));
+    let out = cmd
         .current_dir(&dir)
         .args(["-sf", "scenario.xml", "-inf", "users.csv", "-i", "127.0.0.1"])
         .args([
@@ -292,12 +297,38 @@ async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, 
             .with_context(|| format!("no {name} column"))?;
         Ok(last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
     };
+    // SIPp writes times as HH:MM:SS:uuuuuu; absent for scenarios
+    // without that rtd.
+    let ms = |name: &str| -> f64 {
+        let Some(v) = header.iter().position(|h| *h == name).and_then(|i| last.get(i)) else {
+            return 0.0;
+        };
+        let parts: Vec<f64> = v.trim().split(':').filter_map(|p| p.parse().ok()).collect();
+        match parts.as_slice() {
+            [h, m, s, us] => ((h * 60.0 + m) * 60.0 + s) * 1000.0 + us / 1000.0,
+            _ => 0.0,
+        }
+    };
     Ok(SippResult {
         successful: col("SuccessfulCall(C)")?,
         failed: col("FailedCall(C)")?,
         retransmissions: col("Retransmissions(C)")?,
         seconds: 0.0,
+        response_ms: [ms("ResponseTime1(C)"), ms("ResponseTime2(C)")],
     })
+}
+
+/// A command for `program`, run on `core` when given (through taskset,
+/// which execs it: the pid is the program's).
+fn pinned(program: &Path, core: Option<&str>) -> Command {
+    match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", core]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 /// CPU seconds (user + system) of a process from /proc: its own, and its
@@ -338,108 +369,228 @@ fn cpu_of_tree(pid: u32) -> f64 {
     total
 }
 
-async fn register(registrations: u32, rate: u32, limit: u32, instances: usize) -> Result<()> {
+/// Cores for the servers and for the SIPp drivers when pinned.
+const SERVER_CORE: &str = "0";
+const DRIVER_CORE: &str = "1";
+
+/// One SIPp load shape: this many drivers, each with at most `limit`
+/// registrations in flight.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Load {
+    instances: usize,
+    limit: u32,
+}
+
+impl std::str::FromStr for Load {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Load, String> {
+        let (i, l) = s
+            .split_once('x')
+            .ok_or_else(|| format!("{s:?}: expected INSTANCESxLIMIT, e.g. 3x200"))?;
+        let instances: usize = i.parse().map_err(|_| format!("{s:?}: bad instance count"))?;
+        let limit: u32 = l.parse().map_err(|_| format!("{s:?}: bad limit"))?;
+        if instances == 0 || limit == 0 {
+            return Err(format!("{s:?}: instances and limit must be at least 1"));
+        }
+        Ok(Load { instances, limit })
+    }
+}
+
+/// One server's result under one load.
+struct Measured {
+    sipp: SippResult,
+    server_cpu: f64,
+    sipp_cpu: f64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.sipp.successful as f64 / self.sipp.seconds
+    }
+
+    fn row(&self, name: &str, load: Load, first_leg: bool) -> String {
+        let us = |cpu: f64| cpu * 1e6 / self.sipp.successful.max(1) as f64;
+        let r = &self.sipp;
+        let leg1 = if first_leg {
+            format!("{:.0}", r.response_ms[0])
+        } else {
+            "–".into()
+        };
+        let last = if first_leg { r.response_ms[1] } else { r.response_ms[0] };
+        format!(
+            "| {name} | {}×{} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {leg1} | {last:.0} |",
+            load.instances,
+            load.limit,
+            r.successful,
+            r.failed,
+            r.retransmissions,
+            r.seconds,
+            self.rate(),
+            us(self.server_cpu),
+            us(self.sipp_cpu),
+        )
+    }
+
+    /// Counts towards a server's peak only when nothing was lost or resent.
+    fn clean(&self) -> bool {
+        self.sipp.failed == 0 && self.sipp.retransmissions == 0
+    }
+}
+
+/// Runs SIPp against both servers under each load in turn (peerdial, then
+/// Kamailio, load by load, so both see the same machine), and compares
+/// each server's peak rate: a throughput is what a server sustains when
+/// the drivers are not the limit, and the load that gets there differs
+/// (a digest registration is four messages to Kamailio's two).
+async fn register(registrations: u32, rate: u32, loads: Vec<Load>, pin: bool) -> Result<()> {
+    let pin = pin && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    if pin {
+        // This process is the region (and an idle harness): core 0, every
+        // thread; threads started later inherit it.
+        let ok = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", SERVER_CORE, &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            bail!("taskset could not pin the region to core {SERVER_CORE} (use --no-pin)");
+        }
+    }
     let dir = tempfile::tempdir()?;
     // peerdial: digest auth, durable write, DNS update.
     let region = start_region(&dir.path().join("region"), |_| {}).await?;
     eprintln!("provisioning {registrations} users…");
     let users = provision_many(region.endpoints.http, registrations).await?;
-    let rows: Vec<String> = users
+    let ours_rows: Vec<String> = users
         .iter()
         .map(|(u, p)| format!("{u};[authentication username={u} password={p}]"))
         .collect();
-    eprintln!("{instances} SIPp → peerdial…");
-    let (own0, kids0) = cpu_of("self");
-    let ours = run_sipp(
-        &dir.path().join("ours"),
-        SIPP_AUTH,
-        &rows,
-        region.endpoints.sip,
-        rate,
-        limit,
-        instances,
-    )
-    .await?;
-    let (own1, kids1) = cpu_of("self");
-    let (ours_cpu, ours_sipp_cpu) = (own1 - own0, kids1 - kids0);
+    let theirs_rows: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
+    let kam = Kamailio::start(&dir.path().join("kamailio"), pin).await?;
+
+    let mut results = Vec::new();
+    for (i, load) in loads.iter().enumerate() {
+        // After the first load every registration comes from a new SIPp
+        // port: a new binding for each number, for both servers.
+        eprintln!("{}×{} SIPp → peerdial…", load.instances, load.limit);
+        let (own0, kids0) = cpu_of("self");
+        let sipp = run_sipp(
+            &dir.path().join(format!("ours-{i}")),
+            SIPP_AUTH,
+            &ours_rows,
+            region.endpoints.sip,
+            rate,
+            *load,
+            pin,
+        )
+        .await?;
+        let (own1, kids1) = cpu_of("self");
+        let ours = Measured {
+            sipp,
+            server_cpu: own1 - own0,
+            sipp_cpu: kids1 - kids0,
+        };
+        eprintln!("{}×{} SIPp → Kamailio…", load.instances, load.limit);
+        let (kam0, sipp0) = (cpu_of_tree(kam.pid), cpu_of("self").1);
+        let sipp = run_sipp(
+            &dir.path().join(format!("theirs-{i}")),
+            SIPP_NOAUTH,
+            &theirs_rows,
+            kam.addr,
+            rate,
+            *load,
+            pin,
+        )
+        .await?;
+        let theirs = Measured {
+            sipp,
+            server_cpu: cpu_of_tree(kam.pid) - kam0,
+            sipp_cpu: cpu_of("self").1 - sipp0,
+        };
+        results.push((*load, ours, theirs));
+    }
     let published = region.shared.zone.read().expect("zone lock").len();
     region.shutdown().await;
+    kam.stop().await;
 
-    // Kamailio: in-memory usrloc, no auth.
-    let port = free_port()?;
-    let kdir = dir.path().join("kamailio");
-    std::fs::create_dir_all(&kdir)?;
-    let mpath = ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .context("Kamailio modules not found")?;
-    let cfg = format!(
-        "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nmaxbuffer=4194304\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
+    println!("| server | SIPp drivers × in flight | registrations ok | failed | retransmissions | seconds | registrations/s | server CPU µs per registration | SIPp CPU µs per registration | mean ms to 401 | mean ms to 200 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (load, ours, theirs) in &results {
+        println!("{}", ours.row("peerdial (digest + SQLite commit + DNS)", *load, true));
+        println!("{}", theirs.row("Kamailio (usrloc in memory, no auth)", *load, false));
+    }
+    println!();
+    for (load, ours, theirs) in &results {
+        println!(
+            "{}×{}: peerdial / Kamailio {:.2}",
+            load.instances,
+            load.limit,
+            ours.rate() / theirs.rate()
+        );
+    }
+    let peak = |pick: &dyn Fn(&(Load, Measured, Measured)) -> &Measured| {
+        results
+            .iter()
+            .filter(|r| pick(r).clean())
+            .map(|r| (r.0, pick(r).rate()))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    match (peak(&|r| &r.1), peak(&|r| &r.2)) {
+        (Some((lo, ro)), Some((lt, rt))) => println!(
+            "\npeak with no retransmissions: peerdial {ro:.0}/s ({}×{}), Kamailio {rt:.0}/s ({}×{}); ratio {:.2}  (numbers published in DNS: {published})",
+            lo.instances,
+            lo.limit,
+            lt.instances,
+            lt.limit,
+            ro / rt
+        ),
+        _ => println!("\nno load ran without retransmissions for both servers"),
+    }
+    Ok(())
+}
+
+/// Kamailio as the reference registrar: in-memory usrloc, no auth.
+struct Kamailio {
+    child: tokio::process::Child,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+impl Kamailio {
+    async fn start(kdir: &Path, pin: bool) -> Result<Kamailio> {
+        let port = free_port()?;
+        std::fs::create_dir_all(kdir)?;
+        let mpath = ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("Kamailio modules not found")?;
+        let cfg = format!(
+            "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nmaxbuffer=4194304\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
 loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\n\
 modparam(\"usrloc\", \"db_mode\", 0)\n\
 request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\"); exit; }}\n  sl_send_reply(\"403\", \"Forbidden\");\n}}\n"
-    );
-    std::fs::write(kdir.join("kamailio.cfg"), cfg)?;
-    let mut kam = Command::new(tool("kamailio")?)
-        .args(["-f", "kamailio.cfg", "-DD", "-E", "-Y", ".", "-P", "kamailio.pid", "-m", "256"])
-        .current_dir(&kdir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rows: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
-    eprintln!("{instances} SIPp → Kamailio…");
-    let kam_pid = kam.id().context("Kamailio's pid")?;
-    let kam0 = cpu_of_tree(kam_pid);
-    let sipp0 = cpu_of("self").1;
-    let theirs = run_sipp(
-        &dir.path().join("theirs"),
-        SIPP_NOAUTH,
-        &rows,
-        format!("127.0.0.1:{port}").parse()?,
-        rate,
-        limit,
-        instances,
-    )
-    .await;
-    let (theirs_cpu, theirs_sipp_cpu) = (cpu_of_tree(kam_pid) - kam0, cpu_of("self").1 - sipp0);
-    if let Some(pid) = kam.id() {
-        let _ = Command::new("kill").arg(pid.to_string()).status().await;
+        );
+        std::fs::write(kdir.join("kamailio.cfg"), cfg)?;
+        let child = pinned(&tool("kamailio")?, pin.then_some(SERVER_CORE))
+            .args(["-f", "kamailio.cfg", "-DD", "-E", "-Y", ".", "-P", "kamailio.pid", "-m", "256"])
+            .current_dir(kdir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().context("Kamailio's pid")?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(Kamailio {
+            child,
+            pid,
+            addr: format!("127.0.0.1:{port}").parse()?,
+        })
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), kam.wait()).await;
-    let theirs = theirs?;
 
-    let r_ours = ours.successful as f64 / ours.seconds;
-    let r_theirs = theirs.successful as f64 / theirs.seconds;
-    let us = |cpu: f64, n: u64| cpu * 1e6 / n.max(1) as f64;
-    println!("| server | registrations ok | failed | retransmissions | seconds | registrations/s | server CPU µs per registration | SIPp CPU µs per registration |");
-    println!("|---|---|---|---|---|---|---|---|");
-    println!(
-        "| peerdial (digest + SQLite commit + DNS) | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |",
-        ours.successful,
-        ours.failed,
-        ours.retransmissions,
-        ours.seconds,
-        r_ours,
-        us(ours_cpu, ours.successful),
-        us(ours_sipp_cpu, ours.successful)
-    );
-    println!(
-        "| Kamailio 5.6 (usrloc in memory, no auth) | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |",
-        theirs.successful,
-        theirs.failed,
-        theirs.retransmissions,
-        theirs.seconds,
-        r_theirs,
-        us(theirs_cpu, theirs.successful),
-        us(theirs_sipp_cpu, theirs.successful)
-    );
-    println!(
-        "\nratio peerdial / Kamailio: {:.2}  (numbers published in DNS: {published})",
-        r_ours / r_theirs
-    );
-    Ok(())
+    async fn stop(mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status().await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
 }
 
 fn uri_for(n: Number, i: u32) -> String {

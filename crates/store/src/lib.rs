@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -138,6 +139,8 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets the zone loader read while the writer writes;
                     // synchronous=FULL makes each commit survive power loss.
+                    conn.execute("PRAGMA page_size=1024").await?;
+                    conn.execute("PRAGMA temp_store=MEMORY").await?;
                     conn.execute("PRAGMA journal_mode=WAL").await?;
                     conn.execute("PRAGMA synchronous=FULL").await?;
                     conn.execute("PRAGMA busy_timeout=10000").await?;
@@ -276,6 +279,10 @@ fn binding_row(r: &AnyRow) -> Result<BindingRow, StoreError> {
 
 async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // One connection for every commit: SQLite drops a connection's page
+    // cache whenever another connection has written, so a writer that took
+    // any pooled connection would start each commit cold.
+    let mut conn: Option<PoolConnection<Any>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -286,7 +293,14 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
         }
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
         let started = std::time::Instant::now();
-        match commit(&pool, backend, &writes).await {
+        if conn.is_none() {
+            conn = pool.acquire().await.ok();
+        }
+        let r = match conn.as_mut() {
+            Some(c) => commit(c, backend, &writes).await,
+            None => Err(StoreError::WriterGone),
+        };
+        match r {
             Ok(counts) => {
                 tracing::trace!(size = batch.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "group commit");
                 for (job, n) in batch.drain(..).zip(counts) {
@@ -296,8 +310,13 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 // One bad write must not fail its neighbours: retry alone.
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying writes one by one");
+                // The connection may be what broke: take a fresh one.
+                conn = pool.acquire().await.ok();
                 for job in batch.drain(..) {
-                    let r = commit(&pool, backend, &[&job.write]).await.map(|v| v[0]);
+                    let r = match conn.as_mut() {
+                        Some(c) => commit(c, backend, &[&job.write]).await.map(|v| v[0]),
+                        None => Err(StoreError::WriterGone),
+                    };
                     job.done.finish(r);
                 }
             }
@@ -319,8 +338,8 @@ fn placeholder(backend: Backend, n: usize) -> String {
     }
 }
 
-async fn commit(pool: &AnyPool, backend: Backend, writes: &[&Write]) -> Result<Vec<u64>, StoreError> {
-    let mut tx = pool.begin().await?;
+async fn commit(conn: &mut PoolConnection<Any>, backend: Backend, writes: &[&Write]) -> Result<Vec<u64>, StoreError> {
+    let mut tx = conn.begin().await?;
     let mut counts = vec![0u64; writes.len()];
     // Binding writes are collapsed to the last one per number (the
     // transaction commits only the final state anyway) and sent as a few
