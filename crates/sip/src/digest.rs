@@ -25,8 +25,8 @@ impl Algorithm {
 
     pub fn hash(self, data: &[u8]) -> String {
         match self {
-            Algorithm::Md5 => hex::encode(Md5::digest(data)),
-            Algorithm::Sha256 => hex::encode(Sha256::digest(data)),
+            Algorithm::Md5 => lower_hex(&Md5::digest(data)),
+            Algorithm::Sha256 => lower_hex(&Sha256::digest(data)),
         }
     }
 
@@ -57,8 +57,8 @@ impl Ha1 {
 
     fn hex(&self, alg: Algorithm) -> String {
         match alg {
-            Algorithm::Md5 => hex::encode(self.md5),
-            Algorithm::Sha256 => hex::encode(self.sha256),
+            Algorithm::Md5 => lower_hex(&self.md5),
+            Algorithm::Sha256 => lower_hex(&self.sha256),
         }
     }
 }
@@ -193,7 +193,7 @@ impl NonceKey {
         let mut h = Sha256::new();
         h.update(self.key);
         h.update(ts.as_bytes());
-        hex::encode(&h.finalize()[..16])
+        lower_hex(&h.finalize()[..16])
     }
 
     pub fn issue(&self, now_ms: u64) -> String {
@@ -292,4 +292,12 @@ mod tests {
         assert_eq!(k.check("garbage", 1), NonceCheck::Invalid);
         assert_eq!(challenge_nonce(&challenges("r", &n, false, &[Algorithm::Md5])[0]).unwrap(), n);
     }
+}
+
+/// Lower-case hex by table (a digest is hexed several times per
+/// registration; `hex::encode`'s per-char iterator showed in profiles).
+pub fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("twice the input length");
+    String::from_utf8(out).expect("hex is ASCII")
 }

@@ -134,13 +134,41 @@ const TRANSACTION_MS: u64 = 32_000;
 pub struct Registrar {
     cfg: RegistrarConfig,
     nonces: NonceKey,
-    credentials: HashMap<Number, Ha1>,
-    bindings: HashMap<Number, Binding>,
+    credentials: NumberMap<Ha1>,
+    bindings: NumberMap<Binding>,
     expiries: BinaryHeap<Reverse<(u64, Number)>>,
     replies: HashMap<TxKey, Vec<u8>>,
     reply_order: VecDeque<(u64, TxKey)>,
-    failures: HashMap<String, (u32, u64)>,
+    failures: HashMap<FailKey, (u32, u64)>,
 }
+
+/// Whom wrong passwords are counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FailKey {
+    Ip(std::net::IpAddr),
+    User(Number),
+}
+
+/// Numbers are handed out by the region, not chosen by a client, so maps
+/// keyed by them can use a plain multiplicative hash instead of SipHash.
+#[derive(Default, Clone, Copy)]
+struct NumberHasher(u64);
+
+impl std::hash::Hasher for NumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type NumberMap<V> = HashMap<Number, V, std::hash::BuildHasherDefault<NumberHasher>>;
 
 struct Request<'a> {
     msg: &'a Message,
@@ -155,8 +183,8 @@ impl Registrar {
         Registrar {
             nonces: NonceKey::new(cfg.nonce_key, cfg.nonce_lifetime_ms),
             cfg,
-            credentials: HashMap::new(),
-            bindings: HashMap::new(),
+            credentials: NumberMap::default(),
+            bindings: NumberMap::default(),
             expiries: BinaryHeap::new(),
             replies: HashMap::new(),
             reply_order: VecDeque::new(),
@@ -325,9 +353,9 @@ impl Registrar {
             Some(n) if self.cfg.area.contains(n) => n,
             _ => return Output::Reply(self.respond(req, 404, "Not Found (no such number in this area)", &[])),
         };
-        let ip_key = format!("ip:{}", req.source.ip());
-        let user_key = format!("user:{}", number.digits());
-        if self.limited(&ip_key, now_ms) || self.limited(&user_key, now_ms) {
+        let ip_key = FailKey::Ip(req.source.ip());
+        let user_key = FailKey::User(number);
+        if self.limited(ip_key, now_ms) || self.limited(user_key, now_ms) {
             return Output::Reply(self.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]));
         }
         let creds: Vec<Credentials> = m
@@ -356,17 +384,19 @@ impl Registrar {
             NonceCheck::Invalid => return Output::Reply(self.challenge(req, now_ms, false)),
         }
         if cred.username != number.digits() {
-            self.fail(&ip_key, &user_key, now_ms);
+            self.fail(ip_key, user_key, now_ms);
             return Output::Reply(self.respond(req, 403, "Forbidden (user does not match the To number)", &[]));
         }
         let offered = cred.algorithm().is_some_and(|a| self.cfg.algorithms.contains(&a));
         let ok = offered && self.credentials.get(&number).is_some_and(|ha1| cred.verify(ha1, req.method));
         if !ok {
-            self.fail(&ip_key, &user_key, now_ms);
+            self.fail(ip_key, user_key, now_ms);
             tracing::info!(number = %number, source = %req.source, "REGISTER with wrong credentials");
             return Output::Reply(self.respond(req, 403, "Forbidden (wrong user or password)", &[]));
         }
-        self.failures.remove(&user_key);
+        if !self.failures.is_empty() {
+            self.failures.remove(&user_key);
+        }
 
         let contacts = m.header_values("Contact");
         let header_expires = match m.header("Expires") {
@@ -473,15 +503,17 @@ impl Registrar {
         }
     }
 
-    fn limited(&self, key: &str, now_ms: u64) -> bool {
-        self.failures
-            .get(key)
-            .is_some_and(|(n, start)| *n >= self.cfg.max_failures && now_ms.saturating_sub(*start) < self.cfg.failure_window_ms)
+    fn limited(&self, key: FailKey, now_ms: u64) -> bool {
+        !self.failures.is_empty()
+            && self
+                .failures
+                .get(&key)
+                .is_some_and(|(n, start)| *n >= self.cfg.max_failures && now_ms.saturating_sub(*start) < self.cfg.failure_window_ms)
     }
 
-    fn fail(&mut self, ip_key: &str, user_key: &str, now_ms: u64) {
+    fn fail(&mut self, ip_key: FailKey, user_key: FailKey, now_ms: u64) {
         for key in [ip_key, user_key] {
-            let e = self.failures.entry(key.to_string()).or_insert((0, now_ms));
+            let e = self.failures.entry(key).or_insert((0, now_ms));
             if now_ms.saturating_sub(e.1) >= self.cfg.failure_window_ms {
                 *e = (0, now_ms);
             }
@@ -501,9 +533,16 @@ impl Registrar {
     /// Builds a response to `req` (RFC 3261 8.2.6): Vias with received and
     /// rport filled in, From, To with a tag, Call-ID, CSeq.
     fn respond(&self, req: &Request, code: u16, reason: &str, extra: &[(&str, String)]) -> Vec<u8> {
-        // A stable tag per Call-ID, so retransmitted answers agree.
-        let tag = crate::digest::Algorithm::Md5.hash(req.msg.header("Call-ID").unwrap_or_default().as_bytes());
-        let mut resp = crate::message::response(req.msg, &req.via, req.source, code, reason, &tag[..10]);
+        // A stable tag per Call-ID, so retransmitted answers agree (FNV-1a:
+        // it only has to differ between dialogs, not be secret).
+        let tag = req
+            .msg
+            .header("Call-ID")
+            .unwrap_or_default()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let tag = format!("{:010x}", tag & 0xff_ffff_ffff);
+        let mut resp = crate::message::response(req.msg, &req.via, req.source, code, reason, &tag);
         for (n, v) in extra {
             resp.push(n, v.clone());
         }
