@@ -19,12 +19,6 @@ use peerdial_region::{Region, RegionConfig};
 use peerdial_sip::digest::Algorithm;
 use serde::Deserialize;
 
-// Every SIP message is parsed into owned strings and answered with new
-// ones: mimalloc's thread-local free lists make those allocations a small
-// share of a registration instead of an eighth of it (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "peerdial", version, about = "A telephone network whose phone book is the DNS")]
 struct Cli {

@@ -90,12 +90,15 @@ pub type Callback = Box<dyn FnOnce(Result<u64, StoreError>) + Send>;
 enum Done {
     Reply(oneshot::Sender<Result<u64, StoreError>>),
     Call(Callback),
+    /// From [`Store::close`]: answer once everything before it is durable,
+    /// and give the writer's connection back so the pool can close.
+    Close(oneshot::Sender<Result<u64, StoreError>>),
 }
 
 impl Done {
     fn finish(self, r: Result<u64, StoreError>) {
         match self {
-            Done::Reply(tx) => {
+            Done::Reply(tx) | Done::Close(tx) => {
                 let _ = tx.send(r);
             }
             Done::Call(f) => f(r),
@@ -240,14 +243,16 @@ impl Store {
         if jobs
             .send(Job {
                 write: Write::DeleteBinding(-1),
-                done: Done::Reply(done),
+                done: Done::Close(done),
             })
             .await
             .is_ok()
         {
             let _ = rx.await;
         }
-        pool.close().await;
+        // Bounded: a clone of this store still writing would hold the
+        // writer's connection again.
+        let _ = tokio::time::timeout(Duration::from_secs(10), pool.close()).await;
     }
 }
 
@@ -291,6 +296,7 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let closing = batch.iter().any(|j| matches!(j.done, Done::Close(_)));
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
         let started = std::time::Instant::now();
         if conn.is_none() {
@@ -320,6 +326,9 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
                     job.done.finish(r);
                 }
             }
+        }
+        if closing {
+            conn = None;
         }
     }
 }
