@@ -1,6 +1,7 @@
 //! Durable storage of a region: provisioned devices and SIP bindings, in
-//! SQLite (the embedded default) or PostgreSQL (several region processes
-//! sharing one area).
+//! SQLite (the embedded default) or PostgreSQL (a managed, replicated
+//! database). One region process serves an area: its registrar and zone
+//! live in that process's memory, and the database is their durable copy.
 //!
 //! Writes go through one writer task that commits them in groups: every
 //! write waiting when a transaction starts rides in it, and each caller is
