@@ -236,11 +236,14 @@ async fn run_sipp(dir: &Path, scenario: &str, rows: &[String], target: SocketAdd
     for r in runs {
         let one = r.await??;
         for (t, o) in total.response_ms.iter_mut().zip(one.response_ms) {
-            *t += o * one.successful as f64 / rows.len().max(1) as f64;
+            *t += o * one.successful as f64;
         }
         total.successful += one.successful;
         total.failed += one.failed;
         total.retransmissions += one.retransmissions;
+    }
+    for t in &mut total.response_ms {
+        *t /= total.successful.max(1) as f64;
     }
     total.seconds = started.elapsed().as_secs_f64();
     if (total.successful + total.failed) < rows.len() as u64 {
@@ -294,20 +297,18 @@ async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, 
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().context("empty SIPp statistics")?.split(';').collect();
     let last: Vec<&str> = lines.next_back().context("no SIPp statistics row")?.split(';').collect();
+    let cell = |name: &str| header.iter().position(|h| *h == name).map(|i| last.get(i).map_or("", |v| v.trim()));
     let col = |name: &str| -> Result<u64> {
-        let i = header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("no {name} column"))?;
-        Ok(last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+        let v = cell(name).with_context(|| format!("no {name} column"))?;
+        Ok(v.parse().unwrap_or(0))
     };
     // SIPp writes times as HH:MM:SS:uuuuuu; absent for scenarios
     // without that rtd.
     let ms = |name: &str| -> f64 {
-        let Some(v) = header.iter().position(|h| *h == name).and_then(|i| last.get(i)) else {
+        let Some(v) = cell(name) else {
             return 0.0;
         };
-        let parts: Vec<f64> = v.trim().split(':').filter_map(|p| p.parse().ok()).collect();
+        let parts: Vec<f64> = v.split(':').filter_map(|p| p.parse().ok()).collect();
         match parts.as_slice() {
             [h, m, s, us] => ((h * 60.0 + m) * 60.0 + s) * 1000.0 + us / 1000.0,
             _ => 0.0,
@@ -441,6 +442,19 @@ impl Measured {
     }
 }
 
+/// One SIPp run (`run`, not yet started: futures are lazy) against one
+/// server, with the CPU the server (read by `server_cpu`) and the drivers
+/// (this process's waited-for children) spent on it.
+async fn measure(server_cpu: impl Fn() -> f64, run: impl std::future::Future<Output = Result<SippResult>>) -> Result<Measured> {
+    let (server0, drivers0) = (server_cpu(), cpu_of("self").1);
+    let sipp = run.await?;
+    Ok(Measured {
+        sipp,
+        server_cpu: server_cpu() - server0,
+        sipp_cpu: cpu_of("self").1 - drivers0,
+    })
+}
+
 /// Runs SIPp against both servers under each load in turn (peerdial, then
 /// Kamailio, load by load, so both see the same machine), and compares
 /// each server's peak rate: a throughput is what a server sustains when
@@ -472,47 +486,27 @@ async fn register(registrations: u32, rate: u32, loads: Vec<Load>, rounds: u32, 
     let theirs_rows: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
     let kam = Kamailio::start(&dir.path().join("kamailio"), pin).await?;
 
-    let mut results = Vec::new();
-    let runs: Vec<Load> = (0..rounds.max(1)).flat_map(|_| loads.iter().copied()).collect();
-    for (i, load) in runs.iter().enumerate() {
-        // After the first load every registration comes from a new SIPp
-        // port: a new binding for each number, for both servers.
-        eprintln!("{}×{} SIPp → peerdial…", load.instances, load.limit);
-        let (own0, kids0) = cpu_of("self");
-        let sipp = run_sipp(
-            &dir.path().join(format!("ours-{i}")),
-            SIPP_AUTH,
-            &ours_rows,
-            region.endpoints.sip,
-            rate,
-            *load,
-            pin,
-        )
-        .await?;
-        let (own1, kids1) = cpu_of("self");
-        let ours = Measured {
-            sipp,
-            server_cpu: own1 - own0,
-            sipp_cpu: kids1 - kids0,
-        };
-        eprintln!("{}×{} SIPp → Kamailio…", load.instances, load.limit);
-        let (kam0, sipp0) = (cpu_of_tree(kam.pid), cpu_of("self").1);
-        let sipp = run_sipp(
-            &dir.path().join(format!("theirs-{i}")),
-            SIPP_NOAUTH,
-            &theirs_rows,
-            kam.addr,
-            rate,
-            *load,
-            pin,
-        )
-        .await?;
-        let theirs = Measured {
-            sipp,
-            server_cpu: cpu_of_tree(kam.pid) - kam0,
-            sipp_cpu: cpu_of("self").1 - sipp0,
-        };
-        results.push((*load, ours, theirs));
+    // results[k]: (peerdial, Kamailio) for loads[k], one pair per round.
+    let mut results: Vec<Vec<(Measured, Measured)>> = loads.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds.max(1) {
+        for (k, load) in loads.iter().enumerate() {
+            // After the first load every registration comes from a new SIPp
+            // port: a new binding for each number, for both servers.
+            let run = |who: &str| dir.path().join(format!("{who}-{round}-{k}"));
+            eprintln!("{}×{} SIPp → peerdial…", load.instances, load.limit);
+            let ours = measure(
+                || cpu_of("self").0,
+                run_sipp(&run("ours"), SIPP_AUTH, &ours_rows, region.endpoints.sip, rate, *load, pin),
+            )
+            .await?;
+            eprintln!("{}×{} SIPp → Kamailio…", load.instances, load.limit);
+            let theirs = measure(
+                || cpu_of_tree(kam.pid),
+                run_sipp(&run("theirs"), SIPP_NOAUTH, &theirs_rows, kam.addr, rate, *load, pin),
+            )
+            .await?;
+            results[k].push((ours, theirs));
+        }
     }
     let published = region.shared.zone.read().expect("zone lock").len();
     region.shutdown().await;
@@ -520,9 +514,12 @@ async fn register(registrations: u32, rate: u32, loads: Vec<Load>, rounds: u32, 
 
     println!("| server | SIPp drivers × in flight | registrations ok | failed | retransmissions | seconds | registrations/s | server CPU µs per registration | SIPp CPU µs per registration | mean ms to 401 | mean ms to 200 |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (load, ours, theirs) in &results {
-        println!("{}", ours.row("peerdial (digest + SQLite commit + DNS)", *load, true));
-        println!("{}", theirs.row("Kamailio (usrloc in memory, no auth)", *load, false));
+    for round in 0..rounds.max(1) as usize {
+        for (load, runs) in loads.iter().zip(&results) {
+            let (ours, theirs) = &runs[round];
+            println!("{}", ours.row("peerdial (digest + SQLite commit + DNS)", *load, true));
+            println!("{}", theirs.row("Kamailio (usrloc in memory, no auth)", *load, false));
+        }
     }
     // Per load, each server's median over the rounds (a shared VM and
     // Kamailio's own run-to-run swings make single runs unreliable); a
@@ -534,20 +531,16 @@ async fn register(registrations: u32, rate: u32, loads: Vec<Load>, rounds: u32, 
         v[v.len() / 2]
     };
     let mut peaks: [Option<(Load, f64)>; 2] = [None, None];
-    for load in &loads {
-        let same: Vec<&(Load, Measured, Measured)> = results
-            .iter()
-            .filter(|r| r.0.instances == load.instances && r.0.limit == load.limit)
-            .collect();
-        let ours = median(same.iter().map(|r| r.1.rate()).collect());
-        let theirs = median(same.iter().map(|r| r.2.rate()).collect());
+    for (load, same) in loads.iter().zip(&results) {
+        let ours = median(same.iter().map(|r| r.0.rate()).collect());
+        let theirs = median(same.iter().map(|r| r.1.rate()).collect());
         println!(
             "| {}×{} | {ours:.0} | {theirs:.0} | {:.2} |",
             load.instances,
             load.limit,
             ours / theirs
         );
-        for (k, (rate, clean)) in [(ours, same.iter().all(|r| r.1.clean())), (theirs, same.iter().all(|r| r.2.clean()))]
+        for (k, (rate, clean)) in [(ours, same.iter().all(|r| r.0.clean())), (theirs, same.iter().all(|r| r.1.clean()))]
             .into_iter()
             .enumerate()
         {

@@ -504,11 +504,9 @@ impl Registrar {
     }
 
     fn limited(&self, key: FailKey, now_ms: u64) -> bool {
-        !self.failures.is_empty()
-            && self
-                .failures
-                .get(&key)
-                .is_some_and(|(n, start)| *n >= self.cfg.max_failures && now_ms.saturating_sub(*start) < self.cfg.failure_window_ms)
+        self.failures
+            .get(&key)
+            .is_some_and(|(n, start)| *n >= self.cfg.max_failures && now_ms.saturating_sub(*start) < self.cfg.failure_window_ms)
     }
 
     fn fail(&mut self, ip_key: FailKey, user_key: FailKey, now_ms: u64) {

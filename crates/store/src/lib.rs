@@ -300,14 +300,7 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
         let closing = batch.iter().any(|j| matches!(j.done, Done::Close(_)));
         let writes: Vec<&Write> = batch.iter().map(|j| &j.write).collect();
         let started = std::time::Instant::now();
-        if conn.is_none() {
-            conn = pool.acquire().await.ok();
-        }
-        let r = match conn.as_mut() {
-            Some(c) => commit(c, backend, &writes).await,
-            None => Err(StoreError::WriterGone),
-        };
-        match r {
+        match commit_on(&pool, &mut conn, backend, &writes).await {
             Ok(counts) => {
                 tracing::trace!(size = batch.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "group commit");
                 for (job, n) in batch.drain(..).zip(counts) {
@@ -317,13 +310,8 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 // One bad write must not fail its neighbours: retry alone.
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying writes one by one");
-                // The connection may be what broke: take a fresh one.
-                conn = pool.acquire().await.ok();
                 for job in batch.drain(..) {
-                    let r = match conn.as_mut() {
-                        Some(c) => commit(c, backend, &[&job.write]).await.map(|v| v[0]),
-                        None => Err(StoreError::WriterGone),
-                    };
+                    let r = commit_on(&pool, &mut conn, backend, &[&job.write]).await.map(|v| v[0]);
                     job.done.finish(r);
                 }
             }
@@ -332,6 +320,26 @@ async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
             conn = None;
         }
     }
+}
+
+/// Commits on the writer's own connection, taking one from the pool when it
+/// has none; after a failure the connection is let go, in case it is what
+/// broke, and the next commit takes a fresh one.
+async fn commit_on(
+    pool: &AnyPool,
+    conn: &mut Option<PoolConnection<Any>>,
+    backend: Backend,
+    writes: &[&Write],
+) -> Result<Vec<u64>, StoreError> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(pool.acquire().await?),
+    };
+    let r = commit(c, backend, writes).await;
+    if r.is_err() {
+        *conn = None;
+    }
+    r
 }
 
 /// Rows per multi-row statement (8 parameters each, well under SQLite's
