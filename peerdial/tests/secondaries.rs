@@ -342,24 +342,7 @@ fn a_region_publishes_by_signed_update_to_bind_and_knot_primaries() {
         assert!(eventually(10, || serial_at(primary.addr).is_some()), "{which} did not start");
         let data = dir.path().join("region");
         let (k, p) = (format!("xfr:{SECRET}"), primary.addr.to_string());
-        let r = Region::spawn(
-            &[
-                "region",
-                "--data",
-                data.to_str().unwrap(),
-                "--sip",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--dns",
-                "127.0.0.1:0",
-                "--tsig-key",
-                &k,
-                "--update-primary",
-                &p,
-            ],
-            &data,
-        );
+        let r = Region::start(&data, &["--tsig-key", &k, "--update-primary", &p]);
         let d = provision(r.http, "02:00:00:00:6a:01");
         let mut phone = Phone::udp(r.sip);
         assert_eq!(phone.register(&d, &d.password, Algorithm::Md5, 600).0, 200);
@@ -378,26 +361,7 @@ fn a_region_publishes_by_signed_update_to_bind_and_knot_primaries() {
         // A region with the wrong key changes nothing at the primary.
         let data2 = dir.path().join("region2");
         let bad = "xfr:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZw==".to_string();
-        let r2 = Region::spawn(
-            &[
-                "region",
-                "--area",
-                "886-02",
-                "--data",
-                data2.to_str().unwrap(),
-                "--sip",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--dns",
-                "127.0.0.1:0",
-                "--tsig-key",
-                &bad,
-                "--update-primary",
-                &p,
-            ],
-            &data2,
-        );
+        let r2 = Region::start(&data2, &["--area", "886-02", "--tsig-key", &bad, "--update-primary", &p]);
         let d2 = provision(r2.http, "02:00:00:00:6a:02");
         let mut phone2 = Phone::udp(r2.sip);
         assert_eq!(phone2.register(&d2, &d2.password, Algorithm::Md5, 600).0, 200);
