@@ -7,7 +7,7 @@ pub mod http_client;
 pub mod http_server;
 mod sockets;
 
-pub use sockets::bind_pair;
+pub use sockets::{bind_pair, tcp_listener};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

@@ -31,7 +31,10 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// A non-blocking TCP listener whose accept queue takes a burst of
+/// connections (a city's phones provisioning after a power cut): 4096, as
+/// far as the kernel's somaxconn allows, not std's and tokio's 1024.
+pub fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -39,7 +42,7 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     )?;
     s.set_reuse_address(true)?;
     s.bind(&addr.into())?;
-    s.listen(1024)?;
+    s.listen(4096)?;
     s.set_nonblocking(true)?;
     Ok(s.into())
 }

@@ -133,8 +133,8 @@ impl Region {
         let store = Store::open(&cfg.database).await?;
         let (sip_udp, sip_tcp) = sip_server::bind(cfg.sip)?;
         let (dns_udp, dns_tcp) = peerdial_net::bind_pair(cfg.dns).map_err(|source| RegionError::Bind { addr: cfg.dns, source })?;
-        let http = tokio::net::TcpListener::bind(cfg.http)
-            .await
+        let http = peerdial_net::tcp_listener(cfg.http)
+            .and_then(tokio::net::TcpListener::from_std)
             .map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
         let endpoints = Endpoints {
             sip: sip_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.sip, source })?,

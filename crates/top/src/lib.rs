@@ -157,8 +157,8 @@ impl Top {
             source,
         })?;
         let (udp, tcp) = peerdial_net::bind_pair(cfg.dns).map_err(|source| TopError::Bind { addr: cfg.dns, source })?;
-        let http = tokio::net::TcpListener::bind(cfg.http)
-            .await
+        let http = peerdial_net::tcp_listener(cfg.http)
+            .and_then(tokio::net::TcpListener::from_std)
             .map_err(|source| TopError::Bind { addr: cfg.http, source })?;
         let endpoints = Endpoints {
             dns: udp.local_addr().map_err(|source| TopError::Bind { addr: cfg.dns, source })?,
