@@ -66,6 +66,7 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
             .lock()
             .expect("registrar lock")
             .handle(data, Transport::Udp, src, now_ms());
+        tracing::trace!(%src, len, reply = matches!(out, Output::Reply(_)), commit = matches!(out, Output::Commit { .. }), "SIP datagram");
         match out {
             Output::Drop => {}
             Output::Reply(bytes) => {

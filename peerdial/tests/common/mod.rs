@@ -48,7 +48,7 @@ impl Region {
     pub fn spawn(args: &[&str], data: &Path) -> Region {
         let mut child = Command::new(env!("CARGO_BIN_EXE_peerdial"))
             .args(args)
-            .env("PEERDIAL_LOG", "warn")
+            .env("PEERDIAL_LOG", std::env::var("PEERDIAL_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
