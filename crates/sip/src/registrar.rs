@@ -111,7 +111,8 @@ pub enum Output {
     /// Send these bytes back to the source.
     Reply(Vec<u8>),
     /// Make `change` durable, then send `reply`. If that fails, call
-    /// [`Registrar::revert`] with `previous` and answer 500 instead.
+    /// [`Registrar::fail_commit`] with `previous` and send nothing: the
+    /// phone's retransmission asks again.
     Commit {
         change: Change,
         previous: Option<Binding>,
