@@ -359,15 +359,14 @@ impl Registrar {
         if self.limited(ip_key, now_ms) || self.limited(user_key, now_ms) {
             return Output::Reply(self.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]));
         }
-        let creds: Vec<Credentials> = m
+        let cred = m
             .headers
             .iter()
             .filter(|(n, _)| n == "Authorization")
             .filter_map(|(_, v)| Credentials::parse(v))
-            .filter(|c| c.realm == self.cfg.realm)
-            .collect();
-        let Some(cred) = creds.first() else {
-            if m.headers.iter().any(|(n, _)| n == "Authorization") && creds.is_empty() {
+            .find(|c| c.realm == self.cfg.realm);
+        let Some(cred) = cred.as_ref() else {
+            if m.headers.iter().any(|(n, _)| n == "Authorization") {
                 let any_parsed = m
                     .headers
                     .iter()
