@@ -359,22 +359,15 @@ impl Registrar {
         if self.limited(ip_key, now_ms) || self.limited(user_key, now_ms) {
             return Output::Reply(self.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]));
         }
-        let cred = m
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "Authorization")
-            .filter_map(|(_, v)| Credentials::parse(v))
-            .find(|c| c.realm == self.cfg.realm);
-        let Some(cred) = cred.as_ref() else {
-            if m.headers.iter().any(|(n, _)| n == "Authorization") {
-                let any_parsed = m
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n == "Authorization")
-                    .any(|(_, v)| Credentials::parse(v).is_some());
-                if !any_parsed {
-                    return Output::Reply(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
-                }
+        let authorizations = || m.headers.iter().filter(|(n, _)| n == "Authorization").map(|(_, v)| v);
+        let Some(cred) = authorizations()
+            .filter_map(|v| Credentials::parse(v))
+            .find(|c| c.realm == self.cfg.realm)
+        else {
+            // Credentials sent, none of them readable: say so rather than
+            // challenge again (credentials for another realm get a challenge).
+            if authorizations().next().is_some() && authorizations().all(|v| Credentials::parse(v).is_none()) {
+                return Output::Reply(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
             }
             return Output::Reply(self.challenge(req, now_ms, false));
         };
@@ -394,6 +387,8 @@ impl Registrar {
             tracing::info!(number = %number, source = %req.source, "REGISTER with wrong credentials");
             return Output::Reply(self.respond(req, 403, "Forbidden (wrong user or password)", &[]));
         }
+        // Checked first: hashing the key costs more than the common case
+        // (nobody has failed lately) is worth.
         if !self.failures.is_empty() {
             self.failures.remove(&user_key);
         }
@@ -768,6 +763,14 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
             .unwrap()
             .replace("sip:8860212345678@127.0.0.1>\r\nCall", "sip:8860312345678@127.0.0.1>\r\nCall");
         assert_eq!(status(&r.handle(foreign.as_bytes(), Transport::Udp, src(), T0)).0, 404);
+        // Credentials nobody can read: 400 saying so, not another challenge.
+        let (code, m) = status(&r.handle(&register("u", 1, 600, Some("Basic Zm9vOmJhcg==".into())), Transport::Udp, src(), T0));
+        assert_eq!(code, 400);
+        assert!(matches!(m.start, StartLine::Response { ref reason, .. } if reason.contains("Authorization")));
+        // Readable credentials for another realm: challenged for ours.
+        let other = r#"Digest username="8860212345678", realm="elsewhere", nonce="n", uri="sip:127.0.0.1", response="00""#;
+        let (code, m) = status(&r.handle(&register("o", 1, 600, Some(other.into())), Transport::Udp, src(), T0));
+        assert_eq!(code, 401, "{m:?}");
         let options = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(status(&r.handle(options, Transport::Udp, src(), T0)).0, 200);
         assert!(r.bindings().next().is_none());
