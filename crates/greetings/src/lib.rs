@@ -1,0 +1,1 @@
+//! Greeting pictures (not yet built).

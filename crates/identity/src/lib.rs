@@ -1,0 +1,1 @@
+//! Signed caller identity (not yet built).

@@ -1,0 +1,1 @@
+//! Presence (not yet built).
