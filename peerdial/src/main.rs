@@ -9,6 +9,7 @@ mod peer_conf;
 mod phone;
 mod tree;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,7 +31,7 @@ struct Cli {
 #[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Run the region server of one area: provisioning, SIP registrar, DNS zone.
-    Region(RegionArgs),
+    Region(RegionCommand),
     /// Run the softphone: provision, register, dial by number, talk peer to peer.
     Phone(phone::PhoneArgs),
     /// Run a tree node: the top (root zone) or a country server, which
@@ -40,6 +41,34 @@ enum Command {
     Up(tree::UpArgs),
     /// Run a benchmark next to the third-party peer it is compared with.
     Bench(bench::BenchArgs),
+}
+
+/// `peerdial region [FLAGS]` runs the server; `peerdial region ACTION`
+/// is an operator command on a stopped region's data.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct RegionCommand {
+    #[command(subcommand)]
+    action: Option<RegionAction>,
+    #[command(flatten)]
+    args: RegionArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum RegionAction {
+    /// Free a provisioned MAC address for a new provisioning (its phone lost
+    /// its identity). Its old number is quarantined, not reused at once.
+    /// The region must be stopped.
+    ReleaseMac {
+        /// The MAC address, e.g. 02:00:00:00:0a:01.
+        mac: String,
+        /// The region's data folder.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The region's database, if not DIR/region.db.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
 }
 
 /// Every flag is also a key of the TOML file given with --config; flags win.
@@ -173,14 +202,29 @@ impl RegionArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Colours only for a terminal: a log file or a pipe gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PEERDIAL_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Region(args) => run_region(args.resolve()?).await,
+            Command::Region(RegionCommand { action: None, args }) => run_region(args.resolve()?).await,
+            Command::Region(RegionCommand {
+                action: Some(RegionAction::ReleaseMac { mac, data, database }),
+                ..
+            }) => {
+                let number = peerdial_region::admin::release_mac(&data, database.as_deref(), &mac)
+                    .await
+                    .with_context(|| format!("release-mac {mac}"))?;
+                let days = peerdial_region::admin::QUARANTINE_MS / 86_400_000;
+                println!("released MAC {mac}: it can be provisioned again (and gets a new number);");
+                println!("its old number {number} is retired and stays out of use for {days} days.");
+                Ok(())
+            }
             Command::Phone(args) => {
                 let code = phone::run(args).await?;
                 std::process::exit(code)

@@ -137,6 +137,41 @@ pub struct UpArgs {
     /// High ports on 127.0.0.1 even as root.
     #[arg(long, conflicts_with = "port53")]
     high_ports: bool,
+    /// Start an empty network: remove the servers' and phones' data that
+    /// earlier runs left in DIR (only what `up` itself put there).
+    #[arg(long)]
+    fresh: bool,
+}
+
+/// What `up` keeps in its data folder, and all that `--fresh` removes.
+fn up_parts(data: &std::path::Path, areas: &[Area]) -> Vec<PathBuf> {
+    let mut parts = vec![data.join("top"), data.join("phones")];
+    parts.extend(areas.iter().map(|a| data.join(format!("region-{a}"))));
+    parts
+}
+
+/// Removes the parts of an earlier network; refuses while one runs on them.
+fn remove_earlier_network(data: &std::path::Path, areas: &[Area]) -> Result<()> {
+    let parts: Vec<PathBuf> = up_parts(data, areas).into_iter().filter(|p| p.symlink_metadata().is_ok()).collect();
+    if parts.is_empty() {
+        println!("--fresh: nothing to remove in {}", data.display());
+        return Ok(());
+    }
+    for region in areas.iter().map(|a| data.join(format!("region-{a}"))).filter(|p| p.is_dir()) {
+        peerdial_region::admin::DataLock::acquire(&region)
+            .with_context(|| format!("--fresh: is another `peerdial up` running on {}?", data.display()))?;
+    }
+    for p in parts {
+        println!("--fresh: removing {}", p.display());
+        // remove_dir_all does not follow symbolic links: a link is removed, not its target.
+        let removed = if p.symlink_metadata()?.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        removed.with_context(|| format!("removing {}", p.display()))?;
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {
@@ -161,6 +196,9 @@ pub async fn up(args: UpArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     if areas[0] == areas[1] {
         bail!("the two areas must differ");
+    }
+    if args.fresh {
+        remove_earlier_network(&args.data, &areas)?;
     }
     let port53 = args.port53 || (is_root() && !args.high_ports);
     let addr = |s: String| -> Result<SocketAddr> { Ok(s.parse()?) };
@@ -211,8 +249,16 @@ pub async fn up(args: UpArgs) -> Result<()> {
     let (a, b) = (&regions[0].endpoints, &regions[1].endpoints);
     println!();
     println!("Start a phone in each area (each in its own terminal):");
-    println!("  cargo run --release -- phone --region http://{} --data /tmp/phone-a --mac 02:00:00:00:0a:01 --sip 127.0.0.1:5071 --top {top_url}", a.http);
-    println!("  cargo run --release -- phone --region http://{} --data /tmp/phone-b --mac 02:00:00:00:0b:01 --sip 127.0.0.1:5072 --top {top_url}", b.http);
+    // The phones' identities live in up's own folder, so these commands work
+    // on every run of the same network (and --fresh forgets them with it).
+    let phones = std::path::absolute(args.data.join("phones")).context("the phones' data folder")?;
+    for (name, e, mac, port) in [("a", a, "02:00:00:00:0a:01", 5071), ("b", b, "02:00:00:00:0b:01", 5072)] {
+        println!(
+            "  cargo run --release -- phone --region http://{} --data {} --mac {mac} --sip 127.0.0.1:{port} --top {top_url}",
+            e.http,
+            phones.join(name).display()
+        );
+    }
     println!("then dial the other's number (shown on its display); 8 digits reach a neighbour in the same area.");
     if port53 {
         println!();

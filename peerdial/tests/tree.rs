@@ -334,53 +334,155 @@ fn phones_call_across_regions_through_unbound_and_neighbours_by_short_number() {
 #[test]
 fn peerdial_up_brings_up_a_network_that_phones_can_use() {
     // As root `up` puts its servers on 127.53.0.1-3, port 53; --high-ports
-    // is what it does without root.
-    up_and_call(&[]);
-    up_and_call(&["--high-ports"]);
+    // is what it does without root. The high-port network is run several
+    // times on one data folder, as a user comes back to it.
+    let dir = tempfile::tempdir().unwrap();
+    up_and_call(&dir.path().join("up53"), &[]);
+    let data = dir.path().join("up");
+    let a_mac = up_and_call(&data, &["--high-ports"]);
+    // Stopped and started again (after /tmp was cleaned, say): the printed
+    // phone commands still work, their identities are in up's own folder.
+    up_and_call(&data, &["--high-ports"]);
+
+    // A phone whose identity is lost is told what happened and what to do;
+    // the region's operator cannot release its MAC while the region runs.
+    let up = start_up(&data, &["--high-ports"]);
+    let mut lost = Softphone::spawn(&with_data(&up.phone_a, &dir.path().join("lost")), &[]);
+    assert_ne!(lost.wait_exit(20), 0);
+    let text = lost.lines().join("\n");
+    assert!(text.contains(&format!("MAC {a_mac} already has a number")), "{text}");
+    assert!(text.contains("--data") && text.contains("peerdial region release-mac"), "{text}");
+    let region_a = data.join("region-886-02");
+    let (ok, out) = peerdial(&["region", "release-mac", &a_mac, "--data", region_a.to_str().unwrap()]);
+    assert!(!ok && out.contains("in use by a running region"), "{out}");
+    up.stop();
+
+    // Bad input changes nothing; then the MAC is freed for a new phone.
+    let (ok, out) = peerdial(&["region", "release-mac", "02:zz:00:00:00:01", "--data", region_a.to_str().unwrap()]);
+    assert!(!ok && out.contains("invalid MAC address"), "{out}");
+    let (ok, out) = peerdial(&["region", "release-mac", "02:00:00:00:99:99", "--data", region_a.to_str().unwrap()]);
+    assert!(!ok && out.contains("is not provisioned"), "{out}");
+    let (ok, out) = peerdial(&["region", "release-mac", &a_mac, "--data", region_a.to_str().unwrap()]);
+    assert!(ok && out.contains("it can be provisioned again"), "{out}");
+    let (ok, out) = peerdial(&["region", "release-mac", &a_mac, "--data", region_a.to_str().unwrap()]);
+    assert!(!ok && out.contains("is not provisioned"), "released once only: {out}");
+    let up = start_up(&data, &["--high-ports"]);
+    let fresh = Softphone::spawn(&with_data(&up.phone_a, &dir.path().join("new-a")), &[]);
+    fresh.expect_line("registered", 10);
+    drop(fresh);
+    up.stop();
+
+    // --fresh removes what up put in its folder, and nothing else.
+    std::fs::write(data.join("keep-me.txt"), b"mine").unwrap();
+    let up = start_up(&data, &["--high-ports", "--fresh"]);
+    let said = up.child.lines().join("\n");
+    assert!(said.contains("--fresh: removing") && said.contains("phones"), "{said}");
+    assert_eq!(std::fs::read(data.join("keep-me.txt")).unwrap(), b"mine");
+    assert!(!data.join("phones").exists());
+    up.stop();
 }
 
-fn up_and_call(flags: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("up");
+/// A running `peerdial up` and the two phone commands it printed.
+struct Up {
+    child: Softphone,
+    phone_a: Vec<String>,
+    phone_b: Vec<String>,
+}
+
+impl Up {
+    /// Ctrl-C (SIGINT) shuts everything down cleanly.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-INT", &self.child.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(self.child.wait_exit(15), 0, "{:#?}", self.child.lines());
+    }
+}
+
+fn start_up(data: &Path, flags: &[&str]) -> Up {
     let mut args = vec!["up", "--data", data.to_str().unwrap()];
     args.extend_from_slice(flags);
-    let mut up = Softphone::spawn(&args, &[]);
-    let top_line = up.expect_line("peerdial up: top dns=", 15);
-    let a_line = up.expect_line("peerdial up: region area=886-02", 5);
-    let b_line = up.expect_line("peerdial up: region area=886-03", 5);
-    up.expect_line("Ctrl-C stops everything", 5);
-    let field = |line: &str, k: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{k}=")))
-            .unwrap()
-            .to_string()
-    };
-    let top_url = format!("http://{}", field(&top_line, "http"));
-    let phone = |region_line: &str, mac: &str, extra: &[&str]| {
-        let data = dir.path().join(mac.replace(':', ""));
-        let region = format!("http://{}", field(region_line, "http"));
-        let mut args = vec![
-            "phone",
-            "--region",
-            &region,
-            "--data",
-            data.to_str().unwrap(),
-            "--mac",
-            mac,
-            "--sip",
-            "127.0.0.1:0",
-            "--top",
-            &top_url,
-        ];
-        args.extend_from_slice(extra);
-        Softphone::spawn(&args, &[])
-    };
-    let b = phone(&b_line, "02:00:00:00:53:02", &["--auto-answer", "--answer-after", "0"]);
+    let up = Softphone::spawn(&args, &[]);
+    up.expect_line("Ctrl-C stops everything", 20);
+    // The printed commands, exactly: `cargo run --release --` is this binary.
+    let printed: Vec<Vec<String>> = up
+        .lines()
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("cargo run --release -- phone "))
+        .map(|rest| {
+            std::iter::once("phone".to_string())
+                .chain(rest.split_whitespace().map(String::from))
+                .collect()
+        })
+        .collect();
+    assert_eq!(printed.len(), 2, "{:#?}", up.lines());
+    Up {
+        phone_a: printed[0].clone(),
+        phone_b: printed[1].clone(),
+        child: up,
+    }
+}
+
+fn with_data<'a>(cmd: &'a [String], data: &'a Path) -> Vec<&'a str> {
+    let i = cmd.iter().position(|a| a == "--data").unwrap() + 1;
+    cmd.iter()
+        .enumerate()
+        .map(|(j, a)| if j == i { data.to_str().unwrap() } else { a.as_str() })
+        .collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Runs `peerdial ARGS` to the end: success, and stdout + stderr.
+fn peerdial(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_peerdial")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Starts `up`, places a call across areas with the phone commands exactly
+/// as printed (the callee answers from its keyboard, here stdin), stops it.
+/// Returns the calling phone's MAC.
+fn up_and_call(data: &Path, flags: &[&str]) -> String {
+    let up = start_up(data, flags);
+    let mut b = Softphone::spawn(&strs(&up.phone_b), &[]);
     b.expect_line("registered", 10);
-    let mut a = phone(&a_line, "02:00:00:00:53:01", &["--duration", "1", "call", &b.number]);
+    let mut call = strs(&up.phone_a);
+    call.extend(["--duration", "1", "call", &b.number]);
+    let mut a = Softphone::spawn(&call, &[]);
+    b.expect_line("incoming call from 886-02-", 10);
+    b.send("answer");
     assert_eq!(a.wait_exit(20), 0, "{:#?}", a.lines());
-    b.expect_line("incoming call from 886-02-", 1);
-    // Ctrl-C (SIGINT) shuts everything down cleanly.
-    Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().unwrap();
-    assert_eq!(up.wait_exit(15), 0, "{:#?}", up.lines());
+    // Plain text when the output is not a terminal: no colour escapes.
+    for l in a.lines().iter().chain(b.lines().iter()).chain(up.child.lines().iter()) {
+        assert!(!l.contains('\x1b'), "escape code in {l:?}");
+    }
+    drop(b);
+    let mac = up.phone_a[up.phone_a.iter().position(|a| a == "--mac").unwrap() + 1].clone();
+    up.stop();
+    mac
+}
+
+#[test]
+fn logs_are_plain_text_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peerdial"))
+        .args(["region", "--data", dir.path().to_str().unwrap()])
+        .args(["--sip", "127.0.0.1:0", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .env("PEERDIAL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    assert!(ready.starts_with("peerdial region ready:"), "{ready}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("region started"), "{log}");
+    assert!(!log.contains('\x1b'), "colour escapes in a piped log: {log:?}");
 }

@@ -35,6 +35,8 @@ pub use provision::Identity;
 pub enum PhoneError {
     #[error("provisioning: {0}")]
     Provision(String),
+    #[error("provisioning: the region answered {status}: {reason}")]
+    Refused { status: u16, reason: String },
     #[error("phone state: {0}")]
     State(String),
     #[error("DNS: {0}")]
@@ -264,7 +266,14 @@ impl Phone {
                     .and_then(route_ip)
                     .map(|i| i.to_string())
                     .unwrap_or_else(|| "0.0.0.0".into());
-                let id = provision::provision(&region, &mac, &ip, None).await?;
+                let id = match provision::provision(&region, &mac, &ip, None).await {
+                    // Without an identity we sent no secret, so 403 can only
+                    // mean the MAC already has a number: say what to do.
+                    Err(PhoneError::Refused { status: 403, .. }) => {
+                        return Err(PhoneError::Provision(provision::mac_taken_help(&mac, &region, &cfg.data)))
+                    }
+                    r => r?,
+                };
                 provision::save(&cfg.data, &id)?;
                 id
             }

@@ -101,7 +101,7 @@ pub async fn provision(base: &str, mac: &str, ip: &str, previous: Option<&Identi
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or(text);
-        return Err(PhoneError::Provision(format!("the region answered {status}: {reason}")));
+        return Err(PhoneError::Refused { status, reason });
     }
     let p: Provisioned = serde_json::from_str(&text).map_err(|e| PhoneError::Provision(format!("unreadable answer: {e}")))?;
     Ok(Identity {
@@ -120,6 +120,16 @@ pub async fn provision(base: &str, mac: &str, ip: &str, previous: Option<&Identi
         dns: p.dns,
         register_expires: p.register_expires,
     })
+}
+
+/// What a phone with no identity is told when its MAC already has a number.
+pub fn mac_taken_help(mac: &str, region: &str, data: &Path) -> String {
+    format!(
+        "MAC {mac} already has a number at {region}, but {} holds no identity for it (phone.json, with the device secret that proves it is this phone).\n\
+         \x20 Point --data at the folder that holds this phone's identity, or have the region's operator free the MAC: \
+         peerdial region release-mac {mac} --data <the region's data folder>",
+        data.display()
+    )
 }
 
 /// The machine's MAC: the first non-loopback interface with a real one.

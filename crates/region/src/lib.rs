@@ -10,6 +10,7 @@
 //!
 //! It is not a SIP proxy: calls never pass through it.
 
+pub mod admin;
 mod http;
 mod notify;
 mod sip_server;
@@ -40,6 +41,10 @@ pub enum RegionError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("stored row is invalid: {0}")]
     BadRow(String),
+    #[error("the region data folder {0} is in use by a running region; stop that region first")]
+    InUse(PathBuf),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Everything a region needs to start; every listening address settable.
@@ -114,6 +119,7 @@ pub struct Region {
     pub shared: Arc<Shared>,
     pub endpoints: Endpoints,
     stop: watch::Sender<bool>,
+    _lock: admin::DataLock,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -130,6 +136,7 @@ impl Region {
             path: cfg.data_dir.clone(),
             source,
         })?;
+        let lock = admin::DataLock::acquire(&cfg.data_dir)?;
         let store = Store::open(&cfg.database).await?;
         let (sip_udp, sip_tcp) = sip_server::bind(cfg.sip)?;
         let (dns_udp, dns_tcp) = peerdial_net::bind_pair(cfg.dns).map_err(|source| RegionError::Bind { addr: cfg.dns, source })?;
@@ -165,7 +172,12 @@ impl Region {
         }
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
-        Ok(Region { shared, endpoints, stop })
+        Ok(Region {
+            shared,
+            endpoints,
+            stop,
+            _lock: lock,
+        })
     }
 
     /// Stops serving and waits until every acknowledged write is on disk.

@@ -77,6 +77,16 @@ impl Shared {
             devices.numbers.insert(number.individual());
             devices.by_mac.insert(mac, Device { number, secret_hash });
         }
+        // Retired numbers stay out of the pool until their quarantine ends.
+        let since = now_ms().saturating_sub(crate::admin::QUARANTINE_MS) as i64;
+        for n in store.retired_numbers(since).await? {
+            match Number::from_u64(n as u64) {
+                Ok(n) if cfg.area.contains(n) => {
+                    devices.numbers.insert(n.individual());
+                }
+                _ => tracing::warn!(number = n, "ignoring a retired number outside this area"),
+            }
+        }
         let now = now_ms();
         let mut live = 0;
         for row in store.bindings().await? {

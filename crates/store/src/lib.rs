@@ -236,6 +236,49 @@ impl Store {
         rows.iter().map(binding_row).collect()
     }
 
+    /// Frees a MAC address for a new provisioning: its device row and its
+    /// binding go, and its number enters the quarantine of retired numbers
+    /// (one transaction). `None` when the MAC is not provisioned.
+    pub async fn release_device(&self, mac: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query("SELECT number FROM devices WHERE mac = $1")
+            .bind(mac)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let number: i64 = row.try_get(0)?;
+        sqlx::query("DELETE FROM devices WHERE mac = $1")
+            .bind(mac)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM bindings WHERE number = $1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM retired_numbers WHERE number = $1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO retired_numbers (number, retired_ms) VALUES ($1, $2)")
+            .bind(number)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(number))
+    }
+
+    /// Numbers retired at or after `since_ms`: still in quarantine.
+    pub async fn retired_numbers(&self, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT number FROM retired_numbers WHERE retired_ms >= $1")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Waits for queued writes, then closes the pool.
     pub async fn close(self) {
         let Store { pool, jobs, .. } = self;

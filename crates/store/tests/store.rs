@@ -126,3 +126,37 @@ async fn concurrent_writes_are_all_durable() {
 async fn bad_urls_are_refused() {
     assert!(Store::open("mysql://x").await.is_err());
 }
+
+#[tokio::test]
+async fn releasing_a_device_frees_its_mac_and_retires_its_number() {
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860210000001)))
+            .await
+            .unwrap();
+        s.write(Write::InsertDevice(device("02:00:00:00:00:02", 8860210000002)))
+            .await
+            .unwrap();
+        s.write(Write::UpsertBinding(binding(8860210000001, 5070))).await.unwrap();
+        assert_eq!(s.release_device("02:00:00:00:00:09", 1000).await.unwrap(), None, "{url}");
+        assert_eq!(s.devices().await.unwrap().len(), 2, "an unknown MAC changes nothing ({url})");
+        assert_eq!(s.release_device("02:00:00:00:00:01", 1000).await.unwrap(), Some(8860210000001));
+        s.close().await;
+        // Durable: a reopened store no longer has the device nor its binding,
+        // and remembers the number as retired at that time.
+        let s = Store::open(&url).await.unwrap();
+        let macs: Vec<String> = s.devices().await.unwrap().into_iter().map(|d| d.mac).collect();
+        assert_eq!(macs, vec!["02:00:00:00:00:02".to_string()], "{url}");
+        assert!(s.bindings().await.unwrap().is_empty(), "{url}");
+        assert_eq!(s.retired_numbers(1000).await.unwrap(), vec![8860210000001], "{url}");
+        assert!(s.retired_numbers(1001).await.unwrap().is_empty(), "quarantine over ({url})");
+        // The MAC can be provisioned again, with another number.
+        assert_eq!(
+            s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860210000003)))
+                .await
+                .unwrap(),
+            1
+        );
+        s.close().await;
+    }
+}

@@ -1,0 +1,73 @@
+//! Operator commands on a region's data folder, and the lock that keeps a
+//! running region and such a command from both changing it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use peerdial_number::Number;
+use peerdial_store::Store;
+
+use crate::{now_ms, RegionError};
+
+/// How long a released number stays out of the pool: callers of its old
+/// owner should not reach a stranger straight away (carriers keep
+/// disconnected numbers aside for months).
+pub const QUARANTINE_MS: u64 = 90 * 24 * 3600 * 1000;
+
+/// An exclusive lock on `DIR/region.lock`, held while a region runs on DIR
+/// (released by the kernel when the process ends, even by `kill -9`).
+pub struct DataLock {
+    _file: File,
+}
+
+impl DataLock {
+    pub fn acquire(dir: &Path) -> Result<DataLock, RegionError> {
+        let path = dir.join("region.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| RegionError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataLock { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(RegionError::InUse(dir.to_path_buf())),
+            Err(TryLockError::Error(source)) => Err(RegionError::DataDir { path, source }),
+        }
+    }
+}
+
+/// Frees `mac` for a new provisioning on a stopped region's data: its device
+/// and binding are removed and its number is quarantined. Returns the number.
+/// Nothing changes on any error (malformed or unknown MAC, region running).
+pub async fn release_mac(data_dir: &Path, database: Option<&str>, mac: &str) -> Result<Number, RegionError> {
+    let octets = crate::http::parse_mac(mac).map_err(RegionError::Refused)?;
+    let mac = crate::http::mac_text(&octets);
+    let url = match database {
+        Some(url) => url.to_string(),
+        None => {
+            let db: PathBuf = data_dir.join("region.db");
+            if !db.exists() {
+                return Err(RegionError::Refused(format!(
+                    "no region database at {} (give the region's --data folder, or --database URL)",
+                    db.display()
+                )));
+            }
+            format!("sqlite:{}", db.display())
+        }
+    };
+    if !data_dir.is_dir() {
+        return Err(RegionError::Refused(format!("no region data folder {}", data_dir.display())));
+    }
+    let _lock = DataLock::acquire(data_dir)?;
+    let store = Store::open(&url).await?;
+    let released = store.release_device(&mac, now_ms() as i64).await;
+    store.close().await;
+    match released? {
+        Some(n) => Number::from_u64(n as u64).map_err(|_| RegionError::BadRow(format!("device {mac}: bad number {n}"))),
+        None => Err(RegionError::Refused(format!("MAC {mac} is not provisioned in this region"))),
+    }
+}
