@@ -226,8 +226,12 @@ impl PublicKey {
             }
             let (tag, value) = part
                 .split_once('=')
-                .ok_or_else(|| bad(format!("expected tag=value, got {part:?}")))?;
-            let (tag, value) = (tag.trim_matches([' ', '\t']), value.trim_matches([' ', '\t']));
+                .map(|(t, v)| (t.trim_matches([' ', '\t']), v.trim_matches([' ', '\t'])))
+                .filter(|(t, _)| !t.is_empty() && t.len() <= 8 && t.bytes().all(|b| b.is_ascii_lowercase()))
+                .ok_or_else(|| {
+                    let shown: String = part.chars().take(20).collect();
+                    bad(format!("expected tag=value, got {shown:?}"))
+                })?;
             let slot = match tag {
                 "k" => &mut k,
                 "p" => &mut p,
