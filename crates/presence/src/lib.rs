@@ -22,7 +22,7 @@
 //! [`server::PresenceEvent`]s onto its JSON API and Server-Sent Events.
 
 // pub mod client;
-// pub mod liveness;
+pub mod liveness;
 pub mod pidf;
 mod publish;
 pub mod server;
@@ -31,7 +31,7 @@ pub mod state;
 mod subscription;
 pub mod xml;
 
-// pub use liveness::{Liveness, LivenessConfig, LivenessEvent};
+pub use liveness::{Liveness, LivenessConfig, LivenessEvent};
 pub use server::{Policy, PresenceEvent, PresenceServer, ServerConfig, WatcherAuth};
 pub use state::{Presence, State};
 
