@@ -21,7 +21,7 @@
 //! no HTTP: the region maps [`server::PresenceServer::presence`] and
 //! [`server::PresenceEvent`]s onto its JSON API and Server-Sent Events.
 
-// pub mod client;
+pub mod client;
 pub mod liveness;
 pub mod pidf;
 mod publish;
