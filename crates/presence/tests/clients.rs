@@ -77,7 +77,7 @@ impl Net {
     }
 
     /// The region edge: PUBLISH must carry valid credentials for its number.
-    fn to_server(&mut self, t: &Transmit, from: SocketAddr) -> Option<Transmit> {
+    fn edge(&mut self, t: &Transmit, from: SocketAddr) -> Option<Transmit> {
         let msg = Message::parse(&t.data).unwrap();
         if !msg.is_request() {
             self.server.handle_response(&msg, self.now);
@@ -117,13 +117,13 @@ impl Net {
             while let Some(t) = self.publisher.poll_transmit() {
                 moved = true;
                 assert_eq!(t.to, server_addr());
-                if let Some(r) = self.to_server(&t, pub_addr()) {
+                if let Some(r) = self.edge(&t, pub_addr()) {
                     self.publisher.handle_response(&Message::parse(&r.data).unwrap(), self.now);
                 }
             }
             while let Some(t) = self.watcher.poll_transmit() {
                 moved = true;
-                if let Some(r) = self.to_server(&t, watch_addr()) {
+                if let Some(r) = self.edge(&t, watch_addr()) {
                     self.watcher.handle(&Message::parse(&r.data).unwrap(), server_addr(), self.now);
                 }
             }
@@ -131,7 +131,7 @@ impl Net {
                 moved = true;
                 assert_eq!(t.to, watch_addr());
                 if let Some(r) = self.watcher.handle(&Message::parse(&t.data).unwrap(), server_addr(), self.now) {
-                    self.to_server(&r, watch_addr());
+                    self.edge(&r, watch_addr());
                 }
             }
             if !moved {
@@ -275,7 +275,7 @@ fn the_watcher_subscribes_again_when_the_region_ends_the_subscription() {
     assert_eq!(m.header("Subscription-State"), Some("terminated;reason=timeout"));
     let reply = n.watcher.handle(&m, server_addr(), n.now).unwrap();
     assert_eq!(Message::parse(&reply.data).unwrap().header("CSeq"), m.header("CSeq"));
-    n.to_server(&reply, watch_addr());
+    n.edge(&reply, watch_addr());
     let before = n.watcher.call_id().to_string();
     n.run_until(n.now + 1000);
     assert_ne!(n.watcher.call_id(), before, "a new dialog");
