@@ -146,13 +146,28 @@ pub fn decode(body: &[u8]) -> Result<Document, PresenceError> {
     } else {
         State::Offline
     };
-    let note = note.filter(|n| !n.is_empty()).map(|n| n.chars().take(MAX_NOTE).collect());
+    let note = note.map(|n| clean_note(&n)).filter(|n| !n.is_empty());
     Ok(Document {
         entity: root.attr("entity").map(str::to_string),
         state,
         note,
         timestamp,
     })
+}
+
+/// A note is shown on displays and terminals: line breaks and tabs become
+/// spaces, other control characters (escape sequences!) are dropped, and
+/// it is cut to [`MAX_NOTE`] characters.
+fn clean_note(n: &str) -> String {
+    let spaced: String = n
+        .chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect();
+    spaced.trim().chars().take(MAX_NOTE).collect::<String>().trim_end().to_string()
 }
 
 fn visit(e: &Element, f: &mut impl FnMut(&Element)) {
@@ -321,6 +336,33 @@ mod tests {
             b"<presence><tuple id='1'><status><basic>maybe</basic></status></tuple></presence>",
         ] {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn notes_lose_control_characters() {
+        let doc = "<presence><note> a&#27;[31m\tb\r\nc&#x9b; </note></presence>";
+        assert_eq!(decode(doc.as_bytes()).unwrap().note.as_deref(), Some("a[31m b  c"));
+        assert_eq!(decode(b"<presence><note>&#1;</note></presence>").unwrap().note, None);
+    }
+
+    proptest::proptest! {
+        /// Nothing panics, and what decodes survives our own encoding.
+        #[test]
+        fn decode_never_panics_and_round_trips(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Ok(d) = decode(&data) {
+                let p = Presence { state: d.state, since: d.timestamp.unwrap_or(0), note: d.note.clone() };
+                let again = decode(&encode("sip:x@y", &p)).unwrap();
+                proptest::prop_assert_eq!((again.state, again.note), (d.state, d.note));
+            }
+        }
+
+        #[test]
+        fn any_note_round_trips_cleaned(note in "\\PC*", state in 0usize..5) {
+            let p = Presence { state: State::ALL[state], since: 5, note: Some(note.clone()) };
+            let d = decode(&encode("sip:x@y", &p)).unwrap();
+            let want = Some(clean_note(&note)).filter(|n| !n.is_empty());
+            proptest::prop_assert_eq!((d.state, d.note), (p.state, want));
         }
     }
 
