@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub max_subscriptions_per_ip: usize,
     /// Live subscriptions allowed to one number.
     pub max_subscriptions_per_presentity: usize,
+    /// Live subscriptions in all (UDP sources can be forged, so the per-IP
+    /// limit alone bounds nothing).
+    pub max_subscriptions: usize,
     /// New SUBSCRIBEs per second from one IP address, sustained, and the
     /// burst allowed above that (a token bucket).
     pub subscribe_rate_per_ip: u32,
@@ -72,6 +75,7 @@ impl ServerConfig {
             publish_default_expires: 3600,
             max_subscriptions_per_ip: 1000,
             max_subscriptions_per_presentity: 200,
+            max_subscriptions: 200_000,
             subscribe_rate_per_ip: 20,
             subscribe_burst_per_ip: 200,
             retry_after: 30,

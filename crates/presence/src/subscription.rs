@@ -208,6 +208,9 @@ impl PresenceServer {
     /// Why a new subscription from `source` to `number` is refused, if it is.
     fn admit(&mut self, source: SocketAddr, number: Number, now: u64) -> Option<&'static str> {
         let ip = source.ip();
+        if self.subs.len() >= self.cfg.max_subscriptions {
+            return Some("too many subscriptions in all");
+        }
         if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.max_subscriptions_per_ip {
             return Some("too many subscriptions from this address");
         }

@@ -290,3 +290,33 @@ fn a_notify_for_another_dialog_is_not_taken() {
     let other = b"NOTIFY sip:x@127.0.0.1:7002 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nCall-ID: someone-else\r\nCSeq: 1 NOTIFY\r\nEvent: presence\r\nContent-Length: 0\r\n\r\n";
     assert!(n.watcher.handle(&Message::parse(other).unwrap(), server_addr(), n.now).is_none());
 }
+
+#[test]
+fn a_silent_region_fails_the_publisher_which_retries_with_back_off() {
+    let mut p = Publisher::new(PublisherConfig {
+        server: server_addr(),
+        user: alice().digits(),
+        domain: DOMAIN.into(),
+        password: "secret".into(),
+        expires: 600,
+        local: pub_addr(),
+        user_agent: "test".into(),
+    });
+    p.set(State::Meeting, None, T0);
+    let mut sent = 0;
+    let mut now = T0;
+    while p.poll_event().is_none() {
+        while p.poll_transmit().is_some() {
+            sent += 1;
+        }
+        now = p.poll_timeout().unwrap();
+        p.handle_timeout(now);
+    }
+    assert_eq!(now - T0, 32_000, "Timer F");
+    assert!(sent >= 10, "retransmitted: {sent}");
+    let retry = p.poll_timeout().unwrap() - now;
+    assert_eq!(retry, 5_000);
+    p.handle_timeout(now + retry);
+    let t = p.poll_transmit().expect("publishes again");
+    assert!(Message::parse(&t.data).unwrap().body.len() > 100, "with its body");
+}

@@ -524,6 +524,23 @@ fn subscription_floods_are_refused_with_503() {
     assert!(ok(&mut s, 4, T0 + 500), "one more after half a second at 2/s");
     assert!(!ok(&mut s, 5, T0 + 500));
 
+    // And the number of subscriptions in all.
+    let mut cfg = ServerConfig::new(DOMAIN, "127.0.0.1:5060".parse().unwrap());
+    cfg.max_subscriptions = 2;
+    let mut s = PresenceServer::new(cfg);
+    s.add_number(alice(), T0);
+    s.add_number(num("886-02-10000002"), T0);
+    let mut subs = [
+        Sub::new(9000, alice()),
+        Sub::new(9001, num("886-02-10000002")),
+        Sub::new(9002, alice()),
+    ];
+    let codes: Vec<u16> = subs
+        .iter_mut()
+        .map(|x| code(&x.send(&mut s, None, WatcherAuth::Anonymous, T0)))
+        .collect();
+    assert_eq!(codes, vec![200, 200, 503]);
+
     // And the number of watchers of one number.
     let mut cfg = ServerConfig::new(DOMAIN, "127.0.0.1:5060".parse().unwrap());
     cfg.max_subscriptions_per_presentity = 2;
