@@ -25,7 +25,7 @@ fn accepts_png_jpeg_gif_webp() {
     for (name, bytes, tolerance) in [
         ("png", png(&picture), 0),
         ("jpeg", jpeg(&picture), 8),
-        ("gif", gif(&[picture.clone()]), 8),
+        ("gif", gif(std::slice::from_ref(&picture)), 8),
         ("webp", webp(&picture), 0),
     ] {
         let g = normalize(&bytes, &limits()).unwrap_or_else(|e| panic!("{name}: {e}"));
