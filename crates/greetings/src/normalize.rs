@@ -211,7 +211,7 @@ pub(crate) fn finish(image: DynamicImage, fit_width: u32, fit_height: u32) -> Re
     let (w, h) = fit_within(image.width(), image.height(), fit_width, fit_height);
     let image = if (w, h) == (image.width(), image.height()) {
         image.into_rgba8()
-    } else if image.color().has_alpha() {
+    } else if image.color().has_alpha() && !is_opaque(&image) {
         resize_with_alpha(image.into_rgba8(), w, h)
     } else {
         // DynamicImage's resize (not the generic imageops one) is compiled in
@@ -225,6 +225,16 @@ pub(crate) fn finish(image: DynamicImage, fit_width: u32, fit_height: u32) -> Re
         width: w,
         height: h,
     })
+}
+
+/// Whether every pixel is fully opaque (many PNGs and every GIF carry an
+/// alpha channel they do not use; those skip the alpha-weighted resize).
+fn is_opaque(image: &DynamicImage) -> bool {
+    match image {
+        DynamicImage::ImageRgba8(rgba) => rgba.as_raw().chunks_exact(4).all(|p| p[3] == u8::MAX),
+        DynamicImage::ImageLumaA8(la) => la.as_raw().chunks_exact(2).all(|p| p[1] == u8::MAX),
+        other => !other.color().has_alpha(),
+    }
 }
 
 /// Resizes with the colour weighted by alpha, so transparent pixels' colours

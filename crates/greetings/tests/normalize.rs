@@ -277,3 +277,21 @@ fn the_output_is_accepted_again_unchanged() {
     assert_eq!(again.png, g.png);
     assert_eq!(again.etag, g.etag);
 }
+
+#[test]
+fn scaling_does_not_bleed_transparent_colour_into_edges() {
+    // Left half transparent black, right half opaque white, with a soft edge.
+    let img = image::RgbaImage::from_fn(961, 400, |x, _| match x {
+        0..=470 => image::Rgba([0, 0, 0, 0]),
+        471..=490 => image::Rgba([255, 255, 255, ((x - 470) * 12) as u8]),
+        _ => image::Rgba([255, 255, 255, 255]),
+    });
+    let g = normalize(&png(&img), &limits()).unwrap();
+    assert_eq!(chunk_types(&g.png)[0], "IHDR");
+    let back = decode(&g.png);
+    assert_eq!(back.get_pixel(10, 10)[3], 0);
+    assert_eq!(back.get_pixel(470, 10).0, [255, 255, 255, 255]);
+    for p in back.pixels().filter(|p| p[3] > 0) {
+        assert!(p[0] > 245, "edge pixel darkened: {p:?}");
+    }
+}
