@@ -11,7 +11,7 @@
 //! the same, since the same text may be shown or logged elsewhere.
 
 use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
-use image::{Rgba, RgbaImage};
+use image::{DynamicImage, Rgba, RgbaImage};
 
 use crate::normalize::{finish, GREETING_BOX};
 use crate::{Greeting, GreetingError};
@@ -158,7 +158,7 @@ pub fn render_card(card: &Card) -> Result<Greeting, GreetingError> {
         let mix = |f: u8, b: u8| (b as f32 + (f as f32 - b as f32) * c).round() as u8;
         *p = Rgba([mix(fg.r, bg.r), mix(fg.g, bg.g), mix(fg.b, bg.b), u8::MAX]);
     }
-    finish(image, GREETING_BOX, GREETING_BOX)
+    finish(DynamicImage::ImageRgba8(image), GREETING_BOX, GREETING_BOX)
 }
 
 /// Refuses empty, over-long and control-bearing text.

@@ -5,7 +5,7 @@ use std::io::{Cursor, ErrorKind};
 
 use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::error::LimitErrorKind;
-use image::imageops::{self, FilterType};
+use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader, Limits, RgbaImage};
 
@@ -88,7 +88,7 @@ impl std::fmt::Debug for Greeting {
 /// carries none of the upload's metadata.
 pub fn normalize(bytes: &[u8], limits: &UploadLimits) -> Result<Greeting, GreetingError> {
     let image = decode(bytes, limits)?;
-    finish(image.to_rgba8(), limits.fit_width, limits.fit_height)
+    finish(image, limits.fit_width, limits.fit_height)
 }
 
 /// Sniffs and decodes untrusted bytes under `limits`; the first frame of an
@@ -205,14 +205,18 @@ pub fn fit_within(w: u32, h: u32, max_w: u32, max_h: u32) -> (u32, u32) {
     (nw.clamp(1, mw) as u32, nh.clamp(1, mh) as u32)
 }
 
-/// Scales an RGBA picture into the box and encodes it: the one path every
-/// stored greeting (upload or card) takes.
-pub(crate) fn finish(image: RgbaImage, fit_width: u32, fit_height: u32) -> Result<Greeting, GreetingError> {
+/// Scales a picture into the box and encodes it: the one path every stored
+/// greeting (upload or card) takes.
+pub(crate) fn finish(image: DynamicImage, fit_width: u32, fit_height: u32) -> Result<Greeting, GreetingError> {
     let (w, h) = fit_within(image.width(), image.height(), fit_width, fit_height);
-    let image = if (w, h) == image.dimensions() {
-        image
+    let image = if (w, h) == (image.width(), image.height()) {
+        image.into_rgba8()
+    } else if image.color().has_alpha() && !is_opaque(&image) {
+        resize_with_alpha(image.into_rgba8(), w, h)
     } else {
-        resize_rgba(&image, w, h)
+        // DynamicImage's resize (not the generic imageops one) is compiled in
+        // the image crate, so it is fast in our debug builds too.
+        image.resize_exact(w, h, FilterType::CatmullRom).into_rgba8()
     };
     let png = encode_png(&image)?;
     Ok(Greeting {
@@ -223,21 +227,28 @@ pub(crate) fn finish(image: RgbaImage, fit_width: u32, fit_height: u32) -> Resul
     })
 }
 
+/// Whether every pixel is fully opaque (many PNGs and every GIF carry an
+/// alpha channel they do not use; those skip the alpha-weighted resize).
+fn is_opaque(image: &DynamicImage) -> bool {
+    match image {
+        DynamicImage::ImageRgba8(rgba) => rgba.as_raw().chunks_exact(4).all(|p| p[3] == u8::MAX),
+        DynamicImage::ImageLumaA8(la) => la.as_raw().chunks_exact(2).all(|p| p[1] == u8::MAX),
+        other => !other.color().has_alpha(),
+    }
+}
+
 /// Resizes with the colour weighted by alpha, so transparent pixels' colours
 /// do not bleed into the edges of what is visible.
-pub(crate) fn resize_rgba(image: &RgbaImage, w: u32, h: u32) -> RgbaImage {
-    let opaque = image.pixels().all(|p| p[3] == u8::MAX);
-    if opaque {
-        return imageops::resize(image, w, h, FilterType::CatmullRom);
-    }
-    let mut pre = image.clone();
-    for p in pre.pixels_mut() {
+fn resize_with_alpha(mut image: RgbaImage, w: u32, h: u32) -> RgbaImage {
+    for p in image.pixels_mut() {
         let a = p[3] as u32;
         for c in 0..3 {
             p[c] = ((p[c] as u32 * a + 127) / 255) as u8;
         }
     }
-    let mut out = imageops::resize(&pre, w, h, FilterType::CatmullRom);
+    let mut out = DynamicImage::ImageRgba8(image)
+        .resize_exact(w, h, FilterType::CatmullRom)
+        .into_rgba8();
     for p in out.pixels_mut() {
         let a = p[3] as u32;
         for c in 0..3 {

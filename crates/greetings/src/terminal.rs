@@ -1,7 +1,7 @@
 //! The plain terminal fallback: a picture as Unicode half blocks in 24-bit
 //! colour, for terminals without sixel or kitty graphics.
 
-use image::imageops::{self, FilterType};
+use image::imageops::FilterType;
 
 use crate::normalize::{decode, fit_within, UploadLimits};
 use crate::GreetingError;
@@ -20,12 +20,12 @@ pub fn half_blocks(bytes: &[u8], cols: u16, rows: u16) -> Result<Vec<String>, Gr
     if cols == 0 || rows == 0 {
         return Ok(Vec::new());
     }
-    let image = decode(bytes, &UploadLimits::default())?.to_rgba8();
+    let image = decode(bytes, &UploadLimits::default())?;
     let (w, h) = fit_within(image.width(), image.height(), cols as u32, 2 * rows as u32);
-    let small = if (w, h) == image.dimensions() {
-        image
+    let small = if (w, h) == (image.width(), image.height()) {
+        image.into_rgba8()
     } else {
-        imageops::resize(&image, w, h, FilterType::Triangle)
+        image.resize_exact(w, h, FilterType::Triangle).into_rgba8()
     };
 
     let mut lines = Vec::with_capacity(h.div_ceil(2) as usize);
