@@ -33,7 +33,7 @@ pub use header::{key_url, IdentityHeader, MAX_HEADER};
 pub use jws::{Jws, JwsHeader, MAX_TOKEN};
 pub use key::{PublicKey, SigningKey, TXT_VERSION};
 pub use passport::{Passport, PASSPORT_TYP};
-pub use replay::ReplayCache;
+pub use replay::{ReplayCache, TokenId};
 pub use verify::{Reason, Verdict, Verified, Verifier, VerifierConfig};
 
 /// Everything that can go wrong in this crate. Parsing errors say what was

@@ -23,6 +23,22 @@ fn pem_round_trip_keeps_the_key() {
 }
 
 #[test]
+fn reads_an_openssl_generated_key() {
+    // `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`
+    let pem = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgYbHQVc7F7zSXq9rh
+vnzwdmgPwViiFEmqKfqo4XcM5HuhRANCAATa0+nEEUbA+00IEshFMMBk6RK9B+xs
+4Lm8yBZuve14aBuWMwDkULkQ+nruwsT5xVF8yssQYxmGJ25YF6Avek8n
+-----END PRIVATE KEY-----
+";
+    let k = SigningKey::from_pkcs8_pem(pem).unwrap();
+    // `openssl pkey -pubout -outform DER | base64`: the same SPKI, and the TXT form carries it.
+    let spki =
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2tPpxBFGwPtNCBLIRTDAZOkSvQfsbOC5vMgWbr3teGgbljMA5FC5EPp67sLE+cVRfMrLEGMZhiduWBegL3pPJw==";
+    assert_eq!(k.public_key().to_txt(), format!("v=pdid1; k=es256; p={spki}"));
+}
+
+#[test]
 fn debug_never_shows_the_private_key() {
     let k = key(2);
     let dbg = format!("{k:?}");
