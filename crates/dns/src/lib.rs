@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, NAPTR, NS, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, NAPTR, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use peerdial_number::{Area, Number, INDIVIDUAL_DIGITS};
 
@@ -73,6 +73,9 @@ pub struct Zone {
     ns_name: Name,
     sip_name: Name,
     api_name: Name,
+    /// TXT records at the apex (the region's caller-identity key), each
+    /// as its character-strings.
+    apex_txt: Vec<Vec<String>>,
 }
 
 /// How a query arrived: UDP answers must fit the client's buffer.
@@ -111,8 +114,22 @@ impl Zone {
             entries: BTreeMap::new(),
             serial: cfg.serial,
             journal: std::collections::VecDeque::new(),
+            apex_txt: Vec::new(),
             cfg,
         })
+    }
+
+    /// Sets the TXT records at the zone's apex (each given as its
+    /// character-strings of at most 255 bytes). Meant for start-up, before
+    /// the zone is served: it does not bump the serial.
+    pub fn set_apex_txt(&mut self, records: Vec<Vec<String>>) {
+        self.apex_txt = records;
+    }
+
+    fn apex_txt_records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.apex_txt
+            .iter()
+            .map(|r| Record::from_rdata(self.origin.clone(), 3600, RData::TXT(TXT::new(r.clone()))))
     }
 
     pub fn origin(&self) -> &str {
@@ -264,6 +281,11 @@ impl Zone {
                 if wants(RecordType::NS) {
                     resp.add_answer(Record::from_rdata(self.origin.clone(), 3600, RData::NS(NS(self.ns_name.clone()))));
                     resp.add_additional(host_record(self.ns_name.clone(), self.cfg.dns.ip(), 3600));
+                }
+                if wants(RecordType::TXT) {
+                    for r in self.apex_txt_records() {
+                        resp.add_answer(r);
+                    }
                 }
             }
             Owner::Host(ip) => {
@@ -509,6 +531,18 @@ mod tests {
             ResponseCode::NXDomain
         );
         assert!(z.set(Number::parse("886-03-12345678").unwrap(), None).is_err());
+    }
+
+    #[test]
+    fn apex_txt_records_carry_their_strings() {
+        let mut z = zone();
+        let r = ask(&z, "2.0.6.8.8.peerdial.internal.", RecordType::TXT, Transport::Udp);
+        assert!(r.answers().is_empty());
+        z.set_apex_txt(vec![vec!["v=pdid1; k=es256; ".into(), "p=AAAA".into()]]);
+        let r = ask(&z, "2.0.6.8.8.peerdial.internal.", RecordType::TXT, Transport::Udp);
+        let RData::TXT(t) = r.answers()[0].data() else { panic!("{r:?}") };
+        let strings: Vec<&[u8]> = t.iter().map(|s| &s[..]).collect();
+        assert_eq!(strings, vec![&b"v=pdid1; k=es256; "[..], &b"p=AAAA"[..]]);
     }
 
     #[test]

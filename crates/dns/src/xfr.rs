@@ -93,7 +93,7 @@ impl Zone {
             let name = Name::from_ascii(format!("{label}.{}", self.origin_str)).expect("valid");
             Record::from_rdata(name, 3600, RData::SRV(SRV::new(0, 0, port, target.clone())))
         };
-        vec![
+        let mut records = vec![
             Record::from_rdata(self.origin.clone(), 3600, RData::NS(NS(self.ns_name.clone()))),
             host_record(self.ns_name.clone(), self.cfg.dns.ip(), 3600),
             host_record(self.sip_name.clone(), self.cfg.sip.ip(), 3600),
@@ -101,7 +101,9 @@ impl Zone {
             srv("_sip._udp", self.cfg.sip.port(), &self.sip_name),
             srv("_sip._tcp", self.cfg.sip.port(), &self.sip_name),
             srv("_peerdial._tcp", self.cfg.http.port(), &self.api_name),
-        ]
+        ];
+        records.extend(self.apex_txt_records());
+        records
     }
 
     fn transfer(&self, q: &[u8], t: RecordType, transport: Transport) -> Vec<Vec<u8>> {

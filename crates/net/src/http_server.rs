@@ -13,11 +13,10 @@ pub fn error(status: StatusCode, reason: String) -> Response {
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
-/// The body as `T`, or the error response to send (413 over `max` bytes,
-/// 400 for anything that is not the expected JSON).
+/// The body's bytes, or the error response to send (413 over `max` bytes).
 #[allow(clippy::result_large_err)] // the error is the response itself, built once
-pub fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, max: usize) -> Result<T, Response> {
-    let body = body.map_err(|rej| {
+pub fn raw_body(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, Response> {
+    body.map_err(|rej| {
         let status = rej.status();
         let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!("request body too large (at most {max} bytes)")
@@ -25,6 +24,13 @@ pub fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, max: 
             rej.body_text()
         };
         error(status, reason)
-    })?;
+    })
+}
+
+/// The body as `T`, or the error response to send (413 over `max` bytes,
+/// 400 for anything that is not the expected JSON).
+#[allow(clippy::result_large_err)] // the error is the response itself, built once
+pub fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, max: usize) -> Result<T, Response> {
+    let body = raw_body(body, max)?;
     serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }

@@ -35,6 +35,9 @@ pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: w
         .route("/api/v1/provision", post(provision))
         .route("/api/v1/numbers/{number}", get(number_status))
         .route("/api/v1/region", get(region_status))
+        .route(crate::identity::KEY_PATH, get(crate::identity::key))
+        .route("/api/v1/identity/passport", post(crate::identity::passport))
+        .merge(crate::greetings::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);
@@ -97,13 +100,13 @@ fn random_token(len: usize) -> String {
     (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
-fn limited(shared: &Shared, ip: IpAddr) -> bool {
+pub(crate) fn limited(shared: &Shared, ip: IpAddr) -> bool {
     let f = shared.http_failures.lock().expect("failures lock");
     f.get(&ip)
         .is_some_and(|(n, start)| *n >= MAX_SECRET_FAILURES && now_ms().saturating_sub(*start) < FAILURE_WINDOW_MS)
 }
 
-fn record_failure(shared: &Shared, ip: IpAddr) {
+pub(crate) fn record_failure(shared: &Shared, ip: IpAddr) {
     let now = now_ms();
     let mut f = shared.http_failures.lock().expect("failures lock");
     if f.len() > 100_000 {

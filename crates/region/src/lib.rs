@@ -6,12 +6,18 @@
 //!   *before* the 200 OK goes out, then published in the
 //!   [`peerdial_dns::Zone`];
 //! - DNS over UDP and TCP answers from that zone;
-//! - HTTP serves provisioning (`POST /api/v1/provision`) and status.
+//! - HTTP serves provisioning (`POST /api/v1/provision`) and status,
+//!   greeting pictures ([`greetings`]) and caller identity ([`identity`]:
+//!   the region's key, also published as a TXT record at the zone apex,
+//!   and PASSporTs for its registered phones).
 //!
 //! It is not a SIP proxy: calls never pass through it.
 
 pub mod admin;
+pub(crate) mod auth;
+pub mod greetings;
 mod http;
+pub mod identity;
 mod notify;
 mod sip_server;
 pub mod state;
@@ -45,6 +51,8 @@ pub enum RegionError {
     InUse(PathBuf),
     #[error("{0}")]
     Refused(String),
+    #[error("caller identity: {0}")]
+    Identity(#[from] peerdial_identity::IdentityError),
 }
 
 /// Everything a region needs to start; every listening address settable.

@@ -32,6 +32,9 @@ pub struct Shared {
     pub registrar: Mutex<Registrar>,
     pub zone: RwLock<Zone>,
     pub devices: Mutex<Devices>,
+    /// Signs caller identity (PASSporTs); its public half is in the zone.
+    pub identity: peerdial_identity::SigningKey,
+    pub greetings: crate::greetings::Greetings,
     /// Wrong device secrets per client address: (count, window start ms).
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     /// The zone's serial after each change, for the NOTIFY sender.
@@ -55,6 +58,9 @@ impl Shared {
             serial: (now_ms() / 1000) as u32,
         };
         let mut zone = Zone::new(zone_cfg)?;
+        let identity = crate::identity::load_key(&cfg.data_dir)?;
+        zone.set_apex_txt(vec![identity.public_key().txt_chunks()]);
+        let greetings = crate::greetings::Greetings::load(&store).await?;
         let realm = zone.origin().trim_end_matches('.').to_string();
         let mut rcfg = RegistrarConfig::new(cfg.area, realm.clone(), nonce_key(&cfg)?);
         rcfg.min_expires = cfg.min_expires;
@@ -115,6 +121,8 @@ impl Shared {
             registrar: Mutex::new(registrar),
             zone: RwLock::new(zone),
             devices: Mutex::new(devices),
+            identity,
+            greetings,
             http_failures: Mutex::new(HashMap::new()),
             serial: tokio::sync::watch::channel(0).0,
             updates: updates.0,

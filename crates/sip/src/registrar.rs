@@ -205,6 +205,11 @@ impl Registrar {
         self.credentials.contains_key(&number)
     }
 
+    /// The number's HA1, for checking its credentials elsewhere (HTTP).
+    pub fn credential(&self, number: Number) -> Option<&Ha1> {
+        self.credentials.get(&number)
+    }
+
     pub fn credential_count(&self) -> usize {
         self.credentials.len()
     }

@@ -160,3 +160,28 @@ async fn releasing_a_device_frees_its_mac_and_retires_its_number() {
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn greetings_are_stored_replaced_and_removed() {
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.greeting(8860210000001, "caller").await.unwrap(), None);
+        s.put_greeting(8860210000001, "caller", b"\x89PNG one", "\"a\"", 1).await.unwrap();
+        s.put_greeting(8860210000001, "caller", b"\x89PNG two", "\"b\"", 2).await.unwrap();
+        s.put_greeting(8860210000001, "callee", b"\x89PNG three", "\"c\"", 2).await.unwrap();
+        s.close().await;
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(
+            s.greeting(8860210000001, "caller").await.unwrap(),
+            Some(("\"b\"".to_string(), b"\x89PNG two".to_vec())),
+            "{url}"
+        );
+        let mut etags = s.greeting_etags().await.unwrap();
+        etags.sort();
+        assert_eq!(etags.len(), 2, "{url}");
+        assert!(s.delete_greeting(8860210000001, "caller").await.unwrap());
+        assert!(!s.delete_greeting(8860210000001, "caller").await.unwrap());
+        assert_eq!(s.greeting(8860210000001, "caller").await.unwrap(), None, "{url}");
+        s.close().await;
+    }
+}

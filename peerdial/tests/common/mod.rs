@@ -106,17 +106,27 @@ fn unsafe_kill(pid: i32, sig: i32) {
 
 /// A minimal HTTP/1.1 client: one request per connection.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let resp = http_raw(addr, method, path, &[("Content-Type", "application/json")], body);
+    parse_http(&resp)
+}
+
+/// One request with any headers; the whole raw response.
+pub fn http_raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     let _ = s.write_all(body);
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    parse_http(&resp)
+    resp
 }
 
 pub fn parse_http(resp: &[u8]) -> (u16, serde_json::Value) {
