@@ -589,7 +589,7 @@ fn the_terminal_display_dials_answers_and_hangs_up_with_keys() {
     let data = dir.path().join("tui");
     let cmd = format!(
         "{} phone --region http://{} --data {} --mac 02:00:00:00:0a:02 --sip 127.0.0.1:0 --resolver {} 2>{}",
-        env!("CARGO_BIN_EXE_peerdial"),
+        peerdial_bin(),
         r.http,
         data.display(),
         r.dns,

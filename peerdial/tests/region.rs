@@ -428,7 +428,7 @@ fn config_file_sets_options_and_rejects_unknown_keys() {
     assert_eq!(m.answers()[0].ttl(), 17);
 
     std::fs::write(&cfg, "area = \"886-03\"\nbogus = 1\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerdial"))
+    let out = std::process::Command::new(peerdial_bin())
         .args(["region", "--config", cfg.to_str().unwrap()])
         .output()
         .unwrap();
@@ -438,7 +438,7 @@ fn config_file_sets_options_and_rejects_unknown_keys() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peerdial"))
+    let out = std::process::Command::new(peerdial_bin())
         .args(["region", "--area", "88-02"])
         .output()
         .unwrap();

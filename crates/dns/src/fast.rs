@@ -63,6 +63,8 @@ pub(crate) fn answer(zone: &Zone, q: &[u8], tcp: bool, udp_cap: Option<usize>) -
                 return None;
             }
             let payload = u16_at(q, pos + 3)?;
+            // The DO bit (RFC 3225), the top bit of the flags.
+            let dnssec_ok = *q.get(pos + 7)? & 0x80;
             if *q.get(pos + 6)? != 0 {
                 return None; // EDNS version other than 0: BADVERS on the general path
             }
@@ -70,7 +72,7 @@ pub(crate) fn answer(zone: &Zone, q: &[u8], tcp: bool, udp_cap: Option<usize>) -
             if pos + 11 + rdlen != q.len() {
                 return None;
             }
-            Some(payload)
+            Some((payload, dnssec_ok))
         }
         _ => return None,
     };
@@ -78,7 +80,7 @@ pub(crate) fn answer(zone: &Zone, q: &[u8], tcp: bool, udp_cap: Option<usize>) -
         u16::MAX as usize
     } else {
         edns_payload
-            .map_or(512, |p| p.clamp(512, MAX_UDP_PAYLOAD) as usize)
+            .map_or(512, |(p, _)| p.clamp(512, MAX_UDP_PAYLOAD) as usize)
             .min(udp_cap.unwrap_or(usize::MAX))
     };
 
@@ -129,10 +131,11 @@ pub(crate) fn answer(zone: &Zone, q: &[u8], tcp: bool, udp_cap: Option<usize>) -
             }
         }
     }
-    if edns_payload.is_some() {
+    if let Some((_, dnssec_ok)) = edns_payload {
         out.extend_from_slice(&[0, 0, TYPE_OPT as u8]);
         out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        // Extended rcode, version, flags (DO copied, nothing else), rdlen.
+        out.extend_from_slice(&[0, 0, dnssec_ok, 0, 0, 0]);
     }
     if out.len() > limit {
         return None; // let the general path truncate

@@ -392,6 +392,9 @@ pub(crate) fn begin(query: &[u8], transport: Transport, udp_cap: Option<usize>) 
     if let Some(e) = req.extensions() {
         let mut edns = Edns::new();
         edns.set_max_payload(MAX_UDP_PAYLOAD);
+        // RFC 3225: the DO bit is copied from the query; other flags we do
+        // not know are not echoed (RFC 6891 6.1.4), nor are options.
+        edns.set_dnssec_ok(e.flags().dnssec_ok);
         if e.version() > 0 {
             // RFC 6891: unknown EDNS version.
             resp.set_response_code(ResponseCode::BADVERS);
@@ -584,6 +587,38 @@ mod tests {
     }
 
     #[test]
+    fn edns_versions_options_and_flags() {
+        use hickory_proto::rr::rdata::opt::EdnsOption;
+        let z = zone();
+        let query = |version: u8, dnssec_ok: bool, option: bool| {
+            let mut m = Message::new();
+            m.set_id(9).add_query(Query::query(
+                Name::from_ascii("2.0.6.8.8.peerdial.internal.").unwrap(),
+                RecordType::SOA,
+            ));
+            let mut e = Edns::new();
+            e.set_version(version).set_dnssec_ok(dnssec_ok);
+            if option {
+                e.options_mut().insert(EdnsOption::Unknown(65001, vec![1, 2, 3]));
+            }
+            m.set_edns(e);
+            Message::from_vec(&z.answer(&m.to_vec().unwrap(), Transport::Udp).unwrap()).unwrap()
+        };
+        // RFC 6891 6.1.3: version 1 gets BADVERS, with an OPT of version 0.
+        let r = query(1, true, false);
+        // 16 is both BADVERS and BADSIG; hickory decodes it as the latter.
+        assert_eq!(u16::from(r.response_code()), u16::from(ResponseCode::BADVERS));
+        let e = r.extensions().as_ref().expect("OPT in a BADVERS answer");
+        assert_eq!((e.version(), e.flags().dnssec_ok), (0, true));
+        // An unknown option is ignored: answered, and not echoed.
+        let r = query(0, false, true);
+        assert_eq!((r.response_code(), r.answers().len()), (ResponseCode::NoError, 1));
+        let e = r.extensions().as_ref().unwrap();
+        assert!(e.options().as_ref().is_empty());
+        assert!(!e.flags().dnssec_ok);
+    }
+
+    #[test]
     fn large_answers_truncate_over_udp_only() {
         let mut z = zone();
         let n = Number::parse("886-02-12345678").unwrap();
@@ -630,7 +665,7 @@ mod tests {
         /// The fast path answers NAPTR lookups exactly as the general path
         /// does: registered or not, any letter case, with or without EDNS.
         #[test]
-        fn fast_path_agrees_with_general_path(ind in 0u32..100_000_000, registered: bool, upper: bool, edns: bool, rd: bool) {
+        fn fast_path_agrees_with_general_path(ind in 0u32..100_000_000, registered: bool, upper: bool, edns: bool, rd: bool, dnssec_ok: bool, z_flag: bool) {
             let mut z = zone();
             let n = Number::new(Area::parse("886-02").unwrap(), ind);
             if registered {
@@ -642,6 +677,9 @@ mod tests {
             if edns {
                 let mut e = Edns::new();
                 e.set_max_payload(4096);
+                e.set_dnssec_ok(dnssec_ok);
+                // An unknown flag, which must not be echoed.
+                e.flags_mut().z = if z_flag { 0x0040 } else { 0 };
                 m.set_edns(e);
             }
             let q = m.to_vec().unwrap();
@@ -655,6 +693,10 @@ mod tests {
                 proptest::prop_assert_eq!(a.answers(), b.answers());
                 proptest::prop_assert_eq!(a.name_servers(), b.name_servers());
                 proptest::prop_assert_eq!(a.extensions(), b.extensions());
+                if let Some(e) = a.extensions() {
+                    // RFC 3225: DO copied; RFC 6891: unknown flags not echoed.
+                    proptest::prop_assert_eq!((e.flags().dnssec_ok, e.flags().z), (dnssec_ok, 0));
+                }
             }
         }
     }

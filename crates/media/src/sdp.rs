@@ -190,21 +190,18 @@ impl Sdp {
                     let Some(m) = sdp.media.last_mut() else { continue };
                     let (name, val) = value.split_once(':').unwrap_or((value, ""));
                     match name {
-                        "rtpmap" => {
-                            let (pt, enc) = val.split_once(' ').ok_or_else(|| bad("rtpmap without an encoding"))?;
-                            let pt: u8 = pt.parse().map_err(|_| bad("rtpmap payload type is not a number"))?;
-                            let mut parts = enc.trim().split('/');
-                            let encoding = parts.next().unwrap_or("").to_string();
-                            let rate: u32 = parts
-                                .next()
-                                .and_then(|r| r.parse().ok())
-                                .ok_or_else(|| bad("rtpmap without a clock rate"))?;
-                            m.rtpmaps.push(RtpMap { pt, encoding, rate });
-                        }
-                        "rtcp" => {
-                            let p = val.split_whitespace().next().unwrap_or("");
-                            m.rtcp_port = Some(p.parse().map_err(|_| bad("rtcp port is not a port"))?);
-                        }
+                        // An attribute we cannot read is ignored (RFC 8866
+                        // 5.13), not a reason to refuse the call: a payload
+                        // type without a readable rtpmap is one we will not
+                        // use (`a=rtpmap:31 LPC` of RFC 4475 3.1.1.3).
+                        "rtpmap" => match parse_rtpmap(val) {
+                            Some(r) => m.rtpmaps.push(r),
+                            None => tracing::debug!(attribute = val, "ignoring an rtpmap we cannot read"),
+                        },
+                        "rtcp" => match val.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                            Some(p) => m.rtcp_port = Some(p),
+                            None => tracing::debug!(attribute = val, "ignoring an rtcp attribute we cannot read"),
+                        },
                         "ptime" => m.ptime = val.trim().parse().ok(),
                         "sendrecv" => m.direction = Direction::SendRecv,
                         "sendonly" => m.direction = Direction::SendOnly,
@@ -266,6 +263,16 @@ impl Sdp {
         }
         s
     }
+}
+
+/// `<pt> <encoding>/<rate>[/<channels>]`.
+fn parse_rtpmap(val: &str) -> Option<RtpMap> {
+    let (pt, enc) = val.split_once(' ')?;
+    let pt: u8 = pt.trim().parse().ok().filter(|p| *p < 128)?;
+    let mut parts = enc.trim().split('/');
+    let encoding = parts.next().unwrap_or("").to_string();
+    let rate: u32 = parts.next().and_then(|r| r.parse().ok())?;
+    Some(RtpMap { pt, encoding, rate })
 }
 
 impl Media {
@@ -507,6 +514,19 @@ mod tests {
         // Parses, but has no address for the stream.
         let no_c = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
         assert!(answer(&Sdp::parse(no_c).unwrap(), 1, ip, 4000, &[CodecKind::Pcmu]).is_err());
+    }
+
+    #[test]
+    fn unreadable_attributes_for_unused_payload_types_are_ignored() {
+        // RFC 4475 3.1.1.3's offer: `a=rtpmap:31 LPC` has no clock rate.
+        let o = "v=0\r\no=mhandley 29739 7272939 IN IP4 127.0.2.1\r\ns=-\r\nc=IN IP4 127.0.2.1\r\nt=0 0\r\n\
+                 m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\na=rtcp:x\r\n";
+        let sdp = Sdp::parse(o).unwrap();
+        assert!(sdp.media[1].rtpmaps.is_empty() && sdp.media[1].rtcp_port.is_none());
+        let (ans, neg) = answer(&sdp, 1, "127.0.0.1".parse().unwrap(), 4000, &[CodecKind::Pcmu]).unwrap();
+        assert_eq!((neg.codec, neg.pt), (CodecKind::Pcmu, 0));
+        assert_eq!(neg.remote_rtp, "127.0.2.1:49217".parse().unwrap());
+        assert_eq!(ans.media[1].port, 0, "the video stream is refused in place");
     }
 
     #[test]

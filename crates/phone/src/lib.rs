@@ -186,6 +186,9 @@ pub struct Phone {
     play: Option<Vec<i16>>,
 }
 
+/// The methods the phone answers outside a call, for Allow headers.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
 /// The IP this host uses to reach `peer` (no packet is sent).
 fn route_ip(peer: SocketAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if peer.is_ipv4() {
@@ -692,6 +695,7 @@ impl Phone {
             Err(e) => {
                 tracing::debug!(%from, "unparseable SIP: {e}");
                 // A request we can partly read still deserves a 400.
+                self.reply_stateless(data, from, 400, "Bad Request", &[]);
                 return;
             }
         };
@@ -708,16 +712,26 @@ impl Phone {
             s.call.handle(&msg, from, now);
             return;
         }
-        match msg.method() {
-            Some("INVITE") => self.on_invite(data, &msg, from, now),
-            Some("ACK") => {}
-            Some("OPTIONS") => self.reply_stateless(data, from, 200, "OK"),
-            _ => self.reply_stateless(data, from, 481, "Call/Transaction Does Not Exist"),
+        // Outside any call (RFC 3261 8.2.1, 12.2.2): a request for a dialog
+        // we do not have gets 481; a method we do not do, 405 or 501 with
+        // Allow. Invalid requests get 400 first (in stateless_response).
+        let no_dialog = "Call/Transaction Does Not Exist";
+        let in_dialog =
+            peerdial_sip::message::NameAddr::parse(msg.header("To").unwrap_or_default()).is_ok_and(|t| t.param("tag").is_some());
+        let allow = [("Allow", ALLOW)];
+        match msg.method().unwrap_or_default() {
+            "ACK" => {}
+            "INVITE" if in_dialog => self.reply_stateless(data, from, 481, no_dialog, &[]),
+            "INVITE" => self.on_invite(data, &msg, from, now),
+            "OPTIONS" => self.reply_stateless(data, from, 200, "OK", &[("Allow", ALLOW), ("Accept", "application/sdp")]),
+            "BYE" | "CANCEL" | "INFO" | "UPDATE" | "PRACK" | "NOTIFY" => self.reply_stateless(data, from, 481, no_dialog, &[]),
+            "REGISTER" => self.reply_stateless(data, from, 405, "Method Not Allowed", &allow),
+            _ => self.reply_stateless(data, from, 501, "Not Implemented", &allow),
         }
     }
 
-    fn reply_stateless(&mut self, data: &[u8], from: SocketAddr, code: u16, reason: &str) {
-        if let Ok(Some(t)) = peerdial_sip::call::stateless_response(data, from, code, reason) {
+    fn reply_stateless(&mut self, data: &[u8], from: SocketAddr, code: u16, reason: &str, headers: &[(&str, &str)]) {
+        if let Ok(Some(t)) = peerdial_sip::call::stateless_response(data, from, code, reason, headers) {
             let sip = self.sip.clone();
             tokio::spawn(async move {
                 let _ = sip.send_to(&t.data, t.to).await;
@@ -727,7 +741,7 @@ impl Phone {
 
     fn on_invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
         if self.busy() || self.quitting {
-            self.reply_stateless(data, from, 486, "Busy Here");
+            self.reply_stateless(data, from, 486, "Busy Here", &[]);
             return;
         }
         let mut call = match Call::incoming(self.local(), data, from, now) {

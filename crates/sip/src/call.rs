@@ -10,7 +10,8 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::message::{response, top_via, validate_request, NameAddr, SipUri, StartLine};
+use crate::message::{response, top_via, NameAddr, SipUri, StartLine};
+use crate::validate::{reject_unparseable, validate_request, Refusal};
 use crate::{Message, SipError};
 
 /// RFC 3261 timer values (section 17.1.1.1).
@@ -222,10 +223,16 @@ impl Call {
     /// Takes an incoming INVITE that starts a new dialog. On a malformed
     /// one, returns the 400 to send back.
     pub fn incoming(local: Local, data: &[u8], source: SocketAddr, now: u64) -> Result<Call, Option<Transmit>> {
-        let msg = Message::parse(data).map_err(|_| None)?;
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => return Err(reject_unparseable(data, &e, source).map(|data| Transmit { to: source, data })),
+        };
         let via = top_via(&msg).ok_or(None)?;
-        if let Err(reason) = validate_request(&msg) {
-            let resp = response(&msg, &via, source, 400, &reason, &random_token(10));
+        if let Err(r) = validate_request(&msg, &[]).and_then(|()| acceptable_offer(&msg)) {
+            let mut resp = response(&msg, &via, source, r.code, &r.reason, &random_token(10));
+            for (n, v) in r.headers {
+                resp.push(n, v);
+            }
             return Err(Some(Transmit {
                 to: source,
                 data: resp.to_bytes(),
@@ -458,8 +465,11 @@ impl Call {
     fn handle_request(&mut self, method: &str, msg: &Message, source: SocketAddr, now: u64) {
         let Some(via) = top_via(msg) else { return };
         if method != "ACK" {
-            if let Err(reason) = validate_request(msg) {
-                let r = response(msg, &via, source, 400, &reason, &self.local_tag);
+            if let Err(refusal) = validate_request(msg, &[]) {
+                let mut r = response(msg, &via, source, refusal.code, &refusal.reason, &self.local_tag);
+                for (n, v) in refusal.headers {
+                    r.push(n, v);
+                }
                 self.out.push_back(Transmit {
                     to: source,
                     data: r.to_bytes(),
@@ -742,15 +752,63 @@ impl Call {
     }
 }
 
+/// An INVITE's offer must be SDP, and the answer SDP must be acceptable to
+/// the caller: 415 (with Accept) and 406 otherwise (RFC 3261 21.4.13,
+/// 21.4.7; RFC 4475 3.3.6 and 3.3.15).
+fn acceptable_offer(msg: &Message) -> Result<(), Refusal> {
+    let media = |v: &str| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !msg.body.is_empty() && msg.header("Content-Type").map(media).as_deref() != Some("application/sdp") {
+        let mut r = Refusal::new(415, "Unsupported Media Type");
+        r.headers.push(("Accept", "application/sdp".into()));
+        return Err(r);
+    }
+    let accept = msg.header_values("Accept");
+    if msg.header("Accept").is_some()
+        && !accept
+            .iter()
+            .any(|a| matches!(media(a).as_str(), "application/sdp" | "application/*" | "*/*"))
+    {
+        return Err(Refusal::new(406, "Not Acceptable (only application/sdp)"));
+    }
+    Ok(())
+}
+
 /// A stateless answer to a request that matches no call (481) or that the
-/// phone refuses before a call exists (486 busy, 488, 400).
-pub fn stateless_response(data: &[u8], source: SocketAddr, code: u16, reason: &str) -> Result<Option<Transmit>, SipError> {
-    let msg = Message::parse(data)?;
+/// phone refuses before a call exists (486 busy, 488, 405, 501), with
+/// `headers` added. A request that is not valid gets the refusal of
+/// [`validate_request`] instead; one that does not parse gets 400 when it
+/// can be routed.
+pub fn stateless_response(
+    data: &[u8],
+    source: SocketAddr,
+    code: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+) -> Result<Option<Transmit>, SipError> {
+    let msg = match Message::parse(data) {
+        Ok(m) => m,
+        Err(e) => return Ok(reject_unparseable(data, &e, source).map(|data| Transmit { to: source, data })),
+    };
     if !msg.is_request() || msg.method() == Some("ACK") {
         return Ok(None);
     }
     let Some(via) = top_via(&msg) else { return Ok(None) };
-    let r = response(&msg, &via, source, code, reason, &random_token(10));
+    let r = match validate_request(&msg, &[]) {
+        Err(refusal) => {
+            let mut r = response(&msg, &via, source, refusal.code, &refusal.reason, &random_token(10));
+            for (n, v) in refusal.headers {
+                r.push(n, v);
+            }
+            r
+        }
+        Ok(()) => {
+            let mut r = response(&msg, &via, source, code, reason, &random_token(10));
+            for (n, v) in headers {
+                r.push(n, *v);
+            }
+            r
+        }
+    };
     Ok(Some(Transmit {
         to: source,
         data: r.to_bytes(),
@@ -955,7 +1013,7 @@ mod tests {
     #[test]
     fn requests_for_unknown_dialogs_get_481() {
         let bye = b"BYE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:2@x>;tag=1\r\nTo: <sip:1@y>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n";
-        let t = stateless_response(bye, A.parse().unwrap(), 481, "Call/Transaction Does Not Exist")
+        let t = stateless_response(bye, A.parse().unwrap(), 481, "Call/Transaction Does Not Exist", &[])
             .unwrap()
             .unwrap();
         assert!(t.data.starts_with(b"SIP/2.0 481"));

@@ -248,6 +248,14 @@ pub fn challenge_nonce(header: &str) -> Option<String> {
     })
 }
 
+/// Lower-case hex by table (a digest is hexed several times per
+/// registration; `hex::encode`'s per-char iterator showed in profiles).
+pub fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("twice the input length");
+    String::from_utf8(out).expect("hex is ASCII")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,12 +300,4 @@ mod tests {
         assert_eq!(k.check("garbage", 1), NonceCheck::Invalid);
         assert_eq!(challenge_nonce(&challenges("r", &n, false, &[Algorithm::Md5])[0]).unwrap(), n);
     }
-}
-
-/// Lower-case hex by table (a digest is hexed several times per
-/// registration; `hex::encode`'s per-char iterator showed in profiles).
-pub fn lower_hex(bytes: &[u8]) -> String {
-    let mut out = vec![0u8; bytes.len() * 2];
-    hex::encode_to_slice(bytes, &mut out).expect("twice the input length");
-    String::from_utf8(out).expect("hex is ASCII")
 }

@@ -4,7 +4,9 @@
 //! - [`digest`]: digest authentication (SHA-256 and MD5), stateless nonces;
 //! - [`registrar`]: the registrar state machine that a region server feeds
 //!   with bytes and time;
-//! - [`call`]: one call's INVITE dialog, either side, with UDP timers.
+//! - [`call`]: one call's INVITE dialog, either side, with UDP timers;
+//! - [`validate`]: what a request must satisfy before it is acted on, and
+//!   the answers (400, 505, 416, 420) to those that do not.
 //!
 //! It is not a proxy and holds no sockets: callers own the transport.
 
@@ -13,6 +15,7 @@ pub mod client;
 pub mod digest;
 pub mod message;
 pub mod registrar;
+pub mod validate;
 
 pub use message::Message;
 pub use registrar::{Binding, Change, Output, Registrar, RegistrarConfig, Transport};
@@ -27,4 +30,7 @@ pub enum SipError {
     TooLarge(usize),
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A request line naming a SIP version other than 2.0 (answered 505).
+    #[error("unsupported SIP version")]
+    Version,
 }

@@ -46,7 +46,7 @@ fn expand_compact(name: &str) -> Option<&'static str> {
 
 /// Canonical spelling for the headers this crate looks up, so lookups can
 /// compare exactly; other names are kept as sent.
-fn canonical(name: &str) -> String {
+pub(crate) fn canonical(name: &str) -> String {
     if name.len() == 1 {
         if let Some(long) = expand_compact(name) {
             return long.to_string();
@@ -81,7 +81,32 @@ fn canonical(name: &str) -> String {
     name.to_string()
 }
 
-fn is_token(s: &str) -> bool {
+/// A header line has no control characters (but HTAB) outside a
+/// quoted-pair of a quoted string.
+fn clean_header_line(line: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for b in line.bytes() {
+        let control = (b < 0x20 && b != b'\t') || b == 0x7f;
+        if escaped {
+            escaped = false;
+            if b == b'\r' || b == b'\n' {
+                return false;
+            }
+            continue;
+        }
+        if control {
+            return false;
+        }
+        match b {
+            b'"' => quoted = !quoted,
+            b'\\' if quoted => escaped = true,
+            _ => {}
+        }
+    }
+    true
+}
+
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
@@ -94,7 +119,13 @@ impl Message {
         // RFC 3261 7.5: ignore CRLFs before the start line (keep-alives).
         let start_at = data.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(SipError::Empty)?;
         let data = &data[start_at..];
-        let (head_end, body_start) = find_head_end(data).ok_or(SipError::Incomplete)?;
+        // A datagram is a whole message: one whose headers end without the
+        // blank line (RFC 4475's baddn) is read as having no body.
+        let (head_end, body_start) = match find_head_end(data) {
+            Some(ends) => ends,
+            None if data.ends_with(b"\n") => (data.len() - 1, data.len()),
+            None => return Err(SipError::Incomplete),
+        };
         let head = std::str::from_utf8(&data[..head_end]).map_err(|_| SipError::Malformed("header section is not UTF-8".into()))?;
         let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
         let first = lines.next().ok_or(SipError::Empty)?;
@@ -103,8 +134,9 @@ impl Message {
         // Most requests carry 8–16 headers: one allocation, not five regrowths.
         let mut headers: Vec<(String, String)> = Vec::with_capacity(16);
         for line in lines {
-            // RFC 3261 25.1: header text has no control characters but HTAB.
-            if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            // RFC 3261 25.1: header text has no control characters but HTAB,
+            // except escaped inside a quoted string (RFC 4475 3.1.1.2).
+            if !clean_header_line(line) {
                 return Err(SipError::Malformed("control character in a header line".into()));
             }
             if line.starts_with([' ', '\t']) {
@@ -147,15 +179,11 @@ impl Message {
             Some(v) => v
                 .trim()
                 .parse::<usize>()
-                .map_err(|_| SipError::Malformed("invalid Content-Length".into()))?,
+                .map_err(|_| SipError::Malformed("Bad Content-Length".into()))?,
             None => rest.len(),
         };
         if body_len > rest.len() {
-            return Err(SipError::Malformed(format!(
-                "Content-Length {} exceeds the {} bytes received",
-                body_len,
-                rest.len()
-            )));
+            return Err(SipError::Malformed("Content-Length exceeds the body".into()));
         }
         msg.body = rest[..body_len].to_vec();
         Ok(msg)
@@ -240,15 +268,25 @@ fn parse_start_line(line: &str) -> Result<StartLine, SipError> {
             reason: reason.to_string(),
         });
     }
+    // Exactly one SP between the three parts (RFC 4475 3.1.2.7-9: LWS in
+    // the URI, extra or trailing spaces are refused).
     let mut parts = line.split(' ');
     let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(SipError::Malformed("request line must be 'METHOD URI SIP/2.0'".into()));
+        return Err(SipError::Malformed("Bad Request-Line".into()));
     };
-    if version != "SIP/2.0" {
-        return Err(SipError::Malformed(format!("unsupported version {:.20}", version)));
+    if !is_token(method) {
+        return Err(SipError::Malformed("Bad Method".into()));
     }
-    if !is_token(method) || uri.is_empty() || !uri.contains(':') {
-        return Err(SipError::Malformed("invalid method or Request-URI".into()));
+    if !valid_uri(uri) {
+        return Err(SipError::Malformed("Bad Request-URI".into()));
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        let looks_like = version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/");
+        return Err(if looks_like {
+            SipError::Version
+        } else {
+            SipError::Malformed("Bad SIP-Version".into())
+        });
     }
     Ok(StartLine::Request {
         method: method.to_string(),
@@ -256,9 +294,20 @@ fn parse_start_line(line: &str) -> Result<StartLine, SipError> {
     })
 }
 
+/// An absolute URI as a Request-URI or inside `<>`: a scheme (RFC 3986
+/// 3.1), a colon, and no spaces, quotes or angle brackets.
+pub(crate) fn valid_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else { return false };
+    let mut sc = scheme.bytes();
+    sc.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && sc.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b > 0x20 && b != 0x7f && !b"<>\"".contains(&b))
+}
+
 /// Finds the blank line that ends the header section: returns (end of
 /// headers, start of body). Accepts bare LF line ends from lenient senders.
-fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < data.len() {
         if data[i] == b'\n' {
@@ -291,11 +340,15 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SipError> {
         if let Some((n, v)) = line.split_once(':') {
             let n = n.trim();
             if n.eq_ignore_ascii_case("Content-Length") || n.eq_ignore_ascii_case("l") {
-                len = Some(
-                    v.trim()
-                        .parse::<usize>()
-                        .map_err(|_| SipError::Malformed("invalid Content-Length".into()))?,
-                );
+                let v = v
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| SipError::Malformed("Bad Content-Length".into()))?;
+                // Two lengths that disagree cannot frame the stream (RFC 4475 3.3.9).
+                if len.is_some_and(|l| l != v) {
+                    return Err(SipError::Malformed("Multiple Content-Length".into()));
+                }
+                len = Some(v);
             }
         }
     }
@@ -306,32 +359,6 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, SipError> {
         return Err(SipError::TooLarge(total));
     }
     Ok(if buf.len() >= total { Some(total) } else { None })
-}
-
-/// The checks every request must pass before it is acted on (RFC 3261
-/// 8.2): the dialog-identifying headers, a CSeq matching the method, and a
-/// sip: Request-URI. The error is the reason phrase of a 400.
-pub fn validate_request(m: &Message) -> Result<(), String> {
-    let StartLine::Request { method, uri } = &m.start else {
-        return Err("Not a request".into());
-    };
-    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if m.header(h).is_none_or(|v| v.is_empty()) {
-            return Err(format!("Missing {h}"));
-        }
-    }
-    let cseq = m.header("CSeq").unwrap_or_default();
-    let mut parts = cseq.split_whitespace();
-    match (parts.next().map(str::parse::<u32>), parts.next(), parts.next()) {
-        (Some(Ok(_)), Some(meth), None) if meth == method => {}
-        _ => return Err("Bad CSeq".into()),
-    }
-    NameAddr::parse(m.header("From").unwrap_or_default()).map_err(|_| "Bad From".to_string())?;
-    NameAddr::parse(m.header("To").unwrap_or_default()).map_err(|_| "Bad To".to_string())?;
-    if !uri.starts_with("sip:") && !uri.starts_with("sips:") {
-        return Err("Unsupported URI Scheme".into());
-    }
-    Ok(())
 }
 
 /// A response to `req` (RFC 3261 8.2.6): its Vias, the top one stamped with
@@ -425,6 +452,23 @@ pub fn split_list(v: &str) -> Vec<&str> {
     out
 }
 
+/// Header parameters (`;name[=value]…`) each have a name (RFC 4475 3.1.2.1).
+pub(crate) fn check_params(params: &str) -> Result<(), SipError> {
+    let params = params.trim();
+    if params.is_empty() {
+        return Ok(());
+    }
+    if !params.starts_with(';')
+        || params
+            .split(';')
+            .skip(1)
+            .any(|p| p.split('=').next().unwrap_or("").trim().is_empty())
+    {
+        return Err(SipError::Malformed("empty or stray parameter".into()));
+    }
+    Ok(())
+}
+
 /// Parameters after the first `;` of a header value or URI, as (name, value).
 pub fn params(s: &str) -> Vec<(&str, Option<&str>)> {
     s.split(';')
@@ -449,32 +493,59 @@ pub struct NameAddr<'a> {
 }
 
 impl<'a> NameAddr<'a> {
+    /// Parses `display-name <uri> ;params` or `uri ;params` (RFC 3261
+    /// 20.10): a quoted display name must be closed, an unquoted one is
+    /// tokens (or UTF-8), the URI inside `<>` has no spaces, and a bare URI
+    /// has no `,`, `?` or `;` of its own (RFC 4475 3.1.2.5, .12-.14).
     pub fn parse(v: &'a str) -> Result<NameAddr<'a>, SipError> {
+        let bad = |why: &str| SipError::Malformed(why.into());
         let v = v.trim();
-        if let Some(open) = v.find('<') {
-            let close = v[open..]
-                .find('>')
-                .ok_or_else(|| SipError::Malformed("unclosed '<' in address".into()))?
-                + open;
-            let uri = &v[open + 1..close];
-            if !uri.contains(':') {
-                return Err(SipError::Malformed("address without a URI scheme".into()));
+        let bytes = v.as_bytes();
+        let mut i;
+        if v.starts_with('"') {
+            i = 1;
+            loop {
+                match bytes.get(i) {
+                    None => return Err(bad("unterminated quoted display name")),
+                    Some(b'\\') => i += 2,
+                    Some(b'"') => break,
+                    Some(_) => i += 1,
+                }
             }
-            Ok(NameAddr {
-                uri,
-                params: &v[close + 1..],
-            })
+            i += 1;
+            while bytes.get(i).is_some_and(|b| *b == b' ' || *b == b'\t') {
+                i += 1;
+            }
+            if bytes.get(i) != Some(&b'<') {
+                return Err(bad("quoted display name without <URI>"));
+            }
+        } else if let Some(open) = v.find('<') {
+            let name = &v[..open];
+            if !name.split_whitespace().all(|w| w.bytes().all(|b| b >= 0x80) || is_token(w)) {
+                return Err(bad("display name with separators must be quoted"));
+            }
+            i = open;
         } else {
             // addr-spec: parameters after ';' belong to the header.
             let (uri, params) = match v.find(';') {
-                Some(i) => (&v[..i], &v[i..]),
+                Some(i) => (v[..i].trim_end(), &v[i..]),
                 None => (v, ""),
             };
-            if !uri.contains(':') {
-                return Err(SipError::Malformed("address without a URI scheme".into()));
+            if !valid_uri(uri) || uri.contains([',', '?']) {
+                return Err(bad("bad address (a URI with ',', '?' or ';' needs <>)"));
             }
-            Ok(NameAddr { uri, params })
+            check_params(params)?;
+            return Ok(NameAddr { uri, params });
         }
+        // bytes[i] == '<'
+        let close = v[i..].find('>').ok_or_else(|| bad("unclosed '<' in address"))? + i;
+        let uri = &v[i + 1..close];
+        if !valid_uri(uri) {
+            return Err(bad("bad URI in <>"));
+        }
+        let params = &v[close + 1..];
+        check_params(params)?;
+        Ok(NameAddr { uri, params })
     }
 
     pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
@@ -497,13 +568,15 @@ impl<'a> SipUri<'a> {
             .strip_prefix("sip:")
             .or_else(|| uri.strip_prefix("sips:"))
             .ok_or_else(|| SipError::Malformed(format!("not a sip: URI: {:.60}", uri)))?;
-        let (rest, params) = match rest.find([';', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (user, hostport) = match rest.rfind('@') {
+        // The userinfo ends at the first '@' (it may hold ';' and '?',
+        // RFC 4475 3.1.1.2 and 3.1.1.9); parameters follow the host.
+        let (user, rest) = match rest.find('@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
+        };
+        let (hostport, params) = match rest.find([';', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
         };
         let user = user.map(|u| u.split(':').next().unwrap_or(u));
         let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
@@ -538,36 +611,48 @@ pub struct Via<'a> {
 }
 
 impl<'a> Via<'a> {
+    /// Parses one Via value; LWS may surround the `/`s of the protocol and
+    /// the `:` of the port (RFC 3261 25.1 SLASH, COLON; RFC 4475 3.1.1.1).
+    /// Lenient about its parameters, so that a request with broken ones can
+    /// still be answered; [`crate::validate::validate_request`] refuses them.
     pub fn parse(v: &'a str) -> Result<Via<'a>, SipError> {
-        let bad = || SipError::Malformed(format!("invalid Via: {:.60}", v));
-        let (proto, rest) = v.trim().split_once([' ', '\t']).ok_or_else(bad)?;
-        let mut p = proto.split('/');
-        let (Some(name), Some(_ver), Some(transport)) = (p.next(), p.next(), p.next()) else {
+        let bad = || SipError::Malformed("Bad Via".into());
+        let mut p = v.trim().splitn(3, '/');
+        let (Some(name), Some(ver), Some(rest)) = (p.next(), p.next(), p.next()) else {
             return Err(bad());
         };
-        if !name.eq_ignore_ascii_case("SIP") {
+        if !name.trim().eq_ignore_ascii_case("SIP") || !is_token(ver.trim()) {
             return Err(bad());
         }
-        let rest = rest.trim();
-        let sent_by = rest.split(';').next().unwrap_or("").trim();
+        let rest = rest.trim_start();
+        let end = rest.find([' ', '\t']).ok_or_else(bad)?;
+        let transport = &rest[..end];
+        if !is_token(transport) {
+            return Err(bad());
+        }
+        let rest = rest[end..].trim();
+        let (sent_by, params) = match rest.find(';') {
+            Some(i) => (rest[..i].trim(), &rest[i..]),
+            None => (rest, ""),
+        };
         let (host, port) = if sent_by.starts_with('[') {
             let end = sent_by.find(']').ok_or_else(bad)?;
-            (&sent_by[..=end], sent_by[end + 1..].strip_prefix(':'))
+            (&sent_by[..=end], sent_by[end + 1..].trim().strip_prefix(':'))
         } else {
-            match sent_by.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
+            match sent_by.split_once(':') {
+                Some((h, p)) => (h.trim(), Some(p)),
                 None => (sent_by, None),
             }
         };
-        if host.is_empty() {
+        if host.is_empty() || host.contains([' ', '\t', ',']) {
             return Err(bad());
         }
         let port = match port {
             Some(p) => Some(p.trim().parse().map_err(|_| bad())?),
             None => None,
         };
-        let branch = param(rest, "branch").flatten();
-        let rport = param(rest, "rport").is_some();
+        let branch = param(params, "branch").flatten();
+        let rport = param(params, "rport").is_some();
         Ok(Via {
             transport,
             host,
@@ -632,7 +717,10 @@ l: 0\r\n\r\n";
     #[test]
     fn rejects_malformed() {
         assert!(Message::parse(b"").is_err());
-        assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\n").is_err());
+        assert!(Message::parse(b"REGISTER sip:x SIP/2.0").is_err());
+        // A datagram without the blank line after its headers is whole.
+        let m = Message::parse(b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\n").unwrap();
+        assert_eq!((m.header("Content-Length"), m.body.len()), (Some("0"), 0));
         assert!(Message::parse(b"REGISTER sip:x SIP/3.0\r\n\r\n").is_err());
         assert!(Message::parse(b"GARBAGE\r\n\r\n").is_err());
         assert!(Message::parse(b"REGISTER sip:x SIP/2.0\r\nNoColon\r\n\r\n").is_err());

@@ -15,6 +15,10 @@ use peerdial_number::{Area, Number};
 
 use crate::digest::{challenges, Algorithm, Credentials, Ha1, NonceCheck, NonceKey};
 use crate::message::{Message, NameAddr, SipUri, StartLine, Via, MAX_MESSAGE};
+use crate::validate::{is_known_method, reject_unparseable, stable_tag, validate_request};
+
+/// What the registrar does, for Allow headers.
+const ALLOW: &str = "REGISTER, OPTIONS";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -289,9 +293,17 @@ impl Registrar {
         if data.len() > MAX_MESSAGE {
             return Output::Drop;
         }
-        let Ok(msg) = Message::parse(data) else {
-            tracing::debug!(%source, "dropping unparseable SIP message");
-            return Output::Drop;
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(%source, error = %e, "unparseable SIP message");
+                // Answered when a response can be routed; never cached, as
+                // there is no transaction to match it with.
+                return match reject_unparseable(data, &e, source) {
+                    Some(reply) => Output::Reply(reply),
+                    None => Output::Drop,
+                };
+            }
         };
         let StartLine::Request { method, .. } = &msg.start else {
             return Output::Drop;
@@ -314,7 +326,7 @@ impl Registrar {
             source,
             transport,
         };
-        let key = req.via.branch.filter(|b| b.starts_with("z9hG4bK")).map(|b| TxKey {
+        let key = req.via.branch.filter(|b| b.len() > 7 && b.starts_with("z9hG4bK")).map(|b| TxKey {
             branch: b.to_string(),
             method: method.clone(),
             source,
@@ -322,17 +334,16 @@ impl Registrar {
         if let Some(cached) = key.as_ref().and_then(|k| self.replies.get(k)) {
             return Output::Reply(cached.clone());
         }
-        let out = match self.validate(&req) {
-            Err(reason) => Output::Reply(self.respond(&req, 400, &reason, &[])),
+        let allow = || ("Allow", ALLOW.to_string());
+        let out = match validate_request(&msg, &[]) {
+            Err(r) => Output::Reply(self.respond(&req, r.code, &r.reason, &r.headers)),
             Ok(()) => match method.as_str() {
                 "REGISTER" => self.register(&req, now_ms),
-                "OPTIONS" => Output::Reply(self.respond(
-                    &req,
-                    200,
-                    "OK",
-                    &[("Allow", "REGISTER, OPTIONS".into()), ("Accept", "application/sdp".into())],
-                )),
-                _ => Output::Reply(self.respond(&req, 405, "Method Not Allowed", &[("Allow", "REGISTER, OPTIONS".into())])),
+                "OPTIONS" => Output::Reply(self.respond(&req, 200, "OK", &[allow(), ("Accept", "application/sdp".into())])),
+                // No INVITE or other transaction here that a CANCEL could match.
+                "CANCEL" => Output::Reply(self.respond(&req, 481, "Call/Transaction Does Not Exist", &[])),
+                m if is_known_method(m) => Output::Reply(self.respond(&req, 405, "Method Not Allowed", &[allow()])),
+                _ => Output::Reply(self.respond(&req, 501, "Not Implemented", &[allow()])),
             },
         };
         if let Some(key) = key {
@@ -348,13 +359,13 @@ impl Registrar {
         out
     }
 
-    fn validate(&self, req: &Request) -> Result<(), String> {
-        crate::message::validate_request(req.msg)
-    }
-
     fn register(&mut self, req: &Request, now_ms: u64) -> Output {
         let m = req.msg;
         let to = NameAddr::parse(m.header("To").unwrap_or_default()).expect("validated");
+        // The address of record must be a SIP URI (RFC 4475 3.3.4).
+        if SipUri::parse(to.uri).is_err() {
+            return Output::Reply(self.respond(req, 400, "Bad To (not a SIP URI)", &[]));
+        }
         let number = match SipUri::parse(to.uri).ok().and_then(|u| u.user).and_then(|u| Number::parse(u).ok()) {
             Some(n) if self.cfg.area.contains(n) => n,
             _ => return Output::Reply(self.respond(req, 404, "Not Found (no such number in this area)", &[])),
@@ -364,14 +375,19 @@ impl Registrar {
         if self.limited(ip_key, now_ms) || self.limited(user_key, now_ms) {
             return Output::Reply(self.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]));
         }
-        let authorizations = || m.headers.iter().filter(|(n, _)| n == "Authorization").map(|(_, v)| v);
-        let Some(cred) = authorizations()
-            .filter_map(|v| Credentials::parse(v))
-            .find(|c| c.realm == self.cfg.realm)
-        else {
-            // Credentials sent, none of them readable: say so rather than
-            // challenge again (credentials for another realm get a challenge).
-            if authorizations().next().is_some() && authorizations().all(|v| Credentials::parse(v).is_none()) {
+        // Only Digest is ours: other schemes are ignored and challenged
+        // (RFC 4475 3.3.7), as are Digest credentials for another realm.
+        let digests = || {
+            m.headers
+                .iter()
+                .filter(|(n, _)| n == "Authorization")
+                .map(|(_, v)| v)
+                .filter(|v| v.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("Digest ")))
+        };
+        let Some(cred) = digests().filter_map(|v| Credentials::parse(v)).find(|c| c.realm == self.cfg.realm) else {
+            // Digest credentials sent, none of them readable: say so rather
+            // than challenge again.
+            if digests().next().is_some() && digests().all(|v| Credentials::parse(v).is_none()) {
                 return Output::Reply(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
             }
             return Output::Reply(self.challenge(req, now_ms, false));
@@ -531,15 +547,8 @@ impl Registrar {
     /// Builds a response to `req` (RFC 3261 8.2.6): Vias with received and
     /// rport filled in, From, To with a tag, Call-ID, CSeq.
     fn respond(&self, req: &Request, code: u16, reason: &str, extra: &[(&str, String)]) -> Vec<u8> {
-        // A stable tag per Call-ID, so retransmitted answers agree (FNV-1a:
-        // it only has to differ between dialogs, not be secret).
-        let tag = req
-            .msg
-            .header("Call-ID")
-            .unwrap_or_default()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-        let tag = format!("{:010x}", tag & 0xff_ffff_ffff);
+        // A stable tag per Call-ID, so retransmitted answers agree.
+        let tag = stable_tag(req.msg);
         let mut resp = crate::message::response(req.msg, &req.via, req.source, code, reason, &tag);
         for (n, v) in extra {
             resp.push(n, v.clone());
@@ -768,10 +777,18 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
             .unwrap()
             .replace("sip:8860212345678@127.0.0.1>\r\nCall", "sip:8860312345678@127.0.0.1>\r\nCall");
         assert_eq!(status(&r.handle(foreign.as_bytes(), Transport::Udp, src(), T0)).0, 404);
-        // Credentials nobody can read: 400 saying so, not another challenge.
-        let (code, m) = status(&r.handle(&register("u", 1, 600, Some("Basic Zm9vOmJhcg==".into())), Transport::Udp, src(), T0));
+        // Digest credentials nobody can read: 400 saying so, not another challenge.
+        let (code, m) = status(&r.handle(&register("u", 1, 600, Some("Digest username".into())), Transport::Udp, src(), T0));
         assert_eq!(code, 400);
         assert!(matches!(m.start, StartLine::Response { ref reason, .. } if reason.contains("Authorization")));
+        // A scheme we do not know is ignored: challenged (RFC 4475 3.3.7).
+        let (code, _) = status(&r.handle(
+            &register("u2", 1, 600, Some("Basic Zm9vOmJhcg==".into())),
+            Transport::Udp,
+            src(),
+            T0,
+        ));
+        assert_eq!(code, 401);
         // Readable credentials for another realm: challenged for ours.
         let other = r#"Digest username="8860212345678", realm="elsewhere", nonce="n", uri="sip:127.0.0.1", response="00""#;
         let (code, m) = status(&r.handle(&register("o", 1, 600, Some(other.into())), Transport::Udp, src(), T0));

@@ -19,6 +19,14 @@ pub mod peer_conf;
 
 pub const ZONE: &str = "2.0.6.8.8.peerdial.internal.";
 
+/// The `peerdial` binary under test: cargo's, or `PEERDIAL_BIN` when set
+/// (where several checkouts share one target directory, cargo's path is
+/// relinked by whichever built last; `target/debug/deps/peerdial-<hash>`
+/// is one checkout's own).
+pub fn peerdial_bin() -> String {
+    std::env::var("PEERDIAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_peerdial").to_string())
+}
+
 pub struct Region {
     pub child: Child,
     pub sip: SocketAddr,
@@ -46,7 +54,7 @@ impl Region {
     }
 
     pub fn spawn(args: &[&str], data: &Path) -> Region {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peerdial"))
+        let mut child = Command::new(peerdial_bin())
             .args(args)
             .env("PEERDIAL_LOG", std::env::var("PEERDIAL_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
@@ -440,7 +448,7 @@ impl Softphone {
     /// Any `peerdial` command line; waits for the ready line unless the
     /// phone may fail before it.
     pub fn spawn(args: &[&str], prefix: &[&str]) -> Softphone {
-        let exe = env!("CARGO_BIN_EXE_peerdial");
+        let exe = peerdial_bin();
         let mut cmd = if prefix.is_empty() {
             Command::new(exe)
         } else {
