@@ -154,26 +154,7 @@ enum FailKey {
     User(Number),
 }
 
-/// Numbers are handed out by the region, not chosen by a client, so maps
-/// keyed by them can use a plain multiplicative hash instead of SipHash.
-#[derive(Default, Clone, Copy)]
-struct NumberHasher(u64);
-
-impl std::hash::Hasher for NumberHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type NumberMap<V> = HashMap<Number, V, std::hash::BuildHasherDefault<NumberHasher>>;
+type NumberMap<V> = peerdial_number::NumberMap<Number, V>;
 
 struct Request<'a> {
     msg: &'a Message,
