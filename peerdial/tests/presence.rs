@@ -311,9 +311,11 @@ fn publish_with_digest_reaches_watchers_http_and_events_and_friends_only_hides_i
     assert_eq!(s, 404, "{j}");
     let (s, j) = put(&basic(&a), policy.as_bytes());
     assert_eq!((s, j["friends_only"].as_bool()), (200, Some(true)), "{j}");
-    // Anonymous watchers and the HTTP API now see offline…
+    // Anonymous watchers, the HTTP API and its event stream now see offline…
     assert!(w.wait_state(State::Offline, 5), "the anonymous watcher still sees the real state");
     assert_eq!(http_state(&r, &a), "offline");
+    let hidden = events.recv_timeout(Duration::from_secs(5)).expect("an event for the policy");
+    assert_eq!(hidden["state"], "offline");
     // …an authenticated friend sees the real state.
     let mut friend = Watcher::new(r.sip);
     // The digest covers the Request-URI: a's presentity.
@@ -321,6 +323,15 @@ fn publish_with_digest_reaches_watchers_http_and_events_and_friends_only_hides_i
     let auth = Credentials::respond(&b.user, REALM, &b.password, Algorithm::Md5, "SUBSCRIBE", &uri, &nonce).to_header();
     assert_eq!(friend.subscribe(&a.user, "presence", Some(auth)), 200);
     assert_eq!(friend.next_state(5).map(|s| s.0), Some(State::Meeting));
+
+    // The policy is stored: a restarted region still hides a.
+    drop((w, friend, p, events));
+    let data = r.data.clone();
+    r.stop();
+    let r = Region::start(&data, &[]);
+    let get = parse_http(&http_raw(r.http, "GET", &path, &[("Authorization", &basic(&a))], b""));
+    assert_eq!(get.1["friends"], serde_json::json!([b.number]), "{}", get.1);
+    assert_eq!(http_state(&r, &a), "offline");
 }
 
 /// baresip with one account (and contacts to watch), its output kept.

@@ -150,9 +150,14 @@ impl Edge {
         });
     }
 
+    /// Sets who may see the number; watchers are told by the agent, and
+    /// the HTTP edge by an event (its anonymous view may have changed).
     pub fn set_policy(&self, number: Number, policy: Policy) {
         self.with(|c, now| {
             c.server.set_policy(number, policy, now);
+            if let Some(presence) = c.server.presence(number) {
+                let _ = self.events.send(PresenceEvent { number, presence });
+            }
             None
         });
     }
