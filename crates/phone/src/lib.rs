@@ -8,14 +8,17 @@
 //! `peerdial-media` (SDP, RTP, codecs, jitter buffer). It is not a server:
 //! no region or proxy sits in its calls.
 
+pub mod caller_id;
 pub mod display;
+pub mod greetings;
+pub mod http;
 pub mod provision;
 pub mod resolve;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use peerdial_media::sdp::{self, CodecKind, Sdp};
@@ -41,6 +44,8 @@ pub enum PhoneError {
     State(String),
     #[error("DNS: {0}")]
     Resolve(String),
+    #[error("HTTP: {0}")]
+    Http(String),
     #[error("{0}")]
     Config(String),
     #[error("network: {0}")]
@@ -81,6 +86,10 @@ pub struct PhoneConfig {
     /// Dial this number at start and exit when the call ends.
     pub dial: Option<String>,
     pub register: bool,
+    /// Refuse callers whose identity does not verify (438).
+    pub reject_unverified: bool,
+    /// How often to ask the region whether our greetings changed.
+    pub greeting_poll_ms: u64,
 }
 
 impl PhoneConfig {
@@ -103,6 +112,8 @@ impl PhoneConfig {
             address_check_ms: 1_000,
             dial: None,
             register: true,
+            reject_unverified: false,
+            greeting_poll_ms: 300_000,
         }
     }
 }
@@ -120,6 +131,24 @@ pub enum Command {
     Resolved {
         dialed: Number,
         result: Result<resolve::Lookup, PhoneError>,
+        /// Our region's PASSporT for the call (None: not to be had).
+        identity: Option<String>,
+    },
+    /// The caller region's keys for an incoming call.
+    CallerKeys {
+        call_id: String,
+        keys: Result<Vec<peerdial_identity::PublicKey>, String>,
+    },
+    /// The other side's greeting picture for a call.
+    Greeting {
+        call_id: String,
+        number: Number,
+        result: Result<greetings::Picture, String>,
+    },
+    /// One of our own greetings changed on the region.
+    OwnGreeting {
+        kind: peerdial_greetings::Kind,
+        picture: greetings::Picture,
     },
 }
 
@@ -145,6 +174,12 @@ struct Slot {
     answer_at: Option<u64>,
     hangup_at: Option<u64>,
     answered_at: Option<u64>,
+    /// The other side's number, when it is one.
+    peer_number: Option<Number>,
+    /// Callee: the caller's identity verdict, once known.
+    verified: Option<bool>,
+    /// Caller: the callee's picture was asked for.
+    greeting_asked: bool,
 }
 
 impl Drop for Slot {
@@ -184,6 +219,12 @@ pub struct Phone {
     exit: Option<i32>,
     quitting: bool,
     play: Option<Vec<i16>>,
+    /// Where callers' keys and regions are looked up.
+    dns: Option<resolve::Dns>,
+    keys: Arc<Mutex<caller_id::KeyCache>>,
+    verifier: peerdial_identity::Verifier,
+    pictures: greetings::SharedCache,
+    next_greeting_poll: u64,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -313,6 +354,18 @@ impl Phone {
             Some(p) => Some(audio::read_wav(p, 48_000)?),
             None => None,
         };
+        let dns = match (resolver, &cfg.top) {
+            (Some(r), _) => Some(resolve::Dns::Resolver(r)),
+            (None, Some(t)) => Some(resolve::Dns::Top(t.clone())),
+            (None, None) => None,
+        };
+        let pictures = match peerdial_greetings::DiskCache::open(cfg.data.join("greetings"), greetings::CACHE_BYTES) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("greeting cache unusable, pictures are not kept: {e}");
+                None
+            }
+        };
         let (media_tx, media_rx) = mpsc::channel(1024);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let snapshot = Snapshot {
@@ -342,6 +395,11 @@ impl Phone {
             quitting: false,
             play,
             id,
+            dns,
+            keys: Arc::default(),
+            verifier: peerdial_identity::Verifier::default(),
+            pictures: Arc::new(Mutex::new(pictures)),
+            next_greeting_poll: 0,
         })
     }
 
@@ -415,7 +473,7 @@ impl Phone {
     }
 
     fn next_wake(&self) -> u64 {
-        let mut t = self.next_address_check;
+        let mut t = self.next_address_check.min(self.next_greeting_poll);
         t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
         for s in self.calls.values() {
             t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
@@ -441,6 +499,10 @@ impl Phone {
         if now >= self.next_address_check {
             self.next_address_check = now + self.cfg.address_check_ms;
             self.check_address(now);
+        }
+        if now >= self.next_greeting_poll {
+            self.next_greeting_poll = now + self.cfg.greeting_poll_ms.max(1_000);
+            self.poll_own_greetings();
         }
         if self.reg.poll_timeout().is_some_and(|t| t <= now) {
             self.reg.handle_timeout(now);
@@ -523,13 +585,24 @@ impl Phone {
             number: number.to_string(),
         });
         let (resolver, top, root, tx) = (self.resolver, self.cfg.top.clone(), self.root.clone(), self.cmd_tx.clone());
+        let id = self.id.clone();
         tokio::spawn(async move {
-            let result = match (resolver, top) {
-                (Some(r), _) => resolve::lookup(r, number, &root).await,
-                (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await,
-                (None, None) => Err(PhoneError::Resolve("no resolver".into())),
+            let lookup = async {
+                match (resolver, top) {
+                    (Some(r), _) => resolve::lookup(r, number, &root).await,
+                    (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await,
+                    (None, None) => Err(PhoneError::Resolve("no resolver".into())),
+                }
             };
-            let _ = tx.send(Command::Resolved { dialed: number, result }).await;
+            let (result, identity) = tokio::join!(lookup, caller_id::passport(&id, number));
+            let identity = identity.map_err(|e| tracing::warn!("calling without caller identity: {e}")).ok();
+            let _ = tx
+                .send(Command::Resolved {
+                    dialed: number,
+                    result,
+                    identity,
+                })
+                .await;
         });
     }
 
@@ -543,17 +616,23 @@ impl Phone {
         }
     }
 
-    fn place_call(&mut self, number: Number, uri: String) -> Result<(), PhoneError> {
+    fn place_call(&mut self, number: Number, uri: String, identity: Option<String>) -> Result<(), PhoneError> {
         let addr = uri_addr(&uri).ok_or_else(|| PhoneError::Resolve(format!("{uri} has no IP address and port")))?;
         let (rtp, rtcp) = media_pair(self.local_ip)?;
         let port = rtp.local_addr()?.port();
         let offer = sdp::offer(rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs);
         let now = self.now();
-        let mut call = Call::outgoing(
+        let mut headers: Vec<(String, String)> = identity.into_iter().map(|i| ("Identity".to_string(), i)).collect();
+        headers.push((
+            "Call-Info".into(),
+            greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
+        ));
+        let mut call = Call::outgoing_with(
             self.local(),
             &uri,
             addr,
             offer.to_text(self.local_ip).into_bytes(),
+            headers,
             self.cfg.ring_timeout_ms,
             now,
         );
@@ -566,6 +645,7 @@ impl Phone {
             state: "calling".into(),
             since: Instant::now(),
             incoming: false,
+            ..display::CallView::default()
         });
         self.emit(UiEvent::Calling {
             number: number.to_string(),
@@ -594,6 +674,7 @@ impl Phone {
                 }
             }));
         }
+        let peer_number = Number::parse(&peer).ok();
         Slot {
             call,
             peer,
@@ -606,6 +687,9 @@ impl Phone {
             answer_at: None,
             hangup_at: None,
             answered_at: None,
+            peer_number,
+            verified: None,
+            greeting_asked: false,
         }
     }
 
@@ -654,9 +738,16 @@ impl Phone {
                     self.emit(UiEvent::Error(e.to_string()));
                 }
             }
-            Command::Resolved { dialed, result } => match result {
+            Command::CallerKeys { call_id, keys } => self.on_caller_keys(&call_id, keys),
+            Command::Greeting { call_id, number, result } => self.on_greeting(&call_id, number, result),
+            Command::OwnGreeting { kind, picture } => self.emit(UiEvent::OwnGreeting {
+                kind: kind.as_str(),
+                url: picture.url,
+                etag: picture.etag,
+            }),
+            Command::Resolved { dialed, result, identity } => match result {
                 Ok(resolve::Lookup::Found(uri)) => {
-                    if let Err(e) = self.place_call(dialed, uri) {
+                    if let Err(e) = self.place_call(dialed, uri, identity) {
                         self.snapshot.dialing = None;
                         self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
                         self.finish_dial(exit::FAILED);
@@ -782,18 +873,16 @@ impl Phone {
                     Ok((ans, neg)) => {
                         let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
                         slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
-                        slot.call.ring(now);
-                        if self.cfg.auto_answer {
-                            slot.answer_at = Some(now + self.cfg.answer_after_ms);
-                        }
-                        self.calls.insert(cid, slot);
+                        self.calls.insert(cid.clone(), slot);
                         self.snapshot.call = Some(display::CallView {
-                            peer: peer.clone(),
+                            peer,
                             state: "ringing".into(),
                             since: Instant::now(),
                             incoming: true,
+                            ..display::CallView::default()
                         });
-                        self.emit(UiEvent::Incoming { from: peer });
+                        // Rings once the caller's identity is checked.
+                        self.check_caller(&cid);
                         return;
                     }
                     Err(e) => {
@@ -847,6 +936,7 @@ impl Phone {
         }
         let mut ui = Vec::new();
         let mut finished = Vec::new();
+        let mut pictures = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
             while let Some(t) = s.call.poll_transmit() {
                 let _ = self.sip.send_to(&t.data, t.to).await;
@@ -865,6 +955,12 @@ impl Phone {
                 }
             }
             while let Some(e) = s.call.poll_event() {
+                if matches!(e, CallEvent::Ringing | CallEvent::Answered { .. }) && !s.greeting_asked {
+                    if let (Some(info), Some(n)) = (s.call.remote_call_info(), s.peer_number) {
+                        s.greeting_asked = true;
+                        pictures.push((cid.clone(), n, info.to_string()));
+                    }
+                }
                 match e {
                     CallEvent::Ringing => ui.push(UiEvent::Ringing),
                     CallEvent::Answered { sdp: body } => {
@@ -968,6 +1064,9 @@ impl Phone {
         }
         for code in finished {
             self.finish_dial(code);
+        }
+        for (cid, n, info) in pictures {
+            self.fetch_greeting(&cid, n, peerdial_greetings::Kind::Callee, &info);
         }
         self.calls.retain(|_, s| !s.call.is_done());
         if self.calls.is_empty() && self.snapshot.call.is_some() && self.snapshot.dialing.is_none() {
