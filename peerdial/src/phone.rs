@@ -69,6 +69,14 @@ pub struct PhoneArgs {
     #[arg(long)]
     #[serde(default)]
     no_register: bool,
+    /// Refuse callers whose identity does not verify (438 Invalid Identity
+    /// Header) instead of ringing with "unverified".
+    #[arg(long)]
+    #[serde(default)]
+    reject_unverified: bool,
+    /// Ask the region this often whether our greeting pictures changed.
+    #[arg(long, value_name = "SECONDS")]
+    greeting_poll: Option<f64>,
     #[command(subcommand)]
     #[serde(skip)]
     action: Option<PhoneAction>,
@@ -131,6 +139,10 @@ impl PhoneArgs {
             cfg.unreachable_ms = secs(u, "--unreachable-after")?.max(500);
         }
         cfg.register = !(self.no_register || file.no_register);
+        cfg.reject_unverified = self.reject_unverified || file.reject_unverified;
+        if let Some(g) = self.greeting_poll.or(file.greeting_poll) {
+            cfg.greeting_poll_ms = secs(g, "--greeting-poll")?.max(1_000);
+        }
         cfg.dial = self.action.map(|PhoneAction::Call { number }| number);
         Ok(cfg)
     }

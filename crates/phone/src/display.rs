@@ -23,6 +23,23 @@ pub struct CallView {
     pub state: String,
     pub since: Instant,
     pub incoming: bool,
+    /// Incoming: whether the caller's identity verified (None: not yet).
+    pub verified: Option<bool>,
+    /// The other side's greeting picture as half-block lines (empty: none).
+    pub picture: Vec<String>,
+}
+
+impl Default for CallView {
+    fn default() -> Self {
+        CallView {
+            peer: String::new(),
+            state: String::new(),
+            since: Instant::now(),
+            incoming: false,
+            verified: None,
+            picture: Vec::new(),
+        }
+    }
 }
 
 /// The state a display shows.
@@ -84,6 +101,27 @@ pub enum UiEvent {
     Incoming {
         from: String,
     },
+    /// The caller's identity verdict (None: verified).
+    Caller {
+        number: String,
+        unverified: Option<String>,
+    },
+    /// The other side's greeting picture was fetched (or revalidated).
+    Greeting {
+        url: String,
+        etag: String,
+    },
+    /// The other side's picture was not fetched, and why.
+    GreetingNotFetched {
+        number: String,
+        reason: String,
+    },
+    /// One of our own greetings is new or changed on the region.
+    OwnGreeting {
+        kind: &'static str,
+        url: String,
+        etag: String,
+    },
     Answered {
         codec: String,
     },
@@ -121,6 +159,14 @@ impl UiEvent {
             UiEvent::Calling { number, uri } => format!("calling {number} at {uri}"),
             UiEvent::Ringing => "ringing".into(),
             UiEvent::Incoming { from } => format!("incoming call from {from}"),
+            UiEvent::Caller { number, unverified: None } => format!("caller {number} verified"),
+            UiEvent::Caller {
+                number,
+                unverified: Some(why),
+            } => format!("caller {number} unverified: {why}"),
+            UiEvent::Greeting { url, etag } => format!("greeting {url} etag {etag}"),
+            UiEvent::GreetingNotFetched { number, reason } => format!("greeting of {number} not fetched: {reason}"),
+            UiEvent::OwnGreeting { kind, url, etag } => format!("own greeting {kind} {url} etag {etag}"),
             UiEvent::Answered { codec } => format!("answered codec={codec}"),
             UiEvent::AudioStarted => "audio started".into(),
             UiEvent::Dtmf(k) => format!("dtmf {k}"),
@@ -228,7 +274,18 @@ impl TerminalDisplay {
                 } else {
                     format!("to {}", c.peer)
                 };
-                lines.push(format!(" Call     {} {who}  {:02}:{:02}", c.state, secs / 60, secs % 60));
+                let id = match (c.incoming, c.verified) {
+                    (true, Some(true)) => "  ✔ verified",
+                    (true, Some(false)) => "  ✘ unverified",
+                    (true, None) => "  checking caller…",
+                    (false, _) => "",
+                };
+                // The picture stands in for the bare number, which stays
+                // below it, smaller (one plain line).
+                for l in &c.picture {
+                    lines.push(format!("   {l}"));
+                }
+                lines.push(format!(" Call     {} {who}  {:02}:{:02}{id}", c.state, secs / 60, secs % 60));
             }
             None => match &s.dialing {
                 Some(d) => lines.push(format!(" Call     looking up {d}")),

@@ -8,26 +8,30 @@
 //! `peerdial-media` (SDP, RTP, codecs, jitter buffer). It is not a server:
 //! no region or proxy sits in its calls.
 
+pub mod caller_id;
+mod calls;
 pub mod display;
+pub mod greetings;
+pub mod http;
 pub mod provision;
 pub mod resolve;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use peerdial_media::sdp::{self, CodecKind, Sdp};
-use peerdial_media::{audio, Channel, MediaEvent, MediaSession, Negotiated};
+use peerdial_media::audio;
+use peerdial_media::sdp::CodecKind;
 use peerdial_number::{Area, Number};
-use peerdial_sip::call::{uri_addr, Call, CallEvent, End, Local, Role, State};
+use peerdial_sip::call::{Local, Role, State};
 use peerdial_sip::client::{RegEvent, RegState, RegisterClient, RegisterConfig};
-use peerdial_sip::message::SipUri;
 use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use calls::{MediaIn, Slot};
 pub use display::{Display, Snapshot, UiEvent};
 pub use provision::Identity;
 
@@ -41,6 +45,8 @@ pub enum PhoneError {
     State(String),
     #[error("DNS: {0}")]
     Resolve(String),
+    #[error("HTTP: {0}")]
+    Http(String),
     #[error("{0}")]
     Config(String),
     #[error("network: {0}")]
@@ -81,6 +87,10 @@ pub struct PhoneConfig {
     /// Dial this number at start and exit when the call ends.
     pub dial: Option<String>,
     pub register: bool,
+    /// Refuse callers whose identity does not verify (438).
+    pub reject_unverified: bool,
+    /// How often to ask the region whether our greetings changed.
+    pub greeting_poll_ms: u64,
 }
 
 impl PhoneConfig {
@@ -103,6 +113,8 @@ impl PhoneConfig {
             address_check_ms: 1_000,
             dial: None,
             register: true,
+            reject_unverified: false,
+            greeting_poll_ms: 300_000,
         }
     }
 }
@@ -120,6 +132,24 @@ pub enum Command {
     Resolved {
         dialed: Number,
         result: Result<resolve::Lookup, PhoneError>,
+        /// Our region's PASSporT for the call (None: not to be had).
+        identity: Option<String>,
+    },
+    /// The caller region's keys for an incoming call.
+    CallerKeys {
+        call_id: String,
+        keys: Result<Vec<peerdial_identity::PublicKey>, String>,
+    },
+    /// The other side's greeting picture for a call.
+    Greeting {
+        call_id: String,
+        number: Number,
+        result: Result<greetings::Picture, String>,
+    },
+    /// One of our own greetings changed on the region.
+    OwnGreeting {
+        kind: peerdial_greetings::Kind,
+        picture: greetings::Picture,
     },
 }
 
@@ -131,35 +161,6 @@ pub mod exit {
     pub const BUSY: i32 = 4;
     pub const NO_ANSWER: i32 = 5;
     pub const UNREACHABLE: i32 = 6;
-}
-
-struct Slot {
-    call: Call,
-    peer: String,
-    media: Option<MediaSession>,
-    rtp: Arc<UdpSocket>,
-    rtcp: Arc<UdpSocket>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    offer: Option<Sdp>,
-    prepared: Option<(Vec<u8>, Negotiated)>,
-    answer_at: Option<u64>,
-    hangup_at: Option<u64>,
-    answered_at: Option<u64>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-struct MediaIn {
-    call_id: String,
-    channel: Channel,
-    data: Vec<u8>,
-    from: SocketAddr,
 }
 
 pub struct Phone {
@@ -184,6 +185,12 @@ pub struct Phone {
     exit: Option<i32>,
     quitting: bool,
     play: Option<Vec<i16>>,
+    /// Where callers' keys and regions are looked up.
+    dns: Option<resolve::Dns>,
+    keys: Arc<Mutex<caller_id::KeyCache>>,
+    verifier: peerdial_identity::Verifier,
+    pictures: greetings::SharedCache,
+    next_greeting_poll: u64,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -201,23 +208,6 @@ fn route_ip(peer: SocketAddr) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
-/// Binds an RTP/RTCP pair on consecutive ports, RTP even (RFC 3550 11).
-fn media_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), PhoneError> {
-    let bind = |port: u16| -> std::io::Result<UdpSocket> {
-        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
-        s.set_nonblocking(true)?;
-        UdpSocket::from_std(s)
-    };
-    for _ in 0..100 {
-        let port = rand::random::<u16>() % 16_000 * 2 + 16_384;
-        let Ok(rtp) = bind(port) else { continue };
-        if let Ok(rtcp) = bind(port + 1) {
-            return Ok((rtp, rtcp));
-        }
-    }
-    Err(PhoneError::Config(format!("no free RTP port pair on {ip}")))
-}
-
 /// The root domain under a zone name: the area zone minus its five digit labels.
 fn root_of(zone: &str) -> String {
     zone.trim_end_matches('.')
@@ -225,25 +215,6 @@ fn root_of(zone: &str) -> String {
         .nth(5)
         .unwrap_or("peerdial.internal")
         .to_string()
-}
-
-fn describe(end: &End) -> (String, i32) {
-    match end {
-        End::Local => ("hung up".into(), exit::ANSWERED),
-        End::Remote => ("the other side hung up".into(), exit::ANSWERED),
-        End::CancelledByCaller => ("the caller gave up".into(), exit::ANSWERED),
-        End::Rejected { code: 486 | 600, .. } => ("busy".into(), exit::BUSY),
-        End::Rejected { code: 603, .. } => ("declined".into(), exit::FAILED),
-        End::Rejected { code: 488, .. } => ("no codec in common (488)".into(), exit::FAILED),
-        End::Rejected {
-            code: 404 | 410 | 480,
-            reason,
-        } => (format!("not available: {reason}"), exit::NO_ANSWER),
-        End::Rejected { code, reason } => (format!("refused: {code} {reason}"), exit::FAILED),
-        End::NoResponse => ("callee unreachable: no answer from its address".into(), exit::UNREACHABLE),
-        End::NoAnswer => ("no answer".into(), exit::NO_ANSWER),
-        End::NoAck => ("call lost: our answer was never acknowledged".into(), exit::FAILED),
-    }
 }
 
 impl Phone {
@@ -313,6 +284,18 @@ impl Phone {
             Some(p) => Some(audio::read_wav(p, 48_000)?),
             None => None,
         };
+        let dns = match (resolver, &cfg.top) {
+            (Some(r), _) => Some(resolve::Dns::Resolver(r)),
+            (None, Some(t)) => Some(resolve::Dns::Top(t.clone())),
+            (None, None) => None,
+        };
+        let pictures = match peerdial_greetings::DiskCache::open(cfg.data.join("greetings"), greetings::CACHE_BYTES) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("greeting cache unusable, pictures are not kept: {e}");
+                None
+            }
+        };
         let (media_tx, media_rx) = mpsc::channel(1024);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let snapshot = Snapshot {
@@ -342,6 +325,11 @@ impl Phone {
             quitting: false,
             play,
             id,
+            dns,
+            keys: Arc::default(),
+            verifier: peerdial_identity::Verifier::default(),
+            pictures: Arc::new(Mutex::new(pictures)),
+            next_greeting_poll: 0,
         })
     }
 
@@ -415,7 +403,7 @@ impl Phone {
     }
 
     fn next_wake(&self) -> u64 {
-        let mut t = self.next_address_check;
+        let mut t = self.next_address_check.min(self.next_greeting_poll);
         t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
         for s in self.calls.values() {
             t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
@@ -441,6 +429,10 @@ impl Phone {
         if now >= self.next_address_check {
             self.next_address_check = now + self.cfg.address_check_ms;
             self.check_address(now);
+        }
+        if now >= self.next_greeting_poll {
+            self.next_greeting_poll = now + self.cfg.greeting_poll_ms.max(1_000);
+            self.poll_own_greetings();
         }
         if self.reg.poll_timeout().is_some_and(|t| t <= now) {
             self.reg.handle_timeout(now);
@@ -501,123 +493,6 @@ impl Phone {
         }
     }
 
-    fn busy(&self) -> bool {
-        self.calls.values().any(|s| s.call.state() != State::Ended)
-    }
-
-    fn dial(&mut self, dialed: &str) {
-        let number = match Number::dial(dialed, self.area) {
-            Ok(n) => n,
-            Err(e) => {
-                self.emit(UiEvent::Error(format!("cannot dial {dialed:?}: {e}")));
-                self.finish_dial(exit::FAILED);
-                return;
-            }
-        };
-        if self.busy() {
-            self.emit(UiEvent::Error("already in a call".into()));
-            return;
-        }
-        self.snapshot.dialing = Some(number.to_string());
-        self.emit(UiEvent::Dialing {
-            number: number.to_string(),
-        });
-        let (resolver, top, root, tx) = (self.resolver, self.cfg.top.clone(), self.root.clone(), self.cmd_tx.clone());
-        tokio::spawn(async move {
-            let result = match (resolver, top) {
-                (Some(r), _) => resolve::lookup(r, number, &root).await,
-                (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await,
-                (None, None) => Err(PhoneError::Resolve("no resolver".into())),
-            };
-            let _ = tx.send(Command::Resolved { dialed: number, result }).await;
-        });
-    }
-
-    /// In `call N` mode, the phone exits once the call is over.
-    fn finish_dial(&mut self, code: i32) {
-        if self.cfg.dial.is_some() {
-            self.exit.get_or_insert(code);
-            if !self.quitting {
-                self.quit();
-            }
-        }
-    }
-
-    fn place_call(&mut self, number: Number, uri: String) -> Result<(), PhoneError> {
-        let addr = uri_addr(&uri).ok_or_else(|| PhoneError::Resolve(format!("{uri} has no IP address and port")))?;
-        let (rtp, rtcp) = media_pair(self.local_ip)?;
-        let port = rtp.local_addr()?.port();
-        let offer = sdp::offer(rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs);
-        let now = self.now();
-        let mut call = Call::outgoing(
-            self.local(),
-            &uri,
-            addr,
-            offer.to_text(self.local_ip).into_bytes(),
-            self.cfg.ring_timeout_ms,
-            now,
-        );
-        call.set_response_timeout(self.cfg.unreachable_ms, now);
-        let cid = call.call_id().to_string();
-        let slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
-        self.calls.insert(cid, slot);
-        self.snapshot.call = Some(display::CallView {
-            peer: number.to_string(),
-            state: "calling".into(),
-            since: Instant::now(),
-            incoming: false,
-        });
-        self.emit(UiEvent::Calling {
-            number: number.to_string(),
-            uri,
-        });
-        Ok(())
-    }
-
-    fn slot(&self, call: Call, peer: String, rtp: UdpSocket, rtcp: UdpSocket, offer: Option<Sdp>) -> Slot {
-        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
-        let mut tasks = Vec::new();
-        for (sock, channel) in [(rtp.clone(), Channel::Rtp), (rtcp.clone(), Channel::Rtcp)] {
-            let (tx, cid) = (self.media_tx.clone(), call.call_id().to_string());
-            tasks.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-                    let m = MediaIn {
-                        call_id: cid.clone(),
-                        channel,
-                        data: buf[..n].to_vec(),
-                        from,
-                    };
-                    if tx.send(m).await.is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
-        Slot {
-            call,
-            peer,
-            media: None,
-            rtp,
-            rtcp,
-            tasks,
-            offer,
-            prepared: None,
-            answer_at: None,
-            hangup_at: None,
-            answered_at: None,
-        }
-    }
-
-    fn on_media(&mut self, m: MediaIn) {
-        let Some(s) = self.calls.get_mut(&m.call_id) else { return };
-        let Some(media) = &mut s.media else { return };
-        match m.channel {
-            Channel::Rtp => media.handle_rtp(&m.data, m.from),
-            Channel::Rtcp => media.handle_rtcp(&m.data, m.from),
-        }
-    }
-
     fn on_command(&mut self, c: Command) {
         let now = self.now();
         match c {
@@ -654,9 +529,16 @@ impl Phone {
                     self.emit(UiEvent::Error(e.to_string()));
                 }
             }
-            Command::Resolved { dialed, result } => match result {
+            Command::CallerKeys { call_id, keys } => self.on_caller_keys(&call_id, keys),
+            Command::Greeting { call_id, number, result } => self.on_greeting(&call_id, number, result),
+            Command::OwnGreeting { kind, picture } => self.emit(UiEvent::OwnGreeting {
+                kind: kind.as_str(),
+                url: picture.url,
+                etag: picture.etag,
+            }),
+            Command::Resolved { dialed, result, identity } => match result {
                 Ok(resolve::Lookup::Found(uri)) => {
-                    if let Err(e) = self.place_call(dialed, uri) {
+                    if let Err(e) = self.place_call(dialed, uri, identity) {
                         self.snapshot.dialing = None;
                         self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
                         self.finish_dial(exit::FAILED);
@@ -676,16 +558,6 @@ impl Phone {
                 }
             },
         }
-    }
-
-    fn answer_slot(cid: &str, s: &mut Slot, cfg: &PhoneConfig, play: Option<&[i16]>, now: u64) -> Result<(), PhoneError> {
-        let Some((answer, neg)) = s.prepared.take() else { return Ok(()) };
-        let rate = neg.codec.clock_rate();
-        let source = play.map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
-        let media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
-        s.media = Some(media);
-        s.call.answer(answer, now);
-        Ok(())
     }
 
     fn on_sip(&mut self, data: &[u8], from: SocketAddr) {
@@ -739,84 +611,6 @@ impl Phone {
         }
     }
 
-    fn on_invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
-        if self.busy() || self.quitting {
-            self.reply_stateless(data, from, 486, "Busy Here", &[]);
-            return;
-        }
-        let mut call = match Call::incoming(self.local(), data, from, now) {
-            Ok(c) => c,
-            Err(Some(t)) => {
-                let sip = self.sip.clone();
-                tokio::spawn(async move {
-                    let _ = sip.send_to(&t.data, t.to).await;
-                });
-                return;
-            }
-            Err(None) => return,
-        };
-        let peer = SipUri::parse(call.remote_uri())
-            .ok()
-            .and_then(|u| u.user)
-            .map(|u| Number::parse(u).map(|n| n.to_string()).unwrap_or_else(|_| u.to_string()))
-            .unwrap_or_else(|| call.remote_uri().to_string());
-        let cid = call.call_id().to_string();
-        let offer = Sdp::parse(&String::from_utf8_lossy(&msg.body));
-        let pair = media_pair(self.local_ip);
-        let (rtp, rtcp) = match (offer, pair) {
-            (Err(e), _) => {
-                self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
-                call.reject(488, "Not Acceptable Here", now);
-                self.park(call, peer);
-                return;
-            }
-            (_, Err(e)) => {
-                self.emit(UiEvent::Error(e.to_string()));
-                call.reject(503, "Service Unavailable", now);
-                self.park(call, peer);
-                return;
-            }
-            (Ok(offer), Ok(pair)) => {
-                let port = pair.0.local_addr().map(|a| a.port()).unwrap_or(0);
-                match sdp::answer(&offer, rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs) {
-                    Ok((ans, neg)) => {
-                        let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
-                        slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
-                        slot.call.ring(now);
-                        if self.cfg.auto_answer {
-                            slot.answer_at = Some(now + self.cfg.answer_after_ms);
-                        }
-                        self.calls.insert(cid, slot);
-                        self.snapshot.call = Some(display::CallView {
-                            peer: peer.clone(),
-                            state: "ringing".into(),
-                            since: Instant::now(),
-                            incoming: true,
-                        });
-                        self.emit(UiEvent::Incoming { from: peer });
-                        return;
-                    }
-                    Err(e) => {
-                        self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
-                        call.reject(488, "Not Acceptable Here", now);
-                        pair
-                    }
-                }
-            }
-        };
-        let slot = self.slot(call, peer, rtp, rtcp, None);
-        self.calls.insert(cid, slot);
-    }
-
-    /// Keeps a refused call around so its final response is retransmitted.
-    fn park(&mut self, call: Call, peer: String) {
-        if let Ok((rtp, rtcp)) = media_pair(self.local_ip) {
-            let cid = call.call_id().to_string();
-            let slot = self.slot(call, peer, rtp, rtcp, None);
-            self.calls.insert(cid, slot);
-        }
-    }
-
     /// Sends what the state machines queued and reports their events.
     async fn flush(&mut self) {
         let now = self.now();
@@ -845,134 +639,7 @@ impl Phone {
                 }
             }
         }
-        let mut ui = Vec::new();
-        let mut finished = Vec::new();
-        for (cid, s) in self.calls.iter_mut() {
-            while let Some(t) = s.call.poll_transmit() {
-                let _ = self.sip.send_to(&t.data, t.to).await;
-            }
-            if let Some(m) = &mut s.media {
-                while let Some(t) = m.poll_transmit() {
-                    let sock = if t.channel == Channel::Rtp { &s.rtp } else { &s.rtcp };
-                    let _ = sock.send_to(&t.data, t.to).await;
-                }
-                while let Some(e) = m.poll_event() {
-                    match e {
-                        MediaEvent::AudioStarted => ui.push(UiEvent::AudioStarted),
-                        MediaEvent::Dtmf(k) => ui.push(UiEvent::Dtmf(k)),
-                        MediaEvent::RemoteBye => {}
-                    }
-                }
-            }
-            while let Some(e) = s.call.poll_event() {
-                match e {
-                    CallEvent::Ringing => ui.push(UiEvent::Ringing),
-                    CallEvent::Answered { sdp: body } => {
-                        let neg = Sdp::parse(&String::from_utf8_lossy(&body))
-                            .and_then(|a| sdp::accept_answer(s.offer.as_ref().expect("caller has an offer"), &a));
-                        match neg {
-                            Ok(neg) => {
-                                let rate = neg.codec.clock_rate();
-                                let codec = neg.codec;
-                                let source = self.play.as_deref().map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
-                                match MediaSession::new(neg, source, self.cfg.record.is_some(), cid, now) {
-                                    Ok(m) => s.media = Some(m),
-                                    Err(e) => ui.push(UiEvent::Error(e.to_string())),
-                                }
-                                s.answered_at = Some(now);
-                                s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
-                                ui.push(UiEvent::Answered {
-                                    codec: codec.name().to_string(),
-                                });
-                            }
-                            Err(e) => {
-                                ui.push(UiEvent::Error(format!("unusable answer: {e}")));
-                                s.call.hangup(now);
-                            }
-                        }
-                    }
-                    CallEvent::Confirmed => {
-                        s.answered_at = Some(now);
-                        s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
-                        let codec = s
-                            .media
-                            .as_ref()
-                            .map(|m| m.negotiated().codec.name().to_string())
-                            .unwrap_or_default();
-                        ui.push(UiEvent::Answered { codec });
-                    }
-                    CallEvent::InfoDtmf(k) => ui.push(UiEvent::Dtmf(k)),
-                    CallEvent::Ended(end) => {
-                        if let Some(m) = &mut s.media {
-                            m.close();
-                            while let Some(t) = m.poll_transmit() {
-                                let _ = s.rtcp.send_to(&t.data, t.to).await;
-                            }
-                        }
-                        let (reason, code) = describe(&end);
-                        let answered = s.answered_at.is_some();
-                        let code = if answered || s.call.role == Role::Callee {
-                            exit::ANSWERED
-                        } else if code == exit::ANSWERED {
-                            exit::FAILED
-                        } else {
-                            code
-                        };
-                        let secs = s.answered_at.map(|a| (now - a) as f64 / 1000.0);
-                        if let (Some(path), Some(m)) = (&self.cfg.record, &s.media) {
-                            if let Err(e) = audio::write_wav(path, m.played(), m.sample_rate()) {
-                                ui.push(UiEvent::Error(e.to_string()));
-                            }
-                        }
-                        if let Some(m) = &s.media {
-                            let st = m.jitter_stats();
-                            tracing::info!(
-                                received = m.stats.received_packets,
-                                sent = m.stats.sent_packets,
-                                lost = st.lost,
-                                late = st.late,
-                                foreign = m.stats.foreign,
-                                "media"
-                            );
-                        }
-                        ui.push(UiEvent::Ended {
-                            peer: s.peer.clone(),
-                            reason,
-                            seconds: secs,
-                        });
-                        finished.push(code);
-                    }
-                }
-            }
-        }
-        for e in ui {
-            match &e {
-                UiEvent::Answered { .. } => {
-                    if let Some(c) = &mut self.snapshot.call {
-                        c.state = "talking".into();
-                        c.since = Instant::now();
-                    }
-                }
-                UiEvent::Ringing => {
-                    if let Some(c) = &mut self.snapshot.call {
-                        c.state = "ringing".into();
-                    }
-                }
-                UiEvent::Ended { .. } => {
-                    self.snapshot.call = None;
-                    self.snapshot.dialing = None;
-                }
-                _ => {}
-            }
-            self.emit(e);
-        }
-        for code in finished {
-            self.finish_dial(code);
-        }
-        self.calls.retain(|_, s| !s.call.is_done());
-        if self.calls.is_empty() && self.snapshot.call.is_some() && self.snapshot.dialing.is_none() {
-            self.snapshot.call = None;
-        }
+        self.flush_calls(now).await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! Number → SIP URI through an ordinary DNS resolver: a NAPTR query for the
 //! ENUM name (RFC 6116), over UDP, again over TCP when the answer is
-//! truncated. The resolver does the walking and the caching.
+//! truncated. The resolver does the walking and the caching. The same
+//! queries find a number's region from DNS alone (design §9): the TXT key
+//! record at its area zone's apex, SRV `_peerdial._tcp` for its HTTP API.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,19 +35,7 @@ pub enum Lookup {
 }
 
 pub async fn lookup(resolver: SocketAddr, number: Number, root: &str) -> Result<Lookup, PhoneError> {
-    let name = Name::from_ascii(number.enum_name(root)).map_err(|e| PhoneError::Resolve(e.to_string()))?;
-    let mut q = Message::new();
-    let id: u16 = rand::random();
-    q.set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true);
-    q.add_query(Query::query(name, RecordType::NAPTR));
-    let wire = q.to_vec().map_err(|e| PhoneError::Resolve(e.to_string()))?;
-    let mut answer = query_udp(resolver, &wire, id).await?;
-    if answer.truncated() {
-        answer = query_tcp(resolver, &wire, id).await?;
-    }
+    let answer = query(resolver, &number.enum_name(root), RecordType::NAPTR).await?;
     match answer.response_code() {
         ResponseCode::NXDomain => return Ok(Lookup::NoSuchNumber),
         ResponseCode::NoError => {}
@@ -67,10 +57,122 @@ pub async fn lookup(resolver: SocketAddr, number: Number, root: &str) -> Result<
         .unwrap_or(Lookup::NoSuchNumber))
 }
 
+/// One query (recursion desired) for `name`/`rtype`, over UDP, again over
+/// TCP when the answer is truncated.
+pub async fn query(server: SocketAddr, name: &str, rtype: RecordType) -> Result<Message, PhoneError> {
+    let name = Name::from_ascii(name).map_err(|e| PhoneError::Resolve(e.to_string()))?;
+    let mut q = Message::new();
+    let id: u16 = rand::random();
+    q.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true);
+    q.add_query(Query::query(name, rtype));
+    let wire = q.to_vec().map_err(|e| PhoneError::Resolve(e.to_string()))?;
+    let answer = query_udp(server, &wire, id).await?;
+    if answer.truncated() {
+        return query_tcp(server, &wire, id).await;
+    }
+    Ok(answer)
+}
+
+/// Where to ask about a number's area: a resolver, or (without one) the
+/// region's own DNS server that the tree's directory names.
+#[derive(Debug, Clone)]
+pub enum Dns {
+    Resolver(SocketAddr),
+    Top(String),
+}
+
+impl Dns {
+    /// The server to ask about `number`'s area.
+    pub async fn server_for(&self, number: Number) -> Result<SocketAddr, PhoneError> {
+        match self {
+            Dns::Resolver(r) => Ok(*r),
+            Dns::Top(t) => region_dns_via_top(t, number)
+                .await?
+                .ok_or_else(|| PhoneError::Resolve(format!("no region holds {number}"))),
+        }
+    }
+}
+
+/// The TXT records at `name` (each record's strings joined) and the
+/// smallest TTL among them.
+pub async fn txt(server: SocketAddr, name: &str) -> Result<(Vec<String>, u32), PhoneError> {
+    let answer = query(server, name, RecordType::TXT).await?;
+    if answer.response_code() != ResponseCode::NoError {
+        return Err(PhoneError::Resolve(format!("TXT {name}: {}", answer.response_code())));
+    }
+    let mut ttl = u32::MAX;
+    let records = answer
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::TXT(t) => {
+                ttl = ttl.min(r.ttl());
+                Some(
+                    t.txt_data()
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<String>(),
+                )
+            }
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    Ok((records, if ttl == u32::MAX { 0 } else { ttl }))
+}
+
+/// The address an SRV name points at (its port, and the target's address
+/// from the additional section or an A/AAAA query). `None` when there is
+/// no such record.
+pub async fn srv_addr(server: SocketAddr, name: &str) -> Result<Option<SocketAddr>, PhoneError> {
+    let answer = query(server, name, RecordType::SRV).await?;
+    let Some(srv) = answer.answers().iter().find_map(|r| match r.data() {
+        RData::SRV(s) => Some(s.clone()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let target = srv.target().clone();
+    let ip_of = |m: &Message| {
+        m.answers()
+            .iter()
+            .chain(m.additionals())
+            .filter(|r| r.name() == &target)
+            .find_map(|r| match r.data() {
+                RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
+                _ => None,
+            })
+    };
+    let ip = match ip_of(&answer) {
+        Some(ip) => Some(ip),
+        None => ip_of(&query(server, &target.to_ascii(), RecordType::A).await?),
+    };
+    Ok(ip.map(|ip| SocketAddr::new(ip, srv.port())))
+}
+
+/// A region's HTTP API address from DNS alone: SRV `_peerdial._tcp` at the
+/// area zone of `number`.
+pub async fn region_api(dns: &Dns, number: Number, root: &str) -> Result<Option<SocketAddr>, PhoneError> {
+    let server = dns.server_for(number).await?;
+    srv_addr(server, &format!("_peerdial._tcp.{}", number.area().zone_name(root))).await
+}
+
 /// Without a recursive resolver: ask the tree's directory (the top, then a
 /// country server if the top points to one) which region holds the
 /// number, and ask that region's DNS directly.
 pub async fn lookup_via_top(top: &str, number: Number, root: &str) -> Result<Lookup, PhoneError> {
+    match region_dns_via_top(top, number).await? {
+        Some(dns) => lookup(dns, number, root).await,
+        None => Ok(Lookup::NoSuchNumber),
+    }
+}
+
+/// The DNS server of the region holding `number`, as the directory says
+/// (`None`: no region holds it).
+pub async fn region_dns_via_top(top: &str, number: Number) -> Result<Option<SocketAddr>, PhoneError> {
     let mut base = top.trim_end_matches('/').to_string();
     for _ in 0..4 {
         let path = format!("/api/v1/lookup/{}", number.digits());
@@ -78,7 +180,7 @@ pub async fn lookup_via_top(top: &str, number: Number, root: &str) -> Result<Loo
             .await
             .map_err(|e| PhoneError::Resolve(format!("directory {base}: {e}")))?;
         if status == 404 {
-            return Ok(Lookup::NoSuchNumber);
+            return Ok(None);
         }
         if status != 200 {
             return Err(PhoneError::Resolve(format!("directory {base} answered {status}: {body}")));
@@ -92,7 +194,7 @@ pub async fn lookup_via_top(top: &str, number: Number, root: &str) -> Result<Loo
             .as_str()
             .and_then(|d| d.parse().ok())
             .ok_or_else(|| PhoneError::Resolve(format!("directory {base}: no DNS address for the region")))?;
-        return lookup(dns, number, root).await;
+        return Ok(Some(dns));
     }
     Err(PhoneError::Resolve("the directory refers too deep".into()))
 }

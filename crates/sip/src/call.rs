@@ -136,6 +136,11 @@ pub struct Call {
     linger_until: Option<u64>,
     out: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
+    /// Added to our INVITE (caller) or to our 18x/2xx (callee): Identity,
+    /// Call-Info.
+    extra: Vec<(String, String)>,
+    /// Caller: the Call-Info of the callee's last 18x/2xx.
+    remote_call_info: Option<String>,
 }
 
 fn random_token(n: usize) -> String {
@@ -178,6 +183,20 @@ impl Call {
     /// Starts a call to `remote_uri` at `remote_addr` with an SDP offer.
     /// `ring_timeout` ends an unanswered call with [`End::NoAnswer`].
     pub fn outgoing(local: Local, remote_uri: &str, remote_addr: SocketAddr, sdp: Vec<u8>, ring_timeout: u64, now: u64) -> Call {
+        Call::outgoing_with(local, remote_uri, remote_addr, sdp, Vec::new(), ring_timeout, now)
+    }
+
+    /// As [`Call::outgoing`], with `headers` added to the INVITE (and kept
+    /// on its retransmissions): Identity, Call-Info.
+    pub fn outgoing_with(
+        local: Local,
+        remote_uri: &str,
+        remote_addr: SocketAddr,
+        sdp: Vec<u8>,
+        headers: Vec<(String, String)>,
+        ring_timeout: u64,
+        now: u64,
+    ) -> Call {
         let mut call = Call {
             role: Role::Caller,
             state: State::Calling,
@@ -209,9 +228,14 @@ impl Call {
             linger_until: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            extra: headers,
+            remote_call_info: None,
         };
         let branch = call.invite_branch.clone();
         let mut invite = call.request("INVITE", &branch, 1);
+        for (n, v) in &call.extra {
+            invite.push(n, v.clone());
+        }
         invite.push("Content-Type", "application/sdp");
         invite.body = call.local_sdp.clone();
         let data = invite.to_bytes();
@@ -268,6 +292,8 @@ impl Call {
             linger_until: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            extra: Vec::new(),
+            remote_call_info: None,
             invite: msg,
         };
         call.respond_invite(100, "Trying", now);
@@ -303,6 +329,16 @@ impl Call {
     /// A header of the INVITE (callee side), e.g. Call-Info.
     pub fn invite_header(&self, name: &str) -> Option<&str> {
         self.invite.header(name)
+    }
+
+    /// Callee: headers for our 18x and 2xx from now on (Call-Info).
+    pub fn set_response_headers(&mut self, headers: Vec<(String, String)>) {
+        self.extra = headers;
+    }
+
+    /// Caller: the Call-Info header of the callee's latest 18x/2xx.
+    pub fn remote_call_info(&self) -> Option<&str> {
+        self.remote_call_info.as_deref()
     }
 
     /// Nothing more to do: ended, and retransmissions absorbed.
@@ -373,6 +409,11 @@ impl Call {
         let Some((cseq, method)) = cseq_of(msg) else { return };
         match method.as_str() {
             "INVITE" if self.role == Role::Caller && cseq == self.invite_cseq => {
+                if (101..300).contains(&code) {
+                    if let Some(info) = msg.header("Call-Info") {
+                        self.remote_call_info = Some(info.to_string());
+                    }
+                }
                 if code < 200 {
                     self.stop(RetransmitKind::Invite);
                     if self.state == State::Calling && code > 100 {
@@ -662,6 +703,9 @@ impl Call {
         let mut r = response(&self.invite, &via, self.invite_source, code, reason, &self.local_tag);
         r.push("User-Agent", self.local.user_agent.clone());
         if (101..300).contains(&code) {
+            for (n, v) in &self.extra {
+                r.push(n, v.clone());
+            }
             self.contact_and_body(&mut r);
             if code != 200 {
                 r.body.clear();

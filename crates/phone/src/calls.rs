@@ -1,0 +1,459 @@
+//! Calls: dialing (lookup, PASSporT, INVITE), taking incoming INVITEs,
+//! the media of each call, and reporting the calls' events. The state
+//! machines are `peerdial_sip::call::Call` and `peerdial_media`; this module
+//! is their I/O edge inside the phone. Caller identity and greeting pictures
+//! hook in through `caller_id` and `greetings`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use peerdial_media::sdp::{self, Sdp};
+use peerdial_media::{audio, Channel, MediaEvent, MediaSession, Negotiated};
+use peerdial_number::Number;
+use peerdial_sip::call::{uri_addr, Call, CallEvent, End, Role, State};
+use peerdial_sip::message::SipUri;
+use peerdial_sip::Message;
+use tokio::net::UdpSocket;
+
+use crate::display::{self, UiEvent};
+use crate::{caller_id, exit, greetings, resolve, Command, Phone, PhoneConfig, PhoneError};
+
+pub(crate) struct Slot {
+    pub(crate) call: Call,
+    pub(crate) peer: String,
+    pub(crate) media: Option<MediaSession>,
+    pub(crate) rtp: Arc<UdpSocket>,
+    pub(crate) rtcp: Arc<UdpSocket>,
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) offer: Option<Sdp>,
+    pub(crate) prepared: Option<(Vec<u8>, Negotiated)>,
+    pub(crate) answer_at: Option<u64>,
+    pub(crate) hangup_at: Option<u64>,
+    pub(crate) answered_at: Option<u64>,
+    /// The other side's number, when it is one.
+    pub(crate) peer_number: Option<Number>,
+    /// Callee: the caller's identity verdict, once known.
+    pub(crate) verified: Option<bool>,
+    /// Caller: the callee's picture was asked for.
+    pub(crate) greeting_asked: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub(crate) struct MediaIn {
+    pub(crate) call_id: String,
+    pub(crate) channel: Channel,
+    pub(crate) data: Vec<u8>,
+    pub(crate) from: SocketAddr,
+}
+
+/// Binds an RTP/RTCP pair on consecutive ports, RTP even (RFC 3550 11).
+pub(crate) fn media_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), PhoneError> {
+    let bind = |port: u16| -> std::io::Result<UdpSocket> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        UdpSocket::from_std(s)
+    };
+    for _ in 0..100 {
+        let port = rand::random::<u16>() % 16_000 * 2 + 16_384;
+        let Ok(rtp) = bind(port) else { continue };
+        if let Ok(rtcp) = bind(port + 1) {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(PhoneError::Config(format!("no free RTP port pair on {ip}")))
+}
+
+pub(crate) fn describe(end: &End) -> (String, i32) {
+    match end {
+        End::Local => ("hung up".into(), exit::ANSWERED),
+        End::Remote => ("the other side hung up".into(), exit::ANSWERED),
+        End::CancelledByCaller => ("the caller gave up".into(), exit::ANSWERED),
+        End::Rejected { code: 486 | 600, .. } => ("busy".into(), exit::BUSY),
+        End::Rejected { code: 603, .. } => ("declined".into(), exit::FAILED),
+        End::Rejected { code: 488, .. } => ("no codec in common (488)".into(), exit::FAILED),
+        End::Rejected {
+            code: 404 | 410 | 480,
+            reason,
+        } => (format!("not available: {reason}"), exit::NO_ANSWER),
+        End::Rejected { code, reason } => (format!("refused: {code} {reason}"), exit::FAILED),
+        End::NoResponse => ("callee unreachable: no answer from its address".into(), exit::UNREACHABLE),
+        End::NoAnswer => ("no answer".into(), exit::NO_ANSWER),
+        End::NoAck => ("call lost: our answer was never acknowledged".into(), exit::FAILED),
+    }
+}
+impl Phone {
+    pub(crate) fn busy(&self) -> bool {
+        self.calls.values().any(|s| s.call.state() != State::Ended)
+    }
+
+    pub(crate) fn dial(&mut self, dialed: &str) {
+        let number = match Number::dial(dialed, self.area) {
+            Ok(n) => n,
+            Err(e) => {
+                self.emit(UiEvent::Error(format!("cannot dial {dialed:?}: {e}")));
+                self.finish_dial(exit::FAILED);
+                return;
+            }
+        };
+        if self.busy() {
+            self.emit(UiEvent::Error("already in a call".into()));
+            return;
+        }
+        self.snapshot.dialing = Some(number.to_string());
+        self.emit(UiEvent::Dialing {
+            number: number.to_string(),
+        });
+        let (resolver, top, root, tx) = (self.resolver, self.cfg.top.clone(), self.root.clone(), self.cmd_tx.clone());
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            let lookup = async {
+                match (resolver, top) {
+                    (Some(r), _) => resolve::lookup(r, number, &root).await,
+                    (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await,
+                    (None, None) => Err(PhoneError::Resolve("no resolver".into())),
+                }
+            };
+            let (result, identity) = tokio::join!(lookup, caller_id::passport(&id, number));
+            let identity = identity.map_err(|e| tracing::warn!("calling without caller identity: {e}")).ok();
+            let _ = tx
+                .send(Command::Resolved {
+                    dialed: number,
+                    result,
+                    identity,
+                })
+                .await;
+        });
+    }
+
+    /// In `call N` mode, the phone exits once the call is over.
+    pub(crate) fn finish_dial(&mut self, code: i32) {
+        if self.cfg.dial.is_some() {
+            self.exit.get_or_insert(code);
+            if !self.quitting {
+                self.quit();
+            }
+        }
+    }
+
+    pub(crate) fn place_call(&mut self, number: Number, uri: String, identity: Option<String>) -> Result<(), PhoneError> {
+        let addr = uri_addr(&uri).ok_or_else(|| PhoneError::Resolve(format!("{uri} has no IP address and port")))?;
+        let (rtp, rtcp) = media_pair(self.local_ip)?;
+        let port = rtp.local_addr()?.port();
+        let offer = sdp::offer(rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs);
+        let now = self.now();
+        let mut headers: Vec<(String, String)> = identity.into_iter().map(|i| ("Identity".to_string(), i)).collect();
+        headers.push((
+            "Call-Info".into(),
+            greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
+        ));
+        let mut call = Call::outgoing_with(
+            self.local(),
+            &uri,
+            addr,
+            offer.to_text(self.local_ip).into_bytes(),
+            headers,
+            self.cfg.ring_timeout_ms,
+            now,
+        );
+        call.set_response_timeout(self.cfg.unreachable_ms, now);
+        let cid = call.call_id().to_string();
+        let slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
+        self.calls.insert(cid, slot);
+        self.snapshot.call = Some(display::CallView {
+            peer: number.to_string(),
+            state: "calling".into(),
+            since: Instant::now(),
+            incoming: false,
+            ..display::CallView::default()
+        });
+        self.emit(UiEvent::Calling {
+            number: number.to_string(),
+            uri,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn slot(&self, call: Call, peer: String, rtp: UdpSocket, rtcp: UdpSocket, offer: Option<Sdp>) -> Slot {
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
+        let mut tasks = Vec::new();
+        for (sock, channel) in [(rtp.clone(), Channel::Rtp), (rtcp.clone(), Channel::Rtcp)] {
+            let (tx, cid) = (self.media_tx.clone(), call.call_id().to_string());
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                    let m = MediaIn {
+                        call_id: cid.clone(),
+                        channel,
+                        data: buf[..n].to_vec(),
+                        from,
+                    };
+                    if tx.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        let peer_number = Number::parse(&peer).ok();
+        Slot {
+            call,
+            peer,
+            media: None,
+            rtp,
+            rtcp,
+            tasks,
+            offer,
+            prepared: None,
+            answer_at: None,
+            hangup_at: None,
+            answered_at: None,
+            peer_number,
+            verified: None,
+            greeting_asked: false,
+        }
+    }
+
+    pub(crate) fn on_media(&mut self, m: MediaIn) {
+        let Some(s) = self.calls.get_mut(&m.call_id) else { return };
+        let Some(media) = &mut s.media else { return };
+        match m.channel {
+            Channel::Rtp => media.handle_rtp(&m.data, m.from),
+            Channel::Rtcp => media.handle_rtcp(&m.data, m.from),
+        }
+    }
+
+    pub(crate) fn answer_slot(cid: &str, s: &mut Slot, cfg: &PhoneConfig, play: Option<&[i16]>, now: u64) -> Result<(), PhoneError> {
+        let Some((answer, neg)) = s.prepared.take() else { return Ok(()) };
+        let rate = neg.codec.clock_rate();
+        let source = play.map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
+        let media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
+        s.media = Some(media);
+        s.call.answer(answer, now);
+        Ok(())
+    }
+
+    pub(crate) fn on_invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
+        if self.busy() || self.quitting {
+            self.reply_stateless(data, from, 486, "Busy Here", &[]);
+            return;
+        }
+        let mut call = match Call::incoming(self.local(), data, from, now) {
+            Ok(c) => c,
+            Err(Some(t)) => {
+                let sip = self.sip.clone();
+                tokio::spawn(async move {
+                    let _ = sip.send_to(&t.data, t.to).await;
+                });
+                return;
+            }
+            Err(None) => return,
+        };
+        let peer = SipUri::parse(call.remote_uri())
+            .ok()
+            .and_then(|u| u.user)
+            .map(|u| Number::parse(u).map(|n| n.to_string()).unwrap_or_else(|_| u.to_string()))
+            .unwrap_or_else(|| call.remote_uri().to_string());
+        let cid = call.call_id().to_string();
+        let offer = Sdp::parse(&String::from_utf8_lossy(&msg.body));
+        let pair = media_pair(self.local_ip);
+        let (rtp, rtcp) = match (offer, pair) {
+            (Err(e), _) => {
+                self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
+                call.reject(488, "Not Acceptable Here", now);
+                self.park(call, peer);
+                return;
+            }
+            (_, Err(e)) => {
+                self.emit(UiEvent::Error(e.to_string()));
+                call.reject(503, "Service Unavailable", now);
+                self.park(call, peer);
+                return;
+            }
+            (Ok(offer), Ok(pair)) => {
+                let port = pair.0.local_addr().map(|a| a.port()).unwrap_or(0);
+                match sdp::answer(&offer, rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs) {
+                    Ok((ans, neg)) => {
+                        let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
+                        slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
+                        self.calls.insert(cid.clone(), slot);
+                        self.snapshot.call = Some(display::CallView {
+                            peer,
+                            state: "ringing".into(),
+                            since: Instant::now(),
+                            incoming: true,
+                            ..display::CallView::default()
+                        });
+                        // Rings once the caller's identity is checked.
+                        self.check_caller(&cid);
+                        return;
+                    }
+                    Err(e) => {
+                        self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
+                        call.reject(488, "Not Acceptable Here", now);
+                        pair
+                    }
+                }
+            }
+        };
+        let slot = self.slot(call, peer, rtp, rtcp, None);
+        self.calls.insert(cid, slot);
+    }
+
+    /// Keeps a refused call around so its final response is retransmitted.
+    pub(crate) fn park(&mut self, call: Call, peer: String) {
+        if let Ok((rtp, rtcp)) = media_pair(self.local_ip) {
+            let cid = call.call_id().to_string();
+            let slot = self.slot(call, peer, rtp, rtcp, None);
+            self.calls.insert(cid, slot);
+        }
+    }
+
+    /// Sends what the calls queued and reports their events.
+    pub(crate) async fn flush_calls(&mut self, now: u64) {
+        let mut ui = Vec::new();
+        let mut finished = Vec::new();
+        let mut pictures = Vec::new();
+        for (cid, s) in self.calls.iter_mut() {
+            while let Some(t) = s.call.poll_transmit() {
+                let _ = self.sip.send_to(&t.data, t.to).await;
+            }
+            if let Some(m) = &mut s.media {
+                while let Some(t) = m.poll_transmit() {
+                    let sock = if t.channel == Channel::Rtp { &s.rtp } else { &s.rtcp };
+                    let _ = sock.send_to(&t.data, t.to).await;
+                }
+                while let Some(e) = m.poll_event() {
+                    match e {
+                        MediaEvent::AudioStarted => ui.push(UiEvent::AudioStarted),
+                        MediaEvent::Dtmf(k) => ui.push(UiEvent::Dtmf(k)),
+                        MediaEvent::RemoteBye => {}
+                    }
+                }
+            }
+            while let Some(e) = s.call.poll_event() {
+                if matches!(e, CallEvent::Ringing | CallEvent::Answered { .. }) && !s.greeting_asked {
+                    if let (Some(info), Some(n)) = (s.call.remote_call_info(), s.peer_number) {
+                        s.greeting_asked = true;
+                        pictures.push((cid.clone(), n, info.to_string()));
+                    }
+                }
+                match e {
+                    CallEvent::Ringing => ui.push(UiEvent::Ringing),
+                    CallEvent::Answered { sdp: body } => {
+                        let neg = Sdp::parse(&String::from_utf8_lossy(&body))
+                            .and_then(|a| sdp::accept_answer(s.offer.as_ref().expect("caller has an offer"), &a));
+                        match neg {
+                            Ok(neg) => {
+                                let rate = neg.codec.clock_rate();
+                                let codec = neg.codec;
+                                let source = self.play.as_deref().map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
+                                match MediaSession::new(neg, source, self.cfg.record.is_some(), cid, now) {
+                                    Ok(m) => s.media = Some(m),
+                                    Err(e) => ui.push(UiEvent::Error(e.to_string())),
+                                }
+                                s.answered_at = Some(now);
+                                s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
+                                ui.push(UiEvent::Answered {
+                                    codec: codec.name().to_string(),
+                                });
+                            }
+                            Err(e) => {
+                                ui.push(UiEvent::Error(format!("unusable answer: {e}")));
+                                s.call.hangup(now);
+                            }
+                        }
+                    }
+                    CallEvent::Confirmed => {
+                        s.answered_at = Some(now);
+                        s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
+                        let codec = s
+                            .media
+                            .as_ref()
+                            .map(|m| m.negotiated().codec.name().to_string())
+                            .unwrap_or_default();
+                        ui.push(UiEvent::Answered { codec });
+                    }
+                    CallEvent::InfoDtmf(k) => ui.push(UiEvent::Dtmf(k)),
+                    CallEvent::Ended(end) => {
+                        if let Some(m) = &mut s.media {
+                            m.close();
+                            while let Some(t) = m.poll_transmit() {
+                                let _ = s.rtcp.send_to(&t.data, t.to).await;
+                            }
+                        }
+                        let (reason, code) = describe(&end);
+                        let answered = s.answered_at.is_some();
+                        let code = if answered || s.call.role == Role::Callee {
+                            exit::ANSWERED
+                        } else if code == exit::ANSWERED {
+                            exit::FAILED
+                        } else {
+                            code
+                        };
+                        let secs = s.answered_at.map(|a| (now - a) as f64 / 1000.0);
+                        if let (Some(path), Some(m)) = (&self.cfg.record, &s.media) {
+                            if let Err(e) = audio::write_wav(path, m.played(), m.sample_rate()) {
+                                ui.push(UiEvent::Error(e.to_string()));
+                            }
+                        }
+                        if let Some(m) = &s.media {
+                            let st = m.jitter_stats();
+                            tracing::info!(
+                                received = m.stats.received_packets,
+                                sent = m.stats.sent_packets,
+                                lost = st.lost,
+                                late = st.late,
+                                foreign = m.stats.foreign,
+                                "media"
+                            );
+                        }
+                        ui.push(UiEvent::Ended {
+                            peer: s.peer.clone(),
+                            reason,
+                            seconds: secs,
+                        });
+                        finished.push(code);
+                    }
+                }
+            }
+        }
+        for e in ui {
+            match &e {
+                UiEvent::Answered { .. } => {
+                    if let Some(c) = &mut self.snapshot.call {
+                        c.state = "talking".into();
+                        c.since = Instant::now();
+                    }
+                }
+                UiEvent::Ringing => {
+                    if let Some(c) = &mut self.snapshot.call {
+                        c.state = "ringing".into();
+                    }
+                }
+                UiEvent::Ended { .. } => {
+                    self.snapshot.call = None;
+                    self.snapshot.dialing = None;
+                }
+                _ => {}
+            }
+            self.emit(e);
+        }
+        for code in finished {
+            self.finish_dial(code);
+        }
+        for (cid, n, info) in pictures {
+            self.fetch_greeting(&cid, n, peerdial_greetings::Kind::Callee, &info);
+        }
+        self.calls.retain(|_, s| !s.call.is_done());
+        if self.calls.is_empty() && self.snapshot.call.is_some() && self.snapshot.dialing.is_none() {
+            self.snapshot.call = None;
+        }
+    }
+}
