@@ -24,7 +24,8 @@ use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 
 use peerdial_number::Number;
-use peerdial_sip::message::{response, top_via, validate_request, SipUri, StartLine};
+use peerdial_sip::message::{response, top_via, SipUri, StartLine};
+use peerdial_sip::validate::validate_request;
 use peerdial_sip::{Message, Transport};
 
 use crate::sip_util::{NumberHasher, NumberMap};
@@ -319,8 +320,9 @@ impl PresenceServer {
                 data: r.to_bytes(),
             })
         };
-        if let Err(why) = validate_request(msg) {
-            return reply(400, &why, &[]);
+        if let Err(refusal) = validate_request(msg, &[]) {
+            let extra: Vec<(&str, String)> = refusal.headers.iter().map(|(n, v)| (*n, v.clone())).collect();
+            return reply(refusal.code, &refusal.reason, &extra);
         }
         match method.as_str() {
             "SUBSCRIBE" | "PUBLISH" => {}
