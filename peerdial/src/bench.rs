@@ -145,7 +145,9 @@ enum Which {
         #[arg(long, default_value_t = 4)]
         seconds: u32,
         /// Watcher sockets, each on its own loopback address (127.0.1.x).
-        #[arg(long, default_value_t = 20)]
+        /// 50 keeps each address within the region's default flood limits
+        /// (200 subscriptions per address arrive within the burst).
+        #[arg(long, default_value_t = 50)]
         sockets: u32,
         #[arg(long)]
         no_pin: bool,

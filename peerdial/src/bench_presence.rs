@@ -28,7 +28,9 @@ use peerdial_number::Number;
 use peerdial_sip::message::StartLine;
 use peerdial_sip::Message;
 
-use crate::bench::{area, cpu_of_tree, free_port, percentile, pin_self, tool, DRIVER_CORE, SERVER_CORE};
+use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
+
+use crate::bench::{area, cpu_of_tree, free_port, percentile, pin_self, provision_many, register_once, tool, DRIVER_CORE, SERVER_CORE};
 
 /// Kamailio 5.6 as a presence server, configured as in
 /// ../shared/peer-configs/kamailio-presence.cfg (in-memory modes) on its
@@ -282,8 +284,17 @@ fn presentity(p: u32) -> String {
     Number::new(area(), 1000 + p).digits()
 }
 
+/// Presentities for a server that wants no credentials.
+fn anonymous(n: u32) -> Result<Presentities> {
+    Ok(Presentities {
+        names: (0..n).map(presentity).collect(),
+        socket: UdpSocket::bind("127.0.0.1:0")?,
+        auth: vec![None; n as usize],
+    })
+}
+
 /// Waits until `done()` or `limit`; true if done.
-fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if done() {
@@ -331,9 +342,18 @@ pub struct Outcome {
     pub steps: Vec<Step>,
 }
 
+/// The presentities' side of a run: their user parts, the socket their
+/// PUBLISHes leave from, and each one's Authorization header (if the
+/// server wants one).
+pub struct Presentities {
+    pub names: Vec<String>,
+    pub socket: UdpSocket,
+    pub auth: Vec<Option<String>>,
+}
+
 /// Runs the workload against the presence server at `server` (host part
 /// `domain`), reading the server's CPU seconds with `server_cpu`.
-pub fn run(server: SocketAddr, domain: &str, w: &Workload, server_cpu: impl Fn() -> f64) -> Result<Outcome> {
+pub fn run(server: SocketAddr, domain: &str, pres: Presentities, w: &Workload, server_cpu: impl Fn() -> f64) -> Result<Outcome> {
     let total_changes: u64 = w.rates.iter().map(|r| *r as u64 * w.seconds as u64).sum();
     let board = Arc::new(Board {
         start: Instant::now(),
@@ -358,13 +378,24 @@ pub fn run(server: SocketAddr, domain: &str, w: &Workload, server_cpu: impl Fn()
         threads.push(std::thread::spawn(move || watcher(rx, b)));
         socks.push(s);
     }
-    let publ = UdpSocket::bind("127.0.0.1:0")?;
+    let publ = pres.socket;
     publ.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let _ = set_buffers(&publ);
     let pub_thread = {
         let (rx, b) = (publ.try_clone()?, board.clone());
         std::thread::spawn(move || publisher_answers(rx, b))
     };
-    let result = drive(server, domain, w, &board, &socks, &publ, total_changes, &server_cpu);
+    let result = drive(
+        server,
+        domain,
+        (&pres.names, &pres.auth),
+        w,
+        &board,
+        &socks,
+        &publ,
+        total_changes,
+        &server_cpu,
+    );
     board.stop.store(true, Ordering::Relaxed);
     let mut samples: Vec<Sample> = Vec::new();
     for t in threads {
@@ -423,6 +454,7 @@ type Windows = Vec<(u64, f64)>;
 fn drive(
     server: SocketAddr,
     domain: &str,
+    (names, auth): (&[String], &[Option<String>]),
     w: &Workload,
     board: &Board,
     socks: &[UdpSocket],
@@ -439,7 +471,7 @@ fn drive(
         let p = (id % w.presentities as u64) as u32;
         let s = &socks[(id % socks.len() as u64) as usize];
         let local = s.local_addr()?;
-        let user = presentity(p);
+        let user = &names[p as usize];
         let msg = format!(
             "SUBSCRIBE sip:{user}@{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKs{id};rport\r\n\
 From: <sip:w{id}@{}>;tag=w{id}\r\nTo: <sip:{user}@{domain}>\r\nCall-ID: w{id}@bench\r\nCSeq: 1 SUBSCRIBE\r\n\
@@ -449,14 +481,22 @@ Contact: <sip:w{id}@{local}>\r\nMax-Forwards: 70\r\nEvent: presence\r\nAccept: a
         s.send_to(msg.as_bytes(), server)?;
         if id + 1 >= window {
             let want = id + 1 - window;
-            wait_until(Duration::from_secs(5), || {
+            let answered = wait_until(Duration::from_secs(5), || {
                 board.sub_ok.load(Ordering::Relaxed) + board.sub_refused.load(Ordering::Relaxed) >= want
             });
+            if !answered {
+                bail!(
+                    "the server stopped answering SUBSCRIBEs: {} of {} answered after 5 s",
+                    board.sub_ok.load(Ordering::Relaxed) + board.sub_refused.load(Ordering::Relaxed),
+                    id + 1
+                );
+            }
         }
     }
     let answered = || board.sub_ok.load(Ordering::Relaxed) + board.sub_refused.load(Ordering::Relaxed);
     wait_until(Duration::from_secs(10), || answered() >= total);
     let subscribe_s = t0.elapsed().as_secs_f64();
+    eprintln!("  {} SUBSCRIBEs answered in {subscribe_s:.1} s; initial PUBLISHes…", answered());
     let (ok, refused) = (board.sub_ok.load(Ordering::Relaxed), board.sub_refused.load(Ordering::Relaxed));
     if ok == 0 {
         bail!("no subscription accepted ({refused} refused, {} unanswered)", total - ok - refused);
@@ -468,12 +508,15 @@ Contact: <sip:w{id}@{local}>\r\nMax-Forwards: 70\r\nEvent: presence\r\nAccept: a
     });
     let mut cseq = vec![1u32; w.presentities as usize];
     let publish = |p: u32, note: &str, cseq: u32, etag: Option<&str>| -> Result<()> {
-        let user = presentity(p);
+        let user = &names[p as usize];
         let local = publ.local_addr()?;
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:{user}@{domain}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
         );
-        let if_match = etag.map(|e| format!("SIP-If-Match: {e}\r\n")).unwrap_or_default();
+        let mut if_match = etag.map(|e| format!("SIP-If-Match: {e}\r\n")).unwrap_or_default();
+        if let Some(a) = &auth[p as usize] {
+            if_match.push_str(&format!("Authorization: {a}\r\n"));
+        }
         let msg = format!(
             "PUBLISH sip:{user}@{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKp{p}x{cseq};rport\r\n\
 From: <sip:{user}@{domain}>;tag=pub{p}\r\nTo: <sip:{user}@{domain}>\r\nCall-ID: pub{p}@bench\r\nCSeq: {cseq} PUBLISH\r\n\
@@ -488,9 +531,12 @@ Max-Forwards: 70\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: 
         cseq[p as usize] += 1;
         if p as u64 + 1 >= window {
             let want = p as u64 + 1 - window;
-            wait_until(Duration::from_secs(5), || {
+            let answered = wait_until(Duration::from_secs(5), || {
                 board.pub_ok.load(Ordering::Relaxed) + board.pub_refused.load(Ordering::Relaxed) >= want
             });
+            if !answered {
+                bail!("the server stopped answering PUBLISHes: {want} wanted answered after 5 s");
+            }
         }
     }
     wait_until(Duration::from_secs(10), || {
@@ -500,11 +546,18 @@ Max-Forwards: 70\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: 
         board.other_notifies.load(Ordering::Relaxed)
     });
 
+    eprintln!(
+        "  PUBLISH 2xx {}, refused {}; NOTIFYs so far {}",
+        board.pub_ok.load(Ordering::Relaxed),
+        board.pub_refused.load(Ordering::Relaxed),
+        board.other_notifies.load(Ordering::Relaxed)
+    );
     // 2. Changes at each fixed rate in turn, each followed by a drain.
     let mut windows = Vec::new();
     let mut k = 0u64;
     for &rate in &w.rates {
         let changes = rate as u64 * w.seconds as u64;
+        eprintln!("  {rate} changes/s for {} s…", w.seconds);
         let cpu0 = server_cpu();
         let step_start = Instant::now();
         let first_us = now_us(board);
@@ -534,6 +587,129 @@ Max-Forwards: 70\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: 
     Ok((ok, refused, subscribe_s, windows))
 }
 
+/// A region as its own process (`peerdial region`), so that it can be
+/// pinned to the server core like Kamailio while this harness runs on the
+/// other; stopped by its PID.
+struct RegionProcess {
+    child: std::process::Child,
+    pid: u32,
+    sip: SocketAddr,
+    http: SocketAddr,
+}
+
+impl RegionProcess {
+    fn start(dir: &Path, pin: bool) -> Result<RegionProcess> {
+        std::fs::create_dir_all(dir)?;
+        let (sip, dns, http) = (free_port()?, free_port()?, free_port()?);
+        let exe = std::env::current_exe()?;
+        let mut cmd = if pin {
+            let mut c = std::process::Command::new("taskset");
+            c.args(["-c", SERVER_CORE]).arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        };
+        // Keep-alives every hour: the run is shorter, so none are sent and
+        // the load is the fan-out alone.
+        let mut child = cmd
+            .args(["region", "--area", &area().to_string(), "--data"])
+            .arg(dir)
+            .args(["--sip", &format!("127.0.0.1:{sip}"), "--dns", &format!("127.0.0.1:{dns}")])
+            .args(["--http", &format!("127.0.0.1:{http}"), "--keepalive", "3600"])
+            .env("PEERDIAL_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("region.log"))?)
+            .spawn()?;
+        let pid = child.id();
+        let http: SocketAddr = format!("127.0.0.1:{http}").parse()?;
+        let up = wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(http).is_ok());
+        if !up {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.join("region.log")).unwrap_or_default();
+            bail!("the region did not start: {log}");
+        }
+        Ok(RegionProcess {
+            child,
+            pid,
+            sip: format!("127.0.0.1:{sip}").parse()?,
+            http,
+        })
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
+        if !wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_)))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A quoted parameter of a challenge header.
+fn quoted_param(header: &str, name: &str) -> Option<String> {
+    let at = header.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(header[at..].split('"').next()?.to_string())
+}
+
+/// The region's presentities: `n` provisioned numbers, each registered
+/// from the publisher socket (so each is reachable and its published note
+/// is shown), with the digest answer its PUBLISHes carry (the region's
+/// nonces are stateless, so one serves the whole run).
+fn region_presentities(region: &RegionProcess, n: u32, domain_out: &mut String) -> Result<Presentities> {
+    let users = tokio::runtime::Handle::current().block_on(provision_many(region.http, n))?;
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // One PUBLISH without credentials: its challenge names realm and nonce.
+    let (user, _) = users.first().context("no numbers provisioned")?;
+    let local = sock.local_addr()?;
+    let probe = format!(
+        "PUBLISH sip:{user}@{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe;rport\r\nFrom: <sip:{user}@{}>;tag=probe\r\n\
+To: <sip:{user}@{}>\r\nCall-ID: probe@bench\r\nCSeq: 1 PUBLISH\r\nMax-Forwards: 70\r\nEvent: presence\r\nContent-Length: 0\r\n\r\n",
+        region.sip, region.sip, region.sip
+    );
+    sock.send_to(probe.as_bytes(), region.sip)?;
+    let mut buf = [0u8; 4096];
+    let (len, _) = sock.recv_from(&mut buf)?;
+    let challenge = Message::parse(&buf[..len])?;
+    let www = challenge
+        .header("WWW-Authenticate")
+        .context("the region did not challenge a PUBLISH")?;
+    let realm = quoted_param(www, "realm").context("challenge without realm")?;
+    let nonce = challenge_nonce(www).context("challenge without nonce")?;
+    *domain_out = realm.clone();
+    let mut auth = Vec::new();
+    for (i, (user, password)) in users.iter().enumerate() {
+        register_once(&sock, region.sip, user, password, &realm, i as u32)?;
+        let uri = format!("sip:{user}@{realm}");
+        auth.push(Some(
+            Credentials::respond(user, &realm, password, Algorithm::Md5, "PUBLISH", &uri, &nonce).to_header(),
+        ));
+    }
+    Ok(Presentities {
+        names: users.into_iter().map(|(u, _)| u).collect(),
+        socket: sock,
+        auth,
+    })
+}
+
+fn print_steps(name: &str, o: &Outcome) {
+    for s in &o.steps {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            s.rate, s.changes, s.expected, s.delivered, s.notifies_per_s, s.p50, s.p99, s.max, s.server_cpu_us_per_notify
+        );
+    }
+}
+
+fn summary(name: &str, o: &Outcome, w: &Workload) {
+    println!(
+        "{name}: {} subscriptions accepted ({} refused) over {} presentities in {:.1} s; PUBLISH answered 2xx {}, refused {}",
+        o.subscriptions, o.refused, w.presentities, o.subscribe_s, o.published.0, o.published.1
+    );
+}
+
 pub fn presence(w: Workload, pin: bool) -> Result<()> {
     let pin = pin && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     if pin {
@@ -541,9 +717,22 @@ pub fn presence(w: Workload, pin: bool) -> Result<()> {
         pin_self(DRIVER_CORE)?;
     }
     let dir = tempfile::tempdir()?;
+
+    eprintln!("peerdial region: provisioning and registering {} presentities…", w.presentities);
+    let region = RegionProcess::start(&dir.path().join("region"), pin)?;
+    let mut domain = String::new();
+    let ours = region_presentities(&region, w.presentities, &mut domain).and_then(|pres| {
+        eprintln!("peerdial region: {} subscriptions, then changes…", w.presentities * w.watchers_per);
+        let pid = region.pid;
+        run(region.sip, &domain, pres, &w, || cpu_of_tree(pid))
+    });
+    region.stop();
+    let ours = ours?;
+
+    eprintln!("Kamailio: {} subscriptions, then changes…", w.presentities * w.watchers_per);
     let kam = KamailioPresence::start(&dir.path().join("kamailio"), pin)?;
     let pid = kam.pid;
-    let theirs = run(kam.addr, &kam.addr.to_string(), &w, || cpu_of_tree(pid));
+    let theirs = anonymous(w.presentities).and_then(|pres| run(kam.addr, &kam.addr.to_string(), pres, &w, || cpu_of_tree(pid)));
     kam.stop();
     let theirs = theirs?;
 
@@ -551,28 +740,26 @@ pub fn presence(w: Workload, pin: bool) -> Result<()> {
         "| server | changes/s | changes | NOTIFYs expected | delivered | NOTIFYs/s | change → NOTIFY p50 ms | p99 ms | max ms | server CPU µs per NOTIFY |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for s in &theirs.steps {
-        println!(
-            "| Kamailio 5.6 presence (in memory) | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
-            s.rate, s.changes, s.expected, s.delivered, s.notifies_per_s, s.p50, s.p99, s.max, s.server_cpu_us_per_notify
-        );
-    }
-    println!("| peerdial region | – | – | – | – | – | – | – | – | – |");
+    print_steps("peerdial region", &ours);
+    print_steps("Kamailio 5.6 presence (in memory)", &theirs);
+    println!();
+    summary("peerdial", &ours, &w);
+    summary("Kamailio", &theirs, &w);
     println!(
-        "\nKamailio: {} subscriptions accepted ({} refused) over {} presentities in {:.1} s; PUBLISH answered 2xx {}, refused {}; {} watcher addresses{}",
-        theirs.subscriptions,
-        theirs.refused,
-        w.presentities,
-        theirs.subscribe_s,
-        theirs.published.0,
-        theirs.published.1,
+        "{} watcher addresses (127.0.1.x){}",
         w.sockets,
         if pin {
-            "; Kamailio on core 0, this harness on core 1"
+            "; each server on core 0, this harness on core 1"
         } else {
             ", unpinned"
         }
     );
-    println!("peerdial side not yet: region presence not wired (no SUBSCRIBE/PUBLISH in the region)");
+    let best = |o: &Outcome| o.steps.iter().map(|s| s.notifies_per_s).fold(0.0, f64::max);
+    println!(
+        "best NOTIFYs/s: peerdial {:.0}, Kamailio {:.0}, ratio {:.2}",
+        best(&ours),
+        best(&theirs),
+        best(&ours) / best(&theirs)
+    );
     Ok(())
 }
