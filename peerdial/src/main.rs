@@ -4,6 +4,9 @@
 
 mod bench;
 mod bench_calls;
+mod bench_greetings;
+mod bench_identity;
+mod bench_presence;
 mod bench_tree;
 mod peer_conf;
 mod phone;
