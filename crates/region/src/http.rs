@@ -1,4 +1,5 @@
-//! The region's HTTP API: provisioning by MAC address, and status.
+//! The region's HTTP API: provisioning by MAC address, and status; the
+//! web portal's pages are merged in at `/`.
 //!
 //! Every error is JSON `{"error": "…"}` with a status that says why; a
 //! refused request changes nothing.
@@ -30,7 +31,7 @@ pub const MAX_BODY: usize = 16 * 1024;
 const MAX_SECRET_FAILURES: u32 = 10;
 const FAILURE_WINDOW_MS: u64 = 60_000;
 
-pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, portal: Router, mut stop: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/api/v1/provision", post(provision))
         .route("/api/v1/numbers/{number}", get(number_status))
@@ -39,9 +40,11 @@ pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: w
         .route("/api/v1/identity/passport", post(crate::identity::passport))
         .merge(crate::greetings::routes())
         .merge(crate::presence_api::routes())
+        .merge(crate::account::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(portal);
     tokio::spawn(async move {
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
             let _ = stop.changed().await;

@@ -13,9 +13,12 @@
 //! - SUBSCRIBE and PUBLISH go to the presence agent ([`presence`]), which
 //!   knows who is online from the bindings, UDP keep-alives and TCP
 //!   connections, and serves presence over HTTP too (JSON and SSE).
+//! - the web portal (`peerdial-portal`) at `/` on the same address, its
+//!   first password set through [`account`].
 //!
 //! It is not a SIP proxy: calls never pass through it.
 
+pub mod account;
 pub mod admin;
 pub(crate) mod auth;
 pub mod greetings;
@@ -58,6 +61,8 @@ pub enum RegionError {
     Refused(String),
     #[error("caller identity: {0}")]
     Identity(#[from] peerdial_identity::IdentityError),
+    #[error("web portal: {0}")]
+    Portal(#[from] peerdial_portal::PortalError),
 }
 
 /// Everything a region needs to start; every listening address settable.
@@ -165,12 +170,18 @@ impl Region {
             dns: dns_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.dns, source })?,
             http: http.local_addr().map_err(|source| RegionError::Bind { addr: cfg.http, source })?,
         };
+        let portal = peerdial_portal::router(peerdial_portal::PortalConfig {
+            store: store.clone(),
+            database: cfg.database.clone(),
+            area: cfg.area,
+        })
+        .await?;
         let shared = Arc::new(Shared::load(cfg, endpoints, store).await?);
         let (stop, stop_rx) = watch::channel(false);
 
         sip_server::spawn(shared.clone(), sip_udp, sip_tcp, stop_rx.clone());
         peerdial_net::dns_server::spawn(shared.clone(), shared.cfg.dns_threads, dns_udp, dns_tcp, stop_rx.clone());
-        http::spawn(shared.clone(), http, stop_rx.clone());
+        http::spawn(shared.clone(), http, portal, stop_rx.clone());
         if let (Some(top), Some(token)) = (shared.cfg.top.clone(), shared.cfg.join_token.clone()) {
             let req = peerdial_top::JoinRequest {
                 area: shared.cfg.area.to_string(),

@@ -18,6 +18,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
+pub mod portal;
+pub use portal::{search_terms, ProfileRow, FIELDS};
+
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -36,6 +39,24 @@ pub enum StoreError {
     WriterGone,
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+/// The backend a database URL names and the URL sqlx connects with
+/// (`sqlite:PATH` becomes `sqlite://PATH?mode=rwc`, creating the file).
+pub fn connect_url(url: &str) -> Result<(Backend, String), StoreError> {
+    Ok(if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        let url = if path.contains('?') {
+            format!("sqlite://{path}")
+        } else {
+            format!("sqlite://{path}?mode=rwc")
+        };
+        (Backend::Sqlite, url)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (Backend::Postgres, url.to_string())
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.to_string()));
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,19 +145,7 @@ impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//");
-            let url = if path.contains('?') {
-                format!("sqlite://{path}")
-            } else {
-                format!("sqlite://{path}?mode=rwc")
-            };
-            (Backend::Sqlite, url)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        };
+        let (backend, url) = connect_url(url)?;
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         opts = match backend {
             Backend::Sqlite => opts.max_connections(4).after_connect(|conn, _| {

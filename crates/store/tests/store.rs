@@ -211,6 +211,87 @@ async fn presence_policies_are_stored_replaced_and_dropped_on_release() {
         s.put_presence_policy(8860210000001, true, &[], 4).await.unwrap();
         assert_eq!(s.release_device("02:00:00:00:00:01", 5).await.unwrap(), Some(8860210000001));
         assert!(s.presence_policies().await.unwrap().is_empty(), "{url}");
+async fn passwords_and_profiles_keep_private_fields_out_of_search() {
+    use peerdial_store::{search_terms, ProfileRow};
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.password_hash(8860210000001).await.unwrap(), None);
+        s.set_password_hash(8860210000001, "$argon2id$one", 1).await.unwrap();
+        s.set_password_hash(8860210000001, "$argon2id$two", 2).await.unwrap();
+        let p = ProfileRow {
+            number: 8860210000001,
+            fields: [
+                "Ada Lin".into(),
+                "Taipei".into(),
+                "Secretcorp".into(),
+                "kites".into(),
+                "hello".into(),
+            ],
+            public_mask: 0b11011, // organisation private
+            listed: true,
+        };
+        s.put_profile(&p, 3).await.unwrap();
+        let hidden = ProfileRow {
+            number: 8860210000002,
+            fields: ["Bo Taipei".into(), String::new(), String::new(), String::new(), String::new()],
+            public_mask: 1,
+            listed: false,
+        };
+        s.put_profile(&hidden, 3).await.unwrap();
+        s.close().await;
+
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(
+            s.password_hash(8860210000001).await.unwrap().as_deref(),
+            Some("$argon2id$two"),
+            "{url}"
+        );
+        assert_eq!(s.profile(8860210000001).await.unwrap(), Some(p.clone()), "{url}");
+        let (lo, hi) = (8860210000000, 8860219999999);
+        let found = s.search_profiles(&search_terms("taip"), lo, hi, 10).await.unwrap();
+        assert_eq!(found.len(), 1, "{url}: unlisted profiles are not found");
+        assert_eq!(found[0].fields[0], "Ada Lin");
+        assert_eq!(found[0].fields[2], "", "{url}: a private field comes back empty");
+        assert!(
+            s.search_profiles(&search_terms("secretcorp"), lo, hi, 10).await.unwrap().is_empty(),
+            "{url}"
+        );
+        for q in ["\"", "NEAR(", "*", "(((", "a OR", "-x", "'", ":"] {
+            s.search_profiles(&search_terms(q), lo, hi, 10).await.unwrap();
+        }
+        assert_eq!(s.search_profiles(&[], lo, hi, 10).await.unwrap().len(), 1, "{url}");
+        assert!(
+            s.search_profiles(&search_terms("ada"), 1, 2, 10).await.unwrap().is_empty(),
+            "{url}: outside the area"
+        );
+        // Making the field public makes it findable; unlisting hides everything.
+        s.put_profile(
+            &ProfileRow {
+                public_mask: 0b11111,
+                ..p.clone()
+            },
+            4,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.search_profiles(&search_terms("secretcorp"), lo, hi, 10).await.unwrap().len(),
+            1,
+            "{url}"
+        );
+        s.put_profile(
+            &ProfileRow {
+                listed: false,
+                ..p.clone()
+            },
+            5,
+        )
+        .await
+        .unwrap();
+        assert!(
+            s.search_profiles(&search_terms("ada"), lo, hi, 10).await.unwrap().is_empty(),
+            "{url}"
+        );
         s.close().await;
     }
 }

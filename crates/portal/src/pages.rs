@@ -1,0 +1,356 @@
+//! The portal's pages and form handlers. Every POST checks the CSRF token
+//! first and changes nothing when it is wrong; templates (askama) escape
+//! every value, so what people type is always shown as text.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use peerdial_number::Number;
+use peerdial_store::{search_terms, ProfileRow, FIELDS};
+use tower_sessions::Session;
+
+use crate::i18n::{self, Msg};
+use crate::limit::Refusal;
+use crate::{csrf, now_ms, verify_password, Portal};
+
+/// The session key holding the signed-in number.
+const NUMBER: &str = "number";
+/// Most results a search shows.
+const MAX_RESULTS: i64 = 50;
+/// Longest value of each field, in characters (the last is the introduction).
+const MAX_CHARS: [usize; 5] = [80, 80, 120, 200, 1000];
+
+type Form_ = Form<HashMap<String, String>>;
+
+pub(crate) fn routes() -> Router<Arc<Portal>> {
+    Router::new()
+        .route("/", get(yellow))
+        .route("/signin", get(signin_form).post(signin))
+        .route("/signout", post(signout))
+        .route("/profile", get(profile_form).post(profile_save))
+        .route("/lang/{code}", get(switch_lang))
+}
+
+/// What every page's frame needs.
+pub(crate) struct Page {
+    t: &'static Msg,
+    csrf: String,
+    signed_in: Option<String>,
+    path: &'static str,
+}
+
+async fn signed_in(session: &Session) -> Option<Number> {
+    let n = session.get::<i64>(NUMBER).await.ok().flatten()?;
+    Number::from_u64(n as u64).ok()
+}
+
+/// The frame; a CSRF token is made only when the page has a form to post.
+async fn page(session: &Session, headers: &HeaderMap, path: &'static str, form: bool) -> Page {
+    let who = signed_in(session).await;
+    let csrf = if form || who.is_some() {
+        csrf::token(session).await
+    } else {
+        String::new()
+    };
+    Page {
+        t: i18n::choose(headers),
+        csrf,
+        signed_in: who.map(|n| n.to_string()),
+        path,
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "message.html")]
+struct Message {
+    p: Page,
+    text: String,
+}
+
+async fn message(status: StatusCode, session: &Session, headers: &HeaderMap, text: impl FnOnce(&Msg) -> String) -> Response {
+    let p = page(session, headers, "/", false).await;
+    let text = text(p.t);
+    (status, Message { p, text }).into_response()
+}
+
+async fn csrf_refused(session: &Session, headers: &HeaderMap) -> Response {
+    message(StatusCode::FORBIDDEN, session, headers, |t| t.csrf_refused.to_string()).await
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "portal storage failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the region's database is not answering; try again shortly",
+    )
+        .into_response()
+}
+
+struct Entry {
+    number: String,
+    digits: String,
+    fields: Vec<(&'static str, String)>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "yellow.html")]
+struct Yellow {
+    p: Page,
+    q: String,
+    results: Vec<Entry>,
+    error: Option<String>,
+}
+
+async fn yellow(
+    State(portal): State<Arc<Portal>>,
+    session: Session,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let p = page(&session, &headers, "/", false).await;
+    let q = query.get("q").map(|q| q.chars().take(200).collect::<String>()).unwrap_or_default();
+    let terms = search_terms(&q);
+    let (lo, hi) = portal.range();
+    // Typed something, but nothing searchable in it: nobody matches.
+    let rows = if terms.is_empty() && !q.trim().is_empty() {
+        Vec::new()
+    } else {
+        match portal.store.search_profiles(&terms, lo, hi, MAX_RESULTS).await {
+            Ok(r) => r,
+            Err(e) => return unavailable(e),
+        }
+    };
+    let results = rows
+        .into_iter()
+        .filter_map(|r| {
+            let n = Number::from_u64(r.number as u64).ok()?;
+            let fields = (0..FIELDS.len())
+                .filter(|&i| r.is_public(i) && !r.fields[i].is_empty())
+                .map(|i| (p.t.fields[i], r.fields[i].clone()))
+                .collect();
+            Some(Entry {
+                number: n.to_string(),
+                digits: n.digits(),
+                fields,
+            })
+        })
+        .collect();
+    Yellow {
+        p,
+        q,
+        results,
+        error: None,
+    }
+    .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "signin.html")]
+struct SignIn {
+    p: Page,
+    number: String,
+    error: Option<String>,
+}
+
+async fn signin_form(session: Session, headers: HeaderMap) -> Response {
+    if signed_in(&session).await.is_some() {
+        return Redirect::to("/profile").into_response();
+    }
+    let p = page(&session, &headers, "/signin", true).await;
+    SignIn {
+        p,
+        number: String::new(),
+        error: None,
+    }
+    .into_response()
+}
+
+async fn signin(
+    State(portal): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form_,
+) -> Response {
+    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
+        return csrf_refused(&session, &headers).await;
+    }
+    let typed = form.get("number").cloned().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let refuse = |status: StatusCode, p: Page, why: String| {
+        (
+            status,
+            SignIn {
+                p,
+                number: typed.clone(),
+                error: Some(why),
+            },
+        )
+            .into_response()
+    };
+    let p = page(&session, &headers, "/signin", true).await;
+    let number = match Number::parse(typed.trim()) {
+        Ok(n) if portal.area.contains(n) => n,
+        _ => {
+            let why = p.t.bad_number.to_string();
+            return refuse(StatusCode::BAD_REQUEST, p, why);
+        }
+    };
+    let key = number.as_u64() as i64;
+    let now = now_ms();
+    let checked = portal.limits.lock().expect("limits lock").check(key, peer.ip(), now);
+    if let Err(r) = checked {
+        let why = match r {
+            Refusal::Number(m) => format!("{} {m} {}", p.t.too_many_number, p.t.minutes),
+            Refusal::Address(m) => format!("{} {m} {}", p.t.too_many_address, p.t.minutes),
+        };
+        return refuse(StatusCode::TOO_MANY_REQUESTS, p, why);
+    }
+    let hash = match portal.store.password_hash(key).await {
+        Ok(h) => h,
+        Err(e) => return unavailable(e),
+    };
+    let ok = match hash {
+        Some(h) => verify_password(password, h).await,
+        None => false,
+    };
+    if !ok {
+        portal.limits.lock().expect("limits lock").failed(key, peer.ip(), now);
+        tracing::info!(%number, addr = %peer.ip(), "portal sign-in refused");
+        let why = p.t.wrong_password.to_string();
+        return refuse(StatusCode::UNAUTHORIZED, p, why);
+    }
+    portal.limits.lock().expect("limits lock").succeeded(key);
+    // A new session id and token on sign-in: one planted before is useless.
+    if let Err(e) = session.cycle_id().await {
+        return unavailable(e);
+    }
+    if let Err(e) = session.insert(NUMBER, key).await {
+        return unavailable(e);
+    }
+    csrf::fresh(&session).await;
+    tracing::info!(%number, "portal sign-in");
+    Redirect::to("/profile").into_response()
+}
+
+async fn signout(session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
+    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
+        return csrf_refused(&session, &headers).await;
+    }
+    // Deletes the session from the database, so the cookie is worthless.
+    if let Err(e) = session.flush().await {
+        return unavailable(e);
+    }
+    Redirect::to("/").into_response()
+}
+
+struct FieldForm {
+    name: String,
+    label: &'static str,
+    value: String,
+    public: bool,
+    long: bool,
+    max: usize,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "profile.html")]
+struct ProfilePage {
+    p: Page,
+    fields: Vec<FieldForm>,
+    listed: bool,
+    saved: bool,
+    error: Option<String>,
+}
+
+fn profile_page(p: Page, row: &ProfileRow, saved: bool, error: Option<String>) -> ProfilePage {
+    let fields = (0..FIELDS.len())
+        .map(|i| FieldForm {
+            name: FIELDS[i].to_string(),
+            label: p.t.fields[i],
+            value: row.fields[i].clone(),
+            public: row.is_public(i),
+            long: i == FIELDS.len() - 1,
+            max: MAX_CHARS[i],
+        })
+        .collect();
+    ProfilePage {
+        p,
+        fields,
+        listed: row.listed,
+        saved,
+        error,
+    }
+}
+
+async fn profile_form(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap) -> Response {
+    let Some(n) = signed_in(&session).await else {
+        return Redirect::to("/signin").into_response();
+    };
+    let key = n.as_u64() as i64;
+    let row = match portal.store.profile(key).await {
+        Ok(r) => r.unwrap_or(ProfileRow {
+            number: key,
+            ..ProfileRow::default()
+        }),
+        Err(e) => return unavailable(e),
+    };
+    let p = page(&session, &headers, "/profile", true).await;
+    profile_page(p, &row, false, None).into_response()
+}
+
+async fn profile_save(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
+    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
+        return csrf_refused(&session, &headers).await;
+    }
+    let Some(n) = signed_in(&session).await else {
+        return Redirect::to("/signin").into_response();
+    };
+    let mut row = ProfileRow {
+        number: n.as_u64() as i64,
+        ..ProfileRow::default()
+    };
+    let mut too_long = false;
+    for (i, name) in FIELDS.iter().enumerate() {
+        let v = form.get(*name).map(|v| v.trim()).unwrap_or_default();
+        // Control characters never belong in a profile (newlines do, in the introduction).
+        let v: String = v.chars().filter(|c| !c.is_control() || (*c == '\n' && i == 4)).collect();
+        too_long |= v.chars().count() > MAX_CHARS[i];
+        row.fields[i] = v;
+        if form.contains_key(&format!("{name}_public")) {
+            row.public_mask |= 1 << i;
+        }
+    }
+    row.listed = form.contains_key("listed");
+    let p = page(&session, &headers, "/profile", true).await;
+    if too_long {
+        let why = p.t.too_long.to_string();
+        return (StatusCode::BAD_REQUEST, profile_page(p, &row, false, Some(why))).into_response();
+    }
+    if let Err(e) = portal.store.put_profile(&row, now_ms()).await {
+        return unavailable(e);
+    }
+    profile_page(p, &row, true, None).into_response()
+}
+
+/// The language switch: remembers the choice in a cookie and goes back to
+/// the page (only a path on this site).
+async fn switch_lang(Path(code): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(m) = i18n::by_code(&code) else {
+        return (StatusCode::NOT_FOUND, "no such language").into_response();
+    };
+    let back = q
+        .get("back")
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .map_or("/", String::as_str);
+    let cookie = format!("{}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly", i18n::COOKIE, m.code);
+    ([(header::SET_COOKIE, cookie)], Redirect::to(back)).into_response()
+}

@@ -1,0 +1,235 @@
+//! Rows of the web portal: sign-in passwords (already hashed by the
+//! portal; this module never sees a password) and profiles with
+//! per-field privacy, and the yellow-pages search over public fields.
+//!
+//! Privacy is kept here, in SQL: only public fields' values are indexed,
+//! and a search answers private fields as empty strings, so a private value
+//! never leaves the database through a search.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Backend, Store, StoreError};
+
+/// The profile's text fields, in the order of their `public_mask` bits.
+pub const FIELDS: [&str; 5] = ["display_name", "city", "organisation", "interests", "introduction"];
+
+/// Most terms a search uses; the rest are ignored.
+const MAX_TERMS: usize = 8;
+/// Longest term kept (in characters).
+const MAX_TERM_CHARS: usize = 64;
+
+/// A profile. In search answers, private fields are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub number: i64,
+    /// Values in the order of [`FIELDS`].
+    pub fields: [String; 5],
+    /// Bit `i` set: `fields[i]` is public.
+    pub public_mask: i64,
+    /// Shown in the yellow pages at all.
+    pub listed: bool,
+}
+
+impl ProfileRow {
+    pub fn is_public(&self, i: usize) -> bool {
+        self.public_mask & (1 << i) != 0
+    }
+
+    /// The text the yellow pages may search: public fields only.
+    fn public_text(&self) -> String {
+        let parts: Vec<&str> = (0..FIELDS.len())
+            .filter(|&i| self.is_public(i))
+            .map(|i| self.fields[i].as_str())
+            .collect();
+        parts.join("\n")
+    }
+}
+
+/// Plain search terms from whatever a user typed: runs of letters and
+/// digits, lower-cased. Full-text syntax (quotes, `NEAR`, `*`, brackets,
+/// `-`, `:`) is thereby only a separator; `NEAR`/`AND`/`OR` become words.
+pub fn search_terms(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.chars().take(MAX_TERM_CHARS).collect::<String>().to_lowercase())
+        .take(MAX_TERMS)
+        .collect()
+}
+
+/// An FTS5 query matching every term as a prefix; each term is quoted, so
+/// no operator survives.
+fn fts5_query(terms: &[String]) -> String {
+    terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" ")
+}
+
+/// A PostgreSQL tsquery matching every term as a prefix (terms are letters
+/// and digits only, quoted as lexemes).
+fn tsquery(terms: &[String]) -> String {
+    terms.iter().map(|t| format!("'{t}':*")).collect::<Vec<_>>().join(" & ")
+}
+
+fn profile_row(r: &AnyRow) -> Result<ProfileRow, StoreError> {
+    let mut p = ProfileRow {
+        number: r.try_get(0)?,
+        public_mask: r.try_get(6)?,
+        listed: r.try_get::<i64, _>(7)? != 0,
+        ..ProfileRow::default()
+    };
+    for (i, f) in p.fields.iter_mut().enumerate() {
+        *f = r.try_get(1 + i)?;
+    }
+    Ok(p)
+}
+
+/// Each field's value only when its bit is set, else ''.
+fn public_columns() -> String {
+    FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("CASE WHEN (p.public_mask & {}) <> 0 THEN p.{f} ELSE '' END", 1 << i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Stores a number's password hash (a PHC string), replacing any.
+    pub async fn set_password_hash(&self, number: i64, hash: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO accounts (number, password_hash, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (number) DO UPDATE SET password_hash = excluded.password_hash, updated_ms = excluded.updated_ms",
+        )
+        .bind(number)
+        .bind(hash)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A number's password hash, if it has set a password.
+    pub async fn password_hash(&self, number: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT password_hash FROM accounts WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get(0)?)).transpose()
+    }
+
+    /// Stores (or replaces) a profile and its search entry, in one transaction.
+    pub async fn put_profile(&self, p: &ProfileRow, now_ms: i64) -> Result<(), StoreError> {
+        let text = p.public_text();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO profiles (number, display_name, city, organisation, interests, introduction, \
+             public_mask, listed, public_text, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (number) DO UPDATE SET display_name = excluded.display_name, city = excluded.city, \
+             organisation = excluded.organisation, interests = excluded.interests, \
+             introduction = excluded.introduction, public_mask = excluded.public_mask, \
+             listed = excluded.listed, public_text = excluded.public_text, updated_ms = excluded.updated_ms",
+        )
+        .bind(p.number)
+        .bind(&p.fields[0])
+        .bind(&p.fields[1])
+        .bind(&p.fields[2])
+        .bind(&p.fields[3])
+        .bind(&p.fields[4])
+        .bind(p.public_mask)
+        .bind(i64::from(p.listed))
+        .bind(&text)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("DELETE FROM profile_search WHERE rowid = $1")
+                .bind(p.number)
+                .execute(&mut *tx)
+                .await?;
+            if p.listed && !text.is_empty() {
+                sqlx::query("INSERT INTO profile_search (rowid, public_text) VALUES ($1, $2)")
+                    .bind(p.number)
+                    .bind(&text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A number's whole profile (private fields included: for its owner).
+    pub async fn profile(&self, number: i64) -> Result<Option<ProfileRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT number, display_name, city, organisation, interests, introduction, public_mask, listed \
+             FROM profiles WHERE number = $1",
+        )
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(profile_row).transpose()
+    }
+
+    /// The yellow pages: listed profiles with numbers in `lo..=hi` whose
+    /// public fields match every term (as prefixes); all listed ones when
+    /// `terms` is empty. Private fields come back empty.
+    pub async fn search_profiles(&self, terms: &[String], lo: i64, hi: i64, limit: i64) -> Result<Vec<ProfileRow>, StoreError> {
+        let cols = public_columns();
+        let rows = if terms.is_empty() {
+            sqlx::query(&format!(
+                "SELECT p.number, {cols}, p.public_mask, p.listed FROM profiles p \
+                 WHERE p.listed <> 0 AND p.number BETWEEN $1 AND $2 ORDER BY p.number LIMIT $3"
+            ))
+            .bind(lo)
+            .bind(hi)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            let (sql, q) = match self.backend {
+                Backend::Sqlite => (
+                    format!(
+                        "SELECT p.number, {cols}, p.public_mask, p.listed FROM profile_search s \
+                         JOIN profiles p ON p.number = s.rowid \
+                         WHERE profile_search MATCH $1 AND p.listed <> 0 AND p.number BETWEEN $2 AND $3 \
+                         ORDER BY bm25(profile_search), p.number LIMIT $4"
+                    ),
+                    fts5_query(terms),
+                ),
+                Backend::Postgres => (
+                    format!(
+                        "SELECT p.number, {cols}, p.public_mask, p.listed FROM profiles p \
+                         WHERE to_tsvector('simple', p.public_text) @@ to_tsquery('simple', $1) \
+                         AND p.listed <> 0 AND p.number BETWEEN $2 AND $3 \
+                         ORDER BY ts_rank(to_tsvector('simple', p.public_text), to_tsquery('simple', $1)) DESC, \
+                         p.number LIMIT $4"
+                    ),
+                    tsquery(terms),
+                ),
+            };
+            sqlx::query(&sql)
+                .bind(q)
+                .bind(lo)
+                .bind(hi)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+        };
+        rows.iter().map(profile_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_text_syntax_becomes_plain_terms() {
+        assert_eq!(search_terms("\"Tai pei\" NEAR(x* (y"), ["tai", "pei", "near", "x", "y"]);
+        assert_eq!(search_terms("  ) ( * : - ^ \" "), Vec::<String>::new());
+        assert_eq!(search_terms("台北 café"), ["台北", "café"]);
+        assert_eq!(search_terms(&"a ".repeat(50)).len(), MAX_TERMS);
+        assert_eq!(fts5_query(&search_terms("x\"y")), "\"x\"* \"y\"*");
+        assert_eq!(tsquery(&search_terms("x'y")), "'x':* & 'y':*");
+    }
+}
