@@ -211,6 +211,11 @@ async fn presence_policies_are_stored_replaced_and_dropped_on_release() {
         s.put_presence_policy(8860210000001, true, &[], 4).await.unwrap();
         assert_eq!(s.release_device("02:00:00:00:00:01", 5).await.unwrap(), Some(8860210000001));
         assert!(s.presence_policies().await.unwrap().is_empty(), "{url}");
+        s.close().await;
+    }
+}
+
+#[tokio::test]
 async fn passwords_and_profiles_keep_private_fields_out_of_search() {
     use peerdial_store::{search_terms, ProfileRow};
     for (url, _dir) in databases().await {
