@@ -35,6 +35,9 @@ pub(crate) struct PresenceSide {
     pub shown: HashMap<Number, Option<State>>,
     /// A call held for the user's confirmation (callee in a meeting or dnd).
     pub pending: Option<(Number, String, Option<String>)>,
+    /// The last publishing failure shown (each is shown once, not at
+    /// every retry).
+    pub failure: Option<String>,
 }
 
 /// One contacts-file line: `NUMBER [name…]`; `#` starts a comment.
@@ -103,6 +106,7 @@ impl PresenceSide {
             names: HashMap::new(),
             shown: HashMap::new(),
             pending: None,
+            failure: None,
         }
     }
 
@@ -188,11 +192,19 @@ impl Phone {
             }
             while let Some(e) = p.poll_event() {
                 match e {
-                    PublishEvent::Published { state, .. } => ui.push(UiEvent::Status {
-                        state: state.as_str().into(),
-                    }),
+                    PublishEvent::Published { state, .. } => {
+                        self.presence.failure = None;
+                        ui.push(UiEvent::Status {
+                            state: state.as_str().into(),
+                        })
+                    }
                     PublishEvent::Removed => {}
-                    PublishEvent::Failed { reason } => ui.push(UiEvent::StatusFailed { reason }),
+                    PublishEvent::Failed { reason } => {
+                        if self.presence.failure.as_ref() != Some(&reason) {
+                            self.presence.failure = Some(reason.clone());
+                            ui.push(UiEvent::StatusFailed { reason });
+                        }
+                    }
                 }
             }
         }
