@@ -109,6 +109,61 @@ enum Which {
         #[arg(long, default_value_t = 10)]
         seconds: u32,
     },
+    /// Greeting downloads: full GETs and 304 revalidations per second from
+    /// the region's HTTP API, next to nginx serving the same PNG files
+    /// (load by wrk, keep-alive).
+    Greetings {
+        /// Numbers, each with a caller greeting.
+        #[arg(long, default_value_t = 100)]
+        numbers: u32,
+        /// Seconds of load per server, kind of request and round.
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+        /// Rounds (the medians are compared).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// wrk's keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// Let the servers and wrk share every core (by default each
+        /// server runs on core 0, wrk on core 1).
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// Presence fan-out: NOTIFYs delivered per second and change → NOTIFY
+    /// p50/p99, Kamailio's presence module (in memory) as the reference.
+    Presence {
+        #[arg(long, default_value_t = 1000)]
+        presentities: u32,
+        /// Subscriptions per presentity.
+        #[arg(long, default_value_t = 10)]
+        watchers: u32,
+        /// State changes per second, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "200,1000,2000")]
+        rates: Vec<u32>,
+        /// Seconds of changes per step.
+        #[arg(long, default_value_t = 4)]
+        seconds: u32,
+        /// Watcher sockets, each on its own loopback address (127.0.1.x).
+        /// 50 keeps each address within the region's default flood limits
+        /// (200 subscriptions per address arrive within the burst).
+        #[arg(long, default_value_t = 50)]
+        sockets: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// PASSporT signatures and verifications per second on one core, next
+    /// to `openssl speed ecdsap256`.
+    Identity {
+        /// Most operations of each kind.
+        #[arg(long, default_value_t = 100_000)]
+        count: u32,
+        /// Most seconds for each kind (and OpenSSL's run time per kind).
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -127,6 +182,31 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Which::Propagation { samples } => crate::bench_tree::propagation(samples).await,
         Which::Transfer { numbers, changes } => crate::bench_tree::transfer(numbers, changes).await,
         Which::Media { calls, seconds } => crate::bench_calls::media(calls, seconds),
+        Which::Greetings {
+            numbers,
+            seconds,
+            connections,
+            rounds,
+            no_pin,
+        } => crate::bench_greetings::greetings(numbers, seconds, connections, rounds, !no_pin).await,
+        Which::Presence {
+            presentities,
+            watchers,
+            rates,
+            seconds,
+            sockets,
+            no_pin,
+        } => {
+            let w = crate::bench_presence::Workload {
+                presentities,
+                watchers_per: watchers,
+                rates,
+                seconds,
+                sockets,
+            };
+            tokio::task::spawn_blocking(move || crate::bench_presence::presence(w, !no_pin)).await?
+        }
+        Which::Identity { count, seconds, no_pin } => crate::bench_identity::identity(count, seconds, !no_pin),
     }
 }
 
@@ -325,7 +405,7 @@ async fn sipp_once(dir: PathBuf, target: SocketAddr, total: usize, rate: usize, 
 
 /// A command for `program`, run on `core` when given (through taskset,
 /// which execs it: the pid is the program's).
-fn pinned(program: &Path, core: Option<&str>) -> Command {
+pub(crate) fn pinned(program: &Path, core: Option<&str>) -> Command {
     match core {
         Some(core) => {
             let mut c = Command::new("taskset");
@@ -338,7 +418,7 @@ fn pinned(program: &Path, core: Option<&str>) -> Command {
 
 /// CPU seconds (user + system) of a process from /proc: its own, and its
 /// waited-for children's.
-fn cpu_of(pid: &str) -> (f64, f64) {
+pub(crate) fn cpu_of(pid: &str) -> (f64, f64) {
     let tck = 100.0; // USER_HZ on Linux
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name.
@@ -355,7 +435,7 @@ fn cpu_of(pid: &str) -> (f64, f64) {
 }
 
 /// CPU seconds of a process and its direct children (Kamailio's workers).
-fn cpu_of_tree(pid: u32) -> f64 {
+pub(crate) fn cpu_of_tree(pid: u32) -> f64 {
     let mut total = cpu_of(&pid.to_string()).0;
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -375,8 +455,21 @@ fn cpu_of_tree(pid: u32) -> f64 {
 }
 
 /// Cores for the servers and for the SIPp drivers when pinned.
-const SERVER_CORE: &str = "0";
-const DRIVER_CORE: &str = "1";
+pub(crate) const SERVER_CORE: &str = "0";
+pub(crate) const DRIVER_CORE: &str = "1";
+
+/// Pins every thread of this process (and threads started later) to `core`.
+pub(crate) fn pin_self(core: &str) -> Result<()> {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", core, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!("taskset could not pin this process to core {core} (use --no-pin)");
+    }
+    Ok(())
+}
 
 /// One SIPp load shape: this many drivers, each with at most `limit`
 /// registrations in flight.
@@ -465,14 +558,7 @@ async fn register(registrations: u32, rate: u32, loads: Vec<Load>, rounds: u32, 
     if pin {
         // This process is the region (and an idle harness): core 0, every
         // thread; threads started later inherit it.
-        let ok = std::process::Command::new("taskset")
-            .args(["-a", "-p", "-c", SERVER_CORE, &std::process::id().to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            bail!("taskset could not pin the region to core {SERVER_CORE} (use --no-pin)");
-        }
+        pin_self(SERVER_CORE)?;
     }
     let dir = tempfile::tempdir()?;
     // peerdial: digest auth, durable write, DNS update.

@@ -4,6 +4,9 @@
 
 mod bench;
 mod bench_calls;
+mod bench_greetings;
+mod bench_identity;
+mod bench_presence;
 mod bench_tree;
 mod peer_conf;
 mod phone;
@@ -115,6 +118,10 @@ struct RegionArgs {
     /// Threads answering DNS over UDP.
     #[arg(long, value_name = "N")]
     dns_threads: Option<usize>,
+    /// Seconds between presence keep-alives (OPTIONS) to each phone
+    /// registered over UDP; three unanswered ones show it offline.
+    #[arg(long, value_name = "SECONDS")]
+    keepalive: Option<u32>,
     /// Digest algorithms offered and accepted, most preferred first (RFC 8760):
     /// md5, sha-256, or both ("sha-256,md5"). Default md5: many deployed
     /// phones fail outright when a challenge names an algorithm they lack.
@@ -180,7 +187,7 @@ impl RegionArgs {
             bail!("--top and --join-token go together");
         }
         take!(sip => sip, dns => dns, http => http, database => database, root_domain => root_domain, ttl => ttl,
-              negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads);
+              negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads, keepalive => keepalive);
         if let Some(list) = self.digest.or(file.digest) {
             cfg.digest = list
                 .iter()
@@ -192,6 +199,9 @@ impl RegionArgs {
         }
         if cfg.min_expires == 0 || cfg.min_expires > cfg.max_expires {
             bail!("--min-expires must be between 1 and --max-expires ({})", cfg.max_expires);
+        }
+        if cfg.keepalive == 0 {
+            bail!("--keepalive must be at least 1 second");
         }
         if !cfg.root_domain.ends_with('.') {
             cfg.root_domain.push('.');

@@ -260,6 +260,16 @@ pub async fn up(args: UpArgs) -> Result<()> {
         );
     }
     println!("then dial the other's number (shown on its display); 8 digits reach a neighbour in the same area.");
+    println!();
+    println!("Each region's HTTP API also serves (README: HTTP API):");
+    println!(
+        "  greeting pictures   http://{}/api/v1/greetings/NUMBER/caller|callee  (PUT with the number's SIP credentials)",
+        a.http
+    );
+    println!(
+        "  caller identity     http://{}/api/v1/identity/key  (also TXT at the area zone's apex)",
+        a.http
+    );
     if port53 {
         println!();
         println!("Every DNS server is on port 53 of its own address, so a real resolver walks the tree.");

@@ -211,7 +211,11 @@ fn transfers_need_a_good_signature() {
     assert_eq!(rcode(&good), 0);
     assert!(good.iter().all(|m| tsig::find(m).unwrap().is_some()));
     let records: usize = good.iter().map(|m| Message::from_vec(m).unwrap().answers().len()).sum();
-    assert_eq!(records, 1 + 7 + 1 + 1, "SOA, apex records, one NAPTR, SOA");
+    assert_eq!(
+        records,
+        1 + 8 + 1 + 1,
+        "SOA, apex records (the identity key's TXT among them), one NAPTR, SOA"
+    );
     // Unsigned: REFUSED. Unknown key or wrong secret: NOTAUTH, no records.
     assert_eq!(rcode(&transfer(r.dns, RecordType::AXFR, None, None)), ResponseCode::Refused.low());
     let stranger = peerdial_dns::TsigKey::parse(&format!("stranger:{SECRET}")).unwrap();

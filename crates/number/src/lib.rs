@@ -303,6 +303,29 @@ impl FromStr for Area {
     }
 }
 
+/// Numbers are handed out by regions, not chosen by clients, so maps keyed
+/// by them (or by other server-made integers) can use a plain
+/// multiplicative hash instead of SipHash.
+#[derive(Default, Clone, Copy)]
+pub struct NumberHasher(u64);
+
+impl std::hash::Hasher for NumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A map keyed by numbers (or server-made integers), hashed with [`NumberHasher`].
+pub type NumberMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<NumberHasher>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

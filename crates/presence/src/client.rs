@@ -14,9 +14,7 @@ pub use watcher::{WatchEvent, Watcher, WatcherConfig};
 use std::net::SocketAddr;
 
 use peerdial_sip::call::{T1, T2};
-use peerdial_sip::digest::{Algorithm, Credentials};
-use peerdial_sip::message::split_list;
-use peerdial_sip::{Message, Transport};
+use peerdial_sip::Transport;
 
 use crate::Transmit;
 
@@ -73,40 +71,7 @@ impl ClientTx {
     }
 }
 
-/// The Authorization (or Proxy-Authorization) header answering a 401/407
-/// challenge: the first digest challenge with an algorithm we support.
-pub(crate) fn answer_challenge(
-    msg: &Message,
-    code: u16,
-    user: &str,
-    password: &str,
-    method: &str,
-    uri: &str,
-) -> Option<(&'static str, String)> {
-    let (challenge, answer) = if code == 401 {
-        ("WWW-Authenticate", "Authorization")
-    } else {
-        ("Proxy-Authenticate", "Proxy-Authorization")
-    };
-    msg.headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(challenge))
-        .find_map(|(_, ch)| {
-            let params = ch.trim().strip_prefix("Digest")?;
-            let get = |k: &str| {
-                split_list(params).into_iter().find_map(|item| {
-                    let (n, v) = item.split_once('=')?;
-                    n.trim().eq_ignore_ascii_case(k).then(|| v.trim().trim_matches('"').to_string())
-                })
-            };
-            let alg = match get("algorithm") {
-                Some(a) => Algorithm::from_name(&a)?,
-                None => Algorithm::Md5,
-            };
-            let c = Credentials::respond(user, &get("realm")?, password, alg, method, uri, &get("nonce")?);
-            Some((answer, c.to_header()))
-        })
-}
+pub(crate) use peerdial_sip::client::answer_challenge;
 
 /// Back-off after failures: 5 s doubling to 5 minutes.
 pub(crate) fn next_backoff(b: u64) -> u64 {

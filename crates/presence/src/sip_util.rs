@@ -1,8 +1,5 @@
 //! Small SIP helpers shared by the server, liveness and the clients.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
 use peerdial_sip::message::{NameAddr, StartLine};
 use peerdial_sip::Message;
 use rand::Rng;
@@ -64,23 +61,4 @@ pub fn request(method: &str, uri: &str) -> Message {
     }
 }
 
-/// Numbers are handed out by the region, not chosen by a client, so maps
-/// keyed by them can use a plain multiplicative hash instead of SipHash.
-#[derive(Default, Clone, Copy)]
-pub struct NumberHasher(u64);
-
-impl std::hash::Hasher for NumberHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-pub type NumberMap<K, V> = HashMap<K, V, BuildHasherDefault<NumberHasher>>;
+pub use peerdial_number::{NumberHasher, NumberMap};

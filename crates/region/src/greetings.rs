@@ -122,6 +122,14 @@ fn target(shared: &Shared, number: &str, kind: &str) -> Result<(Number, Kind), R
     Ok((n, kind))
 }
 
+/// A greeting its owner acts on: the number's own credentials are needed.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn owned(shared: &Shared, number: &str, kind: &str, headers: &HeaderMap, peer: SocketAddr) -> Result<(Number, Kind), Response> {
+    let (n, kind) = target(shared, number, kind)?;
+    crate::auth::number(shared, headers, peer.ip(), Some(n))?;
+    Ok((n, kind))
+}
+
 /// `GET /api/v1/greetings/{number}`: both update codes and URLs (what a
 /// phone polls to learn that its greetings changed).
 async fn summary(State(shared): State<Arc<Shared>>, Path(number): Path<String>) -> Response {
@@ -223,13 +231,10 @@ async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (n, kind) = match target(&shared, &number, &kind) {
+    let (n, kind) = match owned(&shared, &number, &kind, &headers, peer) {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(r) = crate::auth::number(&shared, &headers, peer.ip(), Some(n)) {
-        return r;
-    }
     let body = match peerdial_net::http_server::raw_body(body, MAX_UPLOAD_BYTES) {
         Ok(b) => b,
         Err(r) => return r,
@@ -250,13 +255,10 @@ async fn remove(
     Path((number, kind)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (n, kind) = match target(&shared, &number, &kind) {
+    let (n, kind) = match owned(&shared, &number, &kind, &headers, peer) {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(r) = crate::auth::number(&shared, &headers, peer.ip(), Some(n)) {
-        return r;
-    }
     match shared.store.delete_greeting(n.as_u64() as i64, kind.as_str()).await {
         Ok(true) => {
             shared.greetings.forget(n, kind);
@@ -288,13 +290,10 @@ async fn card(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (n, kind) = match target(&shared, &number, &kind) {
+    let (n, kind) = match owned(&shared, &number, &kind, &headers, peer) {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Err(r) = crate::auth::number(&shared, &headers, peer.ip(), Some(n)) {
-        return r;
-    }
     let req: CardRequest = match peerdial_net::http_server::json_body(body, crate::http::MAX_BODY) {
         Ok(r) => r,
         Err(r) => return r,

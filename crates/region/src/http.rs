@@ -38,6 +38,7 @@ pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut stop: w
         .route(crate::identity::KEY_PATH, get(crate::identity::key))
         .route("/api/v1/identity/passport", post(crate::identity::passport))
         .merge(crate::greetings::routes())
+        .merge(crate::presence_api::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);
@@ -243,6 +244,7 @@ async fn provision(
                     .expect("devices lock")
                     .by_mac
                     .insert(mac, Device { number, secret_hash });
+                shared.presence.add_number(number);
                 tracing::info!(%number, mac = %mac_text(&mac), "provisioned");
                 return answer(&shared, number, &password, &secret);
             }

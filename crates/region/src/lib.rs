@@ -9,7 +9,10 @@
 //! - HTTP serves provisioning (`POST /api/v1/provision`) and status,
 //!   greeting pictures ([`greetings`]) and caller identity ([`identity`]:
 //!   the region's key, also published as a TXT record at the zone apex,
-//!   and PASSporTs for its registered phones).
+//!   and PASSporTs for its registered phones);
+//! - SUBSCRIBE and PUBLISH go to the presence agent ([`presence`]), which
+//!   knows who is online from the bindings, UDP keep-alives and TCP
+//!   connections, and serves presence over HTTP too (JSON and SSE).
 //!
 //! It is not a SIP proxy: calls never pass through it.
 
@@ -19,6 +22,8 @@ pub mod greetings;
 mod http;
 pub mod identity;
 mod notify;
+pub mod presence;
+mod presence_api;
 mod sip_server;
 pub mod state;
 mod update;
@@ -74,6 +79,9 @@ pub struct RegionConfig {
     pub max_expires: u32,
     /// Threads answering DNS over UDP.
     pub dns_threads: usize,
+    /// Seconds between presence keep-alives to phones registered over UDP
+    /// (`--keepalive`).
+    pub keepalive: u32,
     /// Digest algorithms offered to phones, most preferred first.
     pub digest: Vec<peerdial_sip::digest::Algorithm>,
     /// TSIG keys for zone transfers and NOTIFY (the first signs NOTIFYs).
@@ -105,6 +113,7 @@ impl RegionConfig {
             min_expires: 30,
             max_expires: 3600,
             dns_threads: 2,
+            keepalive: 30,
             digest: vec![peerdial_sip::digest::Algorithm::Md5],
             tsig_keys: Vec::new(),
             secondaries: Vec::new(),
@@ -178,6 +187,7 @@ impl Region {
         if !shared.cfg.secondaries.is_empty() {
             tokio::spawn(notify::notify_loop(shared.clone(), stop_rx.clone()));
         }
+        tokio::spawn(presence::timer_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
         Ok(Region {
@@ -207,6 +217,7 @@ async fn expiry_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         let removed = shared.registrar.lock().expect("registrar lock").handle_timeout(now_ms());
         for change in removed {
+            shared.presence.binding(change.number(), None);
             let shared = shared.clone();
             tokio::spawn(async move {
                 if let Err(e) = shared.persist(&change).await {

@@ -1,5 +1,6 @@
 //! SIP transports: UDP datagrams (on plain threads) and TCP streams (on
-//! tokio) into the registrar.
+//! tokio) into the registrar, and SUBSCRIBE, PUBLISH and responses into
+//! the presence edge ([`crate::presence`]), told apart by the start line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::presence::{kind, Kind};
 use crate::{change_to_write, now_ms, RegionError, Shared};
 
 /// Datagrams larger than this are dropped unread: no SIP request to a
@@ -30,6 +32,7 @@ pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpLi
     udp.set_read_timeout(Some(std::time::Duration::from_millis(250)))
         .expect("read timeout");
     let udp = Arc::new(udp);
+    shared.presence.set_udp(udp.clone());
     for i in 0..2 {
         let (shared, udp, stopped) = (shared.clone(), udp.clone(), stopped.clone());
         std::thread::Builder::new()
@@ -61,6 +64,18 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             continue; // keep-alive
         }
+        match kind(data) {
+            Kind::Register => {}
+            Kind::Presence => {
+                shared.presence.request(shared, data, src, Transport::Udp);
+                continue;
+            }
+            Kind::Response => {
+                shared.presence.response(data);
+                continue;
+            }
+            Kind::Other => shared.presence.heard_from(src),
+        }
         let out = shared
             .registrar
             .lock()
@@ -74,7 +89,7 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
             }
             Output::Commit { change, previous, reply } => {
                 let sock = sock.clone();
-                let then = on_commit(shared.clone(), &change, previous, reply, move |b| {
+                let then = on_commit(shared.clone(), &change, previous, reply, src, move |b| {
                     let _ = sock.send_to(&b, src);
                 });
                 shared.store.submit_blocking(change_to_write(&change), then);
@@ -95,7 +110,7 @@ impl Reply {
 
 /// Acts on the registrar's output: a change is committed to the store
 /// before its answer is sent, then published in the zone.
-async fn act(shared: &Arc<Shared>, out: Output, reply: Reply) {
+async fn act(shared: &Arc<Shared>, out: Output, reply: Reply, peer: SocketAddr) {
     match out {
         Output::Drop => {}
         Output::Reply(bytes) => reply.send(bytes).await,
@@ -107,7 +122,7 @@ async fn act(shared: &Arc<Shared>, out: Output, reply: Reply) {
             let tx = reply.0.clone();
             // The connection's writer drains its queue promptly; if it is
             // full the peer is not reading, and its retransmission asks again.
-            let then = on_commit(shared.clone(), &change, previous, bytes, move |b| {
+            let then = on_commit(shared.clone(), &change, previous, bytes, peer, move |b| {
                 let _ = tx.try_send(b);
             });
             shared.store.submit(change_to_write(&change), then).await;
@@ -116,20 +131,28 @@ async fn act(shared: &Arc<Shared>, out: Output, reply: Reply) {
 }
 
 /// What to do once a binding change is durable: publish it in the zone,
-/// then acknowledge. If it could not be stored it is not acknowledged:
-/// undo it, and let the phone's retransmission try again.
+/// acknowledge, and tell presence (the phone is reachable now; over TCP,
+/// through the connection from `source`). If it could not be stored it is
+/// not acknowledged: undo it, and let the phone's retransmission try again.
 fn on_commit(
     shared: Arc<Shared>,
     change: &peerdial_sip::Change,
     previous: Option<peerdial_sip::Binding>,
     reply: Vec<u8>,
+    source: SocketAddr,
     send: impl FnOnce(Vec<u8>) + Send + 'static,
 ) -> peerdial_store::Callback {
     let n = change.number();
+    let bound = match change {
+        peerdial_sip::Change::Upsert(_, b) if b.transport == Transport::Tcp => Some((source, Transport::Tcp)),
+        peerdial_sip::Change::Upsert(_, b) => Some((b.addr, b.transport)),
+        peerdial_sip::Change::Remove(_) => None,
+    };
     Box::new(move |r| match r {
         Ok(_) => {
             shared.publish(n);
             send(reply);
+            shared.presence.binding(n, bound);
         }
         Err(e) => {
             tracing::error!(number = %n, error = %e, "binding not stored; REGISTER not acknowledged");
@@ -158,6 +181,7 @@ async fn tcp_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::R
 async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    shared.presence.tcp_opened(peer, tx.clone());
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if wr.write_all(&b).await.is_err() {
@@ -181,12 +205,24 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             match frame_len(&buf) {
                 Ok(Some(len)) => {
                     let frame: Vec<u8> = buf.drain(..len).collect();
+                    match kind(&frame) {
+                        Kind::Register => {}
+                        Kind::Presence => {
+                            shared.presence.request(&shared, &frame, peer, Transport::Tcp);
+                            continue;
+                        }
+                        Kind::Response => {
+                            shared.presence.response(&frame);
+                            continue;
+                        }
+                        Kind::Other => shared.presence.heard_from(peer),
+                    }
                     let out = shared
                         .registrar
                         .lock()
                         .expect("registrar lock")
                         .handle(&frame, Transport::Tcp, peer, now_ms());
-                    act(&shared, out, Reply(tx.clone())).await;
+                    act(&shared, out, Reply(tx.clone()), peer).await;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -196,6 +232,7 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             }
         }
     }
+    shared.presence.tcp_closed(peer);
     drop(tx);
     let _ = writer.await;
 }

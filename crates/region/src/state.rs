@@ -35,6 +35,8 @@ pub struct Shared {
     /// Signs caller identity (PASSporTs); its public half is in the zone.
     pub identity: peerdial_identity::SigningKey,
     pub greetings: crate::greetings::Greetings,
+    /// Presence: the agent, liveness, and their I/O.
+    pub presence: crate::presence::Edge,
     /// Wrong device secrets per client address: (count, window start ms).
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     /// The zone's serial after each change, for the NOTIFY sender.
@@ -69,6 +71,8 @@ impl Shared {
         rcfg.algorithms = cfg.digest.clone();
         let mut registrar = Registrar::new(rcfg);
 
+        let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
+        let mut numbers = Vec::new();
         let mut devices = Devices::default();
         for d in store.devices().await? {
             let bad = |w: &str| RegionError::BadRow(format!("device {}: bad {w}", d.mac));
@@ -80,6 +84,7 @@ impl Shared {
             };
             let secret_hash = decode_hex(&d.secret_hash).ok_or_else(|| bad("secret_hash"))?;
             registrar.set_credential(number, ha1);
+            numbers.push(number);
             devices.numbers.insert(number.individual());
             devices.by_mac.insert(mac, Device { number, secret_hash });
         }
@@ -95,6 +100,7 @@ impl Shared {
         }
         let now = now_ms();
         let mut live = 0;
+        let mut udp_bindings = Vec::new();
         for row in store.bindings().await? {
             let (n, b) = row_to_binding(&row)?;
             if b.expires_at_ms <= now || !cfg.area.contains(n) {
@@ -102,10 +108,14 @@ impl Shared {
                 continue;
             }
             zone.set(n, Some(&b.uri))?;
+            if b.transport == peerdial_sip::Transport::Udp {
+                udp_bindings.push((n, b.addr));
+            }
             registrar.restore(n, b);
             live += 1;
         }
         tracing::info!(devices = devices.by_mac.len(), bindings = live, "loaded region state");
+        crate::presence::load(&presence, &numbers, store.presence_policies().await?, &udp_bindings);
         let updates = match cfg.update_primary {
             Some(_) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -123,6 +133,7 @@ impl Shared {
             devices: Mutex::new(devices),
             identity,
             greetings,
+            presence,
             http_failures: Mutex::new(HashMap::new()),
             serial: tokio::sync::watch::channel(0).0,
             updates: updates.0,

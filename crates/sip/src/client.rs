@@ -191,13 +191,12 @@ impl RegisterClient {
                 self.events.push_back(RegEvent::Registered { expires: granted });
             }
             401 | 407 if !self.auth_tried => {
-                let header = if *code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
-                match self.credentials(msg, header) {
-                    Some(c) => {
+                let uri = format!("sip:{}", self.cfg.domain);
+                match answer_challenge(msg, *code, &self.cfg.user, &self.cfg.password, "REGISTER", &uri) {
+                    Some((name, value)) => {
                         self.auth_tried = true;
-                        let name = if *code == 401 { "Authorization" } else { "Proxy-Authorization" };
                         let expires = self.expires_wanted();
-                        self.send(Some((name, c.to_header())), expires, now);
+                        self.send(Some((name, value)), expires, now);
                     }
                     None => self.fail("no digest challenge with an algorithm we support".into(), now),
                 }
@@ -229,38 +228,6 @@ impl RegisterClient {
             }
         }
         msg.header("Expires").and_then(|e| e.trim().parse().ok())
-    }
-
-    fn credentials(&self, msg: &Message, header: &str) -> Option<Credentials> {
-        // RFC 8760: challenges come in preference order; take the first we know.
-        msg.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(header))
-            .find_map(|(_, ch)| {
-                let params = ch.trim().strip_prefix("Digest")?;
-                let get = |k: &str| {
-                    split_list(params).into_iter().find_map(|item| {
-                        let (n, v) = item.split_once('=')?;
-                        n.trim().eq_ignore_ascii_case(k).then(|| v.trim().trim_matches('"').to_string())
-                    })
-                };
-                let alg = match get("algorithm") {
-                    Some(a) => Algorithm::from_name(&a)?,
-                    None => Algorithm::Md5,
-                };
-                let realm = get("realm")?;
-                let nonce = get("nonce")?;
-                let uri = format!("sip:{}", self.cfg.domain);
-                Some(Credentials::respond(
-                    &self.cfg.user,
-                    &realm,
-                    &self.cfg.password,
-                    alg,
-                    "REGISTER",
-                    &uri,
-                    &nonce,
-                ))
-            })
     }
 
     fn fail(&mut self, reason: String, now: u64) {
@@ -313,6 +280,35 @@ impl RegisterClient {
     pub fn poll_event(&mut self) -> Option<RegEvent> {
         self.events.pop_front()
     }
+}
+
+/// The Authorization (or Proxy-Authorization) header answering a 401 (or
+/// 407) challenge: the first digest challenge with an algorithm we support
+/// (RFC 8760: challenges come in preference order). `None` when there is none.
+pub fn answer_challenge(msg: &Message, code: u16, user: &str, password: &str, method: &str, uri: &str) -> Option<(&'static str, String)> {
+    let (challenge, answer) = if code == 401 {
+        ("WWW-Authenticate", "Authorization")
+    } else {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    };
+    msg.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(challenge))
+        .find_map(|(_, ch)| {
+            let params = ch.trim().strip_prefix("Digest")?;
+            let get = |k: &str| {
+                split_list(params).into_iter().find_map(|item| {
+                    let (n, v) = item.split_once('=')?;
+                    n.trim().eq_ignore_ascii_case(k).then(|| v.trim().trim_matches('"').to_string())
+                })
+            };
+            let alg = match get("algorithm") {
+                Some(a) => Algorithm::from_name(&a)?,
+                None => Algorithm::Md5,
+            };
+            let c = Credentials::respond(user, &get("realm")?, password, alg, method, uri, &get("nonce")?);
+            Some((answer, c.to_header()))
+        })
 }
 
 #[cfg(test)]

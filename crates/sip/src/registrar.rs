@@ -154,26 +154,7 @@ enum FailKey {
     User(Number),
 }
 
-/// Numbers are handed out by the region, not chosen by a client, so maps
-/// keyed by them can use a plain multiplicative hash instead of SipHash.
-#[derive(Default, Clone, Copy)]
-struct NumberHasher(u64);
-
-impl std::hash::Hasher for NumberHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type NumberMap<V> = HashMap<Number, V, std::hash::BuildHasherDefault<NumberHasher>>;
+type NumberMap<V> = peerdial_number::NumberMap<Number, V>;
 
 struct Request<'a> {
     msg: &'a Message,
@@ -370,48 +351,8 @@ impl Registrar {
             Some(n) if self.cfg.area.contains(n) => n,
             _ => return Output::Reply(self.respond(req, 404, "Not Found (no such number in this area)", &[])),
         };
-        let ip_key = FailKey::Ip(req.source.ip());
-        let user_key = FailKey::User(number);
-        if self.limited(ip_key, now_ms) || self.limited(user_key, now_ms) {
-            return Output::Reply(self.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]));
-        }
-        // Only Digest is ours: other schemes are ignored and challenged
-        // (RFC 4475 3.3.7), as are Digest credentials for another realm.
-        let digests = || {
-            m.headers
-                .iter()
-                .filter(|(n, _)| n == "Authorization")
-                .map(|(_, v)| v)
-                .filter(|v| v.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("Digest ")))
-        };
-        let Some(cred) = digests().filter_map(|v| Credentials::parse(v)).find(|c| c.realm == self.cfg.realm) else {
-            // Digest credentials sent, none of them readable: say so rather
-            // than challenge again.
-            if digests().next().is_some() && digests().all(|v| Credentials::parse(v).is_none()) {
-                return Output::Reply(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
-            }
-            return Output::Reply(self.challenge(req, now_ms, false));
-        };
-        match self.nonces.check(&cred.nonce, now_ms) {
-            NonceCheck::Valid => {}
-            NonceCheck::Stale => return Output::Reply(self.challenge(req, now_ms, true)),
-            NonceCheck::Invalid => return Output::Reply(self.challenge(req, now_ms, false)),
-        }
-        if cred.username != number.digits() {
-            self.fail(ip_key, user_key, now_ms);
-            return Output::Reply(self.respond(req, 403, "Forbidden (user does not match the To number)", &[]));
-        }
-        let offered = cred.algorithm().is_some_and(|a| self.cfg.algorithms.contains(&a));
-        let ok = offered && self.credentials.get(&number).is_some_and(|ha1| cred.verify(ha1, req.method));
-        if !ok {
-            self.fail(ip_key, user_key, now_ms);
-            tracing::info!(number = %number, source = %req.source, "REGISTER with wrong credentials");
-            return Output::Reply(self.respond(req, 403, "Forbidden (wrong user or password)", &[]));
-        }
-        // Checked first: hashing the key costs more than the common case
-        // (nobody has failed lately) is worth.
-        if !self.failures.is_empty() {
-            self.failures.remove(&user_key);
+        if let Err(reply) = self.check_digest(req, Some(number), now_ms) {
+            return Output::Reply(reply);
         }
 
         let contacts = m.header_values("Contact");
@@ -497,6 +438,90 @@ impl Registrar {
         }
     }
 
+    /// Checks a request's digest credentials (RFC 3261 22), with the
+    /// nonces, algorithms and failure limits of REGISTER: for PUBLISH and
+    /// SUBSCRIBE, which the region's presence agent serves. Returns the
+    /// number the credentials prove, or the answer to send: 401 with a
+    /// fresh challenge (none, stale or foreign credentials), 400 (unreadable
+    /// ones) or 403 (wrong password, unknown user, too many failures). An
+    /// empty answer means the request has no Via to answer along.
+    pub fn authenticate(&mut self, msg: &Message, source: SocketAddr, transport: Transport, now_ms: u64) -> Result<Number, Vec<u8>> {
+        let (Some(via), StartLine::Request { method, .. }) = (crate::message::top_via(msg), &msg.start) else {
+            return Err(Vec::new());
+        };
+        let req = Request {
+            msg,
+            method,
+            via,
+            source,
+            transport,
+        };
+        self.check_digest(&req, None, now_ms)
+    }
+
+    /// The digest check shared by REGISTER and [`Registrar::authenticate`]:
+    /// `number` is the user the credentials must be for (REGISTER: the
+    /// To number); `None` takes the user they name, if it is one of ours.
+    fn check_digest(&mut self, req: &Request, number: Option<Number>, now_ms: u64) -> Result<Number, Vec<u8>> {
+        let m = req.msg;
+        let ip_key = FailKey::Ip(req.source.ip());
+        let too_many = |r: &Registrar| r.respond(req, 403, "Forbidden (too many failed attempts)", &[("Retry-After", "60".into())]);
+        if self.limited(ip_key, now_ms) || number.is_some_and(|n| self.limited(FailKey::User(n), now_ms)) {
+            return Err(too_many(self));
+        }
+        // Only Digest is ours: other schemes are ignored and challenged
+        // (RFC 4475 3.3.7), as are Digest credentials for another realm.
+        let digests = || {
+            m.headers
+                .iter()
+                .filter(|(n, _)| n == "Authorization")
+                .map(|(_, v)| v)
+                .filter(|v| v.trim_start().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("Digest ")))
+        };
+        let Some(cred) = digests().filter_map(|v| Credentials::parse(v)).find(|c| c.realm == self.cfg.realm) else {
+            // Digest credentials sent, none of them readable: say so rather
+            // than challenge again.
+            if digests().next().is_some() && digests().all(|v| Credentials::parse(v).is_none()) {
+                return Err(self.respond(req, 400, "Bad Request (malformed Authorization)", &[]));
+            }
+            return Err(self.challenge(req, now_ms, false));
+        };
+        match self.nonces.check(&cred.nonce, now_ms) {
+            NonceCheck::Valid => {}
+            NonceCheck::Stale => return Err(self.challenge(req, now_ms, true)),
+            NonceCheck::Invalid => return Err(self.challenge(req, now_ms, false)),
+        }
+        let number = match number {
+            Some(n) if cred.username != n.digits() => {
+                self.fail(&[ip_key, FailKey::User(n)], now_ms);
+                return Err(self.respond(req, 403, "Forbidden (user does not match the To number)", &[]));
+            }
+            Some(n) => n,
+            None => match Number::parse(&cred.username).ok().filter(|n| self.credentials.contains_key(n)) {
+                Some(n) if self.limited(FailKey::User(n), now_ms) => return Err(too_many(self)),
+                Some(n) => n,
+                None => {
+                    self.fail(&[ip_key], now_ms);
+                    return Err(self.respond(req, 403, "Forbidden (wrong user or password)", &[]));
+                }
+            },
+        };
+        let user_key = FailKey::User(number);
+        let offered = cred.algorithm().is_some_and(|a| self.cfg.algorithms.contains(&a));
+        let ok = offered && self.credentials.get(&number).is_some_and(|ha1| cred.verify(ha1, req.method));
+        if !ok {
+            self.fail(&[ip_key, user_key], now_ms);
+            tracing::info!(number = %number, source = %req.source, method = req.method, "wrong digest credentials");
+            return Err(self.respond(req, 403, "Forbidden (wrong user or password)", &[]));
+        }
+        // Checked first: hashing the key costs more than the common case
+        // (nobody has failed lately) is worth.
+        if !self.failures.is_empty() {
+            self.failures.remove(&user_key);
+        }
+        Ok(number)
+    }
+
     fn remove(&mut self, req: &Request, number: Number) -> Output {
         let reply = self.respond(req, 200, "OK", &[]);
         match self.bindings.remove(&number) {
@@ -525,8 +550,8 @@ impl Registrar {
             .is_some_and(|(n, start)| *n >= self.cfg.max_failures && now_ms.saturating_sub(*start) < self.cfg.failure_window_ms)
     }
 
-    fn fail(&mut self, ip_key: FailKey, user_key: FailKey, now_ms: u64) {
-        for key in [ip_key, user_key] {
+    fn fail(&mut self, keys: &[FailKey], now_ms: u64) {
+        for &key in keys {
             let e = self.failures.entry(key).or_insert((0, now_ms));
             if now_ms.saturating_sub(e.1) >= self.cfg.failure_window_ms {
                 *e = (0, now_ms);
@@ -648,6 +673,43 @@ Contact: <sip:8860212345678@10.0.0.1:5062>\r\nExpires: {expires}\r\n"
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn other_requests_are_authenticated_with_the_same_nonces_and_limits() {
+        let mut r = registrar();
+        let publish = |auth: Option<&str>| {
+            let mut s = "PUBLISH sip:8860212345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKp\r\n\
+From: <sip:8860212345678@127.0.0.1>;tag=x\r\nTo: <sip:8860212345678@127.0.0.1>\r\nCall-ID: p1\r\nCSeq: 1 PUBLISH\r\n"
+                .to_string();
+            if let Some(a) = auth {
+                s.push_str(&format!("Authorization: {a}\r\n"));
+            }
+            s.push_str("Content-Length: 0\r\n\r\n");
+            Message::parse(s.as_bytes()).unwrap()
+        };
+        let code = |b: &[u8]| status(&Output::Reply(b.to_vec())).0;
+        let err = r.authenticate(&publish(None), src(), Transport::Udp, T0).unwrap_err();
+        assert_eq!(code(&err), 401);
+        let nonce = challenge_nonce(Message::parse(&err).unwrap().header("WWW-Authenticate").unwrap()).unwrap();
+        let cred = |user: &str, password: &str| {
+            Credentials::respond(
+                user,
+                "2.0.6.8.8.peerdial.internal",
+                password,
+                Algorithm::Md5,
+                "PUBLISH",
+                "sip:8860212345678@127.0.0.1",
+                &nonce,
+            )
+            .to_header()
+        };
+        let ok = r.authenticate(&publish(Some(&cred("8860212345678", "secret"))), src(), Transport::Udp, T0);
+        assert_eq!(ok, Ok(num()));
+        let wrong = r.authenticate(&publish(Some(&cred("8860212345678", "nope"))), src(), Transport::Udp, T0);
+        assert_eq!(code(&wrong.unwrap_err()), 403);
+        let stranger = r.authenticate(&publish(Some(&cred("8860299999999", "secret"))), src(), Transport::Udp, T0);
+        assert_eq!(code(&stranger.unwrap_err()), 403);
     }
 
     fn www_authenticate(m: &Message) -> Vec<&str> {

@@ -131,7 +131,7 @@ const EXPECTED: &[(&str, u16, u16)] = &[
 fn every_message_of_the_rfc_is_covered() {
     let mut names: Vec<String> = std::fs::read_dir(dir())
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".dat").to_string())
+        .filter_map(|e| e.unwrap().file_name().to_string_lossy().strip_suffix(".dat").map(str::to_string))
         .collect();
     names.sort();
     let mut listed: Vec<&str> = EXPECTED.iter().map(|(n, _, _)| *n).collect();

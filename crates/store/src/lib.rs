@@ -261,6 +261,11 @@ impl Store {
             .bind(number)
             .execute(&mut *tx)
             .await?;
+        // The number's next owner starts with presence visible to everyone.
+        sqlx::query("DELETE FROM presence_policy WHERE number = $1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO retired_numbers (number, retired_ms) VALUES ($1, $2)")
             .bind(number)
             .bind(now_ms)
@@ -321,6 +326,45 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
+    /// Stores (or replaces) a number's presence policy; durable when it
+    /// returns. `friends` are numbers in their integer form.
+    pub async fn put_presence_policy(&self, number: i64, friends_only: bool, friends: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        let list = friends.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+        sqlx::query(
+            "INSERT INTO presence_policy (number, friends_only, friends, updated_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (number) DO UPDATE SET friends_only = excluded.friends_only, friends = excluded.friends, updated_ms = excluded.updated_ms",
+        )
+        .bind(number)
+        .bind(friends_only as i64)
+        .bind(list)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every stored presence policy: (number, friends_only, friends).
+    pub async fn presence_policies(&self) -> Result<Vec<(i64, bool, Vec<i64>)>, StoreError> {
+        let rows = sqlx::query("SELECT number, friends_only, friends FROM presence_policy")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let number: i64 = r.try_get(0)?;
+                let only: i64 = r.try_get(1)?;
+                let list: String = r.try_get(2)?;
+                let friends = list
+                    .split_whitespace()
+                    .map(|f| {
+                        f.parse()
+                            .map_err(|_| StoreError::Corrupt(format!("presence policy of {number}: friend {f:?}")))
+                    })
+                    .collect::<Result<Vec<i64>, StoreError>>()?;
+                Ok((number, only != 0, friends))
+            })
+            .collect()
     }
 
     /// Waits for queued writes, then closes the pool.

@@ -185,3 +185,32 @@ async fn greetings_are_stored_replaced_and_removed() {
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn presence_policies_are_stored_replaced_and_dropped_on_release() {
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        assert!(s.presence_policies().await.unwrap().is_empty(), "{url}");
+        s.put_presence_policy(8860210000001, true, &[8860210000002, 8860210000003], 1)
+            .await
+            .unwrap();
+        s.put_presence_policy(8860210000001, true, &[8860210000004], 2).await.unwrap();
+        s.close().await;
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(
+            s.presence_policies().await.unwrap(),
+            vec![(8860210000001, true, vec![8860210000004])],
+            "{url}"
+        );
+        s.put_presence_policy(8860210000001, false, &[], 3).await.unwrap();
+        assert_eq!(s.presence_policies().await.unwrap(), vec![(8860210000001, false, vec![])], "{url}");
+        // A released number's next owner starts with presence for everyone.
+        s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860210000001)))
+            .await
+            .unwrap();
+        s.put_presence_policy(8860210000001, true, &[], 4).await.unwrap();
+        assert_eq!(s.release_device("02:00:00:00:00:01", 5).await.unwrap(), Some(8860210000001));
+        assert!(s.presence_policies().await.unwrap().is_empty(), "{url}");
+        s.close().await;
+    }
+}

@@ -1,0 +1,185 @@
+//! Presence on the HTTP API: a number's state as JSON, a stream of its
+//! changes as Server-Sent Events, and the owner's friends-only policy.
+//!
+//! Reads show what an anonymous watcher sees (a friends-only number is
+//! "offline"); the policy is set with the number's SIP credentials (HTTP
+//! Basic) and stored before it takes effect. SIP presence is in
+//! [`crate::presence`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use peerdial_net::http_server::error;
+use peerdial_number::Number;
+use peerdial_presence::{Policy, Presence, WatcherAuth};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{now_ms, Shared};
+
+/// Most friends one policy lists.
+const MAX_FRIENDS: usize = 1000;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/v1/presence/{number}", get(presence))
+        .route("/api/v1/presence/{number}/events", get(events))
+        .route("/api/v1/presence/{number}/policy", put(set_policy).get(get_policy))
+}
+
+fn json_of(n: Number, p: &Presence) -> serde_json::Value {
+    let mut v = json!({ "number": n.to_string(), "state": p.state.as_str(), "since": p.since });
+    if let Some(note) = &p.note {
+        v["note"] = json!(note);
+    }
+    v
+}
+
+/// The number, if it is one of this region's provisioned numbers.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn known(shared: &Shared, number: &str) -> Result<Number, Response> {
+    let n = Number::parse(number).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")))?;
+    if !shared.presence.read(|s| s.has_number(n)) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("number {n} is not provisioned in this region"),
+        ));
+    }
+    Ok(n)
+}
+
+/// The number, when the request carries its own credentials.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn owner(shared: &Shared, number: &str, headers: &HeaderMap, peer: SocketAddr) -> Result<Number, Response> {
+    let n = known(shared, number)?;
+    crate::auth::number(shared, headers, peer.ip(), Some(n))
+}
+
+async fn presence(State(shared): State<Arc<Shared>>, Path(number): Path<String>) -> Response {
+    let n = match known(&shared, &number) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    match shared.presence.read(|s| s.presence_for(n, WatcherAuth::Anonymous)) {
+        Some(p) => Json(json_of(n, &p)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("number {n} is not provisioned in this region")),
+    }
+}
+
+/// The current state first, then one event per change anonymous watchers
+/// can see; a client that falls behind gets the current state again.
+async fn events(State(shared): State<Arc<Shared>>, Path(number): Path<String>) -> Response {
+    let n = match known(&shared, &number) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let rx = shared.presence.subscribe_events();
+    let view = move |shared: &Shared| shared.presence.read(|s| s.presence_for(n, WatcherAuth::Anonymous));
+    let first = view(&shared);
+    let stream = futures_util::stream::unfold(
+        (shared, rx, first, None::<Presence>),
+        move |(shared, mut rx, mut next, mut last)| async move {
+            loop {
+                if let Some(p) = next.take() {
+                    if last.as_ref() != Some(&p) {
+                        let ev = Event::default().data(json_of(n, &p).to_string());
+                        last = Some(p);
+                        return Some((Ok::<Event, Infallible>(ev), (shared, rx, None, last)));
+                    }
+                }
+                match rx.recv().await {
+                    Ok(ev) if ev.number == n => next = view(&shared),
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => next = view(&shared),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    friends_only: bool,
+    #[serde(default)]
+    friends: Vec<String>,
+}
+
+fn policy_json(n: Number, policy: Option<&Policy>) -> serde_json::Value {
+    let (only, mut friends) = match policy {
+        Some(Policy::FriendsOnly(f)) => (true, f.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+        _ => (false, Vec::new()),
+    };
+    friends.sort();
+    json!({ "number": n.to_string(), "friends_only": only, "friends": friends })
+}
+
+/// The owner's view of the policy (its credentials, like PUT).
+async fn get_policy(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let n = match owner(&shared, &number, &headers, peer) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    Json(shared.presence.read(|s| policy_json(n, s.policy(n)))).into_response()
+}
+
+async fn set_policy(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let n = match owner(&shared, &number, &headers, peer) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let req: PolicyBody = match peerdial_net::http_server::json_body(body, crate::http::MAX_BODY) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if req.friends.len() > MAX_FRIENDS {
+        return error(StatusCode::BAD_REQUEST, format!("too many friends (at most {MAX_FRIENDS})"));
+    }
+    let mut friends = Vec::with_capacity(req.friends.len());
+    for f in &req.friends {
+        match Number::parse(f) {
+            Ok(f) if !f.is_none() => friends.push(f),
+            _ => return error(StatusCode::BAD_REQUEST, format!("invalid friend number {f:?}")),
+        }
+    }
+    friends.sort_by_key(|f| f.as_u64());
+    friends.dedup();
+    let stored: Vec<i64> = friends.iter().map(|f| f.as_u64() as i64).collect();
+    if let Err(e) = shared
+        .store
+        .put_presence_policy(n.as_u64() as i64, req.friends_only, &stored, now_ms() as i64)
+        .await
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the policy: {e}"));
+    }
+    let policy = crate::presence::policy(req.friends_only, friends);
+    tracing::info!(number = %n, friends_only = req.friends_only, "presence policy set");
+    shared.presence.set_policy(n, policy);
+    Json(shared.presence.read(|s| policy_json(n, s.policy(n)))).into_response()
+}
