@@ -74,6 +74,13 @@ pub struct PhoneArgs {
     #[arg(long)]
     #[serde(default)]
     reject_unverified: bool,
+    /// Watch these numbers' presence (one a line: NUMBER [name]).
+    #[arg(long, value_name = "FILE")]
+    contacts: Option<PathBuf>,
+    /// Call someone in a meeting or on do-not-disturb without asking.
+    #[arg(long)]
+    #[serde(default)]
+    yes: bool,
     /// Ask the region this often whether our greeting pictures changed.
     #[arg(long, value_name = "SECONDS")]
     greeting_poll: Option<f64>,
@@ -140,6 +147,8 @@ impl PhoneArgs {
         }
         cfg.register = !(self.no_register || file.no_register);
         cfg.reject_unverified = self.reject_unverified || file.reject_unverified;
+        cfg.contacts = self.contacts.or(file.contacts);
+        cfg.yes = self.yes || file.yes;
         if let Some(g) = self.greeting_poll.or(file.greeting_poll) {
             cfg.greeting_poll_ms = secs(g, "--greeting-poll")?.max(1_000);
         }

@@ -334,3 +334,33 @@ fn a_callee_picture_url_on_another_host_is_not_fetched_by_the_caller() {
         "the phone connected to a foreign host"
     );
 }
+
+#[test]
+fn presence_is_published_asked_before_calling_and_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let unbound = Unbound::start(&[(ZONE, r.dns)]);
+    let mut callee = Softphone::start(&r, dir.path(), "02:00:00:00:97:01", unbound.addr, &[]);
+    let mut caller = Softphone::start(&r, dir.path(), "02:00:00:00:97:02", unbound.addr, &[]);
+    callee.send("status meeting");
+    callee.expect_line("status meeting", 10);
+    caller.send(&format!("call {}", callee.number));
+    caller.expect_line(&format!("presence {} meeting", callee.number), 10);
+    caller.expect_line("call anyway? (yes/no)", 1);
+    caller.send("no");
+    caller.expect_line(&format!("not calling {}", callee.number), 5);
+    assert!(callee.wait_line("incoming call from", 0).is_none());
+    caller.send(&format!("watch {}", callee.number));
+    caller.expect_line(&format!("contact {} meeting", callee.number), 10);
+    callee.send("status available");
+    caller.expect_line(&format!("contact {} online", callee.number), 10);
+    // In a call the callee is on the phone, and the watcher sees it.
+    caller.send(&format!("call {}", callee.number));
+    caller.expect_line(&format!("presence {} online", callee.number), 10);
+    callee.expect_line("incoming call from", 10);
+    caller.expect_line(&format!("contact {} on-the-phone", callee.number), 10);
+    caller.send("hangup");
+    callee.expect_line("ended", 10);
+    caller.stop();
+    callee.stop();
+}

@@ -113,6 +113,7 @@ impl Phone {
         });
         let (resolver, top, root, tx) = (self.resolver, self.cfg.top.clone(), self.root.clone(), self.cmd_tx.clone());
         let id = self.id.clone();
+        let presence_dns = self.dns.clone();
         tokio::spawn(async move {
             let lookup = async {
                 match (resolver, top) {
@@ -121,13 +122,23 @@ impl Phone {
                     (None, None) => Err(PhoneError::Resolve("no resolver".into())),
                 }
             };
-            let (result, identity) = tokio::join!(lookup, caller_id::passport(&id, number));
+            let presence = async {
+                match presence_dns {
+                    Some(dns) => crate::presence::lookup(dns, number, root.clone())
+                        .await
+                        .map_err(|e| tracing::debug!("presence of {number}: {e}"))
+                        .ok(),
+                    None => None,
+                }
+            };
+            let (result, identity, presence) = tokio::join!(lookup, caller_id::passport(&id, number), presence);
             let identity = identity.map_err(|e| tracing::warn!("calling without caller identity: {e}")).ok();
             let _ = tx
                 .send(Command::Resolved {
                     dialed: number,
                     result,
                     identity,
+                    presence,
                 })
                 .await;
         });

@@ -133,6 +133,29 @@ pub enum UiEvent {
         seconds: Option<f64>,
     },
     Error(String),
+    /// Our published status as the region holds it.
+    Status {
+        state: String,
+    },
+    StatusFailed {
+        reason: String,
+    },
+    /// A watched contact's presence changed.
+    Contact {
+        number: String,
+        name: Option<String>,
+        state: String,
+    },
+    /// The callee's presence, asked before calling.
+    Presence {
+        number: String,
+        state: String,
+    },
+    /// Calling someone in a meeting or on dnd: asks first.
+    Confirm {
+        number: String,
+        state: String,
+    },
 }
 
 impl UiEvent {
@@ -175,6 +198,16 @@ impl UiEvent {
                 None => format!("call with {peer} ended: {reason}"),
             },
             UiEvent::Error(e) => format!("error: {e}"),
+            UiEvent::Status { state } => format!("status {state}"),
+            UiEvent::StatusFailed { reason } => format!("status not published: {reason}"),
+            UiEvent::Contact {
+                number,
+                name: Some(n),
+                state,
+            } => format!("contact {number} {state} ({n})"),
+            UiEvent::Contact { number, name: None, state } => format!("contact {number} {state}"),
+            UiEvent::Presence { number, state } => format!("presence {number} {state}"),
+            UiEvent::Confirm { number, state } => format!("{number} is {state}: call anyway? (yes/no)"),
         }
     }
 }
@@ -208,6 +241,10 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("hangup" | "bye", None) => Command::Hangup,
         ("dtmf", Some(k)) => Command::Dtmf(k.chars().next()?),
         ("quit" | "exit", None) => Command::Quit,
+        ("status", Some(s)) => Command::Status(crate::presence::parse_status(s)?),
+        ("watch", Some(n)) => Command::Watch(n.to_string()),
+        ("yes" | "y", None) => Command::Confirm(true),
+        ("no" | "n", None) => Command::Confirm(false),
         _ => return None,
     })
 }
@@ -225,7 +262,10 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                     }
                 }
                 None if line.trim().is_empty() => {}
-                None => eprintln!("unknown command {:?}; try: call N, answer, hangup, dtmf K, quit", line.trim()),
+                None => eprintln!(
+                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, yes, no, quit",
+                    line.trim()
+                ),
             }
             line.clear();
         }
@@ -296,6 +336,7 @@ impl TerminalDisplay {
         lines.extend(self.log.iter().rev().take(6).rev().cloned());
         lines.push("──────────────────────────────────────────".into());
         lines.push(" 0-9 dial · Enter call · a answer · h hang up · q quit".into());
+        lines.push(" m meeting · d do not disturb · v available · y/n call anyway".into());
         let mut out = std::io::stdout().lock();
         let _ = queue!(out, cursor::MoveTo(0, 0), terminal::Clear(terminal::ClearType::All));
         for (i, l) in lines.iter().enumerate() {
@@ -379,6 +420,11 @@ pub fn spawn_keys(tx: mpsc::Sender<Command>) {
                     Some(Command::Dial(n))
                 }
                 KeyCode::Char('a') => Some(Command::Answer),
+                KeyCode::Char('m') => Some(Command::Status(peerdial_presence::State::Meeting)),
+                KeyCode::Char('d') => Some(Command::Status(peerdial_presence::State::Dnd)),
+                KeyCode::Char('v') => Some(Command::Status(peerdial_presence::State::Online)),
+                KeyCode::Char('y') => Some(Command::Confirm(true)),
+                KeyCode::Char('n') => Some(Command::Confirm(false)),
                 KeyCode::Char('h') | KeyCode::Esc => Some(Command::Hangup),
                 KeyCode::Char('q') => Some(Command::Quit),
                 _ => None,
@@ -404,5 +450,12 @@ mod tests {
         assert!(matches!(parse_command("dtmf 5"), Some(Command::Dtmf('5'))));
         assert!(parse_command("call").is_none());
         assert!(parse_command("make coffee").is_none());
+        assert!(matches!(
+            parse_command("status dnd"),
+            Some(Command::Status(peerdial_presence::State::Dnd))
+        ));
+        assert!(parse_command("status sleeping").is_none());
+        assert!(matches!(parse_command("watch 12345678"), Some(Command::Watch(n)) if n == "12345678"));
+        assert!(matches!(parse_command("yes"), Some(Command::Confirm(true))));
     }
 }

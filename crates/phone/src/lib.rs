@@ -13,6 +13,7 @@ mod calls;
 pub mod display;
 pub mod greetings;
 pub mod http;
+pub mod presence;
 pub mod provision;
 pub mod resolve;
 
@@ -91,6 +92,10 @@ pub struct PhoneConfig {
     pub reject_unverified: bool,
     /// How often to ask the region whether our greetings changed.
     pub greeting_poll_ms: u64,
+    /// Numbers to watch (one a line, optional name).
+    pub contacts: Option<PathBuf>,
+    /// Call someone in a meeting or on dnd without asking.
+    pub yes: bool,
 }
 
 impl PhoneConfig {
@@ -115,6 +120,8 @@ impl PhoneConfig {
             register: true,
             reject_unverified: false,
             greeting_poll_ms: 300_000,
+            contacts: None,
+            yes: false,
         }
     }
 }
@@ -134,7 +141,20 @@ pub enum Command {
         result: Result<resolve::Lookup, PhoneError>,
         /// Our region's PASSporT for the call (None: not to be had).
         identity: Option<String>,
+        /// The callee's presence, if its region told.
+        presence: Option<peerdial_presence::State>,
     },
+    /// `status meeting|dnd|available`.
+    Status(peerdial_presence::State),
+    /// `watch NUMBER`.
+    Watch(String),
+    /// The watched number's region SIP address was looked up.
+    WatchReady {
+        number: Number,
+        server: Result<SocketAddr, String>,
+    },
+    /// The user's answer to "call anyway?".
+    Confirm(bool),
     /// The caller region's keys for an incoming call.
     CallerKeys {
         call_id: String,
@@ -191,6 +211,7 @@ pub struct Phone {
     verifier: peerdial_identity::Verifier,
     pictures: greetings::SharedCache,
     next_greeting_poll: u64,
+    presence: presence::PresenceSide,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -330,6 +351,7 @@ impl Phone {
             verifier: peerdial_identity::Verifier::default(),
             pictures: Arc::new(Mutex::new(pictures)),
             next_greeting_poll: 0,
+            presence: presence::PresenceSide::new(),
         })
     }
 
@@ -365,6 +387,7 @@ impl Phone {
             let now = self.now();
             self.reg.start(now);
         }
+        self.load_contacts();
         if let Some(d) = self.cfg.dial.clone() {
             self.dial(&d);
         }
@@ -404,6 +427,7 @@ impl Phone {
 
     fn next_wake(&self) -> u64 {
         let mut t = self.next_address_check.min(self.next_greeting_poll);
+        t = t.min(self.presence.poll_timeout());
         t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
         for s in self.calls.values() {
             t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
@@ -422,6 +446,7 @@ impl Phone {
         if self.reg.state() == RegState::Registered {
             self.reg.unregister(now);
         }
+        self.presence_quit();
     }
 
     fn on_time(&mut self) {
@@ -434,6 +459,7 @@ impl Phone {
             self.next_greeting_poll = now + self.cfg.greeting_poll_ms.max(1_000);
             self.poll_own_greetings();
         }
+        self.presence_timeouts(now);
         if self.reg.poll_timeout().is_some_and(|t| t <= now) {
             self.reg.handle_timeout(now);
         }
@@ -536,8 +562,46 @@ impl Phone {
                 url: picture.url,
                 etag: picture.etag,
             }),
-            Command::Resolved { dialed, result, identity } => match result {
+            Command::Status(state) => self.presence.chosen = state,
+            Command::Watch(n) => self.watch(&n),
+            Command::WatchReady { number, server } => self.on_watch_ready(number, server),
+            Command::Confirm(yes) => {
+                if let Some((dialed, uri, identity)) = self.presence.pending.take() {
+                    if yes {
+                        self.on_command(Command::Resolved {
+                            dialed,
+                            result: Ok(resolve::Lookup::Found(uri)),
+                            identity,
+                            presence: None,
+                        });
+                    } else {
+                        self.snapshot.dialing = None;
+                        self.emit(UiEvent::Error(format!("not calling {dialed}")));
+                    }
+                }
+            }
+            Command::Resolved {
+                dialed,
+                result,
+                identity,
+                presence,
+            } => match result {
                 Ok(resolve::Lookup::Found(uri)) => {
+                    if let Some(state) = presence {
+                        self.emit(UiEvent::Presence {
+                            number: dialed.to_string(),
+                            state: state.as_str().into(),
+                        });
+                        // Asked only where someone can answer (not `call N`).
+                        if presence::needs_confirmation(state) && !self.cfg.yes && self.cfg.dial.is_none() {
+                            self.presence.pending = Some((dialed, uri, identity));
+                            self.emit(UiEvent::Confirm {
+                                number: dialed.to_string(),
+                                state: state.as_str().into(),
+                            });
+                            return;
+                        }
+                    }
                     if let Err(e) = self.place_call(dialed, uri, identity) {
                         self.snapshot.dialing = None;
                         self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
@@ -572,6 +636,9 @@ impl Phone {
             }
         };
         let cid = msg.header("Call-ID").unwrap_or_default().to_string();
+        if !self.calls.contains_key(&cid) && self.on_presence_sip(&msg, from, &cid) {
+            return;
+        }
         if !msg.is_request() {
             if let Some(s) = self.calls.get_mut(&cid) {
                 s.call.handle(&msg, from, now);
@@ -640,6 +707,7 @@ impl Phone {
             }
         }
         self.flush_calls(now).await;
+        self.flush_presence().await;
     }
 }
 
