@@ -270,11 +270,19 @@ impl Store {
             .bind(number)
             .execute(&mut *tx)
             .await?;
-        // The number's next owner starts with presence visible to everyone.
-        sqlx::query("DELETE FROM presence_policy WHERE number = $1")
-            .bind(number)
-            .execute(&mut *tx)
-            .await?;
+        // The number's next owner starts afresh: presence visible to everyone,
+        // and none of the old owner's password, profile or greetings.
+        let mut forget = vec!["presence_policy", "accounts", "profiles", "greetings"];
+        if self.backend == Backend::Sqlite {
+            forget.push("profile_search");
+        }
+        for table in forget {
+            let key = if table == "profile_search" { "rowid" } else { "number" };
+            sqlx::query(&format!("DELETE FROM {table} WHERE {key} = $1"))
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO retired_numbers (number, retired_ms) VALUES ($1, $2)")
             .bind(number)
             .bind(now_ms)

@@ -209,8 +209,20 @@ async fn presence_policies_are_stored_replaced_and_dropped_on_release() {
             .await
             .unwrap();
         s.put_presence_policy(8860210000001, true, &[], 4).await.unwrap();
+        s.set_password_hash(8860210000001, "$argon2id$old", 4).await.unwrap();
+        s.put_greeting(8860210000001, "caller", b"\x89PNG", "\"g\"", 4).await.unwrap();
         assert_eq!(s.release_device("02:00:00:00:00:01", 5).await.unwrap(), Some(8860210000001));
         assert!(s.presence_policies().await.unwrap().is_empty(), "{url}");
+        assert_eq!(
+            s.password_hash(8860210000001).await.unwrap(),
+            None,
+            "{url}: the old owner's password goes"
+        );
+        assert_eq!(
+            s.greeting(8860210000001, "caller").await.unwrap(),
+            None,
+            "{url}: and their pictures"
+        );
         s.close().await;
     }
 }
