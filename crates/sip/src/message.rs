@@ -83,7 +83,7 @@ pub(crate) fn canonical(name: &str) -> String {
 
 /// A header line has no control characters (but HTAB) outside a
 /// quoted-pair of a quoted string.
-fn clean_header_line(line: &str) -> bool {
+pub(crate) fn clean_header_line(line: &str) -> bool {
     let (mut quoted, mut escaped) = (false, false);
     for b in line.bytes() {
         let control = (b < 0x20 && b != b'\t') || b == 0x7f;

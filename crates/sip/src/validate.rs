@@ -168,7 +168,9 @@ pub fn reject_unparseable(data: &[u8], err: &SipError, source: SocketAddr) -> Op
             }
             continue;
         }
-        let Some((name, value)) = line.split_once(':') else {
+        // A line with control characters is not copied into the answer
+        // (our own parser would refuse it); without its Via, no answer.
+        let Some((name, value)) = line.split_once(':').filter(|_| crate::message::clean_header_line(line)) else {
             keep = false;
             continue;
         };

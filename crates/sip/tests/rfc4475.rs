@@ -200,3 +200,18 @@ fn a_second_registration_attempt_after_torture_still_works() {
     };
     assert_eq!(answer_of(Some(&b)).unwrap().0, 401);
 }
+
+/// Found by the sip_torture fuzz target: a Via with NUL bytes was copied
+/// into the 400, which then did not parse. Such a request gets no answer.
+#[test]
+fn control_characters_are_never_echoed_into_a_refusal() {
+    let mut data = b"OPTIONS sip:user@example.com SIP/2.0\r\nTo: sip:user@example.com\r\nFrom: <sip:c@example.com>;tag=3\r\nCall-ID: x\r\nCSeq: 60 OPTIONS\r\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bKk".to_vec();
+    data.extend_from_slice(&[0u8; 8]);
+    data.extend_from_slice(b"d\r\nl: 0\r\n\r\n");
+    let err = peerdial_sip::Message::parse(&data).unwrap_err();
+    let src = "127.0.0.1:40000".parse().unwrap();
+    if let Some(answer) = peerdial_sip::validate::reject_unparseable(&data, &err, src) {
+        peerdial_sip::Message::parse(&answer).expect("our answers parse");
+    }
+    assert!(peerdial_sip::validate::reject_unparseable(&data, &err, src).is_none());
+}
