@@ -162,6 +162,11 @@ pub fn reject_unparseable(data: &[u8], err: &SipError, source: SocketAddr) -> Op
     let mut keep = false;
     for line in lines {
         if line.starts_with([' ', '\t']) {
+            if keep && !crate::message::clean_header_line(line) {
+                // The folded header has control characters: not copied.
+                headers.pop();
+                keep = false;
+            }
             if let (true, Some(last)) = (keep, headers.last_mut()) {
                 last.1.push(' ');
                 last.1.push_str(line.trim());
