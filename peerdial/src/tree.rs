@@ -270,6 +270,13 @@ pub async fn up(args: UpArgs) -> Result<()> {
         "  caller identity     http://{}/api/v1/identity/key  (also TXT at the area zone's apex)",
         a.http
     );
+    println!(
+        "  presence            http://{}/api/v1/presence/NUMBER  (and .../events; SIP SUBSCRIBE at the region's SIP address)",
+        a.http
+    );
+    for r in &regions {
+        println!("  web portal of {}   http://{}/", r.shared.cfg.area, r.endpoints.http);
+    }
     if port53 {
         println!();
         println!("Every DNS server is on port 53 of its own address, so a real resolver walks the tree.");
