@@ -8,6 +8,7 @@ mod bench_greetings;
 mod bench_identity;
 mod bench_presence;
 mod bench_tree;
+mod bench_yellow;
 mod peer_conf;
 mod phone;
 mod tree;
