@@ -32,6 +32,7 @@ impl TerminalDisplay {
             tracing::debug!("terminal graphics query: {e}; drawing pictures with half blocks");
             Picker::halfblocks()
         });
+        release_query_reader();
         Ok(TerminalDisplay {
             terminal,
             view: View::new(picker),
@@ -54,6 +55,20 @@ impl TerminalDisplay {
             let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
         }
     }
+}
+
+/// When the terminal does not answer the graphics query in time (tmux
+/// without passthrough, some consoles), ratatui-image gives up but leaves
+/// its reader thread blocked on stdin, where it would swallow the user's
+/// first keys. Asking for a plain status report (DSR, which every terminal
+/// and tmux itself answer) hands that reader the answer it waits for, and
+/// it ends. If no reader is waiting, the key reader drops the answer as an
+/// unknown sequence.
+fn release_query_reader() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x1b[5n");
+    let _ = out.flush();
 }
 
 impl Display for TerminalDisplay {

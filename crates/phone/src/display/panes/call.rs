@@ -57,7 +57,10 @@ pub fn render(s: &Snapshot, area: Rect, buf: &mut Buffer) {
         Line::default(),
     ];
     let mut dial = vec![label("Dial"), Span::raw(format!("{}_", s.input))];
-    if let Some(p) = &s.presence {
+    // A callee's presence matters before the call is up; once it is,
+    // the peer is on the phone anyway.
+    let before_call = s.call.as_ref().is_none_or(|c| !c.incoming && c.state != "talking");
+    if let Some(p) = s.presence.as_ref().filter(|_| before_call) {
         dial.push(Span::raw(format!("   {} is ", p.number)));
         dial.push(Span::styled(p.state.clone(), Style::new().fg(state_colour(&p.state))));
     }
@@ -129,6 +132,15 @@ mod tests {
         });
         let text = shown(&s);
         assert!(text.contains("22222222_") && text.contains("886-02-22222222 is meeting"), "{text}");
+        // Still shown while the call rings, not once it is answered.
+        s.call = Some(CallView {
+            peer: "886-02-22222222".into(),
+            state: "ringing".into(),
+            ..CallView::default()
+        });
+        assert!(shown(&s).contains("is meeting"));
+        s.call.as_mut().unwrap().state = "talking".into();
+        assert!(!shown(&s).contains("is meeting"));
         // The call ending forgets it.
         s.apply(&UiEvent::Ended {
             peer: "886-02-22222222".into(),
