@@ -46,6 +46,8 @@ pub enum PhoneError {
     State(String),
     #[error("DNS: {0}")]
     Resolve(String),
+    #[error("DNS: {0}")]
+    Lookup(#[from] peerdial_resolve::ResolveError),
     #[error("HTTP: {0}")]
     Http(String),
     #[error("{0}")]
@@ -158,6 +160,11 @@ pub enum Command {
         number: Number,
         server: Result<SocketAddr, String>,
     },
+    /// A token for watching a number in another region (None: none).
+    WatchIdentity {
+        number: Number,
+        identity: Option<String>,
+    },
     /// The user's answer to "call anyway?".
     Confirm(bool),
     /// The caller region's keys for an incoming call.
@@ -212,7 +219,7 @@ pub struct Phone {
     play: Option<Vec<i16>>,
     /// Where callers' keys and regions are looked up.
     dns: Option<resolve::Dns>,
-    keys: Arc<Mutex<caller_id::KeyCache>>,
+    keys: peerdial_resolve::keys::Keys,
     verifier: peerdial_identity::Verifier,
     pictures: greetings::SharedCache,
     next_greeting_poll: u64,
@@ -329,6 +336,7 @@ impl Phone {
             sip: SocketAddr::new(local_ip, bound.port()),
             ..Snapshot::default()
         };
+        let keys = peerdial_resolve::keys::Keys::new(&root_of(&id.sip_realm));
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -352,7 +360,7 @@ impl Phone {
             play,
             id,
             dns,
-            keys: Arc::default(),
+            keys,
             verifier: peerdial_identity::Verifier::default(),
             pictures: Arc::new(Mutex::new(pictures)),
             next_greeting_poll: 0,
@@ -573,6 +581,7 @@ impl Phone {
             Command::Status(state) => self.presence.chosen = state,
             Command::Watch(n) => self.watch(&n),
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
+            Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
             Command::Confirm(yes) => {
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {

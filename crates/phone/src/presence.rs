@@ -9,7 +9,7 @@
 //! presence crate). Nothing is published until the user sets a status or a
 //! call starts, so a phone that never uses presence sends no PUBLISH.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -28,8 +28,10 @@ pub(crate) struct PresenceSide {
     pub chosen: State,
     /// What we last asked the publisher to hold.
     pub asked: Option<State>,
-    /// Watchers by their Call-ID.
-    pub watchers: HashMap<String, Watcher>,
+    /// Watchers, one per watched number.
+    pub watchers: HashMap<Number, Watcher>,
+    /// Watched numbers whose PASSporT is being asked for.
+    pub signing: HashSet<Number>,
     /// Names from the contacts file, and the last state shown per number.
     pub names: HashMap<Number, String>,
     pub shown: HashMap<Number, Option<State>>,
@@ -105,6 +107,7 @@ impl PresenceSide {
             chosen: State::Online,
             asked: None,
             watchers: HashMap::new(),
+            signing: HashSet::new(),
             names: HashMap::new(),
             shown: HashMap::new(),
             typed: None,
@@ -148,7 +151,9 @@ impl Phone {
             }
             return true;
         }
-        if let Some(w) = self.presence.watchers.get_mut(cid) {
+        // By the current dialog: a watcher that subscribed anew has a new
+        // Call-ID under its first one's key.
+        if let Some(w) = self.presence.watchers.values_mut().find(|w| w.call_id() == cid) {
             if let Some(t) = w.handle(msg, from, now) {
                 let sip = self.sip.clone();
                 tokio::spawn(async move {
@@ -211,6 +216,7 @@ impl Phone {
                 }
             }
         }
+        self.ask_watch_identities();
         for w in self.presence.watchers.values_mut() {
             while let Some(t) = w.poll_transmit() {
                 let _ = self.sip.send_to(&t.data, t.to).await;
@@ -262,20 +268,53 @@ impl Phone {
             Ok(s) => s,
             Err(e) => return self.emit(UiEvent::Error(format!("cannot watch {number}: {e}"))),
         };
-        // Our credentials only go to our own region (friends-only presence).
+        // Our credentials only go to our own region (friends-only
+        // presence); another region is shown a token our region signs.
         let own_region = number.area() == self.area;
         let mut w = Watcher::new(WatcherConfig {
             server,
             domain: number.area().zone_name(&self.root).trim_end_matches('.').to_string(),
             target: number,
             local: self.snapshot.sip,
-            user: own_region.then(|| self.id.sip_username.clone()),
+            user: Some(if own_region {
+                self.id.sip_username.clone()
+            } else {
+                self.own.digits()
+            }),
             password: own_region.then(|| self.id.sip_password.clone()),
             expires: 600,
             user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
+            signed: !own_region,
         });
         w.start(self.now());
-        self.presence.watchers.insert(w.call_id().to_string(), w);
+        self.presence.watchers.insert(number, w);
+    }
+
+    /// Signed watchers about to start a dialog get a fresh PASSporT from
+    /// our region (one request at a time per watcher).
+    fn ask_watch_identities(&mut self) {
+        for w in self.presence.watchers.values().filter(|w| w.wants_identity()) {
+            let number = w.number();
+            if !self.presence.signing.insert(number) {
+                continue;
+            }
+            let (id, tx) = (self.id.clone(), self.cmd_tx.clone());
+            tokio::spawn(async move {
+                let identity = crate::caller_id::passport(&id, number)
+                    .await
+                    .map_err(|e| tracing::warn!("watching {number} without a signed identity: {e}"))
+                    .ok();
+                let _ = tx.send(Command::WatchIdentity { number, identity }).await;
+            });
+        }
+    }
+
+    pub(crate) fn on_watch_identity(&mut self, number: Number, identity: Option<String>) {
+        self.presence.signing.remove(&number);
+        let now = self.now();
+        if let Some(w) = self.presence.watchers.values_mut().find(|w| w.number() == number) {
+            w.start_signed(identity, now);
+        }
     }
 
     /// Reads `--contacts FILE` and watches each number in it.

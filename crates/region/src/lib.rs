@@ -30,6 +30,7 @@ mod presence_api;
 mod sip_server;
 pub mod state;
 mod update;
+pub mod watchers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,6 +101,9 @@ pub struct RegionConfig {
     /// The tree node to join (its HTTP URL) and the token it wants.
     pub top: Option<String>,
     pub join_token: Option<String>,
+    /// A DNS resolver for other areas' records (watchers' keys); without
+    /// one, the tree node named by `top` says where each area's DNS is.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl RegionConfig {
@@ -125,6 +129,7 @@ impl RegionConfig {
             update_primary: None,
             top: None,
             join_token: None,
+            resolver: None,
         }
     }
 }

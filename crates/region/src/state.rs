@@ -37,6 +37,10 @@ pub struct Shared {
     pub greetings: crate::greetings::Greetings,
     /// Presence: the agent, liveness, and their I/O.
     pub presence: crate::presence::Edge,
+    /// Watchers from other regions, by their signed identity.
+    pub watchers: crate::watchers::SignedWatchers,
+    /// The runtime, for work started on the SIP threads.
+    pub rt: tokio::runtime::Handle,
     /// Wrong device secrets per client address: (count, window start ms).
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     /// The zone's serial after each change, for the NOTIFY sender.
@@ -123,6 +127,12 @@ impl Shared {
             }
             None => (None, None),
         };
+        let dns = match (cfg.resolver, &cfg.top) {
+            (Some(r), _) => Some(peerdial_resolve::Dns::Resolver(r)),
+            (None, Some(t)) => Some(peerdial_resolve::Dns::Top(t.clone())),
+            (None, None) => None,
+        };
+        let watchers = crate::watchers::SignedWatchers::new(cfg.area, identity.public_key().clone(), &cfg.root_domain, dns);
         Ok(Shared {
             cfg,
             endpoints,
@@ -134,6 +144,8 @@ impl Shared {
             identity,
             greetings,
             presence,
+            watchers,
+            rt: tokio::runtime::Handle::current(),
             http_failures: Mutex::new(HashMap::new()),
             serial: tokio::sync::watch::channel(0).0,
             updates: updates.0,
