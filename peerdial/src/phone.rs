@@ -160,21 +160,21 @@ impl PhoneArgs {
 
 pub async fn run(args: PhoneArgs) -> Result<i32> {
     let cfg = args.resolve()?;
-    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && cfg.dial.is_none();
-    let display: Box<dyn Display> = if interactive {
-        Box::new(TerminalDisplay::new())
+    let mut interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && cfg.dial.is_none();
+    let terminal = if interactive {
+        TerminalDisplay::new()
+            .map_err(|e| tracing::warn!("no full-screen display ({e}); showing plain lines"))
+            .ok()
     } else {
-        Box::new(LogDisplay)
+        None
     };
-    let phone = match Phone::start(cfg, display).await {
-        Ok(p) => p,
-        Err(e) => {
-            if interactive {
-                let _ = crossterm::terminal::disable_raw_mode();
-            }
-            return Err(e).context("starting the phone");
-        }
+    interactive = terminal.is_some();
+    let display: Box<dyn Display> = match terminal {
+        Some(t) => Box::new(t),
+        None => Box::new(LogDisplay),
     };
+    // A failed start drops the display, which gives the terminal back.
+    let phone = Phone::start(cfg, display).await.context("starting the phone")?;
     if interactive {
         spawn_keys(phone.commands());
     } else {

@@ -146,6 +146,11 @@ pub enum Command {
         /// The callee's presence, if its region told.
         presence: Option<peerdial_presence::State>,
     },
+    /// The presence of the whole number typed on the keypad.
+    TypedPresence {
+        number: Number,
+        state: Result<peerdial_presence::State, String>,
+    },
     /// `status meeting|dnd|available`.
     Status(peerdial_presence::State),
     /// `watch NUMBER`.
@@ -381,6 +386,7 @@ impl Phone {
     }
 
     fn emit(&mut self, e: UiEvent) {
+        self.snapshot.apply(&e);
         self.display.event(&e, &self.snapshot);
     }
 
@@ -534,8 +540,10 @@ impl Phone {
             Command::Quit => self.quit(),
             Command::Input(s) => {
                 self.snapshot.input = s;
+                self.typed_presence();
                 self.display.redraw(&self.snapshot);
             }
+            Command::TypedPresence { number, state } => self.on_typed_presence(number, state),
             Command::Hangup => {
                 for s in self.calls.values_mut() {
                     s.call.hangup(now);

@@ -17,7 +17,7 @@ use peerdial_number::{Area, Number};
 use peerdial_presence::client::{PublishEvent, Publisher, PublisherConfig, Watcher, WatcherConfig};
 use peerdial_presence::State;
 
-use crate::display::UiEvent;
+use crate::display::{PresenceView, UiEvent};
 use crate::resolve::{self, Dns};
 use crate::{Command, Phone};
 
@@ -35,6 +35,8 @@ pub(crate) struct PresenceSide {
     /// Names from the contacts file, and the last state shown per number.
     pub names: HashMap<Number, String>,
     pub shown: HashMap<Number, Option<State>>,
+    /// The whole number on the keypad whose presence was asked last.
+    pub typed: Option<Number>,
     /// A call held for the user's confirmation (callee in a meeting or dnd).
     pub pending: Option<(Number, String, Option<String>)>,
     /// The last publishing failure shown (each is shown once, not at
@@ -108,6 +110,7 @@ impl PresenceSide {
             signing: HashSet::new(),
             names: HashMap::new(),
             shown: HashMap::new(),
+            typed: None,
             pending: None,
             failure: None,
         }
@@ -243,6 +246,10 @@ impl Phone {
         if self.presence.watchers.values().any(|w| w.number() == number) {
             return;
         }
+        // Listed at once; its state comes with the first NOTIFY.
+        let name = self.presence.names.get(&number).cloned();
+        self.snapshot.watching(&number.to_string(), name);
+        self.display.redraw(&self.snapshot);
         let Some(dns) = self.dns.clone() else { return };
         let (root, tx) = (self.root.clone(), self.cmd_tx.clone());
         tokio::spawn(async move {
@@ -328,6 +335,50 @@ impl Phone {
                     self.watch(&n.to_string());
                 }
             }
+        }
+    }
+
+    /// The keypad changed: once it holds a whole number, ask that number's
+    /// region for its presence (once per number), so the display shows it
+    /// before the call is placed. A presence shown for another number goes.
+    pub(crate) fn typed_presence(&mut self) {
+        let number = Number::dial(&self.snapshot.input, self.area).ok();
+        if self
+            .snapshot
+            .presence
+            .as_ref()
+            .is_some_and(|p| Some(&p.number) != number.map(|n| n.to_string()).as_ref())
+        {
+            self.snapshot.presence = None;
+        }
+        if self.presence.typed == number {
+            return;
+        }
+        self.presence.typed = number;
+        let (Some(number), Some(dns)) = (number, self.dns.clone()) else {
+            return;
+        };
+        let (root, tx) = (self.root.clone(), self.cmd_tx.clone());
+        tokio::spawn(async move {
+            let state = lookup(dns, number, root).await;
+            let _ = tx.send(Command::TypedPresence { number, state }).await;
+        });
+    }
+
+    pub(crate) fn on_typed_presence(&mut self, number: Number, state: Result<State, String>) {
+        // Typed on (or dialed) since: not this number's presence any more.
+        if self.presence.typed != Some(number) {
+            return;
+        }
+        match state {
+            Ok(state) => {
+                self.snapshot.presence = Some(PresenceView {
+                    number: number.to_string(),
+                    state: state.as_str().into(),
+                });
+                self.display.redraw(&self.snapshot);
+            }
+            Err(e) => tracing::debug!("presence of {number}: {e}"),
         }
     }
 
