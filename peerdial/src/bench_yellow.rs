@@ -172,7 +172,11 @@ pub async fn yellow(profiles: u32, seconds: u32, clients: u32, postgres: Option<
             store.put_profiles(&batch, 0).await?;
             i += n;
         }
-        eprintln!("{name}: {profiles} profiles loaded in {:.0} s", t.elapsed().as_secs_f64());
+        store.analyze().await?;
+        eprintln!(
+            "{name}: {profiles} profiles loaded and analysed in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
         for (label, method) in [("full text", Method::FullText), ("LIKE scan (floor)", Method::Like)] {
             let o = run(&store, queries.clone(), method, clients as usize, seconds as u64).await?;
             println!(
@@ -225,6 +229,7 @@ pub async fn pages(profiles: u32, seconds: u32, connections: u32) -> Result<()> 
         region.shared.store.put_profiles(&batch, 0).await?;
         i += n;
     }
+    region.shared.store.analyze().await?;
 
     // One person signs in, as in a browser: first password set with the
     // phone's credentials, then the sign-in form with its CSRF token.

@@ -178,6 +178,14 @@ impl Store {
         Ok(Store { pool, backend, jobs: tx })
     }
 
+    /// Refreshes the query planner's statistics, as a bulk load should
+    /// (PostgreSQL's autovacuum would do it later; until then the planner
+    /// guesses, e.g. scans a full-text index for the commonest word).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

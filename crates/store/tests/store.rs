@@ -309,6 +309,33 @@ async fn passwords_and_profiles_keep_private_fields_out_of_search() {
             s.search_profiles(&search_terms("ada"), lo, hi, 10).await.unwrap().is_empty(),
             "{url}"
         );
+        // Many matches (loaded in bulk, out of order): a page in number
+        // order, cut at the limit; the LIKE scan (the benchmark's floor)
+        // agrees on the page.
+        let many: Vec<ProfileRow> = [7u8, 3, 9, 5]
+            .iter()
+            .map(|&k| ProfileRow {
+                number: 8860210000100 + k as i64,
+                fields: [
+                    format!("Kite flyer {k}"),
+                    "Tainan".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ],
+                public_mask: 0b11,
+                listed: true,
+            })
+            .collect();
+        s.put_profiles(&many, 6).await.unwrap();
+        let numbers = |rows: Vec<ProfileRow>| rows.iter().map(|r| r.number).collect::<Vec<_>>();
+        let page = numbers(s.search_profiles(&search_terms("kite tain"), lo, hi, 3).await.unwrap());
+        assert_eq!(page, [8860210000103, 8860210000105, 8860210000107], "{url}");
+        assert_eq!(
+            numbers(s.scan_profiles(&search_terms("kite tain"), lo, hi, 3).await.unwrap()),
+            page,
+            "{url}"
+        );
         s.close().await;
     }
 }
