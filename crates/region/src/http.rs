@@ -98,7 +98,7 @@ pub(crate) fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
@@ -172,6 +172,12 @@ async fn provision(
         .get(&mac)
         .map(|d| (d.number, d.secret_hash));
     if let Some((number, hash)) = known {
+        if shared.disabled.lock().expect("disabled lock").contains(&number) {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("number {number} is disabled by the region's operator"),
+            );
+        }
         let ok = req
             .secret
             .as_deref()

@@ -37,6 +37,8 @@ pub struct Shared {
     pub greetings: crate::greetings::Greetings,
     /// Presence: the agent, liveness, and their I/O.
     pub presence: crate::presence::Edge,
+    /// Numbers an operator disabled: they cannot register or resolve.
+    pub disabled: Mutex<HashSet<Number>>,
     /// Wrong device secrets per client address: (count, window start ms).
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     /// The zone's serial after each change, for the NOTIFY sender.
@@ -74,6 +76,12 @@ impl Shared {
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
         let mut numbers = Vec::new();
         let mut devices = Devices::default();
+        let disabled: HashSet<Number> = store
+            .disabled_numbers()
+            .await?
+            .into_iter()
+            .filter_map(|n| Number::from_u64(n as u64).ok())
+            .collect();
         for d in store.devices().await? {
             let bad = |w: &str| RegionError::BadRow(format!("device {}: bad {w}", d.mac));
             let number = Number::from_u64(d.number as u64).map_err(|_| bad("number"))?;
@@ -83,8 +91,10 @@ impl Shared {
                 sha256: decode_hex(&d.ha1_sha256).ok_or_else(|| bad("ha1_sha256"))?,
             };
             let secret_hash = decode_hex(&d.secret_hash).ok_or_else(|| bad("secret_hash"))?;
-            registrar.set_credential(number, ha1);
-            numbers.push(number);
+            if !disabled.contains(&number) {
+                registrar.set_credential(number, ha1);
+                numbers.push(number);
+            }
             devices.numbers.insert(number.individual());
             devices.by_mac.insert(mac, Device { number, secret_hash });
         }
@@ -103,7 +113,7 @@ impl Shared {
         let mut udp_bindings = Vec::new();
         for row in store.bindings().await? {
             let (n, b) = row_to_binding(&row)?;
-            if b.expires_at_ms <= now || !cfg.area.contains(n) {
+            if b.expires_at_ms <= now || !cfg.area.contains(n) || disabled.contains(&n) {
                 store.write(Write::DeleteBinding(row.number)).await?;
                 continue;
             }
@@ -134,6 +144,7 @@ impl Shared {
             identity,
             greetings,
             presence,
+            disabled: Mutex::new(disabled),
             http_failures: Mutex::new(HashMap::new()),
             serial: tokio::sync::watch::channel(0).0,
             updates: updates.0,
