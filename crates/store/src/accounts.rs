@@ -237,22 +237,20 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let held = sqlx::query("SELECT 1 FROM retired_numbers WHERE number = $1 AND retired_ms >= $2")
-            .bind(new)
-            .bind(quarantine_since_ms)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if held.is_some() {
-            return Ok(false);
-        }
-        let moved = sqlx::query("UPDATE devices SET number = $1, ha1_md5 = $2, ha1_sha256 = $3, updated_ms = $4 WHERE number = $5")
-            .bind(new)
-            .bind(ha1_md5)
-            .bind(ha1_sha256)
-            .bind(now_ms)
-            .bind(old)
-            .execute(&mut *tx)
-            .await;
+        // A write first (SQLite: a transaction that reads before it writes
+        // cannot wait for the write lock), with the quarantine check in it.
+        let moved = sqlx::query(
+            "UPDATE devices SET number = $1, ha1_md5 = $2, ha1_sha256 = $3, updated_ms = $4 WHERE number = $5 \
+             AND NOT EXISTS (SELECT 1 FROM retired_numbers WHERE number = $1 AND retired_ms >= $6)",
+        )
+        .bind(new)
+        .bind(ha1_md5)
+        .bind(ha1_sha256)
+        .bind(now_ms)
+        .bind(old)
+        .bind(quarantine_since_ms)
+        .execute(&mut *tx)
+        .await;
         match moved {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => return Ok(false),
