@@ -172,12 +172,6 @@ async fn provision(
         .get(&mac)
         .map(|d| (d.number, d.secret_hash));
     if let Some((number, hash)) = known {
-        if shared.disabled.lock().expect("disabled lock").contains(&number) {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("number {number} is disabled by the region's operator"),
-            );
-        }
         let ok = req
             .secret
             .as_deref()
@@ -190,6 +184,12 @@ async fn provision(
                 "this MAC address is already provisioned; send its device secret"
             };
             return error(StatusCode::FORBIDDEN, why.into());
+        }
+        if shared.disabled.lock().expect("disabled lock").contains(&number) {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("number {number} is disabled by the region's operator"),
+            );
         }
         let password = random_token(24);
         let ha1 = Ha1::new(&number.digits(), &shared.realm, &password);

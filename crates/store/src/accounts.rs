@@ -23,13 +23,16 @@ pub enum PairingOutcome {
 }
 
 impl Store {
-    /// Keeps a new pairing code's hash, and drops the number's expired ones.
+    /// Keeps a new pairing code's hash (replacing the number's live one).
     pub async fn put_pairing_code(&self, number: i64, code_hash: &str, expires_ms: i64, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Expired codes stay a day, so a late try is told "expired", not "wrong".
-        sqlx::query("DELETE FROM pairing_codes WHERE number = $1 AND expires_ms < $2")
+        // Expired and used codes stay a day, so a late try is told
+        // "expired" or "used", not "wrong"; a new code replaces a live
+        // unused one, so a number has at most one live code.
+        sqlx::query("DELETE FROM pairing_codes WHERE number = $1 AND (expires_ms < $2 OR (used_ms = 0 AND expires_ms > $3))")
             .bind(number)
             .bind(now_ms - 24 * 3600 * 1000)
+            .bind(now_ms)
             .execute(&mut *tx)
             .await?;
         sqlx::query(

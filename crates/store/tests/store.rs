@@ -319,15 +319,20 @@ async fn pairing_codes_friends_and_vanity_moves() {
     for (url, _dir) in databases().await {
         let s = Store::open(&url).await.unwrap();
         // A code works once, and not after it expires.
+        s.put_pairing_code(8860210000001, "h0", 2000, 1000).await.unwrap();
         s.put_pairing_code(8860210000001, "h1", 2000, 1000).await.unwrap();
-        s.put_pairing_code(8860210000001, "h2", 1500, 1000).await.unwrap();
+        let replaced = s.use_pairing_code(8860210000001, "h0", 1100).await.unwrap();
+        assert_eq!(replaced, PairingOutcome::Wrong, "a new code replaces a live one");
         assert_eq!(
             s.use_pairing_code(8860210000001, "h1", 1200).await.unwrap(),
             PairingOutcome::Accepted
         );
         assert_eq!(s.use_pairing_code(8860210000001, "h1", 1300).await.unwrap(), PairingOutcome::Used);
         assert_eq!(
-            s.use_pairing_code(8860210000001, "h2", 1600).await.unwrap(),
+            {
+                s.put_pairing_code(8860210000001, "h2", 1500, 1250).await.unwrap();
+                s.use_pairing_code(8860210000001, "h2", 1600).await.unwrap()
+            },
             PairingOutcome::Expired
         );
         assert_eq!(s.use_pairing_code(8860210000002, "h1", 1200).await.unwrap(), PairingOutcome::Wrong);
