@@ -370,7 +370,11 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     for f in [b.number.as_str(), "001-01-00000042"] {
         fill(&c, "friend", f).await;
         click(&c, "add").await;
-        c.wait().for_element(Locator::Id("no-friends")).await.err();
+        let digits: String = f.chars().filter(char::is_ascii_digit).collect();
+        c.wait()
+            .for_element(Locator::Css(&format!("tr.friend[data-number='{digits}']")))
+            .await
+            .expect("the friend is listed");
     }
     let rows = c.find_all(Locator::Css("tr.friend")).await.unwrap();
     assert_eq!(rows.len(), 2, "{}", c.source().await.unwrap());
