@@ -432,6 +432,22 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
         "{head}"
     );
     fill(&c, "text", "Hello <b>there</b>").await;
+    // The live preview is drawn as the text is typed.
+    let drawn = c.wait().for_element(Locator::Css("#preview:not([hidden])")).await;
+    assert!(drawn.is_ok(), "a live preview");
+    let mut loaded = false;
+    for _ in 0..50 {
+        let w = c
+            .execute("return document.getElementById('preview').naturalWidth;", vec![])
+            .await
+            .unwrap();
+        if w.as_i64().unwrap_or(0) > 0 {
+            loaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(loaded, "the preview image loads");
     click(&c, "draw").await;
     text_of(&c, "saved").await;
     assert!(c.find(Locator::Css("#greeting-caller img")).await.is_ok());

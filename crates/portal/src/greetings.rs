@@ -33,6 +33,38 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
             post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + FORM_OVERHEAD)),
         )
         .route("/greetings/card", post(card))
+        .route("/greetings/preview", get(preview))
+}
+
+/// `GET /greetings/preview?text=…&foreground=…&background=…&layout=…`:
+/// the card as it would be drawn, not stored (signed-in numbers only; the
+/// page's script points an image at it as the text is typed).
+async fn preview(
+    State(portal): State<Arc<Portal>>,
+    session: Session,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    if signed(&portal, &session).await.is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let get = |k: &str, d: &str| q.get(k).map_or(d.to_string(), |v| v.trim().chars().take(200).collect());
+    let req = CardRequest {
+        text: get("text", ""),
+        foreground: get("foreground", "#ffffff"),
+        background: get("background", "#1f4e79"),
+        layout: get("layout", "centered"),
+    };
+    match portal.link.preview_card(req).await {
+        Ok(png) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "image/png"),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            png,
+        )
+            .into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+    }
 }
 
 struct Current {

@@ -52,6 +52,9 @@ pub trait RegionLink: Send + Sync + 'static {
     fn upload_greeting(&self, n: Number, kind: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, Refusal>>;
     /// Draws and stores a greeting card; its new update code.
     fn card_greeting(&self, n: Number, kind: &str, card: CardRequest) -> BoxFuture<'_, Result<String, Refusal>>;
+    /// Draws a greeting card without storing it (the page's live preview);
+    /// the PNG.
+    fn preview_card(&self, card: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>>;
     /// Numbers and registrations, for the operator.
     fn counts(&self) -> Counts;
     /// Disables (or re-enables) a number: a disabled number cannot
@@ -90,6 +93,9 @@ impl RegionLink for Standalone {
         Box::pin(async { Err("no region".to_string()) })
     }
     fn card_greeting(&self, _: Number, _: &str, _: CardRequest) -> BoxFuture<'_, Result<String, Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn preview_card(&self, _: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>> {
         Box::pin(async { Err("no region".to_string()) })
     }
     fn counts(&self) -> Counts {

@@ -264,12 +264,9 @@ pub(crate) async fn store_upload(
     }
 }
 
-/// Draws a greeting card and stores it: what `POST …/card` and the
-/// portal's card form both do.
-pub(crate) async fn store_card(
-    shared: &Shared,
-    n: Number,
-    kind: Kind,
+/// Draws a greeting card (not stored: the portal's preview, and
+/// [`store_card`]).
+pub(crate) async fn draw_card(
     text: String,
     foreground: Option<String>,
     background: Option<String>,
@@ -293,10 +290,25 @@ pub(crate) async fn store_card(
         layout,
     };
     match tokio::task::spawn_blocking(move || render_card(&card)).await {
-        Ok(Ok(g)) => keep(shared, n, kind, g).await,
+        Ok(Ok(g)) => Ok(g),
         Ok(Err(e)) => Err(refused(e)),
         Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "the card could not be drawn".into())),
     }
+}
+
+/// Draws a greeting card and stores it: what `POST …/card` and the
+/// portal's card form both do.
+pub(crate) async fn store_card(
+    shared: &Shared,
+    n: Number,
+    kind: Kind,
+    text: String,
+    foreground: Option<String>,
+    background: Option<String>,
+    layout: Option<String>,
+) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+    let g = draw_card(text, foreground, background, layout).await?;
+    keep(shared, n, kind, g).await
 }
 
 /// `PUT …/{caller|callee}`: a PNG, JPEG, GIF or WebP, with the number's own credentials.

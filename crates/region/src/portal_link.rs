@@ -121,6 +121,15 @@ impl RegionLink for Link {
         })
     }
 
+    fn preview_card(&self, card: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>> {
+        Box::pin(async move {
+            crate::greetings::draw_card(card.text, Some(card.foreground), Some(card.background), Some(card.layout))
+                .await
+                .map(|g| g.png)
+                .map_err(|(_, why)| why)
+        })
+    }
+
     fn counts(&self) -> Counts {
         Counts {
             numbers: self.0.devices.lock().expect("devices lock").by_mac.len(),
