@@ -79,7 +79,8 @@ enum Which {
         numbers: u32,
     },
     /// Call setup time, dial → 180 and → 200, with the lookup through
-    /// unbound (warm and cold cache), next to SIPp UAC → SIPp UAS.
+    /// unbound (warm and cold cache), with and without signed caller
+    /// identity, next to SIPp UAC → SIPp UAS.
     Calls {
         #[arg(long, default_value_t = 1000)]
         calls: u32,
@@ -164,6 +165,33 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Yellow-pages keyword search over made-up profiles: searches per
+    /// second and p50/p99 on SQLite (FTS5) and, with --postgres, on
+    /// PostgreSQL (tsvector), next to a plain LIKE scan.
+    Yellow {
+        #[arg(long, default_value_t = 1_000_000)]
+        profiles: u32,
+        /// Seconds of searching per database and method.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Concurrent searching tasks.
+        #[arg(long, default_value_t = 4)]
+        clients: u32,
+        /// A PostgreSQL database URL (an empty database, e.g. from
+        /// scripts/pg-throwaway) to measure too.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+    },
+    /// The portal's pages under concurrent load (wrk): the yellow pages
+    /// (a keyword search per request) and a signed-in profile page.
+    Pages {
+        #[arg(long, default_value_t = 100_000)]
+        profiles: u32,
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -207,6 +235,17 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             tokio::task::spawn_blocking(move || crate::bench_presence::presence(w, !no_pin)).await?
         }
         Which::Identity { count, seconds, no_pin } => crate::bench_identity::identity(count, seconds, !no_pin),
+        Which::Yellow {
+            profiles,
+            seconds,
+            clients,
+            postgres,
+        } => crate::bench_yellow::yellow(profiles, seconds, clients, postgres).await,
+        Which::Pages {
+            profiles,
+            seconds,
+            connections,
+        } => crate::bench_yellow::pages(profiles, seconds, connections).await,
     }
 }
 

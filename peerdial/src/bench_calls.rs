@@ -1,6 +1,7 @@
 //! `peerdial bench calls` and `peerdial bench media`: call setup time from
-//! "dial" to 180 and 200 with the lookup through unbound, next to SIPp
-//! calling SIPp with no lookup; and the media engine's CPU per call.
+//! "dial" to 180 and 200 with the lookup through unbound, with and without
+//! signed caller identity, next to SIPp calling SIPp with no lookup; and the
+//! media engine's CPU per call.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use peerdial_media::audio::tone;
 use peerdial_media::sdp::{CodecKind, Direction, Negotiated};
 use peerdial_media::{Channel, MediaSession};
 use peerdial_number::Number;
+use peerdial_phone::provision::Identity;
 use peerdial_phone::resolve::{lookup, Lookup};
 use peerdial_sip::call::{Call, CallEvent, Local};
 use peerdial_sip::Message;
@@ -117,34 +119,56 @@ fn start_callee(dir: &Path, http: SocketAddr, resolver: SocketAddr) -> Result<(s
 }
 
 /// One call from "dial": lookup (unless `target` is given), INVITE, 180,
-/// 200, ACK, BYE. Returns ms to 180 (if any) and to 200.
+/// 200, ACK, BYE. Returns ms to 180 (if any) and to 200. With `caller`, the
+/// call is signed as the phone does it: the PASSporT is asked of the
+/// caller's region while the lookup runs, and the callee checks it (through
+/// the caller region's key in DNS) before it rings.
 async fn one_call(
     sock: &UdpSocket,
     media_port: u16,
     resolver: SocketAddr,
     number: Number,
     target: Option<SocketAddr>,
+    caller: Option<&Identity>,
 ) -> Result<(Option<f64>, f64)> {
     let t0 = Instant::now();
-    let (uri, addr) = match target {
-        Some(a) => (format!("sip:{}@{a}", number.digits()), a),
-        None => match lookup(resolver, number, "peerdial.internal").await? {
-            Lookup::Found(uri) => {
-                let a = peerdial_sip::call::uri_addr(&uri).context("callee URI without an address")?;
-                (uri, a)
-            }
-            Lookup::NoSuchNumber => bail!("{number} is not in DNS"),
-        },
+    let found = async {
+        Ok::<_, anyhow::Error>(match target {
+            Some(a) => (format!("sip:{}@{a}", number.digits()), a),
+            None => match lookup(resolver, number, "peerdial.internal").await? {
+                Lookup::Found(uri) => {
+                    let a = peerdial_sip::call::uri_addr(&uri).context("callee URI without an address")?;
+                    (uri, a)
+                }
+                Lookup::NoSuchNumber => bail!("{number} is not in DNS"),
+            },
+        })
+    };
+    let signed = async {
+        match caller {
+            Some(id) => Some(peerdial_phone::caller_id::passport(id, number).await),
+            None => None,
+        }
+    };
+    let (found, signed) = tokio::join!(found, signed);
+    let (uri, addr) = found?;
+    let mut headers = Vec::new();
+    if let Some(token) = signed {
+        headers.push(("Identity".to_string(), token.context("PASSporT from the caller's region")?));
+    }
+    let user = match caller {
+        Some(id) => Number::parse(&id.number)?.digits(),
+        None => "bench".to_string(),
     };
     let local = Local {
-        uri: format!("sip:bench@{}", sock.local_addr()?),
+        uri: format!("sip:{user}@{}", sock.local_addr()?),
         addr: sock.local_addr()?,
         user_agent: "peerdial-bench".into(),
     };
     let offer = peerdial_media::sdp::offer(1, "127.0.0.1".parse()?, media_port, &[CodecKind::Pcmu]).to_text("127.0.0.1".parse()?);
     let clock = Instant::now();
     let now = || clock.elapsed().as_millis() as u64;
-    let mut call = Call::outgoing(local, &uri, addr, offer.into_bytes(), 10_000, now());
+    let mut call = Call::outgoing_with(local, &uri, addr, offer.into_bytes(), headers, 10_000, now());
     let (mut ringing, mut answered) = (None, None);
     let mut buf = vec![0u8; 65_536];
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -237,10 +261,15 @@ pub async fn calls(n: u32, cross_region: bool) -> Result<()> {
         while media.recv_from(&mut b).await.is_ok() {}
     });
     let name = number.enum_name("peerdial.internal");
+    // A provisioned caller, for the signed runs: its region signs, the
+    // callee finds that region's key in DNS (cached for the TXT's TTL).
+    let region_url = format!("http://{}", region.endpoints.http);
+    let caller = peerdial_phone::provision::provision(&region_url, "02:00:00:00:be:02", "127.0.0.1", None).await?;
     let mut results = Vec::new();
-    for cold in [false, true] {
+    for (cold, signed) in [(false, false), (false, true), (true, false), (true, true)] {
         let (mut r180, mut r200) = (Vec::new(), Vec::new());
-        one_call(&sock, media_port, unbound.addr, number, None).await?; // warms the cache
+        let id = signed.then_some(&caller);
+        one_call(&sock, media_port, unbound.addr, number, None, id).await?; // warms the caches
         for _ in 0..n {
             if cold {
                 match top {
@@ -248,16 +277,16 @@ pub async fn calls(n: u32, cross_region: bool) -> Result<()> {
                     None => unbound.flush(&name, false).await?,
                 }
             }
-            let (a, b) = one_call(&sock, media_port, unbound.addr, number, None).await?;
+            let (a, b) = one_call(&sock, media_port, unbound.addr, number, None, id).await?;
             r180.extend(a);
             r200.push(b);
         }
-        results.push((cold, r180, r200));
+        results.push((cold, signed, r180, r200));
     }
     // Our caller straight at the callee's address, no lookup.
     let mut direct = Vec::new();
     for _ in 0..n {
-        direct.push(one_call(&sock, media_port, unbound.addr, number, Some(callee_sip)).await?.1);
+        direct.push(one_call(&sock, media_port, unbound.addr, number, Some(callee_sip), None).await?.1);
     }
     let _ = callee.kill();
     let _ = callee.wait();
@@ -335,24 +364,24 @@ pub async fn calls(n: u32, cross_region: bool) -> Result<()> {
 
     println!("| dial → (ms, {n} calls, loopback, 2 cores) | p50 | p99 | max |");
     println!("|---|---|---|---|");
-    for (cold, mut r180, mut r200) in results {
+    for (cold, signed, mut r180, mut r200) in results {
         let cache = match (cold, cross_region) {
             (false, false) => "warm cache",
             (true, false) => "cold cache",
             (false, true) => "across regions, warm cache",
             (true, true) => "across regions from the top, cold cache",
         };
-        println!(
-            "{}",
-            row(
-                &format!("peerdial → peerdial, lookup via unbound ({cache}): 180 Ringing"),
-                &mut r180
-            )
-        );
-        println!(
-            "{}",
-            row(&format!("peerdial → peerdial, lookup via unbound ({cache}): 200 OK"), &mut r200)
-        );
+        let how = if signed {
+            "signed (PASSporT asked during the lookup, checked before ringing)"
+        } else {
+            "unsigned"
+        };
+        for (what, v) in [("180 Ringing", &mut r180), ("200 OK", &mut r200)] {
+            println!(
+                "{}",
+                row(&format!("peerdial → peerdial, {how}, lookup via unbound ({cache}): {what}"), v)
+            );
+        }
     }
     println!("{}", row("peerdial → peerdial, no lookup: 200 OK", &mut direct));
     println!(

@@ -21,7 +21,7 @@ use tokio::process::Command;
 use crate::bench::{cpu_of, cpu_of_tree, free_port, pin_self, pinned, provision_many, start_region, tool, DRIVER_CORE, SERVER_CORE};
 
 /// One raw HTTP/1.1 exchange on a fresh connection (`Connection: close`):
-/// status, lower-cased head, body.
+/// status, head, body.
 pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -41,7 +41,7 @@ pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str,
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .context("HTTP answer without end of head")?;
-    let head = String::from_utf8_lossy(&resp[..at]).to_ascii_lowercase();
+    let head = String::from_utf8_lossy(&resp[..at]).into_owned();
     let status = head
         .split_whitespace()
         .nth(1)
@@ -50,10 +50,11 @@ pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str,
     Ok((status, head, resp[at + 4..].to_vec()))
 }
 
-fn header(head: &str, name: &str) -> Option<String> {
+/// A header's value from a response head (the name in any case).
+pub(crate) fn header(head: &str, name: &str) -> Option<String> {
     head.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
+        .map(|(_, v)| v.trim().to_string())
 }
 
 /// nginx with its own config in `dir`: one worker, `root` as its document
@@ -125,14 +126,30 @@ http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_reques
 /// The Host header is explicit: at load time wrk has not set `wrk.host`
 /// yet, and nginx answers 400 to HTTP/1.1 without one.
 fn wrk_script(host: SocketAddr, paths: &[(String, String)], revalidate: bool) -> String {
+    let reqs: Vec<(String, Vec<(&str, String)>)> = paths
+        .iter()
+        .map(|(path, etag)| {
+            let headers = if revalidate {
+                vec![("If-None-Match", etag.clone())]
+            } else {
+                Vec::new()
+            };
+            (path.clone(), headers)
+        })
+        .collect();
+    wrk_requests(host, &reqs)
+}
+
+/// A wrk script that sends these GETs (with their extra headers) in turn.
+pub(crate) fn wrk_requests(host: SocketAddr, reqs: &[(String, Vec<(&str, String)>)]) -> String {
     let mut s = String::from("local reqs = {}\n");
     let host = lua_string(&host.to_string());
-    for (path, etag) in paths {
-        let hdr = if revalidate {
-            format!("{{[\"Host\"] = {host}, [\"If-None-Match\"] = {}}}", lua_string(etag))
-        } else {
-            format!("{{[\"Host\"] = {host}}}")
-        };
+    for (path, headers) in reqs {
+        let mut hdr = format!("{{[\"Host\"] = {host}");
+        for (n, v) in headers {
+            hdr.push_str(&format!(", [{}] = {}", lua_string(n), lua_string(v)));
+        }
+        hdr.push('}');
         s.push_str(&format!("reqs[#reqs + 1] = wrk.format(\"GET\", {}, {hdr})\n", lua_string(path)));
     }
     s.push_str("local i = 0\nrequest = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n");
@@ -144,16 +161,33 @@ fn lua_string(s: &str) -> String {
 }
 
 /// What one wrk run reports.
-struct Wrk {
-    requests: u64,
-    rate: f64,
-    bad: u64,
-    mb_per_s: f64,
-    cpu: f64,
+pub(crate) struct Wrk {
+    pub requests: u64,
+    pub rate: f64,
+    pub bad: u64,
+    pub mb_per_s: f64,
+    pub cpu: f64,
+    /// Latency percentiles in ms (wrk --latency): p50, p99.
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// A wrk latency figure ("812.00us", "1.25ms", "2.01s") in ms.
+fn wrk_ms(v: &str) -> Option<f64> {
+    let v = v.trim();
+    if let Some(x) = v.strip_suffix("us") {
+        x.parse::<f64>().ok().map(|x| x / 1000.0)
+    } else if let Some(x) = v.strip_suffix("ms") {
+        x.parse().ok()
+    } else if let Some(x) = v.strip_suffix('s') {
+        x.parse::<f64>().ok().map(|x| x * 1000.0)
+    } else {
+        None
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn wrk(
+pub(crate) async fn wrk(
     dir: &Path,
     name: &str,
     addr: SocketAddr,
@@ -176,6 +210,7 @@ async fn wrk(
             &format!("{seconds}s"),
             "--timeout",
             "5s",
+            "--latency",
             "-s",
         ])
         .arg(&file)
@@ -219,12 +254,15 @@ async fn wrk(
     } else {
         0.0
     };
+    let pct = |p: &str| find(p).and_then(|v| wrk_ms(&v)).unwrap_or(f64::NAN);
     Ok(Wrk {
         requests,
         rate,
         bad,
         mb_per_s,
         cpu,
+        p50: pct("50%"),
+        p99: pct("99%"),
     })
 }
 

@@ -8,6 +8,7 @@ mod bench_greetings;
 mod bench_identity;
 mod bench_presence;
 mod bench_tree;
+mod bench_yellow;
 mod peer_conf;
 mod phone;
 mod tree;
@@ -167,6 +168,11 @@ struct RegionArgs {
     /// The token the tree node wants from joining regions.
     #[arg(long, value_name = "TOKEN")]
     join_token: Option<String>,
+    /// A DNS resolver for other areas' records (the signing keys of
+    /// watchers from other regions). Default: ask the --top node where each
+    /// area's DNS is; with neither, only this area's watchers are known.
+    #[arg(long, value_name = "ADDR:PORT")]
+    resolver: Option<SocketAddr>,
 }
 
 impl RegionArgs {
@@ -204,6 +210,7 @@ impl RegionArgs {
         }
         cfg.top = self.top.or(file.top);
         cfg.join_token = self.join_token.or(file.join_token);
+        cfg.resolver = self.resolver.or(file.resolver);
         if cfg.top.is_some() != cfg.join_token.is_some() {
             bail!("--top and --join-token go together");
         }

@@ -12,77 +12,78 @@ use peerdial_phone::{Display, Phone, PhoneConfig};
 use serde::Deserialize;
 
 /// Every flag is also a key of the TOML file given with --config; flags win.
+/// Flags are global, so they may follow `call NUMBER` as users type them.
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PhoneArgs {
     /// TOML file with any of these options as keys (e.g. `auto-answer = true`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     #[serde(skip)]
     config: Option<PathBuf>,
     /// The region's HTTP API, for provisioning on first start.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     region: Option<String>,
     /// Folder for the phone's number, secret and credentials.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     data: Option<PathBuf>,
     /// MAC address to provision with (default: this machine's).
-    #[arg(long, value_name = "MAC")]
+    #[arg(long, global = true, value_name = "MAC")]
     mac: Option<String>,
     /// SIP address (UDP) to listen on; with 0.0.0.0 the address towards the
     /// registrar is used and watched for changes.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
     sip: Option<SocketAddr>,
     /// DNS resolver to look numbers up with (default: /etc/resolv.conf's).
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, global = true, value_name = "ADDR:PORT")]
     resolver: Option<SocketAddr>,
     /// Find numbers through the tree's directory at this URL (the top)
     /// instead of a DNS resolver.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     top: Option<String>,
     /// Answer incoming calls by itself.
-    #[arg(long)]
+    #[arg(long, global = true, global = true)]
     #[serde(default)]
     auto_answer: bool,
     /// With --auto-answer, ring this many seconds first.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS")]
     answer_after: Option<f64>,
     /// WAV file to send as the microphone (any rate; mixed to mono).
-    #[arg(long, value_name = "FILE.wav")]
+    #[arg(long, global = true, value_name = "FILE.wav")]
     play: Option<PathBuf>,
     /// WAV file to write what the speaker played.
-    #[arg(long, value_name = "FILE.wav")]
+    #[arg(long, global = true, value_name = "FILE.wav")]
     record: Option<PathBuf>,
     /// Codecs in preference order: opus, pcmu, pcma.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "LIST", value_delimiter = ',')]
     codecs: Option<Vec<String>>,
     /// End each answered call after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS")]
     duration: Option<f64>,
     /// Give up on an unanswered outgoing call after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS")]
     ring_timeout: Option<f64>,
     /// Call a callee unreachable when its address answers nothing in this
     /// many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS")]
     unreachable_after: Option<f64>,
     /// Do not register (call out only).
-    #[arg(long)]
+    #[arg(long, global = true, global = true)]
     #[serde(default)]
     no_register: bool,
     /// Refuse callers whose identity does not verify (438 Invalid Identity
     /// Header) instead of ringing with "unverified".
-    #[arg(long)]
+    #[arg(long, global = true, global = true)]
     #[serde(default)]
     reject_unverified: bool,
     /// Watch these numbers' presence (one a line: NUMBER [name]).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     contacts: Option<PathBuf>,
     /// Call someone in a meeting or on do-not-disturb without asking.
-    #[arg(long)]
+    #[arg(long, global = true, global = true)]
     #[serde(default)]
     yes: bool,
     /// Ask the region this often whether our greeting pictures changed.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, global = true, value_name = "SECONDS")]
     greeting_poll: Option<f64>,
     #[command(subcommand)]
     #[serde(skip)]
@@ -159,21 +160,21 @@ impl PhoneArgs {
 
 pub async fn run(args: PhoneArgs) -> Result<i32> {
     let cfg = args.resolve()?;
-    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && cfg.dial.is_none();
-    let display: Box<dyn Display> = if interactive {
-        Box::new(TerminalDisplay::new())
+    let mut interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && cfg.dial.is_none();
+    let terminal = if interactive {
+        TerminalDisplay::new()
+            .map_err(|e| tracing::warn!("no full-screen display ({e}); showing plain lines"))
+            .ok()
     } else {
-        Box::new(LogDisplay)
+        None
     };
-    let phone = match Phone::start(cfg, display).await {
-        Ok(p) => p,
-        Err(e) => {
-            if interactive {
-                let _ = crossterm::terminal::disable_raw_mode();
-            }
-            return Err(e).context("starting the phone");
-        }
+    interactive = terminal.is_some();
+    let display: Box<dyn Display> = match terminal {
+        Some(t) => Box::new(t),
+        None => Box::new(LogDisplay),
     };
+    // A failed start drops the display, which gives the terminal back.
+    let phone = Phone::start(cfg, display).await.context("starting the phone")?;
     if interactive {
         spawn_keys(phone.commands());
     } else {
@@ -185,4 +186,27 @@ pub async fn run(args: PhoneArgs) -> Result<i32> {
         let _ = cmds.send(peerdial_phone::Command::Quit).await;
     });
     Ok(phone.run().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn flags_may_come_before_or_after_call_number() {
+        for args in [
+            &["peerdial", "phone", "--data", "d", "call", "12345678", "--duration", "3", "--yes"][..],
+            &["peerdial", "phone", "--data", "d", "--duration", "3", "--yes", "call", "12345678"][..],
+        ] {
+            let cli = crate::Cli::try_parse_from(args).expect("parses");
+            let crate::Command::Phone(p) = cli.command else {
+                panic!("not the phone")
+            };
+            assert_eq!(p.duration, Some(3.0), "{args:?}");
+            assert!(p.yes && p.data == Some(PathBuf::from("d")), "{args:?}");
+            assert!(matches!(p.action, Some(PhoneAction::Call { ref number }) if number == "12345678"));
+        }
+        assert!(crate::Cli::try_parse_from(["peerdial", "phone", "call", "1", "--no-such-flag"]).is_err());
+    }
 }

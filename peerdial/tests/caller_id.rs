@@ -364,3 +364,78 @@ fn presence_is_published_asked_before_calling_and_watched() {
     caller.stop();
     callee.stop();
 }
+
+/// A region started on a DNS port chosen beforehand (so the resolver can
+/// know it before the region exists), asking that resolver for other areas.
+fn region_with_resolver(data: &Path, area: &str, dns_port: u16, resolver: SocketAddr) -> Region {
+    let dns = format!("127.0.0.1:{dns_port}");
+    let resolver = resolver.to_string();
+    Region::spawn(
+        &[
+            "region",
+            "--data",
+            data.to_str().unwrap(),
+            "--area",
+            area,
+            "--sip",
+            "127.0.0.1:0",
+            "--dns",
+            &dns,
+            "--http",
+            "127.0.0.1:0",
+            "--resolver",
+            &resolver,
+        ],
+        data,
+    )
+}
+
+#[test]
+fn a_friend_in_another_region_sees_friends_only_presence_and_a_stranger_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let unbound = Unbound::start(&[
+        (ZONE, format!("127.0.0.1:{pa}").parse().unwrap()),
+        (ZONE_03, format!("127.0.0.1:{pb}").parse().unwrap()),
+    ]);
+    let a = region_with_resolver(&dir.path().join("a"), "886-02", pa, unbound.addr);
+    let b = region_with_resolver(&dir.path().join("b"), "886-03", pb, unbound.addr);
+    let mac_owner = "02:00:00:00:94:01";
+    let mut owner = Softphone::start(&b, dir.path(), mac_owner, unbound.addr, &[]);
+    let mut friend = Softphone::start(&a, dir.path(), "02:00:00:00:94:02", unbound.addr, &[]);
+    let mut stranger = Softphone::start(&a, dir.path(), "02:00:00:00:94:03", unbound.addr, &[]);
+
+    // The owner is in a meeting, and shows it to friends only.
+    owner.send("status meeting");
+    owner.expect_line("status meeting", 10);
+    let (user, pass) = phone_credentials(dir.path(), mac_owner);
+    let policy = format!(r#"{{"friends_only": true, "friends": ["{}"]}}"#, friend.number);
+    let (status, j) = parse_http(&http_raw(
+        b.http,
+        "PUT",
+        &format!("/api/v1/presence/{}/policy", owner.number),
+        &[("Authorization", &basic(&user, &pass)), ("Content-Type", "application/json")],
+        policy.as_bytes(),
+    ));
+    assert_eq!(status, 200, "{j}");
+
+    // Both watch from region 886-02: the friend proves its number with a
+    // PASSporT its own region signed, and sees the meeting; the stranger's
+    // token is valid too, but it is no friend: offline.
+    friend.send(&format!("watch {}", owner.number));
+    stranger.send(&format!("watch {}", owner.number));
+    friend.expect_line(&format!("contact {} meeting", owner.number), 10);
+    stranger.expect_line(&format!("contact {} offline", owner.number), 10);
+    assert!(
+        !stranger.lines().iter().any(|l| l.contains("meeting")),
+        "the stranger saw the real state: {:?}",
+        stranger.lines()
+    );
+    // A change reaches the friend at once.
+    owner.send("status available");
+    friend.expect_line(&format!("contact {} online", owner.number), 10);
+    for p in [&mut owner, &mut friend, &mut stranger] {
+        p.stop();
+    }
+    drop((a, b));
+}

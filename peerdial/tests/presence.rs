@@ -2,7 +2,8 @@
 //! and NOTIFY with PIDF over UDP, online from registrations, offline when a
 //! phone stops answering keep-alives or its TCP connection closes, PUBLISH
 //! with digest, the HTTP API (JSON and Server-Sent Events), friends-only
-//! presence, and baresip watching and publishing.
+//! presence, baresip watching and publishing, and our phone's contacts
+//! list.
 
 mod common;
 
@@ -478,4 +479,21 @@ fn baresip_watches_our_numbers_and_publishes_its_own_status() {
         "baresip did not see our number go offline: {}",
         bs.log()
     );
+}
+
+#[test]
+fn a_phone_shows_its_contacts_presence_from_a_contacts_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let mut other = Softphone::start(&r, dir.path(), "02:00:00:00:98:01", r.dns, &[]);
+    let contacts = dir.path().join("contacts");
+    std::fs::write(&contacts, format!("# family\n{} Aunt May\n", other.number)).unwrap();
+    let file = contacts.to_str().unwrap();
+    let mut ours = Softphone::start(&r, dir.path(), "02:00:00:00:98:02", r.dns, &["--contacts", file]);
+    ours.expect_line(&format!("contact {} online (Aunt May)", other.number), 10);
+    other.send("status meeting");
+    other.expect_line("status meeting", 10);
+    ours.expect_line(&format!("contact {} meeting (Aunt May)", other.number), 10);
+    ours.stop();
+    other.stop();
 }

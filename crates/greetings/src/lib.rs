@@ -8,8 +8,8 @@
 //! ETag ([`etag_of`], [`if_none_match`]). Users with no picture at hand get a
 //! card rendered from text ([`render_card`], with an embedded Noto Sans font,
 //! no system font). Phones keep fetched pictures in a bounded
-//! [`DiskCache`] and, on terminals without sixel or kitty graphics, draw them
-//! with [`half_blocks`].
+//! [`DiskCache`], decode them for drawing with [`decode_picture`] and, on
+//! plain terminals, may draw them with [`half_blocks`].
 //!
 //! What this crate is not: it does no network I/O and knows nothing of HTTP
 //! routes, the store or authentication (the region does); only
@@ -30,4 +30,4 @@ pub use error::GreetingError;
 pub use etag::{etag_of, if_none_match};
 pub use kind::Kind;
 pub use normalize::{fit_within, normalize, Greeting, UploadLimits, GREETING_BOX, MAX_ALLOC, MAX_DIMENSION, MAX_UPLOAD_BYTES};
-pub use terminal::half_blocks;
+pub use terminal::{decode_picture, half_blocks};

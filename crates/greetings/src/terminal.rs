@@ -1,10 +1,19 @@
-//! The plain terminal fallback: a picture as Unicode half blocks in 24-bit
-//! colour, for terminals without sixel or kitty graphics.
+//! Pictures for terminals: a fetched greeting decoded under the upload
+//! limits (for a terminal widget to draw), and the plain fallback, Unicode
+//! half blocks in 24-bit colour, for terminals without sixel or kitty
+//! graphics.
 
 use image::imageops::FilterType;
+use image::DynamicImage;
 
 use crate::normalize::{decode, fit_within, UploadLimits};
 use crate::GreetingError;
+
+/// Decodes a fetched picture for drawing. The bytes are untrusted (fetched
+/// from a region), so they are decoded with the upload limits.
+pub fn decode_picture(bytes: &[u8]) -> Result<DynamicImage, GreetingError> {
+    decode(bytes, &UploadLimits::default())
+}
 
 /// Draws a picture in at most `cols` × `rows` terminal cells.
 ///

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use p256::ecdsa::signature::{Signer, Verifier as _};
+use p256::ecdsa::signature::{RandomizedSigner, Verifier as _};
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::elliptic_curve::rand_core::CryptoRngCore;
 use p256::elliptic_curve::zeroize::Zeroizing;
@@ -124,9 +124,12 @@ impl SigningKey {
         &self.public
     }
 
-    /// ES256 over `msg`: SHA-256, deterministic nonce (RFC 6979), r‖s.
+    /// ES256 over `msg`: SHA-256, r‖s. The nonce is RFC 6979's with fresh
+    /// randomness mixed in, so two tokens with the same claims (a redial to
+    /// the same number within the second of `iat`) still differ, and the
+    /// callee's replay check does not take the second for a replay.
     pub(crate) fn sign_bytes(&self, msg: &[u8]) -> [u8; 64] {
-        let sig: Signature = self.inner.sign(msg);
+        let sig: Signature = self.inner.sign_with_rng(&mut rand::rngs::OsRng, msg);
         sig.to_bytes().into()
     }
 }

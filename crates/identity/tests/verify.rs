@@ -399,3 +399,15 @@ fn header_parser_tolerates_lws_order_and_case() {
         assert!(IdentityHeader::parse(&bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn two_calls_in_the_same_second_get_two_tokens_and_both_verify() {
+    // Same caller, callee and iat (a redial within the second): the tokens
+    // must differ, or the callee would take the second for a replay.
+    let k = key(21);
+    let (first, second) = (header(&k, IAT), header(&k, IAT));
+    assert_ne!(first, second);
+    let mut v = Verifier::default();
+    assert!(v.verify(Some(&first), alice(), bob(), k.public_key(), NOW).is_verified());
+    assert!(v.verify(Some(&second), alice(), bob(), k.public_key(), NOW + 5).is_verified());
+}

@@ -8,16 +8,14 @@
 //! As callee: the caller region's key is found through DNS alone — the TXT
 //! record at the caller's area zone apex, asked of the phone's resolver (or,
 //! in `--top` mode, of the region DNS the directory names) and cached for the
-//! record's TTL ([`KeyCache`]) — and the header is checked with
+//! record's TTL (`peerdial_resolve::keys`) — and the header is checked with
 //! `peerdial_identity::Verifier` against From and our own number. Ringing
 //! waits for that verdict, so `--reject-unverified` can answer 438 instead.
 //!
 //! What this is not: it never fetches the key URL a header names (a caller
 //! could point it anywhere), and it signs nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use peerdial_identity::{PublicKey, Verdict};
@@ -25,50 +23,7 @@ use peerdial_number::Number;
 
 use crate::display::UiEvent;
 use crate::provision::Identity;
-use crate::resolve::{self, Dns};
 use crate::{Command, Phone, PhoneError};
-
-/// Keys kept at most this long, whatever the TTL says.
-const MAX_KEY_TTL_MS: u64 = 3_600_000;
-/// Areas remembered at most.
-const MAX_ZONES: usize = 256;
-
-/// Caller regions' keys by area zone, each until its TTL runs out. Pure:
-/// the time (ms, any monotonic origin) is passed in.
-#[derive(Debug, Default)]
-pub struct KeyCache {
-    zones: HashMap<String, (Vec<PublicKey>, u64)>,
-}
-
-impl KeyCache {
-    /// The keys for `zone` while fresh.
-    pub fn get(&self, zone: &str, now: u64) -> Option<Vec<PublicKey>> {
-        self.zones.get(zone).filter(|(_, until)| *until > now).map(|(k, _)| k.clone())
-    }
-
-    /// Remembers keys for `ttl` seconds (capped at an hour; 0 keeps nothing).
-    pub fn put(&mut self, zone: &str, keys: Vec<PublicKey>, ttl: u32, now: u64) {
-        let until = now + (ttl as u64 * 1000).min(MAX_KEY_TTL_MS);
-        if until <= now {
-            return;
-        }
-        self.zones.retain(|_, (_, u)| *u > now);
-        if self.zones.len() >= MAX_ZONES {
-            if let Some(oldest) = self.zones.iter().min_by_key(|(_, (_, u))| *u).map(|(z, _)| z.clone()) {
-                self.zones.remove(&oldest);
-            }
-        }
-        self.zones.insert(zone.to_string(), (keys, until));
-    }
-
-    pub fn len(&self) -> usize {
-        self.zones.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.zones.is_empty()
-    }
-}
 
 /// The `Identity` header value for a call to `dest`, from our region.
 pub async fn passport(id: &Identity, dest: Number) -> Result<String, PhoneError> {
@@ -96,26 +51,6 @@ pub async fn passport(id: &Identity, dest: Number) -> Result<String, PhoneError>
         .ok_or_else(|| PhoneError::Http("PASSporT answer without a usable identity".into()))
 }
 
-/// The caller region's keys for `from`, from the cache or the DNS.
-pub async fn caller_keys(
-    cache: Arc<Mutex<KeyCache>>,
-    dns: Dns,
-    from: Number,
-    root: String,
-    clock: Instant,
-) -> Result<Vec<PublicKey>, String> {
-    let zone = from.area().zone_name(&root);
-    let now = || clock.elapsed().as_millis() as u64;
-    if let Some(k) = cache.lock().expect("key cache").get(&zone, now()) {
-        return Ok(k);
-    }
-    let server = dns.server_for(from).await.map_err(|e| e.to_string())?;
-    let (records, ttl) = resolve::txt(server, &zone).await.map_err(|e| e.to_string())?;
-    let keys = PublicKey::from_txt_records(&records).map_err(|e| format!("no usable key for {zone}: {e}"))?;
-    cache.lock().expect("key cache").put(&zone, keys.clone(), ttl, now());
-    Ok(keys)
-}
-
 /// Unix time in ms, for token times.
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -136,15 +71,9 @@ impl Phone {
             (Some(_), None, _) => self.caller_verdict(cid, Err("the caller is not a number".into())),
             (Some(_), Some(_), None) => self.caller_verdict(cid, Err("no resolver to find the caller's key".into())),
             (Some(_), Some(from), Some(dns)) => {
-                let (cache, root, clock, tx, cid) = (
-                    self.keys.clone(),
-                    self.root.clone(),
-                    self.clock,
-                    self.cmd_tx.clone(),
-                    cid.to_string(),
-                );
+                let (keys, tx, cid) = (self.keys.clone(), self.cmd_tx.clone(), cid.to_string());
                 tokio::spawn(async move {
-                    let keys = caller_keys(cache, dns, from, root, clock).await;
+                    let keys = keys.of(&dns, from).await;
                     let _ = tx.send(Command::CallerKeys { call_id: cid, keys }).await;
                 });
             }
@@ -201,32 +130,5 @@ impl Phone {
         if let Some((Some(n), Some(info))) = fetch {
             self.fetch_greeting(cid, n, peerdial_greetings::Kind::Caller, &info);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use peerdial_identity::SigningKey;
-
-    #[test]
-    fn keys_are_kept_for_their_ttl_and_no_longer() {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng).public_key().clone();
-        let mut c = KeyCache::default();
-        c.put("2.0.6.8.8.x.", vec![key.clone()], 60, 1_000);
-        assert_eq!(c.get("2.0.6.8.8.x.", 60_999).map(|k| k.len()), Some(1));
-        assert!(c.get("2.0.6.8.8.x.", 61_000).is_none());
-        assert!(c.get("3.0.6.8.8.x.", 2_000).is_none());
-        // TTL 0: nothing kept; huge TTLs are capped at an hour.
-        c.put("3.0.6.8.8.x.", vec![key.clone()], 0, 1_000);
-        assert!(c.get("3.0.6.8.8.x.", 1_000).is_none());
-        c.put("4.0.6.8.8.x.", vec![key.clone()], u32::MAX, 0);
-        assert!(c.get("4.0.6.8.8.x.", MAX_KEY_TTL_MS).is_none());
-        // Bounded: the entry closest to expiry goes first.
-        for i in 0..MAX_ZONES + 10 {
-            c.put(&format!("z{i}"), vec![key.clone()], 100 + i as u32, 0);
-        }
-        assert_eq!(c.len(), MAX_ZONES);
-        assert!(c.get("z0", 1).is_none() && c.get(&format!("z{}", MAX_ZONES + 9), 1).is_some());
     }
 }

@@ -117,8 +117,8 @@ impl Phone {
         tokio::spawn(async move {
             let lookup = async {
                 match (resolver, top) {
-                    (Some(r), _) => resolve::lookup(r, number, &root).await,
-                    (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await,
+                    (Some(r), _) => resolve::lookup(r, number, &root).await.map_err(PhoneError::from),
+                    (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await.map_err(PhoneError::from),
                     (None, None) => Err(PhoneError::Resolve("no resolver".into())),
                 }
             };

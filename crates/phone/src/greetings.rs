@@ -211,7 +211,10 @@ impl Phone {
             Ok(p) => {
                 if self.calls.contains_key(cid) {
                     if let Some(c) = &mut self.snapshot.call {
-                        c.picture = peerdial_greetings::half_blocks(&p.png, 32, 12).unwrap_or_default();
+                        c.picture = peerdial_greetings::decode_picture(&p.png)
+                            .map_err(|e| tracing::debug!("greeting of {number} not drawn: {e}"))
+                            .ok()
+                            .map(std::sync::Arc::new);
                     }
                 }
                 self.emit(UiEvent::Greeting { url: p.url, etag: p.etag });

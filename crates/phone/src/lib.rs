@@ -47,6 +47,8 @@ pub enum PhoneError {
     State(String),
     #[error("DNS: {0}")]
     Resolve(String),
+    #[error("DNS: {0}")]
+    Lookup(#[from] peerdial_resolve::ResolveError),
     #[error("HTTP: {0}")]
     Http(String),
     #[error("{0}")]
@@ -145,6 +147,11 @@ pub enum Command {
         /// The callee's presence, if its region told.
         presence: Option<peerdial_presence::State>,
     },
+    /// The presence of the whole number typed on the keypad.
+    TypedPresence {
+        number: Number,
+        state: Result<peerdial_presence::State, String>,
+    },
     /// `status meeting|dnd|available`.
     Status(peerdial_presence::State),
     /// `watch NUMBER`.
@@ -153,6 +160,11 @@ pub enum Command {
     WatchReady {
         number: Number,
         server: Result<SocketAddr, String>,
+    },
+    /// A token for watching a number in another region (None: none).
+    WatchIdentity {
+        number: Number,
+        identity: Option<String>,
     },
     /// The user's answer to "call anyway?".
     Confirm(bool),
@@ -214,7 +226,7 @@ pub struct Phone {
     play: Option<Vec<i16>>,
     /// Where callers' keys and regions are looked up.
     dns: Option<resolve::Dns>,
-    keys: Arc<Mutex<caller_id::KeyCache>>,
+    keys: peerdial_resolve::keys::Keys,
     verifier: peerdial_identity::Verifier,
     pictures: greetings::SharedCache,
     next_greeting_poll: u64,
@@ -333,6 +345,7 @@ impl Phone {
             sip: SocketAddr::new(local_ip, bound.port()),
             ..Snapshot::default()
         };
+        let keys = peerdial_resolve::keys::Keys::new(&root_of(&id.sip_realm));
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -356,7 +369,7 @@ impl Phone {
             play,
             id,
             dns,
-            keys: Arc::default(),
+            keys,
             verifier: peerdial_identity::Verifier::default(),
             pictures: Arc::new(Mutex::new(pictures)),
             next_greeting_poll: 0,
@@ -383,6 +396,7 @@ impl Phone {
     }
 
     fn emit(&mut self, e: UiEvent) {
+        self.snapshot.apply(&e);
         self.display.event(&e, &self.snapshot);
     }
 
@@ -536,8 +550,10 @@ impl Phone {
             Command::Quit => self.quit(),
             Command::Input(s) => {
                 self.snapshot.input = s;
+                self.typed_presence();
                 self.display.redraw(&self.snapshot);
             }
+            Command::TypedPresence { number, state } => self.on_typed_presence(number, state),
             Command::Hangup => {
                 for s in self.calls.values_mut() {
                     s.call.hangup(now);
@@ -584,6 +600,7 @@ impl Phone {
             Command::Status(state) => self.presence.chosen = state,
             Command::Watch(n) => self.watch(&n),
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
+            Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
             Command::Confirm(yes) => {
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {

@@ -9,7 +9,7 @@
 //! presence crate). Nothing is published until the user sets a status or a
 //! call starts, so a phone that never uses presence sends no PUBLISH.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use peerdial_number::{Area, Number};
 use peerdial_presence::client::{PublishEvent, Publisher, PublisherConfig, Watcher, WatcherConfig};
 use peerdial_presence::State;
 
-use crate::display::UiEvent;
+use crate::display::{PresenceView, UiEvent};
 use crate::resolve::{self, Dns};
 use crate::{Command, Phone};
 
@@ -28,11 +28,15 @@ pub(crate) struct PresenceSide {
     pub chosen: State,
     /// What we last asked the publisher to hold.
     pub asked: Option<State>,
-    /// Watchers by their Call-ID.
-    pub watchers: HashMap<String, Watcher>,
+    /// Watchers, one per watched number.
+    pub watchers: HashMap<Number, Watcher>,
+    /// Watched numbers whose PASSporT is being asked for.
+    pub signing: HashSet<Number>,
     /// Names from the contacts file, and the last state shown per number.
     pub names: HashMap<Number, String>,
     pub shown: HashMap<Number, Option<State>>,
+    /// The whole number on the keypad whose presence was asked last.
+    pub typed: Option<Number>,
     /// A call held for the user's confirmation (callee in a meeting or dnd).
     pub pending: Option<(Number, String, Option<String>)>,
     /// The last publishing failure shown (each is shown once, not at
@@ -103,8 +107,10 @@ impl PresenceSide {
             chosen: State::Online,
             asked: None,
             watchers: HashMap::new(),
+            signing: HashSet::new(),
             names: HashMap::new(),
             shown: HashMap::new(),
+            typed: None,
             pending: None,
             failure: None,
         }
@@ -145,7 +151,9 @@ impl Phone {
             }
             return true;
         }
-        if let Some(w) = self.presence.watchers.get_mut(cid) {
+        // By the current dialog: a watcher that subscribed anew has a new
+        // Call-ID under its first one's key.
+        if let Some(w) = self.presence.watchers.values_mut().find(|w| w.call_id() == cid) {
             if let Some(t) = w.handle(msg, from, now) {
                 let sip = self.sip.clone();
                 tokio::spawn(async move {
@@ -208,6 +216,7 @@ impl Phone {
                 }
             }
         }
+        self.ask_watch_identities();
         for w in self.presence.watchers.values_mut() {
             while let Some(t) = w.poll_transmit() {
                 let _ = self.sip.send_to(&t.data, t.to).await;
@@ -237,6 +246,10 @@ impl Phone {
         if self.presence.watchers.values().any(|w| w.number() == number) {
             return;
         }
+        // Listed at once; its state comes with the first NOTIFY.
+        let name = self.presence.names.get(&number).cloned();
+        self.snapshot.watching(&number.to_string(), name);
+        self.display.redraw(&self.snapshot);
         let Some(dns) = self.dns.clone() else { return };
         let (root, tx) = (self.root.clone(), self.cmd_tx.clone());
         tokio::spawn(async move {
@@ -255,20 +268,53 @@ impl Phone {
             Ok(s) => s,
             Err(e) => return self.emit(UiEvent::Error(format!("cannot watch {number}: {e}"))),
         };
-        // Our credentials only go to our own region (friends-only presence).
+        // Our credentials only go to our own region (friends-only
+        // presence); another region is shown a token our region signs.
         let own_region = number.area() == self.area;
         let mut w = Watcher::new(WatcherConfig {
             server,
             domain: number.area().zone_name(&self.root).trim_end_matches('.').to_string(),
             target: number,
             local: self.snapshot.sip,
-            user: own_region.then(|| self.id.sip_username.clone()),
+            user: Some(if own_region {
+                self.id.sip_username.clone()
+            } else {
+                self.own.digits()
+            }),
             password: own_region.then(|| self.id.sip_password.clone()),
             expires: 600,
             user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
+            signed: !own_region,
         });
         w.start(self.now());
-        self.presence.watchers.insert(w.call_id().to_string(), w);
+        self.presence.watchers.insert(number, w);
+    }
+
+    /// Signed watchers about to start a dialog get a fresh PASSporT from
+    /// our region (one request at a time per watcher).
+    fn ask_watch_identities(&mut self) {
+        for w in self.presence.watchers.values().filter(|w| w.wants_identity()) {
+            let number = w.number();
+            if !self.presence.signing.insert(number) {
+                continue;
+            }
+            let (id, tx) = (self.id.clone(), self.cmd_tx.clone());
+            tokio::spawn(async move {
+                let identity = crate::caller_id::passport(&id, number)
+                    .await
+                    .map_err(|e| tracing::warn!("watching {number} without a signed identity: {e}"))
+                    .ok();
+                let _ = tx.send(Command::WatchIdentity { number, identity }).await;
+            });
+        }
+    }
+
+    pub(crate) fn on_watch_identity(&mut self, number: Number, identity: Option<String>) {
+        self.presence.signing.remove(&number);
+        let now = self.now();
+        if let Some(w) = self.presence.watchers.values_mut().find(|w| w.number() == number) {
+            w.start_signed(identity, now);
+        }
     }
 
     /// Reads `--contacts FILE` and watches each number in it.
@@ -289,6 +335,50 @@ impl Phone {
                     self.watch(&n.to_string());
                 }
             }
+        }
+    }
+
+    /// The keypad changed: once it holds a whole number, ask that number's
+    /// region for its presence (once per number), so the display shows it
+    /// before the call is placed. A presence shown for another number goes.
+    pub(crate) fn typed_presence(&mut self) {
+        let number = Number::dial(&self.snapshot.input, self.area).ok();
+        if self
+            .snapshot
+            .presence
+            .as_ref()
+            .is_some_and(|p| Some(&p.number) != number.map(|n| n.to_string()).as_ref())
+        {
+            self.snapshot.presence = None;
+        }
+        if self.presence.typed == number {
+            return;
+        }
+        self.presence.typed = number;
+        let (Some(number), Some(dns)) = (number, self.dns.clone()) else {
+            return;
+        };
+        let (root, tx) = (self.root.clone(), self.cmd_tx.clone());
+        tokio::spawn(async move {
+            let state = lookup(dns, number, root).await;
+            let _ = tx.send(Command::TypedPresence { number, state }).await;
+        });
+    }
+
+    pub(crate) fn on_typed_presence(&mut self, number: Number, state: Result<State, String>) {
+        // Typed on (or dialed) since: not this number's presence any more.
+        if self.presence.typed != Some(number) {
+            return;
+        }
+        match state {
+            Ok(state) => {
+                self.snapshot.presence = Some(PresenceView {
+                    number: number.to_string(),
+                    state: state.as_str().into(),
+                });
+                self.display.redraw(&self.snapshot);
+            }
+            Err(e) => tracing::debug!("presence of {number}: {e}"),
         }
     }
 

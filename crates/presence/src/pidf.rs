@@ -103,6 +103,10 @@ pub fn decode(body: &[u8]) -> Result<Document, PresenceError> {
             match basic.text().as_str() {
                 "open" => open = true,
                 "closed" => closed = true,
+                // Not in RFC 3863, but baresip's first PUBLISH says it
+                // before its user picks a status. A device that publishes
+                // is up; what it states is only "nothing more".
+                "unknown" => open = true,
                 other => return Err(PresenceError::Pidf(format!("invalid <basic> {:.20}", other))),
             }
         }
@@ -296,6 +300,7 @@ mod tests {
         };
         assert_eq!(decode(doc("open").as_bytes()).unwrap().state, State::Online);
         assert_eq!(decode(doc("closed").as_bytes()).unwrap().state, State::Offline);
+        assert_eq!(decode(doc("unknown").as_bytes()).unwrap().state, State::Online);
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl Net {
             password: None,
             expires: 300,
             user_agent: "test".into(),
+            signed: false,
         });
         Net {
             server: new_server(T0),
@@ -319,4 +320,41 @@ fn a_silent_region_fails_the_publisher_which_retries_with_back_off() {
     p.handle_timeout(now + retry);
     let t = p.poll_transmit().expect("publishes again");
     assert!(Message::parse(&t.data).unwrap().body.len() > 100, "with its body");
+}
+
+#[test]
+fn a_signed_watcher_proves_itself_on_each_new_dialogs_first_subscribe_only() {
+    let mut n = Net::new();
+    n.watcher = Watcher::new(WatcherConfig {
+        server: server_addr(),
+        domain: DOMAIN.into(),
+        target: alice(),
+        local: watch_addr(),
+        user: Some("8860310000009".into()),
+        password: None,
+        expires: 300,
+        user_agent: "test".into(),
+        signed: true,
+    });
+    // Nothing goes out before a token is handed over.
+    n.watcher.start(n.now);
+    assert!(n.watcher.wants_identity());
+    assert!(n.watcher.poll_transmit().is_none() && n.watcher.poll_timeout().is_none());
+    n.watcher.start_signed(Some("tok.en.sig;info=<https://r/k>".into()), n.now);
+    assert!(!n.watcher.wants_identity());
+    let first = n.watcher.poll_transmit().expect("the first SUBSCRIBE");
+    let m = Message::parse(&first.data).unwrap();
+    assert_eq!(m.header("Identity"), Some("tok.en.sig;info=<https://r/k>"));
+    assert!(m.header("From").unwrap().contains("sip:8860310000009@"));
+    let r = n.edge(&first, watch_addr()).unwrap();
+    n.watcher.handle(&Message::parse(&r.data).unwrap(), server_addr(), n.now);
+    n.pump();
+    assert_eq!(n.watch_events(), vec![Some(State::Online)]);
+    // The refresh is in the dialog: no token (it would have expired).
+    let refresh = n.watcher.poll_timeout().expect("a refresh");
+    n.now = refresh;
+    n.watcher.handle_timeout(n.now);
+    let again = Message::parse(&n.watcher.poll_transmit().expect("refresh").data).unwrap();
+    assert_eq!(again.header("Identity"), None);
+    assert!(again.header("To").unwrap().contains("tag="));
 }

@@ -32,6 +32,7 @@ mod sip_server;
 pub mod state;
 mod update;
 mod vanity;
+pub mod watchers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -102,6 +103,9 @@ pub struct RegionConfig {
     /// The tree node to join (its HTTP URL) and the token it wants.
     pub top: Option<String>,
     pub join_token: Option<String>,
+    /// A DNS resolver for other areas' records (watchers' keys); without
+    /// one, the tree node named by `top` says where each area's DNS is.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl RegionConfig {
@@ -127,6 +131,7 @@ impl RegionConfig {
             update_primary: None,
             top: None,
             join_token: None,
+            resolver: None,
         }
     }
 }

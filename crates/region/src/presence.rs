@@ -6,7 +6,8 @@
 //! transports hand over (SUBSCRIBE, PUBLISH, responses, and "heard from"
 //! for other requests), the registrar's binding changes, provisioning and
 //! the stored presence policies; it authenticates PUBLISH (and a SUBSCRIBE
-//! that carries credentials) with the registrar's digest check; it sends
+//! that carries credentials) with the registrar's digest check, and a
+//! SUBSCRIBE from another region by its signed identity ([`crate::watchers`]); it sends
 //! what they queue over the SIP UDP socket or the TCP connection the peer
 //! uses; a timer task drives their deadlines; and each change of a
 //! number's presence goes out on a broadcast channel for the HTTP edge
@@ -185,7 +186,7 @@ impl Edge {
     }
 
     /// A SUBSCRIBE or PUBLISH: authenticated here, answered by the agent.
-    pub fn request(&self, shared: &Shared, data: &[u8], source: SocketAddr, transport: Transport) {
+    pub fn request(&self, shared: &Arc<Shared>, data: &[u8], source: SocketAddr, transport: Transport) {
         let Ok(msg) = Message::parse(data) else {
             // The registrar answers what cannot be parsed, as before.
             let out = shared
@@ -227,15 +228,34 @@ impl Edge {
                 }
             }
         } else {
-            WatcherAuth::Anonymous
+            match shared.watchers.claim(&msg, source, now_ms()) {
+                crate::watchers::Claim::Known(n) => WatcherAuth::Authenticated(n),
+                crate::watchers::Claim::None => WatcherAuth::Anonymous,
+                crate::watchers::Claim::Token(token) => {
+                    // The signer's key may need a DNS query: answer later,
+                    // off this (SIP) thread.
+                    let shared = shared.clone();
+                    shared.rt.clone().spawn(async move {
+                        let verified = shared.watchers.verify(&msg, source, &token, now_ms(), now_ms()).await;
+                        let auth = verified.map_or(WatcherAuth::Anonymous, WatcherAuth::Authenticated);
+                        shared.presence.answer(&msg, source, transport, auth);
+                    });
+                    return;
+                }
+            }
         };
+        self.answer(&msg, source, transport, watcher);
+    }
+
+    /// Hands an (authenticated or anonymous) request to the agent.
+    fn answer(&self, msg: &Message, source: SocketAddr, transport: Transport, watcher: WatcherAuth) {
         self.with(|c, now| {
             c.liveness.heard_from(source, now);
-            let answer = c.server.handle_request(&msg, source, transport, watcher, now);
+            let answer = c.server.handle_request(msg, source, transport, watcher, now);
             if tracing::enabled!(tracing::Level::DEBUG) {
                 let line = |d: &[u8]| String::from_utf8_lossy(d.split(|b| *b == b'\r').next().unwrap_or_default()).into_owned();
                 let status = answer.as_ref().map(|a| line(&a.data));
-                tracing::debug!(%source, request = %line(data), ?status, "presence request");
+                tracing::debug!(%source, request = ?msg.start, ?status, "presence request");
             }
             answer
         });

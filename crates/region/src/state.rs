@@ -39,6 +39,10 @@ pub struct Shared {
     pub presence: crate::presence::Edge,
     /// Numbers an operator disabled: they cannot register or resolve.
     pub disabled: Mutex<HashSet<Number>>,
+    /// Watchers from other regions, by their signed identity.
+    pub watchers: crate::watchers::SignedWatchers,
+    /// The runtime, for work started on the SIP threads.
+    pub rt: tokio::runtime::Handle,
     /// Wrong device secrets per client address: (count, window start ms).
     pub http_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     /// The zone's serial after each change, for the NOTIFY sender.
@@ -133,6 +137,12 @@ impl Shared {
             }
             None => (None, None),
         };
+        let dns = match (cfg.resolver, &cfg.top) {
+            (Some(r), _) => Some(peerdial_resolve::Dns::Resolver(r)),
+            (None, Some(t)) => Some(peerdial_resolve::Dns::Top(t.clone())),
+            (None, None) => None,
+        };
+        let watchers = crate::watchers::SignedWatchers::new(cfg.area, identity.public_key().clone(), &cfg.root_domain, dns);
         Ok(Shared {
             cfg,
             endpoints,
@@ -145,6 +155,8 @@ impl Shared {
             greetings,
             presence,
             disabled: Mutex::new(disabled),
+            watchers,
+            rt: tokio::runtime::Handle::current(),
             http_failures: Mutex::new(HashMap::new()),
             serial: tokio::sync::watch::channel(0).0,
             updates: updates.0,

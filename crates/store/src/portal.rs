@@ -119,39 +119,47 @@ impl Store {
 
     /// Stores (or replaces) a profile and its search entry, in one transaction.
     pub async fn put_profile(&self, p: &ProfileRow, now_ms: i64) -> Result<(), StoreError> {
-        let text = p.public_text();
+        self.put_profiles(std::slice::from_ref(p), now_ms).await
+    }
+
+    /// Stores (or replaces) profiles and their search entries, all in one
+    /// transaction (a bulk load: the yellow-pages benchmark's million).
+    pub async fn put_profiles(&self, profiles: &[ProfileRow], now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO profiles (number, display_name, city, organisation, interests, introduction, \
-             public_mask, listed, public_text, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (number) DO UPDATE SET display_name = excluded.display_name, city = excluded.city, \
-             organisation = excluded.organisation, interests = excluded.interests, \
-             introduction = excluded.introduction, public_mask = excluded.public_mask, \
-             listed = excluded.listed, public_text = excluded.public_text, updated_ms = excluded.updated_ms",
-        )
-        .bind(p.number)
-        .bind(&p.fields[0])
-        .bind(&p.fields[1])
-        .bind(&p.fields[2])
-        .bind(&p.fields[3])
-        .bind(&p.fields[4])
-        .bind(p.public_mask)
-        .bind(i64::from(p.listed))
-        .bind(&text)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if self.backend == Backend::Sqlite {
-            sqlx::query("DELETE FROM profile_search WHERE rowid = $1")
-                .bind(p.number)
-                .execute(&mut *tx)
-                .await?;
-            if p.listed && !text.is_empty() {
-                sqlx::query("INSERT INTO profile_search (rowid, public_text) VALUES ($1, $2)")
+        for p in profiles {
+            let text = p.public_text();
+            sqlx::query(
+                "INSERT INTO profiles (number, display_name, city, organisation, interests, introduction, \
+                 public_mask, listed, public_text, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (number) DO UPDATE SET display_name = excluded.display_name, city = excluded.city, \
+                 organisation = excluded.organisation, interests = excluded.interests, \
+                 introduction = excluded.introduction, public_mask = excluded.public_mask, \
+                 listed = excluded.listed, public_text = excluded.public_text, updated_ms = excluded.updated_ms",
+            )
+            .bind(p.number)
+            .bind(&p.fields[0])
+            .bind(&p.fields[1])
+            .bind(&p.fields[2])
+            .bind(&p.fields[3])
+            .bind(&p.fields[4])
+            .bind(p.public_mask)
+            .bind(i64::from(p.listed))
+            .bind(&text)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            if self.backend == Backend::Sqlite {
+                sqlx::query("DELETE FROM profile_search WHERE rowid = $1")
                     .bind(p.number)
-                    .bind(&text)
                     .execute(&mut *tx)
                     .await?;
+                if p.listed && !text.is_empty() {
+                    sqlx::query("INSERT INTO profile_search (rowid, public_text) VALUES ($1, $2)")
+                        .bind(p.number)
+                        .bind(&text)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         tx.commit().await?;
@@ -215,6 +223,30 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?
         };
+        rows.iter().map(profile_row).collect()
+    }
+
+    /// The same answer as [`Store::search_profiles`] (without ranking) by
+    /// a plain `LIKE '%term%'` scan over the public text: no index, the
+    /// floor the full-text search is measured against (`peerdial bench
+    /// yellow`). Not used by the portal.
+    pub async fn scan_profiles(&self, terms: &[String], lo: i64, hi: i64, limit: i64) -> Result<Vec<ProfileRow>, StoreError> {
+        let cols = public_columns();
+        let likes: Vec<String> = (0..terms.len()).map(|i| format!("lower(p.public_text) LIKE ${}", i + 4)).collect();
+        let mut sql = format!(
+            "SELECT p.number, {cols}, p.public_mask, p.listed FROM profiles p \
+             WHERE p.listed <> 0 AND p.number BETWEEN $1 AND $2"
+        );
+        for l in &likes {
+            sql.push_str(" AND ");
+            sql.push_str(l);
+        }
+        sql.push_str(" ORDER BY p.number LIMIT $3");
+        let mut q = sqlx::query(&sql).bind(lo).bind(hi).bind(limit);
+        for t in terms {
+            q = q.bind(format!("%{t}%"));
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(profile_row).collect()
     }
 }

@@ -31,6 +31,11 @@ pub struct WatcherConfig {
     /// Requested subscription lifetime (seconds).
     pub expires: u32,
     pub user_agent: String,
+    /// The watched number lives in another region, which cannot check our
+    /// digest: `user` is proven by an `Identity` header (a PASSporT our
+    /// region signs, RFC 8224) on each new dialog's first SUBSCRIBE. Each
+    /// new dialog then waits for [`Watcher::start_signed`].
+    pub signed: bool,
 }
 
 /// The watched number's presence; `None` when it is not known (the
@@ -62,6 +67,10 @@ pub struct Watcher {
     last: Option<Presence>,
     out: VecDeque<Transmit>,
     events: VecDeque<WatchEvent>,
+    /// The Identity header for the current dialog's first SUBSCRIBE.
+    identity: Option<String>,
+    /// A signed watcher waits for a token before a new dialog.
+    wants_identity: bool,
 }
 
 impl Watcher {
@@ -79,8 +88,16 @@ impl Watcher {
             last: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            identity: None,
+            wants_identity: false,
             cfg,
         }
+    }
+
+    /// A signed watcher about to start a dialog needs a fresh token: ask
+    /// for one and hand it to [`Watcher::start_signed`].
+    pub fn wants_identity(&self) -> bool {
+        self.wants_identity
     }
 
     pub fn number(&self) -> Number {
@@ -102,8 +119,31 @@ impl Watcher {
         format!("sip:{}@{}", self.cfg.target.digits(), self.cfg.domain)
     }
 
-    /// Starts a new subscription (a new dialog).
+    /// Starts a new subscription (a new dialog); a signed watcher first
+    /// asks for a token ([`Watcher::wants_identity`]).
     pub fn start(&mut self, now: u64) {
+        if self.cfg.signed {
+            self.phase = Phase::Active;
+            self.retry_at = None;
+            self.pending = None;
+            self.wants_identity = true;
+            return;
+        }
+        self.begin(now);
+    }
+
+    /// Starts the dialog a signed watcher waited for, with `identity` (the
+    /// `Identity` header value; `None`: none could be had, so anonymous).
+    pub fn start_signed(&mut self, identity: Option<String>, now: u64) {
+        if !self.wants_identity {
+            return;
+        }
+        self.wants_identity = false;
+        self.identity = identity;
+        self.begin(now);
+    }
+
+    fn begin(&mut self, now: u64) {
         self.call_id = format!("{}@{}", token(20), self.cfg.local.ip());
         self.tag = token(10);
         self.remote_tag = None;
@@ -116,6 +156,7 @@ impl Watcher {
     /// Ends the subscription (SUBSCRIBE with Expires: 0).
     pub fn stop(&mut self, now: u64) {
         self.retry_at = None;
+        self.wants_identity = false;
         self.refresh_at = None;
         if self.phase == Phase::Active && self.remote_tag.is_some() {
             self.phase = Phase::Unsubscribing;
@@ -152,6 +193,9 @@ impl Watcher {
         m.push("Expires", expires.to_string());
         if let Some((n, v)) = auth.as_ref() {
             m.push(n, v.clone());
+        }
+        if let (None, Some(id)) = (&self.remote_tag, &self.identity) {
+            m.push("Identity", id.clone());
         }
         m.push("User-Agent", self.cfg.user_agent.clone());
         let (tx, t) = ClientTx::start(self.cseq, self.cfg.server, m.to_bytes(), now);

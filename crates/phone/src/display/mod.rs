@@ -1,21 +1,36 @@
-//! The phone's display module: what the user sees and how keys reach the
-//! phone. Two faces over one event stream:
+//! The phone's display: what the user sees and how keys reach the phone.
+//! Two faces over one model (a [`Snapshot`] of the phone's state and a
+//! stream of [`UiEvent`]s):
 //!
-//! - [`LogDisplay`]: plain lines, one per event, for pipes, logs and
-//!   scripts (and stdin lines as commands: `call N`, `answer`, `hangup`,
-//!   `dtmf 5`, `quit`);
-//! - [`TerminalDisplay`]: a full-screen view redrawn in place (number,
-//!   registration, what is being dialed, the caller, call state and timer)
-//!   with single keys to dial, answer and hang up. It uses only cursor
-//!   movement and plain text, so it works in any terminal (and in tmux).
+//! - [`LogDisplay`] (`log.rs`): plain lines, one per event, for pipes, logs
+//!   and scripts — every integration test reads these lines — with stdin
+//!   lines as commands ([`parse_command`]: `call N`, `answer`, `hangup`,
+//!   `dtmf 5`, `status meeting`, `quit`, …);
+//! - [`TerminalDisplay`] (`terminal.rs`): a full-screen ratatui view split
+//!   in panes (`panes/`: the call, the greeting picture, contacts, recent
+//!   events, the footer), with single keys (`keys.rs`) that stand for the
+//!   same command lines.
+//!
+//! What this is not: the phone's state (lib.rs and its modules own it and
+//! only hand a snapshot over), or a source of commands of its own — a key
+//! is always one of the stdin commands.
 
-use std::io::Write;
+mod keys;
+mod log;
+pub mod panes;
+mod terminal;
+
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use crate::Command;
+
+pub use keys::{legend, spawn_keys, Keypad};
+pub use log::LogDisplay;
+pub use terminal::TerminalDisplay;
 
 #[derive(Debug, Clone)]
 pub struct CallView {
@@ -25,8 +40,8 @@ pub struct CallView {
     pub incoming: bool,
     /// Incoming: whether the caller's identity verified (None: not yet).
     pub verified: Option<bool>,
-    /// The other side's greeting picture as half-block lines (empty: none).
-    pub picture: Vec<String>,
+    /// The other side's greeting picture, decoded (None: none, or not yet).
+    pub picture: Option<Arc<image::DynamicImage>>,
 }
 
 impl Default for CallView {
@@ -37,7 +52,7 @@ impl Default for CallView {
             since: Instant::now(),
             incoming: false,
             verified: None,
-            picture: Vec::new(),
+            picture: None,
         }
     }
 }
@@ -52,7 +67,33 @@ pub struct Snapshot {
     pub call: Option<CallView>,
     /// Digits typed so far on the keypad.
     pub input: String,
+    /// Our own presence as the region last confirmed it (None: never
+    /// published).
+    pub status: Option<String>,
+    /// A callee's presence: of the number being typed or dialed.
+    pub presence: Option<PresenceView>,
+    /// Watched numbers (`--contacts`, `watch N`) in the order added.
+    pub contacts: Vec<ContactView>,
 }
+
+/// A number's presence as last heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceView {
+    pub number: String,
+    pub state: String,
+}
+
+/// A watched contact and its live presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactView {
+    pub number: String,
+    pub name: Option<String>,
+    /// `online`, `meeting`, …; `unknown` until the first NOTIFY.
+    pub state: String,
+}
+
+/// What a contact shows before its region has said anything.
+pub const NOT_YET: &str = "unknown";
 
 impl Default for Snapshot {
     fn default() -> Self {
@@ -63,6 +104,49 @@ impl Default for Snapshot {
             dialing: None,
             call: None,
             input: String::new(),
+            status: None,
+            presence: None,
+            contacts: Vec::new(),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Takes in what an event says about presence (own status, a callee's
+    /// state, contacts); the phone calls this before showing the event.
+    pub fn apply(&mut self, e: &UiEvent) {
+        match e {
+            UiEvent::Status { state } => self.status = Some(state.clone()),
+            UiEvent::Presence { number, state } | UiEvent::Confirm { number, state } => {
+                self.presence = Some(PresenceView {
+                    number: number.clone(),
+                    state: state.clone(),
+                })
+            }
+            UiEvent::Ended { .. } | UiEvent::NoSuchNumber { .. } => self.presence = None,
+            UiEvent::Contact { number, name, state } => {
+                self.watching(number, name.clone());
+                if let Some(c) = self.contacts.iter_mut().find(|c| &c.number == number) {
+                    c.state = state.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Lists a watched number (once), its state not known yet.
+    pub fn watching(&mut self, number: &str, name: Option<String>) {
+        match self.contacts.iter_mut().find(|c| c.number == number) {
+            Some(c) => {
+                if name.is_some() {
+                    c.name = name;
+                }
+            }
+            None => self.contacts.push(ContactView {
+                number: number.to_string(),
+                name,
+                state: NOT_YET.into(),
+            }),
         }
     }
 }
@@ -224,17 +308,6 @@ pub trait Display: Send {
     fn close(&mut self) {}
 }
 
-/// One line per event on stdout.
-pub struct LogDisplay;
-
-impl Display for LogDisplay {
-    fn event(&mut self, e: &UiEvent, _s: &Snapshot) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", e.line());
-        let _ = out.flush();
-    }
-}
-
 /// Parses a command line typed on stdin (log mode).
 pub fn parse_command(line: &str) -> Option<Command> {
     let mut it = line.split_whitespace();
@@ -272,173 +345,6 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 ),
             }
             line.clear();
-        }
-    });
-}
-
-/// A full-screen view, redrawn in place.
-pub struct TerminalDisplay {
-    log: Vec<String>,
-    last_draw: Instant,
-    raw: bool,
-}
-
-impl TerminalDisplay {
-    pub fn new() -> TerminalDisplay {
-        let raw = crossterm::terminal::enable_raw_mode().is_ok();
-        let mut out = std::io::stdout();
-        let _ = crossterm::execute!(out, crossterm::terminal::EnterAlternateScreen, crossterm::cursor::Hide);
-        TerminalDisplay {
-            log: Vec::new(),
-            last_draw: Instant::now() - Duration::from_secs(10),
-            raw,
-        }
-    }
-
-    fn draw(&mut self, s: &Snapshot) {
-        use crossterm::{cursor, queue, terminal};
-        self.last_draw = Instant::now();
-        let reg = match s.registered {
-            None => "registering…",
-            Some(true) => "registered",
-            Some(false) => "not registered",
-        };
-        let mut lines = vec![
-            "peerdial phone".to_string(),
-            "──────────────────────────────────────────".to_string(),
-            format!(" Number   {}", s.number),
-            format!(" Status   {reg}  (SIP {})", s.sip),
-            format!(" Dial     {}_", s.input),
-        ];
-        match &s.call {
-            Some(c) => {
-                let secs = c.since.elapsed().as_secs();
-                let who = if c.incoming {
-                    format!("from {}", c.peer)
-                } else {
-                    format!("to {}", c.peer)
-                };
-                let id = match (c.incoming, c.verified) {
-                    (true, Some(true)) => "  ✔ verified",
-                    (true, Some(false)) => "  ✘ unverified",
-                    (true, None) => "  checking caller…",
-                    (false, _) => "",
-                };
-                // The picture stands in for the bare number, which stays
-                // below it, smaller (one plain line).
-                for l in &c.picture {
-                    lines.push(format!("   {l}"));
-                }
-                lines.push(format!(" Call     {} {who}  {:02}:{:02}{id}", c.state, secs / 60, secs % 60));
-            }
-            None => match &s.dialing {
-                Some(d) => lines.push(format!(" Call     looking up {d}")),
-                None => lines.push(" Call     idle".to_string()),
-            },
-        }
-        lines.push("──────────────────────────────────────────".into());
-        lines.extend(self.log.iter().rev().take(6).rev().cloned());
-        lines.push("──────────────────────────────────────────".into());
-        lines.push(" 0-9 dial · Enter call · a answer · h hang up · q quit".into());
-        lines.push(" m meeting · d do not disturb · v available · y/n call anyway".into());
-        let mut out = std::io::stdout().lock();
-        let _ = queue!(out, cursor::MoveTo(0, 0), terminal::Clear(terminal::ClearType::All));
-        for (i, l) in lines.iter().enumerate() {
-            let _ = queue!(out, cursor::MoveTo(0, i as u16));
-            let _ = write!(out, "{l}");
-        }
-        let _ = out.flush();
-    }
-}
-
-impl Default for TerminalDisplay {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Display for TerminalDisplay {
-    fn event(&mut self, e: &UiEvent, s: &Snapshot) {
-        if !matches!(e, UiEvent::Ready { .. }) {
-            self.log.push(e.line());
-            if self.log.len() > 100 {
-                self.log.remove(0);
-            }
-        }
-        self.draw(s);
-    }
-
-    fn redraw(&mut self, s: &Snapshot) {
-        self.draw(s);
-    }
-
-    fn tick(&mut self, s: &Snapshot) {
-        if self.last_draw.elapsed() >= Duration::from_millis(500) {
-            self.draw(s);
-        }
-    }
-
-    fn close(&mut self) {
-        let mut out = std::io::stdout();
-        let _ = crossterm::execute!(out, crossterm::cursor::Show, crossterm::terminal::LeaveAlternateScreen);
-        if self.raw {
-            let _ = crossterm::terminal::disable_raw_mode();
-        }
-        // What happened stays on the screen after the phone exits.
-        for l in &self.log {
-            println!("{l}");
-        }
-    }
-}
-
-/// Reads keys: digits and separators edit the number, Enter dials,
-/// `a` answers, `h`/Esc hangs up, `q`/Ctrl-C quits; during a call digits
-/// also go out as DTMF.
-pub fn spawn_keys(tx: mpsc::Sender<Command>) {
-    use crossterm::event::{read, Event, KeyCode, KeyEventKind, KeyModifiers};
-    std::thread::spawn(move || {
-        let mut input = String::new();
-        while let Ok(ev) = read() {
-            let Event::Key(k) = ev else { continue };
-            if k.kind == KeyEventKind::Release {
-                continue;
-            }
-            let cmd = match k.code {
-                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Some(Command::Quit),
-                KeyCode::Char(c @ ('0'..='9' | '*' | '#' | '+')) => {
-                    input.push(c);
-                    let _ = tx.blocking_send(Command::Dtmf(c));
-                    Some(Command::Input(input.clone()))
-                }
-                KeyCode::Char('-' | ' ') => {
-                    input.push('-');
-                    Some(Command::Input(input.clone()))
-                }
-                KeyCode::Backspace => {
-                    input.pop();
-                    Some(Command::Input(input.clone()))
-                }
-                KeyCode::Enter if !input.is_empty() => {
-                    let n = std::mem::take(&mut input);
-                    let _ = tx.blocking_send(Command::Input(String::new()));
-                    Some(Command::Dial(n))
-                }
-                KeyCode::Char('a') => Some(Command::Answer),
-                KeyCode::Char('m') => Some(Command::Status(peerdial_presence::State::Meeting)),
-                KeyCode::Char('d') => Some(Command::Status(peerdial_presence::State::Dnd)),
-                KeyCode::Char('v') => Some(Command::Status(peerdial_presence::State::Online)),
-                KeyCode::Char('y') => Some(Command::Confirm(true)),
-                KeyCode::Char('n') => Some(Command::Confirm(false)),
-                KeyCode::Char('h') | KeyCode::Esc => Some(Command::Hangup),
-                KeyCode::Char('q') => Some(Command::Quit),
-                _ => None,
-            };
-            if let Some(c) = cmd {
-                let quit = matches!(c, Command::Quit);
-                if tx.blocking_send(c).is_err() || quit {
-                    break;
-                }
-            }
         }
     });
 }
