@@ -73,6 +73,27 @@ enum RegionAction {
         #[arg(long, value_name = "URL")]
         database: Option<String>,
     },
+    /// Operator accounts of the region's web portal (`/operator`).
+    Operator {
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorAction {
+    /// Create an operator account (or set its password); the password is
+    /// read from the first line of stdin.
+    Add {
+        /// The operator's sign-in name.
+        name: String,
+        /// The region's data folder.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The region's database, if not DIR/region.db.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
 }
 
 /// Every flag is also a key of the TOML file given with --config; flags win.
@@ -240,6 +261,24 @@ fn main() -> Result<()> {
                 let days = peerdial_region::admin::QUARANTINE_MS / 86_400_000;
                 println!("released MAC {mac}: it can be provisioned again (and gets a new number);");
                 println!("its old number {number} is retired and stays out of use for {days} days.");
+                Ok(())
+            }
+            Command::Region(RegionCommand {
+                action:
+                    Some(RegionAction::Operator {
+                        action: OperatorAction::Add { name, data, database },
+                    }),
+                ..
+            }) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("reading the password from stdin")?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                peerdial_region::admin::add_operator(&data, database.as_deref(), &name, password)
+                    .await
+                    .with_context(|| format!("operator add {name}"))?;
+                println!("operator {name} can sign in at the region's portal, /operator");
                 Ok(())
             }
             Command::Phone(args) => {

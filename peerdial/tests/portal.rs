@@ -46,6 +46,23 @@ impl Drop for Driver {
     }
 }
 
+/// chromedriver and one headless Chromium session.
+async fn browser() -> (Driver, fantoccini::Client) {
+    let driver = Driver::start();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=800,900"]}),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let c = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session");
+    (driver, c)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_edit_profile_and_search_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,18 +90,7 @@ async fn sign_in_edit_profile_and_search_in_a_browser() {
     );
     assert_eq!(parse_http(&resp).0, 401, "no credentials, no password");
 
-    let driver = Driver::start();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=800,900"]}),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let c = ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a browser session");
+    let (driver, c) = browser().await;
     let base = format!("http://{}", region.http);
 
     // Sign in through the form.
@@ -143,4 +149,409 @@ async fn sign_in_edit_profile_and_search_in_a_browser() {
     c.close().await.unwrap();
     drop(driver);
     region.stop();
+}
+
+/// A cookie-keeping HTTP client for the portal's forms, apart from the
+/// browser: a second device signed in to the same number, or two owners
+/// racing for one vanity number.
+struct Web {
+    addr: std::net::SocketAddr,
+    cookie: String,
+}
+
+impl Web {
+    fn new(addr: std::net::SocketAddr) -> Web {
+        Web {
+            addr,
+            cookie: String::new(),
+        }
+    }
+
+    /// (status, Location, body); keeps the session cookie it is given.
+    fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.replace('%', "%25").replace('&', "%26").replace('+', "%2B").replace(' ', "+")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let cookie = self.cookie.clone();
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !cookie.is_empty() {
+            headers.push(("Cookie", &cookie));
+        }
+        let resp = http_raw(self.addr, method, path, &headers, body.as_bytes());
+        let text = String::from_utf8_lossy(&resp).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut location = String::new();
+        for line in head.lines() {
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("set-cookie: ") {
+                if v.starts_with("peerdial_portal=") {
+                    self.cookie = line["set-cookie: ".len()..].split(';').next().unwrap().to_string();
+                }
+            }
+            if lower.starts_with("location: ") {
+                location = line["location: ".len()..].trim().to_string();
+            }
+        }
+        (status, location, body.to_string())
+    }
+
+    /// The CSRF token of the form on `path`.
+    fn token(&mut self, path: &str) -> String {
+        let (status, _, body) = self.send("GET", path, &[]);
+        assert_eq!(status, 200, "{path}: {body}");
+        let at = body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        body[at..].split('"').next().unwrap().to_string()
+    }
+
+    fn sign_in(&mut self, number: &str, password: &str) {
+        let t = self.token("/signin");
+        let (status, location, body) = self.send("POST", "/signin", &[("csrf", &t), ("number", number), ("password", password)]);
+        assert_eq!((status, location.as_str()), (303, "/profile"), "{body}");
+    }
+
+    fn signed_in(&mut self) -> bool {
+        self.send("GET", "/profile", &[]).0 == 200
+    }
+}
+
+/// The first password of a provisioned number, set with its SIP credentials.
+fn set_password(http: std::net::SocketAddr, dev: &Device, password: &str) {
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", dev.user, dev.password));
+    let body = serde_json::json!({ "password": password }).to_string();
+    let resp = http_raw(
+        http,
+        "POST",
+        "/api/v1/account/password",
+        &[("Content-Type", "application/json"), ("Authorization", &format!("Basic {creds}"))],
+        body.as_bytes(),
+    );
+    let (status, j) = parse_http(&resp);
+    assert_eq!(status, 200, "{j}");
+}
+
+async fn fill(c: &fantoccini::Client, id: &str, text: &str) {
+    let e = c.find(Locator::Id(id)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &fantoccini::Client, id: &str) {
+    c.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+}
+
+async fn text_of(c: &fantoccini::Client, id: &str) -> String {
+    match c.wait().for_element(Locator::Id(id)).await {
+        Ok(e) => e.text().await.unwrap(),
+        Err(_) => panic!("no #{id} on {}: {}", c.current_url().await.unwrap(), c.source().await.unwrap()),
+    }
+}
+
+async fn sign_in(c: &fantoccini::Client, base: &str, number: &str, password: &str, code: &str) {
+    c.goto(&format!("{base}/signin")).await.unwrap();
+    fill(c, "number", number).await;
+    fill(c, "password", password).await;
+    fill(c, "code", code).await;
+    click(c, "submit").await;
+}
+
+async fn sign_out(c: &fantoccini::Client, base: &str) {
+    c.goto(&format!("{base}/profile")).await.unwrap();
+    if c.find(Locator::Id("signout")).await.is_ok() {
+        click(c, "signout").await;
+        c.wait().for_element(Locator::Id("q")).await.expect("signed out: the yellow pages");
+    }
+}
+
+fn shot(name: &str, png: Vec<u8>) {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("portal-{name}.png"));
+    std::fs::write(path, png).unwrap();
+}
+
+/// Issue 10's account features end to end, on one region and one browser:
+/// pairing codes, password change ending other sessions, sign-out,
+/// friends with friends-only presence, greetings, the operator, and a
+/// vanity number the phone and the DNS follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("region");
+    // The operator account, created from the command line before start.
+    let mut op = std::process::Command::new(peerdial_bin())
+        .args(["region", "operator", "add", "ops", "--data", data.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    op.stdin.take().unwrap().write_all(b"operator pass 1\n").unwrap();
+    assert!(op.wait().unwrap().success(), "operator add");
+    let region = Region::start(&data, &[]);
+    let base = format!("http://{}", region.http);
+    let mut phone = Softphone::start(&region, dir.path(), "02:00:00:00:0b:01", region.dns, &[]);
+    let a = phone.number.clone();
+    let b = provision(region.http, "02:00:00:00:0b:02");
+    let cdev = provision(region.http, "02:00:00:00:0b:03");
+    set_password(region.http, &b, "bee password");
+    set_password(region.http, &cdev, "sea password");
+    let pair = |phone: &mut Softphone| {
+        let before = phone.lines().iter().filter(|l| l.starts_with("pairing code ")).count();
+        phone.send("pair");
+        assert!(
+            eventually(10, || phone.lines().iter().filter(|l| l.starts_with("pairing code ")).count()
+                > before),
+            "no pairing code: {:?}",
+            phone.lines()
+        );
+        let line = phone.lines().into_iter().rfind(|l| l.starts_with("pairing code ")).unwrap();
+        line.split_whitespace().nth(2).unwrap().to_string()
+    };
+    let (driver, c) = browser().await;
+
+    // 1. Sign in with a pairing code read from the phone's output; a used
+    //    code is refused with a clear message and no session.
+    let code = pair(&mut phone);
+    sign_in(&c, &base, &a, "", &code).await;
+    c.wait()
+        .for_element(Locator::Id("save"))
+        .await
+        .expect("signed in with a pairing code");
+    sign_out(&c, &base).await;
+    sign_in(&c, &base, &a, "", &code).await;
+    assert!(text_of(&c, "error").await.contains("already used"));
+    c.goto(&format!("{base}/profile")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/signin", "no session from a used code");
+
+    // 2. A second device signs in too; a password change in the browser
+    //    ends that other session and keeps this one; sign-out ends this one.
+    let code = pair(&mut phone);
+    sign_in(&c, &base, &a, "", &code).await;
+    c.wait().for_element(Locator::Id("save")).await.unwrap();
+    let mut other = Web::new(region.http);
+    let t = other.token("/signin");
+    let code2 = pair(&mut phone);
+    let (status, _, body) = other.send("POST", "/signin", &[("csrf", &t), ("number", &a), ("code", &code2)]);
+    assert_eq!(status, 303, "{body}");
+    assert!(other.signed_in());
+    c.goto(&format!("{base}/account")).await.unwrap();
+    fill(&c, "new", "a fresh password").await;
+    click(&c, "change").await;
+    text_of(&c, "changed").await;
+    assert!(!other.signed_in(), "the other session ended with the password change");
+    c.goto(&format!("{base}/profile")).await.unwrap();
+    c.wait().for_element(Locator::Id("save")).await.expect("this session stays");
+    sign_out(&c, &base).await;
+    c.goto(&format!("{base}/profile")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/signin", "signed out");
+    // The phone-side password API ends every session of the number.
+    let mut web_b = Web::new(region.http);
+    web_b.sign_in(&b.number, "bee password");
+    set_password(region.http, &b, "bee password 2");
+    assert!(!web_b.signed_in(), "a password set from the phone ends the sessions");
+
+    // 3. Friends: A's presence is friends-only and lists B. B sees A online,
+    //    C (not a friend) and anonymous watchers see offline.
+    sign_in(&c, &base, &a, "a fresh password", "").await;
+    c.wait().for_element(Locator::Id("save")).await.unwrap();
+    c.goto(&format!("{base}/friends")).await.unwrap();
+    click(&c, "friends_only").await;
+    click(&c, "save_policy").await;
+    text_of(&c, "saved").await;
+    fill(&c, "friend", "12345").await;
+    click(&c, "add").await;
+    assert!(text_of(&c, "error").await.contains("13 digits"));
+    for f in [b.number.as_str(), "001-01-00000042"] {
+        fill(&c, "friend", f).await;
+        click(&c, "add").await;
+        let digits: String = f.chars().filter(char::is_ascii_digit).collect();
+        c.wait()
+            .for_element(Locator::Css(&format!("tr.friend[data-number='{digits}']")))
+            .await
+            .expect("the friend is listed");
+    }
+    let rows = c.find_all(Locator::Css("tr.friend")).await.unwrap();
+    assert_eq!(rows.len(), 2, "{}", c.source().await.unwrap());
+    let foreign = c
+        .find(Locator::Css("tr.friend[data-number='0010100000042'] .presence"))
+        .await
+        .unwrap();
+    assert_eq!(foreign.text().await.unwrap(), "unknown");
+    shot("friends", c.screenshot().await.unwrap());
+    let (_, j) = http(region.http, "GET", &format!("/api/v1/presence/{}", a.replace('-', "")), b"");
+    assert_eq!(j["state"], "offline", "anonymous watchers see offline: {j}");
+    sign_out(&c, &base).await;
+    let digits_a: String = a.chars().filter(char::is_ascii_digit).collect();
+    for (who, password, seen) in [(&b.number, "bee password 2", "online"), (&cdev.number, "sea password", "offline")] {
+        sign_in(&c, &base, who, password, "").await;
+        c.wait().for_element(Locator::Id("save")).await.unwrap();
+        c.goto(&format!("{base}/friends")).await.unwrap();
+        fill(&c, "friend", &a).await;
+        click(&c, "add").await;
+        let cell = c
+            .wait()
+            .for_element(Locator::Css(&format!("tr.friend[data-number='{digits_a}'] .presence")))
+            .await
+            .unwrap();
+        assert_eq!(cell.text().await.unwrap(), seen, "{who} sees A");
+        sign_out(&c, &base).await;
+    }
+
+    // 4. Greetings: upload a picture through the form and see it served by
+    //    the API; a card from text; a post without the CSRF token is refused.
+    let picture = dir.path().join("face.png");
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(40, 30, image::Rgb([200, 30, 30]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    std::fs::write(&picture, png.into_inner()).unwrap();
+    sign_in(&c, &base, &a, "a fresh password", "").await;
+    c.wait().for_element(Locator::Id("save")).await.unwrap();
+    c.goto(&format!("{base}/greetings")).await.unwrap();
+    c.find(Locator::Id("picture"))
+        .await
+        .unwrap()
+        .send_keys(picture.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "upload").await;
+    text_of(&c, "saved").await;
+    let img = c.find(Locator::Css("#greeting-caller img")).await.unwrap();
+    let etag = img.attr("data-etag").await.unwrap().expect("an update code");
+    let resp = http_raw(region.http, "GET", &format!("/api/v1/greetings/{digits_a}/caller"), &[], b"");
+    let head = String::from_utf8_lossy(&resp[..resp.len().min(600)]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: image/png") && head.contains(&etag.to_ascii_lowercase()),
+        "{head}"
+    );
+    fill(&c, "text", "Hello <b>there</b>").await;
+    // The live preview is drawn as the text is typed.
+    let drawn = c.wait().for_element(Locator::Css("#preview:not([hidden])")).await;
+    assert!(drawn.is_ok(), "a live preview");
+    let mut loaded = false;
+    for _ in 0..50 {
+        let w = c
+            .execute("return document.getElementById('preview').naturalWidth;", vec![])
+            .await
+            .unwrap();
+        if w.as_i64().unwrap_or(0) > 0 {
+            loaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(loaded, "the preview image loads");
+    click(&c, "draw").await;
+    text_of(&c, "saved").await;
+    assert!(c.find(Locator::Css("#greeting-caller img")).await.is_ok());
+    shot("greetings", c.screenshot().await.unwrap());
+    let mut anon = Web::new(region.http);
+    anon.token("/signin");
+    let (status, _, _) = anon.send("POST", "/greetings/card", &[("kind", "caller"), ("text", "forged")]);
+    assert_eq!(status, 403, "no CSRF token, no change");
+
+    // 5. Vanity: find a free number ending in 2026, take it; the NAPTR
+    //    moves at once, the old number is NXDOMAIN, and the phone switches
+    //    at its next connection.
+    c.goto(&format!("{base}/number?pattern=20x6")).await.unwrap();
+    assert!(text_of(&c, "error").await.contains("digits"));
+    c.goto(&format!("{base}/number?pattern=2026&mode=ends")).await.unwrap();
+    let first = c.wait().for_element(Locator::Css("li.free")).await.expect("free numbers");
+    let new_digits = first.attr("data-number").await.unwrap().unwrap();
+    assert!(new_digits.ends_with("2026"), "{new_digits}");
+    first.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    let shown = text_of(&c, "new-number").await;
+    assert_eq!(shown.chars().filter(char::is_ascii_digit).collect::<String>(), new_digits);
+    assert!(naptr_uri(region.dns, &new_digits).is_some(), "the NAPTR moved at once");
+    let old = dns_query(region.dns, &enum_name(&digits_a), hickory_proto::rr::RecordType::NAPTR);
+    assert_eq!(
+        old.response_code(),
+        hickory_proto::op::ResponseCode::NXDomain,
+        "the old number is gone"
+    );
+    phone.stop();
+    let phone = Softphone::start(&region, dir.path(), "02:00:00:00:0b:01", region.dns, &[]);
+    phone.expect_line("number changed from", 10);
+    assert!(
+        eventually(10, || phone
+            .lines()
+            .iter()
+            .any(|l| l.contains("registered number=") && l.contains(&shown))),
+        "{:?}",
+        phone.lines()
+    );
+    let stored = std::fs::read_to_string(dir.path().join("phone-020000000b01").join("phone.json")).unwrap();
+    assert!(stored.contains(&shown), "the identity file has the new number: {stored}");
+    // Two owners racing for one number: exactly one wins.
+    let race = free_number(&mut Web::new(region.http), &b.number, "bee password 2");
+    let winners: Vec<u16> = [(&b.number, "bee password 2"), (&cdev.number, "sea password")]
+        .into_iter()
+        .map(|(who, pw)| {
+            let mut w = Web::new(region.http);
+            w.sign_in(who, pw);
+            let t = w.token("/number");
+            (w, t)
+        })
+        .map(|(mut w, t)| {
+            let race = race.clone();
+            std::thread::spawn(move || w.send("POST", "/number", &[("csrf", &t), ("number", &race)]).0)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(winners.iter().filter(|s| **s == 303).count(), 1, "{winners:?}");
+    assert_eq!(winners.iter().filter(|s| **s == 409).count(), 1, "{winners:?}");
+    sign_out(&c, &base).await;
+
+    // 6. The operator: counts, and disabling a number.
+    c.goto(&format!("{base}/operator")).await.unwrap();
+    fill(&c, "name", "ops").await;
+    fill(&c, "password", "operator pass 1").await;
+    click(&c, "submit").await;
+    let numbers: usize = text_of(&c, "count-numbers").await.parse().unwrap();
+    assert_eq!(numbers, 3);
+    let registered: usize = text_of(&c, "count-registrations").await.parse().unwrap();
+    assert!(registered >= 1);
+    shot("operator", c.screenshot().await.unwrap());
+    let status_of = |n: &str| http(region.http, "GET", &format!("/api/v1/numbers/{n}"), b"").0;
+    let target = cdev_number_now(region.http, &cdev);
+    assert_eq!(status_of(&target), 200);
+    fill(&c, "number", &target).await;
+    click(&c, "disable").await;
+    text_of(&c, "done").await;
+    assert_eq!(status_of(&target), 404, "a disabled number is not provisioned");
+    fill(&c, "number", &target).await;
+    click(&c, "enable").await;
+    text_of(&c, "done").await;
+    assert_eq!(status_of(&target), 200, "enabled again");
+
+    c.close().await.unwrap();
+    drop(driver);
+    drop(phone);
+    region.stop();
+}
+
+/// A free number of the area, found through the vanity page.
+fn free_number(w: &mut Web, number: &str, password: &str) -> String {
+    w.sign_in(number, password);
+    let (status, _, body) = w.send("GET", "/number?pattern=77&mode=contains", &[]);
+    assert_eq!(status, 200, "{body}");
+    let at = body.find("data-number=\"").expect("a free number") + 13;
+    body[at..].split('"').next().unwrap().to_string()
+}
+
+/// A device's number now (it may have moved in the race).
+fn cdev_number_now(http_addr: std::net::SocketAddr, d: &Device) -> String {
+    let body = serde_json::json!({ "mac": "02:00:00:00:0b:03", "ip": "127.0.0.1", "secret": d.secret }).to_string();
+    let (status, j) = http(http_addr, "POST", "/api/v1/provision", body.as_bytes());
+    assert_eq!(status, 200, "{j}");
+    j["number"].as_str().unwrap().to_string()
 }

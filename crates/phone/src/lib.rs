@@ -8,6 +8,7 @@
 //! `peerdial-media` (SDP, RTP, codecs, jitter buffer). It is not a server:
 //! no region or proxy sits in its calls.
 
+pub mod account;
 pub mod caller_id;
 mod calls;
 pub mod display;
@@ -183,6 +184,12 @@ pub enum Command {
         kind: peerdial_greetings::Kind,
         picture: greetings::Picture,
     },
+    /// `pair`: ask the region for a one-time portal sign-in code.
+    Pair,
+    /// A line for the user (a pairing code, a new number).
+    Notice(String),
+    /// Provisioned again after the registrar refused us (see [`account`]).
+    Reclaimed(Result<Identity, String>),
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -224,6 +231,8 @@ pub struct Phone {
     pictures: greetings::SharedCache,
     next_greeting_poll: u64,
     presence: presence::PresenceSide,
+    /// No re-provisioning before this time (see [`account`]).
+    reclaim_after: u64,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -365,6 +374,7 @@ impl Phone {
             pictures: Arc::new(Mutex::new(pictures)),
             next_greeting_poll: 0,
             presence: presence::PresenceSide::new(),
+            reclaim_after: 0,
         })
     }
 
@@ -578,6 +588,15 @@ impl Phone {
                 url: picture.url,
                 etag: picture.etag,
             }),
+            Command::Pair => {
+                let (id, tx) = (self.id.clone(), self.cmd_tx.clone());
+                tokio::spawn(async move {
+                    let line = account::pairing_code(&id).await.unwrap_or_else(|e| format!("no pairing code: {e}"));
+                    let _ = tx.send(Command::Notice(line)).await;
+                });
+            }
+            Command::Notice(line) => self.emit(UiEvent::Info(line)),
+            Command::Reclaimed(r) => self.on_reclaimed(r),
             Command::Status(state) => self.presence.chosen = state,
             Command::Watch(n) => self.watch(&n),
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
@@ -715,6 +734,9 @@ impl Phone {
                 }
                 RegEvent::Failed { reason } => {
                     self.snapshot.registered = Some(false);
+                    if account::credentials_refused(&reason) && now >= self.reclaim_after {
+                        self.reclaim(now);
+                    }
                     self.emit(UiEvent::RegistrationFailed { reason });
                 }
                 RegEvent::Unregistered => {
@@ -725,6 +747,40 @@ impl Phone {
         }
         self.flush_calls(now).await;
         self.flush_presence().await;
+    }
+}
+
+impl Phone {
+    /// The registrar refused our credentials: provision again (our number
+    /// may have moved to a vanity number).
+    fn reclaim(&mut self, now: u64) {
+        self.reclaim_after = now + account::RECLAIM_EVERY_MS;
+        let (data, id, ip, tx) = (self.cfg.data.clone(), self.id.clone(), self.local_ip, self.cmd_tx.clone());
+        tokio::spawn(async move {
+            let r = account::reclaim(&data, &id, ip).await.map_err(|e| e.to_string());
+            let _ = tx.send(Command::Reclaimed(r)).await;
+        });
+    }
+
+    fn on_reclaimed(&mut self, r: Result<Identity, String>) {
+        let id = match r {
+            Ok(id) => id,
+            Err(e) => return self.emit(UiEvent::Error(format!("could not provision again: {e}"))),
+        };
+        let new = match Number::parse(&id.number) {
+            Ok(n) => n,
+            Err(e) => return self.emit(UiEvent::Error(format!("the region gave an invalid number: {e}"))),
+        };
+        if new != self.own {
+            let line = format!("number changed from {} to {new}", self.own);
+            self.own = new;
+            self.snapshot.number = new.to_string();
+            self.emit(UiEvent::Info(line));
+        }
+        self.reg = account::register_client(&id, self.reg.local_addr());
+        self.id = id;
+        let now = self.now();
+        self.reg.start(now);
     }
 }
 

@@ -9,15 +9,31 @@
 //! number and per client address ([`limit`]); pages come in English and
 //! Traditional Chinese ([`i18n`]).
 //!
-//! What it is not (yet): pairing codes, vanity numbers, friends, greeting
-//! uploads, operator pages, the top's portal. Setting the first password
-//! is a JSON API of the region (it checks SIP credentials, which live in
-//! the region), using [`hash_password`].
+//! Also: sign-in with a one-time pairing code from the phone ([`pairing`]),
+//! password change that ends the number's other sessions ([`session`]),
+//! friends and friends-only presence, greeting uploads and cards, vanity
+//! numbers, and an operator page. Live state (presence, greetings, the
+//! registrar, the zone) belongs to the region and is reached through
+//! [`link::RegionLink`].
+//!
+//! What it is not (yet): the top's portal. Setting the first password is a
+//! JSON API of the region (it checks SIP credentials, which live in the
+//! region), using [`hash_password`].
 
+mod account;
 pub mod csrf;
+mod friends;
+mod greetings;
 pub mod i18n;
 pub mod limit;
+pub mod link;
+mod operator;
 mod pages;
+pub mod pairing;
+mod session;
+mod vanity;
+
+pub use link::{RegionLink, Standalone};
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -63,6 +79,8 @@ pub struct PortalConfig {
     /// sessions live there too.
     pub database: String,
     pub area: Area,
+    /// The region's live state ([`Standalone`] for none).
+    pub link: Arc<dyn RegionLink>,
 }
 
 /// The portal's shared state.
@@ -70,6 +88,7 @@ pub(crate) struct Portal {
     pub store: Store,
     pub area: Area,
     pub limits: Mutex<limit::Limits>,
+    pub link: Arc<dyn RegionLink>,
 }
 
 impl Portal {
@@ -89,6 +108,7 @@ pub async fn router(cfg: PortalConfig) -> Result<Router, PortalError> {
         store: cfg.store,
         area: cfg.area,
         limits: Mutex::new(limit::Limits::default()),
+        link: cfg.link,
     });
     let routes = pages::routes().layer(DefaultBodyLimit::max(MAX_FORM)).with_state(portal);
     let (backend, url) = peerdial_store::connect_url(&cfg.database)?;

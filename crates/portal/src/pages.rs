@@ -14,15 +14,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use peerdial_number::Number;
-use peerdial_store::{search_terms, ProfileRow, FIELDS};
+use peerdial_store::{search_terms, PairingOutcome, ProfileRow, FIELDS};
 use tower_sessions::Session;
 
 use crate::i18n::{self, Msg};
 use crate::limit::Refusal;
-use crate::{csrf, now_ms, verify_password, Portal};
+use crate::{csrf, now_ms, session as signin_state, verify_password, Portal};
 
-/// The session key holding the signed-in number.
-const NUMBER: &str = "number";
 /// Most results a search shows.
 const MAX_RESULTS: i64 = 50;
 /// Longest value of each field, in characters (the last is the introduction).
@@ -37,24 +35,30 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/signout", post(signout))
         .route("/profile", get(profile_form).post(profile_save))
         .route("/lang/{code}", get(switch_lang))
+        .merge(crate::account::routes())
+        .merge(crate::friends::routes())
+        .merge(crate::greetings::routes())
+        .merge(crate::operator::routes())
+        .merge(crate::vanity::routes())
 }
 
 /// What every page's frame needs.
 pub(crate) struct Page {
-    t: &'static Msg,
-    csrf: String,
-    signed_in: Option<String>,
-    path: &'static str,
+    pub t: &'static Msg,
+    pub csrf: String,
+    pub signed_in: Option<String>,
+    pub path: &'static str,
 }
 
-async fn signed_in(session: &Session) -> Option<Number> {
-    let n = session.get::<i64>(NUMBER).await.ok().flatten()?;
+/// The signed-in number, while its session lasts.
+pub(crate) async fn signed_in(portal: &Portal, session: &Session) -> Option<Number> {
+    let (n, _) = signin_state::current(portal, session).await?;
     Number::from_u64(n as u64).ok()
 }
 
 /// The frame; a CSRF token is made only when the page has a form to post.
-async fn page(session: &Session, headers: &HeaderMap, path: &'static str, form: bool) -> Page {
-    let who = signed_in(session).await;
+pub(crate) async fn page(portal: &Portal, session: &Session, headers: &HeaderMap, path: &'static str, form: bool) -> Page {
+    let who = signed_in(portal, session).await;
     let csrf = if form || who.is_some() {
         csrf::token(session).await
     } else {
@@ -75,17 +79,23 @@ struct Message {
     text: String,
 }
 
-async fn message(status: StatusCode, session: &Session, headers: &HeaderMap, text: impl FnOnce(&Msg) -> String) -> Response {
-    let p = page(session, headers, "/", false).await;
+pub(crate) async fn message(
+    portal: &Portal,
+    status: StatusCode,
+    session: &Session,
+    headers: &HeaderMap,
+    text: impl FnOnce(&Msg) -> String,
+) -> Response {
+    let p = page(portal, session, headers, "/", false).await;
     let text = text(p.t);
     (status, Message { p, text }).into_response()
 }
 
-async fn csrf_refused(session: &Session, headers: &HeaderMap) -> Response {
-    message(StatusCode::FORBIDDEN, session, headers, |t| t.csrf_refused.to_string()).await
+pub(crate) async fn csrf_refused(portal: &Portal, session: &Session, headers: &HeaderMap) -> Response {
+    message(portal, StatusCode::FORBIDDEN, session, headers, |t| t.csrf_refused.to_string()).await
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "portal storage failed");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -115,7 +125,7 @@ async fn yellow(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = page(&session, &headers, "/", false).await;
+    let p = page(&portal, &session, &headers, "/", false).await;
     let q = query.get("q").map(|q| q.chars().take(200).collect::<String>()).unwrap_or_default();
     let terms = search_terms(&q);
     let (lo, hi) = portal.range();
@@ -160,11 +170,11 @@ struct SignIn {
     error: Option<String>,
 }
 
-async fn signin_form(session: Session, headers: HeaderMap) -> Response {
-    if signed_in(&session).await.is_some() {
+async fn signin_form(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap) -> Response {
+    if signed_in(&portal, &session).await.is_some() {
         return Redirect::to("/profile").into_response();
     }
-    let p = page(&session, &headers, "/signin", true).await;
+    let p = page(&portal, &session, &headers, "/signin", true).await;
     SignIn {
         p,
         number: String::new(),
@@ -173,6 +183,9 @@ async fn signin_form(session: Session, headers: HeaderMap) -> Response {
     .into_response()
 }
 
+/// Sign-in with number and password, or number and a pairing code from
+/// the phone (6 digits, in the `code` field). Wrong passwords and wrong
+/// codes count alike against the number and the address.
 async fn signin(
     State(portal): State<Arc<Portal>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -181,10 +194,11 @@ async fn signin(
     Form(form): Form_,
 ) -> Response {
     if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&session, &headers).await;
+        return csrf_refused(&portal, &session, &headers).await;
     }
     let typed = form.get("number").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
+    let code = form.get("code").map(|c| c.trim().to_string()).unwrap_or_default();
     let refuse = |status: StatusCode, p: Page, why: String| {
         (
             status,
@@ -196,7 +210,7 @@ async fn signin(
         )
             .into_response()
     };
-    let p = page(&session, &headers, "/signin", true).await;
+    let p = page(&portal, &session, &headers, "/signin", true).await;
     let number = match Number::parse(typed.trim()) {
         Ok(n) if portal.area.contains(n) => n,
         _ => {
@@ -214,39 +228,54 @@ async fn signin(
         };
         return refuse(StatusCode::TOO_MANY_REQUESTS, p, why);
     }
-    let hash = match portal.store.password_hash(key).await {
-        Ok(h) => h,
-        Err(e) => return unavailable(e),
+    if portal.link.disabled(number) {
+        let why = p.t.number_disabled.to_string();
+        return refuse(StatusCode::FORBIDDEN, p, why);
+    }
+    let paired = !code.is_empty();
+    let verdict: Result<(), &'static str> = if paired {
+        match crate::pairing::redeem(&portal.store, key, &code, now).await {
+            Ok(PairingOutcome::Accepted) => Ok(()),
+            Ok(PairingOutcome::Expired) => Err(p.t.code_expired),
+            Ok(PairingOutcome::Used) => Err(p.t.code_used),
+            Ok(PairingOutcome::Wrong) => Err(p.t.code_wrong),
+            Err(e) => return unavailable(e),
+        }
+    } else {
+        let hash = match portal.store.password_hash(key).await {
+            Ok(h) => h,
+            Err(e) => return unavailable(e),
+        };
+        let ok = match hash {
+            Some(h) => verify_password(password, h).await,
+            None => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(p.t.wrong_password)
+        }
     };
-    let ok = match hash {
-        Some(h) => verify_password(password, h).await,
-        None => false,
-    };
-    if !ok {
+    if let Err(why) = verdict {
         portal.limits.lock().expect("limits lock").failed(key, peer.ip(), now);
-        tracing::info!(%number, addr = %peer.ip(), "portal sign-in refused");
-        let why = p.t.wrong_password.to_string();
-        return refuse(StatusCode::UNAUTHORIZED, p, why);
+        tracing::info!(%number, addr = %peer.ip(), paired, "portal sign-in refused");
+        return refuse(StatusCode::UNAUTHORIZED, p, why.to_string());
     }
     portal.limits.lock().expect("limits lock").succeeded(key);
-    // A new session id and token on sign-in: one planted before is useless.
-    if let Err(e) = session.cycle_id().await {
+    if let Err(e) = signin_state::begin(&portal, &session, key, paired).await {
         return unavailable(e);
     }
-    if let Err(e) = session.insert(NUMBER, key).await {
-        return unavailable(e);
-    }
-    csrf::fresh(&session).await;
-    tracing::info!(%number, "portal sign-in");
+    tracing::info!(%number, paired, "portal sign-in");
     Redirect::to("/profile").into_response()
 }
 
-async fn signout(session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
+/// Ends this session everywhere it is kept (the database row and the
+/// session), so its cookie is worthless afterwards.
+async fn signout(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
     if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&session, &headers).await;
+        return csrf_refused(&portal, &session, &headers).await;
     }
-    // Deletes the session from the database, so the cookie is worthless.
-    if let Err(e) = session.flush().await {
+    if let Err(e) = signin_state::end(&portal, &session).await {
         return unavailable(e);
     }
     Redirect::to("/").into_response()
@@ -292,7 +321,7 @@ fn profile_page(p: Page, row: &ProfileRow, saved: bool, error: Option<String>) -
 }
 
 async fn profile_form(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap) -> Response {
-    let Some(n) = signed_in(&session).await else {
+    let Some(n) = signed_in(&portal, &session).await else {
         return Redirect::to("/signin").into_response();
     };
     let key = n.as_u64() as i64;
@@ -303,15 +332,15 @@ async fn profile_form(State(portal): State<Arc<Portal>>, session: Session, heade
         }),
         Err(e) => return unavailable(e),
     };
-    let p = page(&session, &headers, "/profile", true).await;
+    let p = page(&portal, &session, &headers, "/profile", true).await;
     profile_page(p, &row, false, None).into_response()
 }
 
 async fn profile_save(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
     if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&session, &headers).await;
+        return csrf_refused(&portal, &session, &headers).await;
     }
-    let Some(n) = signed_in(&session).await else {
+    let Some(n) = signed_in(&portal, &session).await else {
         return Redirect::to("/signin").into_response();
     };
     let mut row = ProfileRow {
@@ -330,7 +359,7 @@ async fn profile_save(State(portal): State<Arc<Portal>>, session: Session, heade
         }
     }
     row.listed = form.contains_key("listed");
-    let p = page(&session, &headers, "/profile", true).await;
+    let p = page(&portal, &session, &headers, "/profile", true).await;
     if too_long {
         let why = p.t.too_long.to_string();
         return (StatusCode::BAD_REQUEST, profile_page(p, &row, false, Some(why))).into_response();

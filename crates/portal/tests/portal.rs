@@ -38,6 +38,7 @@ async fn open_at(dir: tempfile::TempDir) -> Site {
         store: store.clone(),
         database: url.clone(),
         area: area(),
+        link: std::sync::Arc::new(peerdial_portal::Standalone),
     })
     .await
     .unwrap();
@@ -305,4 +306,50 @@ async fn pages_speak_the_browsers_language_and_switch() {
     assert_eq!(r.location.as_deref(), Some("/signin"));
     assert!(b.get(&s.app, "/signin").await.body.contains("Sign in"));
     assert_eq!(b.get(&s.app, "/lang/en?back=//evil.example").await.location.as_deref(), Some("/"));
+}
+
+async fn with_code(app: &Router, code: String) -> (Browser, Page) {
+    let mut b = Browser::new("127.0.0.1:5100");
+    let token = csrf_of(&b.get(app, "/signin").await.body);
+    let digits = number(1).digits();
+    let r = b
+        .post(app, "/signin", &[("csrf", &token), ("number", &digits), ("code", &code)])
+        .await;
+    (b, r)
+}
+
+#[tokio::test]
+async fn pairing_codes_work_once_and_expire_and_every_new_form_checks_csrf() {
+    let s = site().await;
+    let key = number(1).as_u64() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (code, _) = peerdial_portal::pairing::issue(&s.store, key, now).await.unwrap();
+    let (mut b, r) = with_code(&s.app, code.clone()).await;
+    assert_eq!(r.location.as_deref(), Some("/profile"), "{}", r.body);
+    // Signed in: every form of the account pages refuses a post without its token.
+    for path in [
+        "/account/password",
+        "/friends/add",
+        "/friends/policy",
+        "/greetings/card",
+        "/number",
+        "/operator/number",
+    ] {
+        let r = b
+            .post(&s.app, path, &[("friend", "886-02-00000009"), ("new", "a long password")])
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let (_, r) = with_code(&s.app, code).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("already used"), "{}", r.body);
+    let (old, _) = peerdial_portal::pairing::issue(&s.store, key, now - 6 * 60 * 1000).await.unwrap();
+    let (_, r) = with_code(&s.app, old).await;
+    assert!(r.body.contains("expired"), "{}", r.body);
+    let (mut b, r) = with_code(&s.app, "12a456".into()).await;
+    assert!(r.body.contains("Wrong number or pairing code"), "{}", r.body);
+    assert_eq!(b.get(&s.app, "/profile").await.location.as_deref(), Some("/signin"));
 }

@@ -1,7 +1,12 @@
 //! The web portal's first password: the owner of a number sets (or
 //! changes) it by proving the number's SIP credentials (HTTP Basic, as
 //! for greetings), so a phone or a script can do it without the portal.
-//! The password is kept only as an Argon2id hash.
+//! The password is kept only as an Argon2id hash; setting it ends every
+//! portal session of the number.
+//!
+//! The phone also asks here for a one-time pairing code
+//! (`POST /api/v1/account/pairing-code`, same credentials): six digits,
+//! valid five minutes, single use, stored hashed ([`peerdial_portal::pairing`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +25,31 @@ use serde_json::json;
 use crate::{now_ms, Shared};
 
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/api/v1/account/password", post(set_password))
+    Router::new()
+        .route("/api/v1/account/password", post(set_password))
+        .route("/api/v1/account/pairing-code", post(pairing_code))
+}
+
+/// A fresh pairing code for the number whose credentials the request carries.
+async fn pairing_code(State(shared): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let n = match crate::auth::number(&shared, &headers, peer.ip(), None) {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let now = now_ms() as i64;
+    match peerdial_portal::pairing::issue(&shared.store, n.as_u64() as i64, now).await {
+        Ok((code, expires)) => {
+            tracing::info!(number = %n, "pairing code issued");
+            Json(json!({
+                "number": n.to_string(),
+                "code": code,
+                "expires_in": (expires - now) / 1000,
+                "portal": format!("http://{}/signin", shared.endpoints.http),
+            }))
+            .into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the code: {e}")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -50,6 +79,11 @@ async fn set_password(
     if let Err(e) = shared.store.set_password_hash(n.as_u64() as i64, &hash, now_ms() as i64).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the password: {e}"));
     }
-    tracing::info!(number = %n, "portal password set");
+    // A new password ends every portal session of the number.
+    let ended = match shared.store.end_number_sessions(n.as_u64() as i64, None).await {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not end the sessions: {e}")),
+    };
+    tracing::info!(number = %n, sessions_ended = ended, "portal password set");
     Json(json!({ "number": n.to_string(), "password_set": true, "portal": format!("http://{}/", shared.endpoints.http) })).into_response()
 }

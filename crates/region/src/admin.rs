@@ -71,3 +71,28 @@ pub async fn release_mac(data_dir: &Path, database: Option<&str>, mac: &str) -> 
         None => Err(RegionError::Refused(format!("MAC {mac} is not provisioned in this region"))),
     }
 }
+
+/// Creates (or replaces the password of) an operator account of the
+/// portal, on a region's data (running or not: it is one row). Names are
+/// 1 to 64 letters, digits, `.`, `_` or `-`.
+pub async fn add_operator(data_dir: &Path, database: Option<&str>, name: &str, password: &str) -> Result<(), RegionError> {
+    let ok_name = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !ok_name {
+        return Err(RegionError::Refused(format!(
+            "invalid operator name {name:?}: 1 to 64 letters, digits, '.', '_' or '-'"
+        )));
+    }
+    let hash = peerdial_portal::hash_password(password).await?;
+    std::fs::create_dir_all(data_dir).map_err(|source| RegionError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let url = match database {
+        Some(url) => url.to_string(),
+        None => format!("sqlite:{}", data_dir.join("region.db").display()),
+    };
+    let store = Store::open(&url).await?;
+    let r = store.put_operator(name, &hash, now_ms() as i64).await;
+    store.close().await;
+    Ok(r?)
+}

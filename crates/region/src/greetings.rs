@@ -82,6 +82,16 @@ impl Greetings {
         }
     }
 
+    /// A number moved (vanity): its pictures follow it.
+    pub(crate) fn rename(&self, old: Number, new: Number) {
+        let mut index = self.index.write().expect("greetings lock");
+        for kind in [Kind::Caller, Kind::Callee] {
+            if let Some(s) = index.remove(&(old, kind)) {
+                index.insert((new, kind), s);
+            }
+        }
+    }
+
     fn forget(&self, n: Number, kind: Kind) {
         if let Some(old) = self.index.write().expect("greetings lock").remove(&(n, kind)) {
             let mut used = self.bytes_in_memory.lock().expect("greetings lock");
@@ -196,31 +206,109 @@ async fn fetch(State(shared): State<Arc<Shared>>, Path((number, kind)): Path<(St
         .into_response()
 }
 
-fn refused(e: GreetingError) -> Response {
+fn refused(e: GreetingError) -> (StatusCode, String) {
     let status = match e {
         GreetingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         GreetingError::NotAnImage | GreetingError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         _ => StatusCode::BAD_REQUEST,
     };
-    error(status, e.to_string())
+    (status, e.to_string())
 }
 
-/// Stores a normalised greeting, then answers with its update code.
-async fn keep(shared: &Shared, n: Number, kind: Kind, g: peerdial_greetings::Greeting) -> Response {
+/// A refusal as the API's JSON error.
+fn as_error((status, why): (StatusCode, String)) -> Response {
+    error(status, why)
+}
+
+/// Stores a normalised greeting (durable first, then in memory).
+async fn keep(
+    shared: &Shared,
+    n: Number,
+    kind: Kind,
+    g: peerdial_greetings::Greeting,
+) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
     if let Err(e) = shared
         .store
         .put_greeting(n.as_u64() as i64, kind.as_str(), &g.png, &g.etag, now_ms() as i64)
         .await
     {
-        return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the greeting: {e}"));
+        return Err((StatusCode::SERVICE_UNAVAILABLE, format!("could not store the greeting: {e}")));
     }
-    shared.greetings.remember(n, kind, g.etag.clone(), Some(Bytes::from(g.png)));
+    shared.greetings.remember(n, kind, g.etag.clone(), Some(Bytes::from(g.png.clone())));
     tracing::info!(number = %n, kind = kind.as_str(), etag = %g.etag, "greeting stored");
+    Ok(g)
+}
+
+/// The answer to a stored greeting: its update code.
+fn stored(shared: &Shared, n: Number, kind: Kind, g: peerdial_greetings::Greeting) -> Response {
     (
         [(header::ETAG, g.etag.clone())],
         Json(json!({ "etag": g.etag, "width": g.width, "height": g.height, "url": url(shared, n, kind) })),
     )
         .into_response()
+}
+
+/// Normalises an uploaded picture (under the API's limits) and stores it:
+/// what `PUT …/{kind}` and the portal's upload form both do.
+pub(crate) async fn store_upload(
+    shared: &Shared,
+    n: Number,
+    kind: Kind,
+    body: Bytes,
+) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+    // The size limit is normalize's own. Decoding is CPU work: keep it off the async workers.
+    match tokio::task::spawn_blocking(move || normalize(&body, &UploadLimits::default())).await {
+        Ok(Ok(g)) => keep(shared, n, kind, g).await,
+        Ok(Err(e)) => Err(refused(e)),
+        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "the picture could not be processed".into())),
+    }
+}
+
+/// Draws a greeting card (not stored: the portal's preview, and
+/// [`store_card`]).
+pub(crate) async fn draw_card(
+    text: String,
+    foreground: Option<String>,
+    background: Option<String>,
+    layout: Option<String>,
+) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+    let layout = match layout.as_deref() {
+        None => Layout::Centered,
+        Some(l) => Layout::parse(l).ok_or((StatusCode::BAD_REQUEST, "unknown layout".to_string()))?,
+    };
+    let colour = |c: Option<String>, default: &str| {
+        let c = c.unwrap_or_else(|| default.to_string());
+        Colour::parse(&c).map(|_| c)
+    };
+    let (Some(foreground), Some(background)) = (colour(foreground, "#ffffff"), colour(background, "#1f4e79")) else {
+        return Err((StatusCode::BAD_REQUEST, "colours are #rrggbb".into()));
+    };
+    let card = Card {
+        text,
+        foreground,
+        background,
+        layout,
+    };
+    match tokio::task::spawn_blocking(move || render_card(&card)).await {
+        Ok(Ok(g)) => Ok(g),
+        Ok(Err(e)) => Err(refused(e)),
+        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "the card could not be drawn".into())),
+    }
+}
+
+/// Draws a greeting card and stores it: what `POST …/card` and the
+/// portal's card form both do.
+pub(crate) async fn store_card(
+    shared: &Shared,
+    n: Number,
+    kind: Kind,
+    text: String,
+    foreground: Option<String>,
+    background: Option<String>,
+    layout: Option<String>,
+) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+    let g = draw_card(text, foreground, background, layout).await?;
+    keep(shared, n, kind, g).await
 }
 
 /// `PUT …/{caller|callee}`: a PNG, JPEG, GIF or WebP, with the number's own credentials.
@@ -239,12 +327,9 @@ async fn upload(
         Ok(b) => b,
         Err(r) => return r,
     };
-    // Decoding is CPU work: keep it off the async workers.
-    let normalised = tokio::task::spawn_blocking(move || normalize(&body, &UploadLimits::default())).await;
-    match normalised {
-        Ok(Ok(g)) => keep(&shared, n, kind, g).await,
-        Ok(Err(e)) => refused(e),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the picture could not be processed".into()),
+    match store_upload(&shared, n, kind, body).await {
+        Ok(g) => stored(&shared, n, kind, g),
+        Err(e) => as_error(e),
     }
 }
 
@@ -298,29 +383,8 @@ async fn card(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let layout = match req.layout.as_deref() {
-        None => Layout::Centered,
-        Some(l) => match Layout::parse(l) {
-            Some(l) => l,
-            None => return error(StatusCode::BAD_REQUEST, "unknown layout".into()),
-        },
-    };
-    let colour = |c: Option<String>, default: &str| {
-        let c = c.unwrap_or_else(|| default.to_string());
-        Colour::parse(&c).map(|_| c)
-    };
-    let (Some(foreground), Some(background)) = (colour(req.foreground, "#ffffff"), colour(req.background, "#1f4e79")) else {
-        return error(StatusCode::BAD_REQUEST, "colours are #rrggbb".into());
-    };
-    let card = Card {
-        text: req.text,
-        foreground,
-        background,
-        layout,
-    };
-    match tokio::task::spawn_blocking(move || render_card(&card)).await {
-        Ok(Ok(g)) => keep(&shared, n, kind, g).await,
-        Ok(Err(e)) => refused(e),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the card could not be drawn".into()),
+    match store_card(&shared, n, kind, req.text, req.foreground, req.background, req.layout).await {
+        Ok(g) => stored(&shared, n, kind, g),
+        Err(e) => as_error(e),
     }
 }

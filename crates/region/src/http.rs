@@ -98,7 +98,7 @@ pub(crate) fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
@@ -184,6 +184,12 @@ async fn provision(
                 "this MAC address is already provisioned; send its device secret"
             };
             return error(StatusCode::FORBIDDEN, why.into());
+        }
+        if shared.disabled.lock().expect("disabled lock").contains(&number) {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("number {number} is disabled by the region's operator"),
+            );
         }
         let password = random_token(24);
         let ha1 = Ha1::new(&number.digits(), &shared.realm, &password);

@@ -25,11 +25,13 @@ pub mod greetings;
 mod http;
 pub mod identity;
 mod notify;
+mod portal_link;
 pub mod presence;
 mod presence_api;
 mod sip_server;
 pub mod state;
 mod update;
+mod vanity;
 pub mod watchers;
 
 use std::net::SocketAddr;
@@ -175,13 +177,15 @@ impl Region {
             dns: dns_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.dns, source })?,
             http: http.local_addr().map_err(|source| RegionError::Bind { addr: cfg.http, source })?,
         };
+        let database = cfg.database.clone();
+        let shared = Arc::new(Shared::load(cfg, endpoints, store.clone()).await?);
         let portal = peerdial_portal::router(peerdial_portal::PortalConfig {
-            store: store.clone(),
-            database: cfg.database.clone(),
-            area: cfg.area,
+            store,
+            database,
+            area: shared.cfg.area,
+            link: Arc::new(portal_link::Link(shared.clone())),
         })
         .await?;
-        let shared = Arc::new(Shared::load(cfg, endpoints, store).await?);
         let (stop, stop_rx) = watch::channel(false);
 
         sip_server::spawn(shared.clone(), sip_udp, sip_tcp, stop_rx.clone());

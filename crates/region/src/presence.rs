@@ -151,6 +151,16 @@ impl Edge {
         });
     }
 
+    /// Forgets a number (moved to a vanity number, or disabled): its
+    /// watchers are told the subscription ended.
+    pub fn remove_number(&self, number: Number) {
+        self.with(|c, now| {
+            c.liveness.unregistered(number);
+            c.server.remove_number(number, now);
+            None
+        });
+    }
+
     /// Sets who may see the number; watchers are told by the agent, and
     /// the HTTP edge by an event (its anonymous view may have changed).
     pub fn set_policy(&self, number: Number, policy: Policy) {

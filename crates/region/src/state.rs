@@ -37,6 +37,8 @@ pub struct Shared {
     pub greetings: crate::greetings::Greetings,
     /// Presence: the agent, liveness, and their I/O.
     pub presence: crate::presence::Edge,
+    /// Numbers an operator disabled: they cannot register or resolve.
+    pub disabled: Mutex<HashSet<Number>>,
     /// Watchers from other regions, by their signed identity.
     pub watchers: crate::watchers::SignedWatchers,
     /// The runtime, for work started on the SIP threads.
@@ -78,6 +80,12 @@ impl Shared {
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
         let mut numbers = Vec::new();
         let mut devices = Devices::default();
+        let disabled: HashSet<Number> = store
+            .disabled_numbers()
+            .await?
+            .into_iter()
+            .filter_map(|n| Number::from_u64(n as u64).ok())
+            .collect();
         for d in store.devices().await? {
             let bad = |w: &str| RegionError::BadRow(format!("device {}: bad {w}", d.mac));
             let number = Number::from_u64(d.number as u64).map_err(|_| bad("number"))?;
@@ -87,8 +95,10 @@ impl Shared {
                 sha256: decode_hex(&d.ha1_sha256).ok_or_else(|| bad("ha1_sha256"))?,
             };
             let secret_hash = decode_hex(&d.secret_hash).ok_or_else(|| bad("secret_hash"))?;
-            registrar.set_credential(number, ha1);
-            numbers.push(number);
+            if !disabled.contains(&number) {
+                registrar.set_credential(number, ha1);
+                numbers.push(number);
+            }
             devices.numbers.insert(number.individual());
             devices.by_mac.insert(mac, Device { number, secret_hash });
         }
@@ -107,7 +117,7 @@ impl Shared {
         let mut udp_bindings = Vec::new();
         for row in store.bindings().await? {
             let (n, b) = row_to_binding(&row)?;
-            if b.expires_at_ms <= now || !cfg.area.contains(n) {
+            if b.expires_at_ms <= now || !cfg.area.contains(n) || disabled.contains(&n) {
                 store.write(Write::DeleteBinding(row.number)).await?;
                 continue;
             }
@@ -144,6 +154,7 @@ impl Shared {
             identity,
             greetings,
             presence,
+            disabled: Mutex::new(disabled),
             watchers,
             rt: tokio::runtime::Handle::current(),
             http_failures: Mutex::new(HashMap::new()),

@@ -186,6 +186,14 @@ impl Registrar {
         self.credentials.insert(number, ha1);
     }
 
+    /// Forgets a number's credential and its binding (a number disabled or
+    /// moved away): its REGISTERs are refused from now on. Returns the
+    /// binding it had.
+    pub fn remove_credential(&mut self, number: Number) -> Option<Binding> {
+        self.credentials.remove(&number);
+        self.bindings.remove(&number)
+    }
+
     pub fn has_credential(&self, number: Number) -> bool {
         self.credentials.contains_key(&number)
     }

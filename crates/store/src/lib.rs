@@ -18,7 +18,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
+pub mod accounts;
 pub mod portal;
+pub use accounts::PairingOutcome;
 pub use portal::{search_terms, ProfileRow, FIELDS};
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -280,12 +282,24 @@ impl Store {
             .await?;
         // The number's next owner starts afresh: presence visible to everyone,
         // and none of the old owner's password, profile or greetings.
-        let mut forget = vec!["presence_policy", "accounts", "profiles", "greetings"];
+        let mut forget = vec![
+            "presence_policy",
+            "accounts",
+            "profiles",
+            "greetings",
+            "friends",
+            "pairing_codes",
+            "portal_sessions",
+        ];
         if self.backend == Backend::Sqlite {
             forget.push("profile_search");
         }
         for table in forget {
-            let key = if table == "profile_search" { "rowid" } else { "number" };
+            let key = match table {
+                "profile_search" => "rowid",
+                "friends" => "owner",
+                _ => "number",
+            };
             sqlx::query(&format!("DELETE FROM {table} WHERE {key} = $1"))
                 .bind(number)
                 .execute(&mut *tx)
@@ -353,43 +367,69 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
     }
 
-    /// Stores (or replaces) a number's presence policy; durable when it
-    /// returns. `friends` are numbers in their integer form.
+    /// Stores (or replaces) a number's presence policy and its friends
+    /// list (the portal's friends, [`Store::friends`]), in one transaction;
+    /// durable when it returns. `friends` are numbers in their integer form.
     pub async fn put_presence_policy(&self, number: i64, friends_only: bool, friends: &[i64], now_ms: i64) -> Result<(), StoreError> {
-        let list = friends.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+        let mut tx = self.pool.begin().await?;
+        self.put_friends_only_on(&mut tx, number, friends_only, now_ms).await?;
+        sqlx::query("DELETE FROM friends WHERE owner = $1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        for f in friends {
+            sqlx::query("INSERT INTO friends (owner, friend, added_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(number)
+                .bind(*f)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets only whether a number's presence is friends-only (its friends
+    /// list stays as it is).
+    pub async fn put_friends_only(&self, number: i64, friends_only: bool, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.put_friends_only_on(&mut tx, number, friends_only, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_friends_only_on(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        number: i64,
+        friends_only: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO presence_policy (number, friends_only, friends, updated_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (number) DO UPDATE SET friends_only = excluded.friends_only, friends = excluded.friends, updated_ms = excluded.updated_ms",
+            "INSERT INTO presence_policy (number, friends_only, friends, updated_ms) VALUES ($1, $2, '', $3) \
+             ON CONFLICT (number) DO UPDATE SET friends_only = excluded.friends_only, updated_ms = excluded.updated_ms",
         )
         .bind(number)
         .bind(friends_only as i64)
-        .bind(list)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }
 
-    /// Every stored presence policy: (number, friends_only, friends).
+    /// Every stored presence policy: (number, friends_only, friends), the
+    /// friends from the friends lists.
     pub async fn presence_policies(&self) -> Result<Vec<(i64, bool, Vec<i64>)>, StoreError> {
-        let rows = sqlx::query("SELECT number, friends_only, friends FROM presence_policy")
+        let rows = sqlx::query("SELECT number, friends_only FROM presence_policy")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let number: i64 = r.try_get(0)?;
-                let only: i64 = r.try_get(1)?;
-                let list: String = r.try_get(2)?;
-                let friends = list
-                    .split_whitespace()
-                    .map(|f| {
-                        f.parse()
-                            .map_err(|_| StoreError::Corrupt(format!("presence policy of {number}: friend {f:?}")))
-                    })
-                    .collect::<Result<Vec<i64>, StoreError>>()?;
-                Ok((number, only != 0, friends))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let number: i64 = r.try_get(0)?;
+            let only: i64 = r.try_get(1)?;
+            out.push((number, only != 0, self.friends(number).await?));
+        }
+        Ok(out)
     }
 
     /// Waits for queued writes, then closes the pool.
@@ -413,7 +453,7 @@ impl Store {
     }
 }
 
-fn device_row(r: &AnyRow) -> Result<DeviceRow, StoreError> {
+pub(crate) fn device_row(r: &AnyRow) -> Result<DeviceRow, StoreError> {
     Ok(DeviceRow {
         mac: r.try_get(0)?,
         number: r.try_get(1)?,

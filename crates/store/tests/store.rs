@@ -339,3 +339,72 @@ async fn passwords_and_profiles_keep_private_fields_out_of_search() {
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn pairing_codes_friends_and_vanity_moves() {
+    use peerdial_store::PairingOutcome;
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        // A code works once, and not after it expires.
+        s.put_pairing_code(8860210000001, "h0", 2000, 1000).await.unwrap();
+        s.put_pairing_code(8860210000001, "h1", 2000, 1000).await.unwrap();
+        let replaced = s.use_pairing_code(8860210000001, "h0", 1100).await.unwrap();
+        assert_eq!(replaced, PairingOutcome::Wrong, "a new code replaces a live one");
+        assert_eq!(
+            s.use_pairing_code(8860210000001, "h1", 1200).await.unwrap(),
+            PairingOutcome::Accepted
+        );
+        assert_eq!(s.use_pairing_code(8860210000001, "h1", 1300).await.unwrap(), PairingOutcome::Used);
+        assert_eq!(
+            {
+                s.put_pairing_code(8860210000001, "h2", 1500, 1250).await.unwrap();
+                s.use_pairing_code(8860210000001, "h2", 1600).await.unwrap()
+            },
+            PairingOutcome::Expired
+        );
+        assert_eq!(s.use_pairing_code(8860210000002, "h1", 1200).await.unwrap(), PairingOutcome::Wrong);
+        // Friends are what presence policies list.
+        assert!(s.add_friend(8860210000001, 8860210000007, 1).await.unwrap());
+        assert!(!s.add_friend(8860210000001, 8860210000007, 2).await.unwrap());
+        s.put_friends_only(8860210000001, true, 3).await.unwrap();
+        assert_eq!(
+            s.presence_policies().await.unwrap(),
+            vec![(8860210000001, true, vec![8860210000007])],
+            "{url}"
+        );
+        // Sessions of a number end together, but for the one kept.
+        s.add_portal_session("s1", 8860210000001, 10).await.unwrap();
+        s.add_portal_session("s2", 8860210000001, 10).await.unwrap();
+        assert_eq!(s.end_number_sessions(8860210000001, Some("s2")).await.unwrap(), 1);
+        assert_eq!(s.portal_session("s2").await.unwrap(), Some(8860210000001));
+        // Two devices racing for one number: one moves, the other is refused.
+        s.write(Write::InsertDevice(device("02:00:00:00:00:01", 8860210000001)))
+            .await
+            .unwrap();
+        s.write(Write::InsertDevice(device("02:00:00:00:00:02", 8860210000002)))
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            s.move_number(8860210000001, 8860210002026, "m", "s", 0, 100),
+            s.move_number(8860210000002, 8860210002026, "m", "s", 0, 100)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a ^ b, "exactly one wins ({url}): {a} {b}");
+        let (winner, loser) = if a {
+            (8860210000001, 8860210000002)
+        } else {
+            (8860210000002, 8860210000001)
+        };
+        let moved = s.device_by_number(8860210002026).await.unwrap().unwrap();
+        assert_eq!(moved.ha1_md5, "m");
+        assert!(s.device_by_number(loser).await.unwrap().is_some(), "the loser keeps its number");
+        assert_eq!(s.retired_numbers(100).await.unwrap(), vec![winner], "{url}");
+        if winner == 8860210000001 {
+            assert_eq!(s.friends(8860210002026).await.unwrap(), vec![8860210000007], "friends follow");
+            assert_eq!(s.portal_session("s2").await.unwrap(), Some(8860210002026), "sessions follow");
+        }
+        // A quarantined number cannot be taken.
+        assert!(!s.move_number(loser, winner, "m", "s", 0, 200).await.unwrap());
+        s.close().await;
+    }
+}

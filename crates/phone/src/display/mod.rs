@@ -217,6 +217,8 @@ pub enum UiEvent {
         seconds: Option<f64>,
     },
     Error(String),
+    /// A line for the user (a pairing code, a new number).
+    Info(String),
     /// Our published status as the region holds it.
     Status {
         state: String,
@@ -282,6 +284,7 @@ impl UiEvent {
                 None => format!("call with {peer} ended: {reason}"),
             },
             UiEvent::Error(e) => format!("error: {e}"),
+            UiEvent::Info(s) => s.clone(),
             UiEvent::Status { state } => format!("status {state}"),
             UiEvent::StatusFailed { reason } => format!("status not published: {reason}"),
             UiEvent::Contact {
@@ -316,6 +319,7 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("quit" | "exit", None) => Command::Quit,
         ("status", Some(s)) => Command::Status(crate::presence::parse_status(s)?),
         ("watch", Some(n)) => Command::Watch(n.to_string()),
+        ("pair", None) => Command::Pair,
         ("yes" | "y", None) => Command::Confirm(true),
         ("no" | "n", None) => Command::Confirm(false),
         _ => return None,
@@ -336,7 +340,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, yes, no, quit",
                     line.trim()
                 ),
             }

@@ -1,0 +1,116 @@
+//! What the portal asks of the region that mounts it: live state that only
+//! the region holds (presence, greetings in memory, the registrar and the
+//! zone). The region implements [`RegionLink`]; the portal stays free of
+//! the region's types (the region depends on the portal, not the reverse).
+//!
+//! Everything the portal stores itself (accounts, sessions, profiles,
+//! friends) goes straight to the database; a `RegionLink` call follows a
+//! stored change so the region's memory agrees.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use peerdial_number::Number;
+
+/// A boxed future, so the trait can be used as `dyn RegionLink`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A refusal the user should read (shown on the page as is).
+pub type Refusal = String;
+
+/// A greeting card to draw (the API's `POST …/card`).
+#[derive(Debug, Clone)]
+pub struct CardRequest {
+    pub text: String,
+    pub foreground: String,
+    pub background: String,
+    pub layout: String,
+}
+
+/// Counts the operator sees.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub numbers: usize,
+    pub registered: usize,
+}
+
+pub trait RegionLink: Send + Sync + 'static {
+    /// Whether `n` is a provisioned number of this region.
+    fn provisioned(&self, n: Number) -> bool;
+    /// The presence state of `n` (a number of this region) as `watcher`
+    /// may see it: "offline" when its policy does not allow the watcher.
+    fn presence(&self, n: Number, watcher: Number) -> Option<String>;
+    /// Whether `n`'s presence is friends-only.
+    fn friends_only(&self, n: Number) -> bool;
+    /// `n`'s friends list or friends-only flag changed in the database:
+    /// make presence follow (the region reads the stored policy).
+    fn policy_changed(&self, n: Number) -> BoxFuture<'_, Result<(), Refusal>>;
+    /// The update code of `n`'s greeting (`kind` is "caller" or "callee").
+    fn greeting_etag(&self, n: Number, kind: &str) -> Option<String>;
+    /// Stores an uploaded picture as `n`'s greeting, with the API's limits
+    /// and normalisation; its new update code.
+    fn upload_greeting(&self, n: Number, kind: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, Refusal>>;
+    /// Draws and stores a greeting card; its new update code.
+    fn card_greeting(&self, n: Number, kind: &str, card: CardRequest) -> BoxFuture<'_, Result<String, Refusal>>;
+    /// Draws a greeting card without storing it (the page's live preview);
+    /// the PNG.
+    fn preview_card(&self, card: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>>;
+    /// Numbers and registrations, for the operator.
+    fn counts(&self) -> Counts;
+    /// Disables (or re-enables) a number: a disabled number cannot
+    /// register and does not resolve.
+    fn set_disabled(&self, n: Number, disabled: bool) -> BoxFuture<'_, Result<(), Refusal>>;
+    /// Whether `n` is disabled.
+    fn disabled(&self, n: Number) -> bool;
+    /// Free numbers of the area matching a digit pattern (`contains` or
+    /// ending with it), at most `limit`.
+    fn free_numbers(&self, pattern: &str, ends_with: bool, limit: usize) -> Vec<Number>;
+    /// Moves `owner`'s device to `new`: exactly one of racing owners wins.
+    fn reserve_number(&self, owner: Number, new: Number) -> BoxFuture<'_, Result<(), Refusal>>;
+}
+
+/// A portal with no region behind it (its own tests): nothing is
+/// provisioned, nothing is live.
+pub struct Standalone;
+
+impl RegionLink for Standalone {
+    fn provisioned(&self, _: Number) -> bool {
+        false
+    }
+    fn presence(&self, _: Number, _: Number) -> Option<String> {
+        None
+    }
+    fn friends_only(&self, _: Number) -> bool {
+        false
+    }
+    fn policy_changed(&self, _: Number) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn greeting_etag(&self, _: Number, _: &str) -> Option<String> {
+        None
+    }
+    fn upload_greeting(&self, _: Number, _: &str, _: Vec<u8>) -> BoxFuture<'_, Result<String, Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn card_greeting(&self, _: Number, _: &str, _: CardRequest) -> BoxFuture<'_, Result<String, Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn preview_card(&self, _: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn counts(&self) -> Counts {
+        Counts::default()
+    }
+    fn set_disabled(&self, _: Number, _: bool) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn disabled(&self, _: Number) -> bool {
+        false
+    }
+    fn free_numbers(&self, _: &str, _: bool, _: usize) -> Vec<Number> {
+        Vec::new()
+    }
+    fn reserve_number(&self, _: Number, _: Number) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+}

@@ -1,0 +1,155 @@
+//! The region's side of the web portal ([`peerdial_portal::RegionLink`]):
+//! presence as a signed-in number sees it, friends-only policy reloads,
+//! greeting uploads and cards (the API's own code in [`crate::greetings`]),
+//! counts and disabling for the operator, and vanity numbers.
+
+use std::sync::Arc;
+
+use peerdial_greetings::Kind;
+use peerdial_number::Number;
+use peerdial_portal::link::{BoxFuture, CardRequest, Counts, Refusal};
+use peerdial_portal::RegionLink;
+use peerdial_presence::{Policy, WatcherAuth};
+use peerdial_sip::digest::Ha1;
+use peerdial_store::Write;
+
+use crate::{now_ms, Shared};
+
+/// The portal's handle on the region.
+pub struct Link(pub Arc<Shared>);
+
+fn kind(k: &str) -> Kind {
+    Kind::parse(k).unwrap_or(Kind::Caller)
+}
+
+fn db(e: impl std::fmt::Display) -> Refusal {
+    tracing::warn!(error = %e, "portal: region storage failed");
+    "the region's database is not answering; try again shortly".to_string()
+}
+
+impl Link {
+    async fn reload_policy(&self, n: Number) -> Result<(), Refusal> {
+        let key = n.as_u64() as i64;
+        let only = self.0.store.friends_only(key).await.map_err(db)?;
+        let friends = self.0.store.friends(key).await.map_err(db)?;
+        let friends = friends.into_iter().filter_map(|f| Number::from_u64(f as u64).ok());
+        self.0.presence.set_policy(n, crate::presence::policy(only, friends));
+        Ok(())
+    }
+
+    async fn disable(&self, n: Number, disabled: bool) -> Result<(), Refusal> {
+        let shared = &self.0;
+        let key = n.as_u64() as i64;
+        shared.store.set_disabled(key, disabled, now_ms() as i64).await.map_err(db)?;
+        if disabled {
+            shared.disabled.lock().expect("disabled lock").insert(n);
+            let had = shared.registrar.lock().expect("registrar lock").remove_credential(n);
+            if had.is_some() {
+                shared.store.write(Write::DeleteBinding(key)).await.map_err(db)?;
+            }
+            shared.presence.remove_number(n);
+            shared.publish(n);
+        } else {
+            let row = shared.store.device_by_number(key).await.map_err(db)?;
+            let ha1 = row.and_then(|d| {
+                Some(Ha1 {
+                    md5: crate::state::decode_hex(&d.ha1_md5)?,
+                    sha256: crate::state::decode_hex(&d.ha1_sha256)?,
+                })
+            });
+            shared.disabled.lock().expect("disabled lock").remove(&n);
+            if let Some(ha1) = ha1 {
+                shared.registrar.lock().expect("registrar lock").set_credential(n, ha1);
+                shared.presence.add_number(n);
+                self.reload_policy(n).await?;
+            }
+        }
+        tracing::info!(number = %n, disabled, "number disabled or enabled");
+        Ok(())
+    }
+}
+
+impl RegionLink for Link {
+    fn provisioned(&self, n: Number) -> bool {
+        self.0.cfg.area.contains(n) && self.0.registrar.lock().expect("registrar lock").has_credential(n)
+    }
+
+    fn presence(&self, n: Number, watcher: Number) -> Option<String> {
+        self.0
+            .presence
+            .read(|s| s.presence_for(n, WatcherAuth::Authenticated(watcher)))
+            .map(|p| p.state.as_str().to_string())
+    }
+
+    fn friends_only(&self, n: Number) -> bool {
+        self.0.presence.read(|s| matches!(s.policy(n), Some(Policy::FriendsOnly(_))))
+    }
+
+    fn policy_changed(&self, n: Number) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(self.reload_policy(n))
+    }
+
+    fn greeting_etag(&self, n: Number, k: &str) -> Option<String> {
+        self.0.greetings.etag(n, kind(k))
+    }
+
+    fn upload_greeting(&self, n: Number, k: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, Refusal>> {
+        let k = kind(k);
+        Box::pin(async move {
+            crate::greetings::store_upload(&self.0, n, k, bytes.into())
+                .await
+                .map(|g| g.etag)
+                .map_err(|(_, why)| why)
+        })
+    }
+
+    fn card_greeting(&self, n: Number, k: &str, card: CardRequest) -> BoxFuture<'_, Result<String, Refusal>> {
+        let k = kind(k);
+        Box::pin(async move {
+            crate::greetings::store_card(
+                &self.0,
+                n,
+                k,
+                card.text,
+                Some(card.foreground),
+                Some(card.background),
+                Some(card.layout),
+            )
+            .await
+            .map(|g| g.etag)
+            .map_err(|(_, why)| why)
+        })
+    }
+
+    fn preview_card(&self, card: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>> {
+        Box::pin(async move {
+            crate::greetings::draw_card(card.text, Some(card.foreground), Some(card.background), Some(card.layout))
+                .await
+                .map(|g| g.png)
+                .map_err(|(_, why)| why)
+        })
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            numbers: self.0.devices.lock().expect("devices lock").by_mac.len(),
+            registered: self.0.zone.read().expect("zone lock").len(),
+        }
+    }
+
+    fn set_disabled(&self, n: Number, disabled: bool) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(self.disable(n, disabled))
+    }
+
+    fn disabled(&self, n: Number) -> bool {
+        self.0.disabled.lock().expect("disabled lock").contains(&n)
+    }
+
+    fn free_numbers(&self, pattern: &str, ends_with: bool, limit: usize) -> Vec<Number> {
+        crate::vanity::free_numbers(&self.0, pattern, ends_with, limit)
+    }
+
+    fn reserve_number(&self, owner: Number, new: Number) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(crate::vanity::reserve(self.0.clone(), owner, new))
+    }
+}
