@@ -247,11 +247,23 @@ async fn click(c: &fantoccini::Client, id: &str) {
     c.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
 }
 
+/// The text of element `id` once it is there. The page may still be the
+/// one before a form post (it may have the same element): an element that
+/// went stale with the navigation is looked up again on the new page.
 async fn text_of(c: &fantoccini::Client, id: &str) -> String {
-    match c.wait().for_element(Locator::Id(id)).await {
-        Ok(e) => e.text().await.unwrap(),
-        Err(_) => panic!("no #{id} on {}: {}", c.current_url().await.unwrap(), c.source().await.unwrap()),
+    for _ in 0..50 {
+        match c.wait().for_element(Locator::Id(id)).await {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(fantoccini::error::CmdError::Standard(w)) if w.error == fantoccini::error::ErrorStatus::StaleElementReference => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("#{id}: {e}"),
+            },
+            Err(_) => break,
+        }
     }
+    panic!("no #{id} on {}: {}", c.current_url().await.unwrap(), c.source().await.unwrap())
 }
 
 async fn sign_in(c: &fantoccini::Client, base: &str, number: &str, password: &str, code: &str) {
