@@ -148,6 +148,22 @@ async fn run(store: &Store, queries: Arc<Vec<Vec<String>>>, method: Method, clie
     })
 }
 
+/// Loads `profiles` made-up profiles in bulk transactions, then refreshes
+/// the planner's statistics. The same profiles every time: the generator
+/// starts from its seed.
+async fn load(store: &Store, vocab: &Vocabulary, profiles: u32) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut i = 0i64;
+    while i < profiles as i64 {
+        let n = (profiles as i64 - i).min(BATCH as i64);
+        let batch: Vec<ProfileRow> = (i..i + n).map(|k| vocab.profile(&mut rng, k)).collect();
+        store.put_profiles(&batch, 0).await?;
+        i += n;
+    }
+    store.analyze().await?;
+    Ok(())
+}
+
 pub async fn yellow(profiles: u32, seconds: u32, clients: u32, postgres: Option<String>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut rng = StdRng::seed_from_u64(2026);
@@ -163,16 +179,7 @@ pub async fn yellow(profiles: u32, seconds: u32, clients: u32, postgres: Option<
     for (name, url) in backends {
         let store = Store::open(&url).await.with_context(|| format!("opening {name}"))?;
         let t = Instant::now();
-        // The same profiles for each database: the generator restarts.
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut i = 0i64;
-        while i < profiles as i64 {
-            let n = (profiles as i64 - i).min(BATCH as i64);
-            let batch: Vec<ProfileRow> = (i..i + n).map(|k| vocab.profile(&mut rng, k)).collect();
-            store.put_profiles(&batch, 0).await?;
-            i += n;
-        }
-        store.analyze().await?;
+        load(&store, &vocab, profiles).await?;
         eprintln!(
             "{name}: {profiles} profiles loaded and analysed in {:.0} s",
             t.elapsed().as_secs_f64()
@@ -221,15 +228,7 @@ pub async fn pages(profiles: u32, seconds: u32, connections: u32) -> Result<()> 
     let mut rng = StdRng::seed_from_u64(2026);
     let vocab = Vocabulary::new(&mut rng);
     let queries: Vec<String> = (0..1000).map(|_| vocab.query(&mut rng)).collect();
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut i = 0i64;
-    while i < profiles as i64 {
-        let n = (profiles as i64 - i).min(BATCH as i64);
-        let batch: Vec<ProfileRow> = (i..i + n).map(|k| vocab.profile(&mut rng, k)).collect();
-        region.shared.store.put_profiles(&batch, 0).await?;
-        i += n;
-    }
-    region.shared.store.analyze().await?;
+    load(&region.shared.store, &vocab, profiles).await?;
 
     // One person signs in, as in a browser: first password set with the
     // phone's credentials, then the sign-in form with its CSRF token.

@@ -28,7 +28,7 @@ use peerdial_media::audio;
 use peerdial_media::sdp::CodecKind;
 use peerdial_number::{Area, Number};
 use peerdial_sip::call::{Local, Role, State};
-use peerdial_sip::client::{RegEvent, RegState, RegisterClient, RegisterConfig};
+use peerdial_sip::client::{RegEvent, RegState, RegisterClient};
 use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -310,17 +310,7 @@ impl Phone {
         } else {
             bound.ip()
         };
-        let reg = RegisterClient::new(
-            RegisterConfig {
-                registrar: id.registrar,
-                user: id.sip_username.clone(),
-                domain: id.sip_realm.clone(),
-                password: id.sip_password.clone(),
-                expires: id.register_expires.unwrap_or(600).min(3600),
-                user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
-            },
-            SocketAddr::new(local_ip, bound.port()),
-        );
+        let reg = account::register_client(&id, SocketAddr::new(local_ip, bound.port()));
         let play = match &cfg.play {
             // Checked now so a bad file is reported before any call.
             Some(p) => Some(audio::read_wav(p, 48_000)?),

@@ -20,8 +20,8 @@ use axum::{Form, Router};
 use peerdial_number::Number;
 use tower_sessions::Session;
 
-use crate::pages::{csrf_refused, page, unavailable, Page};
-use crate::{csrf, now_ms, session, Portal};
+use crate::pages::{page, unavailable, Page};
+use crate::{now_ms, Portal};
 
 /// Most friends one number lists (as the presence API allows).
 const MAX_FRIENDS: usize = 1000;
@@ -116,19 +116,8 @@ async fn friends_page(State(portal): State<Arc<Portal>>, session: Session, heade
     render(&portal, &session, &headers, n, StatusCode::OK, false, None).await
 }
 
-/// The CSRF check and the signed-in number, or the answer to give.
-async fn guard(portal: &Portal, session: &Session, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<Number, Response> {
-    if !csrf::check(session, form.get("csrf").map(String::as_str)).await {
-        return Err(csrf_refused(portal, session, headers).await);
-    }
-    match session::current(portal, session).await {
-        Some((n, _)) => Number::from_u64(n as u64).map_err(|_| Redirect::to("/signin").into_response()),
-        None => Err(Redirect::to("/signin").into_response()),
-    }
-}
-
 async fn add(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
-    let owner = match guard(&portal, &session, &headers, &form).await {
+    let owner = match crate::pages::signed_post(&portal, &session, &headers, &form).await {
         Ok(n) => n,
         Err(r) => return r,
     };
@@ -185,7 +174,7 @@ async fn add(State(portal): State<Arc<Portal>>, session: Session, headers: Heade
 }
 
 async fn remove(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
-    let owner = match guard(&portal, &session, &headers, &form).await {
+    let owner = match crate::pages::signed_post(&portal, &session, &headers, &form).await {
         Ok(n) => n,
         Err(r) => return r,
     };
@@ -202,7 +191,7 @@ async fn remove(State(portal): State<Arc<Portal>>, session: Session, headers: He
 }
 
 async fn policy(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
-    let owner = match guard(&portal, &session, &headers, &form).await {
+    let owner = match crate::pages::signed_post(&portal, &session, &headers, &form).await {
         Ok(n) => n,
         Err(r) => return r,
     };

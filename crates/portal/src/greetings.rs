@@ -19,8 +19,8 @@ use peerdial_number::Number;
 use tower_sessions::Session;
 
 use crate::link::CardRequest;
-use crate::pages::{csrf_refused, page, Page};
-use crate::{csrf, session, Portal};
+use crate::pages::{page, Page};
+use crate::Portal;
 
 /// Room for the form's other fields and the multipart framing.
 const FORM_OVERHEAD: usize = 16 * 1024;
@@ -44,7 +44,7 @@ async fn preview(
     session: Session,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
-    if signed(&portal, &session).await.is_none() {
+    if crate::pages::signed_in(&portal, &session).await.is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let get = |k: &str, d: &str| q.get(k).map_or(d.to_string(), |v| v.trim().chars().take(200).collect());
@@ -128,11 +128,6 @@ fn kind_of(s: Option<&str>) -> &'static str {
     }
 }
 
-async fn signed(portal: &Portal, session: &Session) -> Option<Number> {
-    let (n, _) = session::current(portal, session).await?;
-    Number::from_u64(n as u64).ok()
-}
-
 /// Reads the whole form (the picture is capped by the body limit), then
 /// checks the CSRF token before anything is decoded or stored.
 async fn upload(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, mut form: Multipart) -> Response {
@@ -155,11 +150,9 @@ async fn upload(State(portal): State<Arc<Portal>>, session: Session, headers: He
             Err(e) => return (e.status(), format!("unreadable form: {}", e.body_text())).into_response(),
         }
     }
-    if !csrf::check(&session, fields.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&portal, &session, &headers).await;
-    }
-    let Some(n) = signed(&portal, &session).await else {
-        return Redirect::to("/signin").into_response();
+    let n = match crate::pages::signed_post(&portal, &session, &headers, &fields).await {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let kind = kind_of(fields.get("kind").map(String::as_str));
     let t = crate::i18n::choose(&headers);
@@ -190,11 +183,9 @@ async fn card(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&portal, &session, &headers).await;
-    }
-    let Some(n) = signed(&portal, &session).await else {
-        return Redirect::to("/signin").into_response();
+    let n = match crate::pages::signed_post(&portal, &session, &headers, &form).await {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let get = |k: &str, d: &str| form.get(k).map_or(d.to_string(), |v| v.trim().to_string());
     let req = CardRequest {

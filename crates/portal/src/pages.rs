@@ -56,6 +56,22 @@ pub(crate) async fn signed_in(portal: &Portal, session: &Session) -> Option<Numb
     Number::from_u64(n as u64).ok()
 }
 
+/// A form post by a signed-in number: the CSRF token is checked first
+/// (refused: 403 page), then the session (none: back to sign-in).
+pub(crate) async fn signed_post(
+    portal: &Portal,
+    session: &Session,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Number, Response> {
+    if !csrf::check(session, form.get("csrf").map(String::as_str)).await {
+        return Err(csrf_refused(portal, session, headers).await);
+    }
+    signed_in(portal, session)
+        .await
+        .ok_or_else(|| Redirect::to("/signin").into_response())
+}
+
 /// The frame; a CSRF token is made only when the page has a form to post.
 pub(crate) async fn page(portal: &Portal, session: &Session, headers: &HeaderMap, path: &'static str, form: bool) -> Page {
     let who = signed_in(portal, session).await;
@@ -337,11 +353,9 @@ async fn profile_form(State(portal): State<Arc<Portal>>, session: Session, heade
 }
 
 async fn profile_save(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
-    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&portal, &session, &headers).await;
-    }
-    let Some(n) = signed_in(&portal, &session).await else {
-        return Redirect::to("/signin").into_response();
+    let n = match signed_post(&portal, &session, &headers, &form).await {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let mut row = ProfileRow {
         number: n.as_u64() as i64,

@@ -17,8 +17,8 @@ use axum::{Form, Router};
 use peerdial_number::Number;
 use tower_sessions::Session;
 
-use crate::pages::{csrf_refused, page, Page};
-use crate::{csrf, session, Portal};
+use crate::pages::{page, Page};
+use crate::{session, Portal};
 
 /// Free numbers shown per search.
 const SHOWN: usize = 20;
@@ -89,14 +89,9 @@ async fn reserve(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&portal, &session, &headers).await;
-    }
-    let Some((owner, _)) = session::current(&portal, &session).await else {
-        return Redirect::to("/signin").into_response();
-    };
-    let Ok(owner) = Number::from_u64(owner as u64) else {
-        return Redirect::to("/signin").into_response();
+    let owner = match crate::pages::signed_post(&portal, &session, &headers, &form).await {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let p = page(&portal, &session, &headers, "/number", true).await;
     let refuse = |p: Page, why: String| {
