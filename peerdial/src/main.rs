@@ -9,6 +9,7 @@ mod bench_identity;
 mod bench_presence;
 mod bench_tree;
 mod bench_yellow;
+mod channels_cli;
 mod peer_conf;
 mod phone;
 mod tree;
@@ -77,6 +78,14 @@ enum RegionAction {
     Operator {
         #[command(subcommand)]
         action: OperatorAction,
+    },
+    /// Send a broadcast to every online phone of a running region, once or
+    /// every N minutes until a time.
+    Broadcast(channels_cli::BroadcastArgs),
+    /// Channels of a running region: create, grant publishers, post, list.
+    Channel {
+        #[command(subcommand)]
+        action: channels_cli::ChannelAction,
     },
 }
 
@@ -281,6 +290,14 @@ fn main() -> Result<()> {
                 println!("operator {name} can sign in at the region's portal, /operator");
                 Ok(())
             }
+            Command::Region(RegionCommand {
+                action: Some(RegionAction::Broadcast(a)),
+                ..
+            }) => channels_cli::broadcast(a).await,
+            Command::Region(RegionCommand {
+                action: Some(RegionAction::Channel { action }),
+                ..
+            }) => channels_cli::channel(action).await,
             Command::Phone(args) => {
                 let code = phone::run(args).await?;
                 std::process::exit(code)

@@ -79,12 +79,16 @@ pub struct PhoneArgs {
     #[arg(long, global = true, value_name = "FILE")]
     contacts: Option<PathBuf>,
     /// Call someone in a meeting or on do-not-disturb without asking.
-    #[arg(long, global = true, global = true)]
+    #[arg(long, global = true)]
     #[serde(default)]
     yes: bool,
     /// Ask the region this often whether our greeting pictures changed.
     #[arg(long, global = true, value_name = "SECONDS")]
     greeting_poll: Option<f64>,
+    /// Ask the region for the next marquee item this often (0: never;
+    /// default 10).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    marquee_interval: Option<f64>,
     #[command(subcommand)]
     #[serde(skip)]
     action: Option<PhoneAction>,
@@ -152,6 +156,12 @@ impl PhoneArgs {
         cfg.yes = self.yes || file.yes;
         if let Some(g) = self.greeting_poll.or(file.greeting_poll) {
             cfg.greeting_poll_ms = secs(g, "--greeting-poll")?.max(1_000);
+        }
+        if let Some(m) = self.marquee_interval.or(file.marquee_interval) {
+            cfg.marquee_interval_ms = match secs(m, "--marquee-interval")? {
+                0 => 0,
+                ms => ms.max(500),
+            };
         }
         cfg.dial = self.action.map(|PhoneAction::Call { number }| number);
         Ok(cfg)
