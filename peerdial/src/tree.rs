@@ -184,6 +184,33 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The operator account `up` makes on each region, and the file (0600, in
+/// the region's data folder) that keeps its random password.
+const UP_OPERATOR: &str = "operator";
+const OPERATOR_PASSWORD_FILE: &str = "operator-password";
+
+/// Makes the operator account on a region's data folder the first time.
+async fn operator_account(data: &std::path::Path) -> Result<()> {
+    let file = data.join(OPERATOR_PASSWORD_FILE);
+    if file.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data)?;
+    let password: String = {
+        use rand::Rng;
+        let mut r = rand::thread_rng();
+        (0..20)
+            .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[r.gen_range(0..32)]))
+            .collect()
+    };
+    peerdial_region::admin::add_operator(data, None, UP_OPERATOR, &password).await?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file)?;
+    writeln!(f, "{password}")?;
+    Ok(())
+}
+
 /// A top and two regions in one process, until Ctrl-C.
 pub async fn up(args: UpArgs) -> Result<()> {
     if args.areas.len() != 2 {
@@ -229,6 +256,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         cfg.http = addr(http(i + 1))?;
         cfg.top = Some(top_url.clone());
         cfg.join_token = Some(token.clone());
+        operator_account(&cfg.data_dir).await?;
         regions.push(Region::start(cfg).await.with_context(|| format!("starting the region of {area}"))?);
     }
     for _ in 0..100 {
@@ -274,8 +302,21 @@ pub async fn up(args: UpArgs) -> Result<()> {
         "  presence            http://{}/api/v1/presence/NUMBER  (and .../events; SIP SUBSCRIBE at the region's SIP address)",
         a.http
     );
+    println!(
+        "  channels, marquee   http://{}/api/v1/channels  (phones: subscribe NAME, post NUMBER TEXT)",
+        a.http
+    );
     for r in &regions {
         println!("  web portal of {}   http://{}/", r.shared.cfg.area, r.endpoints.http);
+    }
+    println!("Each region has an operator account ({UP_OPERATOR}; portal /operator, broadcasts), its password in a file:");
+    for r in &regions {
+        let file = std::path::absolute(r.shared.cfg.data_dir.join(OPERATOR_PASSWORD_FILE))?;
+        println!(
+            "  PEERDIAL_OPERATOR_PASSWORD=$(cat {}) cargo run --release -- region broadcast \"hello\" --region http://{} --operator {UP_OPERATOR}",
+            file.display(),
+            r.endpoints.http
+        );
     }
     if port53 {
         println!();

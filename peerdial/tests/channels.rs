@@ -262,4 +262,25 @@ fn subscriptions_change_the_marquee_and_bad_posts_are_refused() {
     phone.send("channels");
     phone.expect_line("channels (* subscribed): ads* news", 10);
     phone.stop();
+
+    // What was acknowledged survives kill -9: the channels, a
+    // subscription, an item not shown yet and a repeating broadcast.
+    let auth = basic(&other.user, &other.password);
+    assert_eq!(api(&r, "PUT", "/api/v1/channels/ads/subscription", &auth, "").0, 200);
+    let (ok, out) = operator_cli(&r, &["channel", "post", "ads", "kept through a crash"]);
+    assert!(ok, "{out}");
+    let (ok, out) = operator_cli(&r, &["broadcast", "hourly notice", "--every", "60", "--until", "+600"]);
+    assert!(ok, "{out}");
+    let data = r.data.clone();
+    r.kill9();
+    let r = Region::start(&data, &[]);
+    let (s, j) = api(&r, "GET", "/api/v1/marquee", &auth, "");
+    assert_eq!((s, j["text"].as_str()), (200, Some("half price today")), "{j}");
+    let (s, j) = api(&r, "GET", "/api/v1/marquee", &auth, "");
+    assert_eq!((s, j["text"].as_str()), (200, Some("kept through a crash")), "{j}");
+    assert_eq!(api(&r, "GET", "/api/v1/marquee", &auth, "").0, 204, "nothing more to show");
+    let (s, j) = api(&r, "GET", "/api/v1/broadcasts", &basic(OPERATOR, OPERATOR_PASSWORD), "");
+    assert_eq!(s, 200, "{j}");
+    assert_eq!(j["broadcasts"][0]["text"], "hourly notice", "{j}");
+    assert_eq!(j["broadcasts"][0]["every_minutes"], 60, "{j}");
 }

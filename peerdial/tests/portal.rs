@@ -464,6 +464,23 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     text_of(&c, "saved").await;
     assert!(c.find(Locator::Css("#greeting-caller img")).await.is_ok());
     shot("greetings", c.screenshot().await.unwrap());
+    // Channels: the operator made one; subscribing in the page is what the
+    // region keeps for the marquee.
+    let op = basic("ops", "operator pass 1");
+    let (status, j) = parse_http(&http_raw(
+        region.http,
+        "POST",
+        "/api/v1/channels",
+        &[("Authorization", &op), ("Content-Type", "application/json")],
+        br#"{"name": "news", "title": "Taipei news"}"#,
+    ));
+    assert_eq!(status, 201, "{j}");
+    c.goto(&format!("{base}/channels")).await.unwrap();
+    click(&c, "subscribe-news").await;
+    text_of(&c, "saved").await;
+    let state = c.find(Locator::Css("tr.channel[data-name='news'] .state")).await.unwrap();
+    assert_eq!(state.text().await.unwrap(), "subscribed");
+    assert!(c.find(Locator::Id("unsubscribe-news")).await.is_ok());
     let mut anon = Web::new(region.http);
     anon.token("/signin");
     let (status, _, _) = anon.send("POST", "/greetings/card", &[("kind", "caller"), ("text", "forged")]);
@@ -544,6 +561,11 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     click(&c, "enable").await;
     text_of(&c, "done").await;
     assert_eq!(status_of(&target), 200, "enabled again");
+    // A broadcast from the operator page reaches the phone.
+    fill(&c, "text", "maintenance tonight <b>22:00</b>").await;
+    click(&c, "send_broadcast").await;
+    text_of(&c, "done").await;
+    phone.expect_line("message from peerdial 886-02: maintenance tonight <b>22:00</b>", 10);
 
     c.close().await.unwrap();
     drop(driver);

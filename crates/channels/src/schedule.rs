@@ -33,6 +33,40 @@ impl Broadcast {
     }
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn unix_days(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A UTC time `YYYY-MM-DDTHH:MM[:SS][Z]` (RFC 3339 with Z, or an HTML
+/// `datetime-local` value read as UTC) in Unix seconds.
+pub fn parse_utc(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    let (date, time) = t.split_once('T')?;
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let mut hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    if d.len() != 3 || !(2..=3).contains(&hms.len()) {
+        return None;
+    }
+    hms.resize(3, 0);
+    let ok = (1970..=9999).contains(&d[0])
+        && (1..=12).contains(&d[1])
+        && (1..=31).contains(&d[2])
+        && hms[0] <= 23
+        && hms[1] <= 59
+        && hms[2] <= 60;
+    if !ok || hms.iter().any(|v| *v < 0) {
+        return None;
+    }
+    u64::try_from(unix_days(d[0], d[1], d[2]) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]).ok()
+}
+
 #[derive(Default)]
 pub struct Schedule {
     pending: BTreeMap<u64, Broadcast>,
@@ -112,6 +146,23 @@ mod tests {
         s.add(b(1, 0, Some(60_000), Some(3_600_000)));
         assert_eq!(s.due(605_000).len(), 1);
         assert_eq!(s.poll_timeout(), Some(660_000));
+    }
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(parse_utc("2026-12-02T18:00:00Z"), Some(1_796_234_400));
+        assert_eq!(parse_utc("2026-12-02T18:00"), Some(1_796_234_400));
+        assert_eq!(parse_utc("1970-01-01T00:00Z"), Some(0));
+        for bad in [
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-12-02 18:00",
+            "2026-12-02T25:00",
+            "2026-12-02T-1:00",
+            "",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
     }
 
     #[test]

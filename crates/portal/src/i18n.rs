@@ -95,6 +95,18 @@ pub struct Msg {
     pub disabled_numbers: &'static str,
     pub done: &'static str,
     pub not_in_area: &'static str,
+    pub channels: &'static str,
+    pub channels_intro: &'static str,
+    pub no_channels: &'static str,
+    pub subscribe: &'static str,
+    pub unsubscribe: &'static str,
+    pub subscribed: &'static str,
+    pub broadcast: &'static str,
+    pub broadcast_text: &'static str,
+    pub every_minutes: &'static str,
+    pub until_utc: &'static str,
+    pub send_broadcast: &'static str,
+    pub bad_schedule: &'static str,
 }
 
 pub static EN: Msg = Msg {
@@ -182,6 +194,18 @@ pub static EN: Msg = Msg {
     disabled_numbers: "Disabled numbers",
     done: "Done.",
     not_in_area: "That is not a provisioned number of this area.",
+    channels: "Channels",
+    channels_intro: "Your phone's marquee shows one item at a time from the channels you subscribe to, after anything your friends post to you.",
+    no_channels: "This region has no channels yet.",
+    subscribe: "Subscribe",
+    unsubscribe: "Unsubscribe",
+    subscribed: "subscribed",
+    broadcast: "Broadcast to every online phone",
+    broadcast_text: "Text",
+    every_minutes: "Repeat every … minutes (optional)",
+    until_utc: "Until (UTC, needed to repeat)",
+    send_broadcast: "Send",
+    bad_schedule: "The repeat or end time is not valid; nothing was sent.",
 };
 
 pub static ZH: Msg = Msg {
@@ -269,6 +293,18 @@ pub static ZH: Msg = Msg {
     disabled_numbers: "已停用的號碼",
     done: "完成。",
     not_in_area: "這不是本區已配發的號碼。",
+    channels: "頻道",
+    channels_intro: "電話的跑馬燈一次顯示一則：先是朋友傳給你的，再輪流顯示你訂閱的頻道。",
+    no_channels: "本區還沒有頻道。",
+    subscribe: "訂閱",
+    unsubscribe: "取消訂閱",
+    subscribed: "已訂閱",
+    broadcast: "廣播給所有在線的電話",
+    broadcast_text: "內容",
+    every_minutes: "每隔幾分鐘重播（可不填）",
+    until_utc: "直到（UTC，重播時必填）",
+    send_broadcast: "送出",
+    bad_schedule: "重播間隔或結束時間無效；沒有送出。",
 };
 
 /// The table for a language code (`en`, `zh-Hant`, `zh-TW`, `zh`…).

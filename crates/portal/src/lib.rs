@@ -21,6 +21,7 @@
 //! region), using [`hash_password`].
 
 mod account;
+mod channels;
 pub mod csrf;
 mod friends;
 mod greetings;

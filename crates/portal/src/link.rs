@@ -34,6 +34,14 @@ pub struct Counts {
     pub registered: usize,
 }
 
+/// A channel as a signed-in number sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelView {
+    pub name: String,
+    pub title: String,
+    pub subscribed: bool,
+}
+
 pub trait RegionLink: Send + Sync + 'static {
     /// Whether `n` is a provisioned number of this region.
     fn provisioned(&self, n: Number) -> bool;
@@ -67,6 +75,13 @@ pub trait RegionLink: Send + Sync + 'static {
     fn free_numbers(&self, pattern: &str, ends_with: bool, limit: usize) -> Vec<Number>;
     /// Moves `owner`'s device to `new`: exactly one of racing owners wins.
     fn reserve_number(&self, owner: Number, new: Number) -> BoxFuture<'_, Result<(), Refusal>>;
+    /// The region's channels, with whether `who` subscribes to each.
+    fn channels(&self, who: Number) -> Vec<ChannelView>;
+    /// Subscribes `who` to a channel (or unsubscribes).
+    fn set_subscription(&self, who: Number, channel: String, on: bool) -> BoxFuture<'_, Result<(), Refusal>>;
+    /// Sends (and schedules) a broadcast: every `every_minutes` until
+    /// `until` (Unix seconds), or once; its id.
+    fn broadcast(&self, text: String, every_minutes: Option<u64>, until: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>>;
 }
 
 /// A portal with no region behind it (its own tests): nothing is
@@ -111,6 +126,15 @@ impl RegionLink for Standalone {
         Vec::new()
     }
     fn reserve_number(&self, _: Number, _: Number) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn channels(&self, _: Number) -> Vec<ChannelView> {
+        Vec::new()
+    }
+    fn set_subscription(&self, _: Number, _: String, _: bool) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(async { Err("no region".to_string()) })
+    }
+    fn broadcast(&self, _: String, _: Option<u64>, _: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>> {
         Box::pin(async { Err("no region".to_string()) })
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/operator", get(operator_page))
         .route("/operator/signin", post(signin))
         .route("/operator/number", post(number))
+        .route("/operator/broadcast", post(broadcast))
 }
 
 #[derive(Template, WebTemplate)]
@@ -153,11 +154,9 @@ async fn signin(
 }
 
 async fn number(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
-    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
-        return csrf_refused(&portal, &session, &headers).await;
-    }
-    let Some(name) = operator_of(&session).await else {
-        return Redirect::to("/operator").into_response();
+    let name = match operator_post(&portal, &session, &headers, &form).await {
+        Ok(n) => n,
+        Err(r) => return r,
     };
     let t = crate::i18n::choose(&headers);
     let n = match Number::parse(form.get("number").map(String::as_str).unwrap_or_default().trim()) {
@@ -186,4 +185,45 @@ async fn number(State(portal): State<Arc<Portal>>, session: Session, headers: He
     }
     tracing::info!(operator = %name, number = %n, disable, "operator changed a number");
     render(&portal, &session, &headers, StatusCode::OK, true, None).await
+}
+
+/// A form post from a signed-in operator: its name, or the answer to give
+/// (a refused CSRF token, or back to the sign-in form).
+async fn operator_post(
+    portal: &Portal,
+    session: &Session,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<String, Response> {
+    if !csrf::check(session, form.get("csrf").map(String::as_str)).await {
+        return Err(csrf_refused(portal, session, headers).await);
+    }
+    operator_of(session).await.ok_or_else(|| Redirect::to("/operator").into_response())
+}
+
+/// A broadcast from the operator page: text, an optional repeat (minutes)
+/// and end (a `datetime-local` value, read as UTC).
+async fn broadcast(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
+    let name = match operator_post(&portal, &session, &headers, &form).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let t = crate::i18n::choose(&headers);
+    let field = |k: &str| form.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let every = field("every").map(|e| e.parse::<u64>().map_err(|_| ())).transpose();
+    let until = field("until")
+        .map(|u| peerdial_channels::schedule::parse_utc(u).ok_or(()))
+        .transpose();
+    let (Ok(every), Ok(until)) = (every, until) else {
+        let why = Some(t.bad_schedule.into());
+        return render(&portal, &session, &headers, StatusCode::BAD_REQUEST, false, why).await;
+    };
+    let text = form.get("text").cloned().unwrap_or_default();
+    match portal.link.broadcast(text, every, until).await {
+        Ok(id) => {
+            tracing::info!(operator = %name, broadcast = id, "broadcast from the operator page");
+            render(&portal, &session, &headers, StatusCode::OK, true, None).await
+        }
+        Err(why) => render(&portal, &session, &headers, StatusCode::BAD_REQUEST, false, Some(why)).await,
+    }
 }

@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/profile", get(profile_form).post(profile_save))
         .route("/lang/{code}", get(switch_lang))
         .merge(crate::account::routes())
+        .merge(crate::channels::routes())
         .merge(crate::friends::routes())
         .merge(crate::greetings::routes())
         .merge(crate::operator::routes())

@@ -39,10 +39,15 @@ pub enum Signal {
     Reachable(Number),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Purpose {
     Broadcast(u64),
-    Private { owner: Number, item: u64 },
+    /// A private item out for delivery: out of the marquee meanwhile (so
+    /// it is not shown twice), back in if the phone does not take it.
+    Private {
+        owner: Number,
+        item: Item,
+    },
 }
 
 pub struct Channels {
@@ -227,12 +232,9 @@ fn deliver_private(shared: &Arc<Shared>, owner: Number, item: &Item) -> bool {
         from_name: item.poster.map(|p| p.to_string()),
         text: item.text.clone(),
     };
-    shared
-        .channels
-        .deliveries
-        .lock()
-        .expect("deliveries")
-        .insert(d.id, Purpose::Private { owner, item: item.id });
+    shared.channels.marquee.lock().expect("marquee").delivered(owner, item.id);
+    let purpose = Purpose::Private { owner, item: item.clone() };
+    shared.channels.deliveries.lock().expect("deliveries").insert(d.id, purpose);
     shared.presence.deliver(d, targets);
     true
 }
@@ -271,6 +273,49 @@ pub async fn broadcast(shared: &Arc<Shared>, b: Broadcast) -> Result<u64, Region
     tracing::info!(broadcast = id, "broadcast scheduled");
     run_due(shared).await;
     Ok(id)
+}
+
+/// Why a post, subscription or broadcast was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("could not store it: {0}")]
+    Store(#[from] RegionError),
+}
+
+impl From<peerdial_store::StoreError> for Refused {
+    fn from(e: peerdial_store::StoreError) -> Refused {
+        Refused::Store(e.into())
+    }
+}
+
+/// Subscribes `who` to the channel named `name` (or unsubscribes, with
+/// `on` false), stored first; returns `who`'s subscriptions after.
+pub async fn set_subscription(shared: &Arc<Shared>, who: Number, name: &str, on: bool) -> Result<Vec<String>, Refused> {
+    let id = shared.channels.marquee.lock().expect("marquee").channel(name)?.id;
+    shared.store.set_subscription(who.as_u64() as i64, id as i64, on).await?;
+    let mut m = shared.channels.marquee.lock().expect("marquee");
+    if on {
+        m.subscribe(who, id);
+    } else {
+        m.unsubscribe(who, id);
+    }
+    Ok(m.subscriptions(who))
+}
+
+/// Checks and schedules a broadcast from an operator: the text cleaned,
+/// `every_minutes` and `until` (Unix seconds) as the schedule.
+pub async fn new_broadcast(shared: &Arc<Shared>, text: &str, every_minutes: Option<u64>, until_s: Option<u64>) -> Result<u64, Refused> {
+    let b = Broadcast {
+        id: 0,
+        text: peerdial_channels::text::post_text(text)?,
+        every_ms: every_minutes.map(|m| m.saturating_mul(60_000)),
+        until_ms: until_s.map(|s| s.saturating_mul(1000)),
+        next_ms: now_ms(),
+    };
+    b.check()?;
+    Ok(broadcast(shared, b).await?)
 }
 
 /// Pending broadcasts, for the operator.
@@ -314,20 +359,27 @@ async fn run_due(shared: &Arc<Shared>) {
 fn on_signal(shared: &Arc<Shared>, s: Signal) {
     match s {
         Signal::Delivery(DeliveryEvent::Answered { delivery, number, code }) => {
-            let purpose = shared.channels.deliveries.lock().expect("deliveries").get(&delivery).copied();
+            let purpose = shared.channels.deliveries.lock().expect("deliveries").get(&delivery).cloned();
             if let Some(Purpose::Private { owner, item }) = purpose {
                 if (200..300).contains(&code) && owner == number {
-                    shared.channels.marquee.lock().expect("marquee").delivered(owner, item);
                     let store = shared.store.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = store.mark_delivered(item as i64, now_ms() as i64).await {
+                        if let Err(e) = store.mark_delivered(item.id as i64, now_ms() as i64).await {
                             tracing::warn!(error = %e, "could not mark a private item delivered");
                         }
                     });
+                } else {
+                    // Refused (a phone that takes no text?): the marquee shows it.
+                    shared.channels.marquee.lock().expect("marquee").add_item(item);
                 }
             }
         }
-        Signal::Delivery(DeliveryEvent::Missed { .. }) => {}
+        Signal::Delivery(DeliveryEvent::Missed { delivery, .. }) => {
+            let purpose = shared.channels.deliveries.lock().expect("deliveries").get(&delivery).cloned();
+            if let Some(Purpose::Private { item, .. }) = purpose {
+                shared.channels.marquee.lock().expect("marquee").add_item(item);
+            }
+        }
         Signal::Delivery(DeliveryEvent::Done {
             delivery,
             answered,

@@ -27,7 +27,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use peerdial_channels::marquee::{check_expiry, check_name};
 use peerdial_channels::text::post_text;
-use peerdial_channels::{Broadcast, ChannelError, Scope};
+use peerdial_channels::{ChannelError, Scope};
 use peerdial_net::http_server::{error, json_body};
 use peerdial_number::Number;
 use serde::Deserialize;
@@ -97,26 +97,19 @@ async fn new_broadcast(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let text = match post_text(&req.text) {
-        Ok(t) => t,
-        Err(e) => return refused(e),
-    };
-    let b = Broadcast {
-        id: 0,
-        text,
-        every_ms: req.every_minutes.map(|m| m.saturating_mul(60_000)),
-        until_ms: req.until.map(|s| s.saturating_mul(1000)),
-        next_ms: now_ms(),
-    };
-    if let Err(e) = b.check() {
-        return refused(e);
-    }
-    match crate::channels::broadcast(&shared, b).await {
+    match crate::channels::new_broadcast(&shared, &req.text, req.every_minutes, req.until).await {
         Ok(id) => {
             tracing::info!(%operator, broadcast = id, "broadcast posted");
             (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
         }
-        Err(e) => unavailable(e),
+        Err(e) => not_done(e),
+    }
+}
+
+fn not_done(e: crate::channels::Refused) -> Response {
+    match e {
+        crate::channels::Refused::Channel(e) => refused(e),
+        crate::channels::Refused::Store(e) => unavailable(e),
     }
 }
 
@@ -334,20 +327,10 @@ async fn set_subscription(shared: Arc<Shared>, peer: SocketAddr, headers: Header
         Ok(n) => n,
         Err(r) => return r,
     };
-    let id = match shared.channels.marquee.lock().expect("marquee").channel(&name) {
-        Ok(c) => c.id,
-        Err(e) => return refused(e),
-    };
-    if let Err(e) = shared.store.set_subscription(n.as_u64() as i64, id as i64, on).await {
-        return unavailable(e);
+    match crate::channels::set_subscription(&shared, n, &name, on).await {
+        Ok(subs) => Json(json!({ "number": n.to_string(), "subscriptions": subs })).into_response(),
+        Err(e) => not_done(e),
     }
-    let mut m = shared.channels.marquee.lock().expect("marquee");
-    if on {
-        m.subscribe(n, id);
-    } else {
-        m.unsubscribe(n, id);
-    }
-    Json(json!({ "number": n.to_string(), "subscriptions": m.subscriptions(n) })).into_response()
 }
 
 async fn subscribe(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use peerdial_greetings::Kind;
 use peerdial_number::Number;
-use peerdial_portal::link::{BoxFuture, CardRequest, Counts, Refusal};
+use peerdial_portal::link::{BoxFuture, CardRequest, ChannelView, Counts, Refusal};
 use peerdial_portal::RegionLink;
 use peerdial_presence::{Policy, WatcherAuth};
 use peerdial_sip::digest::Ha1;
@@ -151,5 +151,35 @@ impl RegionLink for Link {
 
     fn reserve_number(&self, owner: Number, new: Number) -> BoxFuture<'_, Result<(), Refusal>> {
         Box::pin(crate::vanity::reserve(self.0.clone(), owner, new))
+    }
+
+    fn channels(&self, who: Number) -> Vec<ChannelView> {
+        let m = self.0.channels.marquee.lock().expect("marquee");
+        let subscribed = m.subscriptions(who);
+        m.channels()
+            .into_iter()
+            .map(|c| ChannelView {
+                name: c.name.clone(),
+                title: c.title.clone(),
+                subscribed: subscribed.contains(&c.name),
+            })
+            .collect()
+    }
+
+    fn set_subscription(&self, who: Number, channel: String, on: bool) -> BoxFuture<'_, Result<(), Refusal>> {
+        Box::pin(async move {
+            crate::channels::set_subscription(&self.0, who, &channel, on)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn broadcast(&self, text: String, every_minutes: Option<u64>, until: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>> {
+        Box::pin(async move {
+            crate::channels::new_broadcast(&self.0, &text, every_minutes, until)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
