@@ -14,6 +14,7 @@ mod calls;
 pub mod display;
 pub mod greetings;
 pub mod http;
+pub mod mobile;
 pub mod presence;
 pub mod provision;
 pub mod resolve;
@@ -99,6 +100,8 @@ pub struct PhoneConfig {
     pub contacts: Option<PathBuf>,
     /// Call someone in a meeting or on dnd without asking.
     pub yes: bool,
+    /// The phone as a mobile with the identity rendezvous (issue 14).
+    pub mobile: Option<mobile::MobileConfig>,
 }
 
 impl PhoneConfig {
@@ -125,6 +128,7 @@ impl PhoneConfig {
             greeting_poll_ms: 300_000,
             contacts: None,
             yes: false,
+            mobile: None,
         }
     }
 }
@@ -190,6 +194,8 @@ pub enum Command {
     Notice(String),
     /// Provisioned again after the registrar refused us (see [`account`]).
     Reclaimed(Result<Identity, String>),
+    /// The phone as a mobile (see [`mobile`]).
+    Mobile(mobile::MobileCommand),
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -233,6 +239,7 @@ pub struct Phone {
     presence: presence::PresenceSide,
     /// No re-provisioning before this time (see [`account`]).
     reclaim_after: u64,
+    mobile: mobile::MobileSide,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -336,6 +343,7 @@ impl Phone {
             ..Snapshot::default()
         };
         let keys = peerdial_resolve::keys::Keys::new(&root_of(&id.sip_realm));
+        let mobile = mobile::MobileSide::new(cfg.mobile.clone());
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -365,6 +373,7 @@ impl Phone {
             next_greeting_poll: 0,
             presence: presence::PresenceSide::new(),
             reclaim_after: 0,
+            mobile,
         })
     }
 
@@ -402,6 +411,7 @@ impl Phone {
             self.reg.start(now);
         }
         self.load_contacts();
+        self.mobile_start();
         if let Some(d) = self.cfg.dial.clone() {
             self.dial(&d);
         }
@@ -474,6 +484,7 @@ impl Phone {
             self.poll_own_greetings();
         }
         self.presence_timeouts(now);
+        self.mobile_tick();
         if self.reg.poll_timeout().is_some_and(|t| t <= now) {
             self.reg.handle_timeout(now);
         }
@@ -591,6 +602,7 @@ impl Phone {
             Command::Watch(n) => self.watch(&n),
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
             Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
+            Command::Mobile(m) => self.on_mobile(m),
             Command::Confirm(yes) => {
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {

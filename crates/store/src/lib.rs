@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub mod accounts;
 pub mod portal;
+pub mod rendezvous;
 pub use accounts::PairingOutcome;
 pub use portal::{search_terms, ProfileRow, FIELDS};
 

@@ -320,6 +320,11 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("status", Some(s)) => Command::Status(crate::presence::parse_status(s)?),
         ("watch", Some(n)) => Command::Watch(n.to_string()),
         ("pair", None) => Command::Pair,
+        ("cellular-call", Some(n)) => Command::Mobile(crate::mobile::MobileCommand::Call(n.to_string())),
+        ("cellular-ring", Some(from)) => Command::Mobile(crate::mobile::MobileCommand::Ring {
+            from: from.to_string(),
+            call: None,
+        }),
         ("yes" | "y", None) => Command::Confirm(true),
         ("no" | "n", None) => Command::Confirm(false),
         _ => return None,
@@ -340,7 +345,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
                     line.trim()
                 ),
             }
