@@ -297,13 +297,13 @@ pub async fn up(args: UpArgs) -> Result<()> {
     println!();
     println!("Mobile phones (identity rendezvous; the mobile network is simulated at http://{sim}):");
     for (name, e, mac, port, msisdn, imsi) in [
-        ("ma", a, "02:00:00:00:0a:02", 5073, "+886912000001", "466920000000001"),
-        ("mb", b, "02:00:00:00:0b:02", 5074, "+886912000002", "466920000000002"),
+        ("A", a, "02:00:00:00:0a:02", 5073, "+886912000001", "466920000000001"),
+        ("B", b, "02:00:00:00:0b:02", 5074, "+886912000002", "466920000000002"),
     ] {
         println!(
-            "  cargo run --release -- phone --region http://{} --data {} --mac {mac} --sip 127.0.0.1:{port} --top {top_url} \\\n      --msisdn {msisdn} --imsi {imsi} --rendezvous {top_url} --cellular http://{sim}",
+            "  mobile {name}: cargo run --release -- phone --region http://{} --data {} --mac {mac} --sip 127.0.0.1:{port} --top {top_url} --msisdn {msisdn} --imsi {imsi} --rendezvous {top_url} --cellular http://{sim}",
             e.http,
-            phones.join(name).display()
+            phones.join(format!("mobile-{name}")).display()
         );
     }
     println!("then type `cellular-call +886912000002` in the first: the mobile call becomes an internet call.");
