@@ -44,20 +44,3 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::Store;
-
-    #[tokio::test]
-    async fn mappings_replace_by_number_and_by_sim() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite:{}", dir.path().join("t.db").display())).await.unwrap();
-        s.put_rendezvous_device("+886912000001", "aa", 1).await.unwrap();
-        s.put_rendezvous_device("+886912000001", "bb", 2).await.unwrap();
-        s.put_rendezvous_device("+886912000002", "bb", 3).await.unwrap();
-        assert_eq!(s.rendezvous_devices().await.unwrap(), vec![("+886912000002".into(), "bb".into())]);
-        assert!(s.delete_rendezvous_device("+886912000002").await.unwrap());
-        assert!(!s.delete_rendezvous_device("+886912000002").await.unwrap());
-    }
-}
