@@ -213,6 +213,8 @@ fn a_mobile_call_becomes_an_internet_call_and_keys_are_checked() {
     a.expect_line(&format!("rendezvous paired with {B}: calling sip:"), 10);
     b.expect_line("internet call from ", 10);
     b.expect_line("incoming call from", 10);
+    // The internet call carries signed caller identity like any other.
+    b.expect_line(&format!("caller {} verified", a.number), 10);
     b.send("answer");
     a.expect_line("answered codec=", 10);
     a.expect_line("releasing mobile call c1", 10);

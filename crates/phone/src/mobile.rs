@@ -85,12 +85,14 @@ pub enum MobileCommand {
     Released(String),
     /// Registration: Ok(true) registered, Ok(false) waiting for the code.
     Registration(Result<bool, String>),
-    /// The rendezvous's answer to our call (`caller`) or ring submission.
+    /// The rendezvous's answer to our call (`caller`) or ring submission;
+    /// a caller that paired also has its region's PASSporT for the callee.
     Told {
         caller: bool,
         peer: String,
         cell_call: Option<String>,
         answer: Result<Value, String>,
+        identity: Option<String>,
     },
 }
 
@@ -104,6 +106,8 @@ pub(crate) struct MobileSide {
     invite_key: Option<String>,
     /// Callee: the mobile call to release once the keyed call is answered.
     incoming_cell: Option<String>,
+    /// Callee: who paired with us, and until when its INVITE may come.
+    awaiting_invite: Option<(String, u64)>,
     /// (SIP Call-ID, mobile call) released when the SIP call is answered.
     release: Vec<(String, Option<String>)>,
 }
@@ -249,6 +253,7 @@ impl Phone {
                         peer: from,
                         cell_call: call,
                         answer,
+                        identity: None,
                     };
                     let _ = tx.send(Command::Mobile(told)).await;
                 });
@@ -259,7 +264,8 @@ impl Phone {
                 peer,
                 cell_call,
                 answer,
-            } => self.on_told(caller, &peer, cell_call, answer),
+                identity,
+            } => self.on_told(caller, &peer, cell_call, answer, identity),
         }
     }
 
@@ -272,7 +278,7 @@ impl Phone {
         self.emit(UiEvent::Info(format!(
             "mobile call to {callee}: asking the rendezvous for an internet path"
         )));
-        let (cfg, tx, contact) = (cfg.clone(), self.cmd_tx.clone(), self.mobile_contact());
+        let (cfg, tx, contact, id) = (cfg.clone(), self.cmd_tx.clone(), self.mobile_contact(), self.id.clone());
         tokio::spawn(async move {
             let mut cell_call = None;
             if let Some(sim) = &cfg.cellular {
@@ -283,17 +289,30 @@ impl Phone {
             }
             let body = json!({ "msisdn": cfg.msisdn.as_str(), "imsi": cfg.imsi, "callee": callee.as_str(), "contact": contact });
             let answer = post(&cfg.rendezvous, "/api/v1/rendezvous/call", body).await;
+            // Signed caller identity as on any call, for the number paired with.
+            let dest = answer
+                .as_ref()
+                .ok()
+                .and_then(|v| uri_user(v["contact"].as_str()?).and_then(|u| Number::parse(u).ok()));
+            let identity = match dest {
+                Some(n) => crate::caller_id::passport(&id, n)
+                    .await
+                    .map_err(|e| tracing::warn!("calling without caller identity: {e}"))
+                    .ok(),
+                None => None,
+            };
             let told = MobileCommand::Told {
                 caller: true,
                 peer: callee.to_string(),
                 cell_call,
                 answer,
+                identity,
             };
             let _ = tx.send(Command::Mobile(told)).await;
         });
     }
 
-    fn on_told(&mut self, caller: bool, peer: &str, cell_call: Option<String>, answer: Result<Value, String>) {
+    fn on_told(&mut self, caller: bool, peer: &str, cell_call: Option<String>, answer: Result<Value, String>, identity: Option<String>) {
         let v = match answer {
             Ok(v) => v,
             Err(e) => {
@@ -315,6 +334,7 @@ impl Phone {
             let expires = self.now() + v["expires_in_ms"].as_u64().unwrap_or(30_000);
             self.mobile.keys.expect(key, &user, expires);
             self.mobile.incoming_cell = cell_call;
+            self.mobile.awaiting_invite = Some((peer.to_string(), expires));
             return self.emit(UiEvent::Info(format!(
                 "rendezvous paired with {peer}: waiting for its internet call"
             )));
@@ -327,7 +347,7 @@ impl Phone {
             "rendezvous paired with {peer}: calling {contact} over the internet"
         )));
         self.mobile.invite_key = Some(key.to_string());
-        let placed = self.place_call(number, contact.to_string(), None);
+        let placed = self.place_call(number, contact.to_string(), identity);
         self.mobile.invite_key = None;
         if let Err(e) = placed {
             return self.emit(UiEvent::Error(format!("cannot call {peer} over the internet: {e}")));
@@ -354,6 +374,7 @@ impl Phone {
             Ok(()) => {
                 self.emit(UiEvent::Info(format!("internet call from {caller} carries its rendezvous key")));
                 let cid = msg.header("Call-ID").unwrap_or_default().to_string();
+                self.mobile.awaiting_invite = None;
                 self.mobile.release.push((cid, self.mobile.incoming_cell.take()));
                 false
             }
@@ -371,6 +392,14 @@ impl Phone {
 
     /// Releases mobile calls whose internet call has been answered.
     pub(crate) fn mobile_tick(&mut self) {
+        if let Some((peer, until)) = self.mobile.awaiting_invite.clone() {
+            if self.now() >= until {
+                self.mobile.awaiting_invite = None;
+                self.emit(UiEvent::Info(format!(
+                    "mobile call from {peer} rings (its internet call did not come)"
+                )));
+            }
+        }
         if self.mobile.release.is_empty() {
             return;
         }

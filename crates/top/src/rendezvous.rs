@@ -349,21 +349,37 @@ async fn remove(State(s): State<Arc<TopShared>>, body: Result<Bytes, BytesReject
 }
 
 async fn call(State(s): State<Arc<TopShared>>, ConnectInfo(peer): Peer, body: Result<Bytes, BytesRejection>) -> Response {
-    let run = async {
-        let edge = edge(&s)?;
-        let req = parsed(body, wire::parse_call)?;
-        let source = peer.ip().to_string();
-        Ok(edge.wait(|rdv, now| rdv.submit_call(&req, &source, now)).await)
-    };
-    run.await.unwrap_or_else(|r: Response| r)
+    submission(&s, peer, body, wire::parse_call, |rdv, req, source, now| {
+        rdv.submit_call(req, source, now)
+    })
+    .await
 }
 
 async fn ring(State(s): State<Arc<TopShared>>, ConnectInfo(peer): Peer, body: Result<Bytes, BytesRejection>) -> Response {
-    let run = async {
-        let edge = edge(&s)?;
-        let req = parsed(body, wire::parse_ring)?;
-        let source = peer.ip().to_string();
-        Ok(edge.wait(|rdv, now| rdv.submit_ring(&req, &source, now)).await)
+    submission(&s, peer, body, wire::parse_ring, |rdv, req, source, now| {
+        rdv.submit_ring(req, source, now)
+    })
+    .await
+}
+
+type Submit<T> = fn(&mut Rendezvous, &T, &str, u64) -> Result<Ticket, RendezvousError>;
+
+/// A call or ring submission: parsed, submitted, answered when told.
+async fn submission<T>(
+    s: &TopShared,
+    peer: SocketAddr,
+    body: Result<Bytes, BytesRejection>,
+    parse: fn(&[u8]) -> Result<T, RendezvousError>,
+    submit: Submit<T>,
+) -> Response {
+    let edge = match edge(s) {
+        Ok(e) => e,
+        Err(r) => return r,
     };
-    run.await.unwrap_or_else(|r: Response| r)
+    let req = match parsed(body, parse) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let source = peer.ip().to_string();
+    edge.wait(|rdv, now| submit(rdv, &req, &source, now)).await
 }
