@@ -229,3 +229,14 @@ fn a_full_table_refuses_rather_than_grows() {
     assert!(r.submit_call(&call(A, IMSI_A, B), "a", 0).is_ok());
     assert_eq!(r.submit_call(&call(A, IMSI_A, B), "a", 0), Err(RendezvousError::Overloaded));
 }
+
+#[test]
+fn a_sim_moved_to_another_number_leaves_the_first_unmapped() {
+    let mut r = core(Config::default());
+    registered(&mut r, A, IMSI_A, 0);
+    // A's SIM now proves B's number: A's number no longer maps to anything.
+    registered(&mut r, B, IMSI_A, 10);
+    assert_eq!(r.devices(), 1);
+    assert_eq!(r.remove(&dev(A, IMSI_A)), Err(RendezvousError::NotRegistered));
+    assert!(r.submit_ring(&ring(IMSI_A, Some(B)), "x", 20).is_ok());
+}
