@@ -101,8 +101,9 @@ impl TopArgs {
         rdv.database = self.database.or(file.database);
         rdv.sms_webhook = self.sms_webhook.or(file.sms_webhook);
         if let Some(w) = self.rendezvous_window.or(file.rendezvous_window) {
-            if !(1..=300).contains(&w) {
-                bail!("--rendezvous-window must be between 1 and 300 seconds");
+            // Phones wait 90 s for an answer: the window must end well before.
+            if !(1..=60).contains(&w) {
+                bail!("--rendezvous-window must be between 1 and 60 seconds");
             }
             rdv.window = Duration::from_secs(w);
         }
@@ -324,6 +325,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     for r in &regions {
         println!("  web portal of {}   http://{}/", r.shared.cfg.area, r.endpoints.http);
     }
+    println!("The top serves the identity rendezvous at {top_url}/api/v1/rendezvous/ (its SMS go to the simulator).");
     if port53 {
         println!();
         println!("Every DNS server is on port 53 of its own address, so a real resolver walks the tree.");
