@@ -11,6 +11,7 @@ mod bench_rendezvous;
 mod bench_tree;
 mod bench_yellow;
 mod cellular_sim;
+mod channels_cli;
 mod peer_conf;
 mod phone;
 mod tree;
@@ -82,6 +83,14 @@ enum RegionAction {
     Operator {
         #[command(subcommand)]
         action: OperatorAction,
+    },
+    /// Send a broadcast to every online phone of a running region, once or
+    /// every N minutes until a time.
+    Broadcast(channels_cli::BroadcastArgs),
+    /// Channels of a running region: create, grant publishers, post, list.
+    Channel {
+        #[command(subcommand)]
+        action: channels_cli::ChannelAction,
     },
 }
 
@@ -286,6 +295,14 @@ fn main() -> Result<()> {
                 println!("operator {name} can sign in at the region's portal, /operator");
                 Ok(())
             }
+            Command::Region(RegionCommand {
+                action: Some(RegionAction::Broadcast(a)),
+                ..
+            }) => channels_cli::broadcast(a).await,
+            Command::Region(RegionCommand {
+                action: Some(RegionAction::Channel { action }),
+                ..
+            }) => channels_cli::channel(action).await,
             Command::Phone(args) => {
                 let code = phone::run(args).await?;
                 std::process::exit(code)

@@ -80,7 +80,7 @@ pub struct PhoneArgs {
     #[arg(long, global = true, value_name = "FILE")]
     contacts: Option<PathBuf>,
     /// Call someone in a meeting or on do-not-disturb without asking.
-    #[arg(long, global = true, global = true)]
+    #[arg(long, global = true)]
     #[serde(default)]
     yes: bool,
     /// Ask the region this often whether our greeting pictures changed.
@@ -98,6 +98,10 @@ pub struct PhoneArgs {
     /// As a mobile: the mobile network (`peerdial cellular-sim`'s HTTP URL).
     #[arg(long, global = true, value_name = "URL")]
     cellular: Option<String>,
+    /// Ask the region for the next marquee item this often (0: never;
+    /// default 10).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    marquee_interval: Option<f64>,
     #[command(subcommand)]
     #[serde(skip)]
     action: Option<PhoneAction>,
@@ -176,6 +180,12 @@ impl PhoneArgs {
             (None, None, None) if cellular.is_none() => None,
             _ => bail!("--msisdn, --imsi and --rendezvous go together (and --cellular needs them)"),
         };
+        if let Some(m) = self.marquee_interval.or(file.marquee_interval) {
+            cfg.marquee_interval_ms = match secs(m, "--marquee-interval")? {
+                0 => 0,
+                ms => ms.max(500),
+            };
+        }
         cfg.dial = self.action.map(|PhoneAction::Call { number }| number);
         Ok(cfg)
     }

@@ -8,32 +8,11 @@ mod common;
 
 use std::io::Cursor;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
 use common::*;
 use peerdial_sip::digest::Algorithm;
 use peerdial_sip::message::{Message as Sip, StartLine};
-
-const ZONE_03: &str = "3.0.6.8.8.peerdial.internal.";
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
-/// The SIP username and password a phone keeps in its data folder.
-fn phone_credentials(dir: &Path, mac: &str) -> (String, String) {
-    let path = dir.join(format!("phone-{}", mac.replace(':', ""))).join("phone.json");
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    (
-        j["sip_username"].as_str().unwrap().into(),
-        j["sip_password"].as_str().unwrap().into(),
-    )
-}
 
 fn png() -> Vec<u8> {
     let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 90]));
@@ -365,41 +344,10 @@ fn presence_is_published_asked_before_calling_and_watched() {
     callee.stop();
 }
 
-/// A region started on a DNS port chosen beforehand (so the resolver can
-/// know it before the region exists), asking that resolver for other areas.
-fn region_with_resolver(data: &Path, area: &str, dns_port: u16, resolver: SocketAddr) -> Region {
-    let dns = format!("127.0.0.1:{dns_port}");
-    let resolver = resolver.to_string();
-    Region::spawn(
-        &[
-            "region",
-            "--data",
-            data.to_str().unwrap(),
-            "--area",
-            area,
-            "--sip",
-            "127.0.0.1:0",
-            "--dns",
-            &dns,
-            "--http",
-            "127.0.0.1:0",
-            "--resolver",
-            &resolver,
-        ],
-        data,
-    )
-}
-
 #[test]
 fn a_friend_in_another_region_sees_friends_only_presence_and_a_stranger_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb) = (free_udp_port(), free_udp_port());
-    let unbound = Unbound::start(&[
-        (ZONE, format!("127.0.0.1:{pa}").parse().unwrap()),
-        (ZONE_03, format!("127.0.0.1:{pb}").parse().unwrap()),
-    ]);
-    let a = region_with_resolver(&dir.path().join("a"), "886-02", pa, unbound.addr);
-    let b = region_with_resolver(&dir.path().join("b"), "886-03", pb, unbound.addr);
+    let (unbound, a, b) = two_regions_with_resolver(dir.path());
     let mac_owner = "02:00:00:00:94:01";
     let mut owner = Softphone::start(&b, dir.path(), mac_owner, unbound.addr, &[]);
     let mut friend = Softphone::start(&a, dir.path(), "02:00:00:00:94:02", unbound.addr, &[]);

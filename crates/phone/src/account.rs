@@ -28,20 +28,33 @@ pub fn credentials_refused(reason: &str) -> bool {
     reason.starts_with("403")
 }
 
-/// Asks the region for a pairing code; the line to show.
-pub async fn pairing_code(id: &Identity) -> Result<String, PhoneError> {
+/// A request to our own region's HTTP API with our SIP credentials (HTTP
+/// Basic), with a JSON body if given.
+pub async fn to_region(
+    id: &Identity,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> Result<crate::http::Response, PhoneError> {
     let authority = peerdial_net::http_client::http_authority(&id.region_http).map_err(|e| PhoneError::Http(e.to_string()))?;
     let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", id.sip_username, id.sip_password));
     let auth = format!("Basic {creds}");
-    let r = crate::http::request(
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    crate::http::request(
         authority,
-        "POST",
-        "/api/v1/account/pairing-code",
-        &[("Authorization", &auth)],
-        b"",
-        Duration::from_secs(5),
+        method,
+        path,
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        body.as_bytes(),
+        timeout,
     )
-    .await?;
+    .await
+}
+
+/// Asks the region for a pairing code; the line to show.
+pub async fn pairing_code(id: &Identity) -> Result<String, PhoneError> {
+    let r = to_region(id, "POST", "/api/v1/account/pairing-code", None, Duration::from_secs(5)).await?;
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
     if r.status != 200 {
         let why = v["error"].as_str().unwrap_or("no reason given");

@@ -17,7 +17,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use peerdial_identity::{PublicKey, Verdict};
 use peerdial_number::Number;
 
@@ -27,19 +26,8 @@ use crate::{Command, Phone, PhoneError};
 
 /// The `Identity` header value for a call to `dest`, from our region.
 pub async fn passport(id: &Identity, dest: Number) -> Result<String, PhoneError> {
-    let authority = peerdial_net::http_client::http_authority(&id.region_http).map_err(|e| PhoneError::Http(e.to_string()))?;
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", id.sip_username, id.sip_password));
-    let auth = format!("Basic {creds}");
-    let body = serde_json::json!({ "dest": dest.to_string() }).to_string();
-    let r = crate::http::request(
-        authority,
-        "POST",
-        "/api/v1/identity/passport",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
-        Duration::from_secs(3),
-    )
-    .await?;
+    let body = serde_json::json!({ "dest": dest.to_string() });
+    let r = crate::account::to_region(id, "POST", "/api/v1/identity/passport", Some(&body), Duration::from_secs(3)).await?;
     if r.status != 200 {
         return Err(PhoneError::Http(format!("the region answered {} for a PASSporT", r.status)));
     }

@@ -11,6 +11,7 @@
 pub mod account;
 pub mod caller_id;
 mod calls;
+pub mod channels;
 pub mod display;
 pub mod greetings;
 pub mod http;
@@ -102,6 +103,8 @@ pub struct PhoneConfig {
     pub yes: bool,
     /// The phone as a mobile with the identity rendezvous (issue 14).
     pub mobile: Option<mobile::MobileConfig>,
+    /// How often to ask the region for a marquee item (0: never).
+    pub marquee_interval_ms: u64,
 }
 
 impl PhoneConfig {
@@ -129,6 +132,7 @@ impl PhoneConfig {
             contacts: None,
             yes: false,
             mobile: None,
+            marquee_interval_ms: 10_000,
         }
     }
 }
@@ -160,6 +164,10 @@ pub enum Command {
     Status(peerdial_presence::State),
     /// `watch NUMBER`.
     Watch(String),
+    /// `subscribe`, `unsubscribe`, `channels`, `post`.
+    Channel(channels::ChannelCommand),
+    /// The region's answer for the marquee.
+    Marquee(Result<Option<channels::MarqueeItem>, String>),
     /// The watched number's region SIP address was looked up.
     WatchReady {
         number: Number,
@@ -237,13 +245,14 @@ pub struct Phone {
     pictures: greetings::SharedCache,
     next_greeting_poll: u64,
     presence: presence::PresenceSide,
+    marquee: channels::MarqueeSide,
     /// No re-provisioning before this time (see [`account`]).
     reclaim_after: u64,
     mobile: mobile::MobileSide,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
 
 /// The IP this host uses to reach `peer` (no packet is sent).
 fn route_ip(peer: SocketAddr) -> Option<IpAddr> {
@@ -372,6 +381,7 @@ impl Phone {
             pictures: Arc::new(Mutex::new(pictures)),
             next_greeting_poll: 0,
             presence: presence::PresenceSide::new(),
+            marquee: channels::MarqueeSide::default(),
             reclaim_after: 0,
             mobile,
         })
@@ -451,7 +461,7 @@ impl Phone {
 
     fn next_wake(&self) -> u64 {
         let mut t = self.next_address_check.min(self.next_greeting_poll);
-        t = t.min(self.presence.poll_timeout());
+        t = t.min(self.presence.poll_timeout()).min(self.marquee_wake());
         t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
         for s in self.calls.values() {
             t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
@@ -479,6 +489,7 @@ impl Phone {
             self.next_address_check = now + self.cfg.address_check_ms;
             self.check_address(now);
         }
+        self.poll_marquee(now);
         if now >= self.next_greeting_poll {
             self.next_greeting_poll = now + self.cfg.greeting_poll_ms.max(1_000);
             self.poll_own_greetings();
@@ -600,6 +611,8 @@ impl Phone {
             Command::Reclaimed(r) => self.on_reclaimed(r),
             Command::Status(state) => self.presence.chosen = state,
             Command::Watch(n) => self.watch(&n),
+            Command::Channel(c) => self.on_channel_command(c),
+            Command::Marquee(r) => self.on_marquee(r),
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
             Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
             Command::Mobile(m) => self.on_mobile(m),
@@ -700,6 +713,7 @@ impl Phone {
             "ACK" => {}
             "INVITE" if in_dialog => self.reply_stateless(data, from, 481, no_dialog, &[]),
             "INVITE" => self.on_invite(data, &msg, from, now),
+            "MESSAGE" => self.on_message(data, &msg, from),
             "OPTIONS" => self.reply_stateless(data, from, 200, "OK", &[("Allow", ALLOW), ("Accept", "application/sdp")]),
             "BYE" | "CANCEL" | "INFO" | "UPDATE" | "PRACK" | "NOTIFY" => self.reply_stateless(data, from, 481, no_dialog, &[]),
             "REGISTER" => self.reply_stateless(data, from, 405, "Method Not Allowed", &allow),

@@ -157,7 +157,7 @@ pub async fn hash_password(password: &str) -> Result<String, PortalError> {
 }
 
 /// Whether `password` matches a stored PHC string (false for a corrupt one).
-pub(crate) async fn verify_password(password: String, phc: String) -> bool {
+pub async fn verify_password(password: String, phc: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })

@@ -35,14 +35,8 @@ pub use liveness::{Liveness, LivenessConfig, LivenessEvent};
 pub use server::{Policy, PresenceEvent, PresenceServer, ServerConfig, WatcherAuth};
 pub use state::{Presence, State};
 
-/// A datagram or stream frame to send, and over which transport. Over TCP
-/// the edge sends it on the connection to `to` (the phone's source address).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub to: std::net::SocketAddr,
-    pub transport: peerdial_sip::Transport,
-    pub data: Vec<u8>,
-}
+/// A datagram or stream frame to send, and over which transport.
+pub use peerdial_sip::Outbound as Transmit;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresenceError {

@@ -177,6 +177,38 @@ impl Liveness {
         true
     }
 
+    /// `number` answered something else we sent it (a broadcast MESSAGE):
+    /// the same proof as an answered keep-alive.
+    pub fn answered_by(&mut self, number: Number, now_ms: u64) {
+        self.answered(number, now_ms);
+    }
+
+    /// Something else we sent `number` over UDP went unanswered (a
+    /// broadcast MESSAGE): it counts with missed keep-alives, and
+    /// `max_missed` in a row make the number unreachable at once.
+    pub fn missed(&mut self, number: Number) {
+        let max_missed = self.cfg.max_missed.max(1);
+        let Some(b) = self.binds.get_mut(&number) else { return };
+        if b.transport != Transport::Udp {
+            return; // over TCP the open connection is the proof
+        }
+        b.missed = b.missed.saturating_add(1);
+        if b.missed >= max_missed && b.reachable {
+            b.reachable = false;
+            tracing::debug!(%number, missed = b.missed, "deliveries and keep-alives unanswered: unreachable");
+            self.events.push_back(LivenessEvent { number, reachable: false });
+        }
+    }
+
+    /// The numbers reachable now, with where their bindings are.
+    pub fn reachable(&self) -> Vec<(Number, SocketAddr, Transport)> {
+        self.binds
+            .iter()
+            .filter(|(_, b)| b.reachable)
+            .map(|(n, b)| (*n, b.addr, b.transport))
+            .collect()
+    }
+
     fn answered(&mut self, number: Number, _now: u64) {
         let Some(b) = self.binds.get_mut(&number) else { return };
         if b.probe.is_none() && b.missed == 0 && b.reachable {
@@ -414,6 +446,38 @@ mod tests {
         // A response to nothing of ours is not taken.
         let stray = Message::parse(b"SIP/2.0 200 OK\r\nCall-ID: other\r\nCSeq: 1 OPTIONS\r\n\r\n").unwrap();
         assert!(!l.handle_response(&stray, T0));
+    }
+
+    #[test]
+    fn unanswered_deliveries_count_with_keepalives() {
+        let (mut l, n, addr) = setup();
+        l.registered(n, addr, Transport::Udp, T0);
+        let _ = l.poll_event();
+        l.missed(n);
+        l.missed(n);
+        l.answered_by(n, T0 + 10);
+        l.missed(n);
+        l.missed(n);
+        assert!(l.is_reachable(n), "an answer in between resets the count");
+        assert_eq!(l.reachable(), vec![(n, addr, Transport::Udp)]);
+        l.missed(n);
+        assert_eq!(
+            l.poll_event(),
+            Some(LivenessEvent {
+                number: n,
+                reachable: false
+            })
+        );
+        assert!(l.reachable().is_empty());
+        l.answered_by(n, T0 + 20);
+        assert!(l.is_reachable(n), "an answer brings it back");
+        // Over TCP the connection is the proof: misses do not count.
+        let m = Number::parse("886-02-10000002").unwrap();
+        l.registered(m, "127.0.0.1:7002".parse().unwrap(), Transport::Tcp, T0);
+        for _ in 0..5 {
+            l.missed(m);
+        }
+        assert!(l.is_reachable(m));
     }
 
     #[test]

@@ -2,19 +2,8 @@
 
 use peerdial_sip::message::{NameAddr, StartLine};
 use peerdial_sip::Message;
-use rand::Rng;
 
-/// Random lowercase letters and digits, for tags, branches and Call-IDs.
-pub fn token(n: usize) -> String {
-    let mut r = rand::thread_rng();
-    (0..n)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.gen_range(0..36)]))
-        .collect()
-}
-
-pub fn branch() -> String {
-    format!("z9hG4bK{}", token(16))
-}
+pub use peerdial_sip::ids::{branch, request, token};
 
 pub fn tag_of(header: Option<&str>) -> Option<String> {
     NameAddr::parse(header?).ok()?.param("tag").flatten().map(str::to_string)
@@ -48,17 +37,6 @@ pub fn seconds(m: &Message, name: &str) -> Option<Result<u32, ()>> {
             Err(())
         }
     })
-}
-
-pub fn request(method: &str, uri: &str) -> Message {
-    Message {
-        start: StartLine::Request {
-            method: method.into(),
-            uri: uri.into(),
-        },
-        headers: Vec::with_capacity(12),
-        body: Vec::new(),
-    }
 }
 
 pub use peerdial_number::{NumberHasher, NumberMap};

@@ -13,6 +13,9 @@
 //! - SUBSCRIBE and PUBLISH go to the presence agent ([`presence`]), which
 //!   knows who is online from the bindings, UDP keep-alives and TCP
 //!   connections, and serves presence over HTTP too (JSON and SSE).
+//! - broadcasts, channels, private channels and the marquee ([`channels`]):
+//!   SIP MESSAGE to online phones (answers count as liveness) and
+//!   `GET /api/v1/marquee`.
 //! - the web portal (`peerdial-portal`) at `/` on the same address, its
 //!   first password set through [`account`].
 //!
@@ -21,6 +24,8 @@
 pub mod account;
 pub mod admin;
 pub(crate) mod auth;
+pub mod channels;
+mod channels_api;
 pub mod greetings;
 mod http;
 pub mod identity;
@@ -208,6 +213,7 @@ impl Region {
             tokio::spawn(notify::notify_loop(shared.clone(), stop_rx.clone()));
         }
         tokio::spawn(presence::timer_loop(shared.clone(), stop_rx.clone()));
+        tokio::spawn(channels::run(shared.clone(), stop_rx.clone()));
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
         Ok(Region {

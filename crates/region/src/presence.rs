@@ -19,18 +19,24 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use peerdial_channels::{Delivery, DeliveryEvent, Fanout, FanoutConfig, Target};
 use peerdial_number::Number;
 use peerdial_presence::{Liveness, LivenessConfig, Policy, PresenceEvent, PresenceServer, ServerConfig, Transmit, WatcherAuth};
 use peerdial_sip::message::StartLine;
 use peerdial_sip::{Message, Transport};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::channels::Signal;
+
 use crate::{now_ms, Shared};
 
-/// The presence agent and liveness tracker, updated together.
+/// The presence agent, the liveness tracker and the MESSAGE fan-out
+/// (broadcasts and private items, whose answers are liveness too),
+/// updated together.
 pub struct Core {
     pub server: PresenceServer,
     pub liveness: Liveness,
+    pub delivery: Fanout,
 }
 
 /// What kind of SIP message a datagram or frame is, from its first bytes
@@ -63,6 +69,8 @@ pub struct Edge {
     /// Open SIP TCP connections by peer address: where TCP NOTIFYs go.
     tcp: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
     events: broadcast::Sender<PresenceEvent>,
+    /// Where delivery outcomes and phones coming back go (the channels edge).
+    signals: OnceLock<mpsc::UnboundedSender<Signal>>,
 }
 
 impl Edge {
@@ -75,10 +83,12 @@ impl Edge {
             core: Mutex::new(Core {
                 server: PresenceServer::new(scfg),
                 liveness: Liveness::new(lcfg),
+                delivery: Fanout::new(FanoutConfig::new(sip, domain)),
             }),
             udp: OnceLock::new(),
             tcp: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
+            signals: OnceLock::new(),
         }
     }
 
@@ -92,8 +102,20 @@ impl Edge {
         {
             let mut c = self.core.lock().expect("presence lock");
             out.extend(f(&mut c, now));
+            while let Some(ev) = c.delivery.poll_event() {
+                match ev {
+                    DeliveryEvent::Answered { number, .. } => c.liveness.answered_by(number, now),
+                    DeliveryEvent::Missed { number, .. } => c.liveness.missed(number),
+                    DeliveryEvent::Done { .. } => {}
+                }
+                self.signal(Signal::Delivery(ev));
+            }
+            out.extend(std::iter::from_fn(|| c.delivery.poll_transmit()));
             while let Some(ev) = c.liveness.poll_event() {
                 c.server.set_reachable(ev.number, ev.reachable, now);
+                if ev.reachable {
+                    self.signal(Signal::Reachable(ev.number));
+                }
             }
             while let Some(t) = c.liveness.poll_transmit() {
                 out.push(t);
@@ -129,6 +151,29 @@ impl Edge {
                 }
             }
         }
+    }
+
+    fn signal(&self, s: Signal) {
+        if let Some(tx) = self.signals.get() {
+            let _ = tx.send(s);
+        }
+    }
+
+    pub fn set_signals(&self, tx: mpsc::UnboundedSender<Signal>) {
+        let _ = self.signals.set(tx);
+    }
+
+    /// Starts delivering a text as MESSAGE to `targets`.
+    pub fn deliver(&self, d: Delivery, targets: Vec<Target>) {
+        self.with(|c, now| {
+            c.delivery.start(d, targets, now);
+            None
+        });
+    }
+
+    /// The numbers reachable now and where (for deliveries).
+    pub fn reachable(&self) -> Vec<(Number, SocketAddr, Transport)> {
+        self.core.lock().expect("presence lock").liveness.reachable()
     }
 
     pub fn set_udp(&self, sock: Arc<std::net::UdpSocket>) {
@@ -261,11 +306,12 @@ impl Edge {
         });
     }
 
-    /// A response: to one of our keep-alives or NOTIFYs, or to nothing.
+    /// A response: to one of our keep-alives, MESSAGEs or NOTIFYs, or to
+    /// nothing.
     pub fn response(&self, data: &[u8]) {
         let Ok(msg) = Message::parse(data) else { return };
         self.with(|c, now| {
-            if !c.liveness.handle_response(&msg, now) {
+            if !c.liveness.handle_response(&msg, now) && !c.delivery.handle_response(&msg, now) {
                 c.server.handle_response(&msg, now);
             }
             None
@@ -297,13 +343,14 @@ impl Edge {
         self.with(|c, now| {
             c.server.handle_timeout(now);
             c.liveness.handle_timeout(now);
+            c.delivery.handle_timeout(now);
             None
         });
         let c = self.core.lock().expect("presence lock");
-        match (c.server.poll_timeout(), c.liveness.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [c.server.poll_timeout(), c.liveness.poll_timeout(), c.delivery.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

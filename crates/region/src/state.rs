@@ -37,6 +37,8 @@ pub struct Shared {
     pub greetings: crate::greetings::Greetings,
     /// Presence: the agent, liveness, and their I/O.
     pub presence: crate::presence::Edge,
+    /// Broadcasts, channels, private channels and the marquee.
+    pub channels: crate::channels::Channels,
     /// Numbers an operator disabled: they cannot register or resolve.
     pub disabled: Mutex<HashSet<Number>>,
     /// Watchers from other regions, by their signed identity.
@@ -78,6 +80,8 @@ impl Shared {
         let mut registrar = Registrar::new(rcfg);
 
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
+        let (channels, signals) = crate::channels::Channels::load(&store).await?;
+        presence.set_signals(signals);
         let mut numbers = Vec::new();
         let mut devices = Devices::default();
         let disabled: HashSet<Number> = store
@@ -154,6 +158,7 @@ impl Shared {
             identity,
             greetings,
             presence,
+            channels,
             disabled: Mutex::new(disabled),
             watchers,
             rt: tokio::runtime::Handle::current(),

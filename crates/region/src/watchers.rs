@@ -122,15 +122,33 @@ impl SignedWatchers {
     /// dialog is remembered. `unix_ms`: the wall clock, for token times;
     /// `now`: the region's clock, for the memory.
     pub async fn verify(&self, msg: &Message, source: SocketAddr, t: &Token, unix_ms: u64, now: u64) -> Option<Number> {
-        let (watcher, watched, token) = (t.watcher, t.watched, t.header.as_str());
-        let keys = if watcher.area() == self.own_area {
+        let watcher = self.verify_token(t.watcher, t.watched, &t.header, unix_ms).await?;
+        if let Some(key) = dialog_key(msg, source) {
+            let mut d = self.dialogs.lock().expect("dialogs");
+            d.retain(|_, (_, until)| *until > now);
+            if d.len() >= MAX_DIALOGS {
+                if let Some(oldest) = d.iter().min_by_key(|(_, (_, u))| *u).map(|(k, _)| k.clone()) {
+                    d.remove(&oldest);
+                }
+            }
+            d.insert(key, (watcher, now + REMEMBER_MS));
+        }
+        Some(watcher)
+    }
+
+    /// Checks an `Identity` header value claiming that `orig` (of any
+    /// area) speaks to `dest`, finding the signer's key through DNS; each
+    /// token verifies once (replays are refused). Used for watchers and
+    /// for posts to a private channel.
+    pub async fn verify_token(&self, orig: Number, dest: Number, token: &str, unix_ms: u64) -> Option<Number> {
+        let keys = if orig.area() == self.own_area {
             vec![self.own_key.clone()]
         } else {
             let dns = self.dns.as_ref()?;
-            match self.keys.of(dns, watcher).await {
+            match self.keys.of(dns, orig).await {
                 Ok(k) => k,
                 Err(e) => {
-                    tracing::debug!(%watcher, "watcher's region key not found: {e}");
+                    tracing::debug!(%orig, "signer's region key not found: {e}");
                     return None;
                 }
             }
@@ -139,23 +157,11 @@ impl SignedWatchers {
             .verifier
             .lock()
             .expect("verifier")
-            .verify_any(Some(token), watcher, watched, &keys, unix_ms);
+            .verify_any(Some(token), orig, dest, &keys, unix_ms);
         match verdict {
-            Verdict::Verified(_) => {
-                if let Some(key) = dialog_key(msg, source) {
-                    let mut d = self.dialogs.lock().expect("dialogs");
-                    d.retain(|_, (_, until)| *until > now);
-                    if d.len() >= MAX_DIALOGS {
-                        if let Some(oldest) = d.iter().min_by_key(|(_, (_, u))| *u).map(|(k, _)| k.clone()) {
-                            d.remove(&oldest);
-                        }
-                    }
-                    d.insert(key, (watcher, now + REMEMBER_MS));
-                }
-                Some(watcher)
-            }
+            Verdict::Verified(_) => Some(orig),
             Verdict::Unverified(reason) => {
-                tracing::debug!(%watcher, %reason, "watcher's identity not verified");
+                tracing::debug!(%orig, %reason, "identity not verified");
                 None
             }
         }

@@ -143,17 +143,7 @@ pub struct Call {
     remote_call_info: Option<String>,
 }
 
-fn random_token(n: usize) -> String {
-    use rand::Rng;
-    let mut r = rand::thread_rng();
-    (0..n)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.gen_range(0..36)]))
-        .collect()
-}
-
-fn branch() -> String {
-    format!("z9hG4bK{}", random_token(16))
-}
+use crate::ids::{branch, token as random_token};
 
 /// The address a `sip:` URI with an IP literal host names.
 pub fn uri_addr(uri: &str) -> Option<SocketAddr> {

@@ -62,12 +62,7 @@ pub struct RegisterClient {
     events: VecDeque<RegEvent>,
 }
 
-fn token(n: usize) -> String {
-    let mut r = rand::thread_rng();
-    (0..n)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[r.gen_range(0..36)]))
-        .collect()
-}
+use crate::ids::token;
 
 impl RegisterClient {
     pub fn new(cfg: RegisterConfig, local: SocketAddr) -> RegisterClient {

@@ -13,12 +13,23 @@
 pub mod call;
 pub mod client;
 pub mod digest;
+pub mod ids;
 pub mod message;
 pub mod registrar;
 pub mod validate;
 
 pub use message::Message;
 pub use registrar::{Binding, Change, Output, Registrar, RegistrarConfig, Transport};
+
+/// A request or response a server-side machine wants sent, and over which
+/// transport: over TCP the edge writes it on the open connection from
+/// `to` (the phone's source address), over UDP it sends a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub to: std::net::SocketAddr,
+    pub transport: Transport,
+    pub data: Vec<u8>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SipError {

@@ -19,9 +19,11 @@ use sqlx::{Any, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
 pub mod accounts;
+pub mod channels;
 pub mod portal;
 pub mod rendezvous;
 pub use accounts::PairingOutcome;
+pub use channels::{BroadcastRow, ChannelRow, ItemRow};
 pub use portal::{search_terms, ProfileRow, FIELDS};
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");

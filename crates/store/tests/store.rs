@@ -427,3 +427,61 @@ async fn rendezvous_mappings_replace_by_number_and_by_sim() {
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn channels_items_subscriptions_watermarks_and_broadcasts_survive_reopen() {
+    use peerdial_store::{BroadcastRow, ItemRow};
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        let news = s.add_channel("news", "News", "local", 1).await.unwrap();
+        assert!(s.add_channel("news", "again", "local", 1).await.is_err(), "names are unique");
+        assert!(s.set_publisher(news, 8860210000001, true).await.unwrap());
+        assert!(!s.set_publisher(news, 8860210000001, true).await.unwrap());
+        let item = |channel, owner, text: &str, expires| ItemRow {
+            id: 0,
+            channel,
+            owner,
+            poster: 8860210000001,
+            text: text.into(),
+            posted_ms: 10,
+            expires_ms: expires,
+            delivered_ms: 0,
+        };
+        let a = s.add_item(&item(news, 0, "a", 1000)).await.unwrap();
+        let b = s.add_item(&item(news, 0, "b", 50)).await.unwrap();
+        let p = s.add_item(&item(0, 8860210000002, "private", 1000)).await.unwrap();
+        assert!(a < b && b < p, "ids grow");
+        assert!(s.set_subscription(8860210000002, news, true).await.unwrap());
+        s.put_seen(&[(8860210000002, news, a), (8860210000002, news, a - 1)]).await.unwrap();
+        let bc = s
+            .add_broadcast(
+                &BroadcastRow {
+                    id: 0,
+                    text: "hello".into(),
+                    every_ms: 60_000,
+                    until_ms: 500_000,
+                    next_ms: 100,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        s.close().await;
+
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.channels().await.unwrap()[0].name, "news");
+        assert_eq!(s.publishers().await.unwrap(), [(news, 8860210000001)]);
+        let texts: Vec<String> = s.live_items(100).await.unwrap().into_iter().map(|i| i.text).collect();
+        assert_eq!(texts, ["a", "private"], "expired items are not loaded");
+        s.mark_delivered(p, 200).await.unwrap();
+        assert_eq!(s.live_items(100).await.unwrap().len(), 1, "delivered private items are done");
+        assert_eq!(s.delete_expired_items(100).await.unwrap(), 1);
+        assert_eq!(s.subscriptions().await.unwrap(), [(8860210000002, news)]);
+        assert_eq!(s.seen().await.unwrap(), [(8860210000002, news, a)], "a watermark only rises");
+        assert_eq!(s.pending_broadcasts().await.unwrap()[0].id, bc);
+        s.broadcast_started(bc, 0, 300).await.unwrap();
+        assert!(s.pending_broadcasts().await.unwrap().is_empty());
+        assert!(s.set_subscription(8860210000002, news, false).await.unwrap());
+        s.close().await;
+    }
+}

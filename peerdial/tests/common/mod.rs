@@ -13,11 +13,14 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
 use peerdial_sip::message::{Message as Sip, StartLine};
 
+pub mod baresip;
+
 /// The peers' configuration texts, shared with the benchmarks.
 #[path = "../../src/peer_conf.rs"]
 pub mod peer_conf;
 
 pub const ZONE: &str = "2.0.6.8.8.peerdial.internal.";
+pub const ZONE_03: &str = "3.0.6.8.8.peerdial.internal.";
 
 /// The `peerdial` binary under test: cargo's, or `PEERDIAL_BIN` when set
 /// (where several checkouts share one target directory, cargo's path is
@@ -640,4 +643,60 @@ impl Drop for Unbound {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// HTTP Basic credentials.
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"))
+    )
+}
+
+/// The SIP credentials a phone keeps in its data folder.
+pub fn phone_credentials(dir: &Path, mac: &str) -> (String, String) {
+    let path = dir.join(format!("phone-{}", mac.replace(':', ""))).join("phone.json");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    (
+        j["sip_username"].as_str().unwrap().into(),
+        j["sip_password"].as_str().unwrap().into(),
+    )
+}
+
+/// A region started on a DNS port chosen beforehand (so the resolver can
+/// know it before the region exists), asking that resolver for other areas.
+pub fn region_with_resolver(data: &Path, area: &str, dns_port: u16, resolver: SocketAddr) -> Region {
+    let dns = format!("127.0.0.1:{dns_port}");
+    let resolver = resolver.to_string();
+    Region::spawn(
+        &[
+            "region",
+            "--data",
+            data.to_str().unwrap(),
+            "--area",
+            area,
+            "--sip",
+            "127.0.0.1:0",
+            "--dns",
+            &dns,
+            "--http",
+            "127.0.0.1:0",
+            "--resolver",
+            &resolver,
+        ],
+        data,
+    )
+}
+
+/// Two regions (886-02 and 886-03) whose DNS an Unbound resolver knows,
+/// each asking that resolver for the other's records.
+pub fn two_regions_with_resolver(dir: &Path) -> (Unbound, Region, Region) {
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let unbound = Unbound::start(&[
+        (ZONE, format!("127.0.0.1:{pa}").parse().unwrap()),
+        (ZONE_03, format!("127.0.0.1:{pb}").parse().unwrap()),
+    ]);
+    let a = region_with_resolver(&dir.join("a"), "886-02", pa, unbound.addr);
+    let b = region_with_resolver(&dir.join("b"), "886-03", pb, unbound.addr);
+    (unbound, a, b)
 }

@@ -74,6 +74,18 @@ pub struct Snapshot {
     pub presence: Option<PresenceView>,
     /// Watched numbers (`--contacts`, `watch N`) in the order added.
     pub contacts: Vec<ContactView>,
+    /// What the marquee line scrolls: the latest item or message.
+    pub marquee: Option<MarqueeView>,
+}
+
+/// The marquee line's text and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarqueeView {
+    /// A channel's name, `private`, or who sent a message.
+    pub label: String,
+    pub text: String,
+    /// When it started scrolling.
+    pub since: Instant,
 }
 
 /// A number's presence as last heard.
@@ -107,6 +119,7 @@ impl Default for Snapshot {
             status: None,
             presence: None,
             contacts: Vec::new(),
+            marquee: None,
         }
     }
 }
@@ -124,6 +137,20 @@ impl Snapshot {
                 })
             }
             UiEvent::Ended { .. } | UiEvent::NoSuchNumber { .. } => self.presence = None,
+            UiEvent::Marquee { channel, text, .. } => {
+                self.marquee = Some(MarqueeView {
+                    label: channel.clone().unwrap_or_else(|| "private".into()),
+                    text: text.clone(),
+                    since: Instant::now(),
+                })
+            }
+            UiEvent::Message { from, text, .. } => {
+                self.marquee = Some(MarqueeView {
+                    label: from.clone(),
+                    text: text.clone(),
+                    since: Instant::now(),
+                })
+            }
             UiEvent::Contact { number, name, state } => {
                 self.watching(number, name.clone());
                 if let Some(c) = self.contacts.iter_mut().find(|c| &c.number == number) {
@@ -242,6 +269,19 @@ pub enum UiEvent {
         number: String,
         state: String,
     },
+    /// A text MESSAGE (a broadcast, a friend's private post); clean text.
+    Message {
+        from: String,
+        text: String,
+        /// It came from our region's address.
+        via_region: bool,
+    },
+    /// A marquee item (channel None: our private channel); clean text.
+    Marquee {
+        channel: Option<String>,
+        poster: Option<String>,
+        text: String,
+    },
 }
 
 impl UiEvent {
@@ -295,6 +335,27 @@ impl UiEvent {
             UiEvent::Contact { number, name: None, state } => format!("contact {number} {state}"),
             UiEvent::Presence { number, state } => format!("presence {number} {state}"),
             UiEvent::Confirm { number, state } => format!("{number} is {state}: call anyway? (yes/no)"),
+            UiEvent::Message { from, text, via_region } => {
+                format!(
+                    "message from {from}{}: {text}",
+                    if *via_region { "" } else { " (not via our region)" }
+                )
+            }
+            UiEvent::Marquee {
+                channel: Some(c),
+                poster,
+                text,
+            } => match poster {
+                Some(p) => format!("marquee [{c}] {p}: {text}"),
+                None => format!("marquee [{c}] {text}"),
+            },
+            UiEvent::Marquee {
+                channel: None,
+                poster,
+                text,
+            } => {
+                format!("marquee [private] {}: {text}", poster.as_deref().unwrap_or("?"))
+            }
         }
     }
 }
@@ -310,6 +371,17 @@ pub trait Display: Send {
 
 /// Parses a command line typed on stdin (log mode).
 pub fn parse_command(line: &str) -> Option<Command> {
+    use crate::channels::ChannelCommand;
+    if let Some(rest) = line.strip_prefix("post ") {
+        let (to, text) = rest.trim_start().split_once(' ')?;
+        let text = text.trim();
+        return (!text.is_empty()).then(|| {
+            Command::Channel(ChannelCommand::Post {
+                to: to.to_string(),
+                text: text.to_string(),
+            })
+        });
+    }
     let mut it = line.split_whitespace();
     Some(match (it.next()?, it.next()) {
         ("call" | "dial", Some(n)) => Command::Dial(n.to_string()),
@@ -325,6 +397,9 @@ pub fn parse_command(line: &str) -> Option<Command> {
             from: from.to_string(),
             call: None,
         }),
+        ("subscribe", Some(c)) => Command::Channel(ChannelCommand::Subscribe(c.to_string())),
+        ("unsubscribe", Some(c)) => Command::Channel(ChannelCommand::Unsubscribe(c.to_string())),
+        ("channels", None) => Command::Channel(ChannelCommand::List),
         ("yes" | "y", None) => Command::Confirm(true),
         ("no" | "n", None) => Command::Confirm(false),
         _ => return None,
@@ -345,7 +420,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
                     line.trim()
                 ),
             }
@@ -372,5 +447,14 @@ mod tests {
         assert!(parse_command("status sleeping").is_none());
         assert!(matches!(parse_command("watch 12345678"), Some(Command::Watch(n)) if n == "12345678"));
         assert!(matches!(parse_command("yes"), Some(Command::Confirm(true))));
+        use crate::channels::ChannelCommand as C;
+        assert!(matches!(parse_command("subscribe news"), Some(Command::Channel(C::Subscribe(c))) if c == "news"));
+        assert!(matches!(parse_command("channels"), Some(Command::Channel(C::List))));
+        assert!(matches!(
+            parse_command("post 10000002 see you at 8"),
+            Some(Command::Channel(C::Post { to, text })) if to == "10000002" && text == "see you at 8"
+        ));
+        assert!(parse_command("post 10000002").is_none());
+        assert!(parse_command("post 10000002   ").is_none());
     }
 }

@@ -10,12 +10,15 @@
 //!   number under it;
 //! - `contacts.rs`: watched numbers with their live presence;
 //! - `events.rs`: the latest event lines;
+//! - `marquee.rs`: the scrolling line of the latest broadcast, message or
+//!   channel item;
 //! - `footer.rs`: own status, the last message, the key legend.
 
 pub mod call;
 pub mod contacts;
 pub mod events;
 pub mod footer;
+pub mod marquee;
 pub mod picture;
 
 use ratatui::layout::{Constraint, Layout};
@@ -58,7 +61,13 @@ impl View {
 /// Draws the whole screen: the call (with the picture beside it while a
 /// call is up) on top, contacts and events below, the footer last.
 pub fn draw(frame: &mut Frame, view: &mut View, s: &Snapshot) {
-    let [top, middle, bottom] = Layout::vertical([Constraint::Length(14), Constraint::Min(3), Constraint::Length(2)]).areas(frame.area());
+    let [top, middle, ticker, bottom] = Layout::vertical([
+        Constraint::Length(14),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(2),
+    ])
+    .areas(frame.area());
     let buf = frame.buffer_mut();
     if s.call.is_some() {
         let [call_area, picture_area] = Layout::horizontal([Constraint::Min(30), Constraint::Length(32)]).areas(top);
@@ -70,6 +79,7 @@ pub fn draw(frame: &mut Frame, view: &mut View, s: &Snapshot) {
     let [contacts_area, events_area] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
     contacts::render(&s.contacts, contacts_area, buf);
     events::render(&view.log, events_area, buf);
+    marquee::render(s.marquee.as_ref(), ticker, buf);
     footer::render(s, view.log.last().map(String::as_str), bottom, buf);
 }
 

@@ -1,0 +1,105 @@
+//! baresip as a test peer: a config folder with one account (and contacts
+//! to watch), the modules a test asks for, stdin commands, and its output
+//! kept (stdout and stderr) for assertions. Stopped by PID on drop.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use super::{free_udp_port, require};
+
+pub struct Baresip {
+    pub child: std::process::Child,
+    pub port: u16,
+    out: Arc<Mutex<String>>,
+}
+
+impl Baresip {
+    /// `modules`: the `module`/`module_app` lines beyond the base (stdio,
+    /// g711, aufile, account, menu), e.g. `&["module_app contact.so"]`.
+    pub fn start(dir: &Path, account: &str, contacts: &str, modules: &[&str]) -> Baresip {
+        let conf = dir.join("baresip");
+        std::fs::create_dir_all(&conf).unwrap();
+        let port = free_udp_port();
+        let mut config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\n\
+audio_player aufile,/dev/null\naudio_source aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\n\
+module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n"
+        );
+        for m in modules {
+            config.push_str(m);
+            config.push('\n');
+        }
+        std::fs::write(conf.join("config"), config).unwrap();
+        std::fs::write(conf.join("accounts"), account).unwrap();
+        std::fs::write(conf.join("contacts"), contacts).unwrap();
+        let mut child = Command::new(require("baresip"))
+            .args(["-t", "60", "-f", conf.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = Arc::new(Mutex::new(String::new()));
+        for mut pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    out.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Baresip { child, port, out }
+    }
+
+    pub fn command(&mut self, c: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{c}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Everything it printed so far, without colour sequences.
+    pub fn log(&self) -> String {
+        plain(&self.out.lock().unwrap())
+    }
+
+    /// Kills it at once (no unregister), by PID.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Text without ANSI colour sequences.
+pub fn plain(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            for c in it.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        // By PID; it waits for final NOTIFYs on a polite quit.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
