@@ -165,6 +165,21 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// The identity rendezvous's core on one core: pairing latency
+    /// (second submission → both sides told) p50/p99, and pairings per
+    /// second with --pending submissions waiting.
+    Rendezvous {
+        #[arg(long, default_value_t = 10_000)]
+        pending: u32,
+        /// Pairings timed one by one for the latency.
+        #[arg(long, default_value_t = 100_000)]
+        samples: u32,
+        /// Pairings for the throughput.
+        #[arg(long, default_value_t = 1_000_000)]
+        pairings: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Yellow-pages keyword search over made-up profiles: searches per
     /// second and p50/p99 on SQLite (FTS5) and, with --postgres, on
     /// PostgreSQL (tsvector), next to a plain LIKE scan.
@@ -270,6 +285,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             connections,
             no_pin,
         } => crate::bench_channels::marquee(phones, items, seconds, connections, !no_pin).await,
+        Which::Rendezvous {
+            pending,
+            samples,
+            pairings,
+            no_pin,
+        } => crate::bench_rendezvous::rendezvous(pending, samples, pairings, !no_pin),
         Which::Yellow {
             profiles,
             seconds,

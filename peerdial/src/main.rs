@@ -8,8 +8,10 @@ mod bench_channels;
 mod bench_greetings;
 mod bench_identity;
 mod bench_presence;
+mod bench_rendezvous;
 mod bench_tree;
 mod bench_yellow;
+mod cellular_sim;
 mod channels_cli;
 mod peer_conf;
 mod phone;
@@ -47,6 +49,9 @@ enum Command {
     Up(tree::UpArgs),
     /// Run a benchmark next to the third-party peer it is compared with.
     Bench(bench::BenchArgs),
+    /// Simulate the mobile network for mobile phones (calls, rings, SMS):
+    /// what the identity rendezvous is tried and tested with.
+    CellularSim(cellular_sim::SimArgs),
 }
 
 /// `peerdial region [FLAGS]` runs the server; `peerdial region ACTION`
@@ -306,6 +311,7 @@ fn main() -> Result<()> {
             Command::Top(args) => tree::run_top(args).await,
             Command::Up(args) => tree::up(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::CellularSim(args) => cellular_sim::run(args).await,
         }
     })
 }

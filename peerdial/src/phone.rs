@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use peerdial_media::CodecKind;
 use peerdial_phone::display::{spawn_keys, spawn_stdin_commands, LogDisplay, TerminalDisplay};
+use peerdial_phone::mobile::MobileConfig;
 use peerdial_phone::{Display, Phone, PhoneConfig};
 use serde::Deserialize;
 
@@ -85,6 +86,18 @@ pub struct PhoneArgs {
     /// Ask the region this often whether our greeting pictures changed.
     #[arg(long, global = true, value_name = "SECONDS")]
     greeting_poll: Option<f64>,
+    /// As a mobile: this device's phone number, E.164 (+886912345678).
+    #[arg(long, global = true, value_name = "MSISDN")]
+    msisdn: Option<String>,
+    /// As a mobile: its SIM's IMSI (15 digits); sent to the rendezvous only.
+    #[arg(long, global = true, value_name = "IMSI")]
+    imsi: Option<String>,
+    /// As a mobile: the identity rendezvous (the top's HTTP URL).
+    #[arg(long, global = true, value_name = "URL")]
+    rendezvous: Option<String>,
+    /// As a mobile: the mobile network (`peerdial cellular-sim`'s HTTP URL).
+    #[arg(long, global = true, value_name = "URL")]
+    cellular: Option<String>,
     /// Ask the region for the next marquee item this often (0: never;
     /// default 10).
     #[arg(long, global = true, value_name = "SECONDS")]
@@ -157,6 +170,16 @@ impl PhoneArgs {
         if let Some(g) = self.greeting_poll.or(file.greeting_poll) {
             cfg.greeting_poll_ms = secs(g, "--greeting-poll")?.max(1_000);
         }
+        let cellular = self.cellular.or(file.cellular);
+        cfg.mobile = match (
+            self.msisdn.or(file.msisdn),
+            self.imsi.or(file.imsi),
+            self.rendezvous.or(file.rendezvous),
+        ) {
+            (Some(m), Some(i), Some(r)) => Some(MobileConfig::new(&m, &i, r, cellular)?),
+            (None, None, None) if cellular.is_none() => None,
+            _ => bail!("--msisdn, --imsi and --rendezvous go together (and --cellular needs them)"),
+        };
         if let Some(m) = self.marquee_interval.or(file.marquee_interval) {
             cfg.marquee_interval_ms = match secs(m, "--marquee-interval")? {
                 0 => 0,

@@ -49,6 +49,16 @@ pub struct TopArgs {
     /// Seconds a silent child stays delegated (its secondaries may still serve it).
     #[arg(long, value_name = "SECONDS")]
     grace: Option<u64>,
+    /// Database of the identity rendezvous: sqlite:PATH (default DIR/top.db) or postgres://…
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// SMS gateway of the rendezvous: codes are POSTed here as JSON
+    /// `{"to": MSISDN, "text": …}` (default: printed on stdout).
+    #[arg(long, value_name = "URL")]
+    sms_webhook: Option<String>,
+    /// Seconds a rendezvous submission waits for its other half.
+    #[arg(long, value_name = "SECONDS")]
+    rendezvous_window: Option<u64>,
 }
 
 impl TopArgs {
@@ -87,6 +97,19 @@ impl TopArgs {
         if let Some(g) = self.grace.or(file.grace) {
             cfg.grace = Duration::from_secs(g);
         }
+        let rdv = cfg.rendezvous.get_or_insert_with(Default::default);
+        rdv.database = self.database.or(file.database);
+        rdv.sms_webhook = self.sms_webhook.or(file.sms_webhook);
+        if let Some(w) = self.rendezvous_window.or(file.rendezvous_window) {
+            // Phones wait 90 s for an answer: the window must end well before.
+            if !(1..=60).contains(&w) {
+                bail!("--rendezvous-window must be between 1 and 60 seconds");
+            }
+            rdv.window = Duration::from_secs(w);
+        }
+        if rdv.sms_webhook.as_deref().is_some_and(|u| !u.starts_with("http://")) {
+            bail!("--sms-webhook must be an http:// URL");
+        }
         Ok(cfg)
     }
 }
@@ -117,6 +140,10 @@ pub async fn run_top(args: TopArgs) -> Result<()> {
         e.http
     );
     println!("  regions:        curl -s http://{}/api/v1/regions", e.http);
+    println!(
+        "  rendezvous:     http://{}/api/v1/rendezvous/ (mobile phones: --rendezvous http://{})",
+        e.http, e.http
+    );
     crate::wait_for_signal().await;
     top.shutdown().await;
     Ok(())
@@ -241,7 +268,15 @@ pub async fn up(args: UpArgs) -> Result<()> {
     let sip = |i| place(i, 1);
     let http = |i| place(i, 2);
     let token = stored_token(&args.data.join("top"))?;
+    // The mobile network stand-in, and the top's SMS gateway pointed at it.
+    let (_sim_stop, sim_rx) = tokio::sync::watch::channel(false);
+    let sim = crate::cellular_sim::start(addr(http(3))?, sim_rx)
+        .await
+        .context("starting the cellular simulator")?;
     let mut tcfg = TopConfig::new(args.data.join("top"), token.clone());
+    if let Some(r) = tcfg.rendezvous.as_mut() {
+        r.sms_webhook = Some(format!("http://{sim}/sim/v1/sms"));
+    }
     tcfg.dns = addr(dns(0))?;
     tcfg.http = addr(http(0))?;
     let top = Top::start(tcfg)
@@ -289,6 +324,19 @@ pub async fn up(args: UpArgs) -> Result<()> {
     }
     println!("then dial the other's number (shown on its display); 8 digits reach a neighbour in the same area.");
     println!();
+    println!("Mobile phones (identity rendezvous; the mobile network is simulated at http://{sim}):");
+    for (name, e, mac, port, msisdn, imsi) in [
+        ("A", a, "02:00:00:00:0a:02", 5073, "+886912000001", "466920000000001"),
+        ("B", b, "02:00:00:00:0b:02", 5074, "+886912000002", "466920000000002"),
+    ] {
+        println!(
+            "  mobile {name}: cargo run --release -- phone --region http://{} --data {} --mac {mac} --sip 127.0.0.1:{port} --top {top_url} --msisdn {msisdn} --imsi {imsi} --rendezvous {top_url} --cellular http://{sim}",
+            e.http,
+            phones.join(format!("mobile-{name}")).display()
+        );
+    }
+    println!("then type `cellular-call +886912000002` in the first: the mobile call becomes an internet call.");
+    println!();
     println!("Each region's HTTP API also serves (README: HTTP API):");
     println!(
         "  greeting pictures   http://{}/api/v1/greetings/NUMBER/caller|callee  (PUT with the number's SIP credentials)",
@@ -318,6 +366,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
             r.endpoints.http
         );
     }
+    println!("The top serves the identity rendezvous at {top_url}/api/v1/rendezvous/ (its SMS go to the simulator).");
     if port53 {
         println!();
         println!("Every DNS server is on port 53 of its own address, so a real resolver walks the tree.");

@@ -165,6 +165,7 @@ impl Phone {
             "Call-Info".into(),
             greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
         ));
+        headers.extend(self.mobile.invite_header());
         let mut call = Call::outgoing_with(
             self.local(),
             &uri,
@@ -251,6 +252,9 @@ impl Phone {
     }
 
     pub(crate) fn on_invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
+        if self.mobile_refuses(data, msg, from) {
+            return;
+        }
         if self.busy() || self.quitting {
             self.reply_stateless(data, from, 486, "Busy Here", &[]);
             return;

@@ -15,6 +15,7 @@ pub mod channels;
 pub mod display;
 pub mod greetings;
 pub mod http;
+pub mod mobile;
 pub mod presence;
 pub mod provision;
 pub mod resolve;
@@ -100,6 +101,8 @@ pub struct PhoneConfig {
     pub contacts: Option<PathBuf>,
     /// Call someone in a meeting or on dnd without asking.
     pub yes: bool,
+    /// The phone as a mobile with the identity rendezvous (issue 14).
+    pub mobile: Option<mobile::MobileConfig>,
     /// How often to ask the region for a marquee item (0: never).
     pub marquee_interval_ms: u64,
 }
@@ -128,6 +131,7 @@ impl PhoneConfig {
             greeting_poll_ms: 300_000,
             contacts: None,
             yes: false,
+            mobile: None,
             marquee_interval_ms: 10_000,
         }
     }
@@ -198,6 +202,8 @@ pub enum Command {
     Notice(String),
     /// Provisioned again after the registrar refused us (see [`account`]).
     Reclaimed(Result<Identity, String>),
+    /// The phone as a mobile (see [`mobile`]).
+    Mobile(mobile::MobileCommand),
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -242,6 +248,7 @@ pub struct Phone {
     marquee: channels::MarqueeSide,
     /// No re-provisioning before this time (see [`account`]).
     reclaim_after: u64,
+    mobile: mobile::MobileSide,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -345,6 +352,7 @@ impl Phone {
             ..Snapshot::default()
         };
         let keys = peerdial_resolve::keys::Keys::new(&root_of(&id.sip_realm));
+        let mobile = mobile::MobileSide::new(cfg.mobile.clone());
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -375,6 +383,7 @@ impl Phone {
             presence: presence::PresenceSide::new(),
             marquee: channels::MarqueeSide::default(),
             reclaim_after: 0,
+            mobile,
         })
     }
 
@@ -412,6 +421,7 @@ impl Phone {
             self.reg.start(now);
         }
         self.load_contacts();
+        self.mobile_start();
         if let Some(d) = self.cfg.dial.clone() {
             self.dial(&d);
         }
@@ -485,6 +495,7 @@ impl Phone {
             self.poll_own_greetings();
         }
         self.presence_timeouts(now);
+        self.mobile_tick();
         if self.reg.poll_timeout().is_some_and(|t| t <= now) {
             self.reg.handle_timeout(now);
         }
@@ -604,6 +615,7 @@ impl Phone {
             Command::Marquee(r) => self.on_marquee(r),
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
             Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
+            Command::Mobile(m) => self.on_mobile(m),
             Command::Confirm(yes) => {
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 pub mod accounts;
 pub mod channels;
 pub mod portal;
+pub mod rendezvous;
 pub use accounts::PairingOutcome;
 pub use channels::{BroadcastRow, ChannelRow, ItemRow};
 pub use portal::{search_terms, ProfileRow, FIELDS};

@@ -410,6 +410,25 @@ async fn pairing_codes_friends_and_vanity_moves() {
 }
 
 #[tokio::test]
+async fn rendezvous_mappings_replace_by_number_and_by_sim() {
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        s.put_rendezvous_device("+886912000001", "aa", 1).await.unwrap();
+        s.put_rendezvous_device("+886912000001", "bb", 2).await.unwrap();
+        // The same SIM moved to another number leaves the first number unmapped.
+        s.put_rendezvous_device("+886912000002", "bb", 3).await.unwrap();
+        assert_eq!(
+            s.rendezvous_devices().await.unwrap(),
+            vec![("+886912000002".into(), "bb".into())],
+            "{url}"
+        );
+        assert!(s.delete_rendezvous_device("+886912000002").await.unwrap());
+        assert!(!s.delete_rendezvous_device("+886912000002").await.unwrap());
+        s.close().await;
+    }
+}
+
+#[tokio::test]
 async fn channels_items_subscriptions_watermarks_and_broadcasts_survive_reopen() {
     use peerdial_store::{BroadcastRow, ItemRow};
     for (url, _dir) in databases().await {

@@ -10,6 +10,8 @@
 //! un-delegated only after an operator-set grace period, since its
 //! secondaries may still be serving its zone.
 
+pub mod rendezvous;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +45,8 @@ pub enum TopError {
     Dns(#[from] peerdial_dns::DnsError),
 }
 
+pub use rendezvous::RendezvousSettings;
+
 #[derive(Debug, Clone)]
 pub struct TopConfig {
     pub root_domain: String,
@@ -59,6 +63,8 @@ pub struct TopConfig {
     pub parent: Option<String>,
     pub parent_token: Option<String>,
     pub negative_ttl: u32,
+    /// The identity rendezvous (issue 14); None: not served.
+    pub rendezvous: Option<RendezvousSettings>,
 }
 
 impl TopConfig {
@@ -74,6 +80,7 @@ impl TopConfig {
             parent: None,
             parent_token: None,
             negative_ttl: 30,
+            rendezvous: Some(RendezvousSettings::default()),
         }
     }
 }
@@ -115,6 +122,8 @@ pub struct TopShared {
     write: tokio::sync::Mutex<()>,
     /// Unix seconds of the last write, so heartbeats reach the file now and then.
     persisted_at: std::sync::atomic::AtomicU64,
+    /// The identity rendezvous, when this node serves it.
+    pub rendezvous: Option<Arc<rendezvous::RendezvousEdge>>,
 }
 
 impl peerdial_net::dns_server::Answer for TopShared {
@@ -176,14 +185,19 @@ impl Top {
         for c in children.values() {
             zone.set_delegation(&c.prefix, Some(c.dns.ip()));
         }
+        let (stop, stop_rx) = watch::channel(false);
+        let rendezvous = match &cfg.rendezvous {
+            Some(r) => Some(rendezvous::RendezvousEdge::start(&cfg.data_dir, r, stop_rx.clone()).await?),
+            None => None,
+        };
         let shared = Arc::new(TopShared {
+            rendezvous,
             cfg,
             zone: RwLock::new(zone),
             children: Mutex::new(children),
             write: tokio::sync::Mutex::new(()),
             persisted_at: Default::default(),
         });
-        let (stop, stop_rx) = watch::channel(false);
         peerdial_net::dns_server::spawn(shared.clone(), 1, udp, tcp, stop_rx.clone());
         spawn_http(shared.clone(), http, stop_rx.clone());
         tokio::spawn(grace_loop(shared.clone(), stop_rx.clone()));
@@ -304,10 +318,13 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .route("/api/v1/join", post(join))
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/lookup/{what}", get(lookup))
+        .merge(rendezvous::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);
     tokio::spawn(async move {
+        // The peer's address: the rendezvous rate-limits lookups by it.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop.changed().await;
         });

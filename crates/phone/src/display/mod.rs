@@ -392,6 +392,11 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("status", Some(s)) => Command::Status(crate::presence::parse_status(s)?),
         ("watch", Some(n)) => Command::Watch(n.to_string()),
         ("pair", None) => Command::Pair,
+        ("cellular-call", Some(n)) => Command::Mobile(crate::mobile::MobileCommand::Call(n.to_string())),
+        ("cellular-ring", Some(from)) => Command::Mobile(crate::mobile::MobileCommand::Ring {
+            from: from.to_string(),
+            call: None,
+        }),
         ("subscribe", Some(c)) => Command::Channel(ChannelCommand::Subscribe(c.to_string())),
         ("unsubscribe", Some(c)) => Command::Channel(ChannelCommand::Unsubscribe(c.to_string())),
         ("channels", None) => Command::Channel(ChannelCommand::List),
@@ -415,7 +420,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
                     line.trim()
                 ),
             }
