@@ -37,12 +37,17 @@ fn add_operator(data: &Path) {
 
 /// `peerdial region …` operator commands against a running region.
 fn operator_cli(r: &Region, args: &[&str]) -> (bool, String) {
-    let url = format!("http://{}", r.http);
+    cli(r.http, OPERATOR, OPERATOR_PASSWORD, args)
+}
+
+/// `peerdial region …` operator commands against a region or the top.
+fn cli(http: std::net::SocketAddr, operator: &str, password: &str, args: &[&str]) -> (bool, String) {
+    let url = format!("http://{http}");
     let out = Command::new(peerdial_bin())
         .arg("region")
         .args(args)
-        .args(["--region", &url, "--operator", OPERATOR])
-        .env("PEERDIAL_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
+        .args(["--region", &url, "--operator", operator])
+        .env("PEERDIAL_OPERATOR_PASSWORD", password)
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -283,4 +288,69 @@ fn subscriptions_change_the_marquee_and_bad_posts_are_refused() {
     assert_eq!(s, 200, "{j}");
     assert_eq!(j["broadcasts"][0]["text"], "hourly notice", "{j}");
     assert_eq!(j["broadcasts"][0]["every_minutes"], 60, "{j}");
+}
+
+#[test]
+fn a_global_channel_on_the_top_reaches_the_phones_of_a_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = common::top::start(&dir.path().join("top"));
+    let top_url = format!("http://{}", top.http);
+    add_operator(dir.path());
+    let r = Region::start(dir.path(), &["--top", &top_url, "--join-token", common::top::TOKEN]);
+    let mut phone = Softphone::start(&r, dir.path(), "02:00:00:00:b4:01", r.dns, &["--marquee-interval", "1"]);
+
+    // The top's operator is `top` with the join token.
+    let (ok, out) = cli(top.http, "top", "not the token", &["channel", "add", "dating"]);
+    assert!(!ok && out.contains("401"), "{out}");
+    let (ok, out) = cli(
+        top.http,
+        "top",
+        common::top::TOKEN,
+        &["channel", "add", "dating", "--title", "Dating, worldwide"],
+    );
+    assert!(ok && out.contains("global"), "{out}");
+    let (ok, out) = cli(
+        top.http,
+        "top",
+        common::top::TOKEN,
+        &["channel", "post", "dating", "tennis partner wanted \u{1b}[5m"],
+    );
+    assert!(ok, "{out}");
+
+    // The region relays it: phones list it and subscribe here.
+    assert!(
+        eventually(15, || {
+            phone.send("channels");
+            std::thread::sleep(Duration::from_millis(300));
+            phone
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("channels (* subscribed):") && l.contains("dating"))
+        }),
+        "the global channel never reached the region: {:?}",
+        phone.lines()
+    );
+    phone.send("subscribe dating");
+    let line = phone.expect_line("marquee [dating] tennis partner wanted", 15);
+    assert!(!line.contains('\u{1b}'));
+    // Posted on the top only: the region refuses posts to it.
+    let (s, j) = api(
+        &r,
+        "POST",
+        "/api/v1/channels/dating/items",
+        &basic(OPERATOR, OPERATOR_PASSWORD),
+        r#"{"text": "x"}"#,
+    );
+    assert_eq!(s, 400, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("global"), "{j}");
+    // A later item reaches the subscribed phone too.
+    let (ok, out) = cli(
+        top.http,
+        "top",
+        common::top::TOKEN,
+        &["channel", "post", "dating", "salsa on friday"],
+    );
+    assert!(ok, "{out}");
+    phone.expect_line("marquee [dating] salsa on friday", 15);
+    phone.stop();
 }

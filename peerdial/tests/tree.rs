@@ -10,74 +10,16 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use peerdial_sip::digest::Algorithm;
 
-const TOKEN: &str = "tree-test-token";
+use common::top::{TopNode, TOKEN};
 
 /// `peerdial top` on the given addresses; its ready line gives them back.
-struct TopNode {
-    child: Child,
-    dns: SocketAddr,
-    http: SocketAddr,
-}
-
-impl TopNode {
-    fn start(data: &Path, dns: &str, http: &str, extra: &[&str]) -> TopNode {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peerdial"))
-            .args([
-                "top",
-                "--data",
-                data.to_str().unwrap(),
-                "--dns",
-                dns,
-                "--http",
-                http,
-                "--join-token",
-                TOKEN,
-            ])
-            .args(extra)
-            .env("PEERDIAL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        use std::io::BufRead;
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with("peerdial top ready:"), "{line:?}");
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let field = |k: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        TopNode {
-            dns: field("dns"),
-            http: field("http"),
-            child,
-        }
-    }
-
-    fn join(&self, body: &str) -> (u16, serde_json::Value) {
-        http(self.http, "POST", "/api/v1/join", body.as_bytes())
-    }
-}
-
-impl Drop for TopNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn net(base: u8) -> String {
     format!("127.{base}.{}", std::process::id() % 250)
 }

@@ -48,6 +48,8 @@ pub enum ChannelError {
     NotPublisher(peerdial_number::Number, String),
     #[error("the expiry must be between 1 minute and 30 days")]
     BadExpiry,
+    #[error("channel {0:?} is global: its items are posted on the top, and regions relay them")]
+    Relayed(String),
     #[error("the item has expired already")]
     Expired,
     #[error("too many posts; try again in {0} s")]

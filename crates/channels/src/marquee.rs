@@ -179,6 +179,9 @@ impl Marquee {
     /// operator, who may post anywhere). Returns the channel.
     pub fn may_post(&self, name: &str, who: Option<Number>) -> Result<&Channel, ChannelError> {
         let c = self.channel(name)?;
+        if c.scope == Scope::Global {
+            return Err(ChannelError::Relayed(c.name.clone()));
+        }
         match who {
             None => Ok(c),
             Some(n) if self.channels[&c.id].publishers.contains(&n) => Ok(c),
@@ -401,6 +404,10 @@ mod tests {
         assert_eq!(m.may_post("news", Some(me)).unwrap().id, 1);
         assert!(m.may_post("news", None).is_ok(), "operators post anywhere");
         assert!(matches!(m.may_post("nope", None), Err(ChannelError::UnknownChannel(_))));
+        assert!(
+            matches!(m.may_post("dating", None), Err(ChannelError::Relayed(_))),
+            "global channels are posted on the top"
+        );
         for bad in ["", "News", "a b", "-x", &"x".repeat(33), "\x1b[2J"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }

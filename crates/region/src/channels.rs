@@ -173,7 +173,7 @@ fn broadcast_of(b: &BroadcastRow) -> Broadcast {
 }
 
 /// Stores an item, then indexes it for the marquee.
-async fn store_item(shared: &Arc<Shared>, row: ItemRow) -> Result<Item, RegionError> {
+pub(crate) async fn store_item(shared: &Shared, row: ItemRow) -> Result<Item, RegionError> {
     let id = shared.store.add_item(&row).await?;
     let item = item_of(&ItemRow { id, ..row }).ok_or_else(|| RegionError::BadRow("new item".into()))?;
     shared.channels.marquee.lock().expect("marquee").add_item(item.clone());
@@ -191,6 +191,7 @@ fn new_row(channel: i64, owner: i64, poster: Option<Number>, text: String, expir
         posted_ms: now as i64,
         expires_ms: (now + expires_in_ms) as i64,
         delivered_ms: 0,
+        origin: 0,
     }
 }
 

@@ -55,7 +55,11 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 fn refused(e: ChannelError) -> Response {
     let status = match e {
-        ChannelError::Empty | ChannelError::BadName(_) | ChannelError::BadExpiry | ChannelError::BadSchedule(_) => StatusCode::BAD_REQUEST,
+        ChannelError::Empty
+        | ChannelError::BadName(_)
+        | ChannelError::BadExpiry
+        | ChannelError::BadSchedule(_)
+        | ChannelError::Relayed(_) => StatusCode::BAD_REQUEST,
         ChannelError::TooLong { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         ChannelError::UnknownChannel(_) => StatusCode::NOT_FOUND,
         ChannelError::Exists(_) => StatusCode::CONFLICT,

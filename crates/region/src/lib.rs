@@ -33,6 +33,7 @@ mod notify;
 mod portal_link;
 pub mod presence;
 mod presence_api;
+mod relay;
 mod sip_server;
 pub mod state;
 mod update;
@@ -204,6 +205,7 @@ impl Region {
                 http: format!("http://{}", endpoints.http),
                 sip: Some(endpoints.sip),
             };
+            tokio::spawn(relay::run(shared.clone(), top.clone(), stop_rx.clone()));
             tokio::spawn(peerdial_top::join_loop(top, req, stop_rx.clone()));
         }
         if let (Some(primary), Some(rx)) = (shared.cfg.update_primary, shared.take_updates()) {

@@ -26,6 +26,8 @@ pub struct ItemRow {
     pub posted_ms: i64,
     pub expires_ms: i64,
     pub delivered_ms: i64,
+    /// The top's id of an item relayed from a global channel (else 0).
+    pub origin: i64,
 }
 
 /// A broadcast: `every_ms` 0 is once, `until_ms` 0 no end.
@@ -90,8 +92,8 @@ impl Store {
     /// Stores an item (its `id` is ignored); returns the new id.
     pub async fn add_item(&self, i: &ItemRow) -> Result<i64, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO channel_items (channel, owner, poster, text, posted_ms, expires_ms, delivered_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+            "INSERT INTO channel_items (channel, owner, poster, text, posted_ms, expires_ms, delivered_ms, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
         )
         .bind(i.channel)
         .bind(i.owner)
@@ -99,6 +101,7 @@ impl Store {
         .bind(&i.text)
         .bind(i.posted_ms)
         .bind(i.expires_ms)
+        .bind(i.origin)
         .fetch_one(&self.pool)
         .await?;
         Ok(r.try_get(0)?)
@@ -107,7 +110,7 @@ impl Store {
     /// Items still live at `now`, except private ones already delivered.
     pub async fn live_items(&self, now_ms: i64) -> Result<Vec<ItemRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, channel, owner, poster, text, posted_ms, expires_ms, delivered_ms FROM channel_items \
+            "SELECT id, channel, owner, poster, text, posted_ms, expires_ms, delivered_ms, origin FROM channel_items \
              WHERE expires_ms > $1 AND (channel <> 0 OR delivered_ms = 0) ORDER BY id",
         )
         .bind(now_ms)
@@ -124,9 +127,16 @@ impl Store {
                     posted_ms: r.try_get(5)?,
                     expires_ms: r.try_get(6)?,
                     delivered_ms: r.try_get(7)?,
+                    origin: r.try_get(8)?,
                 })
             })
             .collect()
+    }
+
+    /// Per channel, the top's id of the last item relayed into it.
+    pub async fn relay_marks(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.pairs("SELECT channel, MAX(origin) FROM channel_items WHERE origin > 0 GROUP BY channel")
+            .await
     }
 
     /// A private item reached its owner.

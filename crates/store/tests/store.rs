@@ -446,6 +446,7 @@ async fn channels_items_subscriptions_watermarks_and_broadcasts_survive_reopen()
             posted_ms: 10,
             expires_ms: expires,
             delivered_ms: 0,
+            origin: if channel == 0 { 0 } else { 40 + expires },
         };
         let a = s.add_item(&item(news, 0, "a", 1000)).await.unwrap();
         let b = s.add_item(&item(news, 0, "b", 50)).await.unwrap();
@@ -475,6 +476,7 @@ async fn channels_items_subscriptions_watermarks_and_broadcasts_survive_reopen()
         assert_eq!(texts, ["a", "private"], "expired items are not loaded");
         s.mark_delivered(p, 200).await.unwrap();
         assert_eq!(s.live_items(100).await.unwrap().len(), 1, "delivered private items are done");
+        assert_eq!(s.relay_marks().await.unwrap(), [(news, 1040)], "the highest relayed id per channel");
         assert_eq!(s.delete_expired_items(100).await.unwrap(), 1);
         assert_eq!(s.subscriptions().await.unwrap(), [(8860210000002, news)]);
         assert_eq!(s.seen().await.unwrap(), [(8860210000002, news, a)], "a watermark only rises");

@@ -10,6 +10,7 @@
 //! un-delegated only after an operator-set grace period, since its
 //! secondaries may still be serving its zone.
 
+pub mod channels;
 pub mod rendezvous;
 
 use std::collections::BTreeMap;
@@ -124,6 +125,9 @@ pub struct TopShared {
     persisted_at: std::sync::atomic::AtomicU64,
     /// The identity rendezvous, when this node serves it.
     pub rendezvous: Option<Arc<rendezvous::RendezvousEdge>>,
+    pub store: peerdial_store::Store,
+    /// Global channels (the dating channel is for users worldwide).
+    pub channels: channels::GlobalChannels,
 }
 
 impl peerdial_net::dns_server::Answer for TopShared {
@@ -186,12 +190,24 @@ impl Top {
             zone.set_delegation(&c.prefix, Some(c.dns.ip()));
         }
         let (stop, stop_rx) = watch::channel(false);
+        // The top's database: rendezvous mappings and global channels.
+        let url = cfg
+            .rendezvous
+            .as_ref()
+            .and_then(|r| r.database.clone())
+            .unwrap_or_else(|| format!("sqlite:{}", cfg.data_dir.join("top.db").display()));
+        let store = peerdial_store::Store::open(&url)
+            .await
+            .map_err(|e| TopError::State(format!("the top's database: {e}")))?;
         let rendezvous = match &cfg.rendezvous {
-            Some(r) => Some(rendezvous::RendezvousEdge::start(&cfg.data_dir, r, stop_rx.clone()).await?),
+            Some(r) => Some(rendezvous::RendezvousEdge::start(&cfg.data_dir, r, store.clone(), stop_rx.clone()).await?),
             None => None,
         };
+        let channels = channels::GlobalChannels::load(&store).await?;
         let shared = Arc::new(TopShared {
             rendezvous,
+            store,
+            channels,
             cfg,
             zone: RwLock::new(zone),
             children: Mutex::new(children),
@@ -319,6 +335,7 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/lookup/{what}", get(lookup))
         .merge(rendezvous::routes())
+        .merge(channels::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);

@@ -141,14 +141,12 @@ fn secret(dir: &Path) -> Result<Vec<u8>, TopError> {
 
 impl RendezvousEdge {
     /// Opens the store, loads the mappings, starts the window clock.
-    pub async fn start(dir: &Path, settings: &RendezvousSettings, stop: watch::Receiver<bool>) -> Result<Arc<RendezvousEdge>, TopError> {
-        let url = settings
-            .database
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", dir.join("top.db").display()));
-        let store = Store::open(&url)
-            .await
-            .map_err(|e| TopError::State(format!("rendezvous store: {e}")))?;
+    pub async fn start(
+        dir: &Path,
+        settings: &RendezvousSettings,
+        store: Store,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Arc<RendezvousEdge>, TopError> {
         let mut cfg = peerdial_rendezvous::Config::default();
         cfg.pairing.window_ms = settings.window.as_millis() as u64;
         let mut rdv = Rendezvous::new(&secret(dir)?, cfg, rand::rngs::StdRng::from_entropy());
