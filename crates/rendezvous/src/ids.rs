@@ -18,7 +18,9 @@ pub struct Msisdn(String);
 
 impl Msisdn {
     pub fn parse(s: &str) -> Result<Msisdn, RendezvousError> {
-        let bad = |why: &str| RendezvousError::Msisdn(format!("{:?} is not an E.164 number: {why}", truncate(s)));
+        // The text is not echoed: a number typed in the wrong field may be an
+        // IMSI, which must never reach a response or a log.
+        let bad = |why: &str| RendezvousError::Msisdn(format!("not an E.164 number: {why}"));
         let t = s.trim();
         let rest = t
             .strip_prefix('+')
@@ -52,10 +54,6 @@ impl std::fmt::Debug for Msisdn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Msisdn({})", self.0)
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(24).collect()
 }
 
 /// A SIM's identity: exactly 15 digits (MCC, MNC, MSIN). Never shown.
@@ -150,6 +148,10 @@ mod tests {
             let e = Msisdn::parse(bad).unwrap_err().to_string();
             assert!(e.contains("E.164"), "{bad:?}: {e}");
         }
+        // An IMSI typed into the number's field is not repeated (found by
+        // the rendezvous_submission fuzz target).
+        let e = Msisdn::parse("-!`-!466920123456789").unwrap_err().to_string();
+        assert!(!e.contains("466920123456789"), "{e}");
     }
 
     #[test]
