@@ -44,6 +44,9 @@ pub enum ChannelAction {
         name: String,
         #[arg(long)]
         title: Option<String>,
+        /// Stop taking posts at this time (as broadcast --until).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
         #[command(flatten)]
         login: OperatorLogin,
     },
@@ -132,15 +135,13 @@ pub async fn broadcast(a: BroadcastArgs) -> Result<()> {
 
 pub async fn channel(a: ChannelAction) -> Result<()> {
     match a {
-        ChannelAction::Add { name, title, login } => {
-            let v = call(
-                &login.region,
-                "POST",
-                "/api/v1/channels",
-                Some(&login),
-                Some(json!({ "name": name, "title": title })),
-            )
-            .await?;
+        ChannelAction::Add { name, title, until, login } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let mut body = json!({ "name": name, "title": title });
+            if let Some(u) = until.as_deref().map(|u| parse_until(u, now)).transpose()? {
+                body["until"] = json!(u);
+            }
+            let v = call(&login.region, "POST", "/api/v1/channels", Some(&login), Some(body)).await?;
             println!(
                 "channel {} created ({})",
                 v["name"].as_str().unwrap_or(&name),

@@ -244,6 +244,27 @@ fn subscriptions_change_the_marquee_and_bad_posts_are_refused() {
         assert_eq!(s, want, "{j}");
         assert!(j["error"].as_str().is_some_and(|e| !e.is_empty()), "{j}");
     }
+    // A channel that has ended takes no more posts (410), and says so.
+    let op = basic(OPERATOR, OPERATOR_PASSWORD);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    let (s, j) = api(
+        &r,
+        "POST",
+        "/api/v1/channels",
+        &op,
+        &format!(r#"{{"name": "flash", "until": {until}}}"#),
+    );
+    assert_eq!(s, 201, "{j}");
+    let flash = |text: &str| api(&r, "POST", "/api/v1/channels/flash/items", &op, &format!(r#"{{"text": "{text}"}}"#));
+    assert_eq!(flash("while it lasts").0, 201);
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (s, j) = flash("too late");
+    assert_eq!(s, 410, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("has ended"), "{j}");
     // Ten posts a minute; the eleventh waits.
     for i in 0..9 {
         assert_eq!(post(&publisher, "news", &format!(r#"{{"text": "n{i}"}}"#)).0, 201);
@@ -261,11 +282,11 @@ fn subscriptions_change_the_marquee_and_bad_posts_are_refused() {
     phone.expect_line("marquee [ads] half price today", 10);
     std::thread::sleep(Duration::from_millis(1500));
     let lines = phone.lines();
-    for bad in ["not a publisher", "no such channel", "short life", "one too many", "n8"] {
+    for bad in ["not a publisher", "no such channel", "short life", "one too many", "n8", "too late"] {
         assert!(!lines.iter().any(|l| l.contains(bad)), "{bad:?} shown: {lines:?}");
     }
     phone.send("channels");
-    phone.expect_line("channels (* subscribed): ads* news", 10);
+    phone.expect_line("channels (* subscribed): ads* flash news", 10);
     phone.stop();
 
     // What was acknowledged survives kill -9: the channels, a

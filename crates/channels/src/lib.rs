@@ -50,6 +50,8 @@ pub enum ChannelError {
     BadExpiry,
     #[error("channel {0:?} is global: its items are posted on the top, and regions relay them")]
     Relayed(String),
+    #[error("channel {0:?} has ended: it takes no more posts")]
+    Ended(String),
     #[error("the item has expired already")]
     Expired,
     #[error("too many posts; try again in {0} s")]

@@ -60,6 +60,8 @@ pub struct Channel {
     pub name: String,
     pub title: String,
     pub scope: Scope,
+    /// When it stops taking posts (None: never).
+    pub until_ms: Option<u64>,
 }
 
 /// Where an item was posted.
@@ -175,12 +177,15 @@ impl Marquee {
         }
     }
 
-    /// Whether `who` may post to the channel named `name` (`None`: an
-    /// operator, who may post anywhere). Returns the channel.
-    pub fn may_post(&self, name: &str, who: Option<Number>) -> Result<&Channel, ChannelError> {
+    /// Whether `who` may post to the channel named `name` at `now`
+    /// (`who` None: an operator, who may post anywhere). Returns the channel.
+    pub fn may_post(&self, name: &str, who: Option<Number>, now: u64) -> Result<&Channel, ChannelError> {
         let c = self.channel(name)?;
         if c.scope == Scope::Global {
             return Err(ChannelError::Relayed(c.name.clone()));
+        }
+        if c.until_ms.is_some_and(|u| u <= now) {
+            return Err(ChannelError::Ended(c.name.clone()));
         }
         match who {
             None => Ok(c),
@@ -328,6 +333,7 @@ mod tests {
                 name: name.into(),
                 title: name.into(),
                 scope: if id == 3 { Scope::Global } else { Scope::Local },
+                until_ms: (id == 2).then_some(500),
             })
             .unwrap();
         }
@@ -399,13 +405,18 @@ mod tests {
     #[test]
     fn publishers_and_names() {
         let (mut m, me) = setup();
-        assert!(matches!(m.may_post("news", Some(me)), Err(ChannelError::NotPublisher(..))));
+        assert!(matches!(m.may_post("news", Some(me), 0), Err(ChannelError::NotPublisher(..))));
         m.add_publisher(1, me);
-        assert_eq!(m.may_post("news", Some(me)).unwrap().id, 1);
-        assert!(m.may_post("news", None).is_ok(), "operators post anywhere");
-        assert!(matches!(m.may_post("nope", None), Err(ChannelError::UnknownChannel(_))));
+        assert_eq!(m.may_post("news", Some(me), 0).unwrap().id, 1);
+        assert!(m.may_post("news", None, 0).is_ok(), "operators post anywhere");
+        assert!(matches!(m.may_post("nope", None, 0), Err(ChannelError::UnknownChannel(_))));
+        assert!(m.may_post("ads", None, 499).is_ok());
         assert!(
-            matches!(m.may_post("dating", None), Err(ChannelError::Relayed(_))),
+            matches!(m.may_post("ads", None, 500), Err(ChannelError::Ended(_))),
+            "an ended channel takes no posts"
+        );
+        assert!(
+            matches!(m.may_post("dating", None, 0), Err(ChannelError::Relayed(_))),
             "global channels are posted on the top"
         );
         for bad in ["", "News", "a b", "-x", &"x".repeat(33), "\x1b[2J"] {
@@ -416,7 +427,8 @@ mod tests {
                 id: 9,
                 name: "news".into(),
                 title: String::new(),
-                scope: Scope::Local
+                scope: Scope::Local,
+                until_ms: None
             }),
             Err(ChannelError::Exists(_))
         ));

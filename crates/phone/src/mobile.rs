@@ -416,8 +416,11 @@ impl Phone {
             if let Some(cell) = cell.clone() {
                 let (sim, path) = (sim.clone(), format!("/sim/v1/calls/{cell}/release"));
                 tokio::spawn(async move {
-                    if let Err(e) = post(&sim, &path, json!({})).await {
-                        tracing::warn!("could not release the mobile call: {e}");
+                    match post(&sim, &path, json!({})).await {
+                        Ok(_) => {}
+                        // Both sides release; the second finds it gone.
+                        Err(e) if e.starts_with("404") => tracing::debug!("mobile call already released"),
+                        Err(e) => tracing::warn!("could not release the mobile call: {e}"),
                     }
                 });
                 lines.push(format!("releasing mobile call {cell}: the call goes on over the internet"));

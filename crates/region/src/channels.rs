@@ -90,6 +90,7 @@ impl Channels {
                 name: c.name.clone(),
                 title: c.title,
                 scope,
+                until_ms: (c.until_ms > 0).then_some(c.until_ms as u64),
             })
             .map_err(|e| RegionError::BadRow(format!("channel {}: {e}", c.name)))?;
         }

@@ -64,7 +64,7 @@ fn refused(e: ChannelError) -> Response {
         ChannelError::UnknownChannel(_) => StatusCode::NOT_FOUND,
         ChannelError::Exists(_) => StatusCode::CONFLICT,
         ChannelError::NotPublisher(..) => StatusCode::FORBIDDEN,
-        ChannelError::Expired => StatusCode::GONE,
+        ChannelError::Expired | ChannelError::Ended(_) => StatusCode::GONE,
         ChannelError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
     };
     error(status, e.to_string())
@@ -161,6 +161,9 @@ struct ChannelRequest {
     title: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+    /// Unix seconds when it stops taking posts.
+    #[serde(default)]
+    until: Option<u64>,
 }
 
 async fn new_channel(
@@ -202,7 +205,15 @@ async fn new_channel(
     if shared.channels.marquee.lock().expect("marquee").channel(&req.name).is_ok() {
         return refused(ChannelError::Exists(req.name));
     }
-    let id = match shared.store.add_channel(&req.name, &title, scope.as_str(), now_ms() as i64).await {
+    let until_ms = req.until.map(|s| s.saturating_mul(1000));
+    if until_ms.is_some_and(|u| u <= now_ms()) {
+        return refused(ChannelError::BadSchedule("the channel's end time is in the past".into()));
+    }
+    let stored = shared
+        .store
+        .add_channel_until(&req.name, &title, scope.as_str(), until_ms.unwrap_or(0) as i64, now_ms() as i64)
+        .await;
+    let id = match stored {
         Ok(id) => id as u64,
         Err(e) => return unavailable(e),
     };
@@ -216,6 +227,7 @@ async fn new_channel(
             name: req.name.clone(),
             title: title.clone(),
             scope,
+            until_ms,
         });
     if let Err(e) = added {
         return refused(e);
@@ -306,7 +318,13 @@ async fn new_item(
     let checked = (|| {
         let text = post_text(&req.text)?;
         let expires = check_expiry(req.expires_in.unwrap_or(DAY_S).saturating_mul(1000))?;
-        let channel = shared.channels.marquee.lock().expect("marquee").may_post(&name, poster)?.clone();
+        let channel = shared
+            .channels
+            .marquee
+            .lock()
+            .expect("marquee")
+            .may_post(&name, poster, now_ms())?
+            .clone();
         if let Some(p) = poster {
             shared.channels.rate(p)?;
         }

@@ -55,6 +55,7 @@ async fn local_channel(shared: &Shared, name: &str, title: &str) -> Option<u64> 
                 name: name.to_string(),
                 title,
                 scope: Scope::Global,
+                until_ms: None,
             };
             let _ = shared.channels.marquee.lock().expect("marquee").add_channel(c);
             tracing::info!(channel = %name, "relaying a global channel");

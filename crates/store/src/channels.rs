@@ -12,6 +12,8 @@ pub struct ChannelRow {
     pub name: String,
     pub title: String,
     pub scope: String,
+    /// When it stops taking posts (0: never).
+    pub until_ms: i64,
 }
 
 /// An item: `channel` 0 is the private channel of `owner`; `poster` 0 an
@@ -43,18 +45,24 @@ pub struct BroadcastRow {
 impl Store {
     /// Creates a channel; returns its id.
     pub async fn add_channel(&self, name: &str, title: &str, scope: &str, now_ms: i64) -> Result<i64, StoreError> {
-        let r = sqlx::query("INSERT INTO channels (name, title, scope, created_ms) VALUES ($1, $2, $3, $4) RETURNING id")
+        self.add_channel_until(name, title, scope, 0, now_ms).await
+    }
+
+    /// Creates a channel that stops taking posts at `until_ms` (0: never).
+    pub async fn add_channel_until(&self, name: &str, title: &str, scope: &str, until_ms: i64, now_ms: i64) -> Result<i64, StoreError> {
+        let r = sqlx::query("INSERT INTO channels (name, title, scope, created_ms, until_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind(name)
             .bind(title)
             .bind(scope)
             .bind(now_ms)
+            .bind(until_ms)
             .fetch_one(&self.pool)
             .await?;
         Ok(r.try_get(0)?)
     }
 
     pub async fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, title, scope FROM channels ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, title, scope, until_ms FROM channels ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -64,6 +72,7 @@ impl Store {
                     name: r.try_get(1)?,
                     title: r.try_get(2)?,
                     scope: r.try_get(3)?,
+                    until_ms: r.try_get(4)?,
                 })
             })
             .collect()

@@ -471,6 +471,9 @@ async fn channels_items_subscriptions_watermarks_and_broadcasts_survive_reopen()
 
         let s = Store::open(&url).await.unwrap();
         assert_eq!(s.channels().await.unwrap()[0].name, "news");
+        let flash = s.add_channel_until("flash", "Flash sale", "local", 5_000, 2).await.unwrap();
+        let ends: Vec<(i64, i64)> = s.channels().await.unwrap().iter().map(|c| (c.id, c.until_ms)).collect();
+        assert_eq!(ends, [(news, 0), (flash, 5_000)]);
         assert_eq!(s.publishers().await.unwrap(), [(news, 8860210000001)]);
         let texts: Vec<String> = s.live_items(100).await.unwrap().into_iter().map(|i| i.text).collect();
         assert_eq!(texts, ["a", "private"], "expired items are not loaded");
