@@ -119,6 +119,17 @@ pub fn check_name(name: &str) -> Result<(), ChannelError> {
     }
 }
 
+/// How long an item lives when its poster does not say.
+pub const DEFAULT_EXPIRY_MS: u64 = 24 * 3_600_000;
+
+/// A post's text and expiry as an API takes them (`expires_in` in
+/// seconds, a day by default): the text cleaned, the expiry checked, in ms.
+pub fn check_item(text: &str, expires_in_s: Option<u64>) -> Result<(String, u64), ChannelError> {
+    let text = crate::text::post_text(text)?;
+    let expires = check_expiry(expires_in_s.map_or(DEFAULT_EXPIRY_MS, |s| s.saturating_mul(1000)))?;
+    Ok((text, expires))
+}
+
 /// An expiry in milliseconds from now, checked.
 pub fn check_expiry(ms: u64) -> Result<u64, ChannelError> {
     if (MIN_EXPIRY_MS..=MAX_EXPIRY_MS).contains(&ms) {

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use peerdial_channels::marquee::{check_expiry, check_name};
+use peerdial_channels::marquee::{check_item, check_name};
 use peerdial_channels::text::post_text;
 use peerdial_channels::{ChannelError, Scope};
 use peerdial_net::http_server::{error, json_body};
@@ -37,7 +37,6 @@ use crate::{now_ms, Shared};
 
 /// Bodies here are a line of text and a few fields.
 const MAX_POST: usize = 8 * 1024;
-const DAY_S: u64 = 86_400;
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -316,8 +315,7 @@ async fn new_item(
         Err(r) => return r,
     };
     let checked = (|| {
-        let text = post_text(&req.text)?;
-        let expires = check_expiry(req.expires_in.unwrap_or(DAY_S).saturating_mul(1000))?;
+        let (text, expires) = check_item(&req.text, req.expires_in)?;
         let channel = shared
             .channels
             .marquee

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use peerdial_channels::marquee::{check_expiry, check_name};
+use peerdial_channels::marquee::{check_item, check_name};
 use peerdial_channels::text::post_text;
 use peerdial_net::http_server::{error, json_body};
 use peerdial_store::{ItemRow, Store};
@@ -33,7 +33,6 @@ use crate::{TopError, TopShared};
 const MAX_ITEMS: usize = 10_000;
 /// Items handed out per relay request.
 const PAGE: usize = 200;
-const DAY_MS: u64 = 86_400_000;
 
 struct Channel {
     id: i64,
@@ -189,8 +188,7 @@ async fn new_item(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let checked = post_text(&req.text).and_then(|t| Ok((t, check_expiry(req.expires_in.map_or(DAY_MS, |s| s.saturating_mul(1000)))?)));
-    let (text, expires) = match checked {
+    let (text, expires) = match check_item(&req.text, req.expires_in) {
         Ok(x) => x,
         Err(e @ peerdial_channels::ChannelError::TooLong { .. }) => return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
