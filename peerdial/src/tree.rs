@@ -351,7 +351,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         a.http
     );
     println!(
-        "  channels, marquee   http://{}/api/v1/channels  (phones: subscribe NAME, post NUMBER TEXT)",
+        "  channels, marquee   http://{}/api/v1/channels  (phones: subscribe NAME, post NUMBER TEXT, publish CHANNEL TEXT)",
         a.http
     );
     for r in &regions {

@@ -312,7 +312,7 @@ fn subscriptions_change_the_marquee_and_bad_posts_are_refused() {
 }
 
 #[test]
-fn a_global_channel_on_the_top_reaches_the_phones_of_a_region() {
+fn a_global_channel_on_the_top_reaches_the_phones_of_a_region_and_its_publishers_post_from_any_region() {
     let dir = tempfile::tempdir().unwrap();
     let top = common::top::start(&dir.path().join("top"));
     let top_url = format!("http://{}", top.http);
@@ -373,5 +373,69 @@ fn a_global_channel_on_the_top_reaches_the_phones_of_a_region() {
     );
     assert!(ok, "{out}");
     phone.expect_line("marquee [dating] salsa on friday", 15);
+
+    // Publishers are numbers of any region, granted on the top; they post
+    // from their phone through their region, which vouches for them.
+    let mac_publisher = "02:00:00:00:b4:02";
+    let mut publisher = Softphone::start(&r, dir.path(), mac_publisher, r.dns, &[]);
+    phone.send("publish dating not a publisher");
+    phone.expect_line("answered 403", 10);
+    let (ok, out) = cli(
+        top.http,
+        "top",
+        common::top::TOKEN,
+        &["channel", "publisher", "dating", &publisher.number],
+    );
+    assert!(ok && out.contains(&publisher.number), "{out}");
+    publisher.send("publish dating hiking buddy for sunday \x1b]0;pwned\x07");
+    publisher.expect_line("posted to channel dating", 10);
+    let line = phone.expect_line("hiking buddy for sunday", 15);
+    assert!(line.starts_with(&format!("marquee [dating] {}: ", publisher.number)), "{line}");
+    assert!(!line.contains("pwned") && !line.contains('\u{1b}'), "{line}");
+
+    // Straight to the top: a token must be the poster's region's, for the
+    // poster, and new.
+    let (user, pass) = phone_credentials(dir.path(), mac_publisher);
+    let token_for = |dest: &str| {
+        let (s, j) = parse_http(&http_raw(
+            r.http,
+            "POST",
+            "/api/v1/identity/passport",
+            &[("Authorization", &basic(&user, &pass)), ("Content-Type", "application/json")],
+            format!(r#"{{"dest": "{dest}"}}"#).as_bytes(),
+        ));
+        assert_eq!(s, 200, "{j}");
+        j["identity"].as_str().unwrap().to_string()
+    };
+    let to_top = |identity: &str, text: &str| {
+        parse_http(&http_raw(
+            top.http,
+            "POST",
+            "/api/v1/channels/dating/items",
+            &[
+                ("Identity", identity),
+                ("X-Peerdial-From", &publisher.number),
+                ("Content-Type", "application/json"),
+            ],
+            format!(r#"{{"text": "{text}"}}"#).as_bytes(),
+        ))
+    };
+    let good = token_for(&publisher.number);
+    assert_eq!(to_top(&good, "direct post").0, 201);
+    let (s, j) = to_top(&good, "replayed token");
+    assert_eq!(s, 401, "{j}");
+    let (s, j) = to_top(&token_for(&phone.number), "token for someone else");
+    assert_eq!(s, 401, "{j}");
+    let (s, j) = to_top("eyJhbGciOiJFUzI1NiJ9.e30.AAAA;info=<http://x/key>", "forged token");
+    assert_eq!(s, 401, "{j}");
+    let (_, j) = http(top.http, "GET", "/api/v1/channels/dating/items", b"");
+    let texts: Vec<&str> = j["items"].as_array().unwrap().iter().filter_map(|i| i["text"].as_str()).collect();
+    assert!(texts.contains(&"direct post"), "{j}");
+    for refused in ["not a publisher", "replayed token", "someone else", "forged token"] {
+        assert!(!texts.iter().any(|t| t.contains(refused)), "{refused} stored: {j}");
+    }
+    let poster = j["items"].as_array().unwrap().iter().find(|i| i["text"] == "direct post").unwrap();
+    assert_eq!(poster["poster"], publisher.number.as_str(), "{j}");
+    publisher.stop();
     phone.stop();
 }

@@ -59,3 +59,23 @@ pub enum ChannelError {
     #[error("invalid schedule: {0}")]
     BadSchedule(String),
 }
+
+impl ChannelError {
+    /// The HTTP status that says this refusal on every API that posts
+    /// (a region's and the top's), so both answer alike.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ChannelError::Empty
+            | ChannelError::BadName(_)
+            | ChannelError::BadExpiry
+            | ChannelError::BadSchedule(_)
+            | ChannelError::Relayed(_) => 400,
+            ChannelError::NotPublisher(..) => 403,
+            ChannelError::UnknownChannel(_) => 404,
+            ChannelError::Exists(_) => 409,
+            ChannelError::Expired | ChannelError::Ended(_) => 410,
+            ChannelError::TooLong { .. } => 413,
+            ChannelError::RateLimited(_) => 429,
+        }
+    }
+}

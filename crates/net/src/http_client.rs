@@ -14,10 +14,21 @@ pub fn http_authority(base: &str) -> Result<&str, NetError> {
     Ok(rest.split('/').next().unwrap_or(rest))
 }
 
-/// One HTTP/1.1 POST with a JSON body; returns the status and body.
 /// One HTTP/1.1 request with an optional JSON body; returns the status and
 /// the body. One connection per request.
 pub async fn request(method: &str, base: &str, path: &str, body: Option<&str>) -> Result<(u16, String), NetError> {
+    request_with(method, base, path, &[], body).await
+}
+
+/// [`request`] with extra header fields (names and values are ours, never a
+/// user's text: no line breaks are checked for).
+pub async fn request_with(
+    method: &str,
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), NetError> {
     let authority = http_authority(base)?;
     let err = |e: std::io::Error| NetError::Http(format!("{base}: {e}"));
     let mut s = tokio::time::timeout(std::time::Duration::from_secs(10), TcpStream::connect(authority))
@@ -25,8 +36,9 @@ pub async fn request(method: &str, base: &str, path: &str, body: Option<&str>) -
         .map_err(|_| NetError::Http(format!("{base}: connection timed out")))?
         .map_err(err)?;
     let body = body.unwrap_or("");
+    let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.map_err(err)?;

@@ -8,9 +8,11 @@
 //!   did not come from our region's address is marked so.
 //! - The marquee: every `--marquee-interval` the phone asks its region for
 //!   one item (`GET /api/v1/marquee`); at most one request is in flight.
-//! - `subscribe NAME`, `unsubscribe NAME`, `channels` and `post NUMBER
-//!   TEXT` (to a friend's private channel, on the friend's region, found
-//!   through DNS; from another area with our region's PASSporT).
+//! - `subscribe NAME`, `unsubscribe NAME`, `channels`, `post NUMBER TEXT`
+//!   (to a friend's private channel, on the friend's region, found through
+//!   DNS; from another area with our region's PASSporT) and `publish
+//!   CHANNEL TEXT` (as a publisher, through our region: a global channel's
+//!   post goes on to the top).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,6 +35,11 @@ pub enum ChannelCommand {
     /// Post to the private channel of a friend.
     Post {
         to: String,
+        text: String,
+    },
+    /// Post to a channel we publish on (local, or global through our region).
+    Publish {
+        channel: String,
         text: String,
     },
 }
@@ -120,6 +127,14 @@ async fn run(id: Identity, dns: Option<peerdial_resolve::Dns>, root: String, c: 
                 "channels (* subscribed): {}",
                 if list.is_empty() { "none".into() } else { list.join(" ") }
             ))
+        }
+        ChannelCommand::Publish { channel, text } => {
+            let path = format!("/api/v1/channels/{}/items", urlencode(&channel));
+            let r = account::to_region(&id, "POST", &path, Some(&json!({ "text": text })), t).await?;
+            if r.status != 201 {
+                return Err(PhoneError::Http(format!("the region answered {}: {}", r.status, refusal(&r))));
+            }
+            Ok(format!("posted to channel {}", clean(&channel)))
         }
         ChannelCommand::Post { to, text } => {
             let own = Number::parse(&id.number)?;

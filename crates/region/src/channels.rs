@@ -59,6 +59,8 @@ pub struct Channels {
     deliveries: Mutex<HashMap<u64, Purpose>>,
     next_delivery: AtomicU64,
     signals: Mutex<Option<mpsc::UnboundedReceiver<Signal>>>,
+    /// Wakes the relay of global channels early (after a forwarded post).
+    pub relay_now: tokio::sync::Notify,
 }
 
 fn item_of(r: &ItemRow) -> Option<Item> {
@@ -131,6 +133,7 @@ impl Channels {
                 deliveries: Mutex::new(HashMap::new()),
                 next_delivery: AtomicU64::new(1),
                 signals: Mutex::new(Some(rx)),
+                relay_now: tokio::sync::Notify::new(),
             },
             tx,
         ))

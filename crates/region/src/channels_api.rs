@@ -6,7 +6,9 @@
 //!   whether it subscribes); `POST` (operator) `{name, title, scope}`.
 //! - `PUT|DELETE /api/v1/channels/{name}/publishers/{number}` (operator).
 //! - `POST /api/v1/channels/{name}/items` (a publisher's credentials, or an
-//!   operator's) `{text, expires_in?}` (seconds, default a day) → 201.
+//!   operator's) `{text, expires_in?}` (seconds, default a day) → 201. A
+//!   number's post to a global channel is forwarded to the top with this
+//!   region's PASSporT for it; the top's answer is the answer.
 //! - `PUT|DELETE /api/v1/channels/{name}/subscription` (the number's).
 //! - `POST /api/v1/private/{owner}` `{text}`: a friend of `owner` posts,
 //!   proving the number with its credentials (same region) or with an
@@ -53,19 +55,7 @@ pub fn routes() -> Router<Arc<Shared>> {
 }
 
 fn refused(e: ChannelError) -> Response {
-    let status = match e {
-        ChannelError::Empty
-        | ChannelError::BadName(_)
-        | ChannelError::BadExpiry
-        | ChannelError::BadSchedule(_)
-        | ChannelError::Relayed(_) => StatusCode::BAD_REQUEST,
-        ChannelError::TooLong { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        ChannelError::UnknownChannel(_) => StatusCode::NOT_FOUND,
-        ChannelError::Exists(_) => StatusCode::CONFLICT,
-        ChannelError::NotPublisher(..) => StatusCode::FORBIDDEN,
-        ChannelError::Expired | ChannelError::Ended(_) => StatusCode::GONE,
-        ChannelError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-    };
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     error(status, e.to_string())
 }
 
@@ -314,6 +304,17 @@ async fn new_item(
         Ok(r) => r,
         Err(r) => return r,
     };
+    // A number's post to a global channel is the top's to judge.
+    let global = shared
+        .channels
+        .marquee
+        .lock()
+        .expect("marquee")
+        .channel(&name)
+        .is_ok_and(|c| c.scope == Scope::Global);
+    if let (true, Some(p), Some(top)) = (global, poster, shared.cfg.top.as_deref()) {
+        return crate::relay::forward(&shared, top, &name, p, &req.text, req.expires_in).await;
+    }
     let checked = (|| {
         let (text, expires) = check_item(&req.text, req.expires_in)?;
         let channel = shared

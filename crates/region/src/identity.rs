@@ -41,6 +41,15 @@ pub fn key_url(http: SocketAddr) -> String {
     format!("http://{http}{KEY_PATH}")
 }
 
+/// An `Identity` header value: this region vouches that `orig` (one of its
+/// numbers) speaks to `dest`, from `iat` (Unix seconds) for
+/// [`PASSPORT_LIFETIME`].
+pub fn sign(shared: &Shared, orig: Number, dest: Number, iat: u64) -> Result<String, RegionError> {
+    let url = key_url(shared.endpoints.http);
+    let token = Passport::sign(&shared.identity, orig, &[dest], iat, PASSPORT_LIFETIME, &url)?;
+    Ok(IdentityHeader::new(token, url).to_string())
+}
+
 /// `GET /api/v1/identity/key`: the public key as a JWK.
 pub async fn key(State(shared): State<Arc<Shared>>) -> Response {
     (
@@ -81,10 +90,9 @@ pub async fn passport(
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid dest {:?}: {e}", req.dest)),
     };
     let iat = now_ms() / 1000;
-    let url = key_url(shared.endpoints.http);
-    match Passport::sign(&shared.identity, orig, &[dest], iat, PASSPORT_LIFETIME, &url) {
-        Ok(token) => Json(json!({
-            "identity": IdentityHeader::new(token, url).to_string(),
+    match sign(&shared, orig, dest, iat) {
+        Ok(identity) => Json(json!({
+            "identity": identity,
             "orig": orig.to_string(),
             "dest": dest.to_string(),
             "iat": iat,

@@ -7,14 +7,22 @@
 //! the top's id as its origin, so a restart resumes where it stopped and
 //! nothing is relayed twice. Items are cleaned again: the top is trusted
 //! to say what it publishes, not with this region's phones' terminals.
+//!
+//! A post by one of this region's numbers to a global channel goes the
+//! other way ([`forward`]): the region vouches for the poster with a
+//! PASSporT (`orig` = `dest` = the poster) and hands the post to the top,
+//! which decides whether that number publishes there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use peerdial_channels::{Channel, Scope};
+use peerdial_number::Number;
 use peerdial_store::ItemRow;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::{now_ms, Shared};
@@ -96,7 +104,11 @@ async fn round(shared: &Shared, top: &str, marks: &mut HashMap<u64, i64>) {
                 id: 0,
                 channel: id as i64,
                 owner: 0,
-                poster: 0,
+                // Who posted, as the top says (a publisher of any region).
+                poster: i["poster"]
+                    .as_str()
+                    .and_then(|p| Number::parse(p).ok())
+                    .map_or(0, |p| p.as_u64() as i64),
                 text,
                 posted_ms: i["posted"].as_i64().unwrap_or(0) * 1000,
                 expires_ms: i["expires"].as_i64().unwrap_or(0) * 1000,
@@ -119,6 +131,33 @@ async fn round(shared: &Shared, top: &str, marks: &mut HashMap<u64, i64>) {
     }
 }
 
+/// Posts `text` to global channel `name` on the top as `poster`, and
+/// answers with what the top answered.
+pub async fn forward(shared: &Shared, top: &str, name: &str, poster: Number, text: &str, expires_in: Option<u64>) -> Response {
+    let identity = match crate::identity::sign(shared, poster, poster, now_ms() / 1000) {
+        Ok(i) => i,
+        Err(e) => return peerdial_net::http_server::error(StatusCode::INTERNAL_SERVER_ERROR, format!("could not sign: {e}")),
+    };
+    let from = poster.digits();
+    let headers = [("Identity", identity.as_str()), ("X-Peerdial-From", from.as_str())];
+    let body = json!({ "text": text, "expires_in": expires_in }).to_string();
+    let path = format!("/api/v1/channels/{name}/items");
+    match peerdial_net::http_client::request_with("POST", top, &path, &headers, Some(&body)).await {
+        Ok((status, answer)) => {
+            if (200..300).contains(&status) {
+                tracing::info!(channel = %name, %poster, "post forwarded to the top");
+                shared.channels.relay_now.notify_one();
+            }
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response()
+        }
+        Err(e) => peerdial_net::http_server::error(
+            StatusCode::BAD_GATEWAY,
+            format!("the top, which holds global channel {name:?}, did not answer: {e}"),
+        ),
+    }
+}
+
 /// Relays until stopped (only with `--top`).
 pub async fn run(shared: Arc<Shared>, top: String, mut stop: watch::Receiver<bool>) {
     let mut marks: HashMap<u64, i64> = match shared.store.relay_marks().await {
@@ -132,6 +171,7 @@ pub async fn run(shared: Arc<Shared>, top: String, mut stop: watch::Receiver<boo
     loop {
         tokio::select! {
             _ = tick.tick() => round(&shared, &top, &mut marks).await,
+            _ = shared.channels.relay_now.notified() => round(&shared, &top, &mut marks).await,
             _ = stop.changed() => return,
         }
     }

@@ -130,6 +130,21 @@ pub struct TopShared {
     pub channels: channels::GlobalChannels,
 }
 
+impl TopShared {
+    /// Where to ask about `number`'s area: the DNS server of the region
+    /// that joined with it, or the country server's directory. `None`: no
+    /// child holds it.
+    pub(crate) fn dns_for(&self, number: peerdial_number::Number) -> Option<peerdial_resolve::Dns> {
+        let digits = number.digits();
+        let children = self.children.lock().expect("children lock");
+        let c = children.values().find(|c| digits.starts_with(&c.prefix))?;
+        Some(match c.kind() {
+            "region" => peerdial_resolve::Dns::Resolver(c.dns),
+            _ => peerdial_resolve::Dns::Top(c.http.clone()),
+        })
+    }
+}
+
 impl peerdial_net::dns_server::Answer for TopShared {
     fn answer(&self, query: &[u8], transport: Transport, _source: SocketAddr) -> Option<Vec<u8>> {
         self.zone.read().expect("zone lock").answer(query, transport)
@@ -203,7 +218,7 @@ impl Top {
             Some(r) => Some(rendezvous::RendezvousEdge::start(&cfg.data_dir, r, store.clone(), stop_rx.clone()).await?),
             None => None,
         };
-        let channels = channels::GlobalChannels::load(&store).await?;
+        let channels = channels::GlobalChannels::load(&store, &cfg.root_domain).await?;
         let shared = Arc::new(TopShared {
             rendezvous,
             store,
@@ -217,6 +232,7 @@ impl Top {
         peerdial_net::dns_server::spawn(shared.clone(), 1, udp, tcp, stop_rx.clone());
         spawn_http(shared.clone(), http, stop_rx.clone());
         tokio::spawn(grace_loop(shared.clone(), stop_rx.clone()));
+        tokio::spawn(channels::sweep(shared.clone(), stop_rx.clone()));
         if let (Some(parent), Some(token)) = (shared.cfg.parent.clone(), shared.cfg.parent_token.clone()) {
             let area = shared.cfg.prefix.clone();
             let me = JoinRequest {

@@ -372,15 +372,16 @@ pub trait Display: Send {
 /// Parses a command line typed on stdin (log mode).
 pub fn parse_command(line: &str) -> Option<Command> {
     use crate::channels::ChannelCommand;
-    if let Some(rest) = line.strip_prefix("post ") {
-        let (to, text) = rest.trim_start().split_once(' ')?;
-        let text = text.trim();
-        return (!text.is_empty()).then(|| {
-            Command::Channel(ChannelCommand::Post {
-                to: to.to_string(),
-                text: text.to_string(),
-            })
-        });
+    for (verb, private) in [("post ", true), ("publish ", false)] {
+        if let Some(rest) = line.strip_prefix(verb) {
+            let (to, text) = rest.trim_start().split_once(' ')?;
+            let (to, text) = (to.to_string(), text.trim().to_string());
+            return (!text.is_empty()).then_some(Command::Channel(if private {
+                ChannelCommand::Post { to, text }
+            } else {
+                ChannelCommand::Publish { channel: to, text }
+            }));
+        }
     }
     let mut it = line.split_whitespace();
     Some(match (it.next()?, it.next()) {
@@ -456,5 +457,10 @@ mod tests {
         ));
         assert!(parse_command("post 10000002").is_none());
         assert!(parse_command("post 10000002   ").is_none());
+        assert!(matches!(
+            parse_command("publish dating hello world"),
+            Some(Command::Channel(C::Publish { channel, text })) if channel == "dating" && text == "hello world"
+        ));
+        assert!(parse_command("publish dating").is_none());
     }
 }
