@@ -65,7 +65,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn attr(self) -> &'static str {
+    pub fn attr(self) -> &'static str {
         match self {
             Direction::SendRecv => "sendrecv",
             Direction::SendOnly => "sendonly",
@@ -75,7 +75,7 @@ impl Direction {
     }
 
     /// The direction an answer takes to an offer with this one.
-    fn answer(self) -> Direction {
+    pub fn answer(self) -> Direction {
         match self {
             Direction::SendOnly => Direction::RecvOnly,
             Direction::RecvOnly => Direction::SendOnly,

@@ -81,6 +81,11 @@ pub struct MediaSession {
     events: VecDeque<MediaEvent>,
     payload: Vec<u8>,
     pcm: Vec<i16>,
+    /// The microphone is not sent (silence goes instead, so the stream
+    /// and its timing stay).
+    muted: bool,
+    /// Playout gain in percent (100: as received).
+    volume: u16,
     pub stats: MediaStats,
 }
 
@@ -114,6 +119,8 @@ impl MediaSession {
             events: VecDeque::new(),
             payload: Vec::new(),
             pcm: Vec::new(),
+            muted: false,
+            volume: 100,
             stats: MediaStats::default(),
             neg,
         })
@@ -121,6 +128,40 @@ impl MediaSession {
 
     pub fn negotiated(&self) -> &Negotiated {
         &self.neg
+    }
+
+    /// Takes what a new offer/answer inside the call agreed (hold, resume,
+    /// a new address or codec). The stream goes on: same SSRC, sequence
+    /// and timestamps.
+    pub fn renegotiate(&mut self, neg: Negotiated) -> Result<(), MediaError> {
+        if neg.codec != self.neg.codec {
+            let (old, new) = (self.neg.codec.clock_rate(), neg.codec.clock_rate());
+            self.encoder = Encoder::new(neg.codec)?;
+            self.decoder = Decoder::new(neg.codec)?;
+            self.frame = (new as u64 * self.ptime_ms / 1000) as usize;
+            self.jitter = JitterBuffer::new(3, 15);
+            if old != new {
+                let rest = self.source.get(self.source_pos..).unwrap_or_default();
+                self.source = crate::audio::resample(rest, old, new);
+                self.source_pos = 0;
+            }
+        }
+        self.neg = neg;
+        Ok(())
+    }
+
+    /// Mutes or unmutes the microphone: silence is sent while muted.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    pub fn muted(&self) -> bool {
+        self.muted
+    }
+
+    /// Playout volume in percent, 0–200.
+    pub fn set_volume(&mut self, percent: u16) {
+        self.volume = percent.min(200);
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -291,7 +332,9 @@ impl MediaSession {
         }
         self.pcm.clear();
         let end = (self.source_pos + self.frame).min(self.source.len());
-        self.pcm.extend_from_slice(&self.source[self.source_pos.min(end)..end]);
+        if !self.muted {
+            self.pcm.extend_from_slice(&self.source[self.source_pos.min(end)..end]);
+        }
         self.source_pos = end;
         self.pcm.resize(self.frame, 0);
         let mut payload = std::mem::take(&mut self.payload);
@@ -323,6 +366,14 @@ impl MediaSession {
         if !self.heard {
             return Ok(());
         }
+        if !matches!(self.neg.direction, Direction::SendRecv | Direction::RecvOnly) {
+            // Held (by either side): nothing is played, silence is heard.
+            self.jitter = JitterBuffer::new(3, 15);
+            if self.record {
+                self.played.resize(self.played.len() + self.frame, 0);
+            }
+            return Ok(());
+        }
         let mut pcm = std::mem::take(&mut self.pcm);
         pcm.clear();
         match self.jitter.pop() {
@@ -335,6 +386,11 @@ impl MediaSession {
                 }
             }
             Pop::Lost => self.decoder.decode(None, self.frame, &mut pcm)?,
+        }
+        if self.volume != 100 {
+            for x in pcm.iter_mut() {
+                *x = (*x as i32 * self.volume as i32 / 100).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+            }
         }
         if self.record {
             self.played.extend_from_slice(&pcm);
@@ -408,6 +464,74 @@ mod tests {
             while b.poll_transmit().is_some() {}
         }
         (a, b)
+    }
+
+    /// a sends a tone to b for 3 s; `at(now, a, b)` changes them on the way.
+    fn steered(codec: CodecKind, at: impl Fn(u64, &mut MediaSession, &mut MediaSession)) -> MediaSession {
+        let rate = codec.clock_rate();
+        let mut a = MediaSession::new(neg(codec, 6000), tone(1000.0, rate, rate as usize * 3, 8000.0), false, "a", 0).unwrap();
+        let mut b = MediaSession::new(neg(codec, 4000), Vec::new(), true, "b", 0).unwrap();
+        let a_addr = SocketAddr::from(([127, 0, 0, 1], 4000));
+        for now in (0..3000).step_by(20) {
+            at(now, &mut a, &mut b);
+            a.handle_timeout(now).unwrap();
+            while let Some(t) = a.poll_transmit() {
+                if t.channel == Channel::Rtp {
+                    b.handle_rtp(&t.data, a_addr);
+                }
+            }
+            b.handle_timeout(now).unwrap();
+            while b.poll_transmit().is_some() {}
+        }
+        b
+    }
+
+    /// The loudness heard in the middle of each second (away from the
+    /// jitter buffer's delay at the changes).
+    fn per_second(b: &MediaSession) -> Vec<f64> {
+        let rate = b.sample_rate() as usize;
+        b.played()
+            .chunks(rate)
+            .filter(|c| c.len() == rate)
+            .map(|c| crate::audio::rms(&c[rate / 5..rate * 4 / 5]))
+            .collect()
+    }
+
+    #[test]
+    fn mute_hold_and_volume_change_what_the_other_side_hears() {
+        // Muted in the second second: silence goes, then the tone again.
+        let b = steered(CodecKind::Pcmu, |now, a, _| a.set_muted((1000..2000).contains(&now)));
+        let l = per_second(&b);
+        assert!(l[0] > 3000.0 && l[1] < 100.0 && l[2] > 3000.0, "{l:?}");
+        // b holds in the second second (sendonly): it plays nothing.
+        let b = steered(CodecKind::Pcmu, |now, _, b| {
+            let mut n = b.negotiated().clone();
+            n.direction = if (1000..2000).contains(&now) {
+                Direction::SendOnly
+            } else {
+                Direction::SendRecv
+            };
+            b.renegotiate(n).unwrap();
+        });
+        let l = per_second(&b);
+        assert!(l[0] > 3000.0 && l[1] < 100.0 && l[2] > 3000.0, "{l:?}");
+        // Half volume from the second second on.
+        let b = steered(CodecKind::Pcmu, |now, _, b| b.set_volume(if now >= 1000 { 50 } else { 100 }));
+        let l = per_second(&b);
+        assert!((l[2] / l[0] - 0.5).abs() < 0.1, "{l:?}");
+        // A codec change mid-call: the stream goes on in the new codec.
+        let b = steered(CodecKind::Pcmu, |now, a, b| {
+            if now == 1000 {
+                for s in [a, b] {
+                    let mut n = s.negotiated().clone();
+                    n.codec = CodecKind::Pcma;
+                    n.pt = 8;
+                    s.renegotiate(n).unwrap();
+                }
+            }
+        });
+        let tail = &b.played()[2 * 8000..];
+        assert!((frequency(tail, 8000) - 1000.0).abs() < 20.0);
     }
 
     #[test]

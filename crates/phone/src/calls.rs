@@ -37,6 +37,8 @@ pub(crate) struct Slot {
     pub(crate) verified: Option<bool>,
     /// Caller: the callee's picture was asked for.
     pub(crate) greeting_asked: bool,
+    /// Hold, mute and our session description.
+    pub(crate) talk: crate::incall::InCall,
 }
 
 impl Drop for Slot {
@@ -229,6 +231,7 @@ impl Phone {
             peer_number,
             verified: None,
             greeting_asked: false,
+            talk: Default::default(),
         }
     }
 
@@ -297,6 +300,7 @@ impl Phone {
                     Ok((ans, neg)) => {
                         let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
                         slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
+                        slot.talk.local_sdp = Some(ans);
                         self.calls.insert(cid.clone(), slot);
                         self.snapshot.call = Some(display::CallView {
                             peer,
@@ -335,6 +339,7 @@ impl Phone {
         let mut ui = Vec::new();
         let mut finished = Vec::new();
         let mut pictures = Vec::new();
+        let mut offers = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
             while let Some(t) = s.call.poll_transmit() {
                 let _ = self.sip.send_to(&t.data, t.to).await;
@@ -375,6 +380,7 @@ impl Phone {
                                 }
                                 s.answered_at = Some(now);
                                 s.hangup_at = self.cfg.duration_ms.map(|d| now + d);
+                                s.talk.local_sdp = s.offer.clone();
                                 ui.push(UiEvent::Answered {
                                     codec: codec.name().to_string(),
                                 });
@@ -396,6 +402,9 @@ impl Phone {
                         ui.push(UiEvent::Answered { codec });
                     }
                     CallEvent::InfoDtmf(k) => ui.push(UiEvent::Dtmf(k)),
+                    e @ (CallEvent::Reoffer { .. } | CallEvent::Reanswered { .. } | CallEvent::ReofferFailed { .. }) => {
+                        offers.push((cid.clone(), e))
+                    }
                     CallEvent::Ended(end) => {
                         if let Some(m) = &mut s.media {
                             m.close();
@@ -436,6 +445,21 @@ impl Phone {
                         });
                         finished.push(code);
                     }
+                }
+            }
+        }
+        // Offers inside calls: answered now, their messages sent now.
+        for (cid, e) in offers {
+            let line = match e {
+                CallEvent::Reoffer { sdp } => self.on_reoffer(&cid, &sdp, now),
+                CallEvent::Reanswered { sdp } => self.on_reanswered(&cid, &sdp),
+                CallEvent::ReofferFailed { code, reason } => self.on_reoffer_failed(&cid, code, &reason),
+                _ => None,
+            };
+            ui.extend(line);
+            if let Some(s) = self.calls.get_mut(&cid) {
+                while let Some(t) = s.call.poll_transmit() {
+                    let _ = self.sip.send_to(&t.data, t.to).await;
                 }
             }
         }

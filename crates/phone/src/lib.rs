@@ -15,6 +15,7 @@ pub mod channels;
 pub mod display;
 pub mod greetings;
 pub mod http;
+pub mod incall;
 pub mod mobile;
 pub mod presence;
 pub mod provision;
@@ -204,6 +205,8 @@ pub enum Command {
     Reclaimed(Result<Identity, String>),
     /// The phone as a mobile (see [`mobile`]).
     Mobile(mobile::MobileCommand),
+    /// `hold`, `resume`, `mute`, `unmute`, `volume N` (see [`incall`]).
+    InCall(incall::InCallCommand),
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -616,6 +619,7 @@ impl Phone {
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
             Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
             Command::Mobile(m) => self.on_mobile(m),
+            Command::InCall(c) => self.on_in_call(c),
             Command::Confirm(yes) => {
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {

@@ -20,6 +20,8 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("Enter", "call", "call 0"),
     ("a", "answer", "answer"),
     ("h", "hang up", "hangup"),
+    ("o/r", "hold/resume", "hold"),
+    ("x/z", "mute/unmute", "mute"),
     ("m", "meeting", "status meeting"),
     ("d", "dnd", "status dnd"),
     ("v", "available", "status available"),
@@ -41,6 +43,10 @@ fn letter_line(c: char) -> Option<&'static str> {
     Some(match c {
         'a' => "answer",
         'h' => "hangup",
+        'o' => "hold",
+        'r' => "resume",
+        'x' => "mute",
+        'z' => "unmute",
         'm' => "status meeting",
         'd' => "status dnd",
         'v' => "status available",
@@ -169,7 +175,7 @@ mod tests {
         );
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert!(matches!(Keypad::default().commands(&ctrl_c).as_slice(), [Command::Quit]));
-        assert!(Keypad::default().commands(&key(KeyCode::Char('x'))).is_empty());
+        assert!(Keypad::default().commands(&key(KeyCode::Char('k'))).is_empty());
     }
 
     #[test]

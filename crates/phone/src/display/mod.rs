@@ -5,7 +5,8 @@
 //! - [`LogDisplay`] (`log.rs`): plain lines, one per event, for pipes, logs
 //!   and scripts — every integration test reads these lines — with stdin
 //!   lines as commands ([`parse_command`]: `call N`, `answer`, `hangup`,
-//!   `dtmf 5`, `status meeting`, `quit`, …);
+//!   `hold`, `resume`, `mute`, `volume 50`, `dtmf 5`, `status meeting`,
+//!   `quit`, …);
 //! - [`TerminalDisplay`] (`terminal.rs`): a full-screen ratatui view split
 //!   in panes (`panes/`: the call, the greeting picture, contacts, recent
 //!   events, the footer), with single keys (`keys.rs`) that stand for the
@@ -372,6 +373,7 @@ pub trait Display: Send {
 /// Parses a command line typed on stdin (log mode).
 pub fn parse_command(line: &str) -> Option<Command> {
     use crate::channels::ChannelCommand;
+    use crate::incall::InCallCommand;
     for (verb, private) in [("post ", true), ("publish ", false)] {
         if let Some(rest) = line.strip_prefix(verb) {
             let (to, text) = rest.trim_start().split_once(' ')?;
@@ -401,6 +403,11 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("subscribe", Some(c)) => Command::Channel(ChannelCommand::Subscribe(c.to_string())),
         ("unsubscribe", Some(c)) => Command::Channel(ChannelCommand::Unsubscribe(c.to_string())),
         ("channels", None) => Command::Channel(ChannelCommand::List),
+        ("hold", None) => Command::InCall(InCallCommand::Hold),
+        ("resume" | "unhold", None) => Command::InCall(InCallCommand::Resume),
+        ("mute", None) => Command::InCall(InCallCommand::Mute(true)),
+        ("unmute", None) => Command::InCall(InCallCommand::Mute(false)),
+        ("volume", Some(v)) => Command::InCall(InCallCommand::Volume(v.trim_end_matches('%').parse().ok().filter(|v| *v <= 200)?)),
         ("yes" | "y", None) => Command::Confirm(true),
         ("no" | "n", None) => Command::Confirm(false),
         _ => return None,
@@ -462,5 +469,12 @@ mod tests {
             Some(Command::Channel(C::Publish { channel, text })) if channel == "dating" && text == "hello world"
         ));
         assert!(parse_command("publish dating").is_none());
+        use crate::incall::InCallCommand as I;
+        assert!(matches!(parse_command("hold"), Some(Command::InCall(I::Hold))));
+        assert!(matches!(parse_command("unhold"), Some(Command::InCall(I::Resume))));
+        assert!(matches!(parse_command("mute"), Some(Command::InCall(I::Mute(true)))));
+        assert!(matches!(parse_command("volume 50%"), Some(Command::InCall(I::Volume(50)))));
+        assert!(parse_command("volume 900").is_none());
+        assert!(parse_command("volume loud").is_none());
     }
 }

@@ -47,7 +47,7 @@ mod tests {
             registered: Some(true),
             ..Snapshot::default()
         };
-        let shown = |s: &Snapshot, last| testing::render(150, 2, |area, buf| render(s, last, area, buf));
+        let shown = |s: &Snapshot, last| testing::render(200, 2, |area, buf| render(s, last, area, buf));
         let text = shown(&s, None);
         assert!(text.contains("you: online"), "{text}");
         for k in [
@@ -55,6 +55,8 @@ mod tests {
             "Enter call",
             "a answer",
             "h hang up",
+            "o/r hold/resume",
+            "x/z mute/unmute",
             "m meeting",
             "d dnd",
             "v available",

@@ -5,7 +5,8 @@
 //! Fed datagrams and milliseconds through [`Call::handle`] and
 //! [`Call::handle_timeout`]; it yields datagrams from
 //! [`Call::poll_transmit`] and what happened from [`Call::poll_event`]. The
-//! SDP body is opaque here: the phone negotiates it.
+//! SDP body is opaque here: the phone negotiates it. Offers inside the
+//! call (hold, resume) are in [`reinvite`].
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,11 @@ use std::net::{IpAddr, SocketAddr};
 use crate::message::{response, top_via, NameAddr, SipUri, StartLine};
 use crate::validate::{reject_unparseable, validate_request, Refusal};
 use crate::{Message, SipError};
+
+mod reinvite;
+
+/// The methods a call takes (Allow).
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
 /// RFC 3261 timer values (section 17.1.1.1).
 pub const T1: u64 = 500;
@@ -69,6 +75,20 @@ pub enum CallEvent {
     Confirmed,
     /// A DTMF key sent with SIP INFO (application/dtmf-relay).
     InfoDtmf(char),
+    /// The other side sent a new offer (re-INVITE): answer it with
+    /// [`Call::answer_reoffer`] or [`Call::reject_reoffer`].
+    Reoffer {
+        sdp: Vec<u8>,
+    },
+    /// Our re-INVITE was answered with this SDP.
+    Reanswered {
+        sdp: Vec<u8>,
+    },
+    /// Our re-INVITE was refused; the call goes on as before.
+    ReofferFailed {
+        code: u16,
+        reason: String,
+    },
     Ended(End),
 }
 
@@ -95,6 +115,12 @@ enum RetransmitKind {
     Bye,
     /// Callee: the final response to the INVITE, until the ACK.
     Final,
+    /// Our re-INVITE.
+    Reinvite,
+    /// Our 2xx to a re-INVITE, until the ACK.
+    ReFinal,
+    /// Our failure response to a re-INVITE, until the ACK.
+    ReReject,
 }
 
 #[derive(Debug)]
@@ -141,6 +167,7 @@ pub struct Call {
     extra: Vec<(String, String)>,
     /// Caller: the Call-Info of the callee's last 18x/2xx.
     remote_call_info: Option<String>,
+    re: reinvite::Reinvites,
 }
 
 use crate::ids::{branch, token as random_token};
@@ -220,6 +247,7 @@ impl Call {
             events: VecDeque::new(),
             extra: headers,
             remote_call_info: None,
+            re: Default::default(),
         };
         let branch = call.invite_branch.clone();
         let mut invite = call.request("INVITE", &branch, 1);
@@ -284,6 +312,7 @@ impl Call {
             events: VecDeque::new(),
             extra: Vec::new(),
             remote_call_info: None,
+            re: Default::default(),
             invite: msg,
         };
         call.respond_invite(100, "Trying", now);
@@ -397,6 +426,11 @@ impl Call {
     fn handle_response(&mut self, msg: &Message, now: u64) {
         let Some((code, reason)) = status(msg) else { return };
         let Some((cseq, method)) = cseq_of(msg) else { return };
+        if method == "INVITE" && self.re.is_ours(cseq) {
+            let reason = reason.to_string();
+            self.reinvite_response(msg, code, &reason, cseq, now);
+            return;
+        }
         match method.as_str() {
             "INVITE" if self.role == Role::Caller && cseq == self.invite_cseq => {
                 if (101..300).contains(&code) {
@@ -526,19 +560,8 @@ impl Call {
                     });
                 }
             }
-            "INVITE" => {
-                // A re-INVITE (hold, refresh): keep the media as it is.
-                if self.state == State::Confirmed {
-                    let mut r = response(msg, &via, source, 200, "OK", &self.local_tag);
-                    self.contact_and_body(&mut r);
-                    self.out.push_back(Transmit {
-                        to: source,
-                        data: r.to_bytes(),
-                    });
-                } else {
-                    reply(self, 491, "Request Pending");
-                }
-            }
+            "INVITE" => self.incoming_reinvite(msg, &via, source, now),
+            "ACK" if cseq_of(msg).is_some_and(|(c, _)| self.ack_for_reinvite(c)) => {}
             "ACK" => {
                 if self.role == Role::Callee && self.retransmits.iter().any(|r| r.kind == RetransmitKind::Final) {
                     self.stop(RetransmitKind::Final);
@@ -581,6 +604,7 @@ impl Call {
             .flat_map(|r| [r.next, r.deadline])
             .chain(self.no_answer_at)
             .chain(self.linger_until)
+            .chain(self.re.retry_at())
             .min()
     }
 
@@ -599,6 +623,7 @@ impl Call {
         if self.linger_until.is_some_and(|t| t <= now) {
             self.linger_until = None;
         }
+        self.reinvite_timeout(now);
         let mut expired = Vec::new();
         for r in &mut self.retransmits {
             if r.deadline <= now {
@@ -618,7 +643,12 @@ impl Call {
             self.stop(kind);
             match kind {
                 RetransmitKind::Invite | RetransmitKind::Bye if self.state != State::Ended => self.end(End::NoResponse),
-                RetransmitKind::Final if self.state == State::Confirmed => {
+                RetransmitKind::Reinvite if self.state == State::Confirmed => {
+                    // No answer to a re-INVITE ends the dialog (14.1).
+                    self.send_bye(now);
+                    self.end(End::NoResponse);
+                }
+                RetransmitKind::Final | RetransmitKind::ReFinal if self.state == State::Confirmed => {
                     // RFC 3261 13.3.1.4: no ACK for our 2xx, so end the dialog.
                     self.send_bye(now);
                     self.end(End::NoAck);
@@ -721,7 +751,7 @@ impl Call {
 
     fn contact_and_body(&self, r: &mut Message) {
         r.push("Contact", format!("<{}>", self.contact_uri()));
-        r.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+        r.push("Allow", ALLOW);
         if !self.local_sdp.is_empty() {
             r.push("Content-Type", "application/sdp");
             r.body = self.local_sdp.clone();
@@ -779,7 +809,7 @@ impl Call {
         m.push("CSeq", format!("{cseq} {method}"));
         if method == "INVITE" {
             m.push("Contact", format!("<{}>", self.contact_uri()));
-            m.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+            m.push("Allow", ALLOW);
         }
         m.push("User-Agent", self.local.user_agent.clone());
         m
@@ -850,206 +880,4 @@ pub fn stateless_response(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const A: &str = "127.0.0.1:5061";
-    const B: &str = "127.0.0.1:5062";
-
-    fn local(number: &str, addr: &str) -> Local {
-        Local {
-            uri: format!("sip:{number}@{addr}"),
-            addr: addr.parse().unwrap(),
-            user_agent: "test".into(),
-        }
-    }
-
-    fn caller(now: u64) -> Call {
-        Call::outgoing(
-            local("886021", A),
-            "sip:886022@127.0.0.1:5062",
-            B.parse().unwrap(),
-            b"offer".to_vec(),
-            60_000,
-            now,
-        )
-    }
-
-    /// Delivers everything `from` wants to send to `to` (as the side at `from_addr`).
-    fn pump(from: &mut Call, from_addr: &str, to: &mut Call) -> usize {
-        let mut n = 0;
-        while let Some(t) = from.poll_transmit() {
-            to.handle(&Message::parse(&t.data).unwrap(), from_addr.parse().unwrap(), 0);
-            n += 1;
-        }
-        n
-    }
-
-    fn setup() -> (Call, Call) {
-        let mut a = caller(0);
-        let invite = a.poll_transmit().unwrap();
-        assert_eq!(invite.to, B.parse().unwrap());
-        let b = Call::incoming(local("886022", B), &invite.data, A.parse().unwrap(), 0).unwrap();
-        assert_eq!(b.remote_offer(), b"offer");
-        (a, b)
-    }
-
-    fn events(c: &mut Call) -> Vec<CallEvent> {
-        std::iter::from_fn(|| c.poll_event()).collect()
-    }
-
-    #[test]
-    fn call_answer_and_hang_up_from_either_side() {
-        for callee_hangs_up in [false, true] {
-            let (mut a, mut b) = setup();
-            b.ring(0);
-            pump(&mut b, B, &mut a);
-            assert_eq!(events(&mut a), vec![CallEvent::Ringing]);
-            b.answer(b"answer".to_vec(), 0);
-            pump(&mut b, B, &mut a);
-            assert_eq!(events(&mut a), vec![CallEvent::Answered { sdp: b"answer".to_vec() }]);
-            pump(&mut a, A, &mut b); // ACK
-            assert_eq!(events(&mut b), vec![CallEvent::Confirmed]);
-            let (hanger, other, h_addr, o_addr) = if callee_hangs_up {
-                (&mut b, &mut a, B, A)
-            } else {
-                (&mut a, &mut b, A, B)
-            };
-            hanger.hangup(0);
-            pump(hanger, h_addr, other);
-            assert_eq!(events(other), vec![CallEvent::Ended(End::Remote)]);
-            pump(other, o_addr, hanger);
-            assert_eq!(events(hanger), vec![CallEvent::Ended(End::Local)]);
-            assert!(a.is_done() && b.is_done());
-        }
-    }
-
-    #[test]
-    fn cancel_while_ringing() {
-        let (mut a, mut b) = setup();
-        b.ring(0);
-        pump(&mut b, B, &mut a);
-        a.hangup(0);
-        let cancel = a.poll_transmit().unwrap();
-        assert!(cancel.data.starts_with(b"CANCEL sip:886022@127.0.0.1:5062"));
-        b.handle(&Message::parse(&cancel.data).unwrap(), A.parse().unwrap(), 0);
-        assert_eq!(events(&mut b), vec![CallEvent::Ended(End::CancelledByCaller)]);
-        // 200 to the CANCEL, then 487 to the INVITE, which the caller ACKs.
-        pump(&mut b, B, &mut a);
-        assert_eq!(events(&mut a), vec![CallEvent::Ringing, CallEvent::Ended(End::Local)]);
-        let ack = a.poll_transmit().unwrap();
-        assert!(ack.data.starts_with(b"ACK "));
-        b.handle(&Message::parse(&ack.data).unwrap(), A.parse().unwrap(), 0);
-        b.handle_timeout(TIMEOUT + 1);
-        assert!(b.is_done());
-    }
-
-    #[test]
-    fn cancel_before_any_provisional_waits_for_one() {
-        let mut a = caller(0);
-        a.poll_transmit();
-        a.hangup(10);
-        assert!(a.poll_transmit().is_none(), "no CANCEL before a provisional response");
-        let mut b = Call::incoming(local("886022", B), &a.invite.to_bytes(), A.parse().unwrap(), 0).unwrap();
-        pump(&mut b, B, &mut a); // 100 Trying
-        assert!(a.poll_transmit().unwrap().data.starts_with(b"CANCEL "));
-    }
-
-    #[test]
-    fn busy_is_reported_and_acked() {
-        let (mut a, mut b) = setup();
-        b.reject(486, "Busy Here", 0);
-        pump(&mut b, B, &mut a);
-        assert_eq!(
-            events(&mut a),
-            vec![CallEvent::Ended(End::Rejected {
-                code: 486,
-                reason: "Busy Here".into()
-            })]
-        );
-        let ack = a.poll_transmit().unwrap();
-        let ack = Message::parse(&ack.data).unwrap();
-        assert_eq!(ack.header("CSeq"), Some("1 ACK"));
-        assert!(ack.header("To").unwrap().contains("tag="));
-        b.handle(&ack, A.parse().unwrap(), 0);
-        b.handle_timeout(1000);
-        assert!(b.poll_transmit().is_none(), "the 486 is no longer retransmitted");
-    }
-
-    #[test]
-    fn invite_retransmits_then_times_out() {
-        let mut a = caller(0);
-        a.poll_transmit();
-        let mut sent = 0;
-        let mut now = 0;
-        while let Some(t) = a.poll_timeout() {
-            now = t;
-            a.handle_timeout(now);
-            while a.poll_transmit().is_some() {
-                sent += 1;
-            }
-            if a.state() == State::Ended {
-                break;
-            }
-        }
-        // Timer A: 0.5, 1, 2, 4, 8, 16 s; Timer B at 32 s.
-        assert_eq!(sent, 6);
-        assert_eq!(now, 32_000);
-        assert_eq!(events(&mut a), vec![CallEvent::Ended(End::NoResponse)]);
-    }
-
-    #[test]
-    fn no_answer_cancels_after_the_ring_timeout() {
-        let mut a = Call::outgoing(local("1", A), "sip:2@127.0.0.1:5062", B.parse().unwrap(), vec![], 5_000, 0);
-        let mut b = Call::incoming(local("2", B), &a.poll_transmit().unwrap().data, A.parse().unwrap(), 0).unwrap();
-        b.ring(0);
-        pump(&mut b, B, &mut a);
-        a.handle_timeout(5_000);
-        assert!(a.poll_transmit().unwrap().data.starts_with(b"CANCEL "));
-        assert_eq!(events(&mut a), vec![CallEvent::Ringing, CallEvent::Ended(End::NoAnswer)]);
-    }
-
-    #[test]
-    fn lost_200_and_ack_are_recovered() {
-        let (mut a, mut b) = setup();
-        b.answer(b"answer".to_vec(), 0);
-        while b.poll_transmit().is_some() {} // 100 and 200 lost
-        b.handle_timeout(T1);
-        pump(&mut b, B, &mut a); // the retransmitted 200
-        assert!(matches!(events(&mut a).as_slice(), [CallEvent::Answered { .. }]));
-        a.poll_transmit(); // ACK lost
-        b.handle_timeout(3 * T1);
-        pump(&mut b, B, &mut a);
-        pump(&mut a, A, &mut b); // ACK again
-        assert_eq!(events(&mut b), vec![CallEvent::Confirmed]);
-    }
-
-    #[test]
-    fn never_acked_200_ends_with_bye() {
-        let (_, mut b) = setup();
-        b.answer(b"x".to_vec(), 0);
-        b.handle_timeout(TIMEOUT);
-        assert_eq!(events(&mut b), vec![CallEvent::Ended(End::NoAck)]);
-        assert!(std::iter::from_fn(|| b.poll_transmit()).any(|t| t.data.starts_with(b"BYE ")));
-    }
-
-    #[test]
-    fn malformed_invite_gets_400_and_no_call() {
-        let bad = b"INVITE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:2@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
-        let err = Call::incoming(local("1", B), bad, A.parse().unwrap(), 0).err().unwrap().unwrap();
-        assert!(err.data.starts_with(b"SIP/2.0 400 Missing To"));
-        assert!(Call::incoming(local("1", B), b"\x00\x01garbage", A.parse().unwrap(), 0)
-            .err()
-            .unwrap()
-            .is_none());
-    }
-
-    #[test]
-    fn requests_for_unknown_dialogs_get_481() {
-        let bye = b"BYE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:2@x>;tag=1\r\nTo: <sip:1@y>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n";
-        let t = stateless_response(bye, A.parse().unwrap(), 481, "Call/Transaction Does Not Exist", &[])
-            .unwrap()
-            .unwrap();
-        assert!(t.data.starts_with(b"SIP/2.0 481"));
-    }
-}
+mod tests;
