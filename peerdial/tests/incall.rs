@@ -1,13 +1,15 @@
 //! What a person does during a call, as they hear it: hold and resume
 //! from either side (re-INVITE, RFC 3264 8.4) and mute. Each phone plays
 //! its own tone and records what it hears; the recordings must show the
-//! tone stop while the call is held or muted and come back after.
+//! tone stop while the call is held or muted and come back after. baresip
+//! holds and resumes a call with our phone, and takes ours.
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use common::baresip::Baresip;
 use common::*;
 use peerdial_media::audio::{frequency, read_wav, rms, tone, write_wav};
 
@@ -43,8 +45,11 @@ fn runs(samples: &[i16]) -> Vec<(bool, u64)> {
 /// The recording at `path` is the tone at `freq`, then silence, again
 /// `gaps` times, then the tone: each gap at least `min_gap_ms`.
 fn assert_tone_with_gaps(path: &Path, freq: f32, gaps: usize, min_gap_ms: u64) {
-    let s = read_wav(path, RATE).unwrap();
-    let r = runs(&s);
+    assert_heard_with_gaps(&read_wav(path, RATE).unwrap(), &path.display().to_string(), freq, gaps, min_gap_ms)
+}
+
+fn assert_heard_with_gaps(s: &[i16], what: &str, freq: f32, gaps: usize, min_gap_ms: u64) {
+    let r = runs(s);
     // Leading silence (before the first packet) does not count.
     let r: Vec<_> = r.into_iter().skip_while(|(loud, _)| !loud).collect();
     let shape: Vec<bool> = r.iter().map(|(l, _)| *l).collect();
@@ -52,9 +57,9 @@ fn assert_tone_with_gaps(path: &Path, freq: f32, gaps: usize, min_gap_ms: u64) {
     for _ in 0..gaps {
         want.extend([false, true]);
     }
-    assert!(shape.starts_with(&want), "{}: runs {r:?}", path.display());
+    assert!(shape.starts_with(&want), "{what}: runs {r:?}");
     for (_, ms) in r.iter().filter(|(l, _)| !l).take(gaps) {
-        assert!(*ms >= min_gap_ms, "{}: a gap of only {ms} ms in {r:?}", path.display());
+        assert!(*ms >= min_gap_ms, "{what}: a gap of only {ms} ms in {r:?}");
     }
     // The tone's pitch, from the loud 100 ms blocks only (the median).
     let mut fs: Vec<f32> = s
@@ -64,7 +69,16 @@ fn assert_tone_with_gaps(path: &Path, freq: f32, gaps: usize, min_gap_ms: u64) {
         .collect();
     fs.sort_by(f32::total_cmp);
     let f = fs[fs.len() / 2];
-    assert!((f - freq).abs() <= 25.0, "{}: the tone arrived at {f} Hz", path.display());
+    assert!((f - freq).abs() <= 25.0, "{what}: the tone arrived at {f} Hz");
+}
+
+/// The line `line` shows for the `n`th time on `p`.
+fn shows(p: &Softphone, line: &str, n: usize) {
+    assert!(
+        eventually(5, || p.lines().iter().filter(|l| *l == line).count() == n),
+        "no {line:?} ({n}) in {:#?}",
+        p.lines()
+    )
 }
 
 #[test]
@@ -99,14 +113,6 @@ fn hold_and_resume_from_either_side_and_mute_stop_the_audio_and_bring_it_back() 
     );
     a.expect_line("answered codec=PCMU", 10);
     let pause = || std::thread::sleep(Duration::from_millis(1500));
-    // The line `line` shows for the `n`th time on `p`.
-    let shows = |p: &Softphone, line: &str, n: usize| {
-        assert!(
-            eventually(5, || p.lines().iter().filter(|l| *l == line).count() == n),
-            "no {line:?} ({n}) in {:#?}",
-            p.lines()
-        )
-    };
     // The caller holds and resumes, then the callee (its re-INVITEs go the
     // other way): while held, neither hears the other.
     for (caller_acts, cmd, own, other, n) in [
@@ -156,4 +162,63 @@ fn hold_without_a_call_is_refused_clearly() {
         p.lines()
     );
     p.stop();
+}
+
+#[test]
+fn baresip_holds_and_resumes_a_call_with_our_phone_and_takes_our_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let d = provision(r.http, "02:00:00:00:c1:04");
+    let (theirs, dump, rec) = (dir.path().join("theirs.wav"), dir.path().join("dump"), dir.path().join("heard.wav"));
+    write_wav(&theirs, &tone(600.0, 8000, 8000 * 30, 12_000.0), 8000).unwrap();
+    let account = format!(
+        "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode=auto;audio_codecs=PCMU\n",
+        d.user, r.sip, d.password
+    );
+    let mut b = Baresip::start_with_audio(dir.path(), &account, &theirs, &dump);
+    assert!(
+        eventually(10, || naptr_uri(r.dns, &d.user)
+            .is_some_and(|u| u.contains(&format!(":{}", b.port)))),
+        "baresip did not register: {}",
+        b.log()
+    );
+    let number = peerdial_number::Number::parse(&d.user).unwrap().to_string();
+    let ours = tone_wav(dir.path(), "ours.wav", 1000.0, 30);
+    let mut a = dial(
+        &r,
+        dir.path(),
+        "02:00:00:00:c1:05",
+        r.dns,
+        &number,
+        &["--play", &ours, "--record", rec.to_str().unwrap(), "--codecs", "pcmu"],
+    );
+    a.expect_line("answered codec=PCMU", 10);
+    let pause = || std::thread::sleep(Duration::from_millis(1500));
+    pause();
+    // Ours holds: baresip answers the re-INVITE (recvonly).
+    a.send("hold");
+    shows(&a, "on hold", 1);
+    pause();
+    a.send("resume");
+    shows(&a, "resumed", 1);
+    pause();
+    // baresip holds (its menu's /hold) and resumes.
+    b.command("/hold");
+    shows(&a, "held by the other side", 1);
+    pause();
+    b.command("/resume");
+    shows(&a, "resumed", 2);
+    pause();
+    a.send("hangup");
+    assert_eq!(a.wait_exit(10), 0, "{:#?}\n{}", a.lines(), b.log());
+    assert!(!a.lines().iter().any(|l| l.starts_with("error")), "{:#?}", a.lines());
+    // We heard baresip's tone stop for both holds.
+    assert_tone_with_gaps(&rec, 600.0, 2, 900);
+    // baresip took our two offers and heard our tone (its dump ends when
+    // the stream is first updated, so it cannot show the gap itself).
+    let log = b.log();
+    assert_eq!(log.matches("got re-INVITE (SDP Offer)").count(), 2, "{log}");
+    assert!(eventually(5, || std::fs::read_dir(&dump).unwrap().flatten().count() > 0));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_heard_with_gaps(&Baresip::heard(&dump), "baresip's dump", 1000.0, 0, 0);
 }

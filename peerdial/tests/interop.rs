@@ -248,17 +248,6 @@ impl Drop for Baresip {
     }
 }
 
-/// The decoded audio baresip dumped (`*-dec.wav`), at 8 kHz.
-fn baresip_heard(dump_dir: &std::path::Path) -> Vec<i16> {
-    let f = std::fs::read_dir(dump_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("no decoded dump in {}", dump_dir.display()));
-    peerdial_media::audio::read_wav(&f, 8000).unwrap()
-}
-
 fn tone_file(path: &std::path::Path, freq: f32, rate: u32, secs: usize) {
     let t = peerdial_media::audio::tone(freq, rate, rate as usize * secs, 12_000.0);
     peerdial_media::audio::write_wav(path, &t, rate).unwrap();
@@ -308,7 +297,7 @@ fn our_phone_calls_baresip_by_number_and_audio_flows_both_ways() {
     std::thread::sleep(Duration::from_millis(500));
     let f = middle_frequency(&peerdial_media::audio::read_wav(&rec, 8000).unwrap(), 8000);
     assert!((f - 600.0).abs() <= 12.0, "we heard {f} Hz from baresip's 600 Hz");
-    let f = middle_frequency(&baresip_heard(&dump), 8000);
+    let f = middle_frequency(&common::baresip::Baresip::heard(&dump), 8000);
     assert!((f - 1000.0).abs() <= 20.0, "baresip heard {f} Hz from our 1 kHz: {}", b.log());
 }
 

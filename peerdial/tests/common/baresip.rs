@@ -19,13 +19,44 @@ impl Baresip {
     /// `modules`: the `module`/`module_app` lines beyond the base (stdio,
     /// g711, aufile, account, menu), e.g. `&["module_app contact.so"]`.
     pub fn start(dir: &Path, account: &str, contacts: &str, modules: &[&str]) -> Baresip {
+        Baresip::launch(dir, account, contacts, Path::new("/dev/null"), modules)
+    }
+
+    /// As [`Baresip::start`], playing `source` (a WAV file) in calls and
+    /// dumping what it hears into `dump` (`*-dec.wav`, written when the
+    /// call ends; see [`Baresip::heard`]).
+    pub fn start_with_audio(dir: &Path, account: &str, source: &Path, dump: &Path) -> Baresip {
+        std::fs::create_dir_all(dump).unwrap();
+        let snd_path = format!("snd_path {}", dump.display());
+        Baresip::launch(dir, account, "", source, &["module sndfile.so", &snd_path])
+    }
+
+    /// What it heard, at 8 kHz: its dumps in order (it starts a new one
+    /// each time a call's audio restarts, as after a re-INVITE).
+    pub fn heard(dump: &Path) -> Vec<i16> {
+        let mut files: Vec<_> = std::fs::read_dir(dump)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        assert!(!files.is_empty(), "no decoded dump in {}", dump.display());
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| peerdial_media::audio::read_wav(f, 8000).unwrap())
+            .collect()
+    }
+
+    fn launch(dir: &Path, account: &str, contacts: &str, source: &Path, modules: &[&str]) -> Baresip {
         let conf = dir.join("baresip");
         std::fs::create_dir_all(&conf).unwrap();
         let port = free_udp_port();
         let mut config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\n\
-audio_player aufile,/dev/null\naudio_source aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\n\
-module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n"
+audio_player aufile,/dev/null\naudio_source aufile,{}\nmodule_path /usr/lib/baresip/modules\n\
+module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n",
+            source.display()
         );
         for m in modules {
             config.push_str(m);
