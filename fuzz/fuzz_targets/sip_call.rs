@@ -1,6 +1,8 @@
 //! The SIP dialog layer: an incoming INVITE and then arbitrary datagrams
-//! for the call, on either side; never a panic, and a call once ended
-//! never comes back.
+//! for the call, on either side, mixed with the user's actions (ring,
+//! answer, hang up, re-INVITE for hold, answering or refusing the other
+//! side's re-INVITE); never a panic, and a call once ended never comes
+//! back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use peerdial_sip::call::{Call, Local, State};
@@ -22,10 +24,15 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(m) = Message::parse(chunk) {
                 c.handle(&m, src, now);
             }
-            match i % 4 {
+            match i % 7 {
                 0 => c.ring(now),
                 1 => c.answer(b"v=0".to_vec(), now),
-                2 => c.hangup(now),
+                2 => {
+                    let _ = c.reinvite(b"v=0 hold".to_vec(), now);
+                }
+                3 => c.answer_reoffer(b"v=0 held".to_vec(), now),
+                4 => c.reject_reoffer(488, "Not Acceptable Here", now),
+                5 => c.hangup(now),
                 _ => c.handle_timeout(now * 10),
             }
             assert!(!was_ended || c.state() == State::Ended);

@@ -222,3 +222,45 @@ fn baresip_holds_and_resumes_a_call_with_our_phone_and_takes_our_hold() {
     std::thread::sleep(Duration::from_millis(300));
     assert_heard_with_gaps(&Baresip::heard(&dump), "baresip's dump", 1000.0, 0, 0);
 }
+
+#[test]
+fn the_history_keeps_calls_across_restarts_and_redials_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let mut b = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:c1:07",
+        r.dns,
+        &["--auto-answer", "--answer-after", "0"],
+    );
+    let mac_a = "02:00:00:00:c1:06";
+    let mut a = dial(&r, dir.path(), mac_a, r.dns, &b.number, &["--duration", "1"]);
+    assert_eq!(a.wait_exit(15), 0, "{:#?}", a.lines());
+    b.expect_line("ended: the other side hung up", 5);
+    // The callee's history: from the caller, verified, answered.
+    b.send("history");
+    let line = b.expect_line("history 1: ", 5);
+    assert!(
+        line.contains(" from 886-02-") && line.contains("(verified), 1 s, the other side hung up"),
+        "{line}"
+    );
+    // The caller's, after a restart; `redial` calls the same number.
+    let mut a = Softphone::start(&r, dir.path(), mac_a, r.dns, &["--duration", "1"]);
+    a.send("history");
+    let line = a.expect_line("history 1: ", 5);
+    assert!(line.contains(&format!(" to {}, 1 s, hung up", b.number)), "{line}");
+    a.send("redial");
+    a.expect_line("answered codec=", 10);
+    a.expect_line("ended: hung up", 5);
+    a.send("history");
+    assert!(
+        eventually(5, || a.lines().iter().any(|l| l.starts_with("history 2: "))),
+        "{:#?}",
+        a.lines()
+    );
+    a.send("redial 9");
+    a.expect_line("error: no call 9 in the history", 5);
+    a.stop();
+    b.stop();
+}

@@ -17,7 +17,7 @@ use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 
 use crate::display::{self, UiEvent};
-use crate::{caller_id, exit, greetings, resolve, Command, Phone, PhoneConfig, PhoneError};
+use crate::{caller_id, exit, greetings, history, resolve, Command, Phone, PhoneConfig, PhoneError};
 
 pub(crate) struct Slot {
     pub(crate) call: Call,
@@ -37,6 +37,8 @@ pub(crate) struct Slot {
     pub(crate) verified: Option<bool>,
     /// Caller: the callee's picture was asked for.
     pub(crate) greeting_asked: bool,
+    /// Unix seconds when the call began (for the history).
+    pub(crate) started_unix: u64,
     /// Hold, mute and our session description.
     pub(crate) talk: crate::incall::InCall,
 }
@@ -71,6 +73,27 @@ pub(crate) fn media_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), PhoneErro
         }
     }
     Err(PhoneError::Config(format!("no free RTP port pair on {ip}")))
+}
+
+/// The history's record of a call that ended with `reason`.
+fn history_entry(s: &Slot, reason: &str, seconds: Option<f64>) -> history::Entry {
+    let incoming = s.call.role == Role::Callee;
+    history::Entry {
+        direction: if incoming {
+            history::Direction::In
+        } else {
+            history::Direction::Out
+        },
+        peer: s.peer.clone(),
+        at: s.started_unix,
+        seconds,
+        outcome: if incoming && seconds.is_none() {
+            format!("missed ({reason})")
+        } else {
+            reason.to_string()
+        },
+        verified: if incoming { s.verified } else { None },
+    }
 }
 
 pub(crate) fn describe(end: &End) -> (String, i32) {
@@ -231,6 +254,9 @@ impl Phone {
             peer_number,
             verified: None,
             greeting_asked: false,
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             talk: Default::default(),
         }
     }
@@ -340,6 +366,7 @@ impl Phone {
         let mut finished = Vec::new();
         let mut pictures = Vec::new();
         let mut offers = Vec::new();
+        let mut ended = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
             while let Some(t) = s.call.poll_transmit() {
                 let _ = self.sip.send_to(&t.data, t.to).await;
@@ -422,6 +449,7 @@ impl Phone {
                             code
                         };
                         let secs = s.answered_at.map(|a| (now - a) as f64 / 1000.0);
+                        ended.push(history_entry(s, &reason, secs));
                         if let (Some(path), Some(m)) = (&self.cfg.record, &s.media) {
                             if let Err(e) = audio::write_wav(path, m.played(), m.sample_rate()) {
                                 ui.push(UiEvent::Error(e.to_string()));
@@ -446,6 +474,11 @@ impl Phone {
                         finished.push(code);
                     }
                 }
+            }
+        }
+        for e in ended {
+            if let Err(err) = self.history.add(e) {
+                ui.push(UiEvent::Error(format!("the call history could not be written: {err}")));
             }
         }
         // Offers inside calls: answered now, their messages sent now.

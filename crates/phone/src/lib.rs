@@ -14,6 +14,7 @@ mod calls;
 pub mod channels;
 pub mod display;
 pub mod greetings;
+pub mod history;
 pub mod http;
 pub mod incall;
 pub mod mobile;
@@ -207,6 +208,10 @@ pub enum Command {
     Mobile(mobile::MobileCommand),
     /// `hold`, `resume`, `mute`, `unmute`, `volume N` (see [`incall`]).
     InCall(incall::InCallCommand),
+    /// `history`: the last calls.
+    History,
+    /// `redial [N]`: call the Nth latest call's other side again.
+    Redial(usize),
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -252,6 +257,7 @@ pub struct Phone {
     /// No re-provisioning before this time (see [`account`]).
     reclaim_after: u64,
     mobile: mobile::MobileSide,
+    history: history::History,
 }
 
 /// The methods the phone answers outside a call, for Allow headers.
@@ -356,6 +362,7 @@ impl Phone {
         };
         let keys = peerdial_resolve::keys::Keys::new(&root_of(&id.sip_realm));
         let mobile = mobile::MobileSide::new(cfg.mobile.clone());
+        let history = history::History::open(&cfg.data);
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -387,6 +394,7 @@ impl Phone {
             marquee: channels::MarqueeSide::default(),
             reclaim_after: 0,
             mobile,
+            history,
         })
     }
 
@@ -620,6 +628,23 @@ impl Phone {
             Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
             Command::Mobile(m) => self.on_mobile(m),
             Command::InCall(c) => self.on_in_call(c),
+            Command::History => {
+                let lines = self.history.lines();
+                if lines.is_empty() {
+                    self.emit(UiEvent::Info("history: no calls yet".into()));
+                }
+                for l in lines {
+                    self.emit(UiEvent::Info(l));
+                }
+            }
+            Command::Redial(n) => match self.history.nth_latest(n).map(|e| e.peer.clone()) {
+                Some(peer) if Number::parse(&peer).is_ok() => self.dial(&peer),
+                Some(peer) => self.emit(UiEvent::Error(format!(
+                    "call {n} was with {}, which is not a number",
+                    peerdial_channels::text::clean(&peer)
+                ))),
+                None => self.emit(UiEvent::Error(format!("no call {n} in the history"))),
+            },
             Command::Confirm(yes) => {
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {

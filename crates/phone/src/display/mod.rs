@@ -5,8 +5,8 @@
 //! - [`LogDisplay`] (`log.rs`): plain lines, one per event, for pipes, logs
 //!   and scripts — every integration test reads these lines — with stdin
 //!   lines as commands ([`parse_command`]: `call N`, `answer`, `hangup`,
-//!   `hold`, `resume`, `mute`, `volume 50`, `dtmf 5`, `status meeting`,
-//!   `quit`, …);
+//!   `hold`, `resume`, `mute`, `volume 50`, `history`, `redial 2`,
+//!   `dtmf 5`, `status meeting`, `quit`, …);
 //! - [`TerminalDisplay`] (`terminal.rs`): a full-screen ratatui view split
 //!   in panes (`panes/`: the call, the greeting picture, contacts, recent
 //!   events, the footer), with single keys (`keys.rs`) that stand for the
@@ -408,6 +408,9 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("mute", None) => Command::InCall(InCallCommand::Mute(true)),
         ("unmute", None) => Command::InCall(InCallCommand::Mute(false)),
         ("volume", Some(v)) => Command::InCall(InCallCommand::Volume(v.trim_end_matches('%').parse().ok().filter(|v| *v <= 200)?)),
+        ("history", None) => Command::History,
+        ("redial", None) => Command::Redial(1),
+        ("redial", Some(n)) => Command::Redial(n.parse().ok().filter(|n| *n >= 1)?),
         ("yes" | "y", None) => Command::Confirm(true),
         ("no" | "n", None) => Command::Confirm(false),
         _ => return None,
@@ -428,7 +431,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, hangup, dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, hangup, hold, resume, mute, unmute, volume P, history, redial [N], dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, publish C TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
                     line.trim()
                 ),
             }
@@ -476,5 +479,8 @@ mod tests {
         assert!(matches!(parse_command("volume 50%"), Some(Command::InCall(I::Volume(50)))));
         assert!(parse_command("volume 900").is_none());
         assert!(parse_command("volume loud").is_none());
+        assert!(matches!(parse_command("redial"), Some(Command::Redial(1))));
+        assert!(matches!(parse_command("redial 3"), Some(Command::Redial(3))));
+        assert!(parse_command("redial 0").is_none());
     }
 }
