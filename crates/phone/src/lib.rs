@@ -12,10 +12,12 @@ pub mod account;
 pub mod caller_id;
 mod calls;
 pub mod channels;
+mod commands;
 pub mod display;
 pub mod greetings;
 pub mod history;
 pub mod http;
+mod inbound;
 pub mod incall;
 pub mod mobile;
 pub mod presence;
@@ -31,9 +33,8 @@ use std::time::Instant;
 use peerdial_media::audio;
 use peerdial_media::sdp::CodecKind;
 use peerdial_number::{Area, Number};
-use peerdial_sip::call::{Local, Role, State};
+use peerdial_sip::call::{Local, State};
 use peerdial_sip::client::{RegEvent, RegState, RegisterClient};
-use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -563,199 +564,6 @@ impl Phone {
             uri: format!("sip:{}@{}", self.own.digits(), self.snapshot.sip),
             addr: self.snapshot.sip,
             user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
-        }
-    }
-
-    fn on_command(&mut self, c: Command) {
-        let now = self.now();
-        match c {
-            Command::Dial(d) => self.dial(&d),
-            Command::Quit => self.quit(),
-            Command::Input(s) => {
-                self.snapshot.input = s;
-                self.typed_presence();
-                self.display.redraw(&self.snapshot);
-            }
-            Command::TypedPresence { number, state } => self.on_typed_presence(number, state),
-            Command::Hangup => {
-                for s in self.calls.values_mut() {
-                    s.call.hangup(now);
-                }
-            }
-            Command::Answer => {
-                let mut errs = Vec::new();
-                for (cid, s) in self.calls.iter_mut() {
-                    if s.call.role == Role::Callee && matches!(s.call.state(), State::Calling | State::Ringing) {
-                        errs.extend(Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), now).err());
-                    }
-                }
-                for e in errs {
-                    self.emit(UiEvent::Error(e.to_string()));
-                }
-            }
-            Command::Dtmf(k) => {
-                let errs: Vec<_> = self
-                    .calls
-                    .values_mut()
-                    .filter_map(|s| s.media.as_mut())
-                    .filter_map(|m| m.send_dtmf(k).err())
-                    .collect();
-                for e in errs {
-                    self.emit(UiEvent::Error(e.to_string()));
-                }
-            }
-            Command::CallerKeys { call_id, keys } => self.on_caller_keys(&call_id, keys),
-            Command::Greeting { call_id, number, result } => self.on_greeting(&call_id, number, result),
-            Command::OwnGreeting { kind, picture } => self.emit(UiEvent::OwnGreeting {
-                kind: kind.as_str(),
-                url: picture.url,
-                etag: picture.etag,
-            }),
-            Command::Pair => {
-                let (id, tx) = (self.id.clone(), self.cmd_tx.clone());
-                tokio::spawn(async move {
-                    let line = account::pairing_code(&id).await.unwrap_or_else(|e| format!("no pairing code: {e}"));
-                    let _ = tx.send(Command::Notice(line)).await;
-                });
-            }
-            Command::Notice(line) => self.emit(UiEvent::Info(line)),
-            Command::Reclaimed(r) => self.on_reclaimed(r),
-            Command::Status(state) => self.presence.chosen = state,
-            Command::Watch(n) => self.watch(&n),
-            Command::Channel(c) => self.on_channel_command(c),
-            Command::Marquee(r) => self.on_marquee(r),
-            Command::WatchReady { number, server } => self.on_watch_ready(number, server),
-            Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
-            Command::Mobile(m) => self.on_mobile(m),
-            Command::InCall(c) => self.on_in_call(c),
-            Command::History => {
-                let lines = self.history.lines();
-                if lines.is_empty() {
-                    self.emit(UiEvent::Info("history: no calls yet".into()));
-                }
-                for l in lines {
-                    self.emit(UiEvent::Info(l));
-                }
-            }
-            Command::Redial(n) => match self.history.nth_latest(n).map(|e| e.peer.clone()) {
-                Some(peer) if Number::parse(&peer).is_ok() => self.dial(&peer),
-                Some(peer) => self.emit(UiEvent::Error(format!(
-                    "call {n} was with {}, which is not a number",
-                    peerdial_channels::text::clean(&peer)
-                ))),
-                None => self.emit(UiEvent::Error(format!("no call {n} in the history"))),
-            },
-            Command::Confirm(yes) => {
-                if let Some((dialed, uri, identity)) = self.presence.pending.take() {
-                    if yes {
-                        self.on_command(Command::Resolved {
-                            dialed,
-                            result: Ok(resolve::Lookup::Found(uri)),
-                            identity,
-                            presence: None,
-                        });
-                    } else {
-                        self.snapshot.dialing = None;
-                        self.emit(UiEvent::Error(format!("not calling {dialed}")));
-                    }
-                }
-            }
-            Command::Resolved {
-                dialed,
-                result,
-                identity,
-                presence,
-            } => match result {
-                Ok(resolve::Lookup::Found(uri)) => {
-                    if let Some(state) = presence {
-                        self.emit(UiEvent::Presence {
-                            number: dialed.to_string(),
-                            state: state.as_str().into(),
-                        });
-                        // Asked only where someone can answer (not `call N`).
-                        if presence::needs_confirmation(state) && !self.cfg.yes && self.cfg.dial.is_none() {
-                            self.presence.pending = Some((dialed, uri, identity));
-                            self.emit(UiEvent::Confirm {
-                                number: dialed.to_string(),
-                                state: state.as_str().into(),
-                            });
-                            return;
-                        }
-                    }
-                    if let Err(e) = self.place_call(dialed, uri, identity) {
-                        self.snapshot.dialing = None;
-                        self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
-                        self.finish_dial(exit::FAILED);
-                    }
-                }
-                Ok(resolve::Lookup::NoSuchNumber) => {
-                    self.snapshot.dialing = None;
-                    self.emit(UiEvent::NoSuchNumber {
-                        number: dialed.to_string(),
-                    });
-                    self.finish_dial(exit::NO_SUCH_NUMBER);
-                }
-                Err(e) => {
-                    self.snapshot.dialing = None;
-                    self.emit(UiEvent::Error(format!("cannot look up {dialed}: {e}")));
-                    self.finish_dial(exit::FAILED);
-                }
-            },
-        }
-    }
-
-    fn on_sip(&mut self, data: &[u8], from: SocketAddr) {
-        let now = self.now();
-        let msg = match Message::parse(data) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!(%from, "unparseable SIP: {e}");
-                // A request we can partly read still deserves a 400.
-                self.reply_stateless(data, from, 400, "Bad Request", &[]);
-                return;
-            }
-        };
-        let cid = msg.header("Call-ID").unwrap_or_default().to_string();
-        if !self.calls.contains_key(&cid) && self.on_presence_sip(&msg, from, &cid) {
-            return;
-        }
-        if !msg.is_request() {
-            if let Some(s) = self.calls.get_mut(&cid) {
-                s.call.handle(&msg, from, now);
-            } else {
-                self.reg.handle(&msg, now);
-            }
-            return;
-        }
-        if let Some(s) = self.calls.get_mut(&cid) {
-            s.call.handle(&msg, from, now);
-            return;
-        }
-        // Outside any call (RFC 3261 8.2.1, 12.2.2): a request for a dialog
-        // we do not have gets 481; a method we do not do, 405 or 501 with
-        // Allow. Invalid requests get 400 first (in stateless_response).
-        let no_dialog = "Call/Transaction Does Not Exist";
-        let in_dialog =
-            peerdial_sip::message::NameAddr::parse(msg.header("To").unwrap_or_default()).is_ok_and(|t| t.param("tag").is_some());
-        let allow = [("Allow", ALLOW)];
-        match msg.method().unwrap_or_default() {
-            "ACK" => {}
-            "INVITE" if in_dialog => self.reply_stateless(data, from, 481, no_dialog, &[]),
-            "INVITE" => self.on_invite(data, &msg, from, now),
-            "MESSAGE" => self.on_message(data, &msg, from),
-            "OPTIONS" => self.reply_stateless(data, from, 200, "OK", &[("Allow", ALLOW), ("Accept", "application/sdp")]),
-            "BYE" | "CANCEL" | "INFO" | "UPDATE" | "PRACK" | "NOTIFY" => self.reply_stateless(data, from, 481, no_dialog, &[]),
-            "REGISTER" => self.reply_stateless(data, from, 405, "Method Not Allowed", &allow),
-            _ => self.reply_stateless(data, from, 501, "Not Implemented", &allow),
-        }
-    }
-
-    fn reply_stateless(&mut self, data: &[u8], from: SocketAddr, code: u16, reason: &str, headers: &[(&str, &str)]) {
-        if let Ok(Some(t)) = peerdial_sip::call::stateless_response(data, from, code, reason, headers) {
-            let sip = self.sip.clone();
-            tokio::spawn(async move {
-                let _ = sip.send_to(&t.data, t.to).await;
-            });
         }
     }
 
