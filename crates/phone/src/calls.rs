@@ -480,6 +480,7 @@ impl Phone {
             if let Err(err) = self.history.add(e) {
                 ui.push(UiEvent::Error(format!("the call history could not be written: {err}")));
             }
+            self.snapshot.history = self.history.short_lines(crate::HISTORY_PANE);
         }
         // Offers inside calls: answered now, their messages sent now.
         for (cid, e) in offers {

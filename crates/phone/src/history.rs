@@ -149,6 +149,27 @@ impl History {
         Ok(())
     }
 
+    /// The latest `n` calls as short lines for the display's pane, latest
+    /// first: `1 13:01 → 886-02-12345678 42 s`.
+    pub fn short_lines(&self, n: usize) -> Vec<String> {
+        self.entries
+            .iter()
+            .rev()
+            .take(n)
+            .enumerate()
+            .map(|(i, e)| {
+                let arrow = match e.direction {
+                    Direction::In => '←',
+                    Direction::Out => '→',
+                };
+                let talk = e.seconds.map_or_else(|| e.outcome.clone(), |s| format!("{s:.0} s"));
+                let time = utc(e.at);
+                let hhmm = time.get(11..).unwrap_or_default();
+                format!("{} {hhmm} {arrow} {} {talk}", i + 1, peerdial_channels::text::clean(&e.peer))
+            })
+            .collect()
+    }
+
     /// The lines `history` prints, latest first.
     pub fn lines(&self) -> Vec<String> {
         self.entries
@@ -191,6 +212,7 @@ mod tests {
         assert!(h.nth_latest(KEEP + 1).is_none() && h.nth_latest(0).is_none());
         let lines = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap().lines().count();
         assert!(lines <= 2 * KEEP, "{lines} lines kept");
+        assert_eq!(h.short_lines(2)[0], "1 00:57 ← 886-02-00000250 250 s");
         let shown = h.lines();
         assert_eq!(shown.len(), SHOWN);
         assert!(

@@ -261,6 +261,9 @@ pub struct Phone {
     history: history::History,
 }
 
+/// Calls the display's history pane shows.
+const HISTORY_PANE: usize = 8;
+
 /// The methods the phone answers outside a call, for Allow headers.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
 
@@ -364,6 +367,10 @@ impl Phone {
         let keys = peerdial_resolve::keys::Keys::new(&root_of(&id.sip_realm));
         let mobile = mobile::MobileSide::new(cfg.mobile.clone());
         let history = history::History::open(&cfg.data);
+        let snapshot = Snapshot {
+            history: history.short_lines(HISTORY_PANE),
+            ..snapshot
+        };
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,

@@ -77,6 +77,8 @@ pub struct Snapshot {
     pub contacts: Vec<ContactView>,
     /// What the marquee line scrolls: the latest item or message.
     pub marquee: Option<MarqueeView>,
+    /// The latest calls, short, latest first (see `history.rs`).
+    pub history: Vec<String>,
 }
 
 /// The marquee line's text and where it came from.
@@ -121,6 +123,7 @@ impl Default for Snapshot {
             presence: None,
             contacts: Vec::new(),
             marquee: None,
+            history: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - `picture.rs`: the peer's greeting picture (ratatui-image), the peer's
 //!   number under it;
 //! - `contacts.rs`: watched numbers with their live presence;
+//! - `history.rs`: the latest calls in and out (`g` redials the first);
 //! - `events.rs`: the latest event lines;
 //! - `marquee.rs`: the scrolling line of the latest broadcast, message or
 //!   channel item;
@@ -18,6 +19,7 @@ pub mod call;
 pub mod contacts;
 pub mod events;
 pub mod footer;
+pub mod history;
 pub mod marquee;
 pub mod picture;
 
@@ -76,8 +78,10 @@ pub fn draw(frame: &mut Frame, view: &mut View, s: &Snapshot) {
     } else {
         call::render(s, top, buf);
     }
-    let [contacts_area, events_area] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
+    let [contacts_area, history_area, events_area] =
+        Layout::horizontal([Constraint::Percentage(30), Constraint::Percentage(30), Constraint::Percentage(40)]).areas(middle);
     contacts::render(&s.contacts, contacts_area, buf);
+    history::render(&s.history, history_area, buf);
     events::render(&view.log, events_area, buf);
     marquee::render(s.marquee.as_ref(), ticker, buf);
     footer::render(s, view.log.last().map(String::as_str), bottom, buf);
