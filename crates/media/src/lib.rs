@@ -1,7 +1,8 @@
 //! peerdial's media, free of I/O: SDP offer/answer ([`sdp`]), RTP and RTCP
 //! packets ([`rtp`]), G.711 and Opus ([`codec`]), a jitter buffer
-//! ([`jitter`]), WAV files and signal measurements ([`audio`]), and one
-//! call's audio stream as a state machine ([`session`]).
+//! ([`jitter`]), WAV files and signal measurements ([`audio`]), one call's
+//! audio stream as a state machine ([`session`]) and the queues between it
+//! and a sound device ([`live`]).
 //!
 //! It holds no sockets and reads no clock: the phone feeds it datagrams and
 //! milliseconds. It is not a mixer or a conference bridge.
@@ -10,6 +11,7 @@ pub mod audio;
 pub mod codec;
 pub mod g711;
 pub mod jitter;
+pub mod live;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
