@@ -24,9 +24,17 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, SoundError> {
         device: "(all)".into(),
         reason: e.to_string(),
     })?;
-    let mut out = Vec::new();
+    let mut out = vec![DeviceInfo {
+        id: "default".into(),
+        description: "the system's default (used without --input/--output)".into(),
+        input: true,
+        output: true,
+    }];
     for d in devices {
         let Ok(desc) = d.description() else { continue };
+        if desc.driver() == Some("default") {
+            continue;
+        }
         out.push(DeviceInfo {
             id: desc.driver().unwrap_or(desc.name()).to_string(),
             description: desc.name().to_string(),
