@@ -95,6 +95,9 @@ impl SoundSide {
         let Some(dev) = &self.dev else { return };
         let rate = media.sample_rate();
         if self.link.as_ref().is_none_or(|l| l.call_id != call_id) {
+            if let Some(input) = &dev.input {
+                input.clear();
+            }
             self.link = Some(Link {
                 call_id: call_id.to_string(),
                 up: Resampler::new(dev.input.as_ref().map_or(rate, |i| i.rate), rate),

@@ -75,6 +75,13 @@ impl DriftBuffer {
         self.q.len()
     }
 
+    /// Forgets what is queued (a new call should not start with the audio
+    /// captured while nobody listened); reads wait for the target again.
+    pub fn clear(&mut self) {
+        self.q.clear();
+        self.primed = false;
+    }
+
     pub fn push(&mut self, pcm: &[i16]) {
         self.q.extend(pcm);
         let over = self.q.len().saturating_sub(self.limit);

@@ -70,6 +70,11 @@ impl Input {
         self.shared.buf().pull(out);
     }
 
+    /// Drops what was captured so far (before a call starts).
+    pub fn clear(&self) {
+        self.shared.buf().clear();
+    }
+
     /// Why the device stopped, once (then `None`).
     pub fn failure(&self) -> Option<String> {
         self.shared.take_failure()
