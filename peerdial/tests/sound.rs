@@ -119,6 +119,47 @@ fn has_tone(s: &[i16], range: std::ops::RangeInclusive<f32>) -> bool {
         .any(|w| rms(w) > 1000.0 && range.contains(&frequency(w, RATE as u32)))
 }
 
+/// `peerdial phone` for `mac` with `--audio device`, then `extra`.
+fn device_phone_args(r: &Region, dir: &Path, mac: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["phone", "--region", &format!("http://{}", r.http), "--mac", mac]
+        .map(String::from)
+        .to_vec();
+    let data = dir.join(format!("phone-{}", mac.replace(':', "")));
+    args.extend(["--data".into(), data.to_str().unwrap().into(), "--sip".into(), "127.0.0.1:0".into()]);
+    args.extend(["--resolver".into(), r.dns.to_string(), "--audio".into(), "device".into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn an_incoming_call_rings_on_the_speaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mic, speaker) = (dir.path().join("mic.pipe"), dir.path().join("speaker.pipe"));
+    mkfifo(&mic);
+    mkfifo(&speaker);
+    let conf = alsa_conf(dir.path(), &mic, &speaker);
+    let (stop, unplug) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let _feeder = feed(mic, vec![0; RATE], stop.clone());
+    let _drainer = drain(speaker, heard.clone(), unplug.clone());
+    let r = Region::start(dir.path(), &[]);
+    let env = format!("ALSA_CONFIG_PATH={}", conf.display());
+    let args = device_phone_args(&r, dir.path(), "02:00:00:00:16:05", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut callee = Softphone::spawn(&args, &["env", &env]);
+    callee.expect_line("registered number=", 10);
+    let mut caller = dial(&r, dir.path(), "02:00:00:00:16:06", r.dns, &callee.number, &["--ring-timeout", "3"]);
+    assert_eq!(caller.wait_exit(20), 5, "{:#?}", caller.lines());
+    // The pipe holds up to 0.7 s: let what was played drain.
+    std::thread::sleep(Duration::from_millis(1000));
+    unplug.store(true, Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    callee.stop();
+    let heard = heard.lock().unwrap().clone();
+    assert!(has_tone(&heard, 650.0..=890.0), "no ring in {} samples", heard.len());
+    assert!(!has_tone(&heard, 430.0..=490.0), "the callee played the ring-back");
+}
+
 #[test]
 fn a_tone_from_the_microphone_reaches_the_far_end_and_the_far_end_is_heard() {
     let dir = tempfile::tempdir().unwrap();
