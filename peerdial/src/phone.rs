@@ -54,6 +54,23 @@ pub struct PhoneArgs {
     /// WAV file to write what the speaker played.
     #[arg(long, global = true, value_name = "FILE.wav")]
     record: Option<PathBuf>,
+    /// Where calls' audio comes from and goes: `files` (--play, --record)
+    /// or `device`, the sound card (needs a build with --features sound;
+    /// --play is then sent only when no device opens, --record still
+    /// records what the speaker played).
+    #[arg(long, global = true, value_name = "files|device")]
+    audio: Option<String>,
+    /// With --audio device: the capture device (default: the system's;
+    /// --list-devices shows the names).
+    #[arg(long, global = true, value_name = "NAME")]
+    input: Option<String>,
+    /// With --audio device: the playback device (default: the system's).
+    #[arg(long, global = true, value_name = "NAME")]
+    output: Option<String>,
+    /// List the sound devices (names for --input and --output) and exit.
+    #[arg(long, global = true)]
+    #[serde(skip)]
+    list_devices: bool,
     /// Codecs in preference order: opus, pcmu, pcma.
     #[arg(long, global = true, value_name = "LIST", value_delimiter = ',')]
     codecs: Option<Vec<String>>,
@@ -145,6 +162,14 @@ impl PhoneArgs {
         }
         cfg.play = self.play.or(file.play);
         cfg.record = self.record.or(file.record);
+        let (input, output) = (self.input.or(file.input), self.output.or(file.output));
+        match self.audio.or(file.audio).as_deref() {
+            None | Some("files") if input.is_some() || output.is_some() => bail!("--input and --output go with --audio device"),
+            None | Some("files") => {}
+            Some("device") if !peerdial_sound::AVAILABLE => bail!("--audio device: {}", peerdial_sound::SoundError::NotBuilt),
+            Some("device") => cfg.sound = Some(peerdial_sound::SoundConfig { input, output }),
+            Some(other) => bail!("--audio takes files or device, not {other:?}"),
+        }
         if let Some(list) = self.codecs.or(file.codecs) {
             cfg.codecs = list
                 .iter()
@@ -191,7 +216,28 @@ impl PhoneArgs {
     }
 }
 
+/// `--list-devices`: one device a line, its name first.
+fn list_devices() -> Result<i32> {
+    let devices = peerdial_sound::list_devices().context("listing sound devices")?;
+    for d in &devices {
+        let dirs = match (d.input, d.output) {
+            (true, true) => "input+output",
+            (true, false) => "input",
+            (false, true) => "output",
+            (false, false) => "-",
+        };
+        println!("{}\t{dirs}\t{}", d.id, d.description);
+    }
+    if devices.is_empty() {
+        println!("no sound devices");
+    }
+    Ok(0)
+}
+
 pub async fn run(args: PhoneArgs) -> Result<i32> {
+    if args.list_devices {
+        return list_devices();
+    }
     let cfg = args.resolve()?;
     let mut interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal() && cfg.dial.is_none();
     let terminal = if interactive {
@@ -241,5 +287,30 @@ mod tests {
             assert!(matches!(p.action, Some(PhoneAction::Call { ref number }) if number == "12345678"));
         }
         assert!(crate::Cli::try_parse_from(["peerdial", "phone", "call", "1", "--no-such-flag"]).is_err());
+    }
+
+    fn resolved(args: &[&str]) -> Result<PhoneConfig> {
+        let cli = crate::Cli::try_parse_from(args).expect("parses");
+        let crate::Command::Phone(p) = cli.command else {
+            panic!("not the phone")
+        };
+        p.resolve()
+    }
+
+    #[test]
+    fn audio_device_names_the_feature_when_it_is_not_built() {
+        let r = resolved(&["peerdial", "phone", "--audio", "device", "--input", "mic"]);
+        if peerdial_sound::AVAILABLE {
+            let sound = r.unwrap().sound.expect("device mode");
+            assert_eq!((sound.input.as_deref(), sound.output), (Some("mic"), None));
+        } else {
+            let e = format!("{:#}", r.unwrap_err());
+            assert!(e.contains("build with --features sound"), "{e}");
+        }
+        let e = format!("{:#}", resolved(&["peerdial", "phone", "--output", "spk"]).unwrap_err());
+        assert!(e.contains("--audio device"), "{e}");
+        let e = format!("{:#}", resolved(&["peerdial", "phone", "--audio", "speakers"]).unwrap_err());
+        assert!(e.contains("files or device"), "{e}");
+        assert!(resolved(&["peerdial", "phone", "--audio", "files"]).unwrap().sound.is_none());
     }
 }

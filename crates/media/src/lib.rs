@@ -1,8 +1,9 @@
 //! peerdial's media, free of I/O: SDP offer/answer ([`sdp`]), RTP and RTCP
 //! packets ([`rtp`]), G.711 and Opus ([`codec`]), a jitter buffer
 //! ([`jitter`]), WAV files and signal measurements ([`audio`]), offers
-//! inside a call for hold and resume ([`reoffer`]), and one call's audio
-//! stream as a state machine ([`session`]).
+//! inside a call for hold and resume ([`reoffer`]), one call's audio
+//! stream as a state machine ([`session`]) and the queues between it and
+//! a sound device ([`live`]).
 //!
 //! It holds no sockets and reads no clock: the phone feeds it datagrams and
 //! milliseconds. It is not a mixer or a conference bridge.
@@ -11,6 +12,7 @@ pub mod audio;
 pub mod codec;
 pub mod g711;
 pub mod jitter;
+pub mod live;
 pub mod reoffer;
 pub mod rtp;
 pub mod sdp;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use crate::codec::{Decoder, Encoder};
 use crate::jitter::{JitterBuffer, Pop};
+use crate::live::LiveQueues;
 use crate::rtp::{self, RtpHeader, TelephoneEvent};
 use crate::sdp::{Direction, Negotiated};
 use crate::MediaError;
@@ -86,6 +87,8 @@ pub struct MediaSession {
     muted: bool,
     /// Playout gain in percent (100: as received).
     volume: u16,
+    /// A sound device instead of `source` (see [`MediaSession::set_live`]).
+    live: Option<LiveQueues>,
     pub stats: MediaStats,
 }
 
@@ -121,6 +124,7 @@ impl MediaSession {
             pcm: Vec::new(),
             muted: false,
             volume: 100,
+            live: None,
             stats: MediaStats::default(),
             neg,
         })
@@ -171,6 +175,32 @@ impl MediaSession {
     /// The audio played out so far (when recording).
     pub fn played(&self) -> &[i16] {
         &self.played
+    }
+
+    /// Live audio: from now on what is sent comes from
+    /// [`MediaSession::push_capture`] (silence when nothing is queued) and
+    /// what is played out can be taken with [`MediaSession::take_playout`].
+    pub fn set_live(&mut self) {
+        self.live.get_or_insert_with(|| LiveQueues::new(self.neg.codec.clock_rate()));
+    }
+
+    /// Captured audio at the codec's rate, to be sent.
+    pub fn push_capture(&mut self, pcm: &[i16]) {
+        if let Some(l) = &mut self.live {
+            l.push_capture(pcm);
+        }
+    }
+
+    /// Captured samples not yet sent.
+    pub fn capture_queued(&self) -> usize {
+        self.live.as_ref().map_or(0, LiveQueues::capture_queued)
+    }
+
+    /// Appends the audio played out since the last call, at the codec's rate.
+    pub fn take_playout(&mut self, out: &mut Vec<i16>) {
+        if let Some(l) = &mut self.live {
+            l.take_playout(out);
+        }
     }
 
     pub fn jitter_stats(&self) -> &crate::jitter::JitterStats {
@@ -331,12 +361,17 @@ impl MediaSession {
             return Ok(());
         }
         self.pcm.clear();
-        let end = (self.source_pos + self.frame).min(self.source.len());
-        if !self.muted {
+        if let Some(l) = &mut self.live {
+            l.take_frame(self.frame, &mut self.pcm);
+        } else {
+            let end = (self.source_pos + self.frame).min(self.source.len());
             self.pcm.extend_from_slice(&self.source[self.source_pos.min(end)..end]);
+            self.source_pos = end;
+            self.pcm.resize(self.frame, 0);
         }
-        self.source_pos = end;
-        self.pcm.resize(self.frame, 0);
+        if self.muted {
+            self.pcm.fill(0);
+        }
         let mut payload = std::mem::take(&mut self.payload);
         self.encoder.encode(&self.pcm, &mut payload)?;
         let h = RtpHeader {
@@ -372,6 +407,9 @@ impl MediaSession {
             if self.record {
                 self.played.resize(self.played.len() + self.frame, 0);
             }
+            if let Some(l) = &mut self.live {
+                l.push_playout(&vec![0; self.frame]);
+            }
             return Ok(());
         }
         let mut pcm = std::mem::take(&mut self.pcm);
@@ -394,6 +432,9 @@ impl MediaSession {
         }
         if self.record {
             self.played.extend_from_slice(&pcm);
+        }
+        if let Some(l) = &mut self.live {
+            l.push_playout(&pcm);
         }
         self.pcm = pcm;
         Ok(())
@@ -606,6 +647,34 @@ mod tests {
         assert_eq!(b.stats.malformed, 3);
         assert_eq!(b.stats.received_packets, 0);
         assert_eq!(b.poll_event(), None);
+    }
+
+    #[test]
+    fn live_audio_goes_through_the_queues() {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let mut a = MediaSession::new(neg(CodecKind::Pcmu, 6000), Vec::new(), false, "a", 0).unwrap();
+        let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), false, "b", 0).unwrap();
+        a.set_live();
+        b.set_live();
+        let mut heard = Vec::new();
+        for now in (0..1000).step_by(20) {
+            // Half a second of tone is captured in the first 20 ms.
+            if now == 0 {
+                a.push_capture(&tone(1000.0, 8000, 4000, 8000.0));
+            }
+            a.handle_timeout(now).unwrap();
+            while let Some(t) = a.poll_transmit() {
+                if t.channel == Channel::Rtp {
+                    b.handle_rtp(&t.data, peer);
+                }
+            }
+            b.handle_timeout(now).unwrap();
+            b.take_playout(&mut heard);
+        }
+        assert_eq!(a.capture_queued(), 0);
+        // The tone, then the silence sent once the capture ran dry.
+        assert!((frequency(&heard[800..3200], 8000) - 1000.0).abs() < 20.0);
+        assert!(crate::audio::rms(&heard[heard.len() - 1600..]) < 50.0);
     }
 
     #[test]

@@ -270,11 +270,22 @@ impl Phone {
         }
     }
 
-    pub(crate) fn answer_slot(cid: &str, s: &mut Slot, cfg: &PhoneConfig, play: Option<&[i16]>, now: u64) -> Result<(), PhoneError> {
+    /// `live`: the call talks through the sound device.
+    pub(crate) fn answer_slot(
+        cid: &str,
+        s: &mut Slot,
+        cfg: &PhoneConfig,
+        play: Option<&[i16]>,
+        live: bool,
+        now: u64,
+    ) -> Result<(), PhoneError> {
         let Some((answer, neg)) = s.prepared.take() else { return Ok(()) };
         let rate = neg.codec.clock_rate();
         let source = play.map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
-        let media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
+        let mut media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
+        if live {
+            media.set_live();
+        }
         s.media = Some(media);
         s.call.answer(answer, now);
         Ok(())
@@ -402,7 +413,12 @@ impl Phone {
                                 let codec = neg.codec;
                                 let source = self.play.as_deref().map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
                                 match MediaSession::new(neg, source, self.cfg.record.is_some(), cid, now) {
-                                    Ok(m) => s.media = Some(m),
+                                    Ok(mut m) => {
+                                        if self.sound.live() {
+                                            m.set_live();
+                                        }
+                                        s.media = Some(m);
+                                    }
                                     Err(e) => ui.push(UiEvent::Error(e.to_string())),
                                 }
                                 s.answered_at = Some(now);

@@ -31,7 +31,7 @@ impl Phone {
                 let mut errs = Vec::new();
                 for (cid, s) in self.calls.iter_mut() {
                     if s.call.role == Role::Callee && matches!(s.call.state(), State::Calling | State::Ringing) {
-                        errs.extend(Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), now).err());
+                        errs.extend(Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), self.sound.live(), now).err());
                     }
                 }
                 for e in errs {

@@ -1,7 +1,8 @@
 //! `peerdial phone`: the softphone. It provisions itself with its region,
 //! keeps its registration and address current, dials by number, finds the
 //! callee through an ordinary DNS resolver, and calls the callee directly
-//! with RTP audio from and to WAV files.
+//! with RTP audio from and to WAV files, or through the sound device
+//! (feature `sound`, module `sound`).
 //!
 //! This crate is the I/O edge: sockets, clock, files, terminal. The
 //! protocol work is in `peerdial-sip` (dialogs, registration) and
@@ -23,6 +24,7 @@ pub mod mobile;
 pub mod presence;
 pub mod provision;
 pub mod resolve;
+mod sound;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -108,6 +110,8 @@ pub struct PhoneConfig {
     pub mobile: Option<mobile::MobileConfig>,
     /// How often to ask the region for a marquee item (0: never).
     pub marquee_interval_ms: u64,
+    /// Talk through the sound device instead of WAV files (`--audio device`).
+    pub sound: Option<peerdial_sound::SoundConfig>,
 }
 
 impl PhoneConfig {
@@ -136,6 +140,7 @@ impl PhoneConfig {
             yes: false,
             mobile: None,
             marquee_interval_ms: 10_000,
+            sound: None,
         }
     }
 }
@@ -259,6 +264,7 @@ pub struct Phone {
     reclaim_after: u64,
     mobile: mobile::MobileSide,
     history: history::History,
+    sound: sound::SoundSide,
 }
 
 /// Calls the display's history pane shows.
@@ -371,6 +377,7 @@ impl Phone {
             history: history.short_lines(HISTORY_PANE),
             ..snapshot
         };
+        let sound = sound::SoundSide::open(cfg.sound.as_ref());
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -403,6 +410,7 @@ impl Phone {
             reclaim_after: 0,
             mobile,
             history,
+            sound,
         })
     }
 
@@ -479,7 +487,7 @@ impl Phone {
     }
 
     fn next_wake(&self) -> u64 {
-        let mut t = self.next_address_check.min(self.next_greeting_poll);
+        let mut t = self.next_address_check.min(self.next_greeting_poll).min(self.sound_wake());
         t = t.min(self.presence.poll_timeout()).min(self.marquee_wake());
         t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
         for s in self.calls.values() {
@@ -537,7 +545,7 @@ impl Phone {
             if s.answer_at.is_some_and(|t| t <= now) {
                 s.answer_at = None;
                 failures.extend(
-                    Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), now)
+                    Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), self.sound.live(), now)
                         .err()
                         .map(|e| e.to_string()),
                 );
@@ -546,6 +554,7 @@ impl Phone {
         for f in failures {
             self.emit(UiEvent::Error(f));
         }
+        self.pump_sound();
     }
 
     /// A new local address (a new DHCP lease, another network): register it.

@@ -1,0 +1,188 @@
+//! The phone's sound device (`--audio device`): opened once at start
+//! through `peerdial-sound`, then on every tick audio moves between it and
+//! the live call's `MediaSession` (resampled between the device's rate and
+//! the codec's), or the ring / ring-back tone plays. A device that is
+//! missing or fails is reported once; the call goes on without it (with
+//! `--play`'s WAV, if one was given, when there is no device at all).
+//!
+//! It is not the device layer itself (cpal, drift, tones live in
+//! `peerdial-sound`) and holds no call state.
+
+use peerdial_media::MediaSession;
+use peerdial_sip::call::{Role, State};
+use peerdial_sound::{Resampler, Sound, SoundConfig, Tone, ToneKind};
+
+use crate::calls::Slot;
+use crate::display::UiEvent;
+use crate::Phone;
+
+/// How often audio is moved while the device is in use.
+pub(crate) const TICK_MS: u64 = 10;
+
+/// The resamplers of the call on the device.
+struct Link {
+    call_id: String,
+    up: Resampler,
+    down: Resampler,
+}
+
+#[derive(Default)]
+pub(crate) struct SoundSide {
+    dev: Option<Sound>,
+    /// Reasons the device could not be opened, shown once the phone runs.
+    problems: Vec<String>,
+    link: Option<Link>,
+    tone: Option<Tone>,
+    dev_buf: Vec<i16>,
+    codec_buf: Vec<i16>,
+}
+
+impl SoundSide {
+    pub(crate) fn open(cfg: Option<&SoundConfig>) -> SoundSide {
+        let Some(cfg) = cfg else { return SoundSide::default() };
+        let (sound, errors) = Sound::open(cfg);
+        let mut problems: Vec<String> = errors.iter().map(|e| format!("sound: {e}")).collect();
+        let dev = match (&sound.input, &sound.output) {
+            (None, None) => {
+                problems.push("sound: no device could be opened; calls go on without the sound device".into());
+                None
+            }
+            (None, Some(_)) => {
+                problems.push("sound: calls go on without a microphone".into());
+                Some(sound)
+            }
+            (Some(_), None) => {
+                problems.push("sound: calls go on without a speaker".into());
+                Some(sound)
+            }
+            (Some(_), Some(_)) => Some(sound),
+        };
+        SoundSide {
+            dev,
+            problems,
+            ..SoundSide::default()
+        }
+    }
+
+    /// Whether calls take their audio from the device.
+    pub(crate) fn live(&self) -> bool {
+        self.dev.is_some()
+    }
+
+    /// Pumps the device, failing or not, and reports what failed.
+    fn failures(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.problems);
+        let Some(dev) = &mut self.dev else { return out };
+        if let Some(e) = dev.input.as_ref().and_then(|i| i.failure()) {
+            out.push(format!(
+                "sound: the input device {} failed ({e}); the call goes on without a microphone",
+                dev.input.as_ref().map_or("", |i| i.name.as_str())
+            ));
+            dev.input = None;
+        }
+        if let Some(e) = dev.output.as_ref().and_then(|o| o.failure()) {
+            out.push(format!(
+                "sound: the output device {} failed ({e}); the call goes on without a speaker",
+                dev.output.as_ref().map_or("", |o| o.name.as_str())
+            ));
+            dev.output = None;
+        }
+        out
+    }
+
+    /// Moves one tick's audio between the device and `media`.
+    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession) {
+        let Some(dev) = &self.dev else { return };
+        let rate = media.sample_rate();
+        if self.link.as_ref().is_none_or(|l| l.call_id != call_id) {
+            if let Some(input) = &dev.input {
+                input.clear();
+            }
+            self.link = Some(Link {
+                call_id: call_id.to_string(),
+                up: Resampler::new(dev.input.as_ref().map_or(rate, |i| i.rate), rate),
+                down: Resampler::new(rate, dev.output.as_ref().map_or(rate, |o| o.rate)),
+            });
+        }
+        let Some(link) = &mut self.link else { return };
+        self.tone = None;
+        if let Some(input) = &dev.input {
+            // Two frames ahead of the sender: the device's period and the
+            // phone's ticks need not line up with the 20 ms frames.
+            let frame = (rate / 50) as usize;
+            while media.capture_queued() < 2 * frame {
+                self.dev_buf.clear();
+                self.dev_buf.resize((input.rate / 50) as usize, 0);
+                input.pull(&mut self.dev_buf);
+                self.codec_buf.clear();
+                link.up.process(&self.dev_buf, &mut self.codec_buf);
+                if self.codec_buf.is_empty() {
+                    break;
+                }
+                media.push_capture(&self.codec_buf);
+            }
+        }
+        self.codec_buf.clear();
+        media.take_playout(&mut self.codec_buf);
+        if let Some(output) = &dev.output {
+            self.dev_buf.clear();
+            link.down.process(&self.codec_buf, &mut self.dev_buf);
+            output.push(&self.dev_buf);
+        }
+    }
+
+    /// Keeps the output topped up with `kind`'s tone.
+    fn pump_tone(&mut self, kind: ToneKind) {
+        let Some(output) = self.dev.as_ref().and_then(|d| d.output.as_ref()) else {
+            return;
+        };
+        if self.tone.as_ref().is_none_or(|t| t.kind() != kind) {
+            self.tone = Some(Tone::new(kind, output.rate));
+        }
+        let want = output.target().saturating_sub(output.level());
+        self.dev_buf.clear();
+        if let Some(t) = &mut self.tone {
+            t.fill(want, &mut self.dev_buf);
+        }
+        output.push(&self.dev_buf);
+    }
+}
+
+impl Phone {
+    /// When the device next needs attention.
+    pub(crate) fn sound_wake(&self) -> u64 {
+        if self.sound.live() && !self.calls.is_empty() {
+            self.now() + TICK_MS
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// One tick of the device: the call's audio, or a tone while ringing.
+    pub(crate) fn pump_sound(&mut self) {
+        for e in self.sound.failures() {
+            self.emit(UiEvent::Error(e));
+        }
+        if !self.sound.live() {
+            return;
+        }
+        let talking = self
+            .calls
+            .iter_mut()
+            .find(|(_, s)| s.media.is_some() && s.call.state() != State::Ended);
+        if let Some((cid, s)) = talking {
+            let media = s.media.as_mut().expect("found with media");
+            self.sound.pump_call(cid, media);
+            return;
+        }
+        self.sound.link = None;
+        let ringing = |s: &Slot, role| s.call.role == role && s.call.state() == State::Ringing;
+        if self.calls.values().any(|s| ringing(s, Role::Callee)) {
+            self.sound.pump_tone(ToneKind::Ring);
+        } else if self.calls.values().any(|s| ringing(s, Role::Caller)) {
+            self.sound.pump_tone(ToneKind::RingBack);
+        } else {
+            self.sound.tone = None;
+        }
+    }
+}
