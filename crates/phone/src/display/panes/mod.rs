@@ -79,7 +79,7 @@ pub fn draw(frame: &mut Frame, view: &mut View, s: &Snapshot) {
         call::render(s, top, buf);
     }
     let [contacts_area, history_area, events_area] =
-        Layout::horizontal([Constraint::Percentage(30), Constraint::Percentage(30), Constraint::Percentage(40)]).areas(middle);
+        Layout::horizontal([Constraint::Percentage(25), Constraint::Percentage(25), Constraint::Percentage(50)]).areas(middle);
     contacts::render(&s.contacts, contacts_area, buf);
     history::render(&s.history, history_area, buf);
     events::render(&view.log, events_area, buf);
