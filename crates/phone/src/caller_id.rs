@@ -39,8 +39,8 @@ pub async fn passport(id: &Identity, dest: Number) -> Result<String, PhoneError>
         .ok_or_else(|| PhoneError::Http("PASSporT answer without a usable identity".into()))
 }
 
-/// Unix time in ms, for token times.
-fn unix_ms() -> u64 {
+/// Unix time in ms, for token times (and the call history).
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -75,6 +75,26 @@ pub(crate) fn media_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), PhoneErro
     Err(PhoneError::Config(format!("no free RTP port pair on {ip}")))
 }
 
+/// A call's audio once its codec is agreed, for either side: `--play`'s
+/// samples at the codec's rate (or the sound device when `live`), recorded
+/// when `--record` asks.
+fn call_media(
+    neg: peerdial_media::Negotiated,
+    cfg: &PhoneConfig,
+    play: Option<&[i16]>,
+    live: bool,
+    cid: &str,
+    now: u64,
+) -> Result<MediaSession, PhoneError> {
+    let rate = neg.codec.clock_rate();
+    let source = play.map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
+    let mut media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
+    if live {
+        media.set_live();
+    }
+    Ok(media)
+}
+
 /// The history's record of a call that ended with `reason`.
 fn history_entry(s: &Slot, reason: &str, seconds: Option<f64>) -> history::Entry {
     let incoming = s.call.role == Role::Callee;
@@ -254,9 +274,7 @@ impl Phone {
             peer_number,
             verified: None,
             greeting_asked: false,
-            started_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            started_unix: caller_id::unix_ms() / 1000,
             talk: Default::default(),
         }
     }
@@ -280,13 +298,7 @@ impl Phone {
         now: u64,
     ) -> Result<(), PhoneError> {
         let Some((answer, neg)) = s.prepared.take() else { return Ok(()) };
-        let rate = neg.codec.clock_rate();
-        let source = play.map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
-        let mut media = MediaSession::new(neg, source, cfg.record.is_some(), cid, now)?;
-        if live {
-            media.set_live();
-        }
-        s.media = Some(media);
+        s.media = Some(call_media(neg, cfg, play, live, cid, now)?);
         s.call.answer(answer, now);
         Ok(())
     }
@@ -409,16 +421,9 @@ impl Phone {
                             .and_then(|a| sdp::accept_answer(s.offer.as_ref().expect("caller has an offer"), &a));
                         match neg {
                             Ok(neg) => {
-                                let rate = neg.codec.clock_rate();
                                 let codec = neg.codec;
-                                let source = self.play.as_deref().map(|p| audio::resample(p, 48_000, rate)).unwrap_or_default();
-                                match MediaSession::new(neg, source, self.cfg.record.is_some(), cid, now) {
-                                    Ok(mut m) => {
-                                        if self.sound.live() {
-                                            m.set_live();
-                                        }
-                                        s.media = Some(m);
-                                    }
+                                match call_media(neg, &self.cfg, self.play.as_deref(), self.sound.live(), cid, now) {
+                                    Ok(m) => s.media = Some(m),
                                     Err(e) => ui.push(UiEvent::Error(e.to_string())),
                                 }
                                 s.answered_at = Some(now);

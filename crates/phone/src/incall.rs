@@ -34,6 +34,13 @@ pub(crate) struct InCall {
     pending: Option<(Sdp, Hold)>,
 }
 
+impl InCall {
+    /// Whether the microphone stays off: muted, or either side holds.
+    fn silenced(&self) -> bool {
+        self.muted || !self.hold.sends_audio()
+    }
+}
+
 /// The line for a hold change.
 fn hold_line(h: Hold) -> &'static str {
     match (h.local, h.remote) {
@@ -69,7 +76,7 @@ impl Phone {
         let line = match c {
             InCallCommand::Mute(m) => {
                 s.talk.muted = m;
-                media.set_muted(m || !s.talk.hold.sends_audio());
+                media.set_muted(s.talk.silenced());
                 if m { "muted" } else { "unmuted" }.to_string()
             }
             InCallCommand::Volume(v) => {
@@ -161,7 +168,7 @@ impl Phone {
         let s = self.calls.get_mut(cid)?;
         let hold = s.talk.hold;
         if let Some(m) = s.media.as_mut() {
-            m.set_muted(s.talk.muted || !hold.sends_audio());
+            m.set_muted(s.talk.silenced());
         }
         if hold == before {
             return None;
