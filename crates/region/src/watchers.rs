@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use peerdial_identity::{PublicKey, Verdict, Verifier};
+use peerdial_identity::PublicKey;
 use peerdial_number::Number;
-use peerdial_resolve::keys::Keys;
+use peerdial_resolve::keys::Tokens;
 use peerdial_resolve::Dns;
 use peerdial_sip::message::{SipUri, StartLine};
 use peerdial_sip::Message;
@@ -59,8 +59,7 @@ pub struct SignedWatchers {
     own_area: peerdial_number::Area,
     own_key: PublicKey,
     dns: Option<Dns>,
-    keys: Keys,
-    verifier: Mutex<Verifier>,
+    tokens: Tokens,
     dialogs: Mutex<HashMap<DialogKey, (Number, u64)>>,
 }
 
@@ -88,8 +87,7 @@ impl SignedWatchers {
             own_area,
             own_key,
             dns,
-            keys: Keys::new(root),
-            verifier: Mutex::new(Verifier::default()),
+            tokens: Tokens::new(root),
             dialogs: Mutex::new(HashMap::new()),
         }
     }
@@ -141,26 +139,18 @@ impl SignedWatchers {
     /// token verifies once (replays are refused). Used for watchers and
     /// for posts to a private channel.
     pub async fn verify_token(&self, orig: Number, dest: Number, token: &str, unix_ms: u64) -> Option<Number> {
-        let keys = if orig.area() == self.own_area {
-            vec![self.own_key.clone()]
+        let checked = if orig.area() == self.own_area {
+            self.tokens
+                .check_with(std::slice::from_ref(&self.own_key), orig, dest, token, unix_ms)
         } else {
-            let dns = self.dns.as_ref()?;
-            match self.keys.of(dns, orig).await {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::debug!(%orig, "signer's region key not found: {e}");
-                    return None;
-                }
+            match &self.dns {
+                Some(dns) => self.tokens.check(dns, orig, dest, token, unix_ms).await,
+                None => Err("no way to find another region's key".into()),
             }
         };
-        let verdict = self
-            .verifier
-            .lock()
-            .expect("verifier")
-            .verify_any(Some(token), orig, dest, &keys, unix_ms);
-        match verdict {
-            Verdict::Verified(_) => Some(orig),
-            Verdict::Unverified(reason) => {
+        match checked {
+            Ok(()) => Some(orig),
+            Err(reason) => {
                 tracing::debug!(%orig, %reason, "identity not verified");
                 None
             }

@@ -3,14 +3,18 @@
 //! checking a caller, and a region checking a watcher from another region,
 //! both ask here.
 //!
-//! What this is not: verification (`peerdial_identity::Verifier`), and it
-//! never fetches a key URL a token names (a sender could point it anywhere).
+//! [`Tokens`] puts the two together for a server that checks PASSporTs
+//! from any region: keys found here, each token verified once.
+//!
+//! What this is not: the verification itself (`peerdial_identity::Verifier`),
+//! and it never fetches a key URL a token names (a sender could point it
+//! anywhere).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use peerdial_identity::PublicKey;
+use peerdial_identity::{PublicKey, Verdict, Verifier};
 use peerdial_number::Number;
 
 use crate::Dns;
@@ -87,6 +91,46 @@ impl Keys {
         let keys = PublicKey::from_txt_records(&records).map_err(|e| format!("no usable key for {zone}: {e}"))?;
         self.cache.lock().expect("key cache").put(&zone, keys.clone(), ttl, now());
         Ok(keys)
+    }
+}
+
+/// Checks `Identity` headers from any region: the signer's keys from DNS
+/// (cached by [`Keys`]), each token once (replays refused). A region
+/// checking remote watchers and private posts, and the top checking
+/// publishers, both use it.
+#[derive(Debug)]
+pub struct Tokens {
+    keys: Keys,
+    verifier: Mutex<Verifier>,
+}
+
+impl Tokens {
+    /// Keys for area zones under `root` (the tree's root domain).
+    pub fn new(root: &str) -> Tokens {
+        Tokens {
+            keys: Keys::new(root),
+            verifier: Mutex::new(Verifier::default()),
+        }
+    }
+
+    /// Checks that `token` says `orig` speaks to `dest`, signed by one of
+    /// `keys`, at `unix_ms`; why not otherwise.
+    pub fn check_with(&self, keys: &[PublicKey], orig: Number, dest: Number, token: &str, unix_ms: u64) -> Result<(), String> {
+        match self
+            .verifier
+            .lock()
+            .expect("verifier")
+            .verify_any(Some(token), orig, dest, keys, unix_ms)
+        {
+            Verdict::Verified(_) => Ok(()),
+            Verdict::Unverified(reason) => Err(reason.to_string()),
+        }
+    }
+
+    /// As [`Tokens::check_with`], with `orig`'s region keys found through `dns`.
+    pub async fn check(&self, dns: &Dns, orig: Number, dest: Number, token: &str, unix_ms: u64) -> Result<(), String> {
+        let keys = self.keys.of(dns, orig).await?;
+        self.check_with(&keys, orig, dest, token, unix_ms)
     }
 }
 

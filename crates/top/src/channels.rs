@@ -30,10 +30,9 @@ use peerdial_channels::limit::RateLimit;
 use peerdial_channels::marquee::{check_item, check_name};
 use peerdial_channels::text::post_text;
 use peerdial_channels::ChannelError;
-use peerdial_identity::{Verdict, Verifier};
 use peerdial_net::http_server::{error, json_body};
 use peerdial_number::Number;
-use peerdial_resolve::keys::Keys;
+use peerdial_resolve::keys::Tokens;
 use peerdial_store::{ItemRow, Store};
 use serde::Deserialize;
 use serde_json::json;
@@ -59,8 +58,7 @@ struct Channel {
 
 pub struct GlobalChannels {
     by_name: Mutex<BTreeMap<String, Channel>>,
-    keys: Keys,
-    verifier: Mutex<Verifier>,
+    tokens: Tokens,
     rate: Mutex<RateLimit>,
 }
 
@@ -104,8 +102,7 @@ impl GlobalChannels {
         }
         Ok(GlobalChannels {
             by_name: Mutex::new(by_name),
-            keys: Keys::new(root),
-            verifier: Mutex::new(Verifier::default()),
+            tokens: Tokens::new(root),
             rate: Mutex::new(RateLimit::new(POSTS_PER_MINUTE)),
         })
     }
@@ -302,17 +299,13 @@ async fn poster(shared: &TopShared, headers: &HeaderMap) -> Result<Option<Number
     let Some(dns) = shared.dns_for(claimed) else {
         return Err(not_verified("no region of this tree holds the number".into()));
     };
-    let keys = shared.channels.keys.of(&dns, claimed).await.map_err(not_verified)?;
-    let verdict = shared
+    shared
         .channels
-        .verifier
-        .lock()
-        .expect("verifier")
-        .verify_any(Some(identity), claimed, claimed, &keys, now_ms());
-    match verdict {
-        Verdict::Verified(_) => Ok(Some(claimed)),
-        Verdict::Unverified(reason) => Err(not_verified(reason.to_string())),
-    }
+        .tokens
+        .check(&dns, claimed, claimed, identity, now_ms())
+        .await
+        .map_err(not_verified)?;
+    Ok(Some(claimed))
 }
 
 async fn new_item(
