@@ -1,8 +1,9 @@
 //! The SIP dialog layer: an incoming INVITE and then arbitrary datagrams
 //! for the call, on either side, mixed with the user's actions (ring,
 //! answer, hang up, re-INVITE for hold, answering or refusing the other
-//! side's re-INVITE); never a panic, and a call once ended never comes
-//! back.
+//! side's re-INVITE, REFER for a transfer, accepting or refusing the other
+//! side's REFER and notifying its progress); never a panic, and a call once
+//! ended never comes back. The sipfrag parser takes every chunk too.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use peerdial_sip::call::{Call, Local, State};
@@ -24,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(m) = Message::parse(chunk) {
                 c.handle(&m, src, now);
             }
-            match i % 7 {
+            let _ = peerdial_sip::call::parse_sipfrag(chunk);
+            match i % 11 {
                 0 => c.ring(now),
                 1 => c.answer(b"v=0".to_vec(), now),
                 2 => {
@@ -33,6 +35,12 @@ fuzz_target!(|data: &[u8]| {
                 3 => c.answer_reoffer(b"v=0 held".to_vec(), now),
                 4 => c.reject_reoffer(488, "Not Acceptable Here", now),
                 5 => c.hangup(now),
+                6 => {
+                    let _ = c.refer("sip:3@127.0.0.1:5080", now);
+                }
+                7 => c.accept_refer(now),
+                8 => c.reject_refer(603, "Decline"),
+                9 => c.notify_transfer(180 + (i as u16 % 3) * 10, "Progress", now),
                 _ => c.handle_timeout(now * 10),
             }
             assert!(!was_ended || c.state() == State::Ended);

@@ -93,6 +93,15 @@ pub struct PhoneArgs {
     #[arg(long, global = true, global = true)]
     #[serde(default)]
     reject_unverified: bool,
+    /// What to do when the other side of a call asks us to call someone
+    /// else in its place (REFER, blind transfer): ask, accept or refuse.
+    #[arg(long, global = true, value_name = "ask|accept|refuse")]
+    on_refer: Option<String>,
+    /// Answer a second call during a call with 486 Busy Here instead of
+    /// ringing it beside the first (call waiting).
+    #[arg(long, global = true)]
+    #[serde(default)]
+    no_call_waiting: bool,
     /// Watch these numbers' presence (one a line: NUMBER [name]).
     #[arg(long, global = true, value_name = "FILE")]
     contacts: Option<PathBuf>,
@@ -190,6 +199,10 @@ impl PhoneArgs {
         }
         cfg.register = !(self.no_register || file.no_register);
         cfg.reject_unverified = self.reject_unverified || file.reject_unverified;
+        if let Some(p) = self.on_refer.or(file.on_refer) {
+            cfg.on_refer = p.parse().map_err(|e| anyhow::anyhow!("--on-refer {e}"))?;
+        }
+        cfg.call_waiting = !(self.no_call_waiting || file.no_call_waiting);
         cfg.contacts = self.contacts.or(file.contacts);
         cfg.yes = self.yes || file.yes;
         if let Some(g) = self.greeting_poll.or(file.greeting_poll) {

@@ -6,80 +6,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::baresip::Baresip;
+use common::tones::*;
 use common::*;
-use peerdial_media::audio::{frequency, read_wav, rms, tone, write_wav};
-
-const RATE: u32 = 8000;
-
-fn tone_wav(dir: &Path, name: &str, freq: f32, secs: u32) -> String {
-    let p = dir.join(name);
-    write_wav(&p, &tone(freq, 48_000, 48_000 * secs as usize, 12_000.0), 48_000).unwrap();
-    p.to_str().unwrap().to_string()
-}
-
-/// A recording as runs of sound and silence (`true`: the tone), in ms,
-/// judged per 20 ms and ignoring runs shorter than 200 ms (transitions).
-fn runs(samples: &[i16]) -> Vec<(bool, u64)> {
-    let mut out: Vec<(bool, u64)> = Vec::new();
-    for w in samples.chunks(RATE as usize / 50) {
-        let loud = rms(w) > 1_500.0;
-        match out.last_mut() {
-            Some((l, ms)) if *l == loud => *ms += 20,
-            _ => out.push((loud, 20)),
-        }
-    }
-    let mut merged: Vec<(bool, u64)> = Vec::new();
-    for (loud, ms) in out.into_iter().filter(|(_, ms)| *ms >= 200) {
-        match merged.last_mut() {
-            Some((l, m)) if *l == loud => *m += ms,
-            _ => merged.push((loud, ms)),
-        }
-    }
-    merged
-}
-
-/// The recording at `path` is the tone at `freq`, then silence, again
-/// `gaps` times, then the tone: each gap at least `min_gap_ms`.
-fn assert_tone_with_gaps(path: &Path, freq: f32, gaps: usize, min_gap_ms: u64) {
-    assert_heard_with_gaps(&read_wav(path, RATE).unwrap(), &path.display().to_string(), freq, gaps, min_gap_ms)
-}
-
-fn assert_heard_with_gaps(s: &[i16], what: &str, freq: f32, gaps: usize, min_gap_ms: u64) {
-    let r = runs(s);
-    // Leading silence (before the first packet) does not count.
-    let r: Vec<_> = r.into_iter().skip_while(|(loud, _)| !loud).collect();
-    let shape: Vec<bool> = r.iter().map(|(l, _)| *l).collect();
-    let mut want = vec![true];
-    for _ in 0..gaps {
-        want.extend([false, true]);
-    }
-    assert!(shape.starts_with(&want), "{what}: runs {r:?}");
-    for (_, ms) in r.iter().filter(|(l, _)| !l).take(gaps) {
-        assert!(*ms >= min_gap_ms, "{what}: a gap of only {ms} ms in {r:?}");
-    }
-    // The tone's pitch, from the loud 100 ms blocks only (the median).
-    let mut fs: Vec<f32> = s
-        .chunks(RATE as usize / 10)
-        .filter(|w| w.len() == RATE as usize / 10 && rms(w) > 1_500.0)
-        .map(|w| frequency(w, RATE))
-        .collect();
-    fs.sort_by(f32::total_cmp);
-    let f = fs[fs.len() / 2];
-    assert!((f - freq).abs() <= 25.0, "{what}: the tone arrived at {f} Hz");
-}
-
-/// The line `line` shows for the `n`th time on `p`.
-fn shows(p: &Softphone, line: &str, n: usize) {
-    assert!(
-        eventually(5, || p.lines().iter().filter(|l| *l == line).count() == n),
-        "no {line:?} ({n}) in {:#?}",
-        p.lines()
-    )
-}
+use peerdial_media::audio::{tone, write_wav};
 
 #[test]
 fn hold_and_resume_from_either_side_and_mute_stop_the_audio_and_bring_it_back() {
@@ -263,4 +195,91 @@ fn the_history_keeps_calls_across_restarts_and_redials_them() {
     a.expect_line("error: no call 9 in the history", 5);
     a.stop();
     b.stop();
+}
+
+#[test]
+fn call_waiting_rejects_answers_holds_and_swaps_between_two_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let (rec_a, rec_b, rec_c) = (
+        dir.path().join("a-heard.wav"),
+        dir.path().join("b-heard.wav"),
+        dir.path().join("c-heard.wav"),
+    );
+    let tone_b = tone_wav(dir.path(), "b.wav", 800.0, 30);
+    let tone_c = tone_wav(dir.path(), "c.wav", 1200.0, 30);
+    let mut b = Softphone::start(
+        &r,
+        dir.path(),
+        "02:00:00:00:c2:02",
+        r.dns,
+        &[
+            "--auto-answer",
+            "--answer-after",
+            "0",
+            "--play",
+            &tone_b,
+            "--record",
+            rec_b.to_str().unwrap(),
+            "--codecs",
+            "pcmu",
+        ],
+    );
+    let codec = ["--codecs", "pcmu"];
+    let mut a = dial(
+        &r,
+        dir.path(),
+        "02:00:00:00:c2:01",
+        r.dns,
+        &b.number,
+        &[&codec[..], &["--record", rec_a.to_str().unwrap()]].concat(),
+    );
+    a.expect_line("answered codec=PCMU", 10);
+    // A second caller rings beside the call; rejected, it hears busy.
+    let mac_c = "02:00:00:00:c2:03";
+    let mut c = dial(&r, dir.path(), mac_c, r.dns, &b.number, &codec);
+    b.expect_line("call waiting: 886-02-", 10);
+    b.send("reject");
+    assert_eq!(c.wait_exit(10), 4, "{:#?}", c.lines());
+    // It calls again and is answered: the first call goes on hold.
+    let mut c = dial(
+        &r,
+        dir.path(),
+        mac_c,
+        r.dns,
+        &b.number,
+        &[&codec[..], &["--play", &tone_c, "--record", rec_c.to_str().unwrap()]].concat(),
+    );
+    assert!(
+        eventually(10, || b.lines().iter().filter(|l| l.starts_with("call waiting: 886-02-")).count()
+            == 2),
+        "{:#?}",
+        b.lines()
+    );
+    b.send("answer");
+    shows(&a, "held by the other side", 1);
+    c.expect_line("answered codec=PCMU", 10);
+    let pause = || std::thread::sleep(Duration::from_millis(1500));
+    pause();
+    // Swap: back to the first caller, the second on hold.
+    b.send("swap");
+    shows(&c, "held by the other side", 1);
+    shows(&a, "resumed", 1);
+    pause();
+    // Hanging up ends the call talked on; the held one is resumed by hand.
+    b.send("hangup");
+    assert_eq!(a.wait_exit(10), 0, "{:#?}", a.lines());
+    b.send("resume");
+    shows(&c, "resumed", 1);
+    pause();
+    c.send("hangup");
+    assert_eq!(c.wait_exit(10), 0, "{:#?}", c.lines());
+    b.expect_line("ended: the other side hung up", 5);
+    b.stop();
+    // Each heard b's tone stop while held and come back; b (its last call)
+    // heard the second caller's tone stop while it held that call.
+    assert_tone_with_gaps(&rec_a, 800.0, 1, 900);
+    assert_tone_with_gaps(&rec_c, 800.0, 1, 900);
+    assert_tone_with_gaps(&rec_b, 1200.0, 1, 900);
+    assert!(!b.lines().iter().any(|l| l.starts_with("error")), "{:#?}", b.lines());
 }

@@ -143,14 +143,15 @@ fn unknown_number_busy_no_answer_and_cancel() {
         callee.lines()
     );
 
-    // Busy: the callee is talking to someone else, exit 4.
+    // Busy: the callee is talking to someone else (and has no call
+    // waiting), exit 4.
     callee.stop();
     let mut callee = Softphone::start(
         &r,
         dir.path(),
         "02:00:00:00:03:02",
         r.dns,
-        &["--auto-answer", "--answer-after", "0"],
+        &["--auto-answer", "--answer-after", "0", "--no-call-waiting"],
     );
     let mut first = dial(&r, dir.path(), "02:00:00:00:03:04", r.dns, &callee.number, &["--duration", "4"]);
     first.expect_line("answered", 10);

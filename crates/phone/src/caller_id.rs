@@ -88,6 +88,8 @@ impl Phone {
         let now = self.now();
         let reject = self.cfg.reject_unverified;
         let callee_info = crate::greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Callee);
+        // A waiting call rings but is never answered by itself.
+        let alone = self.live_calls() <= 1;
         let Some(s) = self.calls.get_mut(cid) else { return };
         if s.call.state() == peerdial_sip::call::State::Ended {
             return;
@@ -101,11 +103,11 @@ impl Phone {
         } else {
             s.call.set_response_headers(vec![("Call-Info".into(), callee_info)]);
             s.call.ring(now);
-            if self.cfg.auto_answer {
+            if self.cfg.auto_answer && alone {
                 s.answer_at = Some(now + self.cfg.answer_after_ms);
             }
         }
-        if let Some(c) = &mut self.snapshot.call {
+        if let Some(c) = self.view_mut(cid) {
             c.verified = Some(verified);
         }
         self.emit(UiEvent::Caller {

@@ -41,6 +41,12 @@ pub(crate) struct Slot {
     pub(crate) started_unix: u64,
     /// Hold, mute and our session description.
     pub(crate) talk: crate::incall::InCall,
+    /// We asked the other side to call this number instead (REFER).
+    pub(crate) transfer_to: Option<Number>,
+    /// The transfer succeeded: we left the call for it.
+    pub(crate) transferred: bool,
+    /// This call was placed for a REFER received in that call (Call-ID).
+    pub(crate) transfer_for: Option<String>,
 }
 
 impl Drop for Slot {
@@ -109,6 +115,8 @@ fn history_entry(s: &Slot, reason: &str, seconds: Option<f64>) -> history::Entry
         seconds,
         outcome: if incoming && seconds.is_none() {
             format!("missed ({reason})")
+        } else if let (true, Some(n)) = (s.transferred, s.transfer_to) {
+            format!("transferred to {n}")
         } else {
             reason.to_string()
         },
@@ -140,15 +148,33 @@ impl Phone {
     }
 
     pub(crate) fn dial(&mut self, dialed: &str) {
-        let number = match Number::dial(dialed, self.area) {
-            Ok(n) => n,
+        match Number::dial(dialed, self.area) {
+            Ok(n) => self.dial_number(n),
             Err(e) => {
                 self.emit(UiEvent::Error(format!("cannot dial {dialed:?}: {e}")));
                 self.finish_dial(exit::FAILED);
-                return;
             }
-        };
-        if self.busy() {
+        }
+    }
+
+    /// Finds `number`'s contact through the resolver (or the tree's
+    /// directory with `--top`).
+    pub(crate) fn lookup(&self, number: Number) -> impl std::future::Future<Output = Result<resolve::Lookup, PhoneError>> {
+        let (resolver, top, root) = (self.resolver, self.cfg.top.clone(), self.root.clone());
+        async move {
+            match (resolver, top) {
+                (Some(r), _) => resolve::lookup(r, number, &root).await.map_err(PhoneError::from),
+                (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await.map_err(PhoneError::from),
+                (None, None) => Err(PhoneError::Resolve("no resolver".into())),
+            }
+        }
+    }
+
+    /// Looks `number` up and calls it; during a call only for a transfer
+    /// the other side asked for.
+    pub(crate) fn dial_number(&mut self, number: Number) {
+        let for_transfer = self.transfers.dialing.as_ref().is_some_and(|(n, _)| *n == number);
+        if self.busy() && !for_transfer {
             self.emit(UiEvent::Error("already in a call".into()));
             return;
         }
@@ -156,17 +182,11 @@ impl Phone {
         self.emit(UiEvent::Dialing {
             number: number.to_string(),
         });
-        let (resolver, top, root, tx) = (self.resolver, self.cfg.top.clone(), self.root.clone(), self.cmd_tx.clone());
+        let (root, tx) = (self.root.clone(), self.cmd_tx.clone());
         let id = self.id.clone();
         let presence_dns = self.dns.clone();
+        let lookup = self.lookup(number);
         tokio::spawn(async move {
-            let lookup = async {
-                match (resolver, top) {
-                    (Some(r), _) => resolve::lookup(r, number, &root).await.map_err(PhoneError::from),
-                    (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await.map_err(PhoneError::from),
-                    (None, None) => Err(PhoneError::Resolve("no resolver".into())),
-                }
-            };
             let presence = async {
                 match presence_dns {
                     Some(dns) => crate::presence::lookup(dns, number, root.clone())
@@ -199,7 +219,15 @@ impl Phone {
         }
     }
 
-    pub(crate) fn place_call(&mut self, number: Number, uri: String, identity: Option<String>) -> Result<(), PhoneError> {
+    /// Calls `number` at `uri`; `transfer_for`: for the REFER received in
+    /// that call.
+    pub(crate) fn place_call(
+        &mut self,
+        number: Number,
+        uri: String,
+        identity: Option<String>,
+        transfer_for: Option<String>,
+    ) -> Result<(), PhoneError> {
         let addr = uri_addr(&uri).ok_or_else(|| PhoneError::Resolve(format!("{uri} has no IP address and port")))?;
         let (rtp, rtcp) = media_pair(self.local_ip)?;
         let port = rtp.local_addr()?.port();
@@ -222,15 +250,23 @@ impl Phone {
         );
         call.set_response_timeout(self.cfg.unreachable_ms, now);
         let cid = call.call_id().to_string();
-        let slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
-        self.calls.insert(cid, slot);
-        self.snapshot.call = Some(display::CallView {
-            peer: number.to_string(),
-            state: "calling".into(),
-            since: Instant::now(),
-            incoming: false,
-            ..display::CallView::default()
-        });
+        let mut slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
+        slot.transfer_for = transfer_for.clone();
+        self.calls.insert(cid.clone(), slot);
+        self.take_line(
+            &cid,
+            display::CallView {
+                peer: number.to_string(),
+                state: "calling".into(),
+                since: Instant::now(),
+                incoming: false,
+                ..display::CallView::default()
+            },
+        );
+        if transfer_for.is_some() && self.lines.second.as_ref() == Some(&cid) {
+            // The transferee talks on the new call; the old one is leaving.
+            self.swap_lines();
+        }
         self.emit(UiEvent::Calling {
             number: number.to_string(),
             uri,
@@ -276,6 +312,9 @@ impl Phone {
             greeting_asked: false,
             started_unix: caller_id::unix_ms() / 1000,
             talk: Default::default(),
+            transfer_to: None,
+            transferred: false,
+            transfer_for: None,
         }
     }
 
@@ -307,7 +346,8 @@ impl Phone {
         if self.mobile_refuses(data, msg, from) {
             return;
         }
-        if self.busy() || self.quitting {
+        let lines = if self.cfg.call_waiting { crate::lines::MAX_CALLS } else { 1 };
+        if self.live_calls() >= lines || self.quitting {
             self.reply_stateless(data, from, 486, "Busy Here", &[]);
             return;
         }
@@ -350,14 +390,22 @@ impl Phone {
                         let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
                         slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
                         slot.talk.local_sdp = Some(ans);
+                        let waiting = self.busy();
                         self.calls.insert(cid.clone(), slot);
-                        self.snapshot.call = Some(display::CallView {
-                            peer,
-                            state: "ringing".into(),
-                            since: Instant::now(),
-                            incoming: true,
-                            ..display::CallView::default()
-                        });
+                        if waiting {
+                            self.call_waiting(&cid, &peer);
+                        } else {
+                            self.take_line(
+                                &cid,
+                                display::CallView {
+                                    peer,
+                                    state: "ringing".into(),
+                                    since: Instant::now(),
+                                    incoming: true,
+                                    ..display::CallView::default()
+                                },
+                            );
+                        }
                         // Rings once the caller's identity is checked.
                         self.check_caller(&cid);
                         return;
@@ -385,12 +433,17 @@ impl Phone {
 
     /// Sends what the calls queued and reports their events.
     pub(crate) async fn flush_calls(&mut self, now: u64) {
-        let mut ui = Vec::new();
+        // Each line for the user, with the call it is about.
+        let mut tagged: Vec<(String, UiEvent)> = Vec::new();
         let mut finished = Vec::new();
         let mut pictures = Vec::new();
         let mut offers = Vec::new();
         let mut ended = Vec::new();
+        let mut refers = Vec::new();
+        let mut news = Vec::new();
+        let mut progress = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
+            let mut ui = Vec::new();
             while let Some(t) = s.call.poll_transmit() {
                 let _ = self.sip.send_to(&t.data, t.to).await;
             }
@@ -412,6 +465,14 @@ impl Phone {
                     if let (Some(info), Some(n)) = (s.call.remote_call_info(), s.peer_number) {
                         s.greeting_asked = true;
                         pictures.push((cid.clone(), n, info.to_string()));
+                    }
+                }
+                if let Some(orig) = &s.transfer_for {
+                    match &e {
+                        CallEvent::Ringing => progress.push((orig.clone(), Ok(180))),
+                        CallEvent::Answered { .. } => progress.push((orig.clone(), Ok(200))),
+                        CallEvent::Ended(end) if s.answered_at.is_none() => progress.push((orig.clone(), Err(end.clone()))),
+                        _ => {}
                     }
                 }
                 match e {
@@ -452,6 +513,10 @@ impl Phone {
                     CallEvent::InfoDtmf(k) => ui.push(UiEvent::Dtmf(k)),
                     e @ (CallEvent::Reoffer { .. } | CallEvent::Reanswered { .. } | CallEvent::ReofferFailed { .. }) => {
                         offers.push((cid.clone(), e))
+                    }
+                    CallEvent::Referred { target, .. } => refers.push((cid.clone(), target)),
+                    e @ (CallEvent::ReferAccepted | CallEvent::ReferFailed { .. } | CallEvent::TransferProgress { .. }) => {
+                        news.push((cid.clone(), e))
                     }
                     CallEvent::Ended(end) => {
                         if let Some(m) = &mut s.media {
@@ -496,10 +561,14 @@ impl Phone {
                     }
                 }
             }
+            tagged.extend(ui.into_iter().map(|e| (cid.clone(), e)));
         }
         for e in ended {
             if let Err(err) = self.history.add(e) {
-                ui.push(UiEvent::Error(format!("the call history could not be written: {err}")));
+                tagged.push((
+                    String::new(),
+                    UiEvent::Error(format!("the call history could not be written: {err}")),
+                ));
             }
             self.snapshot.history = self.history.short_lines(crate::HISTORY_PANE);
         }
@@ -511,36 +580,51 @@ impl Phone {
                 CallEvent::ReofferFailed { code, reason } => self.on_reoffer_failed(&cid, code, &reason),
                 _ => None,
             };
-            ui.extend(line);
-            if let Some(s) = self.calls.get_mut(&cid) {
-                while let Some(t) = s.call.poll_transmit() {
-                    let _ = self.sip.send_to(&t.data, t.to).await;
-                }
-            }
+            tagged.extend(line.map(|e| (cid.clone(), e)));
         }
-        for e in ui {
+        for (cid, target) in refers {
+            self.on_referred(&cid, &target);
+        }
+        for (cid, n) in news {
+            self.on_transfer_news(&cid, n);
+        }
+        for (orig, p) in progress {
+            self.transfer_progress(&orig, p.as_ref().map(|c| *c));
+        }
+        for (cid, e) in tagged {
             match &e {
                 UiEvent::Answered { .. } => {
-                    if let Some(c) = &mut self.snapshot.call {
+                    if let Some(c) = self.view_mut(&cid) {
                         c.state = "talking".into();
                         c.since = Instant::now();
                     }
                 }
                 UiEvent::Ringing => {
-                    if let Some(c) = &mut self.snapshot.call {
+                    if let Some(c) = self.view_mut(&cid) {
                         c.state = "ringing".into();
                     }
                 }
                 UiEvent::Ended { .. } => {
-                    self.snapshot.call = None;
-                    self.snapshot.dialing = None;
+                    self.free_line(&cid);
+                    if self.lines.focus.is_none() {
+                        self.snapshot.dialing = None;
+                    }
                 }
                 _ => {}
             }
             self.emit(e);
         }
-        for code in finished {
-            self.finish_dial(code);
+        // What the transfers queued (NOTIFYs, REFER answers, BYEs).
+        for s in self.calls.values_mut() {
+            while let Some(t) = s.call.poll_transmit() {
+                let _ = self.sip.send_to(&t.data, t.to).await;
+            }
+        }
+        // `call N` ends with its last call (a transfer's new call goes on).
+        if self.live_calls() == 0 {
+            if let Some(code) = finished.into_iter().last() {
+                self.finish_dial(code);
+            }
         }
         for (cid, n, info) in pictures {
             self.fetch_greeting(&cid, n, peerdial_greetings::Kind::Callee, &info);
@@ -548,6 +632,8 @@ impl Phone {
         self.calls.retain(|_, s| !s.call.is_done());
         if self.calls.is_empty() && self.snapshot.call.is_some() && self.snapshot.dialing.is_none() {
             self.snapshot.call = None;
+            self.snapshot.other = None;
+            self.lines = Default::default();
         }
     }
 }

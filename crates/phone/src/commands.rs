@@ -8,11 +8,9 @@
 use crate::display::UiEvent;
 use crate::{account, exit, presence, resolve, Command, Phone};
 use peerdial_number::Number;
-use peerdial_sip::call::{Role, State};
 
 impl Phone {
     pub(crate) fn on_command(&mut self, c: Command) {
-        let now = self.now();
         match c {
             Command::Dial(d) => self.dial(&d),
             Command::Quit => self.quit(),
@@ -22,30 +20,19 @@ impl Phone {
                 self.display.redraw(&self.snapshot);
             }
             Command::TypedPresence { number, state } => self.on_typed_presence(number, state),
-            Command::Hangup => {
-                for s in self.calls.values_mut() {
-                    s.call.hangup(now);
-                }
-            }
-            Command::Answer => {
-                let mut errs = Vec::new();
-                for (cid, s) in self.calls.iter_mut() {
-                    if s.call.role == Role::Callee && matches!(s.call.state(), State::Calling | State::Ringing) {
-                        errs.extend(Self::answer_slot(cid, s, &self.cfg, self.play.as_deref(), self.sound.live(), now).err());
-                    }
-                }
-                for e in errs {
-                    self.emit(UiEvent::Error(e.to_string()));
-                }
-            }
+            Command::Hangup => self.hangup(),
+            Command::Answer => self.answer(),
+            Command::Swap => self.swap(),
+            Command::Reject => self.reject(),
+            Command::Transfer(n) => self.transfer(&n),
+            Command::TransferTarget { cid, number, result } => self.on_transfer_target(&cid, number, result),
             Command::Dtmf(k) => {
-                let errs: Vec<_> = self
-                    .calls
-                    .values_mut()
-                    .filter_map(|s| s.media.as_mut())
-                    .filter_map(|m| m.send_dtmf(k).err())
-                    .collect();
-                for e in errs {
+                let focused = self.focused();
+                let err = focused
+                    .and_then(|cid| self.calls.get_mut(&cid))
+                    .and_then(|s| s.media.as_mut())
+                    .and_then(|m| m.send_dtmf(k).err());
+                if let Some(e) = err {
                     self.emit(UiEvent::Error(e.to_string()));
                 }
             }
@@ -91,6 +78,9 @@ impl Phone {
                 None => self.emit(UiEvent::Error(format!("no call {n} in the history"))),
             },
             Command::Confirm(yes) => {
+                if self.answer_refer(yes) {
+                    return;
+                }
                 if let Some((dialed, uri, identity)) = self.presence.pending.take() {
                     if yes {
                         self.on_command(Command::Resolved {
@@ -110,42 +100,63 @@ impl Phone {
                 result,
                 identity,
                 presence,
-            } => match result {
-                Ok(resolve::Lookup::Found(uri)) => {
-                    if let Some(state) = presence {
-                        self.emit(UiEvent::Presence {
+            } => {
+                let found = matches!(result, Ok(resolve::Lookup::Found(_)));
+                let transfer_for = self.transfer_dial_for(dialed, found);
+                self.on_resolved(dialed, result, identity, presence, transfer_for)
+            }
+        }
+    }
+
+    /// A dialed number was looked up: call it (asking first when its
+    /// presence says so, except for a transfer), or say why not.
+    fn on_resolved(
+        &mut self,
+        dialed: Number,
+        result: Result<resolve::Lookup, crate::PhoneError>,
+        identity: Option<String>,
+        presence: Option<peerdial_presence::State>,
+        transfer_for: Option<String>,
+    ) {
+        match result {
+            Ok(resolve::Lookup::Found(uri)) => {
+                if let Some(state) = presence {
+                    self.emit(UiEvent::Presence {
+                        number: dialed.to_string(),
+                        state: state.as_str().into(),
+                    });
+                    // Asked only where someone can answer (not `call N`).
+                    let ask = transfer_for.is_none() && !self.cfg.yes && self.cfg.dial.is_none();
+                    if presence::needs_confirmation(state) && ask {
+                        self.presence.pending = Some((dialed, uri, identity));
+                        self.emit(UiEvent::Confirm {
                             number: dialed.to_string(),
                             state: state.as_str().into(),
                         });
-                        // Asked only where someone can answer (not `call N`).
-                        if presence::needs_confirmation(state) && !self.cfg.yes && self.cfg.dial.is_none() {
-                            self.presence.pending = Some((dialed, uri, identity));
-                            self.emit(UiEvent::Confirm {
-                                number: dialed.to_string(),
-                                state: state.as_str().into(),
-                            });
-                            return;
-                        }
-                    }
-                    if let Err(e) = self.place_call(dialed, uri, identity) {
-                        self.snapshot.dialing = None;
-                        self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
-                        self.finish_dial(exit::FAILED);
+                        return;
                     }
                 }
-                Ok(resolve::Lookup::NoSuchNumber) => {
+                if let Err(e) = self.place_call(dialed, uri, identity, transfer_for.clone()) {
+                    if let Some(orig) = transfer_for {
+                        self.transfer_progress(&orig, Err(&peerdial_sip::call::End::NoResponse));
+                    }
                     self.snapshot.dialing = None;
-                    self.emit(UiEvent::NoSuchNumber {
-                        number: dialed.to_string(),
-                    });
-                    self.finish_dial(exit::NO_SUCH_NUMBER);
-                }
-                Err(e) => {
-                    self.snapshot.dialing = None;
-                    self.emit(UiEvent::Error(format!("cannot look up {dialed}: {e}")));
+                    self.emit(UiEvent::Error(format!("cannot call {dialed}: {e}")));
                     self.finish_dial(exit::FAILED);
                 }
-            },
+            }
+            Ok(resolve::Lookup::NoSuchNumber) => {
+                self.snapshot.dialing = None;
+                self.emit(UiEvent::NoSuchNumber {
+                    number: dialed.to_string(),
+                });
+                self.finish_dial(exit::NO_SUCH_NUMBER);
+            }
+            Err(e) => {
+                self.snapshot.dialing = None;
+                self.emit(UiEvent::Error(format!("cannot look up {dialed}: {e}")));
+                self.finish_dial(exit::FAILED);
+            }
         }
     }
 }

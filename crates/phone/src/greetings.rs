@@ -210,7 +210,7 @@ impl Phone {
         match result {
             Ok(p) => {
                 if self.calls.contains_key(cid) {
-                    if let Some(c) = &mut self.snapshot.call {
+                    if let Some(c) = self.view_mut(cid) {
                         c.picture = peerdial_greetings::decode_picture(&p.png)
                             .map_err(|e| tracing::debug!("greeting of {number} not drawn: {e}"))
                             .ok()

@@ -61,13 +61,22 @@ fn state_word(h: Hold) -> &'static str {
 }
 
 impl Phone {
+    /// The user's hold, resume, mute or volume, for the focused call.
     pub(crate) fn on_in_call(&mut self, c: InCallCommand) {
+        match self.focused() {
+            Some(cid) => self.in_call(&cid, c),
+            None => self.emit(UiEvent::Error("no call in progress".into())),
+        }
+    }
+
+    /// Hold, resume, mute or volume for call `cid`.
+    pub(crate) fn in_call(&mut self, cid: &str, c: InCallCommand) {
         let now = self.now();
         let ip = self.local_ip;
         let Some(s) = self
             .calls
-            .values_mut()
-            .find(|s| s.call.state() == peerdial_sip::call::State::Confirmed && s.media.is_some())
+            .get_mut(cid)
+            .filter(|s| s.call.state() == peerdial_sip::call::State::Confirmed && s.media.is_some())
         else {
             self.emit(UiEvent::Error("no call in progress".into()));
             return;
@@ -173,7 +182,7 @@ impl Phone {
         if hold == before {
             return None;
         }
-        if let Some(c) = &mut self.snapshot.call {
+        if let Some(c) = self.view_mut(cid) {
             c.state = state_word(hold).into();
         }
         Some(UiEvent::Info(hold_line(hold).into()))

@@ -20,11 +20,13 @@ pub mod history;
 pub mod http;
 mod inbound;
 pub mod incall;
+mod lines;
 pub mod mobile;
 pub mod presence;
 pub mod provision;
 pub mod resolve;
 mod sound;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -112,6 +114,10 @@ pub struct PhoneConfig {
     pub marquee_interval_ms: u64,
     /// Talk through the sound device instead of WAV files (`--audio device`).
     pub sound: Option<peerdial_sound::SoundConfig>,
+    /// What to do when the other side asks us to transfer (`--on-refer`).
+    pub on_refer: transfer::ReferPolicy,
+    /// A second call rings during a call (off: it gets 486 Busy Here).
+    pub call_waiting: bool,
 }
 
 impl PhoneConfig {
@@ -141,6 +147,8 @@ impl PhoneConfig {
             mobile: None,
             marquee_interval_ms: 10_000,
             sound: None,
+            on_refer: transfer::ReferPolicy::Ask,
+            call_waiting: true,
         }
     }
 }
@@ -218,6 +226,18 @@ pub enum Command {
     History,
     /// `redial [N]`: call the Nth latest call's other side again.
     Redial(usize),
+    /// `swap`: turn to the call on hold, holding the one talked on.
+    Swap,
+    /// `reject`: refuse the ringing (or waiting) call.
+    Reject,
+    /// `transfer NUMBER`: hand the call in progress to NUMBER (REFER).
+    Transfer(String),
+    /// The transfer target of call `cid` was looked up.
+    TransferTarget {
+        cid: String,
+        number: Number,
+        result: Result<resolve::Lookup, PhoneError>,
+    },
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -265,13 +285,15 @@ pub struct Phone {
     mobile: mobile::MobileSide,
     history: history::History,
     sound: sound::SoundSide,
+    lines: lines::Lines,
+    transfers: transfer::Transfers,
 }
 
 /// Calls the display's history pane shows.
 const HISTORY_PANE: usize = 8;
 
 /// The methods the phone answers outside a call, for Allow headers.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, REFER, NOTIFY";
 
 /// The IP this host uses to reach `peer` (no packet is sent).
 fn route_ip(peer: SocketAddr) -> Option<IpAddr> {
@@ -411,6 +433,8 @@ impl Phone {
             mobile,
             history,
             sound,
+            lines: Default::default(),
+            transfers: Default::default(),
         })
     }
 

@@ -347,7 +347,7 @@ impl Phone {
             "rendezvous paired with {peer}: calling {contact} over the internet"
         )));
         self.mobile.invite_key = Some(key.to_string());
-        let placed = self.place_call(number, contact.to_string(), identity);
+        let placed = self.place_call(number, contact.to_string(), identity, None);
         self.mobile.invite_key = None;
         if let Err(e) = placed {
             return self.emit(UiEvent::Error(format!("cannot call {peer} over the internet: {e}")));

@@ -40,6 +40,8 @@ fn expand_compact(name: &str) -> Option<&'static str> {
         "v" => "Via",
         "o" => "Event",
         "u" => "Allow-Events",
+        "r" => "Refer-To",
+        "b" => "Referred-By",
         _ => return None,
     })
 }
@@ -72,6 +74,9 @@ pub(crate) fn canonical(name: &str) -> String {
         "Require",
         "Event",
         "Retry-After",
+        "Refer-To",
+        "Referred-By",
+        "Subscription-State",
     ];
     for k in KNOWN {
         if k.eq_ignore_ascii_case(name) {

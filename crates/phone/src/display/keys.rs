@@ -19,7 +19,10 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("0-9", "dial", "dtmf 0"),
     ("Enter", "call", "call 0"),
     ("a", "answer", "answer"),
+    ("j", "reject", "reject"),
     ("h", "hang up", "hangup"),
+    ("w", "swap", "swap"),
+    ("t", "transfer", "transfer 0"),
     ("o/r", "hold/resume", "hold"),
     ("x/z", "mute/unmute", "mute"),
     ("g", "redial", "redial"),
@@ -27,7 +30,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("d", "dnd", "status dnd"),
     ("v", "available", "status available"),
     ("p", "pair", "pair"),
-    ("y/n", "call anyway", "yes"),
+    ("y/n", "yes/no", "yes"),
     ("q", "quit", "quit"),
 ];
 
@@ -43,6 +46,8 @@ pub fn legend() -> Vec<(&'static str, &'static str)> {
 fn letter_line(c: char) -> Option<&'static str> {
     Some(match c {
         'a' => "answer",
+        'j' => "reject",
+        'w' => "swap",
         'h' => "hangup",
         'o' => "hold",
         'r' => "resume",
@@ -93,6 +98,10 @@ impl Keypad {
             KeyCode::Enter if !self.input.is_empty() => {
                 let number = std::mem::take(&mut self.input);
                 (Some(format!("call {number}")), true)
+            }
+            KeyCode::Char('t') if !self.input.is_empty() => {
+                let number = std::mem::take(&mut self.input);
+                (Some(format!("transfer {number}")), true)
             }
             KeyCode::Esc => (Some("hangup".into()), false),
             KeyCode::Char(c) => (letter_line(c).map(str::to_string), false),
@@ -152,6 +161,8 @@ mod tests {
     fn each_key_sends_the_command_of_its_stdin_line() {
         for (c, line) in [
             ('a', "answer"),
+            ('j', "reject"),
+            ('w', "swap"),
             ('h', "hangup"),
             ('m', "status meeting"),
             ('d', "status dnd"),
@@ -201,6 +212,16 @@ mod tests {
         assert_eq!(pad.input(), "");
         // Enter with nothing typed calls no one.
         assert!(pad.commands(&key(KeyCode::Enter)).is_empty());
+        // Digits then `t` transfer the call to them; `t` alone does nothing.
+        assert!(pad.commands(&key(KeyCode::Char('t'))).is_empty());
+        for c in "5678".chars() {
+            pad.commands(&key(KeyCode::Char(c)));
+        }
+        let sent = pad.commands(&key(KeyCode::Char('t')));
+        assert_eq!(
+            said(&sent),
+            said(&[Command::Input(String::new()), parse_command("transfer 5678").unwrap()])
+        );
         let mut release = key(KeyCode::Char('5'));
         release.kind = KeyEventKind::Release;
         assert!(pad.commands(&release).is_empty() && pad.input().is_empty());

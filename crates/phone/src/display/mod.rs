@@ -66,6 +66,8 @@ pub struct Snapshot {
     pub registered: Option<bool>,
     pub dialing: Option<String>,
     pub call: Option<CallView>,
+    /// The second call: waiting to be answered, or on hold (see `lines.rs`).
+    pub other: Option<CallView>,
     /// Digits typed so far on the keypad.
     pub input: String,
     /// Our own presence as the region last confirmed it (None: never
@@ -118,6 +120,7 @@ impl Default for Snapshot {
             registered: None,
             dialing: None,
             call: None,
+            other: None,
             input: String::new(),
             status: None,
             presence: None,
@@ -213,6 +216,10 @@ pub enum UiEvent {
         uri: String,
     },
     Ringing,
+    /// A second call rings during a call (call waiting).
+    Waiting {
+        from: String,
+    },
     Incoming {
         from: String,
     },
@@ -312,6 +319,7 @@ impl UiEvent {
             UiEvent::Calling { number, uri } => format!("calling {number} at {uri}"),
             UiEvent::Ringing => "ringing".into(),
             UiEvent::Incoming { from } => format!("incoming call from {from}"),
+            UiEvent::Waiting { from } => format!("call waiting: {from} (answer takes it and holds this call; reject refuses it)"),
             UiEvent::Caller { number, unverified: None } => format!("caller {number} verified"),
             UiEvent::Caller {
                 number,
@@ -393,6 +401,9 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("call" | "dial", Some(n)) => Command::Dial(n.to_string()),
         ("answer", None) => Command::Answer,
         ("hangup" | "bye", None) => Command::Hangup,
+        ("reject", None) => Command::Reject,
+        ("swap", None) => Command::Swap,
+        ("transfer", Some(n)) => Command::Transfer(n.to_string()),
         ("dtmf", Some(k)) => Command::Dtmf(k.chars().next()?),
         ("quit" | "exit", None) => Command::Quit,
         ("status", Some(s)) => Command::Status(crate::presence::parse_status(s)?),
@@ -434,7 +445,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, hangup, hold, resume, mute, unmute, volume P, history, redial [N], dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, publish C TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, reject, hangup, hold, swap, transfer N, resume, mute, unmute, volume P, history, redial [N], dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, publish C TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
                     line.trim()
                 ),
             }

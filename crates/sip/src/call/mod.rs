@@ -6,19 +6,23 @@
 //! [`Call::handle_timeout`]; it yields datagrams from
 //! [`Call::poll_transmit`] and what happened from [`Call::poll_event`]. The
 //! SDP body is opaque here: the phone negotiates it. Offers inside the
-//! call (hold, resume) are in [`reinvite`].
+//! call (hold, resume) are in [`reinvite`]; blind transfer (REFER and its
+//! NOTIFYs) in [`refer`].
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::message::{response, top_via, NameAddr, SipUri, StartLine};
+use crate::message::{response, top_via, NameAddr, SipUri, StartLine, Via};
 use crate::validate::{reject_unparseable, validate_request, Refusal};
 use crate::{Message, SipError};
 
+mod refer;
 mod reinvite;
 
+pub use refer::parse_sipfrag;
+
 /// The methods a call takes (Allow).
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 
 /// RFC 3261 timer values (section 17.1.1.1).
 pub const T1: u64 = 500;
@@ -89,6 +93,26 @@ pub enum CallEvent {
         code: u16,
         reason: String,
     },
+    /// The other side asks us to call `target` (a `sip:` URI) in its place:
+    /// answer with [`Call::accept_refer`] or [`Call::reject_refer`].
+    Referred {
+        target: String,
+        referred_by: Option<String>,
+    },
+    /// Our REFER was accepted (202); progress follows.
+    ReferAccepted,
+    /// Our REFER was refused or got no answer; the call goes on.
+    ReferFailed {
+        code: u16,
+        reason: String,
+    },
+    /// How the transfer's new call goes (a NOTIFY's sipfrag); `done` when
+    /// the subscription ended with it.
+    TransferProgress {
+        code: u16,
+        reason: String,
+        done: bool,
+    },
     Ended(End),
 }
 
@@ -121,6 +145,10 @@ enum RetransmitKind {
     ReFinal,
     /// Our failure response to a re-INVITE, until the ACK.
     ReReject,
+    /// Our REFER, until its final response.
+    Refer,
+    /// Our NOTIFY of a transfer's progress.
+    Notify,
 }
 
 #[derive(Debug)]
@@ -168,6 +196,7 @@ pub struct Call {
     /// Caller: the Call-Info of the callee's last 18x/2xx.
     remote_call_info: Option<String>,
     re: reinvite::Reinvites,
+    refer: refer::Refers,
 }
 
 use crate::ids::{branch, token as random_token};
@@ -187,6 +216,18 @@ fn cseq_of(m: &Message) -> Option<(u32, String)> {
     let v = m.header("CSeq")?;
     let mut it = v.split_whitespace();
     Some((it.next()?.parse().ok()?, it.next()?.to_string()))
+}
+
+/// A retransmitted request (its Via branch is `branch`) gets our answer
+/// again when `answered` (branch, bytes) is for it; `true` if so.
+fn repeat_answer(out: &mut VecDeque<Transmit>, answered: Option<(&str, &[u8])>, branch: &str, to: SocketAddr) -> bool {
+    match answered {
+        Some((b, data)) if b == branch => {
+            out.push_back(Transmit { to, data: data.to_vec() });
+            true
+        }
+        _ => false,
+    }
 }
 
 fn status(m: &Message) -> Option<(u16, &str)> {
@@ -248,6 +289,7 @@ impl Call {
             extra: headers,
             remote_call_info: None,
             re: Default::default(),
+            refer: Default::default(),
         };
         let branch = call.invite_branch.clone();
         let mut invite = call.request("INVITE", &branch, 1);
@@ -313,6 +355,7 @@ impl Call {
             extra: Vec::new(),
             remote_call_info: None,
             re: Default::default(),
+            refer: Default::default(),
             invite: msg,
         };
         call.respond_invite(100, "Trying", now);
@@ -426,6 +469,9 @@ impl Call {
     fn handle_response(&mut self, msg: &Message, now: u64) {
         let Some((code, reason)) = status(msg) else { return };
         let Some((cseq, method)) = cseq_of(msg) else { return };
+        if self.refer_response(&method, code, reason, cseq) {
+            return;
+        }
         if method == "INVITE" && self.re.is_ours(cseq) {
             let reason = reason.to_string();
             self.reinvite_response(msg, code, &reason, cseq, now);
@@ -542,14 +588,6 @@ impl Call {
                 return;
             }
         }
-        let reply = |call: &mut Call, code: u16, reason: &str| {
-            let mut r = response(msg, &via, source, code, reason, &call.local_tag);
-            r.push("User-Agent", call.local.user_agent.clone());
-            call.out.push_back(Transmit {
-                to: source,
-                data: r.to_bytes(),
-            });
-        };
         match method {
             "INVITE" if self.role == Role::Callee && via.branch == Some(self.invite_branch.as_str()) => {
                 // A retransmission of the INVITE: repeat our last answer.
@@ -571,21 +609,21 @@ impl Call {
                 }
             }
             "CANCEL" => {
-                reply(self, 200, "OK");
+                self.reply(msg, &via, source, 200, "OK", &[]);
                 if self.role == Role::Callee && matches!(self.state, State::Calling | State::Ringing) {
                     self.respond_invite(487, "Request Terminated", now);
                     self.end(End::CancelledByCaller);
                 }
             }
             "BYE" => {
-                reply(self, 200, "OK");
+                self.reply(msg, &via, source, 200, "OK", &[]);
                 if self.state != State::Ended {
                     self.retransmits.retain(|r| r.kind == RetransmitKind::Final);
                     self.end(End::Remote);
                 }
             }
             "INFO" => {
-                reply(self, 200, "OK");
+                self.reply(msg, &via, source, 200, "OK", &[]);
                 let body = String::from_utf8_lossy(&msg.body);
                 if let Some(sig) = body.lines().find_map(|l| l.strip_prefix("Signal=")) {
                     if let Some(k) = sig.trim().chars().next() {
@@ -593,8 +631,10 @@ impl Call {
                     }
                 }
             }
-            "OPTIONS" | "UPDATE" => reply(self, 200, "OK"),
-            _ => reply(self, 501, "Not Implemented"),
+            "REFER" => self.incoming_refer(msg, &via, source),
+            "NOTIFY" => self.incoming_notify(msg, &via, source),
+            "OPTIONS" | "UPDATE" => self.reply(msg, &via, source, 200, "OK", &[]),
+            _ => self.reply(msg, &via, source, 501, "Not Implemented", &[]),
         }
     }
 
@@ -648,6 +688,7 @@ impl Call {
                     self.send_bye(now);
                     self.end(End::NoResponse);
                 }
+                RetransmitKind::Refer => self.refer_timed_out(),
                 RetransmitKind::Final | RetransmitKind::ReFinal if self.state == State::Confirmed => {
                     // RFC 3261 13.3.1.4: no ACK for our 2xx, so end the dialog.
                     self.send_bye(now);
@@ -667,6 +708,20 @@ impl Call {
     }
 
     // ---- internals ----
+
+    /// Queues our response to request `msg` from `source`, with `extra`
+    /// headers.
+    fn reply(&mut self, msg: &Message, via: &Via, source: SocketAddr, code: u16, reason: &str, extra: &[(&str, String)]) {
+        let mut r = response(msg, via, source, code, reason, &self.local_tag);
+        r.push("User-Agent", self.local.user_agent.clone());
+        for (n, v) in extra {
+            r.push(n, v.clone());
+        }
+        self.out.push_back(Transmit {
+            to: source,
+            data: r.to_bytes(),
+        });
+    }
 
     fn end(&mut self, why: End) {
         if self.state != State::Ended {
@@ -807,8 +862,10 @@ impl Call {
         m.push("To", to);
         m.push("Call-ID", self.call_id.clone());
         m.push("CSeq", format!("{cseq} {method}"));
-        if method == "INVITE" {
+        if matches!(method, "INVITE" | "REFER" | "NOTIFY") {
             m.push("Contact", format!("<{}>", self.contact_uri()));
+        }
+        if method == "INVITE" {
             m.push("Allow", ALLOW);
         }
         m.push("User-Agent", self.local.user_agent.clone());

@@ -136,38 +136,22 @@ impl Call {
     /// A re-INVITE from the other side (the dialog is established).
     pub(super) fn incoming_reinvite(&mut self, msg: &Message, via: &Via, source: SocketAddr, now: u64) {
         let b = via.branch.unwrap_or_default().to_string();
-        let reply = |call: &mut Call, code: u16, reason: &str, extra: Option<(&str, String)>| {
-            let mut r = response(msg, via, source, code, reason, &call.local_tag);
-            r.push("User-Agent", call.local.user_agent.clone());
-            if let Some((n, v)) = extra {
-                r.push(n, v);
-            }
-            call.out.push_back(Transmit {
-                to: source,
-                data: r.to_bytes(),
-            });
-        };
         // A retransmission of the one we answered: the same answer again.
-        if let Some((_, ab, data)) = &self.re.answered {
-            if *ab == b {
-                self.out.push_back(Transmit {
-                    to: source,
-                    data: data.clone(),
-                });
-                return;
-            }
+        let answered = self.re.answered.as_ref().map(|(_, ab, data)| (ab.as_str(), data.as_slice()));
+        if super::repeat_answer(&mut self.out, answered, &b, source) {
+            return;
         }
         if self.re.incoming.as_ref().is_some_and(|i| i.via_branch == b) {
             return; // still deciding; the retransmission needs nothing
         }
         if self.state != State::Confirmed || self.re.outgoing.is_some() {
             // Glare, or not established yet (RFC 3261 14.2).
-            reply(self, 491, "Request Pending", None);
+            self.reply(msg, via, source, 491, "Request Pending", &[]);
             return;
         }
         if self.re.incoming.is_some() {
             let wait = rand::random::<u64>() % 10;
-            reply(self, 500, "Server Internal Error", Some(("Retry-After", wait.to_string())));
+            self.reply(msg, via, source, 500, "Server Internal Error", &[("Retry-After", wait.to_string())]);
             return;
         }
         if msg.body.is_empty() {

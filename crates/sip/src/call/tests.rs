@@ -370,3 +370,150 @@ fn a_second_offer_before_the_first_is_answered_gets_500_and_retransmissions_get_
     assert!(sent.contains(&"BYE".to_string()), "{sent:?}");
     assert_eq!(events(&mut b), vec![CallEvent::Ended(End::NoAck)]);
 }
+
+#[test]
+fn blind_transfer_refer_accepted_with_sipfrag_progress_from_either_side() {
+    for transferor_is_caller in [true, false] {
+        let (mut a, mut b) = established();
+        let (x, y, xa, ya) = if transferor_is_caller {
+            (&mut a, &mut b, A, B)
+        } else {
+            (&mut b, &mut a, B, A)
+        };
+        assert!(x.refer("sip:886023@127.0.0.1:5063", 0));
+        assert!(!x.refer("sip:886024@127.0.0.1:5064", 0), "one REFER at a time");
+        let sent = pump_at(x, xa, y, 0);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].header("Refer-To"), Some("<sip:886023@127.0.0.1:5063>"));
+        assert!(sent[0].header("Contact").is_some());
+        assert_eq!(
+            events(y),
+            vec![CallEvent::Referred {
+                target: "sip:886023@127.0.0.1:5063".into(),
+                referred_by: Some(x.local.uri.clone()),
+            }]
+        );
+        // A retransmitted REFER while the user decides needs nothing.
+        y.accept_refer(0);
+        let replies = pump_at(y, ya, x, 0);
+        assert_eq!(replies.iter().map(method_or_code).collect::<Vec<_>>(), ["202", "NOTIFY"]);
+        assert_eq!(replies[1].body, b"SIP/2.0 100 Trying\r\n");
+        assert!(replies[1].header("Subscription-State").unwrap().starts_with("active"));
+        assert_eq!(
+            events(x),
+            vec![
+                CallEvent::ReferAccepted,
+                CallEvent::TransferProgress {
+                    code: 100,
+                    reason: "Trying".into(),
+                    done: false
+                }
+            ]
+        );
+        assert_eq!(pump_at(x, xa, y, 0).iter().map(method_or_code).collect::<Vec<_>>(), ["200"]);
+        y.notify_transfer(180, "Ringing", 10);
+        y.notify_transfer(200, "OK", 20);
+        // The older NOTIFY stops retransmitting once the newer is queued.
+        let notes = pump_at(y, ya, x, 20);
+        assert_eq!(notes.len(), 2);
+        assert!(notes[1].header("Subscription-State").unwrap().starts_with("terminated"));
+        assert_eq!(
+            events(x),
+            vec![
+                CallEvent::TransferProgress {
+                    code: 180,
+                    reason: "Ringing".into(),
+                    done: false
+                },
+                CallEvent::TransferProgress {
+                    code: 200,
+                    reason: "OK".into(),
+                    done: true
+                }
+            ]
+        );
+        pump_at(x, xa, y, 20);
+        assert_eq!(y.poll_timeout(), None, "the NOTIFYs were answered");
+        // After the final NOTIFY, another NOTIFY is for no subscription.
+        y.refer.notifying = true;
+        y.notify_transfer(200, "OK", 30);
+        let r = pump_at(y, ya, x, 30);
+        assert_eq!(r.len(), 1);
+        assert_eq!(pump_at(x, xa, y, 30).iter().map(method_or_code).collect::<Vec<_>>(), ["481"]);
+        assert!(events(x).is_empty());
+    }
+}
+
+#[test]
+fn refused_malformed_and_unanswered_refers() {
+    let (mut a, mut b) = established();
+    // Declined by the user: 603, the call goes on.
+    a.refer("sip:886023@127.0.0.1:5063", 0);
+    pump_at(&mut a, A, &mut b, 0);
+    events(&mut b);
+    b.reject_refer(603, "Decline");
+    assert_eq!(
+        pump_at(&mut b, B, &mut a, 0).iter().map(method_or_code).collect::<Vec<_>>(),
+        ["603"]
+    );
+    assert_eq!(
+        events(&mut a),
+        vec![CallEvent::ReferFailed {
+            code: 603,
+            reason: "Decline".into()
+        }]
+    );
+    assert_eq!(a.state(), State::Confirmed);
+    assert!(!a.refer_pending());
+    // Bad Refer-To values: 400 and no event.
+    for bad in ["", "<mailto:x@y>", "<sip:a@b>, <sip:c@d>"] {
+        let mut m = a.request("REFER", &branch(), 50);
+        if !bad.is_empty() {
+            m.push("Refer-To", bad);
+        }
+        b.handle(&Message::parse(&m.to_bytes()).unwrap(), A.parse().unwrap(), 0);
+        let r = Message::parse(&b.poll_transmit().unwrap().data).unwrap();
+        assert_eq!(method_or_code(&r), "400", "{bad:?}");
+        assert!(events(&mut b).is_empty());
+    }
+    // A NOTIFY when we sent no REFER (or for another package): 481.
+    let mut n = a.request("NOTIFY", &branch(), 51);
+    n.push("Event", "refer");
+    n.body = b"SIP/2.0 200 OK".to_vec();
+    b.handle(&Message::parse(&n.to_bytes()).unwrap(), A.parse().unwrap(), 0);
+    let r = Message::parse(&b.poll_transmit().unwrap().data).unwrap();
+    assert_eq!(method_or_code(&r), "481");
+    // A REFER nobody answers fails after Timer F; the call stays.
+    assert!(a.refer("sip:886023@127.0.0.1:5063", 0));
+    while a.poll_transmit().is_some() {}
+    let mut now = 0;
+    while let Some(t) = a.poll_timeout() {
+        now = t;
+        a.handle_timeout(now);
+        while a.poll_transmit().is_some() {}
+        if now > 40_000 {
+            break;
+        }
+    }
+    assert!(now <= 40_000);
+    assert_eq!(
+        events(&mut a),
+        vec![CallEvent::ReferFailed {
+            code: 408,
+            reason: "Request Timeout".into()
+        }]
+    );
+    assert_eq!(a.state(), State::Confirmed);
+}
+
+#[test]
+fn a_refer_before_the_call_is_answered_is_forbidden() {
+    let (mut a, mut b) = setup();
+    assert!(!a.refer("sip:886023@127.0.0.1:5063", 0));
+    let mut m = a.request("REFER", &branch(), 2);
+    m.push("Refer-To", "<sip:886023@127.0.0.1:5063>");
+    b.handle(&Message::parse(&m.to_bytes()).unwrap(), A.parse().unwrap(), 0);
+    let replies: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
+    let last = Message::parse(&replies.last().unwrap().data).unwrap();
+    assert_eq!(method_or_code(&last), "403");
+}

@@ -86,6 +86,19 @@ pub fn render(s: &Snapshot, area: Rect, buf: &mut Buffer) {
             }),
         ])),
     }
+    // The second line: a call waiting to be answered, or one on hold.
+    if let Some(c) = &s.other {
+        let colour = if c.state == "waiting" { Color::Yellow } else { Color::DarkGray };
+        let mut line = vec![
+            label("Line 2"),
+            Span::styled(c.state.clone(), Style::new().fg(colour).add_modifier(Modifier::BOLD)),
+            Span::raw(format!(" {} {}", if c.incoming { "from" } else { "to" }, c.peer)),
+        ];
+        if let Some((text, colour)) = badge(c) {
+            line.push(Span::styled(format!("  {text}"), Style::new().fg(colour)));
+        }
+        lines.push(Line::from(line));
+    }
     Paragraph::new(lines)
         .block(Block::bordered().title(" peerdial phone "))
         .render(area, buf);
@@ -174,5 +187,29 @@ mod tests {
         c.state = "talking".into();
         let text = shown(&s);
         assert!(text.contains("talking to 886-03-22222222") && !text.contains("verified"), "{text}");
+    }
+
+    #[test]
+    fn a_waiting_call_shows_on_the_second_line_with_its_badge() {
+        let mut s = snapshot();
+        s.call = Some(CallView {
+            peer: "886-03-22222222".into(),
+            state: "talking".into(),
+            ..CallView::default()
+        });
+        assert!(!shown(&s).contains("Line 2"));
+        s.other = Some(CallView {
+            peer: "886-04-33333333".into(),
+            state: "waiting".into(),
+            incoming: true,
+            verified: Some(true),
+            ..CallView::default()
+        });
+        let text = shown(&s);
+        assert!(text.contains("talking to 886-03-22222222"), "{text}");
+        assert!(
+            text.contains("waiting from 886-04-33333333") && text.contains("✔ verified"),
+            "{text}"
+        );
     }
 }

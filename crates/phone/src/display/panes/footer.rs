@@ -30,7 +30,7 @@ pub fn render(s: &Snapshot, last: Option<&str>, area: Rect, buf: &mut Buffer) {
         .iter()
         .map(|(k, what)| format!("{k} {what}"))
         .collect::<Vec<_>>()
-        .join(" · ");
+        .join("  ");
     let second = Line::styled(format!(" {keys}"), Style::new().add_modifier(Modifier::DIM));
     Paragraph::new(vec![first, second]).render(area, buf);
 }
