@@ -33,6 +33,8 @@ pub(crate) struct SoundSide {
     problems: Vec<String>,
     link: Option<Link>,
     tone: Option<Tone>,
+    /// The call-waiting beep, while a second call rings.
+    beep: Option<Tone>,
     dev_buf: Vec<i16>,
     codec_buf: Vec<i16>,
 }
@@ -90,8 +92,9 @@ impl SoundSide {
         out
     }
 
-    /// Moves one tick's audio between the device and `media`.
-    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession) {
+    /// Moves one tick's audio between the device and `media`; `beep`: a
+    /// second call is waiting.
+    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession, beep: bool) {
         let Some(dev) = &self.dev else { return };
         let rate = media.sample_rate();
         if self.link.as_ref().is_none_or(|l| l.call_id != call_id) {
@@ -127,6 +130,15 @@ impl SoundSide {
         if let Some(output) = &dev.output {
             self.dev_buf.clear();
             link.down.process(&self.codec_buf, &mut self.dev_buf);
+            match (&mut self.beep, beep) {
+                (Some(t), true) => t.mix(&mut self.dev_buf),
+                (None, true) => {
+                    let mut t = Tone::new(ToneKind::Waiting, output.rate);
+                    t.mix(&mut self.dev_buf);
+                    self.beep = Some(t);
+                }
+                (_, false) => self.beep = None,
+            }
             output.push(&self.dev_buf);
         }
     }
@@ -166,17 +178,21 @@ impl Phone {
         if !self.sound.live() {
             return;
         }
+        let ringing = |s: &Slot, role| s.call.role == role && s.call.state() == State::Ringing;
+        let beep = self.calls.values().any(|s| ringing(s, Role::Callee));
+        // The focused call is the one heard; another with media is on hold.
+        let focus = self.focused();
         let talking = self
             .calls
             .iter_mut()
-            .find(|(_, s)| s.media.is_some() && s.call.state() != State::Ended);
+            .filter(|(_, s)| s.media.is_some() && s.call.state() != State::Ended)
+            .min_by_key(|(cid, _)| (Some(*cid) != focus.as_ref()) as u8);
         if let Some((cid, s)) = talking {
             let media = s.media.as_mut().expect("found with media");
-            self.sound.pump_call(cid, media);
+            self.sound.pump_call(cid, media, beep);
             return;
         }
         self.sound.link = None;
-        let ringing = |s: &Slot, role| s.call.role == role && s.call.state() == State::Ringing;
         if self.calls.values().any(|s| ringing(s, Role::Callee)) {
             self.sound.pump_tone(ToneKind::Ring);
         } else if self.calls.values().any(|s| ringing(s, Role::Caller)) {

@@ -1,5 +1,6 @@
-//! Call-progress tones the phone plays itself: the ring of an incoming call
-//! and the ring-back heard while a call rings out. Each is a mix of sines
+//! Call-progress tones the phone plays itself: the ring of an incoming call,
+//! the ring-back heard while a call rings out, and the call-waiting beep
+//! mixed into a call. Each is a mix of sines
 //! switched on and off by a cadence; the phase runs on across calls to
 //! `fill`, so the device may ask for blocks of any size.
 
@@ -10,6 +11,9 @@ pub enum ToneKind {
     Ring,
     /// Our call rings at the other end: 440 + 480 Hz, 1 s on, 2 s off.
     RingBack,
+    /// A second call rings during a call: a 440 Hz beep of 0.3 s every 4 s,
+    /// over the call's audio.
+    Waiting,
 }
 
 impl ToneKind {
@@ -17,6 +21,7 @@ impl ToneKind {
         match self {
             ToneKind::Ring => &[660.0, 880.0],
             ToneKind::RingBack => &[440.0, 480.0],
+            ToneKind::Waiting => &[440.0],
         }
     }
 
@@ -25,6 +30,7 @@ impl ToneKind {
         match self {
             ToneKind::Ring => &[(400, 200), (400, 2000)],
             ToneKind::RingBack => &[(1000, 2000)],
+            ToneKind::Waiting => &[(300, 3700)],
         }
     }
 }
@@ -66,6 +72,15 @@ impl Tone {
             ms -= on + off;
         }
         false
+    }
+
+    /// Adds the tone to `samples` (saturating): a beep over a call.
+    pub fn mix(&mut self, samples: &mut [i16]) {
+        let mut tone = Vec::with_capacity(samples.len());
+        self.fill(samples.len(), &mut tone);
+        for (s, t) in samples.iter_mut().zip(tone) {
+            *s = s.saturating_add(t);
+        }
     }
 
     /// Appends `len` samples of the tone to `out`.
@@ -123,6 +138,21 @@ pub(crate) mod tests {
         let f = frequency(&s[..8000], 8000);
         assert!((430.0..=490.0).contains(&f), "{f} Hz");
         assert!(loud(&s[7800..8000]) && !loud(&s[8100..8000 * 3 - 100]) && loud(&s[8000 * 3..8000 * 3 + 200]));
+    }
+
+    #[test]
+    fn the_waiting_beep_is_mixed_over_the_call() {
+        let mut t = Tone::new(ToneKind::Waiting, 8000);
+        let mut call = sine(1000.0, 8000, 8000 * 4);
+        for block in call.chunks_mut(160) {
+            t.mix(block);
+        }
+        let plain = sine(1000.0, 8000, 8000 * 4);
+        // The first 0.3 s carry the beep as well, the rest only the call.
+        let diff: Vec<i16> = call.iter().zip(&plain).map(|(a, b)| a - b).collect();
+        let f = frequency(&diff[..2400], 8000);
+        assert!((430.0..=450.0).contains(&f), "{f} Hz");
+        assert!(!loud(&diff[2500..8000 * 4]) && call[2500..] == plain[2500..]);
     }
 
     #[test]

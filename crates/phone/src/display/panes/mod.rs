@@ -74,7 +74,9 @@ pub fn draw(frame: &mut Frame, view: &mut View, s: &Snapshot) {
     if s.call.is_some() {
         let [call_area, picture_area] = Layout::horizontal([Constraint::Min(30), Constraint::Length(32)]).areas(top);
         call::render(s, call_area, buf);
-        picture::render(s.call.as_ref(), &mut view.picture, picture_area, buf);
+        // A waiting caller's face is the one to see: whether to answer.
+        let face = s.other.as_ref().filter(|o| o.state == "waiting").or(s.call.as_ref());
+        picture::render(face, &mut view.picture, picture_area, buf);
     } else {
         call::render(s, top, buf);
     }
