@@ -103,6 +103,14 @@ enum Which {
         #[arg(long, default_value_t = 1000)]
         changes: u32,
     },
+    /// Mouth-to-ear latency and CPU per call through the sound device layer
+    /// (ALSA plugins on named pipes): two of our phones next to two
+    /// baresips. Needs the `sound` feature.
+    MouthToEar {
+        /// Seconds each pair is measured (a burst a second).
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+    },
     /// CPU per concurrent call in the phone's media engine (Opus, PCMU, PCMA).
     Media {
         #[arg(long, default_value_t = 20)]
@@ -252,6 +260,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Which::Propagation { samples } => crate::bench_tree::propagation(samples).await,
         Which::Transfer { numbers, changes } => crate::bench_tree::transfer(numbers, changes).await,
         Which::Media { calls, seconds } => crate::bench_calls::media(calls, seconds),
+        Which::MouthToEar { seconds } => crate::bench_sound::mouth_to_ear(seconds).await,
         Which::Greetings {
             numbers,
             seconds,

@@ -9,6 +9,7 @@ mod bench_greetings;
 mod bench_identity;
 mod bench_presence;
 mod bench_rendezvous;
+mod bench_sound;
 mod bench_tree;
 mod bench_yellow;
 mod cellular_sim;

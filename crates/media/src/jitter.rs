@@ -4,7 +4,10 @@
 //!
 //! - Reordering and jitter: playout starts once `target` frames are queued;
 //!   a packet that arrives after its slot was played is counted late and the
-//!   target grows by a frame (up to `max`).
+//!   target grows by a frame (up to `max`); after `CALM` frames with no late
+//!   packet it shrinks by one again (down to where it started), so a burst
+//!   of jitter, as when a call starts on a busy machine, is not delay for
+//!   the rest of the call.
 //! - Loss: a missing frame with later ones queued is skipped as lost.
 //! - Clock drift: a sender slower than our clock empties the queue; then
 //!   we conceal without advancing, so nothing is dropped. A faster sender
@@ -38,10 +41,17 @@ pub struct JitterBuffer {
     highest: Option<u64>,
     playing: bool,
     target: usize,
+    /// Where the target started and shrinks back to.
+    base: usize,
     max: usize,
     over_target_for: u32,
+    /// Frames played since the last late packet (or the last shrink).
+    calm_for: u32,
     pub stats: JitterStats,
 }
+
+/// Frames without a late packet (5 s) before the target shrinks a frame.
+const CALM: u32 = 250;
 
 /// Frames the depth must stay above target before one is dropped.
 const DRIFT_PATIENCE: u32 = 50;
@@ -56,8 +66,10 @@ impl JitterBuffer {
             highest: None,
             playing: false,
             target: target.max(1),
+            base: target.max(1),
             max: max.max(target),
             over_target_for: 0,
+            calm_for: 0,
             stats: JitterStats::default(),
         }
     }
@@ -101,6 +113,7 @@ impl JitterBuffer {
                 } else {
                     self.stats.late += 1;
                     self.target = (self.target + 1).min(self.max);
+                    self.calm_for = 0;
                     return;
                 }
             } else if e - next > RESYNC_GAP {
@@ -129,6 +142,11 @@ impl JitterBuffer {
             self.next = self.queue.keys().next().copied();
         }
         let Some(next) = self.next else { return Pop::Lost };
+        self.calm_for += 1;
+        if self.calm_for >= CALM && self.target > self.base {
+            self.calm_for = 0;
+            self.target -= 1;
+        }
         // Drift: a queue that stays deeper than needed adds delay; drop the
         // oldest frame now and then to bring it back.
         if self.queue.len() > self.target + 2 {
@@ -288,5 +306,32 @@ mod tests {
         jb.push(30_000, frame(30_000));
         assert_eq!(played(jb.pop()), Some(30_000));
         assert_eq!(jb.stats.late, 0);
+    }
+
+    #[test]
+    fn the_target_grown_by_late_packets_shrinks_back_once_calm() {
+        let mut jb = JitterBuffer::new(2, 10);
+        let mut seq = 0u16;
+        let mut tick = |jb: &mut JitterBuffer, late: bool| {
+            jb.push(seq, frame(seq));
+            if late {
+                // A packet for a slot long played.
+                jb.push(seq.wrapping_sub(20), frame(0));
+            }
+            seq = seq.wrapping_add(1);
+            jb.pop();
+        };
+        for i in 0..30 {
+            tick(&mut jb, i % 10 == 5);
+        }
+        assert_eq!(jb.target(), 5, "{:?}", jb.stats);
+        for _ in 0..CALM * 3 + 1 {
+            tick(&mut jb, false);
+        }
+        assert_eq!(jb.target(), 2, "three calm spells, three frames back");
+        for _ in 0..CALM * 2 {
+            tick(&mut jb, false);
+        }
+        assert_eq!(jb.target(), 2, "never below where it started");
     }
 }

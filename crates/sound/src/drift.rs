@@ -6,6 +6,10 @@
 //! the target, reads stretch their block by one sample in a hundred; above
 //! the target, they squeeze it; in between, they take it as is. A 1 %
 //! change of speed for a fraction of a second is not heard; a gap is.
+//! A backlog far above the target (a burst when a call starts, a stall)
+//! would take seconds to squeeze away and is delay the whole time, so a
+//! window whose lowest level stays over twice the target drops the excess
+//! at once: one skip instead of a lasting lag.
 //!
 //! It holds mono samples at one rate; no device or clock here.
 
@@ -130,6 +134,12 @@ impl DriftBuffer {
         self.low = self.low.min(self.q.len());
         self.reads += 1;
         if self.reads >= WINDOW {
+            if self.low > 2 * self.target {
+                let excess = self.low - self.target;
+                self.q.drain(..excess);
+                self.stats.overflowed += excess as u64;
+                self.low = self.target;
+            }
             self.mode = if self.low > self.target {
                 Mode::Squeeze
             } else if self.low < self.target / 2 {
@@ -228,6 +238,23 @@ mod tests {
         b.pull(&mut out);
         assert_eq!(out, [0; 60]);
         assert_eq!(b.stats.underruns, 1);
+    }
+
+    #[test]
+    fn a_lasting_backlog_is_dropped_at_once_not_squeezed_for_seconds() {
+        let mut b = DriftBuffer::new(100);
+        // 300 queued beyond the target, then writer and reader keep pace.
+        b.push(&[1; 390]);
+        let mut out = [0i16; 10];
+        let mut levels = Vec::new();
+        for _ in 0..2 * WINDOW {
+            b.push(&[1; 10]);
+            b.pull(&mut out);
+            levels.push(b.level());
+        }
+        // After one window the level is back near the target.
+        assert!(levels[WINDOW as usize..].iter().all(|l| *l <= 100), "{levels:?}");
+        assert!(b.stats.overflowed > 0 && b.stats.underruns == 0, "{:?}", b.stats);
     }
 
     #[test]
