@@ -1,7 +1,9 @@
 //! The authoritative zone engine of one area, free of I/O.
 //!
-//! [`Zone`] holds "number → SIP URI" for every registered number of an area
-//! in an ordered in-memory index, plus the apex records (SOA, NS, SRV for the
+//! [`Zone`] holds the NAPTR set of every provisioned number of an area in
+//! an ordered in-memory index (design §9: order 10 → the phone's contact
+//! while it is registered, order 20 → the region's mailbox always, so only
+//! an unassigned number is NXDOMAIN), plus the apex records (SOA, NS, SRV for the
 //! registrar and the HTTP API, and their addresses). [`Zone::answer`] turns
 //! one query message (bytes) into one response message (bytes): NAPTR at
 //! each number, NODATA at empty non-terminals (so resolvers that minimise
@@ -66,7 +68,9 @@ pub struct Zone {
     origin_str: String,
     /// The origin in lower-case wire format, for the fast path.
     origin_wire: Vec<u8>,
-    entries: BTreeMap<u32, Box<str>>,
+    entries: BTreeMap<u32, Entry>,
+    /// `@<region SIP address>`: the mailbox URI's host part.
+    mailbox_host: Box<str>,
     serial: u32,
     /// Recent changes, oldest first, for IXFR (RFC 1995).
     journal: std::collections::VecDeque<xfr::Change>,
@@ -76,6 +80,18 @@ pub struct Zone {
     /// TXT records at the apex (the region's caller-identity key), each
     /// as its character-strings.
     apex_txt: Vec<Vec<String>>,
+}
+
+/// The order of the phone's contact in a number's NAPTR set.
+pub const CONTACT_ORDER: u16 = 10;
+/// The order of the region's mailbox: tried when the contact fails.
+pub const MAILBOX_ORDER: u16 = 20;
+
+/// What a number's NAPTR set holds; a number with neither is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) contact: Option<Box<str>>,
+    pub(crate) mailbox: bool,
 }
 
 /// How a query arrived: UDP answers must fit the client's buffer.
@@ -112,6 +128,7 @@ impl Zone {
                 .collect(),
             origin_str,
             entries: BTreeMap::new(),
+            mailbox_host: format!("@{}", cfg.sip).into(),
             serial: cfg.serial,
             journal: std::collections::VecDeque::new(),
             apex_txt: Vec::new(),
@@ -148,15 +165,43 @@ impl Zone {
         self.entries.is_empty()
     }
 
+    /// The phone's contact published for `n` (order 10), if any.
     pub fn lookup(&self, n: Number) -> Option<&str> {
         if !self.cfg.area.contains(n) {
             return None;
         }
-        self.entries.get(&n.individual()).map(|s| &**s)
+        self.entries.get(&n.individual()).and_then(|e| e.contact.as_deref())
     }
 
-    /// Publishes (`Some(uri)`) or withdraws (`None`) a number. Returns
-    /// whether anything changed; only a change bumps the serial.
+    /// The region's mailbox for `n`: `sip:<number>@<region SIP address>`.
+    pub fn mailbox_uri(&self, n: Number) -> String {
+        format!("sip:{}{}", n.digits(), self.mailbox_host)
+    }
+
+    /// The NAPTR set of `n` as (order, URI), lowest order first.
+    pub fn records(&self, n: Number) -> Vec<(u16, String)> {
+        if !self.cfg.area.contains(n) {
+            return Vec::new();
+        }
+        self.entries
+            .get(&n.individual())
+            .map(|e| self.entry_records(n.individual(), e))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn entry_records(&self, individual: u32, e: &Entry) -> Vec<(u16, String)> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(c) = &e.contact {
+            out.push((CONTACT_ORDER, c.to_string()));
+        }
+        if e.mailbox {
+            out.push((MAILBOX_ORDER, self.mailbox_uri(Number::new(self.cfg.area, individual))));
+        }
+        out
+    }
+
+    /// Publishes (`Some(uri)`) or withdraws (`None`) a number's contact.
+    /// Returns whether anything changed; only a change bumps the serial.
     pub fn set(&mut self, n: Number, uri: Option<&str>) -> Result<bool, DnsError> {
         if !self.cfg.area.contains(n) {
             return Err(DnsError::OutsideArea(n, self.cfg.area));
@@ -167,27 +212,56 @@ impl Zone {
                 return Err(DnsError::UriTooLong(u.len()));
             }
         }
-        let old = self.entries.get(&n.individual()).cloned();
-        if old.as_deref() == uri {
+        let entry = self.entries.entry(n.individual()).or_default();
+        if entry.contact.as_deref() == uri {
+            self.drop_if_empty(n);
             return Ok(false);
         }
-        match uri {
-            Some(u) => self.entries.insert(n.individual(), u.into()),
-            None => self.entries.remove(&n.individual()),
-        };
+        let old = std::mem::replace(&mut entry.contact, uri.map(Into::into));
+        self.drop_if_empty(n);
+        self.record_change(n, CONTACT_ORDER, old, uri.map(Into::into));
+        Ok(true)
+    }
+
+    /// Publishes (`true`) or withdraws the mailbox record of a number: it
+    /// is there from provisioning until the number is released, moved or
+    /// disabled. Returns whether anything changed.
+    pub fn set_mailbox(&mut self, n: Number, on: bool) -> Result<bool, DnsError> {
+        if !self.cfg.area.contains(n) {
+            return Err(DnsError::OutsideArea(n, self.cfg.area));
+        }
+        let entry = self.entries.entry(n.individual()).or_default();
+        let was = std::mem::replace(&mut entry.mailbox, on);
+        self.drop_if_empty(n);
+        if was == on {
+            return Ok(false);
+        }
+        let uri: Box<str> = self.mailbox_uri(n).into();
+        let (old, new) = if on { (None, Some(uri)) } else { (Some(uri), None) };
+        self.record_change(n, MAILBOX_ORDER, old, new);
+        Ok(true)
+    }
+
+    fn drop_if_empty(&mut self, n: Number) {
+        if self.entries.get(&n.individual()) == Some(&Entry::default()) {
+            self.entries.remove(&n.individual());
+        }
+    }
+
+    fn record_change(&mut self, n: Number, order: u16, old: Option<Box<str>>, new: Option<Box<str>>) {
         // RFC 1982 serial arithmetic: wrapping is allowed.
         let from = self.serial;
         self.serial = self.serial.wrapping_add(1);
         self.journal.push_back(xfr::Change {
             from,
             individual: n.individual(),
+            order,
             old,
-            new: uri.map(Into::into),
+            new,
         });
         if self.journal.len() > xfr::JOURNAL_LIMIT {
             self.journal.pop_front();
         }
-        Ok(true)
     }
 
     /// Answers one query. `None` means send nothing (it was a response,
@@ -306,9 +380,11 @@ impl Zone {
                 }
             }
             Owner::Number(n) => match self.entries.get(&n.individual()) {
-                Some(uri) => {
+                Some(e) => {
                     if wants(RecordType::NAPTR) {
-                        resp.add_answer(Record::from_rdata(name, ttl, RData::NAPTR(naptr(uri))));
+                        for (order, uri) in self.entry_records(n.individual(), e) {
+                            resp.add_answer(Record::from_rdata(name.clone(), ttl, RData::NAPTR(naptr_ordered(order, &uri))));
+                        }
                     }
                 }
                 None => {
@@ -348,10 +424,15 @@ pub(crate) fn soa_record(origin: &Name, ns_name: &Name, serial: u32, negative_tt
     )
 }
 
-/// The ENUM NAPTR of RFC 6116 for a SIP URI.
+/// The ENUM NAPTR of RFC 6116 for a phone's contact (order 10).
 pub fn naptr(uri: &str) -> NAPTR {
+    naptr_ordered(CONTACT_ORDER, uri)
+}
+
+/// The ENUM NAPTR of RFC 6116 for a SIP URI, at `order`.
+pub fn naptr_ordered(order: u16, uri: &str) -> NAPTR {
     NAPTR::new(
-        10,
+        order,
         100,
         b"u".to_vec().into_boxed_slice(),
         b"E2U+sip".to_vec().into_boxed_slice(),
@@ -537,6 +618,48 @@ mod tests {
     }
 
     #[test]
+    fn a_provisioned_number_always_resolves_to_its_mailbox_after_its_contact() {
+        let mut z = zone();
+        let n = Number::parse("886-02-12345678").unwrap();
+        let orders = |z: &Zone| {
+            let r = ask(z, N, RecordType::NAPTR, Transport::Udp);
+            let recs: Vec<(u16, String)> = r
+                .answers()
+                .iter()
+                .map(|a| match a.data() {
+                    RData::NAPTR(rec) => (rec.order(), String::from_utf8_lossy(rec.regexp()).into_owned()),
+                    _ => panic!("not a NAPTR"),
+                })
+                .collect();
+            (r.response_code(), recs)
+        };
+        let mailbox = "!^.*$!sip:8860212345678@127.0.0.1:5060!".to_string();
+        assert!(z.set_mailbox(n, true).unwrap());
+        assert!(!z.set_mailbox(n, true).unwrap());
+        assert_eq!(
+            orders(&z),
+            (ResponseCode::NoError, vec![(20, mailbox.clone())]),
+            "offline: the mailbox"
+        );
+        z.set(n, Some("sip:8860212345678@10.0.0.1:5060")).unwrap();
+        assert_eq!(
+            orders(&z),
+            (
+                ResponseCode::NoError,
+                vec![(10, "!^.*$!sip:8860212345678@10.0.0.1:5060!".into()), (20, mailbox.clone())]
+            ),
+            "online: the phone first, then the mailbox"
+        );
+        assert_eq!(z.records(n).len(), 2);
+        z.set(n, None).unwrap();
+        assert_eq!(orders(&z), (ResponseCode::NoError, vec![(20, mailbox)]), "offline again");
+        assert_eq!(z.serial(), 4);
+        assert!(z.set_mailbox(n, false).unwrap());
+        assert_eq!(orders(&z).0, ResponseCode::NXDomain, "released: unassigned");
+        assert!(z.is_empty());
+    }
+
+    #[test]
     fn apex_txt_records_carry_their_strings() {
         let mut z = zone();
         let r = ask(&z, "2.0.6.8.8.peerdial.internal.", RecordType::TXT, Transport::Udp);
@@ -665,12 +788,13 @@ mod tests {
         /// The fast path answers NAPTR lookups exactly as the general path
         /// does: registered or not, any letter case, with or without EDNS.
         #[test]
-        fn fast_path_agrees_with_general_path(ind in 0u32..100_000_000, registered: bool, upper: bool, edns: bool, rd: bool, dnssec_ok: bool, z_flag: bool) {
+        fn fast_path_agrees_with_general_path(ind in 0u32..100_000_000, registered: bool, provisioned: bool, upper: bool, edns: bool, rd: bool, dnssec_ok: bool, z_flag: bool) {
             let mut z = zone();
             let n = Number::new(Area::parse("886-02").unwrap(), ind);
             if registered {
                 z.set(n, Some(&format!("sip:{}@10.1.2.3:5060", n.digits()))).unwrap();
             }
+            z.set_mailbox(n, provisioned).unwrap();
             let name = if upper { n.enum_name("PeerDial.Internal.").to_uppercase() } else { n.enum_name("peerdial.internal.") };
             let mut m = Message::new();
             m.set_id(77).set_recursion_desired(rd).add_query(Query::query(Name::from_ascii(&name).unwrap(), RecordType::NAPTR));
