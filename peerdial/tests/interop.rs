@@ -44,12 +44,18 @@ fn sipsak_registers_with_digest_and_dig_sees_the_naptr() {
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         )
     };
-    // Wrong password: 403, and nothing published.
+    // Wrong password: 403, and no contact published: dig finds only the
+    // mailbox a provisioned number always has (design §9).
     let (ok, text) = sipsak("not-the-password");
     assert!(!ok, "{text}");
     assert!(text.contains("SIP/2.0 403"), "{text}");
     let answer = dig_naptr(&r, &d.user);
-    assert!(answer.contains("status: NXDOMAIN"), "{answer}");
+    assert!(answer.contains("status: NOERROR"), "{answer}");
+    assert!(
+        answer.contains(&format!("20 100 \"u\" \"E2U+sip\" \"!^.*$!{}!\"", mailbox_uri(&r, &d.user))),
+        "{answer}"
+    );
+    assert!(!answer.contains("10 100 \"u\""), "{answer}");
 
     // Right password: registered, and dig finds the number's address.
     let (ok, text) = sipsak(&d.password);
@@ -163,6 +169,7 @@ module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule_app account.so\nmodule
     assert!(reachable, "baresip did not register: {log}");
     assert!(answer.contains(&format!("!^.*$!{want}!")), "{answer}");
     assert!(gone, "baresip's unregister did not remove the number: {log}");
+    assert_eq!(naptr_set(r.dns, &d.user), vec![(20, mailbox_uri(&r, &d.user))], "the mailbox stays");
 }
 
 /// baresip with an account on our region: auto-answers, plays `source`,

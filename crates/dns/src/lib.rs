@@ -71,6 +71,8 @@ pub struct Zone {
     entries: BTreeMap<u32, Entry>,
     /// `@<region SIP address>`: the mailbox URI's host part.
     mailbox_host: Box<str>,
+    /// How many numbers have a contact (are registered).
+    contacts: usize,
     serial: u32,
     /// Recent changes, oldest first, for IXFR (RFC 1995).
     journal: std::collections::VecDeque<xfr::Change>,
@@ -129,6 +131,7 @@ impl Zone {
             origin_str,
             entries: BTreeMap::new(),
             mailbox_host: format!("@{}", cfg.sip).into(),
+            contacts: 0,
             serial: cfg.serial,
             journal: std::collections::VecDeque::new(),
             apex_txt: Vec::new(),
@@ -157,6 +160,17 @@ impl Zone {
         self.serial
     }
 
+    /// Numbers with a contact published: the registered ones.
+    pub fn contact_count(&self) -> usize {
+        self.contacts
+    }
+
+    /// Every number with a record, in order.
+    pub fn numbers(&self) -> impl Iterator<Item = Number> + '_ {
+        self.entries.keys().map(|i| Number::new(self.cfg.area, *i))
+    }
+
+    /// Numbers with any record (provisioned or registered).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -218,6 +232,11 @@ impl Zone {
             return Ok(false);
         }
         let old = std::mem::replace(&mut entry.contact, uri.map(Into::into));
+        match (&old, uri) {
+            (None, Some(_)) => self.contacts += 1,
+            (Some(_), None) => self.contacts -= 1,
+            _ => {}
+        }
         self.drop_if_empty(n);
         self.record_change(n, CONTACT_ORDER, old, uri.map(Into::into));
         Ok(true)
@@ -650,7 +669,7 @@ mod tests {
             ),
             "online: the phone first, then the mailbox"
         );
-        assert_eq!(z.records(n).len(), 2);
+        assert_eq!((z.records(n).len(), z.contact_count(), z.len()), (2, 1, 1));
         z.set(n, None).unwrap();
         assert_eq!(orders(&z), (ResponseCode::NoError, vec![(20, mailbox)]), "offline again");
         assert_eq!(z.serial(), 4);

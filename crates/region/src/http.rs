@@ -205,6 +205,7 @@ async fn provision(
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the device: {e}"));
         }
         shared.registrar.lock().expect("registrar lock").set_credential(number, ha1);
+        shared.publish(number);
         return answer(&shared, number, &password, req.secret.as_deref().unwrap_or_default());
     }
 
@@ -255,6 +256,7 @@ async fn provision(
                     .by_mac
                     .insert(mac, Device { number, secret_hash });
                 shared.presence.add_number(number);
+                shared.publish(number);
                 tracing::info!(%number, mac = %mac_text(&mac), "provisioned");
                 return answer(&shared, number, &password, &secret);
             }
@@ -317,7 +319,7 @@ async fn number_status(State(shared): State<Arc<Shared>>, Path(number): Path<Str
 async fn region_status(State(shared): State<Arc<Shared>>) -> Response {
     let (serial, registered, origin) = {
         let z = shared.zone.read().expect("zone lock");
-        (z.serial(), z.len(), z.origin().to_string())
+        (z.serial(), z.contact_count(), z.origin().to_string())
     };
     let provisioned = shared.registrar.lock().expect("registrar lock").credential_count();
     let e = shared.endpoints;

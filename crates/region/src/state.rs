@@ -102,6 +102,10 @@ impl Shared {
             if !disabled.contains(&number) {
                 registrar.set_credential(number, ha1);
                 numbers.push(number);
+                if cfg.area.contains(number) {
+                    // A provisioned number always resolves (design §9).
+                    zone.set_mailbox(number, true)?;
+                }
             }
             devices.numbers.insert(number.individual());
             devices.by_mac.insert(mac, Device { number, secret_hash });
@@ -174,13 +178,19 @@ impl Shared {
         Ok(())
     }
 
-    /// Brings the zone in line with the registrar's current binding for `n`.
-    /// Reading the current truth (not the change) keeps the zone right even
-    /// when commits for one number finish out of order.
+    /// Brings the zone in line with the registrar for `n`: its current
+    /// binding (order 10) and, while it has a credential (provisioned,
+    /// not disabled, not moved), its mailbox (order 20). Reading the
+    /// current truth (not the change) keeps the zone right even when
+    /// commits for one number finish out of order.
     pub fn publish(&self, n: Number) {
-        let uri = self.registrar.lock().expect("registrar lock").binding(n).map(|b| b.uri.clone());
+        let (uri, provisioned) = {
+            let r = self.registrar.lock().expect("registrar lock");
+            (r.binding(n).map(|b| b.uri.clone()), r.has_credential(n))
+        };
         let mut zone = self.zone.write().expect("zone lock");
-        match zone.set(n, uri.as_deref()) {
+        let changed = zone.set(n, uri.as_deref()).and_then(|a| Ok(zone.set_mailbox(n, provisioned)? || a));
+        match changed {
             Ok(true) => {
                 self.serial.send_replace(zone.serial());
                 if let Some(u) = &self.updates {

@@ -379,16 +379,36 @@ pub fn dns_query_tcp(server: SocketAddr, name: &str, t: RecordType) -> Message {
     Message::from_vec(&resp).unwrap()
 }
 
-/// The SIP URI in the NAPTR for `digits`, if the zone has one.
+/// The phone's contact for `digits`: the SIP URI of the order-10 NAPTR
+/// (design §9), if the zone has one (the phone is online).
 pub fn naptr_uri(server: SocketAddr, digits: &str) -> Option<String> {
+    naptr_set(server, digits)
+        .into_iter()
+        .find_map(|(order, uri)| (order == 10).then_some(uri))
+}
+
+/// Every NAPTR of `digits` as (order, SIP URI), lowest order first: what
+/// a caller tries, in turn. Empty for NXDOMAIN.
+pub fn naptr_set(server: SocketAddr, digits: &str) -> Vec<(u16, String)> {
     let m = dns_query(server, &enum_name(digits), RecordType::NAPTR);
-    m.answers().iter().find_map(|r| match r.data() {
-        RData::NAPTR(n) => {
-            let re = String::from_utf8_lossy(n.regexp()).to_string();
-            Some(re.trim_start_matches("!^.*$!").trim_end_matches('!').to_string())
-        }
-        _ => None,
-    })
+    let mut set: Vec<(u16, String)> = m
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::NAPTR(n) => {
+                let re = String::from_utf8_lossy(n.regexp()).to_string();
+                Some((n.order(), re.trim_start_matches("!^.*$!").trim_end_matches('!').to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    set.sort();
+    set
+}
+
+/// The region's mailbox URI for `digits` (its order-20 NAPTR).
+pub fn mailbox_uri(r: &Region, digits: &str) -> String {
+    format!("sip:{digits}@{}", r.sip)
 }
 
 pub fn soa_serial(server: SocketAddr) -> u32 {
