@@ -119,15 +119,17 @@ impl Book {
         Ok(Reservation { number, size })
     }
 
-    /// The message is committed as `id`: it now counts as stored.
-    pub fn commit(&mut self, r: Reservation, id: i64, kind: Kind, at_ms: u64) {
+    /// The message is committed as `id`: it now counts as stored. `size`
+    /// may be less than was reserved (a recording reserves its longest).
+    pub fn commit(&mut self, r: Reservation, id: i64, kind: Kind, size: u64, at_ms: u64) {
+        let size = size.min(r.size);
         let b = self.release(&r);
-        b.bytes += r.size;
+        b.bytes += size;
         b.entries.insert(
             id,
             Entry {
                 kind,
-                size: r.size,
+                size,
                 at_ms,
                 read: false,
                 confirmed: BTreeSet::new(),
@@ -295,13 +297,13 @@ mod tests {
             b.reserve(n(1), 1),
             Err(MailboxError::TooManyMessages { count: 2, max: 2, .. })
         ));
-        b.commit(r1, 7, Kind::Voice, 10);
+        b.commit(r1, 7, Kind::Voice, 60, 10);
         b.cancel(r2);
         assert_eq!(b.usage(n(1)), (1, 60));
         // Another mailbox has its own quota.
         assert!(b.reserve(n(2), 60).is_ok());
         let r = b.reserve(n(1), 40).unwrap();
-        b.commit(r, 8, Kind::Text, 20);
+        b.commit(r, 8, Kind::Text, 40, 20);
         b.remove(n(1), 7).unwrap();
         assert_eq!(b.usage(n(1)), (1, 40));
         assert_eq!(b.remove(n(1), 7), Err(MailboxError::NoSuchMessage(7)));
@@ -311,9 +313,9 @@ mod tests {
     fn each_device_gets_each_message_until_it_confirms() {
         let mut b = small();
         let r = b.reserve(n(1), 5).unwrap();
-        b.commit(r, 1, Kind::Text, 0);
+        b.commit(r, 1, Kind::Text, 5, 0);
         let r = b.reserve(n(1), 5).unwrap();
-        b.commit(r, 2, Kind::Voice, 0);
+        b.commit(r, 2, Kind::Voice, 3, 0);
         assert_eq!(b.pending(n(1), "tv"), vec![1, 2]);
         assert!(b.confirm(n(1), 1, "tv").unwrap());
         assert!(!b.confirm(n(1), 1, "tv").unwrap(), "a second confirmation is no news");

@@ -42,6 +42,7 @@ pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, portal: Rou
         .merge(crate::presence_api::routes())
         .merge(crate::account::routes())
         .merge(crate::channels_api::routes())
+        .merge(crate::mailbox_api::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)

@@ -39,6 +39,8 @@ pub struct Shared {
     pub presence: crate::presence::Edge,
     /// Broadcasts, channels, private channels and the marquee.
     pub channels: crate::channels::Channels,
+    /// The mailbox: deposits in progress and the index of stored messages.
+    pub mailbox: crate::mailbox::Mailbox,
     /// Numbers an operator disabled: they cannot register or resolve.
     pub disabled: Mutex<HashSet<Number>>,
     /// Watchers from other regions, by their signed identity.
@@ -81,6 +83,7 @@ impl Shared {
 
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
         let (channels, signals) = crate::channels::Channels::load(&store).await?;
+        let mailbox = crate::mailbox::Mailbox::load(&store, cfg.mailbox_limits).await?;
         presence.set_signals(signals);
         let mut numbers = Vec::new();
         let mut devices = Devices::default();
@@ -163,6 +166,7 @@ impl Shared {
             greetings,
             presence,
             channels,
+            mailbox,
             disabled: Mutex::new(disabled),
             watchers,
             rt: tokio::runtime::Handle::current(),

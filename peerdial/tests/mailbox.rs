@@ -1,0 +1,161 @@
+//! The mailbox of a running region (issue 12), as callers and owners see
+//! it: a provisioned number always resolves (its mailbox at order 20),
+//! baresip calling an offline number leaves a voice message whose tone
+//! survives, the owner lists and fetches it over HTTP, and calls that are
+//! wrong (unassigned numbers, no RTP) get clear answers and store nothing.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use common::baresip::Baresip;
+use common::*;
+
+fn owner_get(r: &Region, d: &Device, path: &str) -> Vec<u8> {
+    http_raw(r.http, "GET", path, &[("Authorization", &basic(&d.user, &d.password))], b"")
+}
+
+fn messages(r: &Region, d: &Device) -> serde_json::Value {
+    let (status, j) = parse_http(&owner_get(r, d, &format!("/api/v1/messages/{}", d.user)));
+    assert_eq!(status, 200, "{j}");
+    j
+}
+
+fn body_of(raw: &[u8]) -> &[u8] {
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    &raw[at + 4..]
+}
+
+#[test]
+fn baresip_leaves_a_voice_message_for_an_offline_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &["--voice-max", "3"]);
+    let owner = provision(r.http, "02:00:00:00:12:01");
+    let caller = provision(r.http, "02:00:00:00:12:02");
+    let mailbox = mailbox_uri(&r, &owner.user);
+    assert_eq!(naptr_set(r.dns, &owner.user), vec![(20, mailbox.clone())], "offline: the mailbox");
+
+    let tone = dir.path().join("tone.wav");
+    let t = peerdial_media::audio::tone(700.0, 8000, 8000 * 10, 12_000.0);
+    peerdial_media::audio::write_wav(&tone, &t, 8000).unwrap();
+    let account = format!(
+        "<sip:{}@{};transport=udp>;auth_pass={};regint=600;mwi=no\n",
+        caller.user, r.sip, caller.password
+    );
+    let mut bs = Baresip::start_with_audio(dir.path(), &account, &tone, &dir.path().join("dump"));
+    assert!(
+        eventually(10, || naptr_uri(r.dns, &caller.user).is_some()),
+        "baresip did not register: {}",
+        bs.log()
+    );
+    // A standard phone follows the NAPTR: the mailbox URI.
+    bs.command(&format!("/dial {mailbox}"));
+    let stored = eventually(15, || messages(&r, &owner)["messages"].as_array().is_some_and(|m| !m.is_empty()));
+    assert!(stored, "no voice message: {}", bs.log());
+    let list = messages(&r, &owner);
+    let m = &list["messages"][0];
+    assert_eq!(
+        (m["kind"].as_str(), m["content_type"].as_str()),
+        (Some("voice"), Some("audio/wav")),
+        "{list}"
+    );
+    assert_eq!(m["sender"], caller.user.as_str());
+    assert_eq!(m["verified"], false, "baresip sends no Identity");
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["calls"][0]["caller"], caller.user.as_str());
+    assert_eq!(list["waiting"], true);
+    assert_eq!(list["counts"]["Voice-Message"]["new"], 1);
+
+    let raw = owner_get(&r, &owner, &format!("/api/v1/messages/{}/{}", owner.user, m["id"]));
+    let wav = dir.path().join("stored.wav");
+    std::fs::write(&wav, body_of(&raw)).unwrap();
+    let rec = peerdial_media::audio::read_wav(&wav, 8000).unwrap();
+    let secs = rec.len() as f32 / 8000.0;
+    assert!((1.5..=3.6).contains(&secs), "recorded {secs} s with --voice-max 3");
+    let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() * 3 / 4], 8000);
+    assert!((f - 700.0).abs() <= 15.0, "the recording holds {f} Hz, baresip sent 700 Hz");
+
+    // Another number's credentials see nothing of it.
+    let raw = http_raw(
+        r.http,
+        "GET",
+        &format!("/api/v1/messages/{}", owner.user),
+        &[("Authorization", &basic(&caller.user, &caller.password))],
+        b"",
+    );
+    assert_eq!(parse_http(&raw).0, 403);
+    // Read, then deleted.
+    let auth = basic(&owner.user, &owner.password);
+    let path = format!("/api/v1/messages/{}/{}", owner.user, m["id"]);
+    let raw = http_raw(r.http, "POST", &format!("{path}/read"), &[("Authorization", &auth)], b"");
+    assert_eq!(parse_http(&raw).0, 200);
+    assert_eq!(messages(&r, &owner)["counts"]["Voice-Message"]["old"], 1);
+    let raw = http_raw(r.http, "DELETE", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(parse_http(&raw).0, 204);
+    assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 0);
+    bs.kill9();
+}
+
+/// An INVITE with a PCMU offer from `sock` to `uri` at the region.
+fn invite(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str) {
+    let local = sock.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        local.port() + 2
+    );
+    let msg = format!(
+        "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag=t1\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:tester@{local}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(msg.as_bytes(), r.sip).unwrap();
+}
+
+/// The status codes of the answers that arrive within `secs`.
+fn statuses(sock: &UdpSocket, secs: u64) -> Vec<u16> {
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < end {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if let Some(code) = text.strip_prefix("SIP/2.0 ").and_then(|t| t.get(..3)).and_then(|c| c.parse().ok()) {
+                out.push(code);
+                if code >= 300 {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn unassigned_numbers_get_404_and_a_call_without_rtp_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &["--voice-max", "20"]);
+    let owner = provision(r.http, "02:00:00:00:12:11");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip: SocketAddr = r.sip;
+    invite(&sock, &r, &format!("sip:8860299999999@{sip}"), "unassigned");
+    assert_eq!(statuses(&sock, 3).last(), Some(&404), "an unassigned number");
+    // Answered, but the caller sends no RTP: the mailbox hangs up (BYE)
+    // after its timeout, well before --voice-max, and keeps nothing.
+    invite(&sock, &r, &mailbox_uri(&r, &owner.user), "silent");
+    let mut bye = false;
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !bye && std::time::Instant::now() < end {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            bye = buf[..n].starts_with(b"BYE ");
+        }
+    }
+    assert!(bye, "no BYE from the mailbox after a call with no RTP");
+    let list = messages(&r, &owner);
+    assert_eq!(list["messages"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1, "the attempt is logged: {list}");
+    assert_eq!(list["waiting"], false);
+}
