@@ -124,7 +124,7 @@ fn statuses(sock: &UdpSocket, secs: u64) -> Vec<u16> {
             let text = String::from_utf8_lossy(&buf[..n]);
             if let Some(code) = text.strip_prefix("SIP/2.0 ").and_then(|t| t.get(..3)).and_then(|c| c.parse().ok()) {
                 out.push(code);
-                if code >= 300 {
+                if code >= 200 {
                     break;
                 }
             }
@@ -158,4 +158,82 @@ fn unassigned_numbers_get_404_and_a_call_without_rtp_stores_nothing() {
     assert_eq!(list["messages"].as_array().unwrap().len(), 0, "{list}");
     assert_eq!(list["calls"].as_array().unwrap().len(), 1, "the attempt is logged: {list}");
     assert_eq!(list["waiting"], false);
+}
+
+#[test]
+fn a_text_to_an_offline_number_waits_and_reaches_baresip_when_it_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &["--keepalive", "600"]);
+    let owner = provision(r.http, "02:00:00:00:12:21");
+    let sender = provision(r.http, "02:00:00:00:12:22");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut bs = Baresip::start(
+        &a,
+        &format!(
+            "<sip:{}@{};transport=udp>;auth_pass={};regint=600;mwi=no\n",
+            sender.user, r.sip, sender.password
+        ),
+        &format!("\"Owner\" <{}>\n", mailbox_uri(&r, &owner.user)),
+        &["module_app contact.so"],
+    );
+    assert!(eventually(10, || naptr_uri(r.dns, &sender.user).is_some()), "{}", bs.log());
+    bs.command("/message hello from the mailbox test");
+    assert!(
+        eventually(10, || messages(&r, &owner)["messages"].as_array().is_some_and(|m| !m.is_empty())),
+        "not stored: {}",
+        bs.log()
+    );
+    let list = messages(&r, &owner);
+    assert_eq!(list["messages"][0]["kind"], "text", "{list}");
+    assert_eq!(list["messages"][0]["sender"], sender.user.as_str());
+    assert_eq!(list["counts"]["Text-Message"]["new"], 1);
+
+    // The owner's phone comes online: the text arrives, once.
+    let ob = Baresip::start(
+        &b,
+        &format!(
+            "<sip:{}@{};transport=udp>;auth_pass={};regint=600;mwi=no\n",
+            owner.user, r.sip, owner.password
+        ),
+        "",
+        &[],
+    );
+    assert!(
+        eventually(10, || ob.log().contains("hello from the mailbox test")),
+        "the owner's baresip did not get the text: {}",
+        ob.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ob.log().matches("hello from the mailbox test").count(), 1, "{}", ob.log());
+}
+
+#[test]
+fn messages_that_are_not_text_or_not_for_us_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let owner = provision(r.http, "02:00:00:00:12:31");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    let send = |uri: &str, ctype: &str, body: &str, cid: &str| {
+        let m = format!(
+            "MESSAGE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{cid}\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag=t1\r\nTo: <{uri}>\r\nCall-ID: {cid}\r\nCSeq: 1 MESSAGE\r\n\
+Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        sock.send_to(m.as_bytes(), r.sip).unwrap();
+        statuses(&sock, 3).last().copied()
+    };
+    let mailbox = mailbox_uri(&r, &owner.user);
+    assert_eq!(send(&mailbox, "application/json", "{}", "json"), Some(415));
+    assert_eq!(
+        send(&format!("sip:8860299999999@{}", r.sip), "text/plain", "hi", "nobody"),
+        Some(404)
+    );
+    assert_eq!(send(&mailbox, "text/plain", "", "empty"), Some(400));
+    assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 0);
+    // A good one is accepted; its retransmission is answered, not stored again.
+    assert_eq!(send(&mailbox, "text/plain;charset=utf-8", "hi", "good"), Some(202));
+    assert_eq!(send(&mailbox, "text/plain;charset=utf-8", "hi", "good"), Some(202));
+    assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 1);
 }

@@ -202,6 +202,20 @@ impl Book {
             .unwrap_or_default()
     }
 
+    /// As [`Book::pending`], only messages of `kind`.
+    pub fn pending_of(&self, number: Number, device: &str, kind: Kind) -> Vec<i64> {
+        self.boxes
+            .get(&number)
+            .map(|b| {
+                b.entries
+                    .iter()
+                    .filter(|(_, e)| e.kind == kind && !e.confirmed.contains(device))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Marks a message read; whether it was new.
     pub fn mark_read(&mut self, number: Number, id: i64) -> Result<bool, MailboxError> {
         let e = self.entry(number, id)?;
@@ -321,6 +335,7 @@ mod tests {
         assert!(!b.confirm(n(1), 1, "tv").unwrap(), "a second confirmation is no news");
         assert_eq!(b.pending(n(1), "tv"), vec![2]);
         assert_eq!(b.pending(n(1), "desk"), vec![1, 2], "another device still gets both");
+        assert_eq!(b.pending_of(n(1), "desk", Kind::Voice), vec![2]);
         assert_eq!(b.confirm(n(1), 9, "tv"), Err(MailboxError::NoSuchMessage(9)));
     }
 

@@ -40,9 +40,15 @@ type Inbox = mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>;
 pub struct Mailbox {
     /// Quotas, retention and delivery state of every stored message.
     pub book: Mutex<Book>,
-    /// Deposits in progress, by Call-ID.
-    calls: Mutex<HashMap<String, Inbox>>,
+    /// Deposits and deliveries in progress, by Call-ID.
+    pub(crate) calls: Mutex<HashMap<String, Inbox>>,
     udp: OnceLock<Arc<std::net::UdpSocket>>,
+    /// MESSAGE transactions seen lately (Call-ID and CSeq): the answer
+    /// once there is one, and when it was seen (retransmissions are
+    /// answered again, never stored twice).
+    pub(crate) seen: Mutex<HashMap<String, (Option<Vec<u8>>, u64)>>,
+    /// Numbers with a delivery running (one at a time per number).
+    pub(crate) delivering: Mutex<std::collections::HashSet<Number>>,
 }
 
 impl Mailbox {
@@ -64,6 +70,8 @@ impl Mailbox {
             book: Mutex::new(book),
             calls: Mutex::new(HashMap::new()),
             udp: OnceLock::new(),
+            seen: Mutex::new(HashMap::new()),
+            delivering: Mutex::new(Default::default()),
         })
     }
 
@@ -71,15 +79,16 @@ impl Mailbox {
         let _ = self.udp.set(sock);
     }
 
-    fn send(&self, t: Transmit) {
+    pub(crate) fn send(&self, t: Transmit) {
         if let Some(sock) = self.udp.get() {
             let _ = sock.send_to(&t.data, t.to);
         }
     }
 
-    /// Whether a request is the mailbox's: the methods of a call.
+    /// Whether a request is the mailbox's: the methods of a call, and
+    /// MESSAGE ([`crate::mailbox_text`]).
     pub fn claims(data: &[u8]) -> bool {
-        [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO "]
+        [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO ", b"MESSAGE "]
             .iter()
             .any(|m| data.starts_with(m))
     }
@@ -94,6 +103,9 @@ impl Mailbox {
         let Ok(msg) = Message::parse(data) else {
             return reply(400, "Bad Request");
         };
+        if msg.method() == Some("MESSAGE") {
+            return crate::mailbox_text::request(shared, msg, data, source);
+        }
         let cid = msg.header("Call-ID").unwrap_or_default().to_string();
         if let Some(tx) = self.calls.lock().expect("calls lock").get(&cid) {
             let _ = tx.send((data.to_vec(), source));
@@ -136,7 +148,7 @@ impl Mailbox {
 
 /// The caller as shown (a number's digits, else the From URI), and whether
 /// its `Identity` verified for this callee.
-async fn caller_of(shared: &Shared, msg: &Message, callee: Number) -> (String, bool) {
+pub(crate) async fn caller_of(shared: &Shared, msg: &Message, callee: Number) -> (String, bool) {
     let from = msg.header("From").and_then(|f| NameAddr::parse(f).ok()).map(|f| f.uri.to_string());
     let from = from.unwrap_or_default();
     let number = SipUri::parse(&from).ok().and_then(|u| u.user).and_then(|u| Number::parse(u).ok());

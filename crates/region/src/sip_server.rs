@@ -162,6 +162,10 @@ fn on_commit(
             shared.publish(n);
             send(reply);
             shared.presence.binding(n, bound);
+            if bound.is_some() {
+                // Back online: texts the mailbox kept go to the phone now.
+                crate::mailbox_text::deliver(&shared, n);
+            }
         }
         Err(e) => {
             tracing::error!(number = %n, error = %e, "binding not stored; REGISTER not acknowledged");
@@ -221,7 +225,9 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                             continue;
                         }
                         Kind::Response => {
-                            shared.presence.response(&frame);
+                            if !shared.mailbox.response(&frame, peer) {
+                                shared.presence.response(&frame);
+                            }
                             continue;
                         }
                         Kind::Other => shared.presence.heard_from(peer),
