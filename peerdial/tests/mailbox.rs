@@ -237,3 +237,52 @@ Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
     assert_eq!(send(&mailbox, "text/plain;charset=utf-8", "hi", "good"), Some(202));
     assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn baresip_subscribes_to_its_message_summary_and_sees_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &["--keepalive", "600"]);
+    let owner = provision(r.http, "02:00:00:00:12:41");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    let uri = mailbox_uri(&r, &owner.user);
+    let m = format!(
+        "MESSAGE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKmwi1\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag=t1\r\nTo: <{uri}>\r\nCall-ID: mwi1\r\nCSeq: 1 MESSAGE\r\n\
+Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    );
+    sock.send_to(m.as_bytes(), r.sip).unwrap();
+    assert_eq!(statuses(&sock, 3).last(), Some(&202));
+
+    // baresip's MWI floods a registrar that answers at once unless the
+    // account is added after it is ready (peers.md).
+    let mut bs = Baresip::start(dir.path(), "", "", &["module_app mwi.so"]);
+    assert!(eventually(10, || bs.log().contains("baresip is ready")), "{}", bs.log());
+    bs.command(&format!(
+        "/uanew <sip:{}@{};transport=udp>;auth_pass={};regint=600",
+        owner.user, r.sip, owner.password
+    ));
+    assert!(
+        eventually(10, || bs.log().contains("Messages-Waiting: yes")
+            && bs.log().contains("Text-Message: 1/0")),
+        "no MWI NOTIFY with the waiting text: {}",
+        bs.log()
+    );
+    // Read on another device (the HTTP API): a NOTIFY says nothing waits.
+    let id = messages(&r, &owner)["messages"][0]["id"].clone();
+    let auth = basic(&owner.user, &owner.password);
+    let raw = http_raw(
+        r.http,
+        "POST",
+        &format!("/api/v1/messages/{}/{id}/read", owner.user),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(parse_http(&raw).0, 200);
+    assert!(
+        eventually(10, || bs.log().contains("Messages-Waiting: no")
+            && bs.log().contains("Text-Message: 0/1")),
+        "no NOTIFY after the text was read: {}",
+        bs.log()
+    );
+}

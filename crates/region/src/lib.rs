@@ -34,6 +34,7 @@ mod http;
 pub mod identity;
 pub mod mailbox;
 mod mailbox_api;
+mod mailbox_mwi;
 mod mailbox_text;
 mod notify;
 mod portal_link;

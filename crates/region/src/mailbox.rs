@@ -49,6 +49,8 @@ pub struct Mailbox {
     pub(crate) seen: Mutex<HashMap<String, (Option<Vec<u8>>, u64)>>,
     /// Numbers with a delivery running (one at a time per number).
     pub(crate) delivering: Mutex<std::collections::HashSet<Number>>,
+    /// Subscriptions to `message-summary`.
+    pub(crate) mwi: crate::mailbox_mwi::Mwi,
 }
 
 impl Mailbox {
@@ -72,6 +74,7 @@ impl Mailbox {
             udp: OnceLock::new(),
             seen: Mutex::new(HashMap::new()),
             delivering: Mutex::new(Default::default()),
+            mwi: Default::default(),
         })
     }
 
@@ -85,12 +88,14 @@ impl Mailbox {
         }
     }
 
-    /// Whether a request is the mailbox's: the methods of a call, and
-    /// MESSAGE ([`crate::mailbox_text`]).
+    /// Whether a request is the mailbox's: the methods of a call,
+    /// MESSAGE ([`crate::mailbox_text`]) and SUBSCRIBE for
+    /// `message-summary` ([`crate::mailbox_mwi`]).
     pub fn claims(data: &[u8]) -> bool {
         [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO ", b"MESSAGE "]
             .iter()
             .any(|m| data.starts_with(m))
+            || crate::mailbox_mwi::is_mwi(data)
     }
 
     /// A request of a call: to its deposit, or a new deposit.
@@ -103,8 +108,10 @@ impl Mailbox {
         let Ok(msg) = Message::parse(data) else {
             return reply(400, "Bad Request");
         };
-        if msg.method() == Some("MESSAGE") {
-            return crate::mailbox_text::request(shared, msg, data, source);
+        match msg.method() {
+            Some("MESSAGE") => return crate::mailbox_text::request(shared, msg, data, source),
+            Some("SUBSCRIBE") => return crate::mailbox_mwi::subscribe(shared, msg, source),
+            _ => {}
         }
         let cid = msg.header("Call-ID").unwrap_or_default().to_string();
         if let Some(tx) = self.calls.lock().expect("calls lock").get(&cid) {
@@ -360,6 +367,7 @@ async fn store_voice(
                 .expect("book lock")
                 .commit(room, id, Kind::Voice, row.size as u64, at);
             tracing::info!(%number, id, bytes = row.size, "voice message stored");
+            crate::mailbox_mwi::changed(shared, number);
         }
         Err(e) => {
             shared.mailbox.book.lock().expect("book lock").cancel(room);

@@ -138,6 +138,7 @@ async fn read(
     match shared.store.mark_message_read(n.as_u64() as i64, id, now_ms() as i64).await {
         Ok(true) => {
             let _ = shared.mailbox.book.lock().expect("book lock").mark_read(n, id);
+            crate::mailbox_mwi::changed(&shared, n);
             Json(json!({ "id": id, "read": true })).into_response()
         }
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no message {id} for {n}")),
@@ -158,6 +159,7 @@ async fn remove(
     match shared.store.delete_message(n.as_u64() as i64, id).await {
         Ok(true) => {
             let _ = shared.mailbox.book.lock().expect("book lock").remove(n, id);
+            crate::mailbox_mwi::changed(&shared, n);
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no message {id} for {n}")),

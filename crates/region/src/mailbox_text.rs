@@ -130,6 +130,7 @@ pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAd
                     .commit(room, id, Kind::Text, row.size as u64, at);
                 tracing::info!(%number, id, "text message stored");
                 finish(&shared, accepted);
+                crate::mailbox_mwi::changed(&shared, number);
                 deliver(&shared, number);
             }
             Err(e) => {
