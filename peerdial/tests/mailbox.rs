@@ -205,6 +205,9 @@ fn a_text_to_an_offline_number_waits_and_reaches_baresip_when_it_registers() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(ob.log().matches("hello from the mailbox test").count(), 1, "{}", ob.log());
+    // The region recorded that it came online (the patent's user_property).
+    let (_, status) = http(r.http, "GET", &format!("/api/v1/numbers/{}", owner.user), b"");
+    assert_eq!(status["last_state"]["online"], true, "{status}");
 }
 
 #[test]

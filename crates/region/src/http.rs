@@ -314,7 +314,11 @@ async fn number_status(State(shared): State<Arc<Shared>>, Path(number): Path<Str
     if !provisioned {
         return error(StatusCode::NOT_FOUND, format!("number {n} is not provisioned"));
     }
-    Json(json!({ "number": n.to_string(), "registered": uri.is_some(), "uri": uri })).into_response()
+    // The last recorded state (the patent's user_property), if any; its
+    // address stays in the database.
+    let last = shared.store.number_state(n.as_u64() as i64).await.ok().flatten();
+    let last = last.map(|s| json!({ "online": s.online, "since_ms": s.changed_ms }));
+    Json(json!({ "number": n.to_string(), "registered": uri.is_some(), "uri": uri, "last_state": last })).into_response()
 }
 
 async fn region_status(State(shared): State<Arc<Shared>>) -> Response {

@@ -153,6 +153,40 @@ impl Mailbox {
     }
 }
 
+/// Records each number's state, address and time as presence changes
+/// (the patent's `user_property`), for the region's database.
+pub async fn record_states(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut events = shared.presence.subscribe_events();
+    loop {
+        let e = tokio::select! {
+            e = events.recv() => e,
+            _ = stop.changed() => return,
+        };
+        let e = match e {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        let online = e.presence.state != peerdial_presence::State::Offline;
+        let addr = shared
+            .registrar
+            .lock()
+            .expect("registrar lock")
+            .binding(e.number)
+            .map(|b| b.addr.to_string())
+            .unwrap_or_default();
+        let row = peerdial_store::NumberStateRow {
+            number: e.number.as_u64() as i64,
+            online,
+            addr,
+            changed_ms: e.presence.since as i64,
+        };
+        if let Err(err) = shared.store.put_number_state(&row).await {
+            tracing::warn!(number = %e.number, error = %err, "number state not recorded");
+        }
+    }
+}
+
 /// The caller as shown (a number's digits, else the From URI), and whether
 /// its `Identity` verified for this callee.
 pub(crate) async fn caller_of(shared: &Shared, msg: &Message, callee: Number) -> (String, bool) {
