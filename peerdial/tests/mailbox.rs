@@ -97,12 +97,13 @@ fn baresip_leaves_a_voice_message_for_an_offline_number() {
     bs.kill9();
 }
 
-/// An INVITE with a PCMU offer from `sock` to `uri` at the region.
-fn invite(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str) {
+/// An INVITE with a PCMU offer (and telephone-event) from `sock` to `uri`
+/// at the region, for RTP at `rtp_port`.
+fn invite(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str, rtp_port: u16) {
     let local = sock.local_addr().unwrap();
     let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-        local.port() + 2
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n\
+a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
     );
     let msg = format!(
         "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
@@ -140,11 +141,11 @@ fn unassigned_numbers_get_404_and_a_call_without_rtp_stores_nothing() {
     let owner = provision(r.http, "02:00:00:00:12:11");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sip: SocketAddr = r.sip;
-    invite(&sock, &r, &format!("sip:8860299999999@{sip}"), "unassigned");
+    invite(&sock, &r, &format!("sip:8860299999999@{sip}"), "unassigned", 9);
     assert_eq!(statuses(&sock, 3).last(), Some(&404), "an unassigned number");
     // Answered, but the caller sends no RTP: the mailbox hangs up (BYE)
     // after its timeout, well before --voice-max, and keeps nothing.
-    invite(&sock, &r, &mailbox_uri(&r, &owner.user), "silent");
+    invite(&sock, &r, &mailbox_uri(&r, &owner.user), "silent", 9);
     let mut bye = false;
     let end = std::time::Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 4096];
@@ -288,4 +289,117 @@ Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
         "no NOTIFY after the text was read: {}",
         bs.log()
     );
+}
+
+#[test]
+fn the_owners_prompt_plays_and_hash_ends_the_recording() {
+    use peerdial_media::g711::{ulaw_decode, ulaw_encode};
+    use peerdial_media::rtp::{build, RtpHeader, TelephoneEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &["--voice-max", "20"]);
+    let owner = provision(r.http, "02:00:00:00:12:51");
+    let auth = basic(&owner.user, &owner.password);
+    let path = format!("/api/v1/mailbox/{}/prompt", owner.user);
+    let wav = dir.path().join("prompt.wav");
+    peerdial_media::audio::write_wav(&wav, &peerdial_media::audio::tone(1200.0, 16000, 16000, 10_000.0), 16000).unwrap();
+    let wav = std::fs::read(&wav).unwrap();
+    assert_eq!(
+        parse_http(&http_raw(r.http, "PUT", &path, &[], &wav)).0,
+        401,
+        "the owner's credentials are needed"
+    );
+    let (status, j) = parse_http(&http_raw(r.http, "PUT", &path, &[("Authorization", &auth)], b"not a wav"));
+    assert_eq!(status, 415, "{j}");
+    assert_eq!(
+        parse_http(&http_raw(r.http, "PUT", &path, &[("Authorization", &auth)], &wav)).0,
+        200
+    );
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(&sock, &r, &mailbox_uri(&r, &owner.user), "hash", rtp.local_addr().unwrap().port());
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let ok = loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("an answer to the INVITE");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 200") {
+            break text;
+        }
+    };
+    let line = |name: &str| ok.lines().find(|l| l.starts_with(name)).unwrap().to_string();
+    let port: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let ack = format!(
+        "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack\r\nMax-Forwards: 70\r\nFrom: <sip:tester@{local}>;tag=t1\r\n{}\r\nCall-ID: hash\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        mailbox_uri(&r, &owner.user),
+        line("To:")
+    );
+    sock.send_to(ack.as_bytes(), r.sip).unwrap();
+    // One second of a 500 Hz tone, paced, while the prompt comes back.
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let tone = peerdial_media::audio::tone(500.0, 8000, 8000, 10_000.0);
+    rtp.set_nonblocking(true).unwrap();
+    let mut heard = Vec::new();
+    let mut h = RtpHeader {
+        marker: false,
+        payload_type: 0,
+        seq: 1,
+        timestamp: 0,
+        ssrc: 77,
+    };
+    for frame in tone.chunks(160) {
+        let payload: Vec<u8> = frame.iter().map(|s| ulaw_encode(*s)).collect();
+        rtp.send_to(&build(&h, &payload), to).unwrap();
+        h.seq += 1;
+        h.timestamp += 160;
+        std::thread::sleep(Duration::from_millis(20));
+        while let Ok((n, _)) = rtp.recv_from(&mut buf) {
+            if n > 12 && buf[1] & 0x7f == 0 {
+                heard.extend(buf[12..n].iter().map(|b| ulaw_decode(*b)));
+            }
+        }
+    }
+    let f = peerdial_media::audio::frequency(&heard[800..heard.len().min(6400)], 8000);
+    assert!((f - 1200.0).abs() <= 20.0, "the prompt came as {f} Hz, the owner uploaded 1200 Hz");
+    // '#' as RFC 4733 events: the mailbox hangs up long before --voice-max.
+    h.payload_type = 101;
+    h.marker = true;
+    for i in 0..4u16 {
+        let ev = TelephoneEvent {
+            event: 11,
+            end: i >= 2,
+            volume: 10,
+            duration: 160 * (i + 1),
+        };
+        rtp.send_to(&build(&h, &ev.to_bytes()), to).unwrap();
+        h.seq += 1;
+        h.marker = false;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut bye = false;
+    while !bye {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else { break };
+        bye = buf[..n].starts_with(b"BYE ");
+    }
+    assert!(bye, "no BYE after #");
+    assert!(eventually(5, || messages(&r, &owner)["messages"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty())));
+    let m = messages(&r, &owner)["messages"][0].clone();
+    let raw = owner_get(&r, &owner, &format!("/api/v1/messages/{}/{}", owner.user, m["id"]));
+    let stored = dir.path().join("stored.wav");
+    std::fs::write(&stored, body_of(&raw)).unwrap();
+    let rec = peerdial_media::audio::read_wav(&stored, 8000).unwrap();
+    assert!(rec.len() < 8000 * 2, "recorded {} samples: # should have ended it", rec.len());
+    let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() * 3 / 4], 8000);
+    assert!((f - 500.0).abs() <= 15.0, "the recording holds {f} Hz, we sent 500 Hz");
 }
