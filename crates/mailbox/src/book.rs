@@ -52,6 +52,16 @@ struct Mailbox {
     reserved_bytes: u64,
 }
 
+/// A stored message as the index needs it (loaded at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub id: i64,
+    pub kind: Kind,
+    pub size: u64,
+    pub at_ms: u64,
+    pub read: bool,
+}
+
 /// Room taken in one mailbox for a message being stored.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "commit or cancel a reservation, or the room stays taken"]
@@ -151,25 +161,16 @@ impl Book {
 
     /// Adds a message already in the store (at start-up); quotas are not
     /// checked, the store is the truth.
-    pub fn load(
-        &mut self,
-        number: Number,
-        id: i64,
-        kind: Kind,
-        size: u64,
-        at_ms: u64,
-        read: bool,
-        confirmed: impl IntoIterator<Item = String>,
-    ) {
+    pub fn load(&mut self, number: Number, m: Stored, confirmed: impl IntoIterator<Item = String>) {
         let b = self.boxes.entry(number).or_default();
-        b.bytes += size;
+        b.bytes += m.size;
         b.entries.insert(
-            id,
+            m.id,
             Entry {
-                kind,
-                size,
-                at_ms,
-                read,
+                kind: m.kind,
+                size: m.size,
+                at_ms: m.at_ms,
+                read: m.read,
                 confirmed: confirmed.into_iter().collect(),
             },
         );
@@ -342,8 +343,15 @@ mod tests {
     #[test]
     fn summary_counts_new_and_read_by_class_and_retention_expires() {
         let mut b = small();
-        b.load(n(1), 1, Kind::Voice, 5, 0, false, []);
-        b.load(n(1), 2, Kind::Image, 5, 500, false, ["tv".to_string()]);
+        let stored = |id, kind, at_ms| Stored {
+            id,
+            kind,
+            size: 5,
+            at_ms,
+            read: false,
+        };
+        b.load(n(1), stored(1, Kind::Voice, 0), []);
+        b.load(n(1), stored(2, Kind::Image, 500), ["tv".to_string()]);
         assert!(b.mark_read(n(1), 2).unwrap());
         assert!(!b.mark_read(n(1), 2).unwrap());
         let s = b.summary(n(1), None);

@@ -18,7 +18,7 @@
 pub mod book;
 pub mod summary;
 
-pub use book::{Book, Limits, Reservation};
+pub use book::{Book, Limits, Reservation, Stored};
 pub use summary::{Class, Counts, Summary};
 
 use peerdial_number::Number;

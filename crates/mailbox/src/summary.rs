@@ -219,7 +219,7 @@ mod tests {
                 }
             )]
         );
-        assert_eq!(Summary::parse(b"messages-waiting:no\r\n").unwrap().waiting, false);
+        assert!(!Summary::parse(b"messages-waiting:no\r\n").unwrap().waiting);
     }
 
     #[test]

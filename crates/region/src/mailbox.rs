@@ -36,6 +36,8 @@ pub const NO_RTP_MS: u64 = 4_000;
 const CODECS: [CodecKind; 3] = [CodecKind::Pcmu, CodecKind::Pcma, CodecKind::Opus];
 
 type Inbox = mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>;
+/// A MESSAGE transaction's answer (once there is one) and when it came.
+pub(crate) type Seen = (Option<Vec<u8>>, u64);
 
 pub struct Mailbox {
     /// Quotas, retention and delivery state of every stored message.
@@ -46,7 +48,7 @@ pub struct Mailbox {
     /// MESSAGE transactions seen lately (Call-ID and CSeq): the answer
     /// once there is one, and when it was seen (retransmissions are
     /// answered again, never stored twice).
-    pub(crate) seen: Mutex<HashMap<String, (Option<Vec<u8>>, u64)>>,
+    pub(crate) seen: Mutex<HashMap<String, Seen>>,
     /// Numbers with a delivery running (one at a time per number).
     pub(crate) delivering: Mutex<std::collections::HashSet<Number>>,
     /// Subscriptions to `message-summary`.
@@ -66,7 +68,14 @@ impl Mailbox {
             let n = Number::from_u64(m.number as u64).map_err(|_| bad("number"))?;
             let kind = Kind::parse(&m.kind).map_err(|_| bad("kind"))?;
             let devices = confirmed.remove(&m.id).unwrap_or_default();
-            book.load(n, m.id, kind, m.size as u64, m.at_ms as u64, m.read_ms != 0, devices);
+            let stored = peerdial_mailbox::Stored {
+                id: m.id,
+                kind,
+                size: m.size as u64,
+                at_ms: m.at_ms as u64,
+                read: m.read_ms != 0,
+            };
+            book.load(n, stored, devices);
         }
         Ok(Mailbox {
             book: Mutex::new(book),
@@ -149,6 +158,29 @@ impl Mailbox {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// Removes messages past the retention period, once a minute (and at
+/// start): from the store first, then from the index.
+pub async fn retention_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let expired = shared.mailbox.book.lock().expect("book lock").expired(now_ms());
+        for (n, id) in expired {
+            match shared.store.delete_message(n.as_u64() as i64, id).await {
+                Ok(_) => {
+                    let _ = shared.mailbox.book.lock().expect("book lock").remove(n, id);
+                    crate::mailbox_mwi::changed(&shared, n);
+                    tracing::info!(number = %n, id, "message past retention removed");
+                }
+                Err(e) => tracing::warn!(number = %n, id, error = %e, "expired message not removed; retried later"),
+            }
         }
     }
 }

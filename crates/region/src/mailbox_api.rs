@@ -99,9 +99,14 @@ async fn list(
     .into_response()
 }
 
-fn message_id(id: &str) -> Result<i64, Response> {
-    id.parse()
-        .map_err(|_| error(StatusCode::BAD_REQUEST, format!("invalid message id {id:?}")))
+/// [`owner`], and the message id in the path.
+#[allow(clippy::result_large_err)] // the error is the response itself
+fn owned_message(shared: &Shared, number: &str, id: &str, headers: &HeaderMap, peer: SocketAddr) -> Result<(Number, i64), Response> {
+    let n = owner(shared, number, headers, peer)?;
+    let id = id
+        .parse()
+        .map_err(|_| error(StatusCode::BAD_REQUEST, format!("invalid message id {id:?}")))?;
+    Ok((n, id))
 }
 
 async fn body(
@@ -110,7 +115,7 @@ async fn body(
     Path((number, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (n, id) = match owner(&shared, &number, &headers, peer).and_then(|n| Ok((n, message_id(&id)?))) {
+    let (n, id) = match owned_message(&shared, &number, &id, &headers, peer) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -131,7 +136,7 @@ async fn read(
     Path((number, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (n, id) = match owner(&shared, &number, &headers, peer).and_then(|n| Ok((n, message_id(&id)?))) {
+    let (n, id) = match owned_message(&shared, &number, &id, &headers, peer) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -152,7 +157,7 @@ async fn remove(
     Path((number, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (n, id) = match owner(&shared, &number, &headers, peer).and_then(|n| Ok((n, message_id(&id)?))) {
+    let (n, id) = match owned_message(&shared, &number, &id, &headers, peer) {
         Ok(x) => x,
         Err(r) => return r,
     };
