@@ -424,20 +424,35 @@ async fn store_voice(
         body: wav,
         path: String::new(),
     };
-    match shared.store.add_message(&row).await {
+    if let Err(e) = keep(shared, room, &row).await {
+        tracing::error!(%number, error = %e, "voice message not stored");
+    }
+}
+
+/// Stores a message in the room reserved for it, then counts it in the
+/// book and tells MWI subscribers; on failure the room is given back.
+pub(crate) async fn keep(
+    shared: &Shared,
+    room: peerdial_mailbox::Reservation,
+    row: &MessageRow,
+) -> Result<i64, peerdial_store::StoreError> {
+    let number = room.number();
+    let kind = Kind::parse(&row.kind).unwrap_or(Kind::Text);
+    match shared.store.add_message(row).await {
         Ok(id) => {
             shared
                 .mailbox
                 .book
                 .lock()
                 .expect("book lock")
-                .commit(room, id, Kind::Voice, row.size as u64, at);
-            tracing::info!(%number, id, bytes = row.size, "voice message stored");
+                .commit(room, id, kind, row.size as u64, row.at_ms as u64);
+            tracing::info!(%number, id, kind = kind.as_str(), bytes = row.size, "message stored");
             crate::mailbox_mwi::changed(shared, number);
+            Ok(id)
         }
         Err(e) => {
             shared.mailbox.book.lock().expect("book lock").cancel(room);
-            tracing::error!(%number, error = %e, "voice message not stored");
+            Err(e)
         }
     }
 }

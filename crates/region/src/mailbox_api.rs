@@ -136,19 +136,7 @@ async fn read(
     Path((number, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (n, id) = match owned_message(&shared, &number, &id, &headers, peer) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    match shared.store.mark_message_read(n.as_u64() as i64, id, now_ms() as i64).await {
-        Ok(true) => {
-            let _ = shared.mailbox.book.lock().expect("book lock").mark_read(n, id);
-            crate::mailbox_mwi::changed(&shared, n);
-            Json(json!({ "id": id, "read": true })).into_response()
-        }
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no message {id} for {n}")),
-        Err(e) => db(e),
-    }
+    change(&shared, &number, &id, &headers, peer, false).await
 }
 
 async fn remove(
@@ -157,15 +145,38 @@ async fn remove(
     Path((number, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (n, id) = match owned_message(&shared, &number, &id, &headers, peer) {
+    change(&shared, &number, &id, &headers, peer, true).await
+}
+
+/// Marks a message read or deletes it: in the store first, then in the
+/// book; MWI subscribers (every device of the number) hear of it.
+async fn change(shared: &Shared, number: &str, id: &str, headers: &HeaderMap, peer: SocketAddr, delete: bool) -> Response {
+    let (n, id) = match owned_message(shared, number, id, headers, peer) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    match shared.store.delete_message(n.as_u64() as i64, id).await {
+    let key = n.as_u64() as i64;
+    let done = if delete {
+        shared.store.delete_message(key, id).await
+    } else {
+        shared.store.mark_message_read(key, id, now_ms() as i64).await
+    };
+    match done {
         Ok(true) => {
-            let _ = shared.mailbox.book.lock().expect("book lock").remove(n, id);
-            crate::mailbox_mwi::changed(&shared, n);
-            StatusCode::NO_CONTENT.into_response()
+            {
+                let mut book = shared.mailbox.book.lock().expect("book lock");
+                let _ = if delete {
+                    book.remove(n, id)
+                } else {
+                    book.mark_read(n, id).map(|_| ())
+                };
+            }
+            crate::mailbox_mwi::changed(shared, n);
+            if delete {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                Json(json!({ "id": id, "read": true })).into_response()
+            }
         }
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no message {id} for {n}")),
         Err(e) => db(e),

@@ -120,21 +120,12 @@ pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAd
             body: msg.body.clone(),
             path: String::new(),
         };
-        match shared.store.add_message(&row).await {
-            Ok(id) => {
-                shared
-                    .mailbox
-                    .book
-                    .lock()
-                    .expect("book lock")
-                    .commit(room, id, Kind::Text, row.size as u64, at);
-                tracing::info!(%number, id, "text message stored");
+        match crate::mailbox::keep(&shared, room, &row).await {
+            Ok(_) => {
                 finish(&shared, accepted);
-                crate::mailbox_mwi::changed(&shared, number);
                 deliver(&shared, number);
             }
             Err(e) => {
-                shared.mailbox.book.lock().expect("book lock").cancel(room);
                 tracing::error!(%number, error = %e, "text message not stored");
                 finish(&shared, failed);
             }
