@@ -128,6 +128,10 @@ impl Mailbox {
             return;
         }
         match &msg.start {
+            StartLine::Request { method, .. } if method == "INVITE" && to_tagged(&msg) => {
+                // A re-INVITE of a dialog we do not have (RFC 3261 12.2.2).
+                reply(481, "Call/Transaction Does Not Exist")
+            }
             StartLine::Request { method, uri } if method == "INVITE" => {
                 let number = SipUri::parse(uri).ok().and_then(|u| u.user).and_then(|u| Number::parse(u).ok());
                 let provisioned =
@@ -160,6 +164,12 @@ impl Mailbox {
             None => false,
         }
     }
+}
+
+fn to_tagged(msg: &Message) -> bool {
+    msg.header("To")
+        .and_then(|t| NameAddr::parse(t).ok())
+        .is_some_and(|t| t.param("tag").is_some())
 }
 
 /// Removes messages past the retention period, once a minute (and at
