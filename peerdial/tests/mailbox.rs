@@ -403,3 +403,59 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
     let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() * 3 / 4], 8000);
     assert!((f - 500.0).abs() <= 15.0, "the recording holds {f} Hz, we sent 500 Hz");
 }
+
+#[test]
+fn acknowledged_texts_survive_kill_9_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let owner = provision(r.http, "02:00:00:00:12:61");
+    let (sip, uri) = (r.sip, mailbox_uri(&r, &owner.user));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (acked, uri) = (acked.clone(), uri.clone());
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                let local = sock.local_addr().unwrap();
+                for i in 0..45 {
+                    let text = format!("load {w}-{i}");
+                    let m = format!(
+                        "MESSAGE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{w}x{i}\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag=t{w}\r\nTo: <{uri}>\r\nCall-ID: load{w}x{i}\r\nCSeq: 1 MESSAGE\r\n\
+Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    sock.send_to(m.as_bytes(), sip).unwrap();
+                    let mut buf = [0u8; 2048];
+                    match sock.recv_from(&mut buf) {
+                        Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0 202") => acked.lock().unwrap().push(text),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    assert!(eventually(20, || acked.lock().unwrap().len() >= 40));
+    r.kill9();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() < 180, "the kill landed mid-load ({} acked)", acked.len());
+    let r = Region::start(dir.path(), &[]);
+    let list = messages(&r, &owner);
+    let mut stored = Vec::new();
+    for m in list["messages"].as_array().unwrap() {
+        let raw = owner_get(&r, &owner, &format!("/api/v1/messages/{}/{}", owner.user, m["id"]));
+        stored.push(String::from_utf8_lossy(body_of(&raw)).to_string());
+    }
+    for text in &acked {
+        assert!(
+            stored.contains(text),
+            "acknowledged {text:?} was lost ({} acked, {} stored)",
+            acked.len(),
+            stored.len()
+        );
+    }
+}
