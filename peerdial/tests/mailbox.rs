@@ -459,3 +459,71 @@ Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
         );
     }
 }
+
+#[test]
+fn sipp_streams_rtp_into_the_mailbox_and_the_tone_is_kept() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &[]);
+    let owner = provision(r.http, "02:00:00:00:12:71");
+    let tone = dir.path().join("tone-ulaw.wav");
+    let st = Command::new(require("sox"))
+        .args([
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "u-law",
+            tone.to_str().unwrap(),
+            "synth",
+            "3",
+            "sine",
+            "800",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // SIPp's caller streams the tone for 3 s, then hangs up (BYE).
+    let out = Command::new(require("sipp"))
+        .current_dir(dir.path())
+        .args([
+            "-sf",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml"),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args(["-p", &free_udp_port().to_string(), "-cp", &free_udp_port().to_string()])
+        .args(["-mp", &free_udp_port().to_string(), "-nostdin", "-timeout", "30s", "-timeout_error"])
+        .args(["-s", &owner.user, &r.sip.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sipp failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(eventually(5, || messages(&r, &owner)["messages"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty())));
+    let list = messages(&r, &owner);
+    // Not a number: the caller is shown by its From URI, unverified.
+    let sender = list["messages"][0]["sender"].as_str().unwrap_or_default();
+    assert!(sender.starts_with("sip:sipp@127.0.0.1:"), "{list}");
+    assert_eq!(list["messages"][0]["verified"], false);
+    let raw = owner_get(
+        &r,
+        &owner,
+        &format!("/api/v1/messages/{}/{}", owner.user, list["messages"][0]["id"]),
+    );
+    let wav = dir.path().join("stored.wav");
+    std::fs::write(&wav, body_of(&raw)).unwrap();
+    let rec = peerdial_media::audio::read_wav(&wav, 8000).unwrap();
+    let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() / 2], 8000);
+    assert!((f - 800.0).abs() <= 15.0, "the recording holds {f} Hz, SIPp streamed 800 Hz");
+}
