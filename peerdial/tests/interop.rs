@@ -355,55 +355,12 @@ fn sipp_calls_our_phone_with_its_standard_uac_and_with_rtp() {
         r.dns,
         &["--auto-answer", "--answer-after", "0", "--record", rec.to_str().unwrap()],
     );
-    let sipp = |args: &[&str]| {
-        let out = Command::new(require("sipp"))
-            .current_dir(dir.path())
-            .args(args)
-            .args([
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &free_udp_port().to_string(),
-                "-cp",
-                &free_udp_port().to_string(),
-            ])
-            .args(["-mp", &free_udp_port().to_string(), "-nostdin", "-timeout", "30s", "-timeout_error"])
-            .args(["-s", &phone.number.replace('-', ""), &phone.sip.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sipp failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sipp = |args: &[&str]| sipp_call(dir.path(), args, &phone.number.replace('-', ""), phone.sip);
     // The built-in UAC: INVITE, 200, ACK, BYE.
     sipp(&["-sn", "uac"]);
     phone.expect_line("ended: the other side hung up", 5);
     // A scenario that streams a mu-law tone as RTP during the call.
-    let tone = dir.path().join("tone-ulaw.wav");
-    let st = Command::new(require("sox"))
-        .args([
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-e",
-            "u-law",
-            tone.to_str().unwrap(),
-            "synth",
-            "3",
-            "sine",
-            "1000",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    ulaw_tone(&dir.path().join("tone-ulaw.wav"), 1000, 3);
     sipp(&["-sf", concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml")]);
     assert!(eventually(5, || phone
         .lines()

@@ -462,51 +462,16 @@ Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
 
 #[test]
 fn sipp_streams_rtp_into_the_mailbox_and_the_tone_is_kept() {
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let r = Region::start(dir.path(), &[]);
     let owner = provision(r.http, "02:00:00:00:12:71");
-    let tone = dir.path().join("tone-ulaw.wav");
-    let st = Command::new(require("sox"))
-        .args([
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-e",
-            "u-law",
-            tone.to_str().unwrap(),
-            "synth",
-            "3",
-            "sine",
-            "800",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    ulaw_tone(&dir.path().join("tone-ulaw.wav"), 800, 3);
     // SIPp's caller streams the tone for 3 s, then hangs up (BYE).
-    let out = Command::new(require("sipp"))
-        .current_dir(dir.path())
-        .args([
-            "-sf",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml"),
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-        ])
-        .args(["-p", &free_udp_port().to_string(), "-cp", &free_udp_port().to_string()])
-        .args(["-mp", &free_udp_port().to_string(), "-nostdin", "-timeout", "30s", "-timeout_error"])
-        .args(["-s", &owner.user, &r.sip.to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    sipp_call(
+        dir.path(),
+        &["-sf", concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml")],
+        &owner.user,
+        r.sip,
     );
     assert!(eventually(5, || messages(&r, &owner)["messages"]
         .as_array()

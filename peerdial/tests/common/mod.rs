@@ -721,3 +721,34 @@ pub fn two_regions_with_resolver(dir: &Path) -> (Unbound, Region, Region) {
     let b = region_with_resolver(&dir.join("b"), "886-03", pb, unbound.addr);
     (unbound, a, b)
 }
+
+/// A mu-law WAV of a sine at `freq` for `secs` seconds (sox), what SIPp's
+/// `rtp_stream` plays.
+pub fn ulaw_tone(path: &Path, freq: u32, secs: u32) {
+    let st = Command::new(require("sox"))
+        .args(["-n", "-r", "8000", "-c", "1", "-e", "u-law", path.to_str().unwrap(), "synth"])
+        .args([secs.to_string(), "sine".into(), freq.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "sox could not make {}", path.display());
+}
+
+/// One SIPp call (`args` picks the scenario) from `dir` to `service` at
+/// `target`, on free ports; panics with SIPp's output if it fails.
+pub fn sipp_call(dir: &Path, args: &[&str], service: &str, target: SocketAddr) {
+    let out = Command::new(require("sipp"))
+        .current_dir(dir)
+        .args(args)
+        .args(["-m", "1", "-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-cp", &free_udp_port().to_string(), "-mp", &free_udp_port().to_string()])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error", "-s", service, &target.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sipp failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
