@@ -68,6 +68,8 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
             continue; // keep-alive
         }
         if Mailbox::claims(data) {
+            // A request from a phone is still a sign of life.
+            shared.presence.heard_from(src);
             shared.mailbox.request(shared, data, src);
             continue;
         }
