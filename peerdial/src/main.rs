@@ -160,6 +160,9 @@ struct RegionArgs {
     /// registered over UDP; three unanswered ones show it offline.
     #[arg(long, value_name = "SECONDS")]
     keepalive: Option<u32>,
+    /// The longest voice message the mailbox records, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    voice_max: Option<u32>,
     /// Digest algorithms offered and accepted, most preferred first (RFC 8760):
     /// md5, sha-256, or both ("sha-256,md5"). Default md5: many deployed
     /// phones fail outright when a challenge names an algorithm they lack.
@@ -231,7 +234,8 @@ impl RegionArgs {
             bail!("--top and --join-token go together");
         }
         take!(sip => sip, dns => dns, http => http, database => database, root_domain => root_domain, ttl => ttl,
-              negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads, keepalive => keepalive);
+              negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads, keepalive => keepalive,
+              voice_max => voice_max_secs);
         if let Some(list) = self.digest.or(file.digest) {
             cfg.digest = list
                 .iter()
@@ -246,6 +250,9 @@ impl RegionArgs {
         }
         if cfg.keepalive == 0 {
             bail!("--keepalive must be at least 1 second");
+        }
+        if cfg.voice_max_secs == 0 || cfg.voice_max_secs > 3600 {
+            bail!("--voice-max must be between 1 and 3600 seconds");
         }
         if !cfg.root_domain.ends_with('.') {
             cfg.root_domain.push('.');

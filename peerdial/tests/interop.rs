@@ -44,12 +44,18 @@ fn sipsak_registers_with_digest_and_dig_sees_the_naptr() {
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         )
     };
-    // Wrong password: 403, and nothing published.
+    // Wrong password: 403, and no contact published: dig finds only the
+    // mailbox a provisioned number always has (design §9).
     let (ok, text) = sipsak("not-the-password");
     assert!(!ok, "{text}");
     assert!(text.contains("SIP/2.0 403"), "{text}");
     let answer = dig_naptr(&r, &d.user);
-    assert!(answer.contains("status: NXDOMAIN"), "{answer}");
+    assert!(answer.contains("status: NOERROR"), "{answer}");
+    assert!(
+        answer.contains(&format!("20 100 \"u\" \"E2U+sip\" \"!^.*$!{}!\"", mailbox_uri(&r, &d.user))),
+        "{answer}"
+    );
+    assert!(!answer.contains("10 100 \"u\""), "{answer}");
 
     // Right password: registered, and dig finds the number's address.
     let (ok, text) = sipsak(&d.password);
@@ -163,6 +169,7 @@ module stdio.so\nmodule g711.so\nmodule aufile.so\nmodule_app account.so\nmodule
     assert!(reachable, "baresip did not register: {log}");
     assert!(answer.contains(&format!("!^.*$!{want}!")), "{answer}");
     assert!(gone, "baresip's unregister did not remove the number: {log}");
+    assert_eq!(naptr_set(r.dns, &d.user), vec![(20, mailbox_uri(&r, &d.user))], "the mailbox stays");
 }
 
 /// baresip with an account on our region: auto-answers, plays `source`,
@@ -348,55 +355,12 @@ fn sipp_calls_our_phone_with_its_standard_uac_and_with_rtp() {
         r.dns,
         &["--auto-answer", "--answer-after", "0", "--record", rec.to_str().unwrap()],
     );
-    let sipp = |args: &[&str]| {
-        let out = Command::new(require("sipp"))
-            .current_dir(dir.path())
-            .args(args)
-            .args([
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &free_udp_port().to_string(),
-                "-cp",
-                &free_udp_port().to_string(),
-            ])
-            .args(["-mp", &free_udp_port().to_string(), "-nostdin", "-timeout", "30s", "-timeout_error"])
-            .args(["-s", &phone.number.replace('-', ""), &phone.sip.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sipp failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sipp = |args: &[&str]| sipp_call(dir.path(), args, &phone.number.replace('-', ""), phone.sip);
     // The built-in UAC: INVITE, 200, ACK, BYE.
     sipp(&["-sn", "uac"]);
     phone.expect_line("ended: the other side hung up", 5);
     // A scenario that streams a mu-law tone as RTP during the call.
-    let tone = dir.path().join("tone-ulaw.wav");
-    let st = Command::new(require("sox"))
-        .args([
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-e",
-            "u-law",
-            tone.to_str().unwrap(),
-            "synth",
-            "3",
-            "sine",
-            "1000",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    ulaw_tone(&dir.path().join("tone-ulaw.wav"), 1000, 3);
     sipp(&["-sf", concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml")]);
     assert!(eventually(5, || phone
         .lines()

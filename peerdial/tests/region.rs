@@ -167,15 +167,18 @@ fn ten_thousand_concurrent_provisionings_get_distinct_numbers() {
 fn register_publishes_moves_and_withdraws_the_naptr() {
     let dir = tempfile::tempdir().unwrap();
     let r = Region::start(dir.path(), &["--min-expires", "1", "--digest", "sha-256,md5"]);
-    let d = provision(r.http, "02:00:00:00:00:01");
-    assert_eq!(naptr_uri(r.dns, &d.user), None);
-    let unregistered = dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR);
-    assert_eq!(unregistered.response_code(), ResponseCode::NXDomain);
+    // An unassigned number is NXDOMAIN with the SOA.
+    let unassigned = dns_query(r.dns, &enum_name("8860299999999"), RecordType::NAPTR);
+    assert_eq!(unassigned.response_code(), ResponseCode::NXDomain);
     assert_eq!(
-        unregistered.name_servers()[0].record_type(),
+        unassigned.name_servers()[0].record_type(),
         RecordType::SOA,
         "NXDOMAIN carries the SOA"
     );
+    // A provisioned number always resolves: offline, to its mailbox alone.
+    let d = provision(r.http, "02:00:00:00:00:01");
+    let mailbox = mailbox_uri(&r, &d.user);
+    assert_eq!(naptr_set(r.dns, &d.user), vec![(20, mailbox.clone())]);
     let serial0 = soa_serial(r.dns);
 
     for alg in [Algorithm::Sha256, Algorithm::Md5] {
@@ -193,23 +196,26 @@ fn register_publishes_moves_and_withdraws_the_naptr() {
     let m = dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR);
     assert!(m.authoritative());
     assert_eq!(m.answers()[0].ttl(), 60);
-    assert_eq!(dns_query_tcp(r.dns, &enum_name(&d.user), RecordType::NAPTR).answers().len(), 1);
+    assert_eq!(dns_query_tcp(r.dns, &enum_name(&d.user), RecordType::NAPTR).answers().len(), 2);
+    assert_eq!(
+        naptr_set(r.dns, &d.user)[1],
+        (20, mailbox.clone()),
+        "online: the mailbox after the phone"
+    );
     assert!(soa_serial(r.dns) > serial0, "serial bumped");
 
-    // Unregister: gone, NXDOMAIN with SOA.
+    // Unregister: the phone's record goes, the mailbox stays.
     let mut phone = Phone::udp(r.sip);
     let (code, _) = phone.register(&d, &d.password, Algorithm::Md5, 0);
     assert_eq!(code, 200);
-    assert_eq!(
-        dns_query(r.dns, &enum_name(&d.user), RecordType::NAPTR).response_code(),
-        ResponseCode::NXDomain
-    );
+    assert_eq!(naptr_set(r.dns, &d.user), vec![(20, mailbox.clone())]);
 
     // A short registration expires by itself.
     let (code, _) = phone.register(&d, &d.password, Algorithm::Md5, 2);
     assert_eq!(code, 200);
     assert!(naptr_uri(r.dns, &d.user).is_some());
     assert!(eventually(5, || naptr_uri(r.dns, &d.user).is_none()), "stale binding expired");
+    assert_eq!(naptr_set(r.dns, &d.user), vec![(20, mailbox)], "expired: the mailbox answers");
 }
 
 #[test]

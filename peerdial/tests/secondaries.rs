@@ -213,8 +213,8 @@ fn transfers_need_a_good_signature() {
     let records: usize = good.iter().map(|m| Message::from_vec(m).unwrap().answers().len()).sum();
     assert_eq!(
         records,
-        1 + 8 + 1 + 1,
-        "SOA, apex records (the identity key's TXT among them), one NAPTR, SOA"
+        1 + 8 + 2 + 1,
+        "SOA, apex records (the identity key's TXT among them), the number's two NAPTRs (phone, mailbox), SOA"
     );
     // Unsigned: REFUSED. Unknown key or wrong secret: NOTAUTH, no records.
     assert_eq!(rcode(&transfer(r.dns, RecordType::AXFR, None, None)), ResponseCode::Refused.low());
@@ -361,6 +361,11 @@ fn a_region_publishes_by_signed_update_to_bind_and_knot_primaries() {
         assert!(
             eventually(5, || naptr_uri(primary.addr, &d.user).is_none()),
             "{which} kept the NAPTR"
+        );
+        assert_eq!(
+            naptr_set(primary.addr, &d.user),
+            vec![(20, mailbox_uri(&r, &d.user))],
+            "{which}: the mailbox record stays"
         );
         // A region with the wrong key changes nothing at the primary.
         let data2 = dir.path().join("region2");

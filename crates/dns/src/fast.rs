@@ -85,33 +85,34 @@ pub(crate) fn answer(zone: &Zone, q: &[u8], tcp: bool, udp_cap: Option<usize>) -
     };
 
     let number = Number::new(zone.cfg.area, individual);
-    let uri = zone.entries.get(&number.individual());
-    let mut out = Vec::with_capacity(question_end + 128);
+    let entry = zone.entries.get(&number.individual());
+    let count = entry.map_or(0, |e| e.contact.is_some() as u8 + e.mailbox as u8);
+    let mut out = Vec::with_capacity(question_end + 256);
     out.extend_from_slice(&q[..2]);
     out.push(0x84 | (q[2] & 0x01)); // QR, AA, RD copied
-    out.push(if uri.is_some() { 0 } else { 3 }); // NOERROR or NXDOMAIN
+    out.push(if entry.is_some() { 0 } else { 3 }); // NOERROR or NXDOMAIN
     out.extend_from_slice(&[0, 1]);
-    out.extend_from_slice(&[0, uri.is_some() as u8]);
-    out.extend_from_slice(&[0, uri.is_none() as u8]);
+    out.extend_from_slice(&[0, count]);
+    out.extend_from_slice(&[0, entry.is_none() as u8]);
     out.extend_from_slice(&[0, edns_payload.is_some() as u8]);
     out.extend_from_slice(&q[12..question_end]);
     let origin_ptr = [0xc0 | (origin_at >> 8) as u8, origin_at as u8];
-    match uri {
-        Some(uri) => {
-            out.extend_from_slice(&[0xc0, 12]);
-            out.extend_from_slice(&TYPE_NAPTR.to_be_bytes());
-            out.extend_from_slice(&CLASS_IN.to_be_bytes());
-            out.extend_from_slice(&zone.cfg.ttl.to_be_bytes());
-            let regexp_len = 7 + uri.len();
-            let rdlen = 2 + 2 + 2 + 8 + 1 + regexp_len + 1;
-            out.extend_from_slice(&(rdlen as u16).to_be_bytes());
-            out.extend_from_slice(&[0, 10, 0, 100, 1, b'u', 7]);
-            out.extend_from_slice(b"E2U+sip");
-            out.push(regexp_len as u8);
-            out.extend_from_slice(b"!^.*$!");
-            out.extend_from_slice(uri.as_bytes());
-            out.push(b'!');
-            out.push(0);
+    match entry {
+        Some(e) => {
+            if let Some(uri) = &e.contact {
+                naptr_rr(&mut out, zone.cfg.ttl, crate::CONTACT_ORDER, &[uri.as_bytes()]);
+            }
+            if e.mailbox {
+                // sip:<13 digits>@<region SIP address>, with no allocation.
+                let mut digits = [0u8; 13];
+                let mut v = number.as_u64();
+                for d in digits.iter_mut().rev() {
+                    *d = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+                let parts: [&[u8]; 3] = [b"sip:", &digits, zone.mailbox_host.as_bytes()];
+                naptr_rr(&mut out, zone.cfg.ttl, crate::MAILBOX_ORDER, &parts);
+            }
         }
         None => {
             // The SOA, for negative caching (RFC 2308).
@@ -141,4 +142,26 @@ pub(crate) fn answer(zone: &Zone, q: &[u8], tcp: bool, udp_cap: Option<usize>) -
         return None; // let the general path truncate
     }
     Some(out)
+}
+
+/// One NAPTR answer owned by the question's name, its URI given in parts.
+fn naptr_rr(out: &mut Vec<u8>, ttl: u32, order: u16, uri: &[&[u8]]) {
+    let uri_len: usize = uri.iter().map(|p| p.len()).sum();
+    out.extend_from_slice(&[0xc0, 12]);
+    out.extend_from_slice(&TYPE_NAPTR.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    let regexp_len = 7 + uri_len;
+    let rdlen = 2 + 2 + 2 + 8 + 1 + regexp_len + 1;
+    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+    out.extend_from_slice(&order.to_be_bytes());
+    out.extend_from_slice(&[0, 100, 1, b'u', 7]);
+    out.extend_from_slice(b"E2U+sip");
+    out.push(regexp_len as u8);
+    out.extend_from_slice(b"!^.*$!");
+    for p in uri {
+        out.extend_from_slice(p);
+    }
+    out.push(b'!');
+    out.push(0);
 }

@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use peerdial_number::Number;
 
 use crate::tsig::{self, TsigFailure, TsigKey, Verified};
-use crate::{formerr, host_record, naptr, Transport, Zone};
+use crate::{formerr, host_record, naptr_ordered, Transport, Zone};
 
 /// Changes kept for IXFR; older secondaries get a full transfer.
 pub const JOURNAL_LIMIT: usize = 100_000;
@@ -22,6 +22,8 @@ const RECORDS_PER_MESSAGE: usize = 400;
 pub struct Change {
     pub from: u32,
     pub individual: u32,
+    /// Which record of the number's set: the contact or the mailbox.
+    pub order: u16,
     pub old: Option<Box<str>>,
     pub new: Option<Box<str>>,
 }
@@ -81,10 +83,10 @@ impl Zone {
         crate::soa_record(&self.origin, &self.ns_name, serial, self.cfg.negative_ttl)
     }
 
-    fn naptr_record(&self, individual: u32, uri: &str) -> Record {
+    fn naptr_record(&self, individual: u32, order: u16, uri: &str) -> Record {
         let n = Number::new(self.cfg.area, individual);
         let name = Name::from_ascii(n.enum_name(&self.cfg.root)).expect("numbers make valid names");
-        Record::from_rdata(name, self.cfg.ttl, RData::NAPTR(naptr(uri)))
+        Record::from_rdata(name, self.cfg.ttl, RData::NAPTR(naptr_ordered(order, uri)))
     }
 
     /// Every record of the zone but the SOA.
@@ -140,11 +142,11 @@ impl Zone {
                 for c in self.journal.range(start..) {
                     records.push(self.soa_with(c.from));
                     if let Some(old) = &c.old {
-                        records.push(self.naptr_record(c.individual, old));
+                        records.push(self.naptr_record(c.individual, c.order, old));
                     }
                     records.push(self.soa_with(c.from.wrapping_add(1)));
                     if let Some(new) = &c.new {
-                        records.push(self.naptr_record(c.individual, new));
+                        records.push(self.naptr_record(c.individual, c.order, new));
                     }
                 }
                 records.push(current);
@@ -193,7 +195,11 @@ impl Zone {
             }
             *count = 0;
         };
-        for (individual, uri) in &self.entries {
+        for (individual, uri, order) in self
+            .entries
+            .iter()
+            .flat_map(|(i, e)| self.entry_records(*i, e).into_iter().map(move |(order, uri)| (i, uri, order)))
+        {
             if msg.len() + 64 + uri.len() + origin_wire.len() > LIMIT {
                 flush(&mut msg, &mut count, &mut out);
             }
@@ -216,7 +222,8 @@ impl Zone {
             msg.extend_from_slice(&self.cfg.ttl.to_be_bytes());
             let regexp_len = 7 + uri.len();
             msg.extend_from_slice(&((2 + 2 + 2 + 8 + 1 + regexp_len + 1) as u16).to_be_bytes());
-            msg.extend_from_slice(&[0, 10, 0, 100, 1, b'u', 7]);
+            msg.extend_from_slice(&order.to_be_bytes());
+            msg.extend_from_slice(&[0, 100, 1, b'u', 7]);
             msg.extend_from_slice(b"E2U+sip");
             msg.push(regexp_len as u8);
             msg.extend_from_slice(b"!^.*$!");
@@ -382,7 +389,7 @@ mod tests {
         assert_eq!(naptrs.len(), 1000);
         // The hand-encoded records are exactly what a query would get.
         for (r, i) in naptrs.iter().zip(0..) {
-            assert_eq!(**r, z.naptr_record(i, &format!("sip:x{i}@127.0.0.1:5060")));
+            assert_eq!(**r, z.naptr_record(i, 10, &format!("sip:x{i}@127.0.0.1:5060")));
         }
         // Not over UDP, and not for strangers.
         let udp = z.respond(&xfr(RecordType::AXFR, None), Transport::Udp, &[], TransferPolicy::Allowed, 0);
@@ -423,6 +430,28 @@ mod tests {
         // An IXFR without the client's SOA is malformed.
         let bad = z.respond(&xfr(RecordType::IXFR, None), Transport::Tcp, &[], TransferPolicy::Allowed, 0);
         assert_eq!(Message::from_vec(&bad[0]).unwrap().response_code(), ResponseCode::FormErr);
+    }
+
+    #[test]
+    fn transfers_carry_the_mailbox_records_beside_the_contacts() {
+        let mut z = zone();
+        z.set_mailbox(n(1), true).unwrap(); // 100 -> 101
+        z.set(n(1), Some("sip:a@10.0.0.1:5060")).unwrap(); // 101 -> 102
+        z.set_mailbox(n(2), true).unwrap(); // 102 -> 103
+        let orders = |rs: &[Record]| -> Vec<u16> {
+            rs.iter()
+                .filter_map(|r| match r.data() {
+                    RData::NAPTR(x) => Some(x.order()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let all = records(&z.respond(&xfr(RecordType::AXFR, None), Transport::Tcp, &[], TransferPolicy::Allowed, 0));
+        assert_eq!(orders(&all), vec![10, 20, 20]);
+        let mailbox = all.iter().find(|r| matches!(r.data(), RData::NAPTR(x) if x.order() == 20)).unwrap();
+        assert_eq!(*mailbox, z.naptr_record(n(1).individual(), 20, &z.mailbox_uri(n(1))));
+        let diff = records(&z.respond(&xfr(RecordType::IXFR, Some(102)), Transport::Tcp, &[], TransferPolicy::Allowed, 0));
+        assert_eq!(orders(&diff), vec![20], "the one added mailbox record");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn spawn(shared: Arc<Shared>, listener: tokio::net::TcpListener, portal: Rou
         .merge(crate::presence_api::routes())
         .merge(crate::account::routes())
         .merge(crate::channels_api::routes())
+        .merge(crate::mailbox_api::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
@@ -205,6 +206,7 @@ async fn provision(
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the device: {e}"));
         }
         shared.registrar.lock().expect("registrar lock").set_credential(number, ha1);
+        shared.publish(number);
         return answer(&shared, number, &password, req.secret.as_deref().unwrap_or_default());
     }
 
@@ -255,6 +257,7 @@ async fn provision(
                     .by_mac
                     .insert(mac, Device { number, secret_hash });
                 shared.presence.add_number(number);
+                shared.publish(number);
                 tracing::info!(%number, mac = %mac_text(&mac), "provisioned");
                 return answer(&shared, number, &password, &secret);
             }
@@ -311,13 +314,17 @@ async fn number_status(State(shared): State<Arc<Shared>>, Path(number): Path<Str
     if !provisioned {
         return error(StatusCode::NOT_FOUND, format!("number {n} is not provisioned"));
     }
-    Json(json!({ "number": n.to_string(), "registered": uri.is_some(), "uri": uri })).into_response()
+    // The last recorded state (the patent's user_property), if any; its
+    // address stays in the database.
+    let last = shared.store.number_state(n.as_u64() as i64).await.ok().flatten();
+    let last = last.map(|s| json!({ "online": s.online, "since_ms": s.changed_ms }));
+    Json(json!({ "number": n.to_string(), "registered": uri.is_some(), "uri": uri, "last_state": last })).into_response()
 }
 
 async fn region_status(State(shared): State<Arc<Shared>>) -> Response {
     let (serial, registered, origin) = {
         let z = shared.zone.read().expect("zone lock");
-        (z.serial(), z.len(), z.origin().to_string())
+        (z.serial(), z.contact_count(), z.origin().to_string())
     };
     let provisioned = shared.registrar.lock().expect("registrar lock").credential_count();
     let e = shared.endpoints;

@@ -16,6 +16,9 @@
 //! - broadcasts, channels, private channels and the marquee ([`channels`]):
 //!   SIP MESSAGE to online phones (answers count as liveness) and
 //!   `GET /api/v1/marquee`.
+//! - the mailbox ([`mailbox`]): every provisioned number's order-20 NAPTR
+//!   leads to it; it logs calls, records voice messages and keeps them
+//!   (`/api/v1/messages/{number}` for the owner).
 //! - the web portal (`peerdial-portal`) at `/` on the same address, its
 //!   first password set through [`account`].
 //!
@@ -29,6 +32,10 @@ mod channels_api;
 pub mod greetings;
 mod http;
 pub mod identity;
+pub mod mailbox;
+mod mailbox_api;
+mod mailbox_mwi;
+mod mailbox_text;
 mod notify;
 mod portal_link;
 pub mod presence;
@@ -112,6 +119,10 @@ pub struct RegionConfig {
     /// A DNS resolver for other areas' records (watchers' keys); without
     /// one, the tree node named by `top` says where each area's DNS is.
     pub resolver: Option<SocketAddr>,
+    /// The longest voice message the mailbox records (`--voice-max`).
+    pub voice_max_secs: u32,
+    /// Quotas per mailbox and the retention period.
+    pub mailbox_limits: peerdial_mailbox::Limits,
 }
 
 impl RegionConfig {
@@ -138,6 +149,8 @@ impl RegionConfig {
             top: None,
             join_token: None,
             resolver: None,
+            voice_max_secs: 120,
+            mailbox_limits: peerdial_mailbox::Limits::default(),
         }
     }
 }
@@ -216,6 +229,8 @@ impl Region {
         }
         tokio::spawn(presence::timer_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(channels::run(shared.clone(), stop_rx.clone()));
+        tokio::spawn(mailbox::record_states(shared.clone(), stop_rx.clone()));
+        tokio::spawn(mailbox::retention_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
         Ok(Region {

@@ -60,6 +60,7 @@ impl Link {
             shared.disabled.lock().expect("disabled lock").remove(&n);
             if let Some(ha1) = ha1 {
                 shared.registrar.lock().expect("registrar lock").set_credential(n, ha1);
+                shared.publish(n);
                 shared.presence.add_number(n);
                 self.reload_policy(n).await?;
             }
@@ -133,7 +134,7 @@ impl RegionLink for Link {
     fn counts(&self) -> Counts {
         Counts {
             numbers: self.0.devices.lock().expect("devices lock").by_mac.len(),
-            registered: self.0.zone.read().expect("zone lock").len(),
+            registered: self.0.zone.read().expect("zone lock").contact_count(),
         }
     }
 

@@ -132,7 +132,8 @@ impl Edge {
         }
     }
 
-    fn send(&self, t: Transmit) {
+    /// Sends over UDP, or over the open TCP connection to `t.to`.
+    pub(crate) fn send(&self, t: Transmit) {
         match t.transport {
             Transport::Udp => {
                 if let Some(sock) = self.udp.get() {

@@ -1,6 +1,7 @@
 //! SIP transports: UDP datagrams (on plain threads) and TCP streams (on
 //! tokio) into the registrar, and SUBSCRIBE, PUBLISH and responses into
-//! the presence edge ([`crate::presence`]), told apart by the start line.
+//! the presence edge ([`crate::presence`]), calls to the mailbox
+//! ([`crate::mailbox`], over UDP), told apart by the start line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::mailbox::Mailbox;
 use crate::presence::{kind, Kind};
 use crate::{change_to_write, now_ms, RegionError, Shared};
 
@@ -33,6 +35,7 @@ pub fn spawn(shared: Arc<Shared>, udp: std::net::UdpSocket, tcp: std::net::TcpLi
         .expect("read timeout");
     let udp = Arc::new(udp);
     shared.presence.set_udp(udp.clone());
+    shared.mailbox.set_udp(udp.clone());
     for i in 0..2 {
         let (shared, udp, stopped) = (shared.clone(), udp.clone(), stopped.clone());
         std::thread::Builder::new()
@@ -64,6 +67,12 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             continue; // keep-alive
         }
+        if Mailbox::claims(data) {
+            // A request from a phone is still a sign of life.
+            shared.presence.heard_from(src);
+            shared.mailbox.request(shared, data, src);
+            continue;
+        }
         match kind(data) {
             Kind::Register => {}
             Kind::Presence => {
@@ -71,7 +80,9 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
                 continue;
             }
             Kind::Response => {
-                shared.presence.response(data);
+                if !shared.mailbox.response(data, src) {
+                    shared.presence.response(data);
+                }
                 continue;
             }
             Kind::Other => shared.presence.heard_from(src),
@@ -153,6 +164,10 @@ fn on_commit(
             shared.publish(n);
             send(reply);
             shared.presence.binding(n, bound);
+            if bound.is_some() {
+                // Back online: texts the mailbox kept go to the phone now.
+                crate::mailbox_text::deliver(&shared, n);
+            }
         }
         Err(e) => {
             tracing::error!(number = %n, error = %e, "binding not stored; REGISTER not acknowledged");
@@ -212,7 +227,9 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                             continue;
                         }
                         Kind::Response => {
-                            shared.presence.response(&frame);
+                            if !shared.mailbox.response(&frame, peer) {
+                                shared.presence.response(&frame);
+                            }
                             continue;
                         }
                         Kind::Other => shared.presence.heard_from(peer),

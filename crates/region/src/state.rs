@@ -39,6 +39,8 @@ pub struct Shared {
     pub presence: crate::presence::Edge,
     /// Broadcasts, channels, private channels and the marquee.
     pub channels: crate::channels::Channels,
+    /// The mailbox: deposits in progress and the index of stored messages.
+    pub mailbox: crate::mailbox::Mailbox,
     /// Numbers an operator disabled: they cannot register or resolve.
     pub disabled: Mutex<HashSet<Number>>,
     /// Watchers from other regions, by their signed identity.
@@ -81,6 +83,7 @@ impl Shared {
 
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
         let (channels, signals) = crate::channels::Channels::load(&store).await?;
+        let mailbox = crate::mailbox::Mailbox::load(&store, cfg.mailbox_limits).await?;
         presence.set_signals(signals);
         let mut numbers = Vec::new();
         let mut devices = Devices::default();
@@ -102,6 +105,10 @@ impl Shared {
             if !disabled.contains(&number) {
                 registrar.set_credential(number, ha1);
                 numbers.push(number);
+                if cfg.area.contains(number) {
+                    // A provisioned number always resolves (design §9).
+                    zone.set_mailbox(number, true)?;
+                }
             }
             devices.numbers.insert(number.individual());
             devices.by_mac.insert(mac, Device { number, secret_hash });
@@ -159,6 +166,7 @@ impl Shared {
             greetings,
             presence,
             channels,
+            mailbox,
             disabled: Mutex::new(disabled),
             watchers,
             rt: tokio::runtime::Handle::current(),
@@ -174,13 +182,19 @@ impl Shared {
         Ok(())
     }
 
-    /// Brings the zone in line with the registrar's current binding for `n`.
-    /// Reading the current truth (not the change) keeps the zone right even
-    /// when commits for one number finish out of order.
+    /// Brings the zone in line with the registrar for `n`: its current
+    /// binding (order 10) and, while it has a credential (provisioned,
+    /// not disabled, not moved), its mailbox (order 20). Reading the
+    /// current truth (not the change) keeps the zone right even when
+    /// commits for one number finish out of order.
     pub fn publish(&self, n: Number) {
-        let uri = self.registrar.lock().expect("registrar lock").binding(n).map(|b| b.uri.clone());
+        let (uri, provisioned) = {
+            let r = self.registrar.lock().expect("registrar lock");
+            (r.binding(n).map(|b| b.uri.clone()), r.has_credential(n))
+        };
         let mut zone = self.zone.write().expect("zone lock");
-        match zone.set(n, uri.as_deref()) {
+        let changed = zone.set(n, uri.as_deref()).and_then(|a| Ok(zone.set_mailbox(n, provisioned)? || a));
+        match changed {
             Ok(true) => {
                 self.serial.send_replace(zone.serial());
                 if let Some(u) = &self.updates {

@@ -2,7 +2,7 @@
 //! DNS: each change becomes part of an RFC 2136 UPDATE, signed with TSIG,
 //! sent over TCP to the primary (BIND, Knot, …). Changes are batched; a
 //! batch that fails is retried until the primary takes it. At start every
-//! current binding is sent again, so a primary that missed updates while
+//! number's NAPTR set is sent again, so a primary that missed updates while
 //! the region was down catches up.
 
 use std::collections::BTreeSet;
@@ -27,13 +27,7 @@ pub async fn update_loop(
     mut rx: mpsc::UnboundedReceiver<Number>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut pending: BTreeSet<Number> = shared
-        .registrar
-        .lock()
-        .expect("registrar lock")
-        .bindings()
-        .map(|(n, _)| *n)
-        .collect();
+    let mut pending: BTreeSet<Number> = shared.zone.read().expect("zone lock").numbers().collect();
     let mut backoff = Duration::from_millis(200);
     loop {
         if pending.is_empty() {
@@ -67,8 +61,8 @@ pub async fn update_loop(
     }
 }
 
-/// One UPDATE bringing the primary in line with the registrar for `numbers`:
-/// delete each name's NAPTR set, add the current one if registered.
+/// One UPDATE bringing the primary in line with the zone for `numbers`:
+/// delete each name's NAPTR set, add the current one (contact, mailbox).
 async fn send(shared: &Shared, primary: SocketAddr, numbers: &[Number]) -> Result<(), String> {
     let origin = shared.zone.read().expect("zone lock").origin().to_string();
     let zone = Name::from_ascii(&origin).map_err(|e| e.to_string())?;
@@ -77,14 +71,19 @@ async fn send(shared: &Shared, primary: SocketAddr, numbers: &[Number]) -> Resul
     m.set_id(id).set_message_type(MessageType::Query).set_op_code(OpCode::Update);
     m.add_zone(Query::query(zone, RecordType::SOA));
     {
-        let registrar = shared.registrar.lock().expect("registrar lock");
+        let zone = shared.zone.read().expect("zone lock");
         for n in numbers {
             let name = Name::from_ascii(n.enum_name(&shared.cfg.root_domain)).map_err(|e| e.to_string())?;
             let mut delete = Record::update0(name.clone(), 0, RecordType::NAPTR);
             delete.set_dns_class(DNSClass::ANY);
             m.add_update(delete);
-            if let Some(b) = registrar.binding(*n) {
-                m.add_update(Record::from_rdata(name, shared.cfg.ttl, RData::NAPTR(peerdial_dns::naptr(&b.uri))));
+            // The zone's set: the contact and the mailbox, as we serve them.
+            for (order, uri) in zone.records(*n) {
+                m.add_update(Record::from_rdata(
+                    name.clone(),
+                    shared.cfg.ttl,
+                    RData::NAPTR(peerdial_dns::naptr_ordered(order, &uri)),
+                ));
             }
         }
     }

@@ -20,10 +20,12 @@ use tokio::sync::{mpsc, oneshot};
 
 pub mod accounts;
 pub mod channels;
+pub mod mailbox;
 pub mod portal;
 pub mod rendezvous;
 pub use accounts::PairingOutcome;
 pub use channels::{BroadcastRow, ChannelRow, ItemRow};
+pub use mailbox::{CallRow, MessageRow, NumberStateRow};
 pub use portal::{search_terms, ProfileRow, FIELDS};
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -490,3 +490,89 @@ async fn channels_items_subscriptions_watermarks_and_broadcasts_survive_reopen()
         s.close().await;
     }
 }
+
+#[tokio::test]
+async fn mailbox_calls_messages_deliveries_prompts_and_states_survive_reopen() {
+    use peerdial_store::{MessageRow, NumberStateRow};
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        let owner = 8860210000001;
+        let c = s.add_call(owner, "8860210000002", true, 5).await.unwrap();
+        s.add_call(owner, "sip:someone@elsewhere", false, 6).await.unwrap();
+        let msg = |kind: &str, body: &[u8]| MessageRow {
+            id: 0,
+            number: owner,
+            kind: kind.into(),
+            content_type: "text/plain".into(),
+            sender: "8860210000002".into(),
+            verified: true,
+            at_ms: 7,
+            size: body.len() as i64,
+            read_ms: 0,
+            body: body.to_vec(),
+            path: String::new(),
+        };
+        let text = s.add_message(&msg("text", "hello \u{4f60}\u{597d}".as_bytes())).await.unwrap();
+        let voice = s.add_message(&msg("voice", &[0, 1, 2, 255])).await.unwrap();
+        assert!(voice > text);
+        assert!(s.confirm_delivery(text, "tv", 8).await.unwrap());
+        assert!(!s.confirm_delivery(text, "tv", 9).await.unwrap(), "{url}: confirmed once");
+        assert!(s.mark_message_read(owner, voice, 10).await.unwrap());
+        assert!(s.mark_message_read(owner, voice, 11).await.unwrap());
+        assert!(
+            !s.mark_message_read(owner + 1, voice, 11).await.unwrap(),
+            "{url}: another number's message"
+        );
+        s.put_prompt(owner, b"RIFF1", 1).await.unwrap();
+        s.put_prompt(owner, b"RIFF2", 2).await.unwrap();
+        let state = NumberStateRow {
+            number: owner,
+            online: false,
+            addr: "127.0.0.1:5070".into(),
+            changed_ms: 12,
+        };
+        s.put_number_state(&NumberStateRow {
+            online: true,
+            ..state.clone()
+        })
+        .await
+        .unwrap();
+        s.put_number_state(&state).await.unwrap();
+        s.close().await;
+
+        let s = Store::open(&url).await.unwrap();
+        let calls = s.calls(owner).await.unwrap();
+        assert_eq!(calls.len(), 2, "{url}");
+        assert_eq!(
+            (calls[0].id, calls[0].caller.as_str(), calls[0].verified),
+            (c, "8860210000002", true)
+        );
+        assert!(!calls[1].verified);
+        let index = s.message_index().await.unwrap();
+        assert_eq!(
+            index.iter().map(|m| (m.id, m.kind.as_str())).collect::<Vec<_>>(),
+            vec![(text, "text"), (voice, "voice")]
+        );
+        assert!(index.iter().all(|m| m.body.is_empty()), "the index carries no bodies");
+        let v = s.message(owner, voice).await.unwrap().unwrap();
+        assert_eq!(
+            (v.body.as_slice(), v.read_ms, v.size),
+            (&[0u8, 1, 2, 255][..], 10, 4),
+            "{url}: read once, at 10"
+        );
+        assert_eq!(
+            s.message(owner, text).await.unwrap().unwrap().body,
+            "hello \u{4f60}\u{597d}".as_bytes()
+        );
+        assert_eq!(s.deliveries().await.unwrap(), vec![(text, "tv".to_string())]);
+        assert_eq!(s.prompt(owner).await.unwrap().as_deref(), Some(&b"RIFF2"[..]));
+        assert_eq!(s.prompt(owner + 1).await.unwrap(), None);
+        assert_eq!(s.number_state(owner).await.unwrap(), Some(state));
+        assert!(s.delete_message(owner, text).await.unwrap());
+        assert!(!s.delete_message(owner, text).await.unwrap());
+        assert!(s.deliveries().await.unwrap().is_empty(), "{url}: its deliveries went with it");
+        assert!(s.delete_call(owner, c).await.unwrap());
+        assert_eq!(s.calls(owner).await.unwrap().len(), 1);
+        s.close().await;
+    }
+}

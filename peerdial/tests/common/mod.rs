@@ -380,16 +380,36 @@ pub fn dns_query_tcp(server: SocketAddr, name: &str, t: RecordType) -> Message {
     Message::from_vec(&resp).unwrap()
 }
 
-/// The SIP URI in the NAPTR for `digits`, if the zone has one.
+/// The phone's contact for `digits`: the SIP URI of the order-10 NAPTR
+/// (design §9), if the zone has one (the phone is online).
 pub fn naptr_uri(server: SocketAddr, digits: &str) -> Option<String> {
+    naptr_set(server, digits)
+        .into_iter()
+        .find_map(|(order, uri)| (order == 10).then_some(uri))
+}
+
+/// Every NAPTR of `digits` as (order, SIP URI), lowest order first: what
+/// a caller tries, in turn. Empty for NXDOMAIN.
+pub fn naptr_set(server: SocketAddr, digits: &str) -> Vec<(u16, String)> {
     let m = dns_query(server, &enum_name(digits), RecordType::NAPTR);
-    m.answers().iter().find_map(|r| match r.data() {
-        RData::NAPTR(n) => {
-            let re = String::from_utf8_lossy(n.regexp()).to_string();
-            Some(re.trim_start_matches("!^.*$!").trim_end_matches('!').to_string())
-        }
-        _ => None,
-    })
+    let mut set: Vec<(u16, String)> = m
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::NAPTR(n) => {
+                let re = String::from_utf8_lossy(n.regexp()).to_string();
+                Some((n.order(), re.trim_start_matches("!^.*$!").trim_end_matches('!').to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    set.sort();
+    set
+}
+
+/// The region's mailbox URI for `digits` (its order-20 NAPTR).
+pub fn mailbox_uri(r: &Region, digits: &str) -> String {
+    format!("sip:{digits}@{}", r.sip)
 }
 
 pub fn soa_serial(server: SocketAddr) -> u32 {
@@ -701,4 +721,35 @@ pub fn two_regions_with_resolver(dir: &Path) -> (Unbound, Region, Region) {
     let a = region_with_resolver(&dir.join("a"), "886-02", pa, unbound.addr);
     let b = region_with_resolver(&dir.join("b"), "886-03", pb, unbound.addr);
     (unbound, a, b)
+}
+
+/// A mu-law WAV of a sine at `freq` for `secs` seconds (sox), what SIPp's
+/// `rtp_stream` plays.
+pub fn ulaw_tone(path: &Path, freq: u32, secs: u32) {
+    let st = Command::new(require("sox"))
+        .args(["-n", "-r", "8000", "-c", "1", "-e", "u-law", path.to_str().unwrap(), "synth"])
+        .args([secs.to_string(), "sine".into(), freq.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "sox could not make {}", path.display());
+}
+
+/// One SIPp call (`args` picks the scenario) from `dir` to `service` at
+/// `target`, on free ports; panics with SIPp's output if it fails.
+pub fn sipp_call(dir: &Path, args: &[&str], service: &str, target: SocketAddr) {
+    let out = Command::new(require("sipp"))
+        .current_dir(dir)
+        .args(args)
+        .args(["-m", "1", "-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-cp", &free_udp_port().to_string(), "-mp", &free_udp_port().to_string()])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error", "-s", service, &target.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sipp failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
