@@ -354,6 +354,10 @@ pub async fn up(args: UpArgs) -> Result<()> {
         "  channels, marquee   http://{}/api/v1/channels  (phones: subscribe NAME, post NUMBER TEXT, publish CHANNEL TEXT)",
         a.http
     );
+    println!(
+        "  mailbox             http://{}/api/v1/messages/NUMBER  (the owner's SIP credentials; calls and SIP MESSAGEs to an offline number are kept there, MWI by SUBSCRIBE message-summary)",
+        a.http
+    );
     for r in &regions {
         println!("  web portal of {}   http://{}/", r.shared.cfg.area, r.endpoints.http);
     }

@@ -632,31 +632,40 @@ pub struct Unbound {
 
 impl Unbound {
     pub fn start(stubs: &[(&str, SocketAddr)]) -> Unbound {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_udp_port();
-        let conf = peer_conf::unbound(dir.path(), port, stubs, false);
-        let path = dir.path().join("unbound.conf");
-        std::fs::write(&path, conf).unwrap();
-        let child = Command::new(require("unbound"))
-            .args(["-d", "-c", path.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        // Ready when it answers anything.
-        let up = eventually(10, || {
-            dns_raw(addr, &{
-                let mut q = Message::new();
-                q.set_id(1)
-                    .add_query(Query::query(Name::from_ascii("localhost.").unwrap(), RecordType::A));
-                q.to_vec().unwrap()
-            })
-            .is_some()
-        });
-        assert!(up, "unbound did not start");
-        Unbound { child, addr, _dir: dir }
+        // The free port is free for UDP when asked; another test may take
+        // it (or its TCP twin) before unbound binds: try again elsewhere.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_udp_port();
+            let conf = peer_conf::unbound(dir.path(), port, stubs, false);
+            let path = dir.path().join("unbound.conf");
+            std::fs::write(&path, conf).unwrap();
+            let mut child = Command::new(require("unbound"))
+                .args(["-d", "-c", path.to_str().unwrap()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            // Ready when it answers anything.
+            let up = eventually(10, || {
+                dns_raw(addr, &{
+                    let mut q = Message::new();
+                    q.set_id(1)
+                        .add_query(Query::query(Name::from_ascii("localhost.").unwrap(), RecordType::A));
+                    q.to_vec().unwrap()
+                })
+                .is_some()
+                    || child.try_wait().unwrap().is_some()
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                return Unbound { child, addr, _dir: dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("unbound did not start (three ports tried)");
     }
 }
 
