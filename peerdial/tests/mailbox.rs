@@ -501,7 +501,10 @@ fn passport(r: &Region, from: &Device, to: &str) -> String {
         r.http,
         "POST",
         "/api/v1/identity/passport",
-        &[("Authorization", &basic(&from.user, &from.password)), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &basic(&from.user, &from.password)),
+            ("Content-Type", "application/json"),
+        ],
         format!("{{\"dest\":\"{to}\"}}").as_bytes(),
     );
     let (status, j) = parse_http(&raw);
@@ -514,7 +517,8 @@ fn form(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
     let mut b = Vec::new();
     for (name, ctype, data) in parts {
         b.extend_from_slice(
-            format!("--b0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\nContent-Type: {ctype}\r\n\r\n").as_bytes(),
+            format!("--b0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\nContent-Type: {ctype}\r\n\r\n")
+                .as_bytes(),
         );
         b.extend_from_slice(data);
         b.extend_from_slice(b"\r\n");
@@ -553,7 +557,13 @@ fn a_phone_posts_a_picture_and_a_video_and_bad_posts_store_nothing() {
         .unwrap();
     png.extend_from_slice(b"GPS 25.03N 121.56E");
     let first = passport(&r, &sender, to);
-    let (status, j) = post(&r, to, from, &first, &form(&[("file", "image/png", &png), ("text", "text/plain", b"look")]));
+    let (status, j) = post(
+        &r,
+        to,
+        from,
+        &first,
+        &form(&[("file", "image/png", &png), ("text", "text/plain", b"look")]),
+    );
     assert_eq!(status, 201, "{j}");
     let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2\0\0\0\x08free\0\0\0\x08mdat";
     let (status, j) = post(&r, to, from, &passport(&r, &sender, to), &form(&[("file", "video/mp4", mp4)]));
@@ -568,10 +578,25 @@ fn a_phone_posts_a_picture_and_a_video_and_bad_posts_store_nothing() {
     let cases = [
         (to, first.as_str(), form(&[("file", "video/mp4", mp4)]), 401),
         (to, other.as_str(), form(&[("file", "video/mp4", mp4)]), 401),
-        (to, "eyJhbGciOiJFUzI1NiJ9.e30.c2ln;info=<http://x/key>", form(&[("file", "video/mp4", mp4)]), 401),
+        (
+            to,
+            "eyJhbGciOiJFUzI1NiJ9.e30.c2ln;info=<http://x/key>",
+            form(&[("file", "video/mp4", mp4)]),
+            401,
+        ),
         (to, &passport(&r, &sender, to), text_as_png, 422),
-        (to, &passport(&r, &sender, to), b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\ncut".to_vec(), 400),
-        (unassigned.as_str(), &passport(&r, &sender, &unassigned), form(&[("file", "video/mp4", mp4)]), 404),
+        (
+            to,
+            &passport(&r, &sender, to),
+            b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\ncut".to_vec(),
+            400,
+        ),
+        (
+            unassigned.as_str(),
+            &passport(&r, &sender, &unassigned),
+            form(&[("file", "video/mp4", mp4)]),
+            404,
+        ),
     ];
     for (callee, identity, body, want) in &cases {
         let (status, j) = post(&r, callee, from, identity, body);
@@ -580,9 +605,21 @@ fn a_phone_posts_a_picture_and_a_video_and_bad_posts_store_nothing() {
     }
 
     let list = messages(&r, &owner);
-    let kinds: Vec<_> = list["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<_> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["image", "text", "video"], "{list}");
-    assert!(list["messages"].as_array().unwrap().iter().all(|m| m["sender"] == from && m["verified"] == true), "{list}");
+    assert!(
+        list["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["sender"] == from && m["verified"] == true),
+        "{list}"
+    );
     assert_eq!(list["counts"]["Multimedia-Message"]["new"], 2, "{list}");
 
     let raw = owner_get(&r, &owner, &format!("/api/v1/messages/{to}/{}", list["messages"][0]["id"]));

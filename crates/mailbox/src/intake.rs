@@ -264,14 +264,20 @@ pub fn check_webm(b: &[u8]) -> Result<(), &'static str> {
         Some((EBML, n)) => {
             let (size, m) = vint(b, n, false).ok_or("truncated EBML header")?;
             let start = n + m;
-            let end = start.checked_add(size as usize).filter(|e| *e <= b.len()).ok_or("truncated EBML header")?;
+            let end = start
+                .checked_add(size as usize)
+                .filter(|e| *e <= b.len())
+                .ok_or("truncated EBML header")?;
             let mut at = start;
             let mut doctype = None;
             while at < end {
                 let (id, n) = vint(b, at, true).ok_or("bad element in the EBML header")?;
                 let (size, m) = vint(b, at + n, false).ok_or("bad element in the EBML header")?;
                 let body = at + n + m;
-                let next = body.checked_add(size as usize).filter(|e| *e <= end).ok_or("bad element in the EBML header")?;
+                let next = body
+                    .checked_add(size as usize)
+                    .filter(|e| *e <= end)
+                    .ok_or("bad element in the EBML header")?;
                 if id == DOCTYPE {
                     doctype = Some(&b[body..next]);
                 }

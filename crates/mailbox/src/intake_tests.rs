@@ -74,7 +74,10 @@ fn video_audio_and_text_are_checked_by_their_content() {
     assert!(not(kind("image/png", b"just some text, called .png")));
     assert!(not(kind("video/mp4", b"\0\0\0\x18moovisom\0\0\x02\0isomiso2")));
     assert!(not(kind("video/mp4", &MP4[..MP4.len() - 3])), "a truncated box");
-    assert!(not(kind("video/webm", &WEBM.iter().map(|b| if *b == b'w' { b'x' } else { *b }).collect::<Vec<_>>())));
+    assert!(not(kind(
+        "video/webm",
+        &WEBM.iter().map(|b| if *b == b'w' { b'x' } else { *b }).collect::<Vec<_>>()
+    )));
     assert!(not(kind("audio/wav", b"RIFF\0\0\0\0WAVE")));
     assert!(matches!(kind("application/pdf", b"%PDF"), Err(MailboxError::UnsupportedType(_))));
 }
@@ -82,13 +85,27 @@ fn video_audio_and_text_are_checked_by_their_content() {
 #[test]
 fn malformed_or_odd_forms_are_refused() {
     let malformed = |r: Result<Intake, MailboxError>| matches!(r, Err(MailboxError::Malformed(_)));
-    assert!(matches!(intake(b"x", "application/json", &IntakeLimits::default()), Err(MailboxError::Malformed(_))));
-    assert!(malformed(take(b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nno end")));
+    assert!(matches!(
+        intake(b"x", "application/json", &IntakeLimits::default()),
+        Err(MailboxError::Malformed(_))
+    ));
+    assert!(malformed(take(
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nno end"
+    )));
     assert!(malformed(take(&form(&[("other", None, b"x")]))));
-    assert!(malformed(take(&form(&[("file", Some("text/plain"), b"a"), ("file", Some("text/plain"), b"b")]))));
+    assert!(malformed(take(&form(&[
+        ("file", Some("text/plain"), b"a"),
+        ("file", Some("text/plain"), b"b")
+    ]))));
     assert_eq!(take(&form(&[])), Err(MailboxError::Empty));
     let text_only = take(&form(&[("text", None, "héllo".as_bytes())])).unwrap();
     assert_eq!((text_only.main.kind, text_only.caption), (Kind::Text, None));
-    let small = IntakeLimits { max_body: 64, ..Default::default() };
-    assert!(matches!(intake(&form(&[("file", Some("video/mp4"), MP4)]), CT, &small), Err(MailboxError::TooLarge { .. })));
+    let small = IntakeLimits {
+        max_body: 64,
+        ..Default::default()
+    };
+    assert!(matches!(
+        intake(&form(&[("file", Some("video/mp4"), MP4)]), CT, &small),
+        Err(MailboxError::TooLarge { .. })
+    ));
 }

@@ -36,7 +36,9 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/api/v1/messages/{number}",
-            get(list).post(crate::mailbox_upload::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+            get(list)
+                .post(crate::mailbox_upload::upload)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route("/api/v1/messages/{number}/{id}", get(body).delete(remove))
         .route("/api/v1/messages/{number}/{id}/read", post(read))

@@ -61,7 +61,9 @@ async fn sender(shared: &Shared, headers: &HeaderMap, callee: Number) -> Result<
     let from = headers.get(FROM_HEADER).and_then(|v| v.to_str().ok());
     let token = headers.get("identity").and_then(|v| v.to_str().ok());
     let (Some(from), Some(token)) = (from, token) else {
-        return Err(unauthorized("X-Peerdial-From and an Identity header (a PASSporT from the sender's region) are required"));
+        return Err(unauthorized(
+            "X-Peerdial-From and an Identity header (a PASSporT from the sender's region) are required",
+        ));
     };
     let from = Number::parse(from).map_err(|_| unauthorized("X-Peerdial-From is not a number"))?;
     shared
@@ -82,8 +84,7 @@ pub async fn upload(
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")),
     };
-    let provisioned =
-        shared.cfg.area.contains(callee) && shared.registrar.lock().expect("registrar lock").has_credential(callee);
+    let provisioned = shared.cfg.area.contains(callee) && shared.registrar.lock().expect("registrar lock").has_credential(callee);
     if !provisioned {
         return error(StatusCode::NOT_FOUND, format!("number {callee} is not provisioned in this region"));
     }
@@ -108,20 +109,23 @@ pub async fn upload(
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("intake failed: {e}")),
     };
     let at = now_ms() as i64;
-    let mut rooms = Vec::new();
-    let mut rows = Vec::new();
-    for item in message.items() {
-        let room = shared.mailbox.book.lock().expect("book lock").reserve(callee, item.body.len() as u64);
-        match room {
-            Ok(r) => rooms.push(r),
-            Err(e) => {
-                let mut book = shared.mailbox.book.lock().expect("book lock");
-                for r in rooms {
-                    book.cancel(r);
+    // Room for every item at once, under one lock: all or none.
+    let rooms = {
+        let mut book = shared.mailbox.book.lock().expect("book lock");
+        let mut rooms = Vec::new();
+        for item in message.items() {
+            match book.reserve(callee, item.body.len() as u64) {
+                Ok(r) => rooms.push(r),
+                Err(e) => {
+                    rooms.into_iter().for_each(|r| book.cancel(r));
+                    return refused(&e);
                 }
-                return refused(&e);
             }
         }
+        rooms
+    };
+    let mut rows = Vec::new();
+    for item in message.items() {
         rows.push(MessageRow {
             id: 0,
             number: callee.as_u64() as i64,
@@ -146,7 +150,10 @@ pub async fn upload(
                 .zip(&rows)
                 .map(|(id, r)| json!({ "id": id, "kind": r.kind, "content_type": r.content_type, "size": r.size }))
                 .collect();
-            (StatusCode::CREATED, Json(json!({ "number": callee.to_string(), "sender": from.digits(), "stored": stored })))
+            (
+                StatusCode::CREATED,
+                Json(json!({ "number": callee.to_string(), "sender": from.digits(), "stored": stored })),
+            )
                 .into_response()
         }
         Err(e) => {
