@@ -8,17 +8,7 @@ use peerdial_number::{Area, Number};
 fuzz_target!(|data: &[u8]| {
     let a = "127.0.0.1:53".parse().unwrap();
     let area = Area::parse("886-02").unwrap();
-    let mut z = Zone::new(ZoneConfig {
-        root: "peerdial.internal.".into(),
-        area,
-        ttl: 60,
-        negative_ttl: 30,
-        dns: a,
-        sip: a,
-        http: a,
-        serial: 1,
-    })
-    .unwrap();
+    let mut z = Zone::new(ZoneConfig { root: "peerdial.internal.".into(), area, ttl: 60, negative_ttl: 30, dns: a, sip: a, http: a, serial: 1 }).unwrap();
     z.set(Number::new(area, 12345678), Some("sip:8860212345678@10.0.0.1:5060")).unwrap();
     for t in [Transport::Udp, Transport::Tcp] {
         if let Some(resp) = z.answer(data, t) {

@@ -9,17 +9,7 @@ use peerdial_number::{Area, Number};
 fuzz_target!(|data: &[u8]| {
     let a = "127.0.0.1:5300".parse().unwrap();
     let area = Area::parse("886-02").unwrap();
-    let mut z = Zone::new(ZoneConfig {
-        root: "peerdial.internal.".into(),
-        area,
-        ttl: 60,
-        negative_ttl: 30,
-        dns: a,
-        sip: a,
-        http: a,
-        serial: 1,
-    })
-    .unwrap();
+    let mut z = Zone::new(ZoneConfig { root: "peerdial.internal.".into(), area, ttl: 60, negative_ttl: 30, dns: a, sip: a, http: a, serial: 1 }).unwrap();
     for i in 0..3 {
         z.set(Number::new(area, i), Some("sip:x@127.0.0.1:5060")).unwrap();
     }

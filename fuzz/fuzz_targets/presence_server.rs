@@ -16,11 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let src = "192.0.2.1:5060".parse().unwrap();
     let mut now = 1_000_000u64;
     for (i, chunk) in data.split(|b| *b == 0xff).enumerate() {
-        let who = if i % 3 == 0 {
-            WatcherAuth::Authenticated(n)
-        } else {
-            WatcherAuth::Anonymous
-        };
+        let who = if i % 3 == 0 { WatcherAuth::Authenticated(n) } else { WatcherAuth::Anonymous };
         let transport = if i % 2 == 0 { Transport::Udp } else { Transport::Tcp };
         let _ = s.handle(chunk, src, transport, who, now);
         match i % 4 {

@@ -10,22 +10,11 @@ use peerdial_sip::call::{Call, Local, State};
 use peerdial_sip::Message;
 
 fuzz_target!(|data: &[u8]| {
-    let local = Local {
-        uri: "sip:1@127.0.0.1:5060".into(),
-        addr: "127.0.0.1:5060".parse().unwrap(),
-        user_agent: "fuzz".into(),
-    };
+    let local = Local { uri: "sip:1@127.0.0.1:5060".into(), addr: "127.0.0.1:5060".parse().unwrap(), user_agent: "fuzz".into() };
     let src = "127.0.0.1:5070".parse().unwrap();
     let mut parts = data.split(|b| *b == 0xff);
     let first = parts.next().unwrap_or_default();
-    let mut calls = vec![Call::outgoing(
-        local.clone(),
-        "sip:2@127.0.0.1:5070",
-        src,
-        b"v=0".to_vec(),
-        60_000,
-        0,
-    )];
+    let mut calls = vec![Call::outgoing(local.clone(), "sip:2@127.0.0.1:5070", src, b"v=0".to_vec(), 60_000, 0)];
     if let Ok(c) = Call::incoming(local, first, src, 0) {
         calls.push(c);
     }

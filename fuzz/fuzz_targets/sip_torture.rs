@@ -30,11 +30,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let mut r = Registrar::new(RegistrarConfig::new(
-        Area::parse("886-02").unwrap(),
-        "2.0.6.8.8.peerdial.internal",
-        [1; 32],
-    ));
+    let mut r = Registrar::new(RegistrarConfig::new(Area::parse("886-02").unwrap(), "2.0.6.8.8.peerdial.internal", [1; 32]));
     for t in [Transport::Udp, Transport::Tcp] {
         match r.handle(data, t, src, 1_000) {
             Output::Reply(b) => {
