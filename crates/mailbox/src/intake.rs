@@ -248,7 +248,8 @@ fn vint(b: &[u8], at: usize, marker: bool) -> Option<(u64, usize)> {
     if len > 8 {
         return None;
     }
-    let mut v = if marker { first as u64 } else { (first & (0xFF >> len)) as u64 };
+    // In u64: an eight-byte size shifts the mask by 8.
+    let mut v = if marker { first as u64 } else { first as u64 & (0xFF >> len) };
     for i in 1..len {
         v = v << 8 | *b.get(at + i)? as u64;
     }

@@ -79,6 +79,10 @@ fn video_audio_and_text_are_checked_by_their_content() {
         &WEBM.iter().map(|b| if *b == b'w' { b'x' } else { *b }).collect::<Vec<_>>()
     )));
     assert!(not(kind("audio/wav", b"RIFF\0\0\0\0WAVE")));
+    // Eight-byte sizes (found by fuzzing): read, not a panic.
+    let long_sizes = b"\x1a\x45\xdf\xa3\x01\0\0\0\0\0\0\x07\x42\x82\x84webm\x18\x53\x80\x67\x01";
+    assert_eq!(check_webm(long_sizes), Ok(()));
+    assert!(check_webm(&long_sizes[..14]).is_err());
     assert!(matches!(kind("application/pdf", b"%PDF"), Err(MailboxError::UnsupportedType(_))));
 }
 
