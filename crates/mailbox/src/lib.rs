@@ -5,6 +5,8 @@
 //!   quotas (count and bytes), a retention period, and per-device delivery
 //!   state: a message is offered to each device of its number until that
 //!   device confirms it, and never again afterwards;
+//! - [`intake`]: a message posted over HTTP (multipart/form-data) split
+//!   and checked against the type it claims;
 //! - [`summary`]: the `message-summary` body of RFC 3842 (MWI), an encoder
 //!   and a strict parser;
 //! - the record types the region stores: [`CallRecord`] (the patent's
@@ -16,6 +18,7 @@
 //! are passed in as Unix milliseconds.
 
 pub mod book;
+pub mod intake;
 pub mod summary;
 
 pub use book::{Book, Limits, Reservation, Stored};
@@ -39,6 +42,12 @@ pub enum MailboxError {
     NoSuchMessage(i64),
     #[error("malformed message-summary: {0}")]
     BadSummary(String),
+    #[error("malformed multipart/form-data: {0}")]
+    Malformed(String),
+    #[error("files of type {0:?} are not taken: an image, WAV audio, MP4 or WebM video, or plain text")]
+    UnsupportedType(String),
+    #[error("the file is not {claimed}: {why}")]
+    NotWhatItClaims { claimed: &'static str, why: String },
 }
 
 /// What a stored message holds.

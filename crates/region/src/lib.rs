@@ -36,6 +36,7 @@ pub mod mailbox;
 mod mailbox_api;
 mod mailbox_mwi;
 mod mailbox_text;
+mod mailbox_upload;
 mod notify;
 mod portal_link;
 pub mod presence;

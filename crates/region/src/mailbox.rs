@@ -446,22 +446,42 @@ pub(crate) async fn keep(
     room: peerdial_mailbox::Reservation,
     row: &MessageRow,
 ) -> Result<i64, peerdial_store::StoreError> {
-    let number = room.number();
-    let kind = Kind::parse(&row.kind).unwrap_or(Kind::Text);
-    match shared.store.add_message(row).await {
-        Ok(id) => {
-            shared
-                .mailbox
-                .book
-                .lock()
-                .expect("book lock")
-                .commit(room, id, kind, row.size as u64, row.at_ms as u64);
-            tracing::info!(%number, id, kind = kind.as_str(), bytes = row.size, "message stored");
-            crate::mailbox_mwi::changed(shared, number);
-            Ok(id)
+    Ok(keep_all(shared, vec![room], std::slice::from_ref(row)).await?[0])
+}
+
+/// [`keep`] for messages of one number committed together (all or none),
+/// each in its own room.
+pub(crate) async fn keep_all(
+    shared: &Shared,
+    rooms: Vec<peerdial_mailbox::Reservation>,
+    rows: &[MessageRow],
+) -> Result<Vec<i64>, peerdial_store::StoreError> {
+    match shared.store.add_messages(rows).await {
+        Ok(ids) => {
+            let mut numbers = Vec::new();
+            for ((room, row), id) in rooms.into_iter().zip(rows).zip(&ids) {
+                let number = room.number();
+                let kind = Kind::parse(&row.kind).unwrap_or(Kind::Text);
+                shared
+                    .mailbox
+                    .book
+                    .lock()
+                    .expect("book lock")
+                    .commit(room, *id, kind, row.size as u64, row.at_ms as u64);
+                tracing::info!(%number, id, kind = kind.as_str(), bytes = row.size, "message stored");
+                numbers.push(number);
+            }
+            numbers.dedup();
+            for n in numbers {
+                crate::mailbox_mwi::changed(shared, n);
+            }
+            Ok(ids)
         }
         Err(e) => {
-            shared.mailbox.book.lock().expect("book lock").cancel(room);
+            let mut book = shared.mailbox.book.lock().expect("book lock");
+            for room in rooms {
+                book.cancel(room);
+            }
             Err(e)
         }
     }

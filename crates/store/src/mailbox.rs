@@ -108,23 +108,34 @@ impl Store {
 
     /// Stores a message (its `id` is ignored); returns the new id.
     pub async fn add_message(&self, m: &MessageRow) -> Result<i64, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO mailbox_messages (number, kind, content_type, sender, verified, at_ms, size, read_ms, body, path) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(m.number)
-        .bind(&m.kind)
-        .bind(&m.content_type)
-        .bind(&m.sender)
-        .bind(m.verified as i64)
-        .bind(m.at_ms)
-        .bind(m.size)
-        .bind(m.read_ms)
-        .bind(&m.body)
-        .bind(&m.path)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(r.try_get(0)?)
+        Ok(self.add_messages(std::slice::from_ref(m)).await?[0])
+    }
+
+    /// Stores messages in one transaction (all or none); their new ids.
+    pub async fn add_messages(&self, rows: &[MessageRow]) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for m in rows {
+            let r = sqlx::query(
+                "INSERT INTO mailbox_messages (number, kind, content_type, sender, verified, at_ms, size, read_ms, body, path) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(m.number)
+            .bind(&m.kind)
+            .bind(&m.content_type)
+            .bind(&m.sender)
+            .bind(m.verified as i64)
+            .bind(m.at_ms)
+            .bind(m.size)
+            .bind(m.read_ms)
+            .bind(&m.body)
+            .bind(&m.path)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(r.try_get(0)?);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// Every message without its body (the region's index at start-up).

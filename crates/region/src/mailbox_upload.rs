@@ -1,0 +1,164 @@
+//! `POST /api/v1/messages/{number}`: a picture, WAV audio, MP4/WebM video
+//! or text left in a number's mailbox by any phone of any region
+//! (issue 12), as `multipart/form-data` (a `file` part and an optional
+//! `text` part, see [`peerdial_mailbox::intake`]).
+//!
+//! The sender proves who it is with a PASSporT its own region signed for
+//! this callee (`Identity` header, as for a call) and names itself in
+//! `X-Peerdial-From`; the token is checked against the sender's region's
+//! key found through DNS, and each token is taken once. Answers: 201 once
+//! committed; 400 malformed; 401 identity; 404 not a number of this
+//! region; 413 too large; 415 a type not taken; 422 a file that is not
+//! what its type says; 507 mailbox full. Nothing is stored on an error.
+//!
+//! Not here: the owner's routes ([`crate::mailbox_api`]).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use peerdial_mailbox::intake::{intake, IntakeLimits};
+use peerdial_mailbox::MailboxError;
+use peerdial_net::http_server::{error, raw_body};
+use peerdial_number::Number;
+use peerdial_store::MessageRow;
+use serde_json::json;
+
+use crate::{now_ms, Shared};
+
+/// The header naming the sender (the PASSporT's `orig`).
+pub const FROM_HEADER: &str = "x-peerdial-from";
+
+/// What a post may be, within the mailbox's largest message.
+pub fn limits(shared: &Shared) -> IntakeLimits {
+    let max_message = shared.mailbox.book.lock().expect("book lock").limits().max_message;
+    IntakeLimits {
+        // Room for the multipart framing around the largest message.
+        max_body: max_message + (64 << 10),
+        ..Default::default()
+    }
+}
+
+fn refused(e: &MailboxError) -> Response {
+    let status = match e {
+        MailboxError::Malformed(_) | MailboxError::Empty => StatusCode::BAD_REQUEST,
+        MailboxError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        MailboxError::NotWhatItClaims { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        MailboxError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        MailboxError::TooManyMessages { .. } | MailboxError::TooManyBytes { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.to_string())
+}
+
+/// The sender, if its `Identity` verifies for `callee`.
+async fn sender(shared: &Shared, headers: &HeaderMap, callee: Number) -> Result<Number, Response> {
+    let unauthorized = |why: &str| error(StatusCode::UNAUTHORIZED, why.to_string());
+    let from = headers.get(FROM_HEADER).and_then(|v| v.to_str().ok());
+    let token = headers.get("identity").and_then(|v| v.to_str().ok());
+    let (Some(from), Some(token)) = (from, token) else {
+        return Err(unauthorized(
+            "X-Peerdial-From and an Identity header (a PASSporT from the sender's region) are required",
+        ));
+    };
+    let from = Number::parse(from).map_err(|_| unauthorized("X-Peerdial-From is not a number"))?;
+    shared
+        .watchers
+        .verify_token(from, callee, token, now_ms())
+        .await
+        .ok_or_else(|| unauthorized("the Identity does not verify for this sender and callee (forged, expired or used before)"))
+}
+
+pub async fn upload(
+    State(shared): State<Arc<Shared>>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let limits = limits(&shared);
+    let callee = match Number::parse(&number) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")),
+    };
+    let provisioned = shared.cfg.area.contains(callee) && shared.registrar.lock().expect("registrar lock").has_credential(callee);
+    if !provisioned {
+        return error(StatusCode::NOT_FOUND, format!("number {callee} is not provisioned in this region"));
+    }
+    let from = match sender(&shared, &headers, callee).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let body = match raw_body(body, limits.max_body as usize) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // Decoding a picture is CPU work: off the runtime's threads.
+    let ctype = ctype.to_string();
+    let checked = tokio::task::spawn_blocking(move || intake(&body, &ctype, &limits)).await;
+    let message = match checked {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            tracing::info!(%callee, %from, error = %e, "posted message refused");
+            return refused(&e);
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("intake failed: {e}")),
+    };
+    let at = now_ms() as i64;
+    // Room for every item at once, under one lock: all or none.
+    let rooms = {
+        let mut book = shared.mailbox.book.lock().expect("book lock");
+        let mut rooms = Vec::new();
+        for item in message.items() {
+            match book.reserve(callee, item.body.len() as u64) {
+                Ok(r) => rooms.push(r),
+                Err(e) => {
+                    rooms.into_iter().for_each(|r| book.cancel(r));
+                    return refused(&e);
+                }
+            }
+        }
+        rooms
+    };
+    let mut rows = Vec::new();
+    for item in message.items() {
+        rows.push(MessageRow {
+            id: 0,
+            number: callee.as_u64() as i64,
+            kind: item.kind.as_str().into(),
+            content_type: item.content_type.clone(),
+            sender: from.digits(),
+            verified: true,
+            at_ms: at,
+            size: item.body.len() as i64,
+            read_ms: 0,
+            body: item.body.clone(),
+            path: String::new(),
+        });
+    }
+    match crate::mailbox::keep_all(&shared, rooms, &rows).await {
+        Ok(ids) => {
+            if message.items().any(|i| i.kind == peerdial_mailbox::Kind::Text) {
+                crate::mailbox_text::deliver(&shared, callee);
+            }
+            let stored: Vec<_> = ids
+                .iter()
+                .zip(&rows)
+                .map(|(id, r)| json!({ "id": id, "kind": r.kind, "content_type": r.content_type, "size": r.size }))
+                .collect();
+            (
+                StatusCode::CREATED,
+                Json(json!({ "number": callee.to_string(), "sender": from.digits(), "stored": stored })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(%callee, error = %e, "posted message not stored");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("storage: {e}"))
+        }
+    }
+}
