@@ -14,6 +14,7 @@ use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
 use peerdial_sip::message::{Message as Sip, StartLine};
 
 pub mod baresip;
+pub mod mailbox;
 pub mod tones;
 pub mod top;
 

@@ -1,0 +1,18 @@
+//! A number's mailbox as its owner reads it over HTTP.
+
+use super::{basic, http_raw, parse_http, Device, Region};
+
+pub fn owner_get(r: &Region, d: &Device, path: &str) -> Vec<u8> {
+    http_raw(r.http, "GET", path, &[("Authorization", &basic(&d.user, &d.password))], b"")
+}
+
+pub fn messages(r: &Region, d: &Device) -> serde_json::Value {
+    let (status, j) = parse_http(&owner_get(r, d, &format!("/api/v1/messages/{}", d.user)));
+    assert_eq!(status, 200, "{j}");
+    j
+}
+
+pub fn body_of(raw: &[u8]) -> &[u8] {
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    &raw[at + 4..]
+}
