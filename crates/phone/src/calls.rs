@@ -11,7 +11,7 @@ use std::time::Instant;
 use peerdial_media::sdp::{self, Sdp};
 use peerdial_media::{audio, Channel, MediaEvent, MediaSession, Negotiated};
 use peerdial_number::Number;
-use peerdial_sip::call::{uri_addr, Call, CallEvent, End, Role, State};
+use peerdial_sip::call::{uri_addr, Call, CallEvent, End, Role};
 use peerdial_sip::message::SipUri;
 use peerdial_sip::Message;
 use tokio::net::UdpSocket;
@@ -143,8 +143,9 @@ pub(crate) fn describe(end: &End) -> (String, i32) {
     }
 }
 impl Phone {
+    /// In a call (or calling, or ringing).
     pub(crate) fn busy(&self) -> bool {
-        self.calls.values().any(|s| s.call.state() != State::Ended)
+        self.live_calls() > 0
     }
 
     pub(crate) fn dial(&mut self, dialed: &str) {

@@ -386,7 +386,7 @@ async fn new_private(
     body: Body,
 ) -> Response {
     let owner = match Number::parse(&owner) {
-        Ok(n) if shared.cfg.area.contains(n) && shared.registrar.lock().expect("registrar lock").has_credential(n) => n,
+        Ok(n) if shared.provisioned(n) => n,
         Ok(n) => return error(StatusCode::NOT_FOUND, format!("{n} is not a number of this region")),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number: {e}")),
     };

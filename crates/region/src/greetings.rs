@@ -122,8 +122,7 @@ pub fn url(shared: &Shared, n: Number, kind: Kind) -> String {
 fn target(shared: &Shared, number: &str, kind: &str) -> Result<(Number, Kind), Response> {
     let n = Number::parse(number).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")))?;
     let kind = Kind::parse(kind).ok_or_else(|| error(StatusCode::NOT_FOUND, "no such greeting: use caller or callee".into()))?;
-    let provisioned = shared.cfg.area.contains(n) && shared.registrar.lock().expect("registrar lock").has_credential(n);
-    if !provisioned {
+    if !shared.provisioned(n) {
         return Err(error(
             StatusCode::NOT_FOUND,
             format!("number {n} is not provisioned in this region"),

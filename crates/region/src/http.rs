@@ -96,6 +96,20 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
+/// The number in a request's path: 400 when it does not parse, 404 when
+/// it is not provisioned in this region.
+#[allow(clippy::result_large_err)] // the error is the response itself
+pub(crate) fn provisioned_number(shared: &Shared, number: &str) -> Result<Number, Response> {
+    let n = Number::parse(number).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")))?;
+    if !shared.provisioned(n) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("number {n} is not provisioned in this region"),
+        ));
+    }
+    Ok(n)
+}
+
 pub(crate) fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

@@ -51,14 +51,7 @@ pub fn routes() -> Router<Arc<Shared>> {
 /// The number in the path, provisioned here, with its owner's credentials.
 #[allow(clippy::result_large_err)] // the error is the response itself
 fn owner(shared: &Shared, number: &str, headers: &HeaderMap, peer: SocketAddr) -> Result<Number, Response> {
-    let n = Number::parse(number).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")))?;
-    let provisioned = shared.cfg.area.contains(n) && shared.registrar.lock().expect("registrar lock").has_credential(n);
-    if !provisioned {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            format!("number {n} is not provisioned in this region"),
-        ));
-    }
+    let n = crate::http::provisioned_number(shared, number)?;
     crate::auth::number(shared, headers, peer.ip(), Some(n))
 }
 

@@ -80,14 +80,10 @@ pub async fn upload(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let limits = limits(&shared);
-    let callee = match Number::parse(&number) {
+    let callee = match crate::http::provisioned_number(&shared, &number) {
         Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number {number:?}: {e}")),
+        Err(r) => return r,
     };
-    let provisioned = shared.cfg.area.contains(callee) && shared.registrar.lock().expect("registrar lock").has_credential(callee);
-    if !provisioned {
-        return error(StatusCode::NOT_FOUND, format!("number {callee} is not provisioned in this region"));
-    }
     let from = match sender(&shared, &headers, callee).await {
         Ok(n) => n,
         Err(r) => return r,

@@ -72,7 +72,7 @@ impl Link {
 
 impl RegionLink for Link {
     fn provisioned(&self, n: Number) -> bool {
-        self.0.cfg.area.contains(n) && self.0.registrar.lock().expect("registrar lock").has_credential(n)
+        self.0.provisioned(n)
     }
 
     fn presence(&self, n: Number, watcher: Number) -> Option<String> {

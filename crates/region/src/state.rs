@@ -232,6 +232,12 @@ pub fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 impl Shared {
+    /// Whether `n` is a number of this region's area that has credentials
+    /// here (provisioned, not released or moved).
+    pub(crate) fn provisioned(&self, n: Number) -> bool {
+        self.cfg.area.contains(n) && self.registrar.lock().expect("registrar lock").has_credential(n)
+    }
+
     pub(crate) fn take_updates(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Number>> {
         self.updates_rx.lock().expect("updates lock").take()
     }

@@ -151,6 +151,15 @@ enum RetransmitKind {
     Notify,
 }
 
+/// A request from the other side waiting for the phone's decision (a
+/// re-INVITE's offer, a REFER), kept to answer it later.
+#[derive(Debug)]
+struct Incoming {
+    msg: Message,
+    via_branch: String,
+    source: SocketAddr,
+}
+
 #[derive(Debug)]
 struct Retransmit {
     kind: RetransmitKind,

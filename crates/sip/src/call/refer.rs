@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Call, CallEvent, RetransmitKind, State, Transmit};
+use super::{Call, CallEvent, Incoming, RetransmitKind, State, Transmit};
 use crate::ids::branch;
 use crate::message::{response, top_via, NameAddr, SipUri, Via};
 use crate::Message;
@@ -23,14 +23,6 @@ use crate::Message;
 /// How long the transferee keeps the subscription open (RFC 3515 2.4.4:
 /// the NOTIFYs say when it ends).
 const SUBSCRIPTION_SECS: u32 = 60;
-
-/// A REFER from the other side, waiting for the phone's decision.
-#[derive(Debug)]
-struct Incoming {
-    msg: Message,
-    via_branch: String,
-    source: SocketAddr,
-}
 
 #[derive(Debug, Default)]
 pub(super) struct Refers {

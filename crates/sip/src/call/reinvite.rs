@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Call, CallEvent, End, RetransmitKind, Role, State, Transmit};
+use super::{Call, CallEvent, End, Incoming, RetransmitKind, Role, State, Transmit};
 use crate::ids::branch;
 use crate::message::{response, top_via, Via};
 use crate::Message;
@@ -27,14 +27,6 @@ struct Outgoing {
     sdp: Vec<u8>,
     /// The request as sent (for the ACK of a failure).
     request: Message,
-}
-
-/// A re-INVITE with an offer, waiting for the phone's answer.
-#[derive(Debug)]
-struct Incoming {
-    msg: Message,
-    via_branch: String,
-    source: SocketAddr,
 }
 
 #[derive(Debug, Default)]
