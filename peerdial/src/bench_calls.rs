@@ -136,7 +136,7 @@ async fn one_call(
         Ok::<_, anyhow::Error>(match target {
             Some(a) => (format!("sip:{}@{a}", number.digits()), a),
             None => match lookup(resolver, number, "peerdial.internal").await? {
-                Lookup::Found(uri) => {
+                Lookup::Found { uri, .. } => {
                     let a = peerdial_sip::call::uri_addr(&uri).context("callee URI without an address")?;
                     (uri, a)
                 }

@@ -102,6 +102,17 @@ pub struct PhoneArgs {
     #[arg(long, global = true)]
     #[serde(default)]
     no_call_waiting: bool,
+    /// How the phone stays registered: tcp (default) keeps a connection to
+    /// the region open (online while connected, RFC 5626 keep-alives;
+    /// UDP meanwhile when it cannot connect), udp registers over UDP only.
+    /// Calls are over UDP either way.
+    #[arg(long, global = true, value_name = "tcp|udp")]
+    sip_transport: Option<String>,
+    /// Do not go on to the callee's mailbox when a call is not answered,
+    /// is busy, declined or unreachable (the call just ends).
+    #[arg(long, global = true)]
+    #[serde(default)]
+    no_mailbox: bool,
     /// Watch these numbers' presence (one a line: NUMBER [name]).
     #[arg(long, global = true, value_name = "FILE")]
     contacts: Option<PathBuf>,
@@ -139,6 +150,9 @@ enum PhoneAction {
     /// and exit when the call ends: 0 answered, 3 no such number, 4 busy,
     /// 5 no answer, 6 unreachable, 1 other failures.
     Call { number: String },
+    /// Leave a message: call NUMBER's mailbox (not its phone), play --play's
+    /// WAV and hang up when it ends (or after --duration); exit as `call`.
+    Voicemail { number: String },
 }
 
 fn secs(s: f64, flag: &str) -> Result<u64> {
@@ -224,7 +238,25 @@ impl PhoneArgs {
                 ms => ms.max(500),
             };
         }
-        cfg.dial = self.action.map(|PhoneAction::Call { number }| number);
+        cfg.mailbox_fallback = !(self.no_mailbox || file.no_mailbox);
+        cfg.tcp_flow = match self.sip_transport.or(file.sip_transport).as_deref() {
+            None | Some("tcp") => true,
+            Some("udp") => false,
+            Some(other) => bail!("--sip-transport {other:?}: tcp or udp"),
+        };
+        match self.action {
+            Some(PhoneAction::Call { number }) => cfg.dial = Some(number),
+            Some(PhoneAction::Voicemail { number }) => {
+                cfg.dial = Some(number);
+                cfg.voicemail = true;
+                // The message is the WAV: hang up when it has played.
+                if let (None, Some(p)) = (cfg.duration_ms, &cfg.play) {
+                    let pcm = peerdial_media::audio::read_wav(p, 8_000)?;
+                    cfg.duration_ms = Some(pcm.len() as u64 / 8 + 500);
+                }
+            }
+            None => {}
+        }
         Ok(cfg)
     }
 }

@@ -282,7 +282,7 @@ fn a_callee_picture_url_on_another_host_is_not_fetched_by_the_caller() {
     let mut callee = Phone::udp(r.sip);
     assert_eq!(callee.register(&dev, &dev.password, Algorithm::Md5, 600).0, 200);
     let (trap_addr, trapped) = trap();
-    let mut caller = dial(&r, dir.path(), "02:00:00:00:96:02", unbound.addr, &dev.number, &[]);
+    let mut caller = dial(&r, dir.path(), "02:00:00:00:96:02", unbound.addr, &dev.number, &["--no-mailbox"]);
     let sock = callee.udp.take().unwrap();
     let mut buf = vec![0u8; 65_536];
     let (n, from) = sock.recv_from(&mut buf).expect("the INVITE");

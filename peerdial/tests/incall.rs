@@ -237,7 +237,7 @@ fn call_waiting_rejects_answers_holds_and_swaps_between_two_calls() {
     a.expect_line("answered codec=PCMU", 10);
     // A second caller rings beside the call; rejected, it hears busy.
     let mac_c = "02:00:00:00:c2:03";
-    let mut c = dial(&r, dir.path(), mac_c, r.dns, &b.number, &codec);
+    let mut c = dial(&r, dir.path(), mac_c, r.dns, &b.number, &[&codec[..], &["--no-mailbox"]].concat());
     b.expect_line("call waiting: 886-02-", 10);
     b.send("reject");
     assert_eq!(c.wait_exit(10), 4, "{:#?}", c.lines());

@@ -119,7 +119,7 @@ fn unknown_number_busy_no_answer_and_cancel() {
         "02:00:00:00:03:03",
         r.dns,
         &callee.number,
-        &["--ring-timeout", "1.5"],
+        &["--ring-timeout", "1.5", "--no-mailbox"],
     );
     assert_eq!(caller.wait_exit(20), 5, "{:#?}", caller.lines());
     caller.expect_line("ended: no answer", 0);
@@ -155,7 +155,7 @@ fn unknown_number_busy_no_answer_and_cancel() {
     );
     let mut first = dial(&r, dir.path(), "02:00:00:00:03:04", r.dns, &callee.number, &["--duration", "4"]);
     first.expect_line("answered", 10);
-    let mut second = dial(&r, dir.path(), "02:00:00:00:03:05", r.dns, &callee.number, &[]);
+    let mut second = dial(&r, dir.path(), "02:00:00:00:03:05", r.dns, &callee.number, &["--no-mailbox"]);
     assert_eq!(second.wait_exit(20), 4, "{:#?}", second.lines());
     second.expect_line("ended: busy", 0);
     assert_eq!(first.wait_exit(20), 0);
@@ -168,7 +168,8 @@ fn an_unreachable_callee_is_reported() {
     let r = Region::start(dir.path(), &[]);
     // A phone registers, then vanishes without unregistering (kill -9):
     // its NAPTR still points at a port where nobody listens.
-    let mut gone = Softphone::start(&r, dir.path(), "02:00:00:00:04:01", r.dns, &[]);
+    // (Over UDP: on a TCP flow its going would be noticed at once.)
+    let mut gone = Softphone::start(&r, dir.path(), "02:00:00:00:04:01", r.dns, &["--sip-transport", "udp"]);
     gone.child.kill().unwrap();
     gone.child.wait().unwrap();
     let mut caller = dial(
@@ -177,7 +178,7 @@ fn an_unreachable_callee_is_reported() {
         "02:00:00:00:04:02",
         r.dns,
         &gone.number,
-        &["--unreachable-after", "2"],
+        &["--unreachable-after", "2", "--no-mailbox"],
     );
     assert_eq!(caller.wait_exit(20), 6, "{:#?}", caller.lines());
     caller.expect_line("callee unreachable", 0);

@@ -148,7 +148,14 @@ fn an_incoming_call_rings_on_the_speaker() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut callee = Softphone::spawn(&args, &["env", &env]);
     callee.expect_line("registered number=", 10);
-    let mut caller = dial(&r, dir.path(), "02:00:00:00:16:06", r.dns, &callee.number, &["--ring-timeout", "3"]);
+    let mut caller = dial(
+        &r,
+        dir.path(),
+        "02:00:00:00:16:06",
+        r.dns,
+        &callee.number,
+        &["--ring-timeout", "3", "--no-mailbox"],
+    );
     assert_eq!(caller.wait_exit(20), 5, "{:#?}", caller.lines());
     // The pipe holds up to 0.7 s: let what was played drain.
     std::thread::sleep(Duration::from_millis(1000));

@@ -47,6 +47,9 @@ pub(crate) struct Slot {
     pub(crate) transferred: bool,
     /// This call was placed for a REFER received in that call (Call-ID).
     pub(crate) transfer_for: Option<String>,
+    /// Caller: the targets left if this one does not take the call (the
+    /// callee's mailbox; see `fallback`).
+    pub(crate) then: Vec<String>,
 }
 
 impl Drop for Slot {
@@ -228,7 +231,7 @@ impl Phone {
         uri: String,
         identity: Option<String>,
         transfer_for: Option<String>,
-    ) -> Result<(), PhoneError> {
+    ) -> Result<String, PhoneError> {
         let addr = uri_addr(&uri).ok_or_else(|| PhoneError::Resolve(format!("{uri} has no IP address and port")))?;
         let (rtp, rtcp) = media_pair(self.local_ip)?;
         let port = rtp.local_addr()?.port();
@@ -272,7 +275,7 @@ impl Phone {
             number: number.to_string(),
             uri,
         });
-        Ok(())
+        Ok(cid)
     }
 
     pub(crate) fn slot(&self, call: Call, peer: String, rtp: UdpSocket, rtcp: UdpSocket, offer: Option<Sdp>) -> Slot {
@@ -316,6 +319,7 @@ impl Phone {
             transfer_to: None,
             transferred: false,
             transfer_for: None,
+            then: Vec::new(),
         }
     }
 
@@ -443,6 +447,7 @@ impl Phone {
         let mut refers = Vec::new();
         let mut news = Vec::new();
         let mut progress = Vec::new();
+        let mut fallbacks = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
             let mut ui = Vec::new();
             while let Some(t) = s.call.poll_transmit() {
@@ -553,12 +558,16 @@ impl Phone {
                                 "media"
                             );
                         }
+                        let next = !answered && s.call.role == Role::Caller && crate::fallback::falls_through(&end);
+                        match (s.peer_number, next && !s.then.is_empty()) {
+                            (Some(n), true) => fallbacks.push((n, std::mem::take(&mut s.then), reason.clone())),
+                            _ => finished.push(code),
+                        }
                         ui.push(UiEvent::Ended {
                             peer: s.peer.clone(),
                             reason,
                             seconds: secs,
                         });
-                        finished.push(code);
                     }
                 }
             }
@@ -614,6 +623,9 @@ impl Phone {
                 _ => {}
             }
             self.emit(e);
+        }
+        for (n, then, why) in fallbacks {
+            self.fall_through(n, then, &why);
         }
         // What the transfers queued (NOTIFYs, REFER answers, BYEs).
         for s in self.calls.values_mut() {

@@ -232,6 +232,9 @@ impl Phone {
             return;
         };
         self.reply_stateless(data, from, 200, "OK", &[]);
+        if !self.mailbox.first_delivery(msg) {
+            return;
+        }
         let text = clean(text);
         if text.is_empty() {
             return;

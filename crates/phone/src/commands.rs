@@ -5,14 +5,122 @@
 //! What this is not: parsing command lines (`display::parse_command`) or
 //! the work itself (each concern's module).
 
+use std::net::SocketAddr;
+
 use crate::display::UiEvent;
-use crate::{account, exit, presence, resolve, Command, Phone};
+use crate::{account, channels, exit, greetings, incall, mobile, presence, resolve, Identity, Phone, PhoneError};
 use peerdial_number::Number;
+
+/// What the user (keys, stdin lines) or a finished lookup asks for.
+#[derive(Debug)]
+pub enum Command {
+    Dial(String),
+    /// `voicemail NUMBER`: straight to the number's mailbox.
+    Voicemail(String),
+    /// An unanswered call goes on to the next NAPTR target (see [`crate::fallback`]).
+    Fallback {
+        number: Number,
+        uri: String,
+        then: Vec<String>,
+        identity: Option<String>,
+    },
+    /// Messages out and our mailbox (see [`crate::mailbox`]).
+    Mailbox(crate::mailbox::MailboxCommand),
+    Answer,
+    Hangup,
+    Dtmf(char),
+    Quit,
+    /// The digits on the keypad changed (for the display).
+    Input(String),
+    Resolved {
+        dialed: Number,
+        result: Result<resolve::Lookup, PhoneError>,
+        /// Our region's PASSporT for the call (None: not to be had).
+        identity: Option<String>,
+        /// The callee's presence, if its region told.
+        presence: Option<peerdial_presence::State>,
+    },
+    /// The presence of the whole number typed on the keypad.
+    TypedPresence {
+        number: Number,
+        state: Result<peerdial_presence::State, String>,
+    },
+    /// `status meeting|dnd|available`.
+    Status(peerdial_presence::State),
+    /// `watch NUMBER`.
+    Watch(String),
+    /// `subscribe`, `unsubscribe`, `channels`, `post`.
+    Channel(channels::ChannelCommand),
+    /// The region's answer for the marquee.
+    Marquee(Result<Option<channels::MarqueeItem>, String>),
+    /// The watched number's region SIP address was looked up.
+    WatchReady {
+        number: Number,
+        server: Result<SocketAddr, String>,
+    },
+    /// A token for watching a number in another region (None: none).
+    WatchIdentity {
+        number: Number,
+        identity: Option<String>,
+    },
+    /// The user's answer to "call anyway?".
+    Confirm(bool),
+    /// The caller region's keys for an incoming call.
+    CallerKeys {
+        call_id: String,
+        keys: Result<Vec<peerdial_identity::PublicKey>, String>,
+    },
+    /// The other side's greeting picture for a call.
+    Greeting {
+        call_id: String,
+        number: Number,
+        result: Result<greetings::Picture, String>,
+    },
+    /// One of our own greetings changed on the region.
+    OwnGreeting {
+        kind: peerdial_greetings::Kind,
+        picture: greetings::Picture,
+    },
+    /// `pair`: ask the region for a one-time portal sign-in code.
+    Pair,
+    /// A line for the user (a pairing code, a new number).
+    Notice(String),
+    /// Provisioned again after the registrar refused us (see [`account`]).
+    Reclaimed(Result<Identity, String>),
+    /// The phone as a mobile (see [`mobile`]).
+    Mobile(mobile::MobileCommand),
+    /// `hold`, `resume`, `mute`, `unmute`, `volume N` (see [`incall`]).
+    InCall(incall::InCallCommand),
+    /// `history`: the last calls.
+    History,
+    /// `redial [N]`: call the Nth latest call's other side again.
+    Redial(usize),
+    /// `swap`: turn to the call on hold, holding the one talked on.
+    Swap,
+    /// `reject`: refuse the ringing (or waiting) call.
+    Reject,
+    /// `transfer NUMBER`: hand the call in progress to NUMBER (REFER).
+    Transfer(String),
+    /// The transfer target of call `cid` was looked up.
+    TransferTarget {
+        cid: String,
+        number: Number,
+        result: Result<resolve::Lookup, PhoneError>,
+    },
+}
 
 impl Phone {
     pub(crate) fn on_command(&mut self, c: Command) {
         match c {
             Command::Dial(d) => self.dial(&d),
+            Command::Voicemail(d) => self.voicemail(&d),
+            Command::Fallback {
+                number,
+                uri,
+                then,
+                identity,
+            } => self.on_fallback(number, uri, then, identity),
+            Command::Mailbox(m) => self.on_mailbox(m),
             Command::Quit => self.quit(),
             Command::Input(s) => {
                 self.snapshot.input = s;
@@ -81,11 +189,11 @@ impl Phone {
                 if self.answer_refer(yes) {
                     return;
                 }
-                if let Some((dialed, uri, identity)) = self.presence.pending.take() {
+                if let Some((dialed, found, identity)) = self.presence.pending.take() {
                     if yes {
                         self.on_command(Command::Resolved {
                             dialed,
-                            result: Ok(resolve::Lookup::Found(uri)),
+                            result: Ok(found),
                             identity,
                             presence: None,
                         });
@@ -101,7 +209,7 @@ impl Phone {
                 identity,
                 presence,
             } => {
-                let found = matches!(result, Ok(resolve::Lookup::Found(_)));
+                let found = matches!(result, Ok(resolve::Lookup::Found { .. }));
                 let transfer_for = self.transfer_dial_for(dialed, found);
                 self.on_resolved(dialed, result, identity, presence, transfer_for)
             }
@@ -118,9 +226,18 @@ impl Phone {
         presence: Option<peerdial_presence::State>,
         transfer_for: Option<String>,
     ) {
+        // `voicemail N`: the last target only, whoever is online.
+        let to_mailbox = self.to_mailbox.take_if(|n| *n == dialed).is_some();
+        let result = match result {
+            Ok(found) if to_mailbox => Ok(resolve::Lookup::Found {
+                uri: found.mailbox().unwrap_or_default().to_string(),
+                then: Vec::new(),
+            }),
+            r => r,
+        };
         match result {
-            Ok(resolve::Lookup::Found(uri)) => {
-                if let Some(state) = presence {
+            Ok(found @ resolve::Lookup::Found { .. }) => {
+                if let (Some(state), false) = (presence, to_mailbox) {
                     self.emit(UiEvent::Presence {
                         number: dialed.to_string(),
                         state: state.as_str().into(),
@@ -128,7 +245,7 @@ impl Phone {
                     // Asked only where someone can answer (not `call N`).
                     let ask = transfer_for.is_none() && !self.cfg.yes && self.cfg.dial.is_none();
                     if presence::needs_confirmation(state) && ask {
-                        self.presence.pending = Some((dialed, uri, identity));
+                        self.presence.pending = Some((dialed, found, identity));
                         self.emit(UiEvent::Confirm {
                             number: dialed.to_string(),
                             state: state.as_str().into(),
@@ -136,7 +253,14 @@ impl Phone {
                         return;
                     }
                 }
-                if let Err(e) = self.place_call(dialed, uri, identity, transfer_for.clone()) {
+                let resolve::Lookup::Found { uri, then } = found else { return };
+                let placed = self.place_call(dialed, uri, identity, transfer_for.clone());
+                if let (Ok(cid), true) = (&placed, self.cfg.mailbox_fallback) {
+                    if let Some(s) = self.calls.get_mut(cid) {
+                        s.then = then;
+                    }
+                }
+                if let Err(e) = placed {
                     if let Some(orig) = transfer_for {
                         self.transfer_progress(&orig, Err(&peerdial_sip::call::End::NoResponse));
                     }

@@ -67,7 +67,7 @@ impl Entry {
 }
 
 /// `2026-12-02 18:04` (UTC) from Unix seconds.
-fn utc(unix: u64) -> String {
+pub(crate) fn utc(unix: u64) -> String {
     // The RFC 3339 form presence uses, to the minute.
     let t = peerdial_presence::pidf::format_timestamp(unix);
     t.get(..16).unwrap_or(&t).replacen('T', " ", 1)

@@ -29,6 +29,9 @@ impl Phone {
             return;
         }
         if !msg.is_request() {
+            if self.on_message_response(&msg) {
+                return;
+            }
             if let Some(s) = self.calls.get_mut(&cid) {
                 s.call.handle(&msg, from, now);
             } else {

@@ -13,14 +13,17 @@ pub mod account;
 pub mod caller_id;
 mod calls;
 pub mod channels;
-mod commands;
+pub mod commands;
 pub mod display;
+pub mod fallback;
+mod flow;
 pub mod greetings;
 pub mod history;
 pub mod http;
 mod inbound;
 pub mod incall;
 mod lines;
+pub mod mailbox;
 pub mod mobile;
 pub mod presence;
 pub mod provision;
@@ -43,6 +46,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use calls::{MediaIn, Slot};
+pub use commands::Command;
 pub use display::{Display, Snapshot, UiEvent};
 pub use provision::Identity;
 
@@ -118,6 +122,13 @@ pub struct PhoneConfig {
     pub on_refer: transfer::ReferPolicy,
     /// A second call rings during a call (off: it gets 486 Busy Here).
     pub call_waiting: bool,
+    /// An unanswered call goes on to the callee's mailbox (`--no-mailbox`: not).
+    pub mailbox_fallback: bool,
+    /// `dial` goes straight to the number's mailbox (`voicemail N`).
+    pub voicemail: bool,
+    /// Register over a TCP flow kept open to the region (RFC 5626), the
+    /// default; false: over UDP only (`--sip-transport udp`).
+    pub tcp_flow: bool,
 }
 
 impl PhoneConfig {
@@ -149,95 +160,11 @@ impl PhoneConfig {
             sound: None,
             on_refer: transfer::ReferPolicy::Ask,
             call_waiting: true,
+            mailbox_fallback: true,
+            voicemail: false,
+            tcp_flow: true,
         }
     }
-}
-
-/// What the user (keys, stdin lines) or a finished lookup asks for.
-#[derive(Debug)]
-pub enum Command {
-    Dial(String),
-    Answer,
-    Hangup,
-    Dtmf(char),
-    Quit,
-    /// The digits on the keypad changed (for the display).
-    Input(String),
-    Resolved {
-        dialed: Number,
-        result: Result<resolve::Lookup, PhoneError>,
-        /// Our region's PASSporT for the call (None: not to be had).
-        identity: Option<String>,
-        /// The callee's presence, if its region told.
-        presence: Option<peerdial_presence::State>,
-    },
-    /// The presence of the whole number typed on the keypad.
-    TypedPresence {
-        number: Number,
-        state: Result<peerdial_presence::State, String>,
-    },
-    /// `status meeting|dnd|available`.
-    Status(peerdial_presence::State),
-    /// `watch NUMBER`.
-    Watch(String),
-    /// `subscribe`, `unsubscribe`, `channels`, `post`.
-    Channel(channels::ChannelCommand),
-    /// The region's answer for the marquee.
-    Marquee(Result<Option<channels::MarqueeItem>, String>),
-    /// The watched number's region SIP address was looked up.
-    WatchReady {
-        number: Number,
-        server: Result<SocketAddr, String>,
-    },
-    /// A token for watching a number in another region (None: none).
-    WatchIdentity {
-        number: Number,
-        identity: Option<String>,
-    },
-    /// The user's answer to "call anyway?".
-    Confirm(bool),
-    /// The caller region's keys for an incoming call.
-    CallerKeys {
-        call_id: String,
-        keys: Result<Vec<peerdial_identity::PublicKey>, String>,
-    },
-    /// The other side's greeting picture for a call.
-    Greeting {
-        call_id: String,
-        number: Number,
-        result: Result<greetings::Picture, String>,
-    },
-    /// One of our own greetings changed on the region.
-    OwnGreeting {
-        kind: peerdial_greetings::Kind,
-        picture: greetings::Picture,
-    },
-    /// `pair`: ask the region for a one-time portal sign-in code.
-    Pair,
-    /// A line for the user (a pairing code, a new number).
-    Notice(String),
-    /// Provisioned again after the registrar refused us (see [`account`]).
-    Reclaimed(Result<Identity, String>),
-    /// The phone as a mobile (see [`mobile`]).
-    Mobile(mobile::MobileCommand),
-    /// `hold`, `resume`, `mute`, `unmute`, `volume N` (see [`incall`]).
-    InCall(incall::InCallCommand),
-    /// `history`: the last calls.
-    History,
-    /// `redial [N]`: call the Nth latest call's other side again.
-    Redial(usize),
-    /// `swap`: turn to the call on hold, holding the one talked on.
-    Swap,
-    /// `reject`: refuse the ringing (or waiting) call.
-    Reject,
-    /// `transfer NUMBER`: hand the call in progress to NUMBER (REFER).
-    Transfer(String),
-    /// The transfer target of call `cid` was looked up.
-    TransferTarget {
-        cid: String,
-        number: Number,
-        result: Result<resolve::Lookup, PhoneError>,
-    },
 }
 
 /// Exit status of `peerdial phone … call N`.
@@ -287,6 +214,12 @@ pub struct Phone {
     sound: sound::SoundSide,
     lines: lines::Lines,
     transfers: transfer::Transfers,
+    /// `voicemail N` was asked for this number.
+    to_mailbox: Option<Number>,
+    /// Calls to a mailbox waiting for their PASSporT (see [`fallback`]).
+    fallbacks_pending: usize,
+    mailbox: mailbox::MailboxSide,
+    flow: flow::FlowSide,
 }
 
 /// Calls the display's history pane shows.
@@ -400,6 +333,7 @@ impl Phone {
             ..snapshot
         };
         let sound = sound::SoundSide::open(cfg.sound.as_ref());
+        let cfg_tcp_flow = cfg.tcp_flow && cfg.register;
         Ok(Phone {
             root: root_of(&id.sip_realm),
             cfg,
@@ -435,6 +369,10 @@ impl Phone {
             sound,
             lines: Default::default(),
             transfers: Default::default(),
+            to_mailbox: None,
+            fallbacks_pending: 0,
+            mailbox: Default::default(),
+            flow: flow::FlowSide::new(cfg_tcp_flow),
         })
     }
 
@@ -467,14 +405,18 @@ impl Phone {
             number: self.own.to_string(),
             sip: self.snapshot.sip,
         });
-        if self.cfg.register {
+        // With a TCP flow the first REGISTER waits for it (or for its
+        // failure, then over UDP).
+        if self.cfg.register && !self.flow.enabled {
             let now = self.now();
             self.reg.start(now);
         }
         self.load_contacts();
         self.mobile_start();
-        if let Some(d) = self.cfg.dial.clone() {
-            self.dial(&d);
+        match self.cfg.dial.clone() {
+            Some(d) if self.cfg.voicemail => self.voicemail(&d),
+            Some(d) => self.dial(&d),
+            None => {}
         }
         let sip = self.sip.clone();
         let mut buf = vec![0u8; 65_536];
@@ -501,6 +443,7 @@ impl Phone {
                 },
                 Some(m) = self.media_rx.recv() => self.on_media(m),
                 Some(c) = self.cmd_rx.recv() => self.on_command(c),
+                Some(f) = self.flow.events_rx.recv() => self.on_flow(f),
                 _ = tokio::time::sleep(sleep_for) => {}
             }
             self.on_time();
@@ -513,7 +456,11 @@ impl Phone {
     fn next_wake(&self) -> u64 {
         let mut t = self.next_address_check.min(self.next_greeting_poll).min(self.sound_wake());
         t = t.min(self.presence.poll_timeout()).min(self.marquee_wake());
-        t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX));
+        t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX)).min(self.mailbox.poll_timeout());
+        t = t.min(self.flow.poll_timeout());
+        if self.snapshot.registered == Some(true) {
+            t = t.min(self.mailbox.next_poll);
+        }
         for s in self.calls.values() {
             t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
             t = t.min(s.media.as_ref().map(|m| m.poll_timeout()).unwrap_or(u64::MAX));
@@ -546,6 +493,8 @@ impl Phone {
             self.poll_own_greetings();
         }
         self.presence_timeouts(now);
+        self.mailbox_timeouts(now);
+        self.flow_tick(now);
         self.mobile_tick();
         if self.reg.poll_timeout().is_some_and(|t| t <= now) {
             self.reg.handle_timeout(now);
@@ -611,12 +560,26 @@ impl Phone {
     async fn flush(&mut self) {
         let now = self.now();
         while let Some(t) = self.reg.poll_transmit() {
-            let _ = self.sip.send_to(&t.data, t.to).await;
+            match &self.flow.tx {
+                Some(flow) if t.to == self.id.registrar => {
+                    let _ = flow.send(t.data).await;
+                }
+                _ => {
+                    let _ = self.sip.send_to(&t.data, t.to).await;
+                }
+            }
         }
         while let Some(e) = self.reg.poll_event() {
             match e {
                 RegEvent::Registered { expires } => {
                     let first = self.snapshot.registered.is_none();
+                    if self.snapshot.registered != Some(true) {
+                        // Back online: what did we miss?
+                        self.mailbox.next_poll = 0;
+                    }
+                    if let Some(t) = self.reg.flow_timer() {
+                        self.flow.set_flow_timer(t);
+                    }
                     self.snapshot.registered = Some(true);
                     self.emit(UiEvent::Registered {
                         number: self.own.to_string(),
@@ -640,6 +603,7 @@ impl Phone {
         }
         self.flush_calls(now).await;
         self.flush_presence().await;
+        self.flush_mailbox().await;
     }
 }
 
@@ -671,6 +635,7 @@ impl Phone {
             self.emit(UiEvent::Info(line));
         }
         self.reg = account::register_client(&id, self.reg.local_addr());
+        self.reg.set_flow(self.flow.local);
         self.id = id;
         let now = self.now();
         self.reg.start(now);

@@ -38,7 +38,7 @@ pub(crate) struct PresenceSide {
     /// The whole number on the keypad whose presence was asked last.
     pub typed: Option<Number>,
     /// A call held for the user's confirmation (callee in a meeting or dnd).
-    pub pending: Option<(Number, String, Option<String>)>,
+    pub pending: Option<(Number, crate::resolve::Lookup, Option<String>)>,
     /// The last publishing failure shown (each is shown once, not at
     /// every retry).
     pub failure: Option<String>,

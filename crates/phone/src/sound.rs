@@ -37,6 +37,8 @@ pub(crate) struct SoundSide {
     beep: Option<Tone>,
     dev_buf: Vec<i16>,
     codec_buf: Vec<i16>,
+    /// A voice message playing on the speaker (at the output's rate).
+    clip: std::collections::VecDeque<i16>,
 }
 
 impl SoundSide {
@@ -143,6 +145,18 @@ impl SoundSide {
         }
     }
 
+    /// Keeps the output topped up from the voice message playing.
+    fn pump_clip(&mut self) {
+        let Some(output) = self.dev.as_ref().and_then(|d| d.output.as_ref()) else {
+            self.clip.clear();
+            return;
+        };
+        let want = output.target().saturating_sub(output.level()).min(self.clip.len());
+        self.dev_buf.clear();
+        self.dev_buf.extend(self.clip.drain(..want));
+        output.push(&self.dev_buf);
+    }
+
     /// Keeps the output topped up with `kind`'s tone.
     fn pump_tone(&mut self, kind: ToneKind) {
         let Some(output) = self.dev.as_ref().and_then(|d| d.output.as_ref()) else {
@@ -163,7 +177,7 @@ impl SoundSide {
 impl Phone {
     /// When the device next needs attention.
     pub(crate) fn sound_wake(&self) -> u64 {
-        if self.sound.live() && !self.calls.is_empty() {
+        if self.sound.live() && (!self.calls.is_empty() || !self.sound.clip.is_empty()) {
             self.now() + TICK_MS
         } else {
             u64::MAX
@@ -199,6 +213,27 @@ impl Phone {
             self.sound.pump_tone(ToneKind::RingBack);
         } else {
             self.sound.tone = None;
+            if self.calls.is_empty() {
+                self.sound.pump_clip();
+            }
+        }
+    }
+
+    /// Plays a WAV (a voice message) on the speaker; false: no speaker or
+    /// no readable WAV.
+    pub(crate) fn play_on_device(&mut self, path: &std::path::Path) -> bool {
+        let Some(rate) = self.sound.dev.as_ref().and_then(|d| d.output.as_ref()).map(|o| o.rate) else {
+            return false;
+        };
+        match peerdial_media::audio::read_wav(path, rate) {
+            Ok(pcm) => {
+                self.sound.clip = pcm.into();
+                true
+            }
+            Err(e) => {
+                tracing::warn!("voice message {}: {e}", path.display());
+                false
+            }
         }
     }
 }

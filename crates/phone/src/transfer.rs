@@ -87,7 +87,7 @@ impl Phone {
     pub(crate) fn on_transfer_target(&mut self, cid: &str, number: Number, result: Result<resolve::Lookup, PhoneError>) {
         let now = self.now();
         let uri = match result {
-            Ok(resolve::Lookup::Found(uri)) => uri,
+            Ok(resolve::Lookup::Found { uri, .. }) => uri,
             Ok(resolve::Lookup::NoSuchNumber) => return self.emit(UiEvent::Error(format!("cannot transfer: no such number {number}"))),
             Err(e) => return self.emit(UiEvent::Error(format!("cannot transfer: {number} not looked up: {e}"))),
         };

@@ -37,6 +37,8 @@ pub enum Signal {
     Delivery(DeliveryEvent),
     /// A number is reachable again.
     Reachable(Number),
+    /// A number's phone stopped answering or its flow closed.
+    Unreachable(Number),
 }
 
 #[derive(Debug, Clone)]
@@ -394,7 +396,10 @@ fn on_signal(shared: &Arc<Shared>, s: Signal) {
                 tracing::info!(broadcast = id, answered, missed, "broadcast delivered");
             }
         }
+        Signal::Unreachable(n) => shared.publish(n),
         Signal::Reachable(n) => {
+            // Its contact goes back into the zone (order 10).
+            shared.publish(n);
             let items = shared.channels.marquee.lock().expect("marquee").undelivered(n, now_ms());
             for i in items {
                 deliver_private(shared, n, &i);

@@ -142,6 +142,23 @@ fn send_udp(shared: &Shared, to: SocketAddr, data: Vec<u8>) {
 pub fn deliver(shared: &Arc<Shared>, number: Number) {
     let binding = shared.registrar.lock().expect("registrar lock").binding(number).cloned();
     let Some(b) = binding else { return };
+    // A phone that stopped answering (killed, its flow closed) gets nothing
+    // now: its next registration delivers. Trying meanwhile would hold the
+    // number's delivery for a whole transaction when it comes back.
+    if !shared.presence.is_reachable(number) {
+        return;
+    }
+    // A phone that takes requests over TCP gets them on its connection; one
+    // that registers on a TCP flow but says UDP in its Contact (ours) over
+    // UDP to that contact.
+    let (to, transport) = if b.transport == Transport::Tcp && b.uri.contains(";transport=tcp") {
+        match shared.presence.reachable().into_iter().find(|(n, ..)| *n == number) {
+            Some((_, conn, t)) => (conn, t),
+            None => return,
+        }
+    } else {
+        (b.addr, Transport::Udp)
+    };
     if !shared.mailbox.delivering.lock().expect("delivering lock").insert(number) {
         return;
     }
@@ -158,7 +175,7 @@ pub fn deliver(shared: &Arc<Shared>, number: Number) {
                 .pending_of(number, &device, Kind::Text);
             let Some(id) = pending.into_iter().next() else { break };
             let confirmed = match shared.store.message(number.as_u64() as i64, id).await {
-                Ok(Some(m)) => send_one(&shared, number, &b.uri, b.addr, b.transport, &m).await,
+                Ok(Some(m)) => send_one(&shared, number, &b.uri, to, transport, &m).await,
                 Ok(None) => false,
                 Err(e) => {
                     tracing::warn!(%number, error = %e, "cannot read a text to deliver");

@@ -113,9 +113,11 @@ impl Edge {
             out.extend(std::iter::from_fn(|| c.delivery.poll_transmit()));
             while let Some(ev) = c.liveness.poll_event() {
                 c.server.set_reachable(ev.number, ev.reachable, now);
-                if ev.reachable {
-                    self.signal(Signal::Reachable(ev.number));
-                }
+                self.signal(if ev.reachable {
+                    Signal::Reachable(ev.number)
+                } else {
+                    Signal::Unreachable(ev.number)
+                });
             }
             while let Some(t) = c.liveness.poll_transmit() {
                 out.push(t);
@@ -170,6 +172,11 @@ impl Edge {
             c.delivery.start(d, targets, now);
             None
         });
+    }
+
+    /// Whether `number`'s phone is reachable now (its order-10 record).
+    pub fn is_reachable(&self, number: Number) -> bool {
+        self.core.lock().expect("presence lock").liveness.is_reachable(number)
     }
 
     /// The numbers reachable now and where (for deliveries).

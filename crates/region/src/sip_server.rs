@@ -161,9 +161,10 @@ fn on_commit(
     };
     Box::new(move |r| match r {
         Ok(_) => {
+            // Reachable first: the zone publishes a contact only then.
+            shared.presence.binding(n, bound);
             shared.publish(n);
             send(reply);
-            shared.presence.binding(n, bound);
             if bound.is_some() {
                 // Back online: texts the mailbox kept go to the phone now.
                 crate::mailbox_text::deliver(&shared, n);
@@ -206,16 +207,31 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 8192];
+    // A connection that pings is a flow (RFC 5626): silent for two
+    // Flow-Timer intervals, its phone is gone. Others are closed after
+    // ten idle minutes.
+    let mut pinged = false;
+    let flow_silence = std::time::Duration::from_secs(2 * shared.cfg.keepalive.max(1) as u64 + 5);
     'conn: loop {
-        // An idle connection is closed after ten minutes.
-        let n = match tokio::time::timeout(std::time::Duration::from_secs(600), rd.read(&mut chunk)).await {
+        let idle = if pinged {
+            flow_silence
+        } else {
+            std::time::Duration::from_secs(600)
+        };
+        let n = match tokio::time::timeout(idle, rd.read(&mut chunk)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
         loop {
-            // Skip CRLF keep-alives between messages (RFC 5626 3.5.1).
+            // CRLF keep-alives between messages (RFC 5626 3.5.1): a double
+            // CRLF ping gets a CRLF pong.
             let skip = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            if buf[..skip].windows(4).any(|w| w == b"\r\n\r\n") {
+                pinged = true;
+                let _ = tx.try_send(b"\r\n".to_vec());
+                shared.presence.heard_from(peer);
+            }
             buf.drain(..skip);
             match frame_len(&buf) {
                 Ok(Some(len)) => {

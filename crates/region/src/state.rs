@@ -79,6 +79,8 @@ impl Shared {
         rcfg.max_expires = cfg.max_expires;
         rcfg.default_expires = cfg.max_expires;
         rcfg.algorithms = cfg.digest.clone();
+        // Phones on a TCP flow ping this often (RFC 5626 §5.4).
+        rcfg.flow_timer = Some(cfg.keepalive.max(1));
         let mut registrar = Registrar::new(rcfg);
 
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
@@ -132,8 +134,10 @@ impl Shared {
                 store.write(Write::DeleteBinding(row.number)).await?;
                 continue;
             }
-            zone.set(n, Some(&b.uri))?;
+            // A phone on a TCP flow has no connection after a restart: it is
+            // offline (no order-10 record) until it registers again.
             if b.transport == peerdial_sip::Transport::Udp {
+                zone.set(n, Some(&b.uri))?;
                 udp_bindings.push((n, b.addr));
             }
             registrar.restore(n, b);
@@ -183,14 +187,16 @@ impl Shared {
     }
 
     /// Brings the zone in line with the registrar for `n`: its current
-    /// binding (order 10) and, while it has a credential (provisioned,
+    /// binding (order 10) while the phone is reachable (design §9: online
+    /// means reachable now) and, while it has a credential (provisioned,
     /// not disabled, not moved), its mailbox (order 20). Reading the
     /// current truth (not the change) keeps the zone right even when
     /// commits for one number finish out of order.
     pub fn publish(&self, n: Number) {
+        let reachable = self.presence.is_reachable(n);
         let (uri, provisioned) = {
             let r = self.registrar.lock().expect("registrar lock");
-            (r.binding(n).map(|b| b.uri.clone()), r.has_credential(n))
+            (r.binding(n).filter(|_| reachable).map(|b| b.uri.clone()), r.has_credential(n))
         };
         let mut zone = self.zone.write().expect("zone lock");
         let changed = zone.set(n, uri.as_deref()).and_then(|a| Ok(zone.set_mailbox(n, provisioned)? || a));

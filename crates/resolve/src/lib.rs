@@ -43,10 +43,23 @@ pub fn system_resolver() -> Result<SocketAddr, ResolveError> {
 /// What the DNS says about a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// The SIP URI of its current contact.
-    Found(String),
+    /// The SIP URI to call first (the phone's contact while it is online,
+    /// else its region's mailbox), and the ones to try after it, in NAPTR
+    /// order (design §9: order 10 the phone, order 20 the mailbox).
+    Found { uri: String, then: Vec<String> },
     /// NXDOMAIN, or a name with no E2U+sip NAPTR: nobody has this number now.
     NoSuchNumber,
+}
+
+impl Lookup {
+    /// The last target: the number's mailbox (order 20) whether or not
+    /// its phone is online.
+    pub fn mailbox(&self) -> Option<&str> {
+        match self {
+            Lookup::Found { uri, then } => Some(then.last().unwrap_or(uri)),
+            Lookup::NoSuchNumber => None,
+        }
+    }
 }
 
 pub async fn lookup(resolver: SocketAddr, number: Number, root: &str) -> Result<Lookup, ResolveError> {
@@ -65,11 +78,13 @@ pub async fn lookup(resolver: SocketAddr, number: Number, root: &str) -> Result<
         })
         .collect();
     naptrs.sort_by_key(|n| (n.order(), n.preference()));
-    Ok(naptrs
+    let mut uris = naptrs
         .iter()
-        .find_map(|n| apply_regexp(&String::from_utf8_lossy(n.regexp()), &number.digits()))
-        .map(Lookup::Found)
-        .unwrap_or(Lookup::NoSuchNumber))
+        .filter_map(|n| apply_regexp(&String::from_utf8_lossy(n.regexp()), &number.digits()));
+    Ok(match uris.next() {
+        Some(uri) => Lookup::Found { uri, then: uris.collect() },
+        None => Lookup::NoSuchNumber,
+    })
 }
 
 /// One query (recursion desired) for `name`/`rtype`, over UDP, again over

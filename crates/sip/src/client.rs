@@ -2,6 +2,12 @@
 //! challenge, refresh before expiry (with jitter, so phones that started
 //! together do not refresh together), re-register at once when the local
 //! address changes, retry with back-off after failures, unregister.
+//!
+//! Over UDP by default; [`RegisterClient::set_flow`] moves it onto a TCP
+//! flow (RFC 5626): Via names TCP and our end of the connection, nothing
+//! is retransmitted, the Contact keeps saying UDP (calls still come to
+//! our UDP socket), and the registrar's `Flow-Timer` is kept for the
+//! edge's keep-alives.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -60,6 +66,10 @@ pub struct RegisterClient {
     backoff: u64,
     out: VecDeque<Transmit>,
     events: VecDeque<RegEvent>,
+    /// Our end of the TCP flow the requests travel on (None: UDP).
+    flow: Option<SocketAddr>,
+    /// The registrar's Flow-Timer from its last 200 (seconds).
+    flow_timer: Option<u32>,
 }
 
 use crate::ids::token;
@@ -80,7 +90,23 @@ impl RegisterClient {
             backoff: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            flow: None,
+            flow_timer: None,
         }
+    }
+
+    /// Registers over the TCP flow whose local end is `flow` from the next
+    /// request on (None: back to UDP).
+    pub fn set_flow(&mut self, flow: Option<SocketAddr>) {
+        self.flow = flow;
+        if flow.is_none() {
+            self.flow_timer = None;
+        }
+    }
+
+    /// Seconds between keep-alives on the flow, as the registrar asked.
+    pub fn flow_timer(&self) -> Option<u32> {
+        self.flow_timer
     }
 
     pub fn state(&self) -> RegState {
@@ -137,13 +163,16 @@ impl RegisterClient {
             headers: Vec::new(),
             body: Vec::new(),
         };
-        m.push("Via", format!("SIP/2.0/UDP {};branch={};rport", self.local, self.branch));
+        match self.flow {
+            Some(f) => m.push("Via", format!("SIP/2.0/TCP {f};branch={};rport", self.branch)),
+            None => m.push("Via", format!("SIP/2.0/UDP {};branch={};rport", self.local, self.branch)),
+        }
         m.push("Max-Forwards", "70");
         m.push("From", format!("<{}>;tag={}", self.aor(), self.tag));
         m.push("To", format!("<{}>", self.aor()));
         m.push("Call-ID", self.call_id.clone());
         m.push("CSeq", format!("{} REGISTER", self.cseq));
-        m.push("Contact", format!("<sip:{}@{}>", self.cfg.user, self.local));
+        m.push("Contact", format!("<{}>", self.contact_uri()));
         m.push("Expires", expires.to_string());
         if let Some((name, value)) = auth {
             m.push(name, value);
@@ -154,7 +183,17 @@ impl RegisterClient {
             to: self.cfg.registrar,
             data: data.clone(),
         });
-        self.pending = Some((data, now + T1, T1, now + 64 * T1));
+        // A reliable transport retransmits for us (RFC 3261 §17.1.2.2).
+        let first_retransmit = if self.flow.is_some() { u64::MAX } else { now + T1 };
+        self.pending = Some((data, first_retransmit, T1, now + 64 * T1));
+    }
+
+    /// Our contact: the UDP socket, said so explicitly on a TCP flow.
+    fn contact_uri(&self) -> String {
+        match self.flow {
+            Some(_) => format!("sip:{}@{};transport=udp", self.cfg.user, self.local),
+            None => format!("sip:{}@{}", self.cfg.user, self.local),
+        }
     }
 
     /// A datagram from the registrar (a response to our REGISTER).
@@ -178,6 +217,9 @@ impl RegisterClient {
                     return;
                 }
                 let granted = self.granted_expires(msg).unwrap_or(self.cfg.expires).max(1);
+                if self.flow.is_some() {
+                    self.flow_timer = msg.header("Flow-Timer").and_then(|v| v.trim().parse().ok());
+                }
                 self.state = RegState::Registered;
                 // Refresh between half and four fifths of the interval.
                 let ms = granted as u64 * 1000;
@@ -210,7 +252,7 @@ impl RegisterClient {
     }
 
     fn granted_expires(&self, msg: &Message) -> Option<u32> {
-        let ours = format!("sip:{}@{}", self.cfg.user, self.local);
+        let ours = self.contact_uri();
         for v in msg.header_values("Contact") {
             for c in split_list(v) {
                 if let Ok(na) = NameAddr::parse(c) {
@@ -409,5 +451,44 @@ mod tests {
         assert_eq!(c.poll_event(), Some(RegEvent::Registered { expires: 600 }));
         assert_eq!(c.poll_event(), Some(RegEvent::Unregistered));
         assert!(r.binding(n).is_none());
+    }
+
+    #[test]
+    fn over_a_tcp_flow_the_contact_stays_udp_and_nothing_is_retransmitted() {
+        let (mut c, _, n) = setup("secret");
+        let area: Area = "886-02".parse().unwrap();
+        let mut cfg = RegistrarConfig::new(area, "2.0.6.8.8.peerdial.internal", [7; 32]);
+        cfg.flow_timer = Some(7);
+        let mut r = Registrar::new(cfg);
+        r.set_credential(n, crate::digest::Ha1::new(&n.digits(), "2.0.6.8.8.peerdial.internal", "secret"));
+        let conn: std::net::SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        c.set_flow(Some(conn));
+        c.start(T0);
+        let mut rounds = 0;
+        while let Some(t) = c.poll_transmit() {
+            let text = String::from_utf8_lossy(&t.data).to_string();
+            assert!(text.contains("Via: SIP/2.0/TCP 127.0.0.1:40001;"), "{text}");
+            assert!(
+                text.contains(&format!("Contact: <sip:{}@127.0.0.1:5070;transport=udp>", n.digits())),
+                "{text}"
+            );
+            let reply = match r.handle(&t.data, Transport::Tcp, conn, T0) {
+                Output::Reply(b) | Output::Commit { reply: b, .. } => b,
+                Output::Drop => panic!("dropped"),
+            };
+            c.handle(&Message::parse(&reply).unwrap(), T0);
+            rounds += 1;
+        }
+        assert_eq!(rounds, 2, "challenge, then the answer");
+        assert_eq!(c.poll_event(), Some(RegEvent::Registered { expires: 600 }));
+        assert_eq!(c.flow_timer(), Some(7));
+        // Calls come over UDP to the contact's port at the connection's IP.
+        assert_eq!(r.binding(n).unwrap().uri, format!("sip:{}@127.0.0.1:5070", n.digits()));
+        // Silence: no retransmission on a reliable transport, only Timer F.
+        c.start(T0 + 1);
+        assert!(c.poll_transmit().is_some());
+        assert_eq!(c.poll_timeout(), Some(T0 + 1 + 64 * T1));
+        c.handle_timeout(T0 + 2_000);
+        assert!(c.poll_transmit().is_none());
     }
 }

@@ -60,6 +60,9 @@ pub struct RegistrarConfig {
     /// accepted. MD5 alone by default: older phones (libre-based ones,
     /// sipsak) give up when any challenge names an algorithm they lack.
     pub algorithms: Vec<Algorithm>,
+    /// Seconds between the keep-alives a phone registered over TCP should
+    /// send (RFC 5626 §5.4 `Flow-Timer` in the 200); None: not said.
+    pub flow_timer: Option<u32>,
 }
 
 impl RegistrarConfig {
@@ -75,6 +78,7 @@ impl RegistrarConfig {
             nonce_lifetime_ms: 300_000,
             nonce_key,
             server_name: "peerdial".into(),
+            flow_timer: None,
             algorithms: vec![Algorithm::Md5],
         }
     }
@@ -417,13 +421,19 @@ impl Registrar {
         let expires = expires.min(self.cfg.max_expires);
         // The binding follows where the request really came from (RFC 3581):
         // UDP answers go back to the source port; a TCP source port is
-        // ephemeral, so new calls go to the source IP at the Contact's port.
+        // ephemeral, so new calls go to the source IP at the Contact's port,
+        // over TCP unless the Contact says UDP (a phone that keeps its
+        // registration on a TCP flow and takes calls over UDP, as ours).
         let addr = match req.transport {
             Transport::Udp => req.source,
             Transport::Tcp => SocketAddr::new(req.source.ip(), contact_uri.port.unwrap_or(5060)),
         };
         let mut uri = format!("sip:{}@{}", number.digits(), addr);
-        if req.transport == Transport::Tcp {
+        let says_udp = contact_uri
+            .params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("transport=udp"));
+        if req.transport == Transport::Tcp && !says_udp {
             uri.push_str(";transport=tcp");
         }
         let binding = Binding {
@@ -437,7 +447,10 @@ impl Registrar {
         };
         self.expiries.push(Reverse((binding.expires_at_ms, number)));
         let previous = self.bindings.insert(number, binding.clone());
-        let extra = self.contact_header(number, now_ms);
+        let mut extra = self.contact_header(number, now_ms);
+        if let (Transport::Tcp, Some(t)) = (req.transport, self.cfg.flow_timer) {
+            extra.push(("Flow-Timer", t.to_string()));
+        }
         let reply = self.respond(req, 200, "OK", &extra);
         Output::Commit {
             change: Change::Upsert(number, binding),

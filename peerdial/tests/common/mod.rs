@@ -595,6 +595,14 @@ pub fn dial_without_region(dir: &Path, mac: &str, resolver: SocketAddr, number: 
     call_with(None, dir, mac, resolver, number, extra)
 }
 
+/// `peerdial phone … voicemail NUMBER`: a message straight to the mailbox.
+pub fn voicemail(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
+    let mut args = phone_args(Some(region), dir, mac, resolver, extra);
+    args.extend(["voicemail".to_string(), number.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Softphone::spawn(&args, &[])
+}
+
 fn call_with(region: Option<&Region>, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
     let mut args = phone_args(region, dir, mac, resolver, extra);
     args.extend(["call".to_string(), number.to_string()]);

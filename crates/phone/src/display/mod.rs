@@ -81,6 +81,8 @@ pub struct Snapshot {
     pub marquee: Option<MarqueeView>,
     /// The latest calls, short, latest first (see `history.rs`).
     pub history: Vec<String>,
+    /// Our mailbox in one line: missed calls and messages (see `mailbox.rs`).
+    pub mailbox: Option<String>,
 }
 
 /// The marquee line's text and where it came from.
@@ -127,6 +129,7 @@ impl Default for Snapshot {
             contacts: Vec::new(),
             marquee: None,
             history: Vec::new(),
+            mailbox: None,
         }
     }
 }
@@ -385,6 +388,17 @@ pub trait Display: Send {
 pub fn parse_command(line: &str) -> Option<Command> {
     use crate::channels::ChannelCommand;
     use crate::incall::InCallCommand;
+    use crate::mailbox::MailboxCommand;
+    if let Some(rest) = line.strip_prefix("message ") {
+        let (to, text) = rest.trim_start().split_once(' ')?;
+        let text = text.trim();
+        return (!text.is_empty()).then(|| {
+            Command::Mailbox(MailboxCommand::Message {
+                to: to.to_string(),
+                text: text.to_string(),
+            })
+        });
+    }
     for (verb, private) in [("post ", true), ("publish ", false)] {
         if let Some(rest) = line.strip_prefix(verb) {
             let (to, text) = rest.trim_start().split_once(' ')?;
@@ -423,6 +437,15 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("unmute", None) => Command::InCall(InCallCommand::Mute(false)),
         ("volume", Some(v)) => Command::InCall(InCallCommand::Volume(v.trim_end_matches('%').parse().ok().filter(|v| *v <= 200)?)),
         ("history", None) => Command::History,
+        ("voicemail", Some(n)) => Command::Voicemail(n.to_string()),
+        ("send", Some(n)) => Command::Mailbox(MailboxCommand::Send {
+            to: n.to_string(),
+            path: it.next()?.into(),
+        }),
+        ("messages", None) => Command::Mailbox(MailboxCommand::List),
+        ("read", Some(id)) => Command::Mailbox(MailboxCommand::Read(id.parse().ok()?)),
+        ("delete", Some(id)) => Command::Mailbox(MailboxCommand::Delete(id.parse().ok()?)),
+        ("play", Some(id)) => Command::Mailbox(MailboxCommand::Play(id.parse().ok()?)),
         ("redial", None) => Command::Redial(1),
         ("redial", Some(n)) => Command::Redial(n.parse().ok().filter(|n| *n >= 1)?),
         ("yes" | "y", None) => Command::Confirm(true),
@@ -445,7 +468,7 @@ pub fn spawn_stdin_commands(tx: mpsc::Sender<Command>) {
                 }
                 None if line.trim().is_empty() => {}
                 None => eprintln!(
-                    "unknown command {:?}; try: call N, answer, reject, hangup, hold, swap, transfer N, resume, mute, unmute, volume P, history, redial [N], dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, publish C TEXT, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
+                    "unknown command {:?}; try: call N, answer, reject, hangup, hold, swap, transfer N, resume, mute, unmute, volume P, history, redial [N], dtmf K, status meeting|dnd|available, watch N, pair, subscribe C, unsubscribe C, channels, post N TEXT, publish C TEXT, message N TEXT, send N FILE, voicemail N, messages, read ID, delete ID, play ID, cellular-call MSISDN, cellular-ring FROM, yes, no, quit",
                     line.trim()
                 ),
             }

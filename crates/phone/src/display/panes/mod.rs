@@ -83,7 +83,7 @@ pub fn draw(frame: &mut Frame, view: &mut View, s: &Snapshot) {
     let [contacts_area, history_area, events_area] =
         Layout::horizontal([Constraint::Percentage(25), Constraint::Percentage(25), Constraint::Percentage(50)]).areas(middle);
     contacts::render(&s.contacts, contacts_area, buf);
-    history::render(&s.history, history_area, buf);
+    history::render(&s.history, s.mailbox.as_deref(), history_area, buf);
     events::render(&view.log, events_area, buf);
     marquee::render(s.marquee.as_ref(), ticker, buf);
     footer::render(s, view.log.last().map(String::as_str), bottom, buf);
