@@ -5,6 +5,7 @@
 //! - [`registrar`]: the registrar state machine that a region server feeds
 //!   with bytes and time;
 //! - [`call`]: one call's INVITE dialog, either side, with UDP timers;
+//! - [`transaction`]: a non-INVITE client transaction's UDP timers (E, F);
 //! - [`validate`]: what a request must satisfy before it is acted on, and
 //!   the answers (400, 505, 416, 420) to those that do not.
 //!
@@ -16,6 +17,7 @@ pub mod digest;
 pub mod ids;
 pub mod message;
 pub mod registrar;
+pub mod transaction;
 pub mod validate;
 
 pub use message::Message;
