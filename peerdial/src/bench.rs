@@ -228,6 +228,41 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Offline text messages: stored per second, then delivered per second
+    /// when their users register, the region's mailbox next to Kamailio's
+    /// msilo (SQLite) on the same SIPp workload.
+    Msilo {
+        /// Users nobody has registered when the texts are sent.
+        #[arg(long, default_value_t = 1000)]
+        users: u32,
+        /// Texts per user.
+        #[arg(long, default_value_t = 5)]
+        per_user: u32,
+        /// MESSAGEs SIPp keeps in flight while storing.
+        #[arg(long, default_value_t = 200)]
+        inflight: u32,
+        /// SIPp endpoints the users register from (UAS processes).
+        #[arg(long, default_value_t = 4)]
+        endpoints: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// Concurrent voice-message deposits: SIPp calls streaming G.711 RTP
+    /// into the mailbox, each step C calls at once; packets lost or late,
+    /// and the region's CPU per recorded second.
+    Deposits {
+        /// Concurrent deposits, one step each.
+        #[arg(long, value_delimiter = ',', default_value = "100,250,500,750")]
+        concurrent: Vec<u32>,
+        /// Seconds of audio each caller streams.
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        /// New calls per second while a step ramps up.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Marquee requests per second and p50/p99 with N subscribed phones.
     Marquee {
         #[arg(long, default_value_t = 100_000)]
@@ -306,6 +341,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             clients,
             postgres,
         } => crate::bench_yellow::yellow(profiles, seconds, clients, postgres).await,
+        Which::Msilo {
+            users,
+            per_user,
+            inflight,
+            endpoints,
+            no_pin,
+        } => crate::bench_mailbox::msilo(users, per_user, inflight, endpoints, !no_pin).await,
+        Which::Deposits {
+            concurrent,
+            seconds,
+            rate,
+            no_pin,
+        } => crate::bench_mailbox::deposits(concurrent, seconds, rate, !no_pin).await,
         Which::Pages {
             profiles,
             seconds,
@@ -761,6 +809,14 @@ async fn register(registrations: u32, rate: u32, loads: Vec<Load>, rounds: u32, 
     Ok(())
 }
 
+/// Where Debian's Kamailio keeps its modules.
+pub(crate) fn kamailio_mpath() -> Result<&'static str> {
+    ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("Kamailio modules not found")
+}
+
 /// Kamailio as the reference registrar: in-memory usrloc, no auth, one
 /// contact per AoR (save flag 0x04), so a re-registration from a new
 /// address replaces the binding as peerdial's does.
@@ -780,16 +836,18 @@ impl Kamailio {
     pub(crate) async fn start_with(kdir: &Path, pin: bool, routes: &str) -> Result<Kamailio> {
         let port = free_port()?;
         std::fs::create_dir_all(kdir)?;
-        let mpath = ["/usr/lib/x86_64-linux-gnu/kamailio/modules/", "/usr/lib/kamailio/modules/"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .context("Kamailio modules not found")?;
+        let mpath = kamailio_mpath()?;
         let cfg = format!(
             "#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nmaxbuffer=4194304\nlisten=udp:127.0.0.1:{port}\nmpath=\"{mpath}\"\n\
 loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\n\
 modparam(\"usrloc\", \"db_mode\", 0)\n\
 request_route {{\n  if (method==\"REGISTER\") {{ save(\"location\", \"0x04\"); exit; }}\n{routes}  sl_send_reply(\"403\", \"Forbidden\");\n}}\n"
         );
+        Kamailio::start_cfg(kdir, pin, port, &cfg).await
+    }
+
+    /// Kamailio with the configuration `cfg`, listening on UDP `port`.
+    pub(crate) async fn start_cfg(kdir: &Path, pin: bool, port: u16, cfg: &str) -> Result<Kamailio> {
         std::fs::write(kdir.join("kamailio.cfg"), cfg)?;
         let child = pinned(&tool("kamailio")?, pin.then_some(SERVER_CORE))
             .args(["-f", "kamailio.cfg", "-DD", "-E", "-Y", ".", "-P", "kamailio.pid", "-m", "512"])

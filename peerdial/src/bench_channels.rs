@@ -106,20 +106,34 @@ To: <sip:{user}@{to}>\r\nCall-ID: r{seq}@{local}\r\nCSeq: 1 REGISTER\r\nContact:
 }
 
 /// The UAS endpoints: one SIPp per port, each exiting after its share.
-struct Endpoints {
+pub(crate) struct Endpoints {
     runs: Vec<(std::path::PathBuf, tokio::process::Child)>,
 }
 
 impl Endpoints {
     async fn start(dir: &Path, ports: &[u16], counts: &[usize], pin: bool) -> Result<Endpoints> {
+        Endpoints::start_with(dir, ports, counts, pin, UAS, &[]).await
+    }
+
+    /// SIPp endpoints running `scenario` with `extra` arguments; each
+    /// exits after its count of calls.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        ports: &[u16],
+        counts: &[usize],
+        pin: bool,
+        scenario: &str,
+        extra: &[&str],
+    ) -> Result<Endpoints> {
         let mut runs = Vec::new();
         for (i, (&port, &count)) in ports.iter().zip(counts).enumerate() {
             let sub = dir.join(format!("uas-{i}"));
             std::fs::create_dir_all(&sub)?;
-            std::fs::write(sub.join("scenario.xml"), UAS)?;
+            std::fs::write(sub.join("scenario.xml"), scenario)?;
             let _ = std::fs::remove_file(sub.join("stats.csv"));
             let child = pinned(&tool("sipp")?, pin.then_some(DRIVER_CORE))
                 .current_dir(&sub)
+                .args(extra)
                 .args(["-sf", "scenario.xml", "-i", "127.0.0.1", "-p", &port.to_string()])
                 .args(["-cp", &free_port()?.to_string(), "-mp", &free_port()?.to_string()])
                 .args(["-m", &count.to_string(), "-nostdin", "-trace_stat", "-stf", "stats.csv", "-fd", "1"])
@@ -139,7 +153,7 @@ impl Endpoints {
     /// Waits until every endpoint has had its share (then: when the last
     /// one had it) or `deadline` passes (then: None, and they are stopped
     /// by PID); and how many MESSAGEs they answered in all.
-    async fn finish(mut self, deadline: Instant) -> (Option<Instant>, u64) {
+    pub(crate) async fn finish(mut self, deadline: Instant) -> (Option<Instant>, u64) {
         let mut done = None;
         while Instant::now() < deadline {
             if self.runs.iter_mut().all(|(_, c)| matches!(c.try_wait(), Ok(Some(_)))) {
@@ -178,7 +192,7 @@ struct Fanout {
     cpu: f64,
 }
 
-fn shares(n: usize, k: usize) -> Vec<usize> {
+pub(crate) fn shares(n: usize, k: usize) -> Vec<usize> {
     let per = n.div_ceil(k.max(1));
     (0..k).map(|i| per.min(n.saturating_sub(i * per))).filter(|c| *c > 0).collect()
 }

@@ -7,6 +7,7 @@ mod bench_calls;
 mod bench_channels;
 mod bench_greetings;
 mod bench_identity;
+mod bench_mailbox;
 mod bench_presence;
 mod bench_rendezvous;
 mod bench_sound;
@@ -163,6 +164,22 @@ struct RegionArgs {
     /// The longest voice message the mailbox records, in seconds.
     #[arg(long, value_name = "SECONDS")]
     voice_max: Option<u32>,
+    /// Most messages one number's mailbox keeps (default 200); more are
+    /// refused ("mailbox full").
+    #[arg(long, value_name = "N")]
+    mailbox_max_messages: Option<u32>,
+    /// Most bytes one number's mailbox keeps (default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    mailbox_max_bytes: Option<u64>,
+    /// The largest single message (default 16 MiB). A voice message also
+    /// ends when it would not fit (16-bit WAV: 16,000 bytes a second at
+    /// 8 kHz).
+    #[arg(long, value_name = "BYTES")]
+    mailbox_max_message: Option<u64>,
+    /// Days a message is kept, read or not (default 30); older ones are
+    /// removed.
+    #[arg(long, value_name = "DAYS")]
+    mailbox_retention_days: Option<u32>,
     /// Digest algorithms offered and accepted, most preferred first (RFC 8760):
     /// md5, sha-256, or both ("sha-256,md5"). Default md5: many deployed
     /// phones fail outright when a challenge names an algorithm they lack.
@@ -253,6 +270,28 @@ impl RegionArgs {
         }
         if cfg.voice_max_secs == 0 || cfg.voice_max_secs > 3600 {
             bail!("--voice-max must be between 1 and 3600 seconds");
+        }
+        let limits = &mut cfg.mailbox_limits;
+        if let Some(n) = self.mailbox_max_messages.or(file.mailbox_max_messages) {
+            if n == 0 {
+                bail!("--mailbox-max-messages must be at least 1");
+            }
+            limits.max_count = n;
+        }
+        limits.max_bytes = self.mailbox_max_bytes.or(file.mailbox_max_bytes).unwrap_or(limits.max_bytes);
+        limits.max_message = self.mailbox_max_message.or(file.mailbox_max_message).unwrap_or(limits.max_message);
+        if limits.max_message == 0 || limits.max_message > limits.max_bytes {
+            bail!(
+                "--mailbox-max-message ({}) must be at least 1 and at most --mailbox-max-bytes ({})",
+                limits.max_message,
+                limits.max_bytes
+            );
+        }
+        if let Some(days) = self.mailbox_retention_days.or(file.mailbox_retention_days) {
+            if !(1..=3650).contains(&days) {
+                bail!("--mailbox-retention-days must be between 1 and 3650");
+            }
+            limits.retention_ms = days as u64 * 86_400_000;
         }
         if !cfg.root_domain.ends_with('.') {
             cfg.root_domain.push('.');

@@ -199,9 +199,10 @@ fn a_text_to_an_offline_number_waits_and_reaches_baresip_when_it_registers() {
 }
 
 #[test]
-fn messages_that_are_not_text_or_not_for_us_are_refused_and_nothing_is_stored() {
+fn messages_that_are_not_text_or_not_for_us_or_over_quota_are_refused_and_it_all_works_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Region::start(dir.path(), &[]);
+    // Room for one text of at most 64 bytes.
+    let r = Region::start(dir.path(), &["--mailbox-max-messages", "1", "--mailbox-max-message", "64"]);
     let owner = provision(r.http, "02:00:00:00:12:31");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = sock.local_addr().unwrap();
@@ -227,6 +228,68 @@ Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
     assert_eq!(send(&mailbox, "text/plain;charset=utf-8", "hi", "good"), Some(202));
     assert_eq!(send(&mailbox, "text/plain;charset=utf-8", "hi", "good"), Some(202));
     assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 1);
+    // Over --mailbox-max-message, then over --mailbox-max-messages.
+    assert_eq!(send(&mailbox, "text/plain", &"x".repeat(65), "long"), Some(413));
+    assert_eq!(send(&mailbox, "text/plain", "again", "full"), Some(486));
+    assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 1);
+
+    // The mailbox over TCP: a MESSAGE is answered on the connection (full,
+    // with the reason), and MWI works there too.
+    let mut tcp = Phone::tcp(r.sip);
+    let local = tcp.local();
+    let m = format!(
+        "MESSAGE {mailbox} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp1\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{local}>;tag=t2\r\nTo: <{mailbox}>\r\nCall-ID: tcp1\r\nCSeq: 1 MESSAGE\r\n\
+Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+    );
+    tcp.send_raw(m.as_bytes());
+    let full = tcp.recv().expect("an answer over TCP");
+    assert_eq!(status(&full), 486);
+    assert!(full.header("Warning").is_some_and(|w| w.contains("is full")), "{full:?}");
+    let notify = subscribe_mwi(&mut tcp, &owner, &mailbox);
+    assert!(notify.header("Via").is_some_and(|v| v.contains("TCP")), "{notify:?}");
+    assert!(String::from_utf8_lossy(&notify.body).contains("Text-Message: 1/0"), "{notify:?}");
+
+    // Over UDP a NOTIFY nobody answers comes again (Timer E), the same one.
+    let mut udp = Phone::udp(r.sip);
+    let first = subscribe_mwi(&mut udp, &owner, &mailbox);
+    let again = udp.recv().expect("the NOTIFY retransmitted");
+    assert_eq!(again.header("CSeq"), first.header("CSeq"));
+    assert_eq!(again.header("Call-ID"), first.header("Call-ID"));
+}
+
+/// SUBSCRIBEs to `dev`'s message-summary over `phone` (answering the
+/// digest challenge); the first NOTIFY, unanswered.
+fn subscribe_mwi(phone: &mut Phone, dev: &Device, mailbox: &str) -> peerdial_sip::Message {
+    let transport = if phone.tcp.is_some() { "TCP" } else { "UDP" };
+    let local = phone.local();
+    let req = |cseq: u32, auth: &str| {
+        format!(
+            "SUBSCRIBE {mailbox} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bKmwi{cseq};rport\r\nMax-Forwards: 70\r\n\
+From: <{mailbox}>;tag=w1\r\nTo: <{mailbox}>\r\nCall-ID: mwi-{transport}\r\nCSeq: {cseq} SUBSCRIBE\r\n\
+Contact: <sip:{}@{local}>\r\nEvent: message-summary\r\nAccept: application/simple-message-summary\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n",
+            dev.user
+        )
+    };
+    phone.send_raw(req(1, "").as_bytes());
+    let challenge = phone.recv().expect("a challenge");
+    assert_eq!(status(&challenge), 401);
+    let nonce = peerdial_sip::digest::challenge_nonce(challenge.header("WWW-Authenticate").unwrap()).unwrap();
+    let auth = peerdial_sip::digest::Credentials::respond(
+        &dev.user,
+        &dev.realm,
+        &dev.password,
+        peerdial_sip::digest::Algorithm::Md5,
+        "SUBSCRIBE",
+        mailbox,
+        &nonce,
+    );
+    phone.send_raw(req(2, &format!("Authorization: {}\r\n", auth.to_header())).as_bytes());
+    let ok = phone.recv().expect("an answer to the SUBSCRIBE");
+    assert_eq!(status(&ok), 200);
+    let notify = phone.recv().expect("a NOTIFY");
+    assert!(notify.method() == Some("NOTIFY"), "{notify:?}");
+    notify
 }
 
 #[test]

@@ -418,7 +418,8 @@ fn config_file_sets_options_and_rejects_unknown_keys() {
     let cfg = dir.path().join("region.toml");
     std::fs::write(
         &cfg,
-        "area = \"886-03\"\nttl = 17\nsip = \"127.0.0.1:0\"\ndns = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n",
+        "area = \"886-03\"\nttl = 17\nsip = \"127.0.0.1:0\"\ndns = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\
+         mailbox-max-messages = 50\nmailbox-max-bytes = 20000000\nmailbox-retention-days = 7\n",
     )
     .unwrap();
     let data = dir.path().join("d");
@@ -444,6 +445,26 @@ fn config_file_sets_options_and_rejects_unknown_keys() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A quota that could hold nothing is refused, naming the flag.
+    std::fs::write(&cfg, "mailbox-max-bytes = 1000\n").unwrap();
+    for (flags, why) in [
+        (
+            &["--mailbox-max-message", "2000"][..],
+            "--mailbox-max-message (2000) must be at least 1 and at most --mailbox-max-bytes (1000)",
+        ),
+        (
+            &["--mailbox-max-message", "500", "--mailbox-retention-days", "0"],
+            "--mailbox-retention-days must be between 1 and 3650",
+        ),
+    ] {
+        let out = std::process::Command::new(peerdial_bin())
+            .args(["region", "--config", cfg.to_str().unwrap()])
+            .args(flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{err}");
+    }
     let out = std::process::Command::new(peerdial_bin())
         .args(["region", "--area", "88-02"])
         .output()

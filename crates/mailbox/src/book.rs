@@ -244,6 +244,18 @@ impl Book {
         out
     }
 
+    /// When the next message passes the retention period (the first
+    /// time [`Book::expired`] will name it), or None with nothing stored:
+    /// the region's sweep sleeps until then (at most a minute, as new
+    /// messages may come).
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.boxes
+            .values()
+            .flat_map(|b| b.entries.values())
+            .map(|e| e.at_ms + self.limits.retention_ms + 1)
+            .min()
+    }
+
     /// The message ids of `number`, oldest first.
     pub fn ids(&self, number: Number) -> Vec<i64> {
         self.boxes
@@ -322,6 +334,34 @@ mod tests {
         b.remove(n(1), 7).unwrap();
         assert_eq!(b.usage(n(1)), (1, 40));
         assert_eq!(b.remove(n(1), 7), Err(MailboxError::NoSuchMessage(7)));
+    }
+
+    #[test]
+    fn the_retention_sweep_removes_each_message_when_its_time_is_up() {
+        // Simulated time: a sweep that sleeps until the next expiry.
+        let mut b = small();
+        assert_eq!(b.next_expiry(), None);
+        for (id, at) in [(1, 0), (2, 400), (3, 400), (4, 2500)] {
+            let r = b.reserve(n(id as u32 % 2), 5).unwrap();
+            b.commit(r, id, Kind::Text, 5, at);
+        }
+        let mut removed = Vec::new();
+        let mut now = 0;
+        for _ in 0..10 {
+            let Some(next) = b.next_expiry() else { break };
+            assert!(next > now, "the sweep always moves forward");
+            // Nothing is due a millisecond early.
+            assert!(b.expired(next - 1).is_empty());
+            now = next;
+            for (number, id) in b.expired(now) {
+                b.remove(number, id).unwrap();
+                removed.push((id, now));
+            }
+        }
+        assert_eq!(removed, vec![(1, 1001), (2, 1401), (3, 1401), (4, 3501)]);
+        assert_eq!(b.usage(n(0)), (0, 0));
+        assert_eq!(b.usage(n(1)), (0, 0));
+        assert_eq!(b.next_expiry(), None);
     }
 
     #[test]

@@ -172,6 +172,11 @@ impl MediaSession {
         self.neg.codec.clock_rate()
     }
 
+    /// Whether everything of `source` was sent (silence goes from now on).
+    pub fn source_done(&self) -> bool {
+        self.live.is_none() && self.source_pos >= self.source.len()
+    }
+
     /// The audio played out so far (when recording).
     pub fn played(&self) -> &[i16] {
         &self.played
@@ -279,10 +284,13 @@ impl MediaSession {
 
     pub fn handle_timeout(&mut self, now: u64) -> Result<(), MediaError> {
         // After a long stall (a suspended process), restart the clocks
-        // instead of bursting.
+        // instead of bursting. A recording (no sound device) catches up
+        // instead: what arrived meanwhile is queued and goes in, in order.
         if now > self.next_send + 500 {
             self.next_send = now;
-            self.next_play = now;
+            if !self.record || self.live.is_some() {
+                self.next_play = now;
+            }
         }
         while self.next_send <= now {
             self.next_send += self.ptime_ms;

@@ -232,6 +232,7 @@ impl Region {
         tokio::spawn(channels::run(shared.clone(), stop_rx.clone()));
         tokio::spawn(mailbox::record_states(shared.clone(), stop_rx.clone()));
         tokio::spawn(mailbox::retention_loop(shared.clone(), stop_rx.clone()));
+        tokio::spawn(mailbox_mwi::retransmit_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
         tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
         Ok(Region {

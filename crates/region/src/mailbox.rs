@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use peerdial_media::{Channel, MediaEvent, MediaSession};
 use peerdial_number::Number;
 use peerdial_sip::call::{stateless_response, Call, CallEvent, Local, Transmit};
 use peerdial_sip::message::{NameAddr, SipUri, StartLine};
-use peerdial_sip::Message;
+use peerdial_sip::{Message, Outbound, Transport};
 use peerdial_store::{MessageRow, Store};
 use tokio::sync::mpsc;
 
@@ -39,6 +40,35 @@ type Inbox = mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>;
 /// A MESSAGE transaction's answer (once there is one) and when it came.
 pub(crate) type Seen = (Option<Vec<u8>>, u64);
 
+/// MESSAGE transactions by key, forgotten `keep_ms` after they came; the
+/// old ones are swept at most once a second, not on every request.
+#[derive(Default)]
+pub(crate) struct SeenMap {
+    map: HashMap<String, Seen>,
+    swept_ms: u64,
+}
+
+impl SeenMap {
+    pub(crate) fn sweep(&mut self, now: u64, keep_ms: u64) {
+        if now >= self.swept_ms + 1000 {
+            self.swept_ms = now;
+            self.map.retain(|_, (_, at)| *at + keep_ms > now);
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Seen> {
+        self.map.get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Seen> {
+        self.map.get_mut(key)
+    }
+
+    pub(crate) fn insert(&mut self, key: String, at: u64) {
+        self.map.insert(key, (None, at));
+    }
+}
+
 pub struct Mailbox {
     /// Quotas, retention and delivery state of every stored message.
     pub book: Mutex<Book>,
@@ -48,11 +78,44 @@ pub struct Mailbox {
     /// MESSAGE transactions seen lately (Call-ID and CSeq): the answer
     /// once there is one, and when it was seen (retransmissions are
     /// answered again, never stored twice).
-    pub(crate) seen: Mutex<HashMap<String, Seen>>,
+    pub(crate) seen: Mutex<SeenMap>,
     /// Numbers with a delivery running (one at a time per number).
     pub(crate) delivering: Mutex<std::collections::HashSet<Number>>,
     /// Subscriptions to `message-summary`.
     pub(crate) mwi: crate::mailbox_mwi::Mwi,
+    /// What finished deposits received (read by `peerdial bench deposits`).
+    pub totals: DepositTotals,
+}
+
+/// Totals over every finished deposit since start: packets received,
+/// frames the playout found missing or too late, samples recorded.
+#[derive(Debug, Default)]
+pub struct DepositTotals {
+    pub deposits: AtomicU64,
+    pub packets: AtomicU64,
+    pub lost: AtomicU64,
+    pub late: AtomicU64,
+    /// Frames the playout dropped because too many were queued (a sender,
+    /// or our own reading, running in bursts).
+    pub dropped: AtomicU64,
+    pub samples: AtomicU64,
+}
+
+impl DepositTotals {
+    /// (deposits, packets, lost, late, dropped, samples) as of now.
+    pub fn snapshot(&self) -> [u64; 6] {
+        [&self.deposits, &self.packets, &self.lost, &self.late, &self.dropped, &self.samples].map(|a| a.load(Ordering::Relaxed))
+    }
+
+    fn add(&self, media: &MediaSession, samples: usize) {
+        let j = media.jitter_stats();
+        self.deposits.fetch_add(1, Ordering::Relaxed);
+        self.packets.fetch_add(media.stats.received_packets, Ordering::Relaxed);
+        self.lost.fetch_add(j.lost, Ordering::Relaxed);
+        self.late.fetch_add(j.late, Ordering::Relaxed);
+        self.dropped.fetch_add(j.dropped_for_drift, Ordering::Relaxed);
+        self.samples.fetch_add(samples as u64, Ordering::Relaxed);
+    }
 }
 
 impl Mailbox {
@@ -81,9 +144,10 @@ impl Mailbox {
             book: Mutex::new(book),
             calls: Mutex::new(HashMap::new()),
             udp: OnceLock::new(),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(SeenMap::default()),
             delivering: Mutex::new(Default::default()),
             mwi: Default::default(),
+            totals: DepositTotals::default(),
         })
     }
 
@@ -97,29 +161,41 @@ impl Mailbox {
         }
     }
 
-    /// Whether a request is the mailbox's: the methods of a call,
-    /// MESSAGE ([`crate::mailbox_text`]) and SUBSCRIBE for
-    /// `message-summary` ([`crate::mailbox_mwi`]).
+    /// Whether a request is the mailbox's: the methods of a call (over
+    /// UDP) and [`Mailbox::claims_text`].
     pub fn claims(data: &[u8]) -> bool {
-        [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO ", b"MESSAGE "]
+        [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO "]
             .iter()
             .any(|m| data.starts_with(m))
-            || crate::mailbox_mwi::is_mwi(data)
+            || Mailbox::claims_text(data)
     }
 
-    /// A request of a call: to its deposit, or a new deposit.
-    pub fn request(&self, shared: &Arc<Shared>, data: &[u8], source: SocketAddr) {
+    /// What the mailbox takes over UDP and TCP alike: MESSAGE
+    /// ([`crate::mailbox_text`]) and SUBSCRIBE for `message-summary`
+    /// ([`crate::mailbox_mwi`]).
+    pub fn claims_text(data: &[u8]) -> bool {
+        data.starts_with(b"MESSAGE ") || crate::mailbox_mwi::is_mwi(data)
+    }
+
+    /// A request: a text or a subscription, or a call's (to its deposit,
+    /// or a new deposit); answers go back over `transport`.
+    pub fn request(&self, shared: &Arc<Shared>, data: &[u8], source: SocketAddr, transport: Transport) {
         let reply = |code: u16, reason: &str| {
             if let Ok(Some(t)) = stateless_response(data, source, code, reason, &[]) {
-                self.send(t);
+                shared.presence.send(Outbound {
+                    to: t.to,
+                    transport,
+                    data: t.data,
+                });
             }
         };
         let Ok(msg) = Message::parse(data) else {
             return reply(400, "Bad Request");
         };
         match msg.method() {
-            Some("MESSAGE") => return crate::mailbox_text::request(shared, msg, data, source),
-            Some("SUBSCRIBE") => return crate::mailbox_mwi::subscribe(shared, msg, source),
+            Some("MESSAGE") => return crate::mailbox_text::request(shared, msg, data, source, transport),
+            Some("SUBSCRIBE") => return crate::mailbox_mwi::subscribe(shared, msg, source, transport),
+            _ if transport == Transport::Tcp => return reply(405, "Method Not Allowed"),
             _ => {}
         }
         let cid = msg.header("Call-ID").unwrap_or_default().to_string();
@@ -152,9 +228,13 @@ impl Mailbox {
         }
     }
 
-    /// A response to one of a deposit's requests (its BYE); whether it was.
+    /// A response to one of a deposit's or a delivery's requests, or to
+    /// a NOTIFY; whether it was.
     pub fn response(&self, data: &[u8], source: SocketAddr) -> bool {
         let Ok(msg) = Message::parse(data) else { return false };
+        if self.mwi.answered(&msg) {
+            return true;
+        }
         let cid = msg.header("Call-ID").unwrap_or_default();
         match self.calls.lock().expect("calls lock").get(cid) {
             Some(tx) => {
@@ -172,13 +252,14 @@ fn to_tagged(msg: &Message) -> bool {
         .is_some_and(|t| t.param("tag").is_some())
 }
 
-/// Removes messages past the retention period, once a minute (and at
-/// start): from the store first, then from the index.
+/// Removes messages past the retention period (`--mailbox-retention-days`)
+/// at start, then when the next one is due (at least once a minute): from
+/// the store first, then from the index.
 pub async fn retention_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
         let expired = shared.mailbox.book.lock().expect("book lock").expired(now_ms());
@@ -192,6 +273,9 @@ pub async fn retention_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::R
                 Err(e) => tracing::warn!(number = %n, id, error = %e, "expired message not removed; retried later"),
             }
         }
+        let next = shared.mailbox.book.lock().expect("book lock").next_expiry();
+        let ms = next.map_or(60_000, |t| t.saturating_sub(now_ms())).clamp(1_000, 60_000);
+        wait = Duration::from_millis(ms);
     }
 }
 
@@ -284,13 +368,16 @@ async fn deposit(
             .map_err(|e| (503, e.to_string()))?;
         let port = sock.local_addr().map_err(|e| (503, e.to_string()))?.port();
         let (answer, neg) = sdp::answer(&offer, rand::random::<u32>() as u64, ip, port, &CODECS).map_err(|e| (488, e.to_string()))?;
-        // Room for the longest recording (16-bit samples) is taken now.
-        let longest = max_ms * neg.codec.clock_rate() as u64 * 2 / 1000 + 44;
-        let room = shared.mailbox.book.lock().expect("book lock").reserve(number, longest);
+        // Room for the longest recording (16-bit samples) is taken now; a
+        // recording also stops where it would outgrow one message.
+        let per_ms = neg.codec.clock_rate() as u64 * 2 / 1000;
+        let fits_ms = shared.cfg.mailbox_limits.max_message.saturating_sub(44) / per_ms;
+        let max_ms = max_ms.min(fits_ms);
+        let room = shared.mailbox.book.lock().expect("book lock").reserve(number, max_ms * per_ms + 44);
         let room = room.map_err(|e| (486, e.to_string()))?;
-        Ok::<_, (u16, String)>((sock, answer, neg, room))
+        Ok::<_, (u16, String)>((sock, answer, neg, room, max_ms))
     };
-    let (sock, answer, neg, room) = match prepared.await {
+    let (sock, answer, neg, room, max_ms) = match prepared.await {
         Ok(x) => x,
         Err((code, why)) => {
             tracing::info!(%number, code, %why, "mailbox call refused");
@@ -319,8 +406,11 @@ async fn deposit(
         while let Some(t) = call.poll_transmit() {
             shared.mailbox.send(t);
         }
+        // Once the prompt has played, the caller gets no more RTP (only
+        // silence would go): half the packets of a deposit.
+        let prompt_done = media.source_done();
         while let Some(t) = media.poll_transmit() {
-            if t.channel == Channel::Rtp {
+            if t.channel == Channel::Rtp && !prompt_done {
                 let _ = sock.send_to(&t.data, t.to).await;
             }
         }
@@ -361,6 +451,12 @@ async fn deposit(
             },
             r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
                 media.handle_rtp(&buf[..n], from);
+                // Whatever else is waiting goes in before the playout
+                // clock runs (a late wake-up must not count them lost).
+                for _ in 0..64 {
+                    let Ok((n, from)) = sock.try_recv_from(&mut buf) else { break };
+                    media.handle_rtp(&buf[..n], from);
+                }
             },
             _ = tokio::time::sleep(wait) => {}
         }
@@ -372,6 +468,7 @@ async fn deposit(
     };
     let heard = media.stats.received_packets > 0;
     let samples = media.played().to_vec();
+    shared.mailbox.totals.add(&media, samples.len());
     media.close();
     if !call.is_done() {
         call.hangup(now_ms());
@@ -439,14 +536,16 @@ async fn store_voice(
     }
 }
 
-/// Stores a message in the room reserved for it, then counts it in the
-/// book and tells MWI subscribers; on failure the room is given back.
+/// Stores a message in the room reserved for it (in the store writer's
+/// next group commit), then counts it in the book and tells MWI
+/// subscribers; on failure the room is given back.
 pub(crate) async fn keep(
     shared: &Shared,
     room: peerdial_mailbox::Reservation,
     row: &MessageRow,
 ) -> Result<i64, peerdial_store::StoreError> {
-    Ok(keep_all(shared, vec![room], std::slice::from_ref(row)).await?[0])
+    let stored = shared.store.add_message(row).await.map(|id| vec![id]);
+    Ok(settle(shared, vec![room], std::slice::from_ref(row), stored)?[0])
 }
 
 /// [`keep`] for messages of one number committed together (all or none),
@@ -456,7 +555,19 @@ pub(crate) async fn keep_all(
     rooms: Vec<peerdial_mailbox::Reservation>,
     rows: &[MessageRow],
 ) -> Result<Vec<i64>, peerdial_store::StoreError> {
-    match shared.store.add_messages(rows).await {
+    let stored = shared.store.add_messages(rows).await;
+    settle(shared, rooms, rows, stored)
+}
+
+/// After the store answered: the rooms become stored messages, or are
+/// given back.
+fn settle(
+    shared: &Shared,
+    rooms: Vec<peerdial_mailbox::Reservation>,
+    rows: &[MessageRow],
+    stored: Result<Vec<i64>, peerdial_store::StoreError>,
+) -> Result<Vec<i64>, peerdial_store::StoreError> {
+    match stored {
         Ok(ids) => {
             let mut numbers = Vec::new();
             for ((room, row), id) in rooms.into_iter().zip(rows).zip(&ids) {

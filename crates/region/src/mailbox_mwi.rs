@@ -4,17 +4,24 @@
 //! mailbox changes (a message stored, read or deleted); `Expires: 0` ends
 //! the subscription with a final NOTIFY.
 //!
-//! Not here: the body's format ([`peerdial_mailbox::summary`]); NOTIFY
-//! retransmissions (over UDP each NOTIFY goes once; the next change or
-//! refresh sends the current state again, which is all MWI needs).
+//! Over UDP each NOTIFY is a client transaction
+//! ([`peerdial_sip::transaction::ClientTx`]): retransmitted on Timer E
+//! until its answer, given up on Timer F; a 481 ends the subscription.
+//! Over TCP (the SUBSCRIBE came on a connection) it goes once, on that
+//! connection.
+//!
+//! Not here: the body's format ([`peerdial_mailbox::summary`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use peerdial_number::Number;
 use peerdial_sip::ids::{branch, token};
 use peerdial_sip::message::{response, top_via, NameAddr, SipUri, StartLine};
-use peerdial_sip::{Message, Transport};
+use peerdial_sip::transaction::ClientTx;
+use peerdial_sip::{Message, Outbound, Transport};
 
 use crate::{now_ms, Shared};
 
@@ -30,6 +37,7 @@ struct Subscription {
     remote_uri: String,
     target: String,
     to: SocketAddr,
+    transport: Transport,
     expires_at: u64,
     cseq: u32,
 }
@@ -37,6 +45,70 @@ struct Subscription {
 #[derive(Default)]
 pub struct Mwi {
     subs: Mutex<Vec<Subscription>>,
+    /// NOTIFYs sent over UDP awaiting their answer, by Call-ID and CSeq.
+    pending: Mutex<HashMap<(String, u32), ClientTx>>,
+    /// Tells the retransmission loop a NOTIFY is pending.
+    wake: tokio::sync::Notify,
+}
+
+impl Mwi {
+    /// A response: whether it answers one of our NOTIFYs (then it ends
+    /// that transaction; a 481 also ends the subscription).
+    pub(crate) fn answered(&self, msg: &Message) -> bool {
+        let StartLine::Response { code, .. } = msg.start else {
+            return false;
+        };
+        let call_id = msg.header("Call-ID").unwrap_or_default().to_string();
+        let cseq = msg.header("CSeq").unwrap_or_default();
+        let (Some(n), true) = (
+            cseq.split_whitespace().next().and_then(|n| n.parse::<u32>().ok()),
+            cseq.ends_with("NOTIFY"),
+        ) else {
+            return false;
+        };
+        if code < 200 {
+            return self.pending.lock().expect("mwi lock").contains_key(&(call_id, n));
+        }
+        if self.pending.lock().expect("mwi lock").remove(&(call_id.clone(), n)).is_none() {
+            return false;
+        }
+        if code == 481 {
+            self.subs.lock().expect("mwi lock").retain(|s| s.call_id != call_id);
+        }
+        true
+    }
+}
+
+/// Retransmits unanswered NOTIFYs (Timer E) until their answer or Timer F.
+pub async fn retransmit_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mwi = &shared.mailbox.mwi;
+    loop {
+        let next = mwi.pending.lock().expect("mwi lock").values().map(ClientTx::due).min();
+        let wait = next.map_or(60_000, |t| t.saturating_sub(now_ms()));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = mwi.wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let now = now_ms();
+        let mut out = Vec::new();
+        mwi.pending
+            .lock()
+            .expect("mwi lock")
+            .retain(|(call_id, _), tx| match tx.on_timeout(now) {
+                Ok(t) => {
+                    out.extend(t);
+                    true
+                }
+                Err(()) => {
+                    tracing::debug!(%call_id, "message-summary NOTIFY not answered (Timer F)");
+                    false
+                }
+            });
+        for t in out {
+            shared.presence.send(t);
+        }
+    }
 }
 
 /// Whether a datagram is a SUBSCRIBE for `message-summary`.
@@ -47,22 +119,19 @@ pub fn is_mwi(data: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(b"message-summary"))
 }
 
-fn send(shared: &Shared, to: SocketAddr, data: Vec<u8>) {
-    shared.mailbox.send(peerdial_sip::call::Transmit { to, data });
-}
-
-pub fn subscribe(shared: &Arc<Shared>, msg: Message, source: SocketAddr) {
+pub fn subscribe(shared: &Arc<Shared>, msg: Message, source: SocketAddr, transport: Transport) {
+    let send = |to: SocketAddr, data: Vec<u8>| shared.presence.send(Outbound { to, transport, data });
     let now = now_ms();
     let auth = shared
         .registrar
         .lock()
         .expect("registrar lock")
-        .authenticate(&msg, source, Transport::Udp, now);
+        .authenticate(&msg, source, transport, now);
     let number = match auth {
         Ok(n) => n,
         Err(answer) => {
             if !answer.is_empty() {
-                send(shared, source, answer);
+                send(source, answer);
             }
             return;
         }
@@ -81,7 +150,7 @@ pub fn subscribe(shared: &Arc<Shared>, msg: Message, source: SocketAddr) {
     let own = target_user.and_then(|u| Number::parse(&u).ok()) == Some(number);
     let (Some(from), true) = (from, own) else {
         let r = response(&msg, &via, source, 403, "Only Your Own Mailbox", &to_tag);
-        return send(shared, source, r.to_bytes());
+        return send(source, r.to_bytes());
     };
     let expires = msg
         .header("Expires")
@@ -91,7 +160,7 @@ pub fn subscribe(shared: &Arc<Shared>, msg: Message, source: SocketAddr) {
     let mut ok = response(&msg, &via, source, 200, "OK", &to_tag);
     ok.push("Expires", expires.to_string());
     ok.push("Contact", format!("<sip:{}@{}>", number.digits(), shared.endpoints.sip));
-    send(shared, source, ok.to_bytes());
+    send(source, ok.to_bytes());
     let call_id = msg.header("Call-ID").unwrap_or_default().to_string();
     let target = msg
         .header("Contact")
@@ -111,6 +180,7 @@ pub fn subscribe(shared: &Arc<Shared>, msg: Message, source: SocketAddr) {
             remote_uri: from.uri.to_string(),
             target,
             to: source,
+            transport,
             expires_at: now + expires * 1000,
             cseq,
         };
@@ -156,8 +226,12 @@ fn notify(shared: &Shared, s: &Subscription, now: u64) {
         .expect("book lock")
         .summary(s.number, Some(account.clone()))
         .encode();
+    let via = match s.transport {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    };
     let data = format!(
-        "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/UDP {region};branch={};rport\r\nMax-Forwards: 70\r\n\
+        "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/{via} {region};branch={};rport\r\nMax-Forwards: 70\r\n\
 From: <{account}>;tag={}\r\nTo: <{}>;tag={}\r\nCall-ID: {}\r\nCSeq: {} NOTIFY\r\nContact: <{account}>\r\n\
 Event: message-summary\r\nSubscription-State: {state}\r\nContent-Type: application/simple-message-summary\r\n\
 Content-Length: {}\r\n\r\n{body}",
@@ -169,6 +243,21 @@ Content-Length: {}\r\n\r\n{body}",
         s.call_id,
         s.cseq,
         body.len()
-    );
-    send(shared, s.to, data.into_bytes());
+    )
+    .into_bytes();
+    let first = match s.transport {
+        Transport::Tcp => Outbound {
+            to: s.to,
+            transport: Transport::Tcp,
+            data,
+        },
+        Transport::Udp => {
+            let (tx, first) = ClientTx::start(s.cseq, s.to, data, now);
+            let mwi = &shared.mailbox.mwi;
+            mwi.pending.lock().expect("mwi lock").insert((s.call_id.clone(), s.cseq), tx);
+            mwi.wake.notify_one();
+            first
+        }
+    };
+    shared.presence.send(first);
 }

@@ -1,7 +1,8 @@
 //! Text messages in the mailbox (RFC 3428): a MESSAGE to a number of ours
 //! is stored and acknowledged with 202 only after its commit (415 for a
-//! body that is not text, 404 for an unassigned number, an error naming
-//! the quota when the mailbox is full); each stored text goes to the
+//! body that is not text, 404 for an unassigned number, 413 naming the
+//! limit for a text over `--mailbox-max-message`, 486 naming the quota
+//! when the mailbox is full); each stored text goes to the
 //! phone as a MESSAGE when it registers, retransmitted (RFC 3261 timers
 //! E/F) until that device answers 200, which is stored as its
 //! confirmation, so a device never gets a confirmed text again.
@@ -28,7 +29,7 @@ const TRANSACTION_MS: u64 = 32_000;
 
 /// An incoming MESSAGE (on a SIP thread): checked at once, stored and
 /// answered on the runtime.
-pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAddr) {
+pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAddr, transport: Transport) {
     let reply = |code: u16, reason: &str, headers: &[(&str, &str)]| {
         let out = stateless_response(data, source, code, reason, headers).ok().flatten();
         out.map(|t| t.data)
@@ -41,22 +42,22 @@ pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAd
     {
         let mut seen = shared.mailbox.seen.lock().expect("seen lock");
         let now = now_ms();
-        seen.retain(|_, (_, at)| *at + TRANSACTION_MS > now);
+        seen.sweep(now, TRANSACTION_MS);
         if let Some((answer, _)) = seen.get(&key) {
             // A retransmission: the same answer, or none while storing.
             if let Some(a) = answer {
-                send_udp(shared, source, a.clone());
+                send_to(shared, source, transport, a.clone());
             }
             return;
         }
-        seen.insert(key.clone(), (None, now));
+        seen.insert(key.clone(), now);
     }
     let finish = move |shared: &Shared, answer: Option<Vec<u8>>| {
         if let Some(a) = answer {
             if let Some(e) = shared.mailbox.seen.lock().expect("seen lock").get_mut(&key) {
                 e.0 = Some(a.clone());
             }
-            send_udp(shared, source, a);
+            send_to(shared, source, transport, a);
         }
     };
     let uri = match &msg.start {
@@ -84,20 +85,13 @@ pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAd
         Ok(r) => r,
         Err(e) => {
             let why = e.to_string();
-            let code = if matches!(e, peerdial_mailbox::MailboxError::Empty) {
-                400
-            } else {
-                486
+            let (code, reason) = match e {
+                peerdial_mailbox::MailboxError::Empty => (400, "Empty Message"),
+                peerdial_mailbox::MailboxError::TooLarge { .. } => (413, "Message Too Large"),
+                _ => (486, "Mailbox Full"),
             };
             tracing::info!(%number, %why, "MESSAGE refused");
-            return finish(
-                shared,
-                reply(
-                    code,
-                    if code == 400 { "Empty Message" } else { "Mailbox Full" },
-                    &[("Warning", &format!("399 peerdial \"{why}\""))],
-                ),
-            );
+            return finish(shared, reply(code, reason, &[("Warning", &format!("399 peerdial \"{why}\""))]));
         }
     };
     let accepted = reply(202, "Accepted", &[]);
@@ -133,8 +127,9 @@ pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAd
     });
 }
 
-fn send_udp(shared: &Shared, to: SocketAddr, data: Vec<u8>) {
-    shared.mailbox.send(peerdial_sip::call::Transmit { to, data });
+/// An answer, over the transport its request came on.
+fn send_to(shared: &Shared, to: SocketAddr, transport: Transport, data: Vec<u8>) {
+    shared.presence.send(Outbound { to, transport, data });
 }
 
 /// Sends `number`'s undelivered texts to its registered phone, if any; a

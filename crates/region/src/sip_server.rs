@@ -1,7 +1,8 @@
 //! SIP transports: UDP datagrams (on plain threads) and TCP streams (on
 //! tokio) into the registrar, and SUBSCRIBE, PUBLISH and responses into
 //! the presence edge ([`crate::presence`]), calls to the mailbox
-//! ([`crate::mailbox`], over UDP), told apart by the start line.
+//! ([`crate::mailbox`], over UDP; its texts and `message-summary`
+//! subscriptions over both), told apart by the start line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,7 +71,7 @@ fn udp_thread(shared: &Arc<Shared>, sock: &Arc<std::net::UdpSocket>, stopped: &A
         if Mailbox::claims(data) {
             // A request from a phone is still a sign of life.
             shared.presence.heard_from(src);
-            shared.mailbox.request(shared, data, src);
+            shared.mailbox.request(shared, data, src, Transport::Udp);
             continue;
         }
         match kind(data) {
@@ -236,6 +237,11 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             match frame_len(&buf) {
                 Ok(Some(len)) => {
                     let frame: Vec<u8> = buf.drain(..len).collect();
+                    if Mailbox::claims_text(&frame) {
+                        shared.presence.heard_from(peer);
+                        shared.mailbox.request(&shared, &frame, peer, Transport::Tcp);
+                        continue;
+                    }
                     match kind(&frame) {
                         Kind::Register => {}
                         Kind::Presence => {

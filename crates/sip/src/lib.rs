@@ -6,6 +6,7 @@
 //!   with bytes and time;
 //! - [`call`]: one call's INVITE dialog, either side, with UDP timers;
 //! - [`request`]: one request outside a dialog (MESSAGE), with UDP timers;
+//! - [`transaction`]: a non-INVITE client transaction's UDP timers (E, F);
 //! - [`validate`]: what a request must satisfy before it is acted on, and
 //!   the answers (400, 505, 416, 420) to those that do not.
 //!
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod message;
 pub mod registrar;
 pub mod request;
+pub mod transaction;
 pub mod validate;
 
 pub use message::Message;

@@ -11,7 +11,8 @@
 
 use std::collections::VecDeque;
 
-use crate::call::{Local, Transmit, T1, T2};
+use crate::call::{Local, Transmit};
+use crate::transaction::ClientTx;
 use crate::ids::token;
 use crate::message::StartLine;
 use crate::Message;
@@ -33,12 +34,7 @@ impl Outcome {
 
 pub struct ClientRequest {
     call_id: String,
-    cseq: u32,
-    to: std::net::SocketAddr,
-    data: Vec<u8>,
-    next: Option<u64>,
-    interval: u64,
-    deadline: u64,
+    tx: ClientTx,
     outcome: Option<Outcome>,
     out: VecDeque<Transmit>,
 }
@@ -79,17 +75,12 @@ impl ClientRequest {
         if !body.is_empty() {
             m.push("Content-Type", content_type);
         }
-        let data = m.to_bytes();
+        let (tx, first) = ClientTx::start(cseq, to, m.to_bytes(), now);
         let mut out = VecDeque::new();
-        out.push_back(Transmit { to, data: data.clone() });
+        out.push_back(Transmit { to, data: first.data });
         ClientRequest {
             call_id,
-            cseq,
-            to,
-            data,
-            next: Some(now + T1),
-            interval: T1,
-            deadline: now + 64 * T1,
+            tx,
             outcome: None,
             out,
         }
@@ -103,7 +94,7 @@ impl ClientRequest {
     pub fn matches(&self, msg: &Message) -> bool {
         matches!(msg.start, StartLine::Response { .. })
             && msg.header("Call-ID") == Some(self.call_id.as_str())
-            && msg.header("CSeq").and_then(|c| c.split_whitespace().next()?.parse::<u32>().ok()) == Some(self.cseq)
+            && msg.header("CSeq").and_then(|c| c.split_whitespace().next()?.parse::<u32>().ok()) == Some(self.tx.cseq)
     }
 
     /// A response to this request (see [`ClientRequest::matches`]); the
@@ -115,7 +106,8 @@ impl ClientRequest {
         let StartLine::Response { code, reason } = &msg.start else {
             return None;
         };
-        self.next = None;
+        // Any answer stops the retransmissions; Timer F still applies.
+        self.tx.next = u64::MAX;
         if *code < 200 {
             return None;
         }
@@ -131,7 +123,7 @@ impl ClientRequest {
         if self.outcome.is_some() {
             return None;
         }
-        Some(self.next.unwrap_or(u64::MAX).min(self.deadline))
+        Some(self.tx.due())
     }
 
     /// Retransmits when due; the outcome once Timer F fired.
@@ -139,19 +131,16 @@ impl ClientRequest {
         if self.outcome.is_some() {
             return None;
         }
-        if now >= self.deadline {
-            self.outcome = Some(Outcome::TimedOut);
-            return self.outcome.clone();
+        match self.tx.on_timeout(now) {
+            Ok(again) => {
+                self.out.extend(again.map(|o| Transmit { to: o.to, data: o.data }));
+                None
+            }
+            Err(()) => {
+                self.outcome = Some(Outcome::TimedOut);
+                self.outcome.clone()
+            }
         }
-        if self.next.is_some_and(|t| now >= t) {
-            self.out.push_back(Transmit {
-                to: self.to,
-                data: self.data.clone(),
-            });
-            self.interval = (self.interval * 2).min(T2);
-            self.next = Some(now + self.interval);
-        }
-        None
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -162,6 +151,7 @@ impl ClientRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::T1;
 
     fn local() -> Local {
         Local {

@@ -111,6 +111,14 @@ pub enum Write {
     },
     UpsertBinding(BindingRow),
     DeleteBinding(i64),
+    /// A mailbox message; what it "affected" is its new id.
+    AddMessage(Box<MessageRow>),
+    /// `device` confirmed it has `message` (affects 0 rows the second time).
+    ConfirmDelivery {
+        message: i64,
+        device: String,
+        at_ms: i64,
+    },
 }
 
 /// What runs when a write is durable (or has failed).
@@ -662,6 +670,16 @@ async fn commit(conn: &mut PoolConnection<Any>, backend: Backend, writes: &[&Wri
                 .bind(ip.clone())
                 .bind(*updated_ms)
                 .bind(mac.clone()),
+            Write::AddMessage(m) => {
+                counts[i] = mailbox::insert_message(m).fetch_one(&mut *tx).await?.try_get::<i64, _>(0)? as u64;
+                continue;
+            }
+            Write::ConfirmDelivery { message, device, at_ms } => {
+                sqlx::query("INSERT INTO mailbox_deliveries (message, device, confirmed_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(*message)
+                    .bind(device.clone())
+                    .bind(*at_ms)
+            }
             Write::UpsertBinding(_) | Write::DeleteBinding(_) => continue,
         };
         counts[i] = q.execute(&mut *tx).await?.rows_affected();

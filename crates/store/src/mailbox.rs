@@ -46,6 +46,24 @@ pub struct NumberStateRow {
     pub changed_ms: i64,
 }
 
+/// The INSERT of one message, returning its id.
+pub(crate) fn insert_message(m: &MessageRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO mailbox_messages (number, kind, content_type, sender, verified, at_ms, size, read_ms, body, path) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(m.number)
+    .bind(m.kind.clone())
+    .bind(m.content_type.clone())
+    .bind(m.sender.clone())
+    .bind(m.verified as i64)
+    .bind(m.at_ms)
+    .bind(m.size)
+    .bind(m.read_ms)
+    .bind(m.body.clone())
+    .bind(m.path.clone())
+}
+
 const MESSAGE_COLUMNS: &str = "id, number, kind, content_type, sender, verified, at_ms, size, read_ms";
 
 fn message_row(r: &AnyRow, body: bool) -> Result<MessageRow, StoreError> {
@@ -106,9 +124,10 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Stores a message (its `id` is ignored); returns the new id.
+    /// Stores a message (its `id` is ignored) in the writer's next group
+    /// commit, so texts arriving together share one sync; the new id.
     pub async fn add_message(&self, m: &MessageRow) -> Result<i64, StoreError> {
-        Ok(self.add_messages(std::slice::from_ref(m)).await?[0])
+        Ok(self.write(crate::Write::AddMessage(Box::new(m.clone()))).await? as i64)
     }
 
     /// Stores messages in one transaction (all or none); their new ids.
@@ -116,23 +135,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(rows.len());
         for m in rows {
-            let r = sqlx::query(
-                "INSERT INTO mailbox_messages (number, kind, content_type, sender, verified, at_ms, size, read_ms, body, path) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-            )
-            .bind(m.number)
-            .bind(&m.kind)
-            .bind(&m.content_type)
-            .bind(&m.sender)
-            .bind(m.verified as i64)
-            .bind(m.at_ms)
-            .bind(m.size)
-            .bind(m.read_ms)
-            .bind(&m.body)
-            .bind(&m.path)
-            .fetch_one(&mut *tx)
-            .await?;
-            ids.push(r.try_get(0)?);
+            ids.push(insert_message(m).fetch_one(&mut *tx).await?.try_get(0)?);
         }
         tx.commit().await?;
         Ok(ids)
@@ -189,13 +192,12 @@ impl Store {
 
     /// `device` confirmed message `id`; whether this was news.
     pub async fn confirm_delivery(&self, id: i64, device: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("INSERT INTO mailbox_deliveries (message, device, confirmed_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(device)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() > 0)
+        let w = crate::Write::ConfirmDelivery {
+            message: id,
+            device: device.to_string(),
+            at_ms: now_ms,
+        };
+        Ok(self.write(w).await? > 0)
     }
 
     /// Every confirmation: (message, device).
