@@ -5,6 +5,8 @@
 //! - [`registrar`]: the registrar state machine that a region server feeds
 //!   with bytes and time;
 //! - [`call`]: one call's INVITE dialog, either side, with UDP timers;
+//! - [`pairing`]: third-party call control (RFC 3725): two calls paired so
+//!   that two talkers talk, the controller never in their media;
 //! - [`validate`]: what a request must satisfy before it is acted on, and
 //!   the answers (400, 505, 416, 420) to those that do not.
 //!
@@ -15,6 +17,8 @@ pub mod client;
 pub mod digest;
 pub mod ids;
 pub mod message;
+pub mod notice;
+pub mod pairing;
 pub mod registrar;
 pub mod validate;
 
