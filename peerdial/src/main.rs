@@ -15,6 +15,7 @@ mod bench_tree;
 mod bench_yellow;
 mod cellular_sim;
 mod channels_cli;
+mod dial;
 mod peer_conf;
 mod phone;
 mod tree;
@@ -54,6 +55,9 @@ enum Command {
     /// Simulate the mobile network for mobile phones (calls, rings, SMS):
     /// what the identity rendezvous is tried and tested with.
     CellularSim(cellular_sim::SimArgs),
+    /// Dial on one device, talk on another: ask the top to connect one of
+    /// your talkers with a callee, and follow the call's progress.
+    Dial(dial::DialArgs),
 }
 
 /// `peerdial region [FLAGS]` runs the server; `peerdial region ACTION`
@@ -359,6 +363,7 @@ fn main() -> Result<()> {
             Command::Up(args) => tree::up(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::CellularSim(args) => cellular_sim::run(args).await,
+            Command::Dial(args) => std::process::exit(dial::run(args).await?),
         }
     })
 }

@@ -29,6 +29,9 @@ pub struct TopArgs {
     /// HTTP API: joins and the directory of regions.
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<SocketAddr>,
+    /// SIP (UDP) of the third-party call controller (default: any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    sip: Option<SocketAddr>,
     /// Token children must present to join (default: generated once and
     /// kept in DIR/join-token).
     #[arg(long, value_name = "TOKEN")]
@@ -82,6 +85,9 @@ impl TopArgs {
         if let Some(h) = self.http.or(file.http) {
             cfg.http = h;
         }
+        if let Some(s) = self.sip.or(file.sip) {
+            cfg.sip = s;
+        }
         if let Some(r) = self.root_domain.or(file.root_domain) {
             cfg.root_domain = if r.ends_with('.') { r } else { format!("{r}.") };
         }
@@ -134,7 +140,7 @@ pub async fn run_top(args: TopArgs) -> Result<()> {
     let top = Top::start(cfg).await.context("starting the tree node")?;
     let zone = top.shared.zone.read().expect("zone lock").origin().to_string();
     let e = top.endpoints;
-    println!("peerdial top ready: zone={zone} dns={} http={}", e.dns, e.http);
+    println!("peerdial top ready: zone={zone} dns={} http={} sip={}", e.dns, e.http, e.sip);
     println!(
         "  join a region:  peerdial region --area CCC-AA --top http://{} --join-token {token}",
         e.http

@@ -7,6 +7,8 @@
 //! - [`call`]: one call's INVITE dialog, either side, with UDP timers;
 //! - [`request`]: one request outside a dialog (MESSAGE), with UDP timers;
 //! - [`transaction`]: a non-INVITE client transaction's UDP timers (E, F);
+//! - [`pairing`]: third-party call control (RFC 3725): two calls paired so
+//!   that two talkers talk, the controller never in their media;
 //! - [`validate`]: what a request must satisfy before it is acted on, and
 //!   the answers (400, 505, 416, 420) to those that do not.
 //!
@@ -17,6 +19,7 @@ pub mod client;
 pub mod digest;
 pub mod ids;
 pub mod message;
+pub mod pairing;
 pub mod registrar;
 pub mod request;
 pub mod transaction;

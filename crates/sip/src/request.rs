@@ -12,9 +12,9 @@
 use std::collections::VecDeque;
 
 use crate::call::{Local, Transmit};
-use crate::transaction::ClientTx;
 use crate::ids::token;
 use crate::message::StartLine;
+use crate::transaction::ClientTx;
 use crate::Message;
 
 /// How the request ended.

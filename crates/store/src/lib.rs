@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub mod accounts;
 pub mod channels;
+pub mod directory;
 pub mod mailbox;
 pub mod portal;
 pub mod rendezvous;

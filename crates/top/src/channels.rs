@@ -58,15 +58,11 @@ struct Channel {
 
 pub struct GlobalChannels {
     by_name: Mutex<BTreeMap<String, Channel>>,
-    tokens: Tokens,
+    pub(crate) tokens: Tokens,
     rate: Mutex<RateLimit>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::users::now_ms;
 
 impl GlobalChannels {
     /// The global channels in `store`; `root`: the tree's root domain, under
@@ -279,33 +275,10 @@ async fn remove_publisher(
 /// it with a PASSporT (`orig` = `dest` = the poster).
 #[allow(clippy::result_large_err)] // the error is the response itself
 async fn poster(shared: &TopShared, headers: &HeaderMap) -> Result<Option<Number>, Response> {
-    let Some(identity) = headers.get("identity").and_then(|v| v.to_str().ok()) else {
-        return operator(shared, headers).map(|()| None);
-    };
-    let Some(claimed) = headers
-        .get("x-peerdial-from")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Number::parse(v).ok())
-    else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "an Identity header needs X-Peerdial-From: the poster's number".into(),
-        ));
-    };
-    let not_verified = |why: String| {
-        tracing::debug!(poster = %claimed, %why, "a publisher's identity did not verify");
-        error(StatusCode::UNAUTHORIZED, format!("the identity of {claimed} did not verify"))
-    };
-    let Some(dns) = shared.dns_for(claimed) else {
-        return Err(not_verified("no region of this tree holds the number".into()));
-    };
-    shared
-        .channels
-        .tokens
-        .check(&dns, claimed, claimed, identity, now_ms())
-        .await
-        .map_err(not_verified)?;
-    Ok(Some(claimed))
+    match crate::users::vouched(shared, headers).await? {
+        Some(n) => Ok(Some(n)),
+        None => operator(shared, headers).map(|()| None),
+    }
 }
 
 async fn new_item(

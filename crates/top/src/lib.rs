@@ -10,8 +10,12 @@
 //! un-delegated only after an operator-set grace period, since its
 //! secondaries may still be serving its zone.
 
+pub mod calls;
 pub mod channels;
+mod controller;
 pub mod rendezvous;
+pub mod talkers;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,6 +70,8 @@ pub struct TopConfig {
     pub negative_ttl: u32,
     /// The identity rendezvous (issue 14); None: not served.
     pub rendezvous: Option<RendezvousSettings>,
+    /// The third-party call controller's SIP socket (UDP; issue 13).
+    pub sip: SocketAddr,
 }
 
 impl TopConfig {
@@ -82,6 +88,7 @@ impl TopConfig {
             parent_token: None,
             negative_ttl: 30,
             rendezvous: Some(RendezvousSettings::default()),
+            sip: "127.0.0.1:0".parse().expect("literal"),
         }
     }
 }
@@ -128,6 +135,8 @@ pub struct TopShared {
     pub store: peerdial_store::Store,
     /// Global channels (the dating channel is for users worldwide).
     pub channels: channels::GlobalChannels,
+    /// Talkers' codes, calls and the third-party call controller.
+    pub(crate) dialing: calls::Dialing,
 }
 
 impl TopShared {
@@ -145,6 +154,15 @@ impl TopShared {
     }
 }
 
+impl TopShared {
+    /// The SIP address of the region that joined with `number`'s area.
+    pub(crate) fn region_sip(&self, number: peerdial_number::Number) -> Option<SocketAddr> {
+        let digits = number.digits();
+        let children = self.children.lock().expect("children lock");
+        children.values().find(|c| digits.starts_with(&c.prefix)).and_then(|c| c.sip)
+    }
+}
+
 impl peerdial_net::dns_server::Answer for TopShared {
     fn answer(&self, query: &[u8], transport: Transport, _source: SocketAddr) -> Option<Vec<u8>> {
         self.zone.read().expect("zone lock").answer(query, transport)
@@ -155,6 +173,8 @@ impl peerdial_net::dns_server::Answer for TopShared {
 pub struct Endpoints {
     pub dns: SocketAddr,
     pub http: SocketAddr,
+    /// The call controller's SIP socket.
+    pub sip: SocketAddr,
 }
 
 pub struct Top {
@@ -188,9 +208,10 @@ impl Top {
         let http = peerdial_net::tcp_listener(cfg.http)
             .and_then(tokio::net::TcpListener::from_std)
             .map_err(|source| TopError::Bind { addr: cfg.http, source })?;
-        let endpoints = Endpoints {
+        let mut endpoints = Endpoints {
             dns: udp.local_addr().map_err(|source| TopError::Bind { addr: cfg.dns, source })?,
             http: http.local_addr().map_err(|source| TopError::Bind { addr: cfg.http, source })?,
+            sip: cfg.sip,
         };
         let children = load(&cfg)?;
         let mut zone = TreeZone::new(TreeZoneConfig {
@@ -219,7 +240,10 @@ impl Top {
             None => None,
         };
         let channels = channels::GlobalChannels::load(&store, &cfg.root_domain).await?;
+        let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone()).map_err(|source| TopError::Bind { addr: cfg.sip, source })?;
+        endpoints.sip = dialing.sip_addr();
         let shared = Arc::new(TopShared {
+            dialing,
             rendezvous,
             store,
             channels,
@@ -352,6 +376,9 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .route("/api/v1/lookup/{what}", get(lookup))
         .merge(rendezvous::routes())
         .merge(channels::routes())
+        .merge(users::routes())
+        .merge(talkers::routes())
+        .merge(calls::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);

@@ -14,6 +14,8 @@ use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
 use peerdial_sip::message::{Message as Sip, StartLine};
 
 pub mod baresip;
+pub mod browser;
+pub mod kamailio;
 pub mod mailbox;
 pub mod tones;
 pub mod top;

@@ -193,6 +193,10 @@ pub struct Call {
     local_sdp: Vec<u8>,
     cancel_wanted: bool,
     ack: Option<Vec<u8>>,
+    /// Caller with no offer (third-party call control, RFC 3725): the 2xx
+    /// carries the callee's offer, and the ACK waits for the answer
+    /// ([`Call::ack_with`]). `Some(false)`: a 2xx came, ACK not sent yet.
+    late_ack: Option<bool>,
     last_response: Option<Vec<u8>>,
     retransmits: Vec<Retransmit>,
     no_answer_at: Option<u64>,
@@ -289,6 +293,7 @@ impl Call {
             local,
             cancel_wanted: false,
             ack: None,
+            late_ack: None,
             last_response: None,
             retransmits: Vec::new(),
             no_answer_at: Some(now + ring_timeout),
@@ -305,12 +310,44 @@ impl Call {
         for (n, v) in &call.extra {
             invite.push(n, v.clone());
         }
-        invite.push("Content-Type", "application/sdp");
-        invite.body = call.local_sdp.clone();
+        if !call.local_sdp.is_empty() {
+            invite.push("Content-Type", "application/sdp");
+            invite.body = call.local_sdp.clone();
+        }
         let data = invite.to_bytes();
         call.invite = invite;
         call.send_reliably(RetransmitKind::Invite, data, remote_addr, false, now);
         call
+    }
+
+    /// Starts a call with no offer (RFC 3725 flow I): the callee's 2xx
+    /// carries its offer ([`CallEvent::Answered`]), and our answer goes in
+    /// the ACK, sent by [`Call::ack_with`]. `remote_addr` may be a proxy
+    /// (the callee's SIP server) that forwards to `remote_uri`; requests in
+    /// the dialog go to the Contact of the 2xx.
+    pub fn outgoing_without_offer(local: Local, remote_uri: &str, remote_addr: SocketAddr, ring_timeout: u64, now: u64) -> Call {
+        let mut call = Call::outgoing_with(local, remote_uri, remote_addr, Vec::new(), Vec::new(), ring_timeout, now);
+        call.late_ack = Some(true);
+        call
+    }
+
+    /// Caller without an offer: acknowledge the 2xx with our answer `sdp`
+    /// (empty: an ACK with no body, before a BYE when there is no answer).
+    pub fn ack_with(&mut self, sdp: Vec<u8>, _now: u64) {
+        if self.late_ack != Some(false) || self.ack.is_some() {
+            return;
+        }
+        let mut ack = self.request("ACK", &branch(), self.invite_cseq);
+        if !sdp.is_empty() {
+            ack.push("Content-Type", "application/sdp");
+            ack.body = sdp;
+        }
+        let ack = ack.to_bytes();
+        self.out.push_back(Transmit {
+            to: self.remote_addr,
+            data: ack.clone(),
+        });
+        self.ack = Some(ack);
     }
 
     /// Takes an incoming INVITE that starts a new dialog. On a malformed
@@ -355,6 +392,7 @@ impl Call {
             local,
             cancel_wanted: false,
             ack: None,
+            late_ack: None,
             last_response: None,
             retransmits: Vec::new(),
             no_answer_at: None,
@@ -450,7 +488,11 @@ impl Call {
     /// ringing in.
     pub fn hangup(&mut self, now: u64) {
         match (self.role, self.state) {
-            (_, State::Confirmed) => self.send_bye(now),
+            (_, State::Confirmed) => {
+                // A 2xx still waiting for our answer is acknowledged first.
+                self.ack_with(Vec::new(), now);
+                self.send_bye(now);
+            }
             (Role::Caller, State::Calling) => {
                 // RFC 3261 9.1: no CANCEL before a provisional response.
                 self.cancel_wanted = true;
@@ -518,6 +560,10 @@ impl Call {
                         });
                         return;
                     }
+                    if self.late_ack == Some(false) {
+                        // A retransmitted 2xx while our answer is awaited.
+                        return;
+                    }
                     self.remote_tag = tag_of(msg.header("To"));
                     if let Some(c) = msg.header("Contact").and_then(|c| NameAddr::parse(c).ok()) {
                         self.remote_target = c.uri.to_string();
@@ -525,14 +571,22 @@ impl Call {
                             self.remote_addr = a;
                         }
                     }
-                    let ack = self.request("ACK", &branch(), self.invite_cseq).to_bytes();
-                    self.out.push_back(Transmit {
-                        to: self.remote_addr,
-                        data: ack.clone(),
-                    });
-                    self.ack = Some(ack);
                     self.no_answer_at = None;
-                    if self.state == State::Ending || self.state == State::Ended {
+                    let cancelled = self.state == State::Ending || self.state == State::Ended;
+                    if self.late_ack.is_some() {
+                        self.late_ack = Some(false);
+                        if cancelled {
+                            self.ack_with(Vec::new(), now);
+                        }
+                    } else {
+                        let ack = self.request("ACK", &branch(), self.invite_cseq).to_bytes();
+                        self.out.push_back(Transmit {
+                            to: self.remote_addr,
+                            data: ack.clone(),
+                        });
+                        self.ack = Some(ack);
+                    }
+                    if cancelled {
                         // Answered after we cancelled: the call exists, so end it.
                         self.state = State::Confirmed;
                         self.send_bye(now);

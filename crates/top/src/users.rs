@@ -1,0 +1,127 @@
+//! Who a request at the top is. A user is a peerdial number; the top keeps
+//! no passwords (design §9): the number's region vouches for it with a
+//! PASSporT (`Identity`, orig = dest = the number, from `POST
+//! /api/v1/identity/passport` with the device's credentials), which the
+//! top checks with the key it finds in DNS. `POST /api/v1/session` turns
+//! that into a bearer token for dialers (the command line, a page);
+//! only the token's hash is stored.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use peerdial_net::http_server::error;
+use peerdial_number::Number;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::TopShared;
+
+/// How long a dialer's token lasts.
+pub const TOKEN_LIFETIME_MS: u64 = 12 * 3600 * 1000;
+
+pub fn routes() -> Router<Arc<TopShared>> {
+    Router::new().route("/api/v1/session", post(session))
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The number a region vouched for in this request's `Identity` (with
+/// `X-Peerdial-From` naming it); `None` when there is no `Identity`.
+#[allow(clippy::result_large_err)] // the error is the response itself
+pub(crate) async fn vouched(shared: &TopShared, headers: &HeaderMap) -> Result<Option<Number>, Response> {
+    let Some(identity) = headers.get("identity").and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(claimed) = headers
+        .get("x-peerdial-from")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Number::parse(v).ok())
+    else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "an Identity header needs X-Peerdial-From: the vouched number".into(),
+        ));
+    };
+    let not_verified = |why: String| {
+        tracing::debug!(number = %claimed, %why, "an identity did not verify");
+        error(StatusCode::UNAUTHORIZED, format!("the identity of {claimed} did not verify"))
+    };
+    let Some(dns) = shared.dns_for(claimed) else {
+        return Err(not_verified("no region of this tree holds the number".into()));
+    };
+    shared
+        .channels
+        .tokens
+        .check(&dns, claimed, claimed, identity, now_ms())
+        .await
+        .map_err(not_verified)?;
+    Ok(Some(claimed))
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The signed-in user of a request: `Authorization: Bearer TOKEN`.
+#[allow(clippy::result_large_err)]
+pub(crate) async fn user(shared: &TopShared, headers: &HeaderMap) -> Result<Number, Response> {
+    let unauthorized = || {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "sign in: Authorization: Bearer TOKEN (from POST /api/v1/session)".into(),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        r
+    };
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Err(unauthorized());
+    };
+    match shared.store.user_token(&token_hash(token.trim()), now_ms() as i64).await {
+        Ok(Some(n)) => Number::from_u64(n as u64).map_err(|_| unauthorized()),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}"))),
+    }
+}
+
+/// `POST /api/v1/session` with `Identity` and `X-Peerdial-From`: a bearer
+/// token for that number.
+async fn session(State(shared): State<Arc<TopShared>>, headers: HeaderMap) -> Response {
+    let number = match vouched(&shared, &headers).await {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "sign in with a PASSporT from your region: Identity and X-Peerdial-From".into(),
+            )
+        }
+        Err(r) => return r,
+    };
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    let now = now_ms();
+    let expires = now + TOKEN_LIFETIME_MS;
+    if let Err(e) = shared
+        .store
+        .put_user_token(&token_hash(&token), number.as_u64() as i64, expires as i64, now as i64)
+        .await
+    {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}"));
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({"token": token, "number": number.to_string(), "expires_ms": expires})),
+    )
+        .into_response()
+}
