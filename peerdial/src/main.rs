@@ -7,6 +7,7 @@ mod bench_calls;
 mod bench_channels;
 mod bench_greetings;
 mod bench_identity;
+mod bench_mixer;
 mod bench_presence;
 mod bench_rendezvous;
 mod bench_sound;
