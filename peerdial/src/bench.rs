@@ -263,6 +263,28 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// The conference mixer next to Janus's AudioBridge (plain RTP): CPU
+    /// per participant per second and the most participants one core
+    /// mixes in real time.
+    Mixer {
+        /// Codecs, one comparison each (pcmu, pcma, opus).
+        #[arg(long, value_delimiter = ',', default_value = "pcmu,opus")]
+        codecs: Vec<String>,
+        /// Participants per room.
+        #[arg(long, default_value_t = 10)]
+        room: usize,
+        /// Participants speaking in each room (0: all); the rest send silence.
+        #[arg(long, default_value_t = 3)]
+        talkers: usize,
+        /// Seconds measured per step (after 2 s of warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        /// Most steps searching for the real-time limit.
+        #[arg(long, default_value_t = 5)]
+        steps: u32,
+        #[arg(long)]
+        no_pin: bool,
+    },
     /// Marquee requests per second and p50/p99 with N subscribed phones.
     Marquee {
         #[arg(long, default_value_t = 100_000)]
@@ -322,6 +344,24 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         }
         Which::Identity { count, seconds, no_pin } => crate::bench_identity::identity(count, seconds, !no_pin),
         Which::Broadcast { endpoints, uas, no_pin } => crate::bench_channels::broadcast(endpoints, uas, !no_pin).await,
+        Which::Mixer {
+            codecs,
+            room,
+            talkers,
+            seconds,
+            steps,
+            no_pin,
+        } => {
+            let b = crate::bench_mixer::MixerBench {
+                codecs,
+                room,
+                talkers,
+                seconds,
+                steps,
+                pin: !no_pin,
+            };
+            tokio::task::spawn_blocking(move || crate::bench_mixer::mixer(b)).await?
+        }
         Which::Marquee {
             phones,
             items,

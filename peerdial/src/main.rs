@@ -8,6 +8,7 @@ mod bench_channels;
 mod bench_greetings;
 mod bench_identity;
 mod bench_mailbox;
+mod bench_mixer;
 mod bench_presence;
 mod bench_rendezvous;
 mod bench_sound;

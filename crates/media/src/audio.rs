@@ -117,6 +117,28 @@ pub fn frequency(samples: &[i16], rate: u32) -> f32 {
     }
 }
 
+/// The share of a signal's energy at `freq` Hz (Goertzel), from 0 to
+/// about 1: a pure tone at `freq` gives ~1, one far from it ~0. Tells the
+/// tones of a mix apart where zero crossings cannot.
+pub fn tone_share(samples: &[i16], rate: u32, freq: f32) -> f64 {
+    let n = samples.len();
+    let energy: f64 = samples.iter().map(|&s| (s as f64).powi(2)).sum();
+    if n == 0 || energy == 0.0 {
+        return 0.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * freq as f64 / rate as f64;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    // A sine of amplitude A over n samples: power = (A n / 2)^2, energy = A^2 n / 2.
+    2.0 * power / (n as f64 * energy)
+}
+
 /// Root-mean-square level.
 pub fn rms(samples: &[i16]) -> f64 {
     if samples.is_empty() {
@@ -170,6 +192,19 @@ mod tests {
         let t = tone(1000.0, 8000, 8000, 10000.0);
         assert!((frequency(&t, 8000) - 1000.0).abs() < 1.0);
         assert_eq!(frequency(&[0; 100], 8000), 0.0);
+    }
+
+    #[test]
+    fn tone_share_finds_each_tone_of_a_mix() {
+        let a = tone(500.0, 8000, 4000, 6000.0);
+        let b = tone(1300.0, 8000, 4000, 6000.0);
+        let mix: Vec<i16> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        assert!(tone_share(&a, 8000, 500.0) > 0.95);
+        assert!(tone_share(&a, 8000, 1300.0) < 0.01);
+        let (s5, s13) = (tone_share(&mix, 8000, 500.0), tone_share(&mix, 8000, 1300.0));
+        assert!(s5 > 0.4 && s13 > 0.4, "{s5} {s13}");
+        assert!(tone_share(&mix, 8000, 900.0) < 0.01);
+        assert_eq!(tone_share(&[0; 10], 8000, 500.0), 0.0);
     }
 
     #[test]

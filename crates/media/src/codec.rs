@@ -19,13 +19,21 @@ pub enum Decoder {
 
 impl Encoder {
     pub fn new(kind: CodecKind) -> Result<Encoder, MediaError> {
+        Encoder::with_rate(kind, 48_000)
+    }
+
+    /// An encoder whose input is at `rate` Hz. G.711 is 8 kHz whatever
+    /// `rate` says; Opus takes 8, 12, 16, 24 or 48 kHz (its RTP clock
+    /// stays 48 kHz), so a mixer at one of those rates needs no resampling.
+    pub fn with_rate(kind: CodecKind, rate: u32) -> Result<Encoder, MediaError> {
         Ok(match kind {
             CodecKind::Pcmu => Encoder::Pcmu,
             CodecKind::Pcma => Encoder::Pcma,
             CodecKind::Opus => {
                 // CELT only: opus-rs's SILK encoder has an AVX2 kernel that
                 // over-reads a stack buffer (our fuzzing found it under ASan).
-                let mut e = opus_rs::OpusEncoder::new(48_000, 1, opus_rs::Application::RestrictedLowDelay).map_err(MediaError::Codec)?;
+                let mut e =
+                    opus_rs::OpusEncoder::new(rate as i32, 1, opus_rs::Application::RestrictedLowDelay).map_err(MediaError::Codec)?;
                 e.bitrate_bps = 48_000;
                 Encoder::Opus(Box::new(e))
             }
@@ -50,11 +58,16 @@ impl Encoder {
 
 impl Decoder {
     pub fn new(kind: CodecKind) -> Result<Decoder, MediaError> {
+        Decoder::with_rate(kind, 48_000)
+    }
+
+    /// A decoder whose output is at `rate` Hz (as [`Encoder::with_rate`]).
+    pub fn with_rate(kind: CodecKind, rate: u32) -> Result<Decoder, MediaError> {
         Ok(match kind {
             CodecKind::Pcmu => Decoder::Pcmu,
             CodecKind::Pcma => Decoder::Pcma,
             CodecKind::Opus => Decoder::Opus(
-                Box::new(opus_rs::OpusDecoder::new(48_000, 1).map_err(MediaError::Codec)?),
+                Box::new(opus_rs::OpusDecoder::new(rate as i32, 1).map_err(MediaError::Codec)?),
                 Vec::new(),
             ),
         })

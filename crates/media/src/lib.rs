@@ -3,17 +3,22 @@
 //! ([`jitter`]), WAV files and signal measurements ([`audio`]), offers
 //! inside a call for hold and resume ([`reoffer`]), one call's audio
 //! stream as a state machine ([`session`]) and the queues between it and
-//! a sound device ([`live`]).
+//! a sound device ([`live`]), and the conference mixer ([`mixer`]).
 //!
 //! It holds no sockets and reads no clock: the phone feeds it datagrams and
-//! milliseconds. It is not a mixer or a conference bridge.
+//! milliseconds. The one exception is [`room`] (feature `room`), the tokio
+//! edge that runs a mixer over UDP sockets for a server hosting
+//! conferences.
 
 pub mod audio;
 pub mod codec;
 pub mod g711;
 pub mod jitter;
 pub mod live;
+pub mod mixer;
 pub mod reoffer;
+#[cfg(feature = "room")]
+pub mod room;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
@@ -33,6 +38,10 @@ pub enum MediaError {
     NoCommonCodec,
     #[error("codec: {0}")]
     Codec(&'static str),
+    #[error("conference: {0}")]
+    Conference(&'static str),
+    #[error("I/O: {0}")]
+    Io(String),
     #[error("WAV: {0}")]
     Wav(String),
 }
