@@ -248,7 +248,7 @@ fn missing_and_forged_identities_are_unverified_and_foreign_picture_urls_are_not
         "02:00:00:00:94:04",
         unbound.addr,
         &callee.number,
-        &["--ring-timeout", "2"],
+        &["--ring-timeout", "2", "--no-mailbox"],
     );
     caller.wait_exit(20);
     let caller_number = caller.number.clone();

@@ -170,6 +170,20 @@ impl Phone {
         self.flow.task = Some(tokio::spawn(run(self.id.registrar, events, ping)));
     }
 
+    /// Our address changed: the connection is bound to the old one. Drop
+    /// it and connect again at once (meanwhile over UDP).
+    pub(crate) fn flow_restart(&mut self, now: u64) {
+        if let Some(t) = self.flow.task.take() {
+            t.abort();
+        }
+        self.flow.tx = None;
+        self.flow.local = None;
+        self.reg.set_flow(None);
+        if self.flow.enabled {
+            self.flow.retry_at = Some(now);
+        }
+    }
+
     pub(crate) fn on_flow(&mut self, e: FlowEvent) {
         let now = self.now();
         match e {

@@ -543,6 +543,7 @@ impl Phone {
             self.snapshot.sip = addr;
             self.emit(UiEvent::AddressChanged { old, new: ip });
             if self.cfg.register {
+                self.flow_restart(now);
                 self.reg.set_local_addr(addr, now);
             }
         }
