@@ -364,6 +364,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         "  mailbox             http://{}/api/v1/messages/NUMBER  (the owner's SIP credentials; calls and SIP MESSAGEs to an offline number are kept there, MWI by SUBSCRIBE message-summary)",
         a.http
     );
+    println!("  (phones: message NUMBER TEXT, send NUMBER FILE, voicemail NUMBER, messages, read ID, delete ID, play ID)");
     for r in &regions {
         println!("  web portal of {}   http://{}/", r.shared.cfg.area, r.endpoints.http);
     }
@@ -377,6 +378,9 @@ pub async fn up(args: UpArgs) -> Result<()> {
         );
     }
     println!("The top serves the identity rendezvous at {top_url}/api/v1/rendezvous/ (its SMS go to the simulator).");
+    println!(
+        "The top's dialer (one device dials, another talks): {top_url}/dial, or `cargo run --release -- dial --top {top_url} --token T NUMBER` (a token from POST {top_url}/api/v1/session; README: Dial on one device)."
+    );
     if port53 {
         println!();
         println!("Every DNS server is on port 53 of its own address, so a real resolver walks the tree.");
