@@ -39,6 +39,36 @@ pub async fn passport(id: &Identity, dest: Number) -> Result<String, PhoneError>
         .ok_or_else(|| PhoneError::Http("PASSporT answer without a usable identity".into()))
 }
 
+/// A POST to `to`'s region (its API found through DNS: SRV
+/// `_peerdial._tcp` at its area zone), our number proven by a PASSporT our
+/// region signs for `to` (`Identity`, `X-Peerdial-From`): how a phone
+/// writes to another region (private channel posts, mailbox messages).
+pub async fn signed_post(
+    id: &Identity,
+    dns: Option<peerdial_resolve::Dns>,
+    root: &str,
+    to: Number,
+    path: &str,
+    (content_type, body): (&str, &[u8]),
+    timeout: Duration,
+) -> Result<crate::http::Response, PhoneError> {
+    let dns = dns.ok_or_else(|| PhoneError::Config(format!("no resolver to find {to}'s region")))?;
+    let api = peerdial_resolve::region_api(&dns, to, root)
+        .await?
+        .ok_or_else(|| PhoneError::Http(format!("{to}'s region publishes no API address")))?;
+    let identity = passport(id, to).await?;
+    let from = Number::parse(&id.number)?.to_string();
+    crate::http::request(
+        &api.to_string(),
+        "POST",
+        path,
+        &[("Identity", &identity), ("X-Peerdial-From", &from), ("Content-Type", content_type)],
+        body,
+        timeout,
+    )
+    .await
+}
+
 /// Unix time in ms, for token times (and the call history).
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()

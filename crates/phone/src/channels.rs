@@ -60,7 +60,7 @@ pub struct MarqueeSide {
 }
 
 /// The error text of a region's JSON answer, cleaned.
-fn refusal(r: &crate::http::Response) -> String {
+pub(crate) fn refusal(r: &crate::http::Response) -> String {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
     clean(v["error"].as_str().unwrap_or("no reason given"))
 }
@@ -149,26 +149,8 @@ async fn run(id: Identity, dns: Option<peerdial_resolve::Dns>, root: String, c: 
                 account::to_region(&id, "POST", &path, Some(&body), t).await?
             } else {
                 // Another region: prove our number with our region's PASSporT.
-                let dns = dns.ok_or_else(|| PhoneError::Config("no resolver to find the friend's region".into()))?;
-                let api = peerdial_resolve::region_api(&dns, owner, &root)
-                    .await?
-                    .ok_or_else(|| PhoneError::Http(format!("{owner}'s region publishes no API address")))?;
-                let identity = crate::caller_id::passport(&id, owner).await?;
-                let from = own.to_string();
                 let b = body.to_string();
-                crate::http::request(
-                    &api.to_string(),
-                    "POST",
-                    &path,
-                    &[
-                        ("Identity", &identity),
-                        ("X-Peerdial-From", &from),
-                        ("Content-Type", "application/json"),
-                    ],
-                    b.as_bytes(),
-                    t,
-                )
-                .await?
+                crate::caller_id::signed_post(&id, dns, &root, owner, &path, ("application/json", b.as_bytes()), t).await?
             };
             if r.status != 201 {
                 return Err(PhoneError::Http(format!("{owner}'s region answered {}: {}", r.status, refusal(&r))));

@@ -173,15 +173,20 @@ impl Phone {
     /// Our address changed: the connection is bound to the old one. Drop
     /// it and connect again at once (meanwhile over UDP).
     pub(crate) fn flow_restart(&mut self, now: u64) {
-        if let Some(t) = self.flow.task.take() {
-            t.abort();
-        }
-        self.flow.tx = None;
-        self.flow.local = None;
-        self.reg.set_flow(None);
+        self.forget_flow();
         if self.flow.enabled {
             self.flow.retry_at = Some(now);
         }
+    }
+
+    /// No flow any more (registration back on UDP); whether one was up.
+    fn forget_flow(&mut self) -> bool {
+        if let Some(t) = self.flow.task.take() {
+            t.abort();
+        }
+        self.flow.local = None;
+        self.reg.set_flow(None);
+        self.flow.tx.take().is_some()
     }
 
     pub(crate) fn on_flow(&mut self, e: FlowEvent) {
@@ -201,10 +206,7 @@ impl Phone {
                 self.on_sip(&data, from);
             }
             FlowEvent::Down(why) => {
-                let was_up = self.flow.tx.take().is_some();
-                self.flow.local = None;
-                self.flow.task = None;
-                self.reg.set_flow(None);
+                let was_up = self.forget_flow();
                 // 1 s, 2 s, 4 s … up to a minute.
                 self.flow.backoff = (self.flow.backoff * 2).clamp(1_000, 60_000);
                 self.flow.retry_at = Some(now + self.flow.backoff);

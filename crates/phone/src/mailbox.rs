@@ -186,14 +186,7 @@ pub fn multipart(file_name: &str, content_type: &str, data: &[u8]) -> (String, V
 }
 
 /// Posts `path` to `number`'s region, found through DNS; the line to show.
-async fn send_file(
-    id: Identity,
-    dns: Option<resolve::Dns>,
-    root: String,
-    own: Number,
-    number: Number,
-    path: PathBuf,
-) -> Result<String, PhoneError> {
+async fn send_file(id: Identity, dns: Option<resolve::Dns>, root: String, number: Number, path: PathBuf) -> Result<String, PhoneError> {
     let ctype = content_type(&path).ok_or_else(|| {
         PhoneError::Config(format!(
             "{} is not a file the mailbox takes (png, jpg, gif, webp, wav, mp4, webm, txt)",
@@ -211,27 +204,13 @@ async fn send_file(
         )));
     }
     let data = std::fs::read(&path).map_err(|e| PhoneError::Config(format!("{}: {e}", path.display())))?;
-    let dns = dns.ok_or_else(|| PhoneError::Config("no resolver to find the callee's region".into()))?;
-    let api = peerdial_resolve::region_api(&dns, number, &root)
-        .await?
-        .ok_or_else(|| PhoneError::Http(format!("{number}'s region publishes no API address")))?;
-    let identity = caller_id::passport(&id, number).await?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let (boundary, body) = multipart(name, ctype, &data);
     let ct = format!("multipart/form-data; boundary={boundary}");
-    let from = own.to_string();
-    let r = crate::http::request(
-        &api.to_string(),
-        "POST",
-        &format!("/api/v1/messages/{}", number.digits()),
-        &[("Identity", &identity), ("X-Peerdial-From", &from), ("Content-Type", &ct)],
-        &body,
-        Duration::from_secs(30),
-    )
-    .await?;
+    let path = format!("/api/v1/messages/{}", number.digits());
+    let r = caller_id::signed_post(&id, dns, &root, number, &path, (&ct, &body), Duration::from_secs(30)).await?;
     if r.status != 201 {
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-        let why = v["error"].as_str().map(peerdial_channels::text::clean).unwrap_or_default();
+        let why = crate::channels::refusal(&r);
         return Err(PhoneError::Http(format!("{number}'s region answered {}: {why}", r.status)));
     }
     Ok(format!("sent {name} to {number}'s mailbox"))
@@ -356,9 +335,9 @@ impl Phone {
             MailboxCommand::Message { to, text } => self.message(&to, text),
             MailboxCommand::Send { to, path } => match Number::dial(&to, self.area) {
                 Ok(number) => {
-                    let (id, dns, root, own, tx) = (self.id.clone(), self.dns.clone(), self.root.clone(), self.own, self.cmd_tx.clone());
+                    let (id, dns, root, tx) = (self.id.clone(), self.dns.clone(), self.root.clone(), self.cmd_tx.clone());
                     tokio::spawn(async move {
-                        let line = send_file(id, dns, root, own, number, path)
+                        let line = send_file(id, dns, root, number, path)
                             .await
                             .unwrap_or_else(|e| format!("not sent: {e}"));
                         let _ = tx.send(Command::Notice(line)).await;
