@@ -209,6 +209,11 @@ impl Liveness {
             .collect()
     }
 
+    /// Where `number`'s phone is reachable now (over TCP, its connection).
+    pub fn reachable_at(&self, number: Number) -> Option<(SocketAddr, Transport)> {
+        self.binds.get(&number).filter(|b| b.reachable).map(|b| (b.addr, b.transport))
+    }
+
     fn answered(&mut self, number: Number, _now: u64) {
         let Some(b) = self.binds.get_mut(&number) else { return };
         if b.probe.is_none() && b.missed == 0 && b.reachable {

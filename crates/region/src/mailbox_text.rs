@@ -140,17 +140,12 @@ pub fn deliver(shared: &Arc<Shared>, number: Number) {
     // A phone that stopped answering (killed, its flow closed) gets nothing
     // now: its next registration delivers. Trying meanwhile would hold the
     // number's delivery for a whole transaction when it comes back.
-    if !shared.presence.is_reachable(number) {
-        return;
-    }
+    let Some(conn) = shared.presence.reachable_at(number) else { return };
     // A phone that takes requests over TCP gets them on its connection; one
     // that registers on a TCP flow but says UDP in its Contact (ours) over
     // UDP to that contact.
     let (to, transport) = if b.transport == Transport::Tcp && b.uri.contains(";transport=tcp") {
-        match shared.presence.reachable().into_iter().find(|(n, ..)| *n == number) {
-            Some((_, conn, t)) => (conn, t),
-            None => return,
-        }
+        conn
     } else {
         (b.addr, Transport::Udp)
     };

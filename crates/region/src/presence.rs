@@ -179,6 +179,11 @@ impl Edge {
         self.core.lock().expect("presence lock").liveness.is_reachable(number)
     }
 
+    /// Where `number`'s phone is reachable now (over TCP, its connection).
+    pub fn reachable_at(&self, number: Number) -> Option<(SocketAddr, Transport)> {
+        self.core.lock().expect("presence lock").liveness.reachable_at(number)
+    }
+
     /// The numbers reachable now and where (for deliveries).
     pub fn reachable(&self) -> Vec<(Number, SocketAddr, Transport)> {
         self.core.lock().expect("presence lock").liveness.reachable()
