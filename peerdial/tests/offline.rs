@@ -125,7 +125,8 @@ fn an_offline_phone_gets_its_calls_and_messages_when_it_is_back() {
         &["--ring-timeout", "1", "--no-mailbox"],
     );
     assert_eq!(plain.wait_exit(20), 5, "{:#?}", plain.lines());
-    b.send("messages");
+    // B is told at once (its message-summary subscription; it polls only
+    // every 5 minutes), without asking.
     assert!(
         eventually(10, || b.lines().iter().any(|l| l.contains("mailbox: 2 missed calls"))),
         "{:#?}",

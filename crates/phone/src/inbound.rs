@@ -25,7 +25,7 @@ impl Phone {
             }
         };
         let cid = msg.header("Call-ID").unwrap_or_default().to_string();
-        if !self.calls.contains_key(&cid) && self.on_presence_sip(&msg, from, &cid) {
+        if !self.calls.contains_key(&cid) && (self.on_presence_sip(&msg, from, &cid) || self.on_mwi_sip(&msg, from, &cid)) {
             return;
         }
         if !msg.is_request() {

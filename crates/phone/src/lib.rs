@@ -479,6 +479,7 @@ impl Phone {
             self.reg.unregister(now);
         }
         self.presence_quit();
+        self.stop_mwi();
     }
 
     fn on_time(&mut self) {
@@ -582,6 +583,7 @@ impl Phone {
                         self.flow.set_flow_timer(t);
                     }
                     self.snapshot.registered = Some(true);
+                    self.start_mwi();
                     self.emit(UiEvent::Registered {
                         number: self.own.to_string(),
                         contact: self.snapshot.sip,
@@ -637,6 +639,7 @@ impl Phone {
         }
         self.reg = account::register_client(&id, self.reg.local_addr());
         self.reg.set_flow(self.flow.local);
+        self.forget_mwi();
         self.id = id;
         let now = self.now();
         self.reg.start(now);

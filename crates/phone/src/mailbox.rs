@@ -5,8 +5,10 @@
 //!   or text file posted to the number's region, found through DNS, signed
 //!   with our region's PASSporT);
 //! - in: our own mailbox on our region (missed calls, voice messages,
-//!   pictures, videos, texts), fetched when we register and every
-//!   [`POLL_MS`] while registered: a summary line, each missed call and
+//!   pictures, videos, texts), fetched when we register, at once when the
+//!   region says it changed (we SUBSCRIBE to our own `message-summary`,
+//!   RFC 3842, and each NOTIFY fetches the list), and every [`POLL_MS`]
+//!   in case a NOTIFY was lost: a summary line, each missed call and
 //!   message shown once, bodies saved under `<data>/messages/`; `messages`
 //!   lists them again, `read ID` and `delete ID` change them on the region
 //!   (so every device of the number sees it), `play ID` plays a voice
@@ -16,18 +18,21 @@
 //! transaction (`peerdial_sip::request`).
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peerdial_number::Number;
+use peerdial_presence::client::{Package, Watcher, WatcherConfig};
 use peerdial_sip::request::{ClientRequest, Outcome};
 use serde_json::Value;
 
 use crate::display::UiEvent;
 use crate::{account, caller_id, resolve, Command, Identity, Phone, PhoneError};
 
-/// How often the phone asks its region for its mailbox while registered.
-pub const POLL_MS: u64 = 30_000;
+/// How often the phone asks its region for its mailbox while registered,
+/// besides each message-waiting NOTIFY.
+pub const POLL_MS: u64 = 300_000;
 
 /// Largest file `send` posts (the region's default message cap).
 const MAX_SEND: u64 = 16 << 20;
@@ -113,7 +118,12 @@ pub(crate) struct MailboxSide {
     delivered: HashSet<(String, String)>,
     pub(crate) next_poll: u64,
     in_flight: bool,
+    /// Asked again while a fetch was on its way (`true`: show it all):
+    /// that fetch may predate the change, so another follows it.
+    again: Option<bool>,
     listing: Listing,
+    /// Our subscription to our own message-summary (RFC 3842).
+    mwi: Option<Watcher>,
 }
 
 impl MailboxSide {
@@ -121,6 +131,7 @@ impl MailboxSide {
         self.outgoing
             .values()
             .filter_map(|o| o.req.poll_timeout())
+            .chain(self.mwi.as_ref().and_then(|w| w.poll_timeout()))
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -443,6 +454,9 @@ impl Phone {
         for (cid, outcome) in done {
             self.message_done(&cid, outcome);
         }
+        if let Some(w) = self.mailbox.mwi.as_mut().filter(|w| w.poll_timeout().is_some_and(|t| t <= now)) {
+            w.handle_timeout(now);
+        }
         // A `call N` phone is gone before anything arrives: it does not ask.
         if self.mailbox.next_poll <= now && self.snapshot.registered == Some(true) && self.cfg.dial.is_none() {
             self.fetch_mailbox(false);
@@ -452,11 +466,74 @@ impl Phone {
     pub(crate) async fn flush_mailbox(&mut self) {
         let mut out = Vec::new();
         for o in self.mailbox.outgoing.values_mut() {
-            out.extend(std::iter::from_fn(|| o.req.poll_transmit()));
+            out.extend(std::iter::from_fn(|| o.req.poll_transmit()).map(|t| (t.data, t.to)));
         }
-        for t in out {
-            let _ = self.sip.send_to(&t.data, t.to).await;
+        let mut changed = false;
+        if let Some(w) = &mut self.mailbox.mwi {
+            out.extend(std::iter::from_fn(|| w.poll_transmit()).map(|t| (t.data, t.to)));
+            while let Some(body) = w.poll_body() {
+                match peerdial_mailbox::summary::Summary::parse(&body) {
+                    Ok(_) => changed = true,
+                    Err(e) => tracing::debug!("a message-summary NOTIFY we cannot read: {e}"),
+                }
+            }
         }
+        for (data, to) in out {
+            let _ = self.sip.send_to(&data, to).await;
+        }
+        if changed {
+            self.fetch_mailbox(false);
+        }
+    }
+
+    /// Registered: watch our own mailbox (once; a new identity starts
+    /// afresh). A `call N` phone is gone before anything arrives.
+    pub(crate) fn start_mwi(&mut self) {
+        if self.mailbox.mwi.is_some() || self.cfg.dial.is_some() {
+            return;
+        }
+        let mut w = Watcher::new(WatcherConfig {
+            server: self.id.registrar,
+            domain: self.own.area().zone_name(&self.root).trim_end_matches('.').to_string(),
+            target: self.own,
+            local: self.snapshot.sip,
+            user: Some(self.id.sip_username.clone()),
+            password: Some(self.id.sip_password.clone()),
+            expires: 3600,
+            user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
+            signed: false,
+            package: Package::MessageSummary,
+        });
+        w.start(self.now());
+        self.mailbox.mwi = Some(w);
+    }
+
+    /// A NOTIFY of our message-summary, or an answer to our SUBSCRIBE.
+    pub(crate) fn on_mwi_sip(&mut self, msg: &peerdial_sip::Message, from: SocketAddr, cid: &str) -> bool {
+        let now = self.now();
+        let Some(w) = self.mailbox.mwi.as_mut().filter(|w| w.call_id() == cid) else {
+            return false;
+        };
+        if let Some(t) = w.handle(msg, from, now) {
+            let sip = self.sip.clone();
+            tokio::spawn(async move {
+                let _ = sip.send_to(&t.data, t.to).await;
+            });
+        }
+        true
+    }
+
+    /// Quitting: end the subscription (flushed with the rest).
+    pub(crate) fn stop_mwi(&mut self) {
+        let now = self.now();
+        if let Some(w) = &mut self.mailbox.mwi {
+            w.stop(now);
+        }
+    }
+
+    /// A new identity: the old subscription's credentials are gone.
+    pub(crate) fn forget_mwi(&mut self) {
+        self.mailbox.mwi = None;
     }
 
     fn message_done(&mut self, cid: &str, outcome: Outcome) {
@@ -485,6 +562,7 @@ impl Phone {
     pub(crate) fn fetch_mailbox(&mut self, all: bool) {
         self.mailbox.next_poll = self.now() + POLL_MS;
         if self.mailbox.in_flight {
+            self.mailbox.again = Some(self.mailbox.again.unwrap_or(false) || all);
             return;
         }
         self.mailbox.in_flight = true;
@@ -497,6 +575,9 @@ impl Phone {
 
     fn on_listing(&mut self, listing: Result<Listing, String>, all: bool) {
         self.mailbox.in_flight = false;
+        if let Some(all) = self.mailbox.again.take() {
+            self.fetch_mailbox(all);
+        }
         let l = match listing {
             Ok(l) => l,
             Err(e) => {

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use peerdial_number::{Area, Number};
-use peerdial_presence::client::{PublishEvent, Publisher, PublisherConfig, Watcher, WatcherConfig};
+use peerdial_presence::client::{Package, PublishEvent, Publisher, PublisherConfig, Watcher, WatcherConfig};
 use peerdial_presence::State;
 
 use crate::display::{PresenceView, UiEvent};
@@ -285,6 +285,7 @@ impl Phone {
             expires: 600,
             user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
             signed: !own_region,
+            package: Package::Presence,
         });
         w.start(self.now());
         self.presence.watchers.insert(number, w);

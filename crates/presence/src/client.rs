@@ -9,7 +9,7 @@ mod publisher;
 mod watcher;
 
 pub use publisher::{PublishEvent, Publisher, PublisherConfig};
-pub use watcher::{WatchEvent, Watcher, WatcherConfig};
+pub use watcher::{Package, WatchEvent, Watcher, WatcherConfig};
 
 pub(crate) use peerdial_sip::client::answer_challenge;
 pub(crate) use peerdial_sip::transaction::ClientTx;

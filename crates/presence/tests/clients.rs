@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use peerdial_number::Number;
-use peerdial_presence::client::{PublishEvent, Publisher, PublisherConfig, WatchEvent, Watcher, WatcherConfig};
+use peerdial_presence::client::{Package, PublishEvent, Publisher, PublisherConfig, WatchEvent, Watcher, WatcherConfig};
 use peerdial_presence::server::{PresenceServer, ServerConfig, WatcherAuth};
 use peerdial_presence::{State, Transmit};
 use peerdial_sip::digest::{challenges, Algorithm, Credentials, Ha1, NonceCheck, NonceKey};
@@ -66,6 +66,7 @@ impl Net {
             expires: 300,
             user_agent: "test".into(),
             signed: false,
+            package: Package::Presence,
         });
         Net {
             server: new_server(T0),
@@ -284,6 +285,47 @@ fn the_watcher_subscribes_again_when_the_region_ends_the_subscription() {
 }
 
 #[test]
+fn a_message_summary_watcher_hands_over_each_notify_body_and_refuses_other_packages() {
+    let mut w = Watcher::new(WatcherConfig {
+        server: server_addr(),
+        domain: DOMAIN.into(),
+        target: alice(),
+        local: watch_addr(),
+        user: Some(alice().digits()),
+        password: Some("secret".into()),
+        expires: 300,
+        user_agent: "test".into(),
+        signed: false,
+        package: Package::MessageSummary,
+    });
+    w.start(T0);
+    let sub = Message::parse(&w.poll_transmit().expect("a SUBSCRIBE").data).unwrap();
+    assert_eq!(sub.header("Event"), Some("message-summary"));
+    assert_eq!(sub.header("Accept"), Some("application/simple-message-summary"));
+    let tag = sub.header("From").unwrap().split("tag=").nth(1).unwrap().to_string();
+    let call_id = w.call_id().to_string();
+    let notify = |event: &str, body: &str| {
+        let m = format!(
+            "NOTIFY sip:x@127.0.0.1:7002 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK{event}\r\nFrom: <sip:{}@r>;tag=srv\r\nTo: <sip:x@y>;tag={tag}\r\nCall-ID: {}\r\nCSeq: 1 NOTIFY\r\nEvent: {event}\r\nSubscription-State: active;expires=300\r\nContent-Type: application/simple-message-summary\r\nContent-Length: {}\r\n\r\n{body}",
+            alice().digits(),
+            call_id,
+            body.len()
+        );
+        Message::parse(m.as_bytes()).unwrap()
+    };
+    let code = |t: Option<Transmit>| match Message::parse(&t.expect("an answer").data).unwrap().start {
+        peerdial_sip::message::StartLine::Response { code, .. } => code,
+        other => panic!("not a response: {other:?}"),
+    };
+    let body = "Messages-Waiting: yes\r\nVoice-Message: 1/0\r\n";
+    assert_eq!(code(w.handle(&notify("message-summary", body), server_addr(), T0)), 200);
+    assert_eq!(w.poll_body().as_deref(), Some(body.as_bytes()));
+    assert!(w.poll_event().is_none(), "no presence reported");
+    assert_eq!(code(w.handle(&notify("presence", ""), server_addr(), T0)), 489);
+    assert!(w.poll_body().is_none());
+}
+
+#[test]
 fn a_notify_for_another_dialog_is_not_taken() {
     let mut n = Net::new();
     n.watcher.start(n.now);
@@ -335,6 +377,7 @@ fn a_signed_watcher_proves_itself_on_each_new_dialogs_first_subscribe_only() {
         expires: 300,
         user_agent: "test".into(),
         signed: true,
+        package: Package::Presence,
     });
     // Nothing goes out before a token is handed over.
     n.watcher.start(n.now);

@@ -2,6 +2,11 @@
 //! `sip:<number>@<region>`, answer each NOTIFY with 200 and report the
 //! state it carries, refresh before expiry, subscribe again after the
 //! region ends the subscription, and unsubscribe (Expires: 0).
+//!
+//! The same dialog handling serves the phone's subscription to its own
+//! `message-summary` (RFC 3842, [`Package::MessageSummary`]): there the
+//! NOTIFY bodies are handed over as they are ([`Watcher::poll_body`]),
+//! since their format is the mailbox's, not presence's.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,6 +19,32 @@ use super::{answer_challenge, next_backoff, ClientTx};
 use crate::sip_util::{branch, cseq_of, event_package, request, seconds, status, tag_of, token};
 use crate::state::Presence;
 use crate::{pidf, Transmit};
+
+/// The event package subscribed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Package {
+    /// RFC 3856: PIDF bodies, reported as [`WatchEvent`]s.
+    #[default]
+    Presence,
+    /// RFC 3842 message waiting: bodies handed over raw.
+    MessageSummary,
+}
+
+impl Package {
+    fn name(self) -> &'static str {
+        match self {
+            Package::Presence => "presence",
+            Package::MessageSummary => "message-summary",
+        }
+    }
+
+    fn accept(self) -> &'static str {
+        match self {
+            Package::Presence => pidf::CONTENT_TYPE,
+            Package::MessageSummary => "application/simple-message-summary",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
@@ -36,6 +67,7 @@ pub struct WatcherConfig {
     /// region signs, RFC 8224) on each new dialog's first SUBSCRIBE. Each
     /// new dialog then waits for [`Watcher::start_signed`].
     pub signed: bool,
+    pub package: Package,
 }
 
 /// The watched number's presence; `None` when it is not known (the
@@ -45,6 +77,9 @@ pub struct WatchEvent {
     pub number: Number,
     pub presence: Option<Presence>,
 }
+
+/// NOTIFY bodies kept until read: only the latest state matters.
+const MAX_BODIES: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -67,6 +102,8 @@ pub struct Watcher {
     last: Option<Presence>,
     out: VecDeque<Transmit>,
     events: VecDeque<WatchEvent>,
+    /// NOTIFY bodies of a package other than presence.
+    bodies: VecDeque<Vec<u8>>,
     /// The Identity header for the current dialog's first SUBSCRIBE.
     identity: Option<String>,
     /// A signed watcher waits for a token before a new dialog.
@@ -88,6 +125,7 @@ impl Watcher {
             last: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            bodies: VecDeque::new(),
             identity: None,
             wants_identity: false,
             cfg,
@@ -188,8 +226,8 @@ impl Watcher {
         m.push("Call-ID", self.call_id.clone());
         m.push("CSeq", format!("{} SUBSCRIBE", self.cseq));
         m.push("Contact", format!("<{me}>"));
-        m.push("Event", "presence");
-        m.push("Accept", pidf::CONTENT_TYPE);
+        m.push("Event", self.cfg.package.name());
+        m.push("Accept", self.cfg.package.accept());
         m.push("Expires", expires.to_string());
         if let Some((n, v)) = auth.as_ref() {
             m.push(n, v.clone());
@@ -233,14 +271,21 @@ impl Watcher {
         if tag_of(msg.header("To")).as_deref() != Some(self.tag.as_str()) || self.phase == Phase::Idle {
             return reply(481, "Subscription Does Not Exist");
         }
-        if event_package(msg).is_none_or(|e| !e.eq_ignore_ascii_case("presence")) {
+        if event_package(msg).is_none_or(|e| !e.eq_ignore_ascii_case(self.cfg.package.name())) {
             return reply(489, "Bad Event");
         }
         if self.remote_tag.is_none() {
             // The NOTIFY may overtake the 200: it fixes the dialog too.
             self.remote_tag = tag_of(msg.header("From"));
         }
-        if !msg.body.is_empty() {
+        if self.cfg.package != Package::Presence {
+            if !msg.body.is_empty() {
+                if self.bodies.len() >= MAX_BODIES {
+                    self.bodies.pop_front();
+                }
+                self.bodies.push_back(msg.body.clone());
+            }
+        } else if !msg.body.is_empty() {
             match pidf::decode(&msg.body) {
                 Ok(d) => {
                     let p = Presence {
@@ -288,7 +333,7 @@ impl Watcher {
     }
 
     fn unknown(&mut self) {
-        if self.last.take().is_some() {
+        if self.last.take().is_some() && self.cfg.package == Package::Presence {
             self.events.push_back(WatchEvent {
                 number: self.cfg.target,
                 presence: None,
@@ -395,5 +440,10 @@ impl Watcher {
 
     pub fn poll_event(&mut self) -> Option<WatchEvent> {
         self.events.pop_front()
+    }
+
+    /// The next NOTIFY body of a [`Package`] other than presence.
+    pub fn poll_body(&mut self) -> Option<Vec<u8>> {
+        self.bodies.pop_front()
     }
 }
