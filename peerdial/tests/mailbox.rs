@@ -541,4 +541,16 @@ fn sipp_streams_rtp_into_the_mailbox_and_the_tone_is_kept() {
     let rec = peerdial_media::audio::read_wav(&wav, 8000).unwrap();
     let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() / 2], 8000);
     assert!((f - 800.0).abs() <= 15.0, "the recording holds {f} Hz, SIPp streamed 800 Hz");
+    // The same call with its SIP over TCP (RTP still UDP) is kept too.
+    sipp_call(
+        dir.path(),
+        &["-sf", concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/uac-rtp.xml"), "-t", "t1"],
+        &owner.user,
+        r.sip,
+    );
+    assert!(
+        eventually(5, || messages(&r, &owner)["messages"].as_array().is_some_and(|m| m.len() == 2)),
+        "{}",
+        messages(&r, &owner)
+    );
 }

@@ -161,20 +161,14 @@ impl Mailbox {
         }
     }
 
-    /// Whether a request is the mailbox's: the methods of a call (over
-    /// UDP) and [`Mailbox::claims_text`].
+    /// Whether a request is the mailbox's, over UDP and TCP alike: the
+    /// methods of a call (a deposit), MESSAGE ([`crate::mailbox_text`])
+    /// and SUBSCRIBE for `message-summary` ([`crate::mailbox_mwi`]).
     pub fn claims(data: &[u8]) -> bool {
-        [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO "]
+        [&b"INVITE "[..], b"ACK ", b"BYE ", b"CANCEL ", b"INFO ", b"MESSAGE "]
             .iter()
             .any(|m| data.starts_with(m))
-            || Mailbox::claims_text(data)
-    }
-
-    /// What the mailbox takes over UDP and TCP alike: MESSAGE
-    /// ([`crate::mailbox_text`]) and SUBSCRIBE for `message-summary`
-    /// ([`crate::mailbox_mwi`]).
-    pub fn claims_text(data: &[u8]) -> bool {
-        data.starts_with(b"MESSAGE ") || crate::mailbox_mwi::is_mwi(data)
+            || crate::mailbox_mwi::is_mwi(data)
     }
 
     /// A request: a text or a subscription, or a call's (to its deposit,
@@ -195,7 +189,6 @@ impl Mailbox {
         match msg.method() {
             Some("MESSAGE") => return crate::mailbox_text::request(shared, msg, data, source, transport),
             Some("SUBSCRIBE") => return crate::mailbox_mwi::subscribe(shared, msg, source, transport),
-            _ if transport == Transport::Tcp => return reply(405, "Method Not Allowed"),
             _ => {}
         }
         let cid = msg.header("Call-ID").unwrap_or_default().to_string();
@@ -218,8 +211,9 @@ impl Mailbox {
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.lock().expect("calls lock").insert(cid.clone(), tx);
                 let (shared, data) = (shared.clone(), data.to_vec());
+                let leg = Leg { transport, peer: source };
                 shared.rt.clone().spawn(async move {
-                    deposit(&shared, number, msg, data, source, rx).await;
+                    deposit(&shared, number, msg, data, leg, rx).await;
                     shared.mailbox.calls.lock().expect("calls lock").remove(&cid);
                 });
             }
@@ -329,14 +323,37 @@ pub(crate) async fn caller_of(shared: &Shared, msg: &Message, callee: Number) ->
     }
 }
 
+/// Where a deposit's SIP goes: over UDP to the address the call machine
+/// names; over TCP back on the connection the INVITE came on (connection
+/// reuse, RFC 5923), whatever address the caller's Contact says.
+#[derive(Debug, Clone, Copy)]
+struct Leg {
+    transport: Transport,
+    peer: SocketAddr,
+}
+
+impl Leg {
+    fn send(self, shared: &Shared, t: Transmit) {
+        match self.transport {
+            Transport::Udp => shared.mailbox.send(t),
+            Transport::Tcp => shared.presence.send(Outbound {
+                to: self.peer,
+                transport: Transport::Tcp,
+                data: t.data,
+            }),
+        }
+    }
+}
+
 async fn deposit(
     shared: &Arc<Shared>,
     number: Number,
     msg: Message,
     data: Vec<u8>,
-    source: SocketAddr,
+    leg: Leg,
     mut rx: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
 ) {
+    let source = leg.peer;
     let ip = shared.endpoints.sip.ip();
     let local = Local {
         uri: format!("sip:{}@{}", number.digits(), shared.endpoints.sip),
@@ -347,7 +364,7 @@ async fn deposit(
         Ok(c) => c,
         Err(t) => {
             if let Some(t) = t {
-                shared.mailbox.send(t);
+                leg.send(shared, t);
             }
             return;
         }
@@ -382,7 +399,7 @@ async fn deposit(
         Err((code, why)) => {
             tracing::info!(%number, code, %why, "mailbox call refused");
             call.reject(code, if code == 486 { "Mailbox Full" } else { "Not Acceptable Here" }, now_ms());
-            finish_call(shared, &mut call, &mut rx).await;
+            finish_call(shared, leg, &mut call, &mut rx).await;
             return;
         }
     };
@@ -396,7 +413,7 @@ async fn deposit(
             tracing::error!(error = %e, "mailbox media");
             shared.mailbox.book.lock().expect("book lock").cancel(room);
             call.hangup(now);
-            finish_call(shared, &mut call, &mut rx).await;
+            finish_call(shared, leg, &mut call, &mut rx).await;
             return;
         }
     };
@@ -404,7 +421,7 @@ async fn deposit(
     let mut buf = vec![0u8; 2048];
     let ended_by = loop {
         while let Some(t) = call.poll_transmit() {
-            shared.mailbox.send(t);
+            leg.send(shared, t);
         }
         // Once the prompt has played, the caller gets no more RTP (only
         // silence would go): half the packets of a deposit.
@@ -479,16 +496,16 @@ async fn deposit(
     } else {
         shared.mailbox.book.lock().expect("book lock").cancel(room);
     }
-    finish_call(shared, &mut call, &mut rx).await;
+    finish_call(shared, leg, &mut call, &mut rx).await;
 }
 
 /// Lets the dialog finish (ACK of a failure, the answer to our BYE), for
 /// at most a few seconds.
-async fn finish_call(shared: &Shared, call: &mut Call, rx: &mut mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>) {
+async fn finish_call(shared: &Shared, leg: Leg, call: &mut Call, rx: &mut mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>) {
     let until = now_ms() + 5_000;
     loop {
         while let Some(t) = call.poll_transmit() {
-            shared.mailbox.send(t);
+            leg.send(shared, t);
         }
         while call.poll_event().is_some() {}
         let now = now_ms();

@@ -237,7 +237,7 @@ async fn tcp_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             match frame_len(&buf) {
                 Ok(Some(len)) => {
                     let frame: Vec<u8> = buf.drain(..len).collect();
-                    if Mailbox::claims_text(&frame) {
+                    if Mailbox::claims(&frame) {
                         shared.presence.heard_from(peer);
                         shared.mailbox.request(&shared, &frame, peer, Transport::Tcp);
                         continue;
