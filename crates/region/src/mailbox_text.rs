@@ -18,6 +18,7 @@ use peerdial_number::Number;
 use peerdial_sip::call::stateless_response;
 use peerdial_sip::ids::token as random_token;
 use peerdial_sip::message::SipUri;
+use peerdial_sip::transaction::ClientTx;
 use peerdial_sip::{Message, Outbound, Transport};
 use peerdial_store::MessageRow;
 use tokio::sync::mpsc;
@@ -217,32 +218,27 @@ Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
     data.extend_from_slice(&m.body);
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.mailbox.calls.lock().expect("calls lock").insert(call_id.clone(), tx);
-    let start = now_ms();
-    // Over TCP the transport is reliable: one send, one wait (Timer F).
-    let mut interval = if transport == Transport::Tcp { TRANSACTION_MS } else { 500 };
-    let mut ok = false;
-    'send: while now_ms() < start + TRANSACTION_MS {
-        shared.presence.send(Outbound {
-            to,
-            transport,
-            data: data.clone(),
-        });
-        let until = tokio::time::Instant::now() + Duration::from_millis(interval);
-        loop {
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some((resp, _))) => match Message::parse(&resp).map(|r| r.start) {
-                    Ok(peerdial_sip::message::StartLine::Response { code, .. }) if code >= 200 => {
-                        ok = (200..300).contains(&code);
-                        break 'send;
+    // Retransmitted on Timer E over UDP, given up on Timer F.
+    let (mut txn, first) = ClientTx::start_over(transport, 1, to, data, now_ms());
+    shared.presence.send(first);
+    let ok = loop {
+        let wait = Duration::from_millis(txn.due().saturating_sub(now_ms()));
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some((resp, _))) => {
+                if let Ok(peerdial_sip::message::StartLine::Response { code, .. }) = Message::parse(&resp).map(|r| r.start) {
+                    if code >= 200 {
+                        break (200..300).contains(&code);
                     }
-                    _ => {}
-                },
-                Ok(None) => break 'send,
-                Err(_) => break,
+                }
             }
+            Ok(None) => break false,
+            Err(_) => match txn.on_timeout(now_ms()) {
+                Ok(Some(again)) => shared.presence.send(again),
+                Ok(None) => {}
+                Err(()) => break false,
+            },
         }
-        interval = (interval * 2).min(4_000);
-    }
+    };
     shared.mailbox.calls.lock().expect("calls lock").remove(&call_id);
     tracing::debug!(%number, id = m.id, ok, "text delivery");
     ok

@@ -16,6 +16,7 @@ use crate::{Outbound, Transport};
 pub struct ClientTx {
     pub cseq: u32,
     pub to: SocketAddr,
+    pub transport: Transport,
     pub data: Vec<u8>,
     pub next: u64,
     pub interval: u64,
@@ -23,21 +24,34 @@ pub struct ClientTx {
 }
 
 impl ClientTx {
-    /// The transaction, and its first send.
+    /// The transaction over UDP, and its first send.
     pub fn start(cseq: u32, to: SocketAddr, data: Vec<u8>, now: u64) -> (ClientTx, Outbound) {
+        ClientTx::start_over(Transport::Udp, cseq, to, data, now)
+    }
+
+    /// The transaction over `transport`: over TCP nothing is
+    /// retransmitted (RFC 3261 17.1.2.2: Timer E is for unreliable
+    /// transports), only Timer F runs.
+    pub fn start_over(transport: Transport, cseq: u32, to: SocketAddr, data: Vec<u8>, now: u64) -> (ClientTx, Outbound) {
         let t = Outbound {
             to,
-            transport: Transport::Udp,
+            transport,
             data: data.clone(),
+        };
+        let deadline = now + 64 * T1;
+        let next = match transport {
+            Transport::Udp => now + T1,
+            Transport::Tcp => deadline,
         };
         (
             ClientTx {
                 cseq,
                 to,
+                transport,
                 data,
-                next: now + T1,
+                next,
                 interval: T1,
-                deadline: now + 64 * T1,
+                deadline,
             },
             t,
         )
@@ -61,7 +75,7 @@ impl ClientTx {
         self.next = now + self.interval;
         Ok(Some(Outbound {
             to: self.to,
-            transport: Transport::Udp,
+            transport: self.transport,
             data: self.data.clone(),
         }))
     }
@@ -95,5 +109,15 @@ mod tests {
             vec![500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500, 23_500, 27_500, 31_500]
         );
         assert_eq!(ended, 32_000);
+    }
+
+    #[test]
+    fn over_tcp_nothing_is_retransmitted_and_timer_f_still_ends_it() {
+        let to: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let (mut tx, first) = ClientTx::start_over(Transport::Tcp, 1, to, b"MESSAGE".to_vec(), 1_000);
+        assert_eq!(first.transport, Transport::Tcp);
+        assert_eq!(tx.due(), 33_000, "only Timer F");
+        assert!(tx.on_timeout(32_999).is_ok_and(|t| t.is_none()));
+        assert!(tx.on_timeout(33_000).is_err());
     }
 }
