@@ -146,6 +146,7 @@ pub async fn run_top(args: TopArgs) -> Result<()> {
         e.http
     );
     println!("  regions:        curl -s http://{}/api/v1/regions", e.http);
+    println!("  yellow pages:   http://{}/ (every region's, searched in parallel)", e.http);
     println!(
         "  rendezvous:     http://{}/api/v1/rendezvous/ (mobile phones: --rendezvous http://{})",
         e.http, e.http
@@ -368,6 +369,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     for r in &regions {
         println!("  web portal of {}   http://{}/", r.shared.cfg.area, r.endpoints.http);
     }
+    println!("  yellow pages of every region (the top's portal): {top_url}/");
     println!("Each region has an operator account ({UP_OPERATOR}; portal /operator, broadcasts), its password in a file:");
     for r in &regions {
         let file = std::path::absolute(r.shared.cfg.data_dir.join(OPERATOR_PASSWORD_FILE))?;

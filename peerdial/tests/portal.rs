@@ -536,3 +536,104 @@ fn cdev_number_now(http_addr: std::net::SocketAddr, d: &Device) -> String {
     assert_eq!(status, 200, "{j}");
     j["number"].as_str().unwrap().to_string()
 }
+
+/// A listed profile on `region`: the first password, a signed-in form
+/// post; `public` names the fields shown to everyone.
+fn listed_profile(region: &Region, mac: &str, fields: &[(&str, &str)], public: &[&str]) -> Device {
+    let dev = provision(region.http, mac);
+    set_password(region.http, &dev, "kite flying 2026");
+    let mut w = Web::new(region.http);
+    w.sign_in(&dev.number, "kite flying 2026");
+    let t = w.token("/profile");
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &t), ("listed", "on")];
+    form.extend_from_slice(fields);
+    let flags: Vec<String> = public.iter().map(|f| format!("{f}_public")).collect();
+    form.extend(flags.iter().map(|f| (f.as_str(), "on")));
+    let (status, _, body) = w.send("POST", "/profile", &form);
+    assert!(status == 200 || status == 303, "{status}: {body}");
+    dev
+}
+
+#[test]
+fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = common::top::start(&dir.path().join("top"));
+    let r2 = Region::start(&dir.path().join("r2"), &[]);
+    let r3 = Region::start(&dir.path().join("r3"), &["--area", "886-03"]);
+    // A region that takes the connection and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    for (area, dns, web) in [
+        ("886-02", r2.dns, r2.http),
+        ("886-03", r3.dns, r3.http),
+        ("886-04", r2.dns, silent.local_addr().unwrap()),
+    ] {
+        let body = format!(
+            r#"{{"area":"{area}","token":"{}","dns":"{dns}","http":"http://{web}"}}"#,
+            common::top::TOKEN
+        );
+        assert_eq!(top.join(&body).0, 200, "{area}");
+    }
+    let ada = listed_profile(
+        &r2,
+        "02:00:00:00:0b:01",
+        &[
+            ("display_name", "Ada Lovelace"),
+            ("city", "Taipei"),
+            ("organisation", "Secret Engines"),
+        ],
+        &["display_name", "city"],
+    );
+    let byron = listed_profile(
+        &r3,
+        "02:00:00:00:0b:02",
+        &[("display_name", "Ada <b>Byron</b>"), ("city", "Hsinchu")],
+        &["display_name", "city"],
+    );
+    let get = |path: &str, lang: &str| {
+        let resp = http_raw(top.http, "GET", path, &[("Accept-Language", lang)], b"");
+        let text = String::from_utf8_lossy(&resp).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        body.to_string()
+    };
+    let item = |page: &str, area: &str| {
+        let at = page
+            .find(&format!("data-area=\"{area}\""))
+            .unwrap_or_else(|| panic!("{area} not listed: {page}"));
+        page[at..].split("</li>").next().unwrap().to_string()
+    };
+
+    // Both regions' people, from one search; the silent one named.
+    let page = get("/?q=ada", "en");
+    for (dev, city) in [(&ada, "Taipei"), (&byron, "Hsinchu")] {
+        assert!(page.contains(&dev.number) && page.contains(city), "{} missing: {page}", dev.number);
+    }
+    assert!(
+        page.contains(&format!("http://{}/api/v1/greetings/{}/caller", r2.http, ada.user)),
+        "{page}"
+    );
+    assert!(!page.contains("Secret Engines"), "a private field left the region: {page}");
+    assert!(
+        page.contains("Ada &#60;b&#62;Byron") || page.contains("Ada &lt;b&gt;Byron"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>Byron"), "markup from a profile reached the page");
+    assert!(item(&page, "886-02").contains("answered") && item(&page, "886-03").contains("answered"));
+    assert!(item(&page, "886-04").contains("did not answer in time"), "{page}");
+    // A private field's value finds nobody, at the top as in the region.
+    let (status, j) = http(top.http, "GET", "/api/v1/yellow?q=Secret", b"");
+    assert_eq!((status, j["results"].as_array().map(Vec::len)), (200, Some(0)), "{j}");
+    // The area filter asks only that region.
+    let page = get("/?q=ada&area=886-03", "en");
+    assert!(page.contains(&byron.number) && !page.contains(&ada.number), "{page}");
+    assert!(!page.contains("data-area=\"886-02\"") && !page.contains("data-area=\"886-04\""));
+    // Traditional Chinese by Accept-Language.
+    assert!(get("/?q=ada&country=886", "zh-TW,zh;q=0.9").contains("所有地區的黃頁"));
+
+    // A region that is down is named, and the others still answer.
+    r3.stop();
+    let page = get("/?q=ada", "en");
+    assert!(page.contains(&ada.number) && !page.contains(&byron.number), "{page}");
+    assert!(item(&page, "886-03").contains("did not answer in time"), "{page}");
+    drop(silent);
+}

@@ -107,6 +107,14 @@ pub struct Msg {
     pub until_utc: &'static str,
     pub send_broadcast: &'static str,
     pub bad_schedule: &'static str,
+    /// The top's yellow pages over every region.
+    pub all_regions: &'static str,
+    pub country: &'static str,
+    pub area_code: &'static str,
+    pub regions: &'static str,
+    pub region_answered: &'static str,
+    pub region_silent: &'static str,
+    pub dialer: &'static str,
 }
 
 pub static EN: Msg = Msg {
@@ -206,6 +214,13 @@ pub static EN: Msg = Msg {
     until_utc: "Until (UTC, needed to repeat)",
     send_broadcast: "Send",
     bad_schedule: "The repeat or end time is not valid; nothing was sent.",
+    all_regions: "Yellow pages of every region",
+    country: "Country code (e.g. 886)",
+    area_code: "Area (e.g. 886-02)",
+    regions: "Regions asked",
+    region_answered: "answered",
+    region_silent: "did not answer in time; its people are missing from these results",
+    dialer: "Dialer",
 };
 
 pub static ZH: Msg = Msg {
@@ -305,6 +320,13 @@ pub static ZH: Msg = Msg {
     until_utc: "直到（UTC，重播時必填）",
     send_broadcast: "送出",
     bad_schedule: "重播間隔或結束時間無效；沒有送出。",
+    all_regions: "所有地區的黃頁",
+    country: "國碼（例如 886）",
+    area_code: "區碼（例如 886-02）",
+    regions: "查詢的地區",
+    region_answered: "已回覆",
+    region_silent: "未及時回覆；其使用者不在此結果中",
+    dialer: "撥號",
 };
 
 /// The table for a language code (`en`, `zh-Hant`, `zh-TW`, `zh`…).

@@ -16,7 +16,10 @@
 //! registrar, the zone) belongs to the region and is reached through
 //! [`link::RegionLink`].
 //!
-//! What it is not (yet): the top's portal. Setting the first password is a
+//! For the top: [`yellow::render_top`] draws the yellow pages over every
+//! region from their `GET /api/v1/yellow` answers (the top asks them) and
+//! [`lang_routes`] is the language switch; the rest of the top's pages are
+//! the top's own. Setting the first password is a
 //! JSON API of the region (it checks SIP credentials, which live in the
 //! region), using [`hash_password`].
 
@@ -33,6 +36,7 @@ mod pages;
 pub mod pairing;
 mod session;
 mod vanity;
+pub mod yellow;
 
 pub use link::{RegionLink, Standalone};
 
@@ -100,6 +104,11 @@ impl Portal {
             Number::new(self.area, 99_999_999).as_u64() as i64,
         )
     }
+}
+
+/// The language switch alone, for the top's pages.
+pub fn lang_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/lang/{code}", axum::routing::get(pages::switch_lang))
 }
 
 /// The portal's routes, with their session layer; merge into the region's

@@ -14,15 +14,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use peerdial_number::Number;
-use peerdial_store::{search_terms, PairingOutcome, ProfileRow, FIELDS};
+use peerdial_store::{PairingOutcome, ProfileRow, FIELDS};
 use tower_sessions::Session;
 
 use crate::i18n::{self, Msg};
 use crate::limit::Refusal;
 use crate::{csrf, now_ms, session as signin_state, verify_password, Portal};
 
-/// Most results a search shows.
-const MAX_RESULTS: i64 = 50;
 /// Longest value of each field, in characters (the last is the introduction).
 const MAX_CHARS: [usize; 5] = [80, 80, 120, 200, 1000];
 
@@ -30,7 +28,6 @@ type Form_ = Form<HashMap<String, String>>;
 
 pub(crate) fn routes() -> Router<Arc<Portal>> {
     Router::new()
-        .route("/", get(yellow))
         .route("/signin", get(signin_form).post(signin))
         .route("/signout", post(signout))
         .route("/profile", get(profile_form).post(profile_save))
@@ -41,6 +38,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .merge(crate::greetings::routes())
         .merge(crate::operator::routes())
         .merge(crate::vanity::routes())
+        .merge(crate::yellow::routes())
 }
 
 /// What every page's frame needs.
@@ -119,64 +117,6 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> Response {
         "the region's database is not answering; try again shortly",
     )
         .into_response()
-}
-
-struct Entry {
-    number: String,
-    digits: String,
-    fields: Vec<(&'static str, String)>,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "yellow.html")]
-struct Yellow {
-    p: Page,
-    q: String,
-    results: Vec<Entry>,
-    error: Option<String>,
-}
-
-async fn yellow(
-    State(portal): State<Arc<Portal>>,
-    session: Session,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let p = page(&portal, &session, &headers, "/", false).await;
-    let q = query.get("q").map(|q| q.chars().take(200).collect::<String>()).unwrap_or_default();
-    let terms = search_terms(&q);
-    let (lo, hi) = portal.range();
-    // Typed something, but nothing searchable in it: nobody matches.
-    let rows = if terms.is_empty() && !q.trim().is_empty() {
-        Vec::new()
-    } else {
-        match portal.store.search_profiles(&terms, lo, hi, MAX_RESULTS).await {
-            Ok(r) => r,
-            Err(e) => return unavailable(e),
-        }
-    };
-    let results = rows
-        .into_iter()
-        .filter_map(|r| {
-            let n = Number::from_u64(r.number as u64).ok()?;
-            let fields = (0..FIELDS.len())
-                .filter(|&i| r.is_public(i) && !r.fields[i].is_empty())
-                .map(|i| (p.t.fields[i], r.fields[i].clone()))
-                .collect();
-            Some(Entry {
-                number: n.to_string(),
-                digits: n.digits(),
-                fields,
-            })
-        })
-        .collect();
-    Yellow {
-        p,
-        q,
-        results,
-        error: None,
-    }
-    .into_response()
 }
 
 #[derive(Template, WebTemplate)]
@@ -387,7 +327,7 @@ async fn profile_save(State(portal): State<Arc<Portal>>, session: Session, heade
 
 /// The language switch: remembers the choice in a cookie and goes back to
 /// the page (only a path on this site).
-async fn switch_lang(Path(code): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn switch_lang(Path(code): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(m) = i18n::by_code(&code) else {
         return (StatusCode::NOT_FOUND, "no such language").into_response();
     };

@@ -13,6 +13,7 @@
 pub mod calls;
 pub mod channels;
 mod controller;
+pub mod portal;
 pub mod rendezvous;
 pub mod talkers;
 pub mod users;
@@ -379,6 +380,7 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .merge(users::routes())
         .merge(talkers::routes())
         .merge(calls::routes())
+        .merge(portal::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);
