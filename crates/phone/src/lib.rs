@@ -22,6 +22,7 @@ pub mod history;
 pub mod http;
 mod inbound;
 pub mod incall;
+mod incoming;
 mod lines;
 pub mod mailbox;
 pub mod mobile;
