@@ -1,6 +1,6 @@
 //! Our phones as third-party-call talkers and conferences the top hosts
-//! (issue 13). Alice's own phone is her talker: the top's controller calls
-//! it with no offer (RFC 3725 flow I), it answers with an offer and takes
+//! (issue 13). Alice's own phone is her talker, and her dialer too (`dial
+//! --talker`): the top's controller calls it with no offer (RFC 3725 flow I), it answers with an offer and takes
 //! the answer from the ACK, and it talks with bob's phone directly. A
 //! callee that is busy is reported and alice's leg released. Then a
 //! conference: alice's phone, bob's phone and a busy talker (reported,
@@ -59,6 +59,14 @@ fn wait_event(top: &TopNode, h: &[(&str, &str)], id: u64, needle: &str) -> Vec<S
     seen
 }
 
+/// Calls the phone says ended.
+fn ended(p: &Softphone) -> usize {
+    p.lines()
+        .iter()
+        .filter(|l| l.starts_with("call with") && l.contains(" ended: "))
+        .count()
+}
+
 /// Heard `want` (each clearly) and not `own` (nothing of it).
 fn assert_mix(what: &str, s: &[i16], rate: u32, want: &[f32], own: f32) {
     assert!(s.len() > rate as usize, "{what}: only {} samples", s.len());
@@ -91,7 +99,15 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
             dir.path(),
             mac,
             r.dns,
-            &["--auto-answer", "--play", wav.to_str().unwrap(), "--record", rec.to_str().unwrap()],
+            &[
+                "--auto-answer",
+                "--play",
+                wav.to_str().unwrap(),
+                "--record",
+                rec.to_str().unwrap(),
+                "--top",
+                &top_url,
+            ],
         );
         (p, rec)
     };
@@ -117,25 +133,19 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     let (s, j) = call(&top, "POST", "/api/v1/talkers", &proof, &body);
     assert_eq!(s, 201, "{j}");
 
-    // 1. A third-party call: alice's phone gets an INVITE with no offer,
-    // and talks with bob's phone.
-    let (s, j) = call(
-        &top,
-        "POST",
-        "/api/v1/calls",
-        &h,
-        &format!(r#"{{"talker": "phone", "callee": "{}"}}"#, bob.number),
-    );
-    assert_eq!(s, 201, "{j}");
-    let c1 = j["id"].as_u64().unwrap();
-    wait_event(&top, &h, c1, "connected");
+    // 1. A third-party call placed from alice's phone itself (`dial
+    // --talker`, signed in at the top with its own identity): it gets an
+    // INVITE with no offer, and talks with bob's phone; alice hanging up
+    // ends bob's leg too.
+    alice.send(&format!("dial --talker phone {}", bob.number));
+    alice.expect_line("dial: matched: your \"phone\"", 10);
+    alice.expect_line("dial: connected", 20);
     alice.expect_line("answered codec=", 10);
     bob.expect_line("answered codec=", 10);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(call(&top, "DELETE", &format!("/api/v1/calls/{c1}"), &h, "").0, 202);
-    wait_event(&top, &h, c1, "ended: hung up by the dialer");
-    alice.expect_line("ended:", 10);
-    bob.expect_line("ended:", 10);
+    alice.send("hangup");
+    alice.expect_line("dial: ended: your talker hung up", 10);
+    assert!(eventually(10, || ended(&bob) == 1), "bob's leg was left up: {:?}", bob.lines());
     let rate = |p: &Softphone| {
         if p.lines().iter().any(|l| l.contains("codec=PCMU")) {
             8000
@@ -187,7 +197,7 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     let seen = wait_event(&top, &h, c2, "failed");
     assert!(seen.iter().any(|e| e == "failed: the callee: busy"), "{seen:?}");
     assert!(
-        eventually(10, || alice.lines().iter().filter(|l| l.contains("ended:")).count() == 2),
+        eventually(10, || ended(&alice) == 2),
         "alice's leg was left up: {:?}",
         alice.lines()
     );
@@ -270,7 +280,7 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     bob.send("hangup");
     let seen = wait_event(&top, &h, c3, "ended: fewer than two talkers remain");
     assert!(
-        eventually(10, || alice.lines().iter().filter(|l| l.contains("ended:")).count() == 3),
+        eventually(10, || ended(&alice) == 3),
         "alice was left in the conference: {seen:?} {:?}",
         alice.lines()
     );

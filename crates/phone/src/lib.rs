@@ -14,6 +14,7 @@ pub mod caller_id;
 mod calls;
 pub mod channels;
 pub mod commands;
+mod dialer;
 pub mod display;
 pub mod fallback;
 mod flow;
