@@ -263,6 +263,12 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Third-party call setup: controller start → both talkers connected,
+    /// SIPp UASes as talkers.
+    Dial {
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+    },
     /// The conference mixer next to Janus's AudioBridge (plain RTP): CPU
     /// per participant per second and the most participants one core
     /// mixes in real time.
@@ -344,6 +350,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         }
         Which::Identity { count, seconds, no_pin } => crate::bench_identity::identity(count, seconds, !no_pin),
         Which::Broadcast { endpoints, uas, no_pin } => crate::bench_channels::broadcast(endpoints, uas, !no_pin).await,
+        Which::Dial { calls } => crate::bench_dial::dial(calls).await,
         Which::Mixer {
             codecs,
             room,

@@ -2,7 +2,9 @@
 //! top to connect one of the user's talkers with a callee
 //! (`POST /api/v1/calls`) and prints the call's progress as lines until
 //! it connects and ends, or fails; Ctrl-C cancels the call
-//! (`DELETE /api/v1/calls/{id}`). The user's token comes from
+//! (`DELETE /api/v1/calls/{id}`). Two or more callees ask for a
+//! conference (`"callees"`), whose lines name each talker as it is
+//! called, joins, fails or leaves. The user's token comes from
 //! `POST /api/v1/session` on the top.
 
 use anyhow::{bail, Context, Result};
@@ -23,8 +25,10 @@ pub struct DialArgs {
     /// Return once connected instead of waiting for the call to end.
     #[arg(long)]
     no_wait: bool,
-    /// The callee: a user's or a peerdial number.
-    callee: String,
+    /// The callee: a user's or a peerdial number. Two or more make a
+    /// conference the top hosts (each hears everyone but itself).
+    #[arg(required = true, num_args = 1..)]
+    callees: Vec<String>,
 }
 
 fn parse(body: &str) -> Value {
@@ -42,7 +46,13 @@ fn reason(body: &Value, raw: &str) -> String {
 pub async fn run(a: DialArgs) -> Result<i32> {
     let auth = format!("Bearer {}", a.token);
     let headers = [("Authorization", auth.as_str())];
-    let req = json!({"talker": a.talker, "callee": a.callee}).to_string();
+    let conference = a.callees.len() > 1;
+    let req = if conference {
+        json!({"talker": a.talker, "callees": a.callees})
+    } else {
+        json!({"talker": a.talker, "callee": a.callees[0]})
+    }
+    .to_string();
     let (status, body) = peerdial_net::http_client::request_with("POST", &a.top, "/api/v1/calls", &headers, Some(&req))
         .await
         .context("asking the top for the call")?;
@@ -51,16 +61,37 @@ pub async fn run(a: DialArgs) -> Result<i32> {
         bail!("refused ({status}): {}", reason(&v, &body));
     }
     let id = v["id"].as_u64().context("the top's answer has no call id")?;
-    println!(
-        "matched: your {:?} with {}'s {:?} ({})",
-        v["talker"].as_str().unwrap_or("?"),
-        v["callee"].as_str().unwrap_or("?"),
-        v["callee_talker"].as_str().unwrap_or("?"),
-        v["reason"].as_str().unwrap_or("?")
-    );
+    if conference {
+        let with: Vec<String> = v["callees"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{}'s {:?}",
+                    c["callee"].as_str().unwrap_or("?"),
+                    c["talker"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!(
+            "conference: your {:?} with {}",
+            v["talker"].as_str().unwrap_or("?"),
+            with.join(", ")
+        );
+    } else {
+        println!(
+            "matched: your {:?} with {}'s {:?} ({})",
+            v["talker"].as_str().unwrap_or("?"),
+            v["callee"].as_str().unwrap_or("?"),
+            v["callee_talker"].as_str().unwrap_or("?"),
+            v["reason"].as_str().unwrap_or("?")
+        );
+    }
     let path = format!("/api/v1/calls/{id}");
     let mut after = 0u64;
     let mut connected = false;
+    let mut joined = 0;
     // Bounded: a call is answered within minutes or fails; a long call
     // polls every 25 s.
     loop {
@@ -82,7 +113,12 @@ pub async fn run(a: DialArgs) -> Result<i32> {
             println!("{}", ev["text"].as_str().unwrap_or("?"));
             match ev["event"].as_str() {
                 Some("connected") => connected = true,
-                Some("failed") => return Ok(1),
+                // A conference is connected once two talkers are in.
+                Some("joined") => {
+                    joined += 1;
+                    connected |= joined >= 2;
+                }
+                Some("failed") if !conference => return Ok(1),
                 _ => {}
             }
         }

@@ -5,10 +5,12 @@
 mod bench;
 mod bench_calls;
 mod bench_channels;
+mod bench_dial;
 mod bench_greetings;
 mod bench_identity;
 mod bench_mailbox;
 mod bench_mixer;
+mod bench_mixer_janus;
 mod bench_presence;
 mod bench_rendezvous;
 mod bench_sound;

@@ -46,6 +46,19 @@ struct State {
     start: Instant,
 }
 
+/// A participant's socket, bound before its address is known.
+#[derive(Debug)]
+pub struct Seat {
+    socket: std::net::UdpSocket,
+    port: u16,
+}
+
+impl Seat {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// A running conference; dropping it stops the mixer and closes every
 /// socket.
 pub struct Room {
@@ -80,11 +93,25 @@ impl Room {
     /// Adds a participant whose RTP comes from and goes to `remote`;
     /// returns its id and the local RTP port to put in the SDP.
     pub fn add(&self, remote: SocketAddr, participant: ParticipantConfig) -> Result<(ParticipantId, u16), MediaError> {
+        let seat = self.seat()?;
+        let port = seat.port();
+        Ok((self.add_seated(seat, remote, participant)?, port))
+    }
+
+    /// A socket for a participant not known yet: its port goes in the
+    /// offer a server sends, and [`Room::add_seated`] takes it once the
+    /// answer names the participant's address and codec.
+    pub fn seat(&self) -> Result<Seat, MediaError> {
         let io = |e: std::io::Error| MediaError::Io(e.to_string());
         let std_socket = std::net::UdpSocket::bind((self.ip, 0)).map_err(io)?;
         std_socket.set_nonblocking(true).map_err(io)?;
         let port = std_socket.local_addr().map_err(io)?.port();
-        let socket = UdpSocket::from_std(std_socket).map_err(io)?;
+        Ok(Seat { socket: std_socket, port })
+    }
+
+    /// Adds a participant on a socket from [`Room::seat`].
+    pub fn add_seated(&self, seat: Seat, remote: SocketAddr, participant: ParticipantConfig) -> Result<ParticipantId, MediaError> {
+        let socket = UdpSocket::from_std(seat.socket).map_err(|e| MediaError::Io(e.to_string()))?;
         let mut s = self.lock();
         let now = s.start.elapsed().as_millis() as u64;
         let id = s.mixer.join(participant, now)?;
@@ -96,8 +123,8 @@ impl Room {
                 foreign: 0,
             },
         );
-        tracing::debug!(id, %remote, port, codec = participant.codec.name(), "conference participant added");
-        Ok((id, port))
+        tracing::debug!(id, %remote, port = seat.port, codec = participant.codec.name(), "conference participant added");
+        Ok(id)
     }
 
     /// Removes a participant and closes its socket; false if unknown.

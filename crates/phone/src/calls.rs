@@ -12,8 +12,6 @@ use peerdial_media::sdp::{self, Sdp};
 use peerdial_media::{audio, Channel, MediaEvent, MediaSession, Negotiated};
 use peerdial_number::Number;
 use peerdial_sip::call::{uri_addr, Call, CallEvent, End, Role};
-use peerdial_sip::message::SipUri;
-use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 
 use crate::display::{self, UiEvent};
@@ -27,7 +25,7 @@ pub(crate) struct Slot {
     pub(crate) rtcp: Arc<UdpSocket>,
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
     pub(crate) offer: Option<Sdp>,
-    pub(crate) prepared: Option<(Vec<u8>, Negotiated)>,
+    pub(crate) prepared: Option<Prepared>,
     pub(crate) answer_at: Option<u64>,
     pub(crate) hangup_at: Option<u64>,
     pub(crate) answered_at: Option<u64>,
@@ -60,6 +58,15 @@ impl Drop for Slot {
     }
 }
 
+/// What a ringing incoming call will send in its 200.
+pub(crate) enum Prepared {
+    /// Our answer to the caller's offer, and what it agreed.
+    Answer(Vec<u8>, Negotiated),
+    /// The INVITE had no offer: ours goes in the 200 and the media starts
+    /// with the ACK's answer (`incoming::take_ack_answer`).
+    Offer(Vec<u8>),
+}
+
 pub(crate) struct MediaIn {
     pub(crate) call_id: String,
     pub(crate) channel: Channel,
@@ -87,7 +94,7 @@ pub(crate) fn media_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), PhoneErro
 /// A call's audio once its codec is agreed, for either side: `--play`'s
 /// samples at the codec's rate (or the sound device when `live`), recorded
 /// when `--record` asks.
-fn call_media(
+pub(crate) fn call_media(
     neg: peerdial_media::Negotiated,
     cfg: &PhoneConfig,
     play: Option<&[i16]>,
@@ -341,99 +348,15 @@ impl Phone {
         live: bool,
         now: u64,
     ) -> Result<(), PhoneError> {
-        let Some((answer, neg)) = s.prepared.take() else { return Ok(()) };
-        s.media = Some(call_media(neg, cfg, play, live, cid, now)?);
-        s.call.answer(answer, now);
+        match s.prepared.take() {
+            Some(Prepared::Answer(answer, neg)) => {
+                s.media = Some(call_media(neg, cfg, play, live, cid, now)?);
+                s.call.answer(answer, now);
+            }
+            Some(Prepared::Offer(offer)) => s.call.answer(offer, now),
+            None => {}
+        }
         Ok(())
-    }
-
-    pub(crate) fn on_invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
-        if self.mobile_refuses(data, msg, from) {
-            return;
-        }
-        let lines = if self.cfg.call_waiting { crate::lines::MAX_CALLS } else { 1 };
-        if self.live_calls() >= lines || self.quitting {
-            self.reply_stateless(data, from, 486, "Busy Here", &[]);
-            return;
-        }
-        let mut call = match Call::incoming(self.local(), data, from, now) {
-            Ok(c) => c,
-            Err(Some(t)) => {
-                let sip = self.sip.clone();
-                tokio::spawn(async move {
-                    let _ = sip.send_to(&t.data, t.to).await;
-                });
-                return;
-            }
-            Err(None) => return,
-        };
-        let peer = SipUri::parse(call.remote_uri())
-            .ok()
-            .and_then(|u| u.user)
-            .map(|u| Number::parse(u).map(|n| n.to_string()).unwrap_or_else(|_| u.to_string()))
-            .unwrap_or_else(|| call.remote_uri().to_string());
-        let cid = call.call_id().to_string();
-        let offer = Sdp::parse(&String::from_utf8_lossy(&msg.body));
-        let pair = media_pair(self.local_ip);
-        let (rtp, rtcp) = match (offer, pair) {
-            (Err(e), _) => {
-                self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
-                call.reject(488, "Not Acceptable Here", now);
-                self.park(call, peer);
-                return;
-            }
-            (_, Err(e)) => {
-                self.emit(UiEvent::Error(e.to_string()));
-                call.reject(503, "Service Unavailable", now);
-                self.park(call, peer);
-                return;
-            }
-            (Ok(offer), Ok(pair)) => {
-                let port = pair.0.local_addr().map(|a| a.port()).unwrap_or(0);
-                match sdp::answer(&offer, rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs) {
-                    Ok((ans, neg)) => {
-                        let mut slot = self.slot(call, peer.clone(), pair.0, pair.1, None);
-                        slot.prepared = Some((ans.to_text(self.local_ip).into_bytes(), neg));
-                        slot.talk.local_sdp = Some(ans);
-                        let waiting = self.busy();
-                        self.calls.insert(cid.clone(), slot);
-                        if waiting {
-                            self.call_waiting(&cid, &peer);
-                        } else {
-                            self.take_line(
-                                &cid,
-                                display::CallView {
-                                    peer,
-                                    state: "ringing".into(),
-                                    since: Instant::now(),
-                                    incoming: true,
-                                    ..display::CallView::default()
-                                },
-                            );
-                        }
-                        // Rings once the caller's identity is checked.
-                        self.check_caller(&cid);
-                        return;
-                    }
-                    Err(e) => {
-                        self.emit(UiEvent::Error(format!("incoming call from {peer} refused: {e}")));
-                        call.reject(488, "Not Acceptable Here", now);
-                        pair
-                    }
-                }
-            }
-        };
-        let slot = self.slot(call, peer, rtp, rtcp, None);
-        self.calls.insert(cid, slot);
-    }
-
-    /// Keeps a refused call around so its final response is retransmitted.
-    pub(crate) fn park(&mut self, call: Call, peer: String) {
-        if let Ok((rtp, rtcp)) = media_pair(self.local_ip) {
-            let cid = call.call_id().to_string();
-            let slot = self.slot(call, peer, rtp, rtcp, None);
-            self.calls.insert(cid, slot);
-        }
     }
 
     /// Sends what the calls queued and reports their events.
@@ -504,6 +427,14 @@ impl Phone {
                                 ui.push(UiEvent::Error(format!("unusable answer: {e}")));
                                 s.call.hangup(now);
                             }
+                        }
+                    }
+                    CallEvent::AckAnswer { sdp: body } => {
+                        if let Err(e) =
+                            crate::incoming::take_ack_answer(s, &body, &self.cfg, self.play.as_deref(), self.sound.live(), cid, now)
+                        {
+                            ui.push(UiEvent::Error(e));
+                            s.call.hangup(now);
                         }
                     }
                     CallEvent::Confirmed => {

@@ -15,6 +15,12 @@ use peerdial_number::Number;
 #[derive(Debug)]
 pub enum Command {
     Dial(String),
+    /// `dial --talker NAME NUMBER`: ask the top to connect our owner's
+    /// talker NAME with NUMBER (see [`crate::dialer`]).
+    DialFor {
+        talker: String,
+        number: String,
+    },
     /// `voicemail NUMBER`: straight to the number's mailbox.
     Voicemail(String),
     /// An unanswered call goes on to the next NAPTR target (see [`crate::fallback`]).
@@ -113,6 +119,7 @@ impl Phone {
     pub(crate) fn on_command(&mut self, c: Command) {
         match c {
             Command::Dial(d) => self.dial(&d),
+            Command::DialFor { talker, number } => self.dial_for(talker, &number),
             Command::Voicemail(d) => self.voicemail(&d),
             Command::Fallback {
                 number,

@@ -7,6 +7,8 @@
 //! - [`call`]: one call's INVITE dialog, either side, with UDP timers;
 //! - [`request`]: one request outside a dialog (MESSAGE), with UDP timers;
 //! - [`transaction`]: a non-INVITE client transaction's UDP timers (E, F);
+//! - [`conference`]: the legs of a conference a server hosts (one call
+//!   per talker, each with its port on the mixer) and when it ends;
 //! - [`pairing`]: third-party call control (RFC 3725): two calls paired so
 //!   that two talkers talk, the controller never in their media;
 //! - [`validate`]: what a request must satisfy before it is acted on, and
@@ -16,6 +18,7 @@
 
 pub mod call;
 pub mod client;
+pub mod conference;
 pub mod digest;
 pub mod ids;
 pub mod message;

@@ -58,6 +58,11 @@ impl CallBook {
         let over = matches!(p, Progress::Failed { .. } | Progress::Ended { .. });
         let mut ev = serde_json::to_value(&p).unwrap_or(Value::Null);
         ev["text"] = Value::String(describe(&p));
+        self.push_value(id, ev, over);
+    }
+
+    /// One event (with its `text`) for call `id`; `over`: the last one.
+    pub(crate) fn push_value(&self, id: u64, ev: Value, over: bool) {
         if let Some(r) = self.calls.lock().expect("calls").get_mut(&id) {
             r.events.push(ev);
             if over {
@@ -65,6 +70,13 @@ impl CallBook {
             }
         }
         self.changed.notify_waiters();
+    }
+
+    /// Whether call `id` of `owner` is a conference still running.
+    pub(crate) fn conference_of(&self, id: u64, owner: Number) -> Option<bool> {
+        let calls = self.calls.lock().expect("calls");
+        let r = calls.get(&id).filter(|r| r.owner == owner)?;
+        Some(r.summary["conference"] == true && r.over_at.is_none())
     }
 
     /// Admits a new call of `owner`, or says why not (429).
@@ -79,6 +91,12 @@ impl CallBook {
         if live >= MAX_LIVE {
             return Err(format!("you already have {live} calls being set up or running"));
         }
+        self.admit_join(owner, now)
+    }
+
+    /// Counts a request against `owner`'s calls a minute (a new call, or
+    /// someone added to a conference), or says why not (429).
+    pub(crate) fn admit_join(&self, owner: Number, now: u64) -> Result<(), String> {
         let mut placed = self.placed.lock().expect("placed");
         placed.retain(|_, q| {
             while q.front().is_some_and(|t| now.saturating_sub(*t) >= 60_000) {
@@ -94,7 +112,7 @@ impl CallBook {
         Ok(())
     }
 
-    fn open(&self, owner: Number, summary: Value) -> u64 {
+    pub(crate) fn open(&self, owner: Number, summary: Value) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let now = now_ms();
         let mut calls = self.calls.lock().expect("calls");
@@ -167,6 +185,7 @@ pub fn routes() -> Router<Arc<TopShared>> {
     Router::new()
         .route("/api/v1/calls", post(place))
         .route("/api/v1/calls/{id}", get(progress).delete(cancel))
+        .route("/api/v1/calls/{id}/participants", post(crate::conference::join))
         .route("/dial", get(dialer))
 }
 
@@ -183,10 +202,53 @@ struct CallRequest {
     /// A talker's name, or "any".
     talker: String,
     /// A user's or a peerdial number.
-    callee: String,
+    #[serde(default)]
+    callee: Option<String>,
+    /// Two or more: a conference (see `conference`).
+    #[serde(default)]
+    callees: Option<Vec<String>>,
 }
 
-fn refusal(r: &Refusal) -> Response {
+/// The callee `text` names: a user (their talkers) or a number some
+/// region holds; 400 or 404 otherwise.
+pub(crate) async fn callee_of(shared: &TopShared, text: &str) -> Result<Callee, Response> {
+    let callee = match Number::parse(text) {
+        Ok(n) if !n.is_none() => n,
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid callee {text:?}: a user's or a peerdial number"),
+            ))
+        }
+    };
+    match talkers_of(shared, callee).await {
+        Ok(t) if !t.is_empty() => Ok(Callee::User(t)),
+        Ok(_) if shared.dns_for(callee).is_some() => Ok(Callee::Number(callee.to_string())),
+        Ok(_) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("{callee} is no user or number of this network"),
+        )),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}"))),
+    }
+}
+
+/// Where to send the INVITE for one talker's account: a foreign
+/// account through its server to its address of record; a peerdial
+/// number at its contact.
+pub(crate) async fn leg_of(shared: &TopShared, account: &Account) -> Result<Leg, String> {
+    match account {
+        Account::Sip { aor, server } => match server.parse::<SocketAddr>() {
+            Ok(hop) => Ok(Leg {
+                uri: aor.clone(),
+                next_hop: hop,
+            }),
+            Err(_) => Err(format!("its server {server:?} is not an address")),
+        },
+        Account::Peerdial { number } => contact(shared, number).await,
+    }
+}
+
+pub(crate) fn refusal(r: &Refusal) -> Response {
     let status = match r {
         Refusal::NotOwned(_) | Refusal::Unverified(_) => StatusCode::FORBIDDEN,
         Refusal::NoTalker | Refusal::CalleeUnreachable | Refusal::NoRoute => StatusCode::CONFLICT,
@@ -194,63 +256,60 @@ fn refusal(r: &Refusal) -> Response {
     error(status, r.to_string())
 }
 
+/// The signed-in dialer, counted against its limits by `admit` (every
+/// request counts, refused or not: a flood is a flood), and its request.
+pub(crate) async fn admitted<T: serde::de::DeserializeOwned>(
+    shared: &TopShared,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    admit: fn(&CallBook, Number, u64) -> Result<(), String>,
+) -> Result<(Number, T), Response> {
+    let me = user(shared, headers).await?;
+    admit(&shared.dialing.book, me, now_ms()).map_err(|why| error(StatusCode::TOO_MANY_REQUESTS, why))?;
+    Ok((me, json_body(body, crate::MAX_BODY)?))
+}
+
 async fn place(State(shared): State<Arc<TopShared>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let me = match user(&shared, &headers).await {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    // Every request counts, refused or not: a flood is a flood.
-    if let Err(why) = shared.dialing.book.admit(me, now_ms()) {
-        return error(StatusCode::TOO_MANY_REQUESTS, why);
-    }
-    let req: CallRequest = match json_body(body, crate::MAX_BODY) {
+    let (me, req): (Number, CallRequest) = match admitted(&shared, &headers, body, CallBook::admit).await {
         Ok(r) => r,
         Err(r) => return r,
-    };
-    let callee = match Number::parse(&req.callee) {
-        Ok(n) if !n.is_none() => n,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid callee {:?}: a user's or a peerdial number", req.callee),
-            )
-        }
     };
     let wanted = match req.talker.trim() {
         "any" | "" => Wanted::Any,
         name => Wanted::Named(name.to_string()),
     };
-    let db = |e: peerdial_store::StoreError| error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}"));
+    let callee_text = match (req.callee, req.callees) {
+        (None, Some(list)) => return crate::conference::place(&shared, me, &wanted, &list).await,
+        (Some(c), None) => c,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give either \"callee\" (a call) or \"callees\" (a conference)".into(),
+            )
+        }
+    };
+    let theirs = match callee_of(&shared, &callee_text).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let callee = Number::parse(&callee_text).expect("checked by callee_of");
     let mine = match talkers_of(&shared, me).await {
         Ok(t) => t,
-        Err(e) => return db(e),
-    };
-    let theirs = match talkers_of(&shared, callee).await {
-        Ok(t) if !t.is_empty() => Callee::User(t),
-        Ok(_) if shared.dns_for(callee).is_some() => Callee::Number(callee.to_string()),
-        Ok(_) => return error(StatusCode::NOT_FOUND, format!("{callee} is no user or number of this network")),
-        Err(e) => return db(e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}")),
     };
     let pair = match match_pair(&mine, &wanted, &theirs) {
         Ok(p) => p,
         Err(r) => return refusal(&r),
     };
     let legs = match (&pair.caller.account, &pair.callee.account) {
-        (Account::Sip { aor: a, server }, Account::Sip { aor: b, .. }) => match server.parse::<SocketAddr>() {
-            Ok(hop) => Ok((
-                Leg {
-                    uri: a.clone(),
-                    next_hop: hop,
-                },
-                Leg {
-                    uri: b.clone(),
-                    next_hop: hop,
-                },
-            )),
-            Err(_) => Err(format!("the server {server:?} of {:?} is not an address", pair.caller.name)),
-        },
-        (Account::Peerdial { number: a }, Account::Peerdial { number: b }) => {
-            match (contact(&shared, a).await, contact(&shared, b).await) {
+        (Account::Sip { server: a, .. }, Account::Sip { server: b, .. }) if a != b => {
+            Err("the matched accounts are on different servers".to_string())
+        }
+        (Account::Sip { .. }, Account::Sip { .. }) | (Account::Peerdial { .. }, Account::Peerdial { .. }) => {
+            match (
+                leg_of(&shared, &pair.caller.account).await,
+                leg_of(&shared, &pair.callee.account).await,
+            ) {
                 (Ok(a), Ok(b)) => Ok((a, b)),
                 (Err(e), _) => Err(format!("your talker {:?}: {e}", pair.caller.name)),
                 (_, Err(e)) => Err(format!("the callee's talker {:?}: {e}", pair.callee.name)),

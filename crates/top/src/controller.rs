@@ -1,7 +1,8 @@
 //! The top's third-party call controller (issue 13): one task owning a
 //! UDP SIP socket, running each call's `peerdial_sip::pairing::Pairing`
 //! (and the one-off verification MESSAGEs, `request::ClientRequest`) against the
-//! clock, and writing each call's progress into the [`CallBook`] the HTTP
+//! clock, the conferences it hosts (`conference::Hosted`: legs and a
+//! mixer room), and writing each call's progress into the [`CallBook`] the HTTP
 //! API reads. For a foreign SIP server it sends both INVITEs through that
 //! server to the accounts' addresses of record; the talkers' media flows
 //! between them, never through here.
@@ -19,11 +20,34 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use crate::calls::CallBook;
+use crate::conference::Hosted;
+use peerdial_sip::conference::ConfProgress;
 
 pub(crate) enum Command {
-    Start { id: u64, talker: Leg, callee: Leg },
-    Cancel { id: u64 },
-    Notice { uri: String, next_hop: SocketAddr, text: String },
+    Start {
+        id: u64,
+        talker: Leg,
+        callee: Leg,
+    },
+    /// A conference of these talkers (the dialer's first), mixed here.
+    Conference {
+        id: u64,
+        legs: Vec<(String, Leg)>,
+    },
+    /// One more talker in conference `id`.
+    Join {
+        id: u64,
+        who: String,
+        leg: Leg,
+    },
+    Cancel {
+        id: u64,
+    },
+    Notice {
+        uri: String,
+        next_hop: SocketAddr,
+        text: String,
+    },
 }
 
 /// The handle the HTTP side holds.
@@ -60,7 +84,8 @@ struct Task {
     book: Arc<CallBook>,
     epoch: Instant,
     pairings: HashMap<u64, Pairing>,
-    /// Call-ID → call id, for every leg of every pairing.
+    conferences: HashMap<u64, Hosted>,
+    /// Call-ID → call id, for every leg of every pairing and conference.
     legs: HashMap<String, u64>,
     /// Verification MESSAGEs in flight, and how each ended.
     notices: HashMap<String, (ClientRequest, Option<Outcome>)>,
@@ -79,6 +104,7 @@ async fn run(
         book,
         epoch: Instant::now(),
         pairings: HashMap::new(),
+        conferences: HashMap::new(),
         legs: HashMap::new(),
         notices: HashMap::new(),
     };
@@ -89,6 +115,7 @@ async fn run(
             .pairings
             .values()
             .filter_map(Pairing::poll_timeout)
+            .chain(t.conferences.values_mut().filter_map(|c| c.core().poll_timeout()))
             .chain(t.notices.values().filter_map(|(n, _)| n.poll_timeout()))
             .min()
             .map_or(Duration::from_secs(3600), |at| Duration::from_millis(at.saturating_sub(now)));
@@ -108,6 +135,11 @@ async fn run(
                         p.handle_timeout(now);
                     }
                 }
+                for c in t.conferences.values_mut() {
+                    if c.core().poll_timeout().is_some_and(|at| at <= now) {
+                        c.handle_timeout(now);
+                    }
+                }
                 for (n, outcome) in t.notices.values_mut() {
                     if n.poll_timeout().is_some_and(|at| at <= now) {
                         *outcome = outcome.take().or(n.handle_timeout(now));
@@ -118,6 +150,9 @@ async fn run(
                 let now = t.now();
                 for p in t.pairings.values_mut() {
                     p.cancel(now);
+                }
+                for c in t.conferences.values_mut() {
+                    c.cancel(now);
                 }
                 t.flush().await;
                 return;
@@ -140,9 +175,28 @@ impl Task {
                 let p = Pairing::start(self.local.clone(), talker, callee, Timeouts::default(), now);
                 self.pairings.insert(id, p);
             }
+            Command::Conference { id, legs } => {
+                tracing::info!(call = id, talkers = legs.len(), "conference");
+                match Hosted::start(&self.local, legs, now) {
+                    Ok(c) => {
+                        self.conferences.insert(id, c);
+                    }
+                    Err(e) => crate::conference::record(&self.book, id, &ConfProgress::Ended { reason: e }),
+                }
+            }
+            Command::Join { id, who, leg } => {
+                if let Some(c) = self.conferences.get_mut(&id) {
+                    if let Err(reason) = c.add(&who, &leg, now) {
+                        crate::conference::record(&self.book, id, &ConfProgress::Failed { who, reason });
+                    }
+                }
+            }
             Command::Cancel { id } => {
                 if let Some(p) = self.pairings.get_mut(&id) {
                     p.cancel(now);
+                }
+                if let Some(c) = self.conferences.get_mut(&id) {
+                    c.cancel(now);
                 }
             }
             Command::Notice { uri, next_hop, text } => {
@@ -157,8 +211,11 @@ impl Task {
         let Ok(msg) = Message::parse(data) else { return };
         let call_id = msg.header("Call-ID").unwrap_or_default().to_string();
         let now = self.now();
-        if let Some(p) = self.legs.get(&call_id).and_then(|id| self.pairings.get_mut(id)) {
+        let id = self.legs.get(&call_id).copied();
+        if let Some(p) = id.and_then(|id| self.pairings.get_mut(&id)) {
             p.handle(&msg, from, now);
+        } else if let Some(c) = id.and_then(|id| self.conferences.get_mut(&id)) {
+            c.handle(&msg, from, now);
         } else if let Some((n, outcome)) = self.notices.get_mut(&call_id) {
             if let Some(o) = n.handle_response(&msg) {
                 *outcome = Some(o);
@@ -188,11 +245,29 @@ impl Task {
                 done.push(*id);
             }
         }
+        for (id, c) in self.conferences.iter_mut() {
+            while let Some(tx) = c.poll_transmit() {
+                let _ = self.socket.send_to(&tx.data, tx.to).await;
+            }
+            let core = c.core();
+            while let Some(progress) = core.poll_progress() {
+                crate::conference::record(&self.book, *id, &progress);
+            }
+            for cid in core.call_ids() {
+                self.legs.insert(cid, *id);
+            }
+            if core.is_done() {
+                done.push(*id);
+            }
+        }
         for id in done {
-            if let Some(p) = self.pairings.remove(&id) {
-                for c in p.call_ids() {
-                    self.legs.remove(&c);
-                }
+            let ids = match (self.pairings.remove(&id), self.conferences.remove(&id)) {
+                (Some(p), _) => p.call_ids(),
+                (_, Some(mut c)) => c.core().call_ids(),
+                _ => Vec::new(),
+            };
+            for c in ids {
+                self.legs.remove(&c);
             }
         }
         let mut finished = Vec::new();

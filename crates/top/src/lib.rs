@@ -12,6 +12,7 @@
 
 pub mod calls;
 pub mod channels;
+pub mod conference;
 mod controller;
 pub mod portal;
 pub mod rendezvous;

@@ -410,6 +410,14 @@ pub fn parse_command(line: &str) -> Option<Command> {
             }));
         }
     }
+    if let Some(rest) = line.strip_prefix("dial --talker ") {
+        let (talker, number) = rest.trim().rsplit_once(' ')?;
+        let talker = talker.trim().trim_matches('"');
+        return (!talker.is_empty()).then(|| Command::DialFor {
+            talker: talker.to_string(),
+            number: number.to_string(),
+        });
+    }
     let mut it = line.split_whitespace();
     Some(match (it.next()?, it.next()) {
         ("call" | "dial", Some(n)) => Command::Dial(n.to_string()),
@@ -487,6 +495,9 @@ mod tests {
         assert!(matches!(parse_command("answer"), Some(Command::Answer)));
         assert!(matches!(parse_command("dtmf 5"), Some(Command::Dtmf('5'))));
         assert!(parse_command("call").is_none());
+        assert!(matches!(parse_command("dial --talker desk phone 12345678"),
+            Some(Command::DialFor { talker, number }) if talker == "desk phone" && number == "12345678"));
+        assert!(parse_command("dial --talker 12345678").is_none());
         assert!(parse_command("make coffee").is_none());
         assert!(matches!(
             parse_command("status dnd"),

@@ -75,6 +75,12 @@ pub enum CallEvent {
     Answered {
         sdp: Vec<u8>,
     },
+    /// Callee of an INVITE that carried no offer (RFC 3264 late offer,
+    /// RFC 3725 flow I): our 2xx held the offer and this ACK the answer
+    /// (empty when the ACK had none). Comes just before `Confirmed`.
+    AckAnswer {
+        sdp: Vec<u8>,
+    },
     /// Callee: our 2xx was acknowledged.
     Confirmed,
     /// A DTMF key sent with SIP INFO (application/dtmf-relay).
@@ -667,6 +673,9 @@ impl Call {
                 if self.role == Role::Callee && self.retransmits.iter().any(|r| r.kind == RetransmitKind::Final) {
                     self.stop(RetransmitKind::Final);
                     if self.state == State::Confirmed {
+                        if self.invite.body.is_empty() {
+                            self.events.push_back(CallEvent::AckAnswer { sdp: msg.body.clone() });
+                        }
                         self.events.push_back(CallEvent::Confirmed);
                     }
                 }

@@ -517,3 +517,43 @@ fn a_refer_before_the_call_is_answered_is_forbidden() {
     let last = Message::parse(&replies.last().unwrap().data).unwrap();
     assert_eq!(method_or_code(&last), "403");
 }
+
+/// RFC 3264 late offer (RFC 3725 flow I's first talker): an INVITE with no
+/// body, our offer in the 200, the answer in the ACK.
+#[test]
+fn offerless_invite_takes_its_answer_from_the_ack() {
+    let mut a = Call::outgoing_without_offer(local("controller", A), "sip:886022@127.0.0.1:5062", B.parse().unwrap(), 60_000, 0);
+    let invite = a.poll_transmit().unwrap();
+    let mut b = Call::incoming(local("886022", B), &invite.data, A.parse().unwrap(), 0).unwrap();
+    assert!(b.remote_offer().is_empty());
+    b.answer(b"v=0 our offer".to_vec(), 0);
+    pump(&mut b, B, &mut a);
+    assert_eq!(
+        events(&mut a),
+        vec![CallEvent::Answered {
+            sdp: b"v=0 our offer".to_vec()
+        }]
+    );
+    a.ack_with(b"v=0 their answer".to_vec(), 0);
+    pump(&mut a, A, &mut b);
+    assert_eq!(
+        events(&mut b),
+        vec![
+            CallEvent::AckAnswer {
+                sdp: b"v=0 their answer".to_vec()
+            },
+            CallEvent::Confirmed
+        ]
+    );
+    // A retransmitted ACK brings nothing new.
+    a.ack_with(b"v=0 their answer".to_vec(), 0);
+    pump(&mut a, A, &mut b);
+    assert!(events(&mut b).is_empty());
+
+    // An ordinary call's ACK carries no answer event.
+    let (mut a, mut b) = setup();
+    b.answer(b"answer".to_vec(), 0);
+    pump(&mut b, B, &mut a);
+    pump(&mut a, A, &mut b);
+    assert_eq!(events(&mut b), vec![CallEvent::Confirmed]);
+}

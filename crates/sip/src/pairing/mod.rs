@@ -99,7 +99,8 @@ pub struct Pairing {
     progress: VecDeque<Progress>,
 }
 
-fn reason(end: &End) -> String {
+/// Why a leg ended, as a dialer reads it.
+pub(crate) fn reason(end: &End) -> String {
     match end {
         End::Rejected { code: 486 | 600, .. } => "busy".into(),
         End::Rejected { code: 488 | 606, reason } => format!("could not accept the other talker's media ({reason})"),

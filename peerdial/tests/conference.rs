@@ -1,0 +1,295 @@
+//! Our phones as third-party-call talkers and conferences the top hosts
+//! (issue 13). Alice's own phone is her talker, and her dialer too (`dial
+//! --talker`): the top's controller calls it with no offer (RFC 3725 flow I), it answers with an offer and takes
+//! the answer from the ACK, and it talks with bob's phone directly. A
+//! callee that is busy is reported and alice's leg released. Then a
+//! conference: alice's phone, bob's phone and a busy talker (reported,
+//! the others go on), carol's baresip added while it runs; each records
+//! the others' tones and not its own (Opus for our phones, PCMU for
+//! baresip); people leave, and when fewer than two remain the last one is
+//! hung up on.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::baresip::Baresip;
+use common::top::{TopNode, TOKEN};
+use common::{basic, eventually, http_raw, naptr_uri, parse_http, phone_credentials, provision, Region, Softphone};
+use peerdial_media::audio::{read_wav, tone, tone_share, write_wav};
+
+fn call(top: &TopNode, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
+    let mut h = vec![("Content-Type", "application/json")];
+    h.extend_from_slice(headers);
+    parse_http(&http_raw(top.http, method, path, &h, body.as_bytes()))
+}
+
+/// A PASSporT from the region for `number` (its device's credentials).
+fn passport(r: &Region, user: &str, password: &str, number: &str) -> String {
+    let (s, j) = parse_http(&http_raw(
+        r.http,
+        "POST",
+        "/api/v1/identity/passport",
+        &[("Authorization", &basic(user, password)), ("Content-Type", "application/json")],
+        format!(r#"{{"dest": "{number}"}}"#).as_bytes(),
+    ));
+    assert_eq!(s, 200, "{j}");
+    j["identity"].as_str().unwrap().to_string()
+}
+
+/// The call's events so far, as the dialer reads them.
+fn events(top: &TopNode, h: &[(&str, &str)], id: u64) -> Vec<String> {
+    let (_, j) = call(top, "GET", &format!("/api/v1/calls/{id}"), h, "");
+    j["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn wait_event(top: &TopNode, h: &[(&str, &str)], id: u64, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let found = eventually(20, || {
+        seen = events(top, h, id);
+        seen.iter().any(|e| e.contains(needle))
+    });
+    assert!(found, "no {needle:?} in call {id}: {seen:?}");
+    seen
+}
+
+/// Calls the phone says ended.
+fn ended(p: &Softphone) -> usize {
+    p.lines()
+        .iter()
+        .filter(|l| l.starts_with("call with") && l.contains(" ended: "))
+        .count()
+}
+
+/// Heard `want` (each clearly) and not `own` (nothing of it).
+fn assert_mix(what: &str, s: &[i16], rate: u32, want: &[f32], own: f32) {
+    assert!(s.len() > rate as usize, "{what}: only {} samples", s.len());
+    for f in want {
+        let share = tone_share(s, rate, *f);
+        assert!(share > 0.05, "{what} misses {f} Hz: {share}");
+    }
+    let share = tone_share(s, rate, own);
+    assert!(share < 0.02, "{what} hears its own {own} Hz: {share}");
+}
+
+#[test]
+fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = TopNode::start(&dir.path().join("top"), "127.0.0.1:0", "127.0.0.1:0", &["--sip", "127.0.0.1:0"]);
+    let top_url = format!("http://{}", top.http);
+    let r = Region::start(dir.path(), &["--top", &top_url, "--join-token", TOKEN]);
+    assert!(
+        eventually(10, || call(&top, "GET", "/api/v1/regions", &[], "").1.to_string().contains("886")),
+        "the region never joined the top"
+    );
+    // Alice's and bob's phones answer by themselves, each playing its tone
+    // and recording what it hears.
+    let phone = |mac: &str, freq: f32| {
+        let wav = dir.path().join(format!("{freq}.wav"));
+        write_wav(&wav, &tone(freq, 48_000, 48_000 * 60, 12_000.0), 48_000).unwrap();
+        let rec = dir.path().join(format!("heard-{freq}.wav"));
+        let p = Softphone::start(
+            &r,
+            dir.path(),
+            mac,
+            r.dns,
+            &[
+                "--auto-answer",
+                "--play",
+                wav.to_str().unwrap(),
+                "--record",
+                rec.to_str().unwrap(),
+                "--top",
+                &top_url,
+            ],
+        );
+        (p, rec)
+    };
+    let (mut alice, alice_rec) = phone("02:00:00:00:c1:01", 400.0);
+    let (mut bob, bob_rec) = phone("02:00:00:00:c1:02", 700.0);
+    let (a_user, a_pass) = phone_credentials(dir.path(), "02:00:00:00:c1:01");
+
+    // Alice signs in at the top and makes her phone her talker.
+    let id = passport(&r, &a_user, &a_pass, &alice.number);
+    let (s, j) = call(
+        &top,
+        "POST",
+        "/api/v1/session",
+        &[("Identity", &id), ("X-Peerdial-From", &alice.number)],
+        "",
+    );
+    assert_eq!(s, 201, "{j}");
+    let auth = format!("Bearer {}", j["token"].as_str().unwrap());
+    let h = [("Authorization", auth.as_str())];
+    let id = passport(&r, &a_user, &a_pass, &alice.number);
+    let proof = [h[0], ("Identity", id.as_str()), ("X-Peerdial-From", alice.number.as_str())];
+    let body = format!(r#"{{"name": "phone", "number": "{}"}}"#, alice.number);
+    let (s, j) = call(&top, "POST", "/api/v1/talkers", &proof, &body);
+    assert_eq!(s, 201, "{j}");
+
+    // 1. A third-party call placed from alice's phone itself (`dial
+    // --talker`, signed in at the top with its own identity): it gets an
+    // INVITE with no offer, and talks with bob's phone; alice hanging up
+    // ends bob's leg too.
+    alice.send(&format!("dial --talker phone {}", bob.number));
+    alice.expect_line("dial: matched: your \"phone\"", 10);
+    alice.expect_line("dial: connected", 20);
+    alice.expect_line("answered codec=", 10);
+    bob.expect_line("answered codec=", 10);
+    std::thread::sleep(Duration::from_secs(2));
+    alice.send("hangup");
+    alice.expect_line("dial: ended: your talker hung up", 10);
+    assert!(eventually(10, || ended(&bob) == 1), "bob's leg was left up: {:?}", bob.lines());
+    let rate = |p: &Softphone| {
+        if p.lines().iter().any(|l| l.contains("codec=PCMU")) {
+            8000
+        } else {
+            48_000
+        }
+    };
+    let (ra, rb) = (rate(&alice), rate(&bob));
+    assert!(eventually(5, || alice_rec.exists() && bob_rec.exists()));
+    assert_mix("alice (two-party)", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0], 400.0);
+    assert_mix("bob (two-party)", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0], 700.0);
+
+    // A talker that answers busy: a registered SIP socket of the test's.
+    let busy_dev = provision(r.http, "02:00:00:00:c1:04");
+    let mut busy = common::Phone::udp(r.sip);
+    let (s, _) = busy.register(&busy_dev, &busy_dev.password, peerdial_sip::digest::Algorithm::Md5, 600);
+    assert_eq!(s, 200);
+    let busy_sock = busy.udp.take().unwrap();
+    busy_sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let refuse_all = |sock: &UdpSocket, secs: u64| {
+        // Answers every INVITE 486 (and ignores the rest) for `secs`.
+        let mut buf = [0u8; 4096];
+        let mut refused = 0;
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+            if buf[..n].starts_with(b"INVITE ") {
+                if let Ok(Some(t)) = peerdial_sip::call::stateless_response(&buf[..n], from, 486, "Busy Here", &[]) {
+                    sock.send_to(&t.data, t.to).unwrap();
+                    refused += 1;
+                }
+            }
+        }
+        refused
+    };
+
+    // 2. Bad input: the callee is busy. The dialer is told, and alice's
+    // leg (already answered) is released.
+    let (s, j) = call(
+        &top,
+        "POST",
+        "/api/v1/calls",
+        &h,
+        &format!(r#"{{"talker": "phone", "callee": "{}"}}"#, busy_dev.number),
+    );
+    assert_eq!(s, 201, "{j}");
+    let c2 = j["id"].as_u64().unwrap();
+    assert!(refuse_all(&busy_sock, 3) > 0, "the busy talker was never called");
+    let seen = wait_event(&top, &h, c2, "failed");
+    assert!(seen.iter().any(|e| e == "failed: the callee: busy"), "{seen:?}");
+    assert!(
+        eventually(10, || ended(&alice) == 2),
+        "alice's leg was left up: {:?}",
+        alice.lines()
+    );
+    // Bad requests: one callee is no conference; unknown callees are 404.
+    let conf = |callees: &[&str]| {
+        let list: Vec<String> = callees.iter().map(|c| format!("\"{c}\"")).collect();
+        call(
+            &top,
+            "POST",
+            "/api/v1/calls",
+            &h,
+            &format!(r#"{{"talker": "phone", "callees": [{}]}}"#, list.join(",")),
+        )
+    };
+    assert_eq!(conf(&[&bob.number]).0, 400);
+    assert_eq!(conf(&[&bob.number, "886-09-12345678"]).0, 404);
+
+    // 3. The conference: alice, bob and the busy talker (reported; the
+    // two others go on), then carol's baresip joins while it runs.
+    let carol_dev = provision(r.http, "02:00:00:00:c1:03");
+    let cdir = dir.path().join("carol");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let csrc = cdir.join("tone.wav");
+    write_wav(&csrc, &tone(1100.0, 8000, 8000 * 60, 12_000.0), 8000).unwrap();
+    let cdump = cdir.join("dump");
+    let account = format!(
+        "<sip:{}@{};transport=udp>;auth_pass={};regint=600;mwi=no;answermode=auto;audio_codecs=PCMU\n",
+        carol_dev.user, r.sip, carol_dev.password
+    );
+    let mut carol = Baresip::start_with_audio(&cdir, &account, &csrc, &cdump);
+    assert!(
+        eventually(10, || naptr_uri(r.dns, &carol_dev.user)
+            .is_some_and(|u| u.contains(&format!(":{}", carol.port)))),
+        "carol did not register: {}",
+        carol.log()
+    );
+    let (s, j) = conf(&[&bob.number, &busy_dev.number]);
+    assert_eq!(s, 201, "{j}");
+    assert_eq!(j["conference"], true, "{j}");
+    let c3 = j["id"].as_u64().unwrap();
+    assert!(refuse_all(&busy_sock, 2) > 0, "the busy talker was never called");
+    let seen = wait_event(&top, &h, c3, "busy");
+    assert!(
+        seen.iter().any(|e| e.starts_with(&busy_dev.number) && e.ends_with("failed: busy")),
+        "{seen:?}"
+    );
+    wait_event(&top, &h, c3, &format!("{} (", bob.number));
+    assert_eq!(
+        call(
+            &top,
+            "POST",
+            &format!("/api/v1/calls/{c3}/participants"),
+            &h,
+            r#"{"callee": "886-09-12345678"}"#
+        )
+        .0,
+        404
+    );
+    let (s, j) = call(
+        &top,
+        "POST",
+        &format!("/api/v1/calls/{c3}/participants"),
+        &h,
+        &format!(r#"{{"callee": "{}"}}"#, carol_dev.number),
+    );
+    assert_eq!(s, 202, "{j}");
+    let seen = wait_event(&top, &h, c3, &carol_dev.number);
+    assert!(
+        eventually(15, || events(&top, &h, c3).iter().filter(|e| e.ends_with("joined")).count() == 3),
+        "not everyone joined: {seen:?}\n{}",
+        carol.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    // Carol leaves: the two others go on; then bob hangs up, fewer than
+    // two remain, and alice is hung up on.
+    carol.command("/hangup");
+    let seen = wait_event(&top, &h, c3, " left");
+    let left: Vec<_> = seen.iter().filter(|e| e.ends_with(" left")).collect();
+    assert!(left.len() == 1 && left[0].starts_with(&carol_dev.number), "{seen:?}");
+    bob.send("hangup");
+    let seen = wait_event(&top, &h, c3, "ended: fewer than two talkers remain");
+    assert!(
+        eventually(10, || ended(&alice) == 3),
+        "alice was left in the conference: {seen:?} {:?}",
+        alice.lines()
+    );
+    // Each heard the other two and not itself.
+    std::thread::sleep(Duration::from_millis(500));
+    let (ra, rb) = (rate(&alice), rate(&bob));
+    assert_mix("alice", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0, 1100.0], 400.0);
+    assert_mix("bob", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0, 1100.0], 700.0);
+    assert_mix("carol", &Baresip::heard(&cdump), 8000, &[400.0, 700.0], 1100.0);
+    alice.stop();
+    bob.stop();
+}
