@@ -14,6 +14,7 @@ pub mod caller_id;
 mod calls;
 pub mod channels;
 pub mod commands;
+mod designate;
 pub mod display;
 pub mod fallback;
 mod flow;
@@ -210,6 +211,8 @@ pub struct Phone {
     /// No re-provisioning before this time (see [`account`]).
     reclaim_after: u64,
     mobile: mobile::MobileSide,
+    /// The key for the INVITE the cloud designated a switch for.
+    switch_key: Option<String>,
     history: history::History,
     sound: sound::SoundSide,
     lines: lines::Lines,
@@ -365,6 +368,7 @@ impl Phone {
             marquee: channels::MarqueeSide::default(),
             reclaim_after: 0,
             mobile,
+            switch_key: None,
             history,
             sound,
             lines: Default::default(),
