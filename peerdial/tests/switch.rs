@@ -201,7 +201,7 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     // baresip registers to the switch with number and password.
     let (ours, theirs) = (dir.path().join("ours.wav"), dir.path().join("theirs.wav"));
     for (p, f) in [(&ours, 1000.0), (&theirs, 600.0)] {
-        let t = peerdial_media::audio::tone(f, 8000, 8000 * 12, 0.5);
+        let t = peerdial_media::audio::tone(f, 8000, 8000 * 12, 12_000.0);
         peerdial_media::audio::write_wav(p, &t, 8000).unwrap();
     }
     let bd = dir.path().join("desk");
@@ -361,16 +361,6 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     // A talked with baresip both ways.
     std::thread::sleep(Duration::from_millis(500));
     let got = peerdial_media::audio::read_wav(&rec, 8000).unwrap();
-    let loud: Vec<i32> = got
-        .chunks(4000)
-        .map(|c| c.iter().map(|x| (*x as i32).abs()).max().unwrap_or(0))
-        .collect();
-    eprintln!(
-        "DEBUG rec {} samples, peaks per 0.5 s {loud:?}\n{:#?}\n{}",
-        got.len(),
-        a.lines(),
-        desk.log()
-    );
     let f = peerdial_media::audio::frequency(&got[4000..16000], 8000);
     assert!((f - 600.0).abs() <= 15.0, "we heard {f} Hz from baresip's 600 Hz");
     let heard = Baresip::heard(&bd.join("dump"));
