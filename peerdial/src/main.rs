@@ -5,6 +5,7 @@
 mod bench;
 mod bench_calls;
 mod bench_channels;
+mod bench_designate;
 mod bench_greetings;
 mod bench_identity;
 mod bench_mailbox;
