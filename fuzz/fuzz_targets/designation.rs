@@ -7,8 +7,8 @@ use peerdial_directory::designation::{answer, decide, parse_request, CalleeIs, O
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = parse_request(data) {
-        let mut s = Switches::default();
-        let _ = s.serving(req.callee, 0);
+        let s = Switches::default();
+        assert!(s.serving(req.callee, 0).is_none());
         for known in [CalleeIs::Unknown, CalleeIs::Disabled, CalleeIs::NoSwitch] {
             if let Step::Refuse(r) = decide(&known) {
                 let (code, body) = answer(Origin::Device, &Outcome::Refused(r));
