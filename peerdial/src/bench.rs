@@ -173,6 +173,15 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Switch designation (issue 15): a top and a switch in this process,
+    /// --clients asking the top as the switch; p50/p99 from the request to
+    /// the caller holding address and key, and designations per second.
+    Designate {
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        #[arg(long, default_value_t = 16)]
+        clients: u32,
+    },
     /// The identity rendezvous's core on one core: pairing latency
     /// (second submission → both sides told) p50/p99, and pairings per
     /// second with --pending submissions waiting.
@@ -376,6 +385,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             connections,
             no_pin,
         } => crate::bench_channels::marquee(phones, items, seconds, connections, !no_pin).await,
+        Which::Designate { seconds, clients } => crate::bench_designate::designate(seconds, clients).await,
         Which::Rendezvous {
             pending,
             samples,

@@ -6,6 +6,7 @@ mod bench;
 mod bench_calls;
 mod bench_channels;
 mod bench_dial;
+mod bench_designate;
 mod bench_greetings;
 mod bench_identity;
 mod bench_mailbox;
@@ -21,6 +22,7 @@ mod channels_cli;
 mod dial;
 mod peer_conf;
 mod phone;
+mod switch;
 mod tree;
 
 use std::io::IsTerminal;
@@ -50,7 +52,10 @@ enum Command {
     Phone(phone::PhoneArgs),
     /// Run a tree node: the top (root zone) or a country server, which
     /// delegates to the regions that join it.
-    Top(tree::TopArgs),
+    Top(TopCommand),
+    /// Run an office or home exchange: a registrar for its devices that
+    /// joins the cloud and admits calls carrying a key the cloud handed out.
+    Switch(switch::SwitchCommand),
     /// Bring up a whole network on this machine: a top and two regions.
     Up(tree::UpArgs),
     /// Run a benchmark next to the third-party peer it is compared with.
@@ -61,6 +66,17 @@ enum Command {
     /// Dial on one device, talk on another: ask the top to connect one of
     /// your talkers with a callee, and follow the call's progress.
     Dial(dial::DialArgs),
+}
+
+/// `peerdial top [FLAGS]` runs a tree node; `peerdial top switch add`
+/// makes a switch's token.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct TopCommand {
+    #[command(subcommand)]
+    action: Option<switch::TopAction>,
+    #[command(flatten)]
+    args: tree::TopArgs,
 }
 
 /// `peerdial region [FLAGS]` runs the server; `peerdial region ACTION`
@@ -362,7 +378,9 @@ fn main() -> Result<()> {
                 let code = phone::run(args).await?;
                 std::process::exit(code)
             }
-            Command::Top(args) => tree::run_top(args).await,
+            Command::Top(TopCommand { action: None, args }) => tree::run_top(args).await,
+            Command::Top(TopCommand { action: Some(a), .. }) => switch::top_action(a),
+            Command::Switch(cmd) => switch::run(cmd).await,
             Command::Up(args) => tree::up(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::CellularSim(args) => cellular_sim::run(args).await,

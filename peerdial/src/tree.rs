@@ -379,6 +379,21 @@ pub async fn up(args: UpArgs) -> Result<()> {
             r.endpoints.http
         );
     }
+    // One switch (issue 15), its devices added with `switch device add`.
+    let sw_data = args.data.join("switch");
+    let sw_token = peerdial_top::designate::add_switch(&args.data.join("top"), "up")?;
+    let mut scfg = peerdial_switch::SwitchConfig::new(top_url.clone(), sw_token, sw_data.clone());
+    (scfg.sip, scfg.http) = ("127.0.0.1:0".parse()?, "127.0.0.1:0".parse()?);
+    let switch = peerdial_switch::Switch::start(scfg).await.context("starting the switch")?;
+    println!("peerdial up: switch sip={} http={}", switch.sip, switch.http);
+    println!(
+        "A switch (office exchange) at sip:{}: add a device with `echo PASSWORD | peerdial switch device add 886-02-99990001 --data {}`,",
+        switch.sip,
+        sw_data.display()
+    );
+    println!(
+        "register it there (realm switch.peerdial.internal), and call it from a phone started with --top {top_url} (README: Switches)."
+    );
     println!("The top serves the identity rendezvous at {top_url}/api/v1/rendezvous/ (its SMS go to the simulator).");
     println!(
         "The top's dialer (one device dials, another talks): {top_url}/dial, or `cargo run --release -- dial --top {top_url} --token T NUMBER` (a token from POST {top_url}/api/v1/session; README: Dial on one device)."
@@ -396,6 +411,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     println!("Ctrl-C stops everything.");
     crate::wait_for_signal().await;
     eprintln!("shutting down");
+    switch.shutdown();
     for r in regions {
         r.shutdown().await;
     }

@@ -6,10 +6,14 @@
 //! and the rule that pairs a caller's talker with a callee's on a common
 //! server.
 //!
+//! [`designation`] is the cloud's per-call choice of route (issue 15):
+//! switches, their devices, the A/B/C table and its records.
+//!
 //! It is not a store, a SIP element or a clock: the top keeps the rows,
 //! sends the verification MESSAGE, and hands the chosen pair to the
 //! third-party call controller (`peerdial_sip::pairing`).
 
+pub mod designation;
 mod matching;
 mod talker;
 mod verify;

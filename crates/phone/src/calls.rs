@@ -197,7 +197,49 @@ impl Phone {
         let id = self.id.clone();
         let presence_dns = self.dns.clone();
         let lookup = self.lookup(number);
+        // With --top, the cloud designates the route first (issue 15).
+        let designate = (!for_transfer && self.to_mailbox != Some(number))
+            .then(|| self.cfg.top.clone())
+            .flatten()
+            .map(|top| (top, self.id.clone(), self.own));
         tokio::spawn(async move {
+            let designated = match designate {
+                Some((top, id, own)) => Some(crate::designate::ask(&top, &id, own, number).await),
+                None => None,
+            };
+            let via = match designated {
+                Some(crate::designate::Designated::Switch { addr, key, queue }) => Some((addr, key, queue)),
+                Some(crate::designate::Designated::Refused { status, why }) => {
+                    let result = match status {
+                        404 => Ok(resolve::Lookup::NoSuchNumber),
+                        _ => Err(PhoneError::Http(format!("the cloud: {why}"))),
+                    };
+                    let _ = tx
+                        .send(Command::Resolved {
+                            dialed: number,
+                            result,
+                            identity: None,
+                            presence: None,
+                            via: None,
+                        })
+                        .await;
+                    return;
+                }
+                Some(crate::designate::Designated::Unavailable(why)) => {
+                    tracing::info!("calling {number} without designation: {why}");
+                    None
+                }
+                Some(crate::designate::Designated::Direct) | None => None,
+            };
+            let lookup = async {
+                match &via {
+                    Some((addr, _, _)) => Ok(resolve::Lookup::Found {
+                        uri: format!("sip:{}@{addr}", number.digits()),
+                        then: Vec::new(),
+                    }),
+                    None => lookup.await,
+                }
+            };
             let presence = async {
                 match presence_dns {
                     Some(dns) => crate::presence::lookup(dns, number, root.clone())
@@ -215,6 +257,7 @@ impl Phone {
                     result,
                     identity,
                     presence,
+                    via,
                 })
                 .await;
         });
@@ -250,6 +293,9 @@ impl Phone {
             greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
         ));
         headers.extend(self.mobile.invite_header());
+        if let Some(key) = self.switch_key.take() {
+            headers.push((peerdial_directory::designation::SWITCH_KEY_HEADER.to_string(), key));
+        }
         let mut call = Call::outgoing_with(
             self.local(),
             &uri,

@@ -45,6 +45,8 @@ pub enum Command {
         identity: Option<String>,
         /// The callee's presence, if its region told.
         presence: Option<peerdial_presence::State>,
+        /// The cloud designated a switch: its address, the key, the queue place.
+        via: Option<(SocketAddr, String, u32)>,
     },
     /// The presence of the whole number typed on the keypad.
     TypedPresence {
@@ -203,6 +205,7 @@ impl Phone {
                             result: Ok(found),
                             identity,
                             presence: None,
+                            via: None,
                         });
                     } else {
                         self.snapshot.dialing = None;
@@ -215,7 +218,17 @@ impl Phone {
                 result,
                 identity,
                 presence,
+                via,
             } => {
+                self.switch_key = None;
+                if let Some((addr, key, queue)) = via {
+                    let place = match queue {
+                        0 => String::new(),
+                        n => format!(", place {n} in queue"),
+                    };
+                    self.emit(UiEvent::Info(format!("{dialed}: via switch {addr}{place}")));
+                    self.switch_key = Some(key);
+                }
                 let found = matches!(result, Ok(resolve::Lookup::Found { .. }));
                 let transfer_for = self.transfer_dial_for(dialed, found);
                 self.on_resolved(dialed, result, identity, presence, transfer_for)

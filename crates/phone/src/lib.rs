@@ -15,6 +15,7 @@ mod calls;
 pub mod channels;
 pub mod commands;
 mod dialer;
+mod designate;
 pub mod display;
 pub mod fallback;
 mod flow;
@@ -212,6 +213,8 @@ pub struct Phone {
     /// No re-provisioning before this time (see [`account`]).
     reclaim_after: u64,
     mobile: mobile::MobileSide,
+    /// The key for the INVITE the cloud designated a switch for.
+    switch_key: Option<String>,
     history: history::History,
     sound: sound::SoundSide,
     lines: lines::Lines,
@@ -367,6 +370,7 @@ impl Phone {
             marquee: channels::MarqueeSide::default(),
             reclaim_after: 0,
             mobile,
+            switch_key: None,
             history,
             sound,
             lines: Default::default(),

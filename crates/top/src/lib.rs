@@ -15,6 +15,8 @@ pub mod channels;
 pub mod conference;
 mod controller;
 pub mod portal;
+pub mod designate;
+mod push;
 pub mod rendezvous;
 pub mod talkers;
 pub mod users;
@@ -139,6 +141,8 @@ pub struct TopShared {
     pub channels: channels::GlobalChannels,
     /// Talkers' codes, calls and the third-party call controller.
     pub(crate) dialing: calls::Dialing,
+    /// Switches, their devices, and per-call designation (issue 15).
+    pub(crate) designation: designate::DesignationState,
 }
 
 impl TopShared {
@@ -244,7 +248,9 @@ impl Top {
         let channels = channels::GlobalChannels::load(&store, &cfg.root_domain).await?;
         let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone()).map_err(|source| TopError::Bind { addr: cfg.sip, source })?;
         endpoints.sip = dialing.sip_addr();
+        let designation = designate::DesignationState::load(&cfg.data_dir)?;
         let shared = Arc::new(TopShared {
+            designation,
             dialing,
             rendezvous,
             store,
@@ -382,6 +388,7 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .merge(talkers::routes())
         .merge(calls::routes())
         .merge(portal::routes())
+        .merge(designate::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);

@@ -471,6 +471,14 @@ impl Call {
         }
     }
 
+    /// Callee: another provisional answer (e.g. 182 Queued), sent as is;
+    /// the call stays where it was (a later [`Call::ring`] still rings).
+    pub fn progress(&mut self, code: u16, reason: &str, now: u64) {
+        if self.role == Role::Callee && matches!(self.state, State::Calling | State::Ringing) && (101..200).contains(&code) {
+            self.respond_invite(code, reason, now);
+        }
+    }
+
     /// Callee: 200 OK with our SDP answer.
     pub fn answer(&mut self, sdp: Vec<u8>, now: u64) {
         if self.role != Role::Callee || !matches!(self.state, State::Calling | State::Ringing) {

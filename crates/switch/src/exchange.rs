@@ -1,0 +1,513 @@
+//! The switch's SIP core, without I/O: fed datagrams and the time, it
+//! queues datagrams to send and events to tell.
+//!
+//! - REGISTER from its devices goes to `peerdial_sip`'s `Registrar` (one
+//!   per area, digest against the HA1s of `devices.json`).
+//! - An INVITE to a device must carry a key the cloud handed out
+//!   ([`Exchange::accept`] made it; `peerdial_rendezvous::KeyRing`, one ring
+//!   per device: single use, expiring, bound to the caller; a key for another
+//!   device is unknown to this one). No key, a used, expired or misbound one:
+//!   403 before anything rings.
+//! - An admitted call is bridged as a back-to-back user agent: one
+//!   `peerdial_sip::call::Call` towards the caller, one towards the device.
+//!   The SDP passes through unchanged, so the media flows between the phones
+//!   and never through the switch; the switch sees the signalling, and so
+//!   knows when a device is free.
+//! - A busy device's callers wait in its queue in arrival order, each told
+//!   its place with `182 Queued (place N)`, and are connected in order when
+//!   the device's call ends.
+//!
+//! It is not a proxy for calls between its own devices, nor a media relay;
+//! re-INVITEs (hold) are not passed between the legs (refused with 488).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use peerdial_directory::designation::{Accepted, SWITCH_KEY_HEADER};
+use peerdial_number::{Area, Number};
+use peerdial_rendezvous::KeyRing;
+use peerdial_sip::call::{stateless_response, Call, CallEvent, End, Local, State, Transmit};
+use peerdial_sip::message::{Message, NameAddr, SipUri, StartLine};
+use peerdial_sip::registrar::{Output, Registrar, RegistrarConfig, Transport};
+
+use crate::devices::{Device, REALM};
+
+/// How long a device leg may ring unanswered.
+const RING_MS: u64 = 60_000;
+/// A device that answers nothing within this long is unreachable.
+const RESPONSE_MS: u64 = 8_000;
+
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// The switch's SIP address (Contact, Via, and what callers are told).
+    pub addr: SocketAddr,
+    pub nonce_key: [u8; 32],
+    pub key_lifetime_ms: u64,
+}
+
+/// What happened, for the switch's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Registered {
+        number: Number,
+        addr: SocketAddr,
+    },
+    /// An INVITE turned away before anything rang.
+    Refused {
+        callee: String,
+        code: u16,
+        why: String,
+    },
+    Queued {
+        caller: String,
+        callee: Number,
+        place: usize,
+    },
+    Connecting {
+        caller: String,
+        callee: Number,
+    },
+    Connected {
+        caller: String,
+        callee: Number,
+    },
+    Ended {
+        caller: String,
+        callee: Number,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Caller,
+    Device,
+}
+
+struct Bridge {
+    caller: String,
+    callee: Number,
+    inbound: Call,
+    outbound: Option<Call>,
+    /// `Identity` and `Call-Info` of the caller's INVITE, passed on.
+    headers: Vec<(String, String)>,
+    /// The device's line was given back.
+    freed: bool,
+}
+
+impl Bridge {
+    fn over(&self) -> bool {
+        self.inbound.state() == State::Ended && self.outbound.as_ref().is_none_or(|c| c.state() == State::Ended)
+    }
+
+    fn done(&self) -> bool {
+        self.inbound.is_done() && self.outbound.as_ref().is_none_or(|c| c.is_done())
+    }
+}
+
+#[derive(Default)]
+struct Line {
+    active: Option<u64>,
+    waiting: VecDeque<u64>,
+}
+
+pub struct Exchange {
+    cfg: ExchangeConfig,
+    devices: BTreeMap<Number, Device>,
+    registrars: HashMap<Area, Registrar>,
+    keys: HashMap<Number, KeyRing>,
+    legs: HashMap<String, (u64, Side)>,
+    bridges: BTreeMap<u64, Bridge>,
+    lines: HashMap<Number, Line>,
+    next: u64,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+fn user_of(uri: &str) -> Option<&str> {
+    SipUri::parse(uri).ok()?.user
+}
+
+fn header_user(msg: &Message, name: &str) -> Option<String> {
+    let v = msg.header(name)?;
+    let na = NameAddr::parse(v).ok()?;
+    user_of(na.uri).map(str::to_string)
+}
+
+impl Exchange {
+    pub fn new(cfg: ExchangeConfig, devices: Vec<Device>) -> Exchange {
+        let mut x = Exchange {
+            cfg,
+            devices: BTreeMap::new(),
+            registrars: HashMap::new(),
+            keys: HashMap::new(),
+            legs: HashMap::new(),
+            bridges: BTreeMap::new(),
+            lines: HashMap::new(),
+            next: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        x.set_devices(devices);
+        x
+    }
+
+    /// The devices (from `devices.json`): credentials installed, removed
+    /// ones dropped.
+    pub fn set_devices(&mut self, devices: Vec<Device>) {
+        let new: BTreeMap<Number, Device> = devices.into_iter().map(|d| (d.number, d)).collect();
+        for (area, r) in &mut self.registrars {
+            for n in self.devices.keys().filter(|n| n.area() == *area && !new.contains_key(n)) {
+                r.remove_credential(*n);
+            }
+            for d in new.values().filter(|d| d.number.area() == *area) {
+                r.set_credential(d.number, d.ha1.clone());
+            }
+        }
+        self.devices = new;
+    }
+
+    /// The devices, for the cloud.
+    pub fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
+    }
+
+    fn registrar(&mut self, area: Area) -> &mut Registrar {
+        let (devices, key) = (&self.devices, self.cfg.nonce_key);
+        self.registrars.entry(area).or_insert_with(|| {
+            let mut r = Registrar::new(RegistrarConfig::new(area, REALM, key));
+            for d in devices.values().filter(|d| d.number.area() == area) {
+                r.set_credential(d.number, d.ha1.clone());
+            }
+            r
+        })
+    }
+
+    fn binding(&self, n: Number) -> Option<(String, SocketAddr)> {
+        let b = self.registrars.get(&n.area())?.binding(n)?;
+        Some((b.uri.clone(), b.addr))
+    }
+
+    /// The cloud asks whether `callee` takes a call from `caller`: a fresh
+    /// key bound to both, and the place the caller would have in the queue
+    /// (0: the device is free).
+    pub fn accept(&mut self, caller: Number, callee: Number, now: u64) -> Result<Accepted, String> {
+        match self.devices.get(&callee) {
+            None => return Err("not a device of this switch".into()),
+            Some(d) if d.disabled => return Err("disabled".into()),
+            Some(_) => {}
+        }
+        if self.binding(callee).is_none() {
+            return Err("not registered".into());
+        }
+        let line = self.lines.entry(callee).or_default();
+        let queue = if line.active.is_some() { line.waiting.len() as u32 + 1 } else { 0 };
+        let key = peerdial_rendezvous::key::new_key(&mut rand::thread_rng());
+        self.keys
+            .entry(callee)
+            .or_default()
+            .expect(&key, &caller.digits(), now + self.cfg.key_lifetime_ms);
+        Ok(Accepted {
+            address: self.cfg.addr,
+            key,
+            queue,
+        })
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let calls = self
+            .bridges
+            .values()
+            .flat_map(|b| [Some(&b.inbound), b.outbound.as_ref()])
+            .flatten()
+            .filter_map(Call::poll_timeout);
+        self.registrars.values().filter_map(Registrar::poll_timeout).chain(calls).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: u64) {
+        for r in self.registrars.values_mut() {
+            r.handle_timeout(now);
+        }
+        for b in self.bridges.values_mut() {
+            b.inbound.handle_timeout(now);
+            if let Some(o) = &mut b.outbound {
+                o.handle_timeout(now);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// One datagram from `from`.
+    pub fn handle_datagram(&mut self, data: &[u8], from: SocketAddr, now: u64) {
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stateless(data, from, 400, "Bad Request");
+                return;
+            }
+        };
+        if let Some(&(id, side)) = msg.header("Call-ID").and_then(|c| self.legs.get(c)) {
+            if let Some(b) = self.bridges.get_mut(&id) {
+                match side {
+                    Side::Caller => b.inbound.handle(&msg, from, now),
+                    Side::Device => {
+                        if let Some(o) = &mut b.outbound {
+                            o.handle(&msg, from, now);
+                        }
+                    }
+                }
+            }
+            self.pump(now);
+            return;
+        }
+        let method = match &msg.start {
+            StartLine::Request { method, .. } => method.clone(),
+            StartLine::Response { .. } => return,
+        };
+        match method.as_str() {
+            "REGISTER" => self.register(data, &msg, from, now),
+            "INVITE" => self.invite(data, &msg, from, now),
+            "ACK" => {}
+            "OPTIONS" => self.stateless(data, from, 200, "OK"),
+            _ => self.stateless(data, from, 481, "Call/Transaction Does Not Exist"),
+        }
+    }
+
+    fn stateless(&mut self, data: &[u8], from: SocketAddr, code: u16, reason: &str) {
+        if let Ok(Some(t)) = stateless_response(data, from, code, reason, &[]) {
+            self.out.push_back(t);
+        }
+    }
+
+    fn register(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
+        let Some(n) = header_user(msg, "To").and_then(|u| Number::parse(&u).ok()) else {
+            self.stateless(data, from, 404, "Not Found (not a number)");
+            return;
+        };
+        let reply = match self.registrar(n.area()).handle(data, Transport::Udp, from, now) {
+            Output::Reply(r) => r,
+            Output::Commit { change, reply, .. } => {
+                if let peerdial_sip::registrar::Change::Upsert(n, b) = change {
+                    self.events.push_back(Event::Registered { number: n, addr: b.addr });
+                }
+                reply
+            }
+            Output::Drop => return,
+        };
+        self.out.push_back(Transmit { to: from, data: reply });
+    }
+
+    fn refuse(&mut self, data: &[u8], from: SocketAddr, callee: String, code: u16, why: &str) {
+        let reason = match code {
+            403 => format!("Forbidden ({why})"),
+            404 => format!("Not Found ({why})"),
+            _ => format!("Temporarily Unavailable ({why})"),
+        };
+        self.stateless(data, from, code, &reason);
+        self.events.push_back(Event::Refused {
+            callee,
+            code,
+            why: why.to_string(),
+        });
+    }
+
+    fn invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
+        let StartLine::Request { uri, .. } = &msg.start else { return };
+        let shown = user_of(uri).unwrap_or("?").chars().take(20).collect::<String>();
+        let Some(callee) = user_of(uri)
+            .and_then(|u| Number::parse(u).ok())
+            .filter(|n| self.devices.contains_key(n))
+        else {
+            return self.refuse(data, from, shown, 404, "not a device of this switch");
+        };
+        let Some(key) = msg.header(SWITCH_KEY_HEADER) else {
+            return self.refuse(data, from, shown, 403, "no switch key");
+        };
+        let Some(caller) = header_user(msg, "From").and_then(|u| Number::parse(&u).ok()) else {
+            return self.refuse(data, from, shown, 403, "the caller is not a number");
+        };
+        if let Err(why) = self.keys.entry(callee).or_default().check(key, &caller.digits(), now) {
+            return self.refuse(data, from, shown, 403, &format!("switch key {}", why.as_str()));
+        }
+        if self.binding(callee).is_none() {
+            return self.refuse(data, from, shown, 480, "not registered");
+        }
+        let local = Local {
+            uri: format!("sip:{}@{}", callee.digits(), self.cfg.addr),
+            addr: self.cfg.addr,
+            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let inbound = match Call::incoming(local, data, from, now) {
+            Ok(c) => c,
+            Err(t) => {
+                self.out.extend(t);
+                return;
+            }
+        };
+        let headers = ["Identity", "Call-Info"]
+            .iter()
+            .filter_map(|h| msg.header(h).map(|v| (h.to_string(), v.to_string())))
+            .collect();
+        self.next += 1;
+        let id = self.next;
+        self.legs.insert(inbound.call_id().to_string(), (id, Side::Caller));
+        self.bridges.insert(
+            id,
+            Bridge {
+                caller: caller.digits(),
+                callee,
+                inbound,
+                outbound: None,
+                headers,
+                freed: false,
+            },
+        );
+        let line = self.lines.entry(callee).or_default();
+        if line.active.is_none() {
+            self.connect(id, now);
+        } else {
+            line.waiting.push_back(id);
+            self.tell_places(callee, now);
+        }
+        self.pump(now);
+    }
+
+    /// Tells each waiting caller of `callee` its place.
+    fn tell_places(&mut self, callee: Number, now: u64) {
+        let Some(line) = self.lines.get(&callee) else { return };
+        for (i, id) in line.waiting.iter().enumerate() {
+            if let Some(b) = self.bridges.get_mut(id) {
+                let place = i + 1;
+                b.inbound.progress(182, &format!("Queued (place {place})"), now);
+                self.events.push_back(Event::Queued {
+                    caller: b.caller.clone(),
+                    callee,
+                    place,
+                });
+            }
+        }
+    }
+
+    /// Calls the device for bridge `id` (its line is free).
+    fn connect(&mut self, id: u64, now: u64) {
+        let Some(b) = self.bridges.get(&id) else { return };
+        let callee = b.callee;
+        let Some((uri, addr)) = self.binding(callee) else {
+            if let Some(b) = self.bridges.get_mut(&id) {
+                b.inbound.reject(480, "Temporarily Unavailable (not registered)", now);
+            }
+            return;
+        };
+        let b = self.bridges.get_mut(&id).expect("checked");
+        let local = Local {
+            uri: format!("sip:{}@{}", b.caller, self.cfg.addr),
+            addr: self.cfg.addr,
+            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let offer = b.inbound.remote_offer().to_vec();
+        let mut call = Call::outgoing_with(local, &uri, addr, offer, b.headers.clone(), RING_MS, now);
+        call.set_response_timeout(RESPONSE_MS, now);
+        self.legs.insert(call.call_id().to_string(), (id, Side::Device));
+        b.outbound = Some(call);
+        self.lines.entry(callee).or_default().active = Some(id);
+        self.events.push_back(Event::Connecting {
+            caller: b.caller.clone(),
+            callee,
+        });
+    }
+
+    /// Moves each bridge's events between its legs, frees lines, starts
+    /// the next waiting caller, and collects what to send.
+    fn pump(&mut self, now: u64) {
+        let mut freed = Vec::new();
+        for (id, b) in self.bridges.iter_mut() {
+            while let Some(ev) = b.inbound.poll_event() {
+                match ev {
+                    CallEvent::Ended(_) => {
+                        if let Some(o) = &mut b.outbound {
+                            o.hangup(now);
+                        }
+                    }
+                    CallEvent::Reoffer { .. } => b.inbound.reject_reoffer(488, "Not Acceptable Here", now),
+                    _ => {}
+                }
+            }
+            if let Some(o) = &mut b.outbound {
+                while let Some(ev) = o.poll_event() {
+                    match ev {
+                        CallEvent::Ringing => b.inbound.ring(now),
+                        CallEvent::Answered { sdp } => {
+                            b.inbound.answer(sdp, now);
+                            self.events.push_back(Event::Connected {
+                                caller: b.caller.clone(),
+                                callee: b.callee,
+                            });
+                        }
+                        CallEvent::Reoffer { .. } => o.reject_reoffer(488, "Not Acceptable Here", now),
+                        CallEvent::Ended(end) => match (b.inbound.state(), end) {
+                            (State::Confirmed, _) => b.inbound.hangup(now),
+                            (_, End::Rejected { code, reason }) => b.inbound.reject(code, &reason, now),
+                            (_, End::NoAnswer) => b.inbound.reject(480, "Temporarily Unavailable", now),
+                            (_, End::NoResponse) => b.inbound.reject(408, "Request Timeout", now),
+                            _ => b.inbound.reject(487, "Request Terminated", now),
+                        },
+                        _ => {}
+                    }
+                }
+                while let Some(t) = o.poll_transmit() {
+                    self.out.push_back(t);
+                }
+            }
+            while let Some(t) = b.inbound.poll_transmit() {
+                self.out.push_back(t);
+            }
+            if !b.freed && b.over() {
+                b.freed = true;
+                freed.push(*id);
+            }
+        }
+        for id in freed {
+            let Some(b) = self.bridges.get(&id) else { continue };
+            let (callee, caller, had_device) = (b.callee, b.caller.clone(), b.outbound.is_some());
+            if had_device {
+                self.events.push_back(Event::Ended { caller, callee });
+            }
+            let line = self.lines.entry(callee).or_default();
+            let was_waiting = line.waiting.iter().any(|w| *w == id);
+            line.waiting.retain(|w| *w != id);
+            if line.active == Some(id) {
+                line.active = None;
+                if let Some(next) = line.waiting.pop_front() {
+                    self.connect(next, now);
+                    self.tell_places(callee, now);
+                    // The next one's INVITE goes out now.
+                    self.pump(now);
+                }
+            } else if was_waiting {
+                self.tell_places(callee, now);
+                self.pump(now);
+            }
+        }
+        let done: Vec<u64> = self
+            .bridges
+            .iter()
+            .filter(|(_, b)| b.freed && b.done())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(b) = self.bridges.remove(&id) {
+                self.legs.remove(b.inbound.call_id());
+                if let Some(o) = &b.outbound {
+                    self.legs.remove(o.call_id());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Issue 15: `peerdial switch` and designation at the top. One network: a
+//! top, a region joined to it, a switch with baresip registered to it, and
+//! our phones calling baresip through designation; a fake device (a raw
+//! socket) for what must never ring.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::baresip::Baresip;
+use common::top::{TopNode, TOKEN};
+use common::{dial, eventually, http_raw, parse_http, peerdial_bin, provision, status, Device, Phone, Region};
+use peerdial_sip::digest::Algorithm;
+
+const REALM: &str = "switch.peerdial.internal";
+const DESK: &str = "886-02-99990001";
+const FAKE: &str = "886-02-99990002";
+
+/// A `peerdial` server process with its output lines kept; killed by PID on drop.
+struct Server {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(peerdial_bin())
+            .args(args)
+            .env("PEERDIAL_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(l);
+                }
+            });
+        }
+        Server { child, lines }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn field(&self, key: &str) -> SocketAddr {
+        assert!(eventually(10, || self.text().contains("ready:")), "{}", self.text());
+        let t = self.text();
+        t.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `peerdial ARGS` with `stdin`; its stdout.
+fn run(args: &[&str], stdin: &str) -> String {
+    let mut c = Command::new(peerdial_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "peerdial {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn designate(top: &TopNode, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
+    let mut h = vec![("Content-Type", "application/json")];
+    h.extend_from_slice(headers);
+    parse_http(&http_raw(top.http, "POST", "/api/v1/calls/designate", &h, body.as_bytes()))
+}
+
+/// A PASSporT from `d`'s region for its own number.
+fn passport(r: &Region, d: &Device) -> String {
+    let (s, j) = parse_http(&http_raw(
+        r.http,
+        "POST",
+        "/api/v1/identity/passport",
+        &[
+            ("Authorization", &common::basic(&d.user, &d.password)),
+            ("Content-Type", "application/json"),
+        ],
+        format!(r#"{{"dest": "{}"}}"#, d.number).as_bytes(),
+    ));
+    assert_eq!(s, 200, "{j}");
+    j["identity"].as_str().unwrap().to_string()
+}
+
+fn digits(n: &str) -> String {
+    n.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// An INVITE from `caller` to `callee` at the switch, with `key` if any;
+/// the final status it gets.
+fn invite(sock: &mut Phone, caller: &str, callee: &str, key: Option<&str>) -> u16 {
+    let (local, sw) = (sock.local(), sock.registrar);
+    let id = format!("{}{}", rand_part(), digits(callee));
+    let sdp = String::from(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+    );
+    let key = key.map(|k| format!("X-Peerdial-Switch-Key: {k}\r\n")).unwrap_or_default();
+    let msg = format!(
+        "INVITE sip:{callee}@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{id};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:{caller}@{local}>;tag=f{id}\r\nTo: <sip:{callee}@{sw}>\r\nCall-ID: {id}@test\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:{caller}@{local}>\r\n{key}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        callee = digits(callee),
+        caller = digits(caller),
+    );
+    sock.send_raw(msg.as_bytes());
+    for _ in 0..10 {
+        let Some(r) = sock.recv() else { return 0 };
+        let code = status(&r);
+        if code >= 200 {
+            return code;
+        }
+    }
+    0
+}
+
+fn rand_part() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    std::process::id() as u64 * 1000 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The calls (Call-IDs of INVITEs, retransmissions counted once) the fake
+/// device has received so far.
+fn calls_at(fake: &mut Phone, seen: &mut std::collections::HashSet<String>) -> usize {
+    while let Some(m) = fake.recv() {
+        if matches!(&m.start, peerdial_sip::message::StartLine::Request { method, .. } if method == "INVITE") {
+            let id = m.headers.iter().find(|(n, _)| n == "Call-ID").map(|(_, v)| v.clone());
+            seen.extend(id);
+        }
+    }
+    seen.len()
+}
+
+#[test]
+fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ring_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (top_dir, sw_dir) = (dir.path().join("top"), dir.path().join("switch"));
+    // The top and its switch tokens; a token added while it runs works at once.
+    let top = TopNode::start(&top_dir, "127.0.0.1:0", "127.0.0.1:0", &[]);
+    let top_url = format!("http://{}", top.http);
+    let token = run(&["top", "switch", "add", "office", "--data", top_dir.to_str().unwrap()], "");
+    let token = token.trim();
+    let dead_token = run(&["top", "switch", "add", "dead", "--data", top_dir.to_str().unwrap()], "");
+    let dead_token = dead_token.trim();
+    assert!(!std::fs::read_to_string(top_dir.join("switches.json")).unwrap().contains(token));
+    let r = Region::start(dir.path(), &["--top", &top_url, "--join-token", TOKEN]);
+    // The switch's devices: the desk phone (baresip) and the fake one.
+    for n in [DESK, FAKE] {
+        let out = run(&["switch", "device", "add", n, "--data", sw_dir.to_str().unwrap()], "desk-pw\n");
+        assert!(out.contains("can register"), "{out}");
+    }
+    let sw = Server::start(&[
+        "switch",
+        "--cloud",
+        &top_url,
+        "--token",
+        token,
+        "--sip",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data",
+        sw_dir.to_str().unwrap(),
+        "--key-lifetime",
+        "3",
+        "--heartbeat",
+        "1",
+    ]);
+    let sw_sip = sw.field("sip");
+    assert!(eventually(10, || sw.text().contains("joined the cloud")), "{}", sw.text());
+
+    // baresip registers to the switch with number and password.
+    let (ours, theirs) = (dir.path().join("ours.wav"), dir.path().join("theirs.wav"));
+    for (p, f) in [(&ours, 1000.0), (&theirs, 600.0)] {
+        let t = peerdial_media::audio::tone(f, 8000, 8000 * 12, 12_000.0);
+        peerdial_media::audio::write_wav(p, &t, 8000).unwrap();
+    }
+    let bd = dir.path().join("desk");
+    std::fs::create_dir_all(&bd).unwrap();
+    let account = format!(
+        "<sip:{}@{sw_sip};transport=udp>;auth_pass=desk-pw;regint=600;mwi=no;answermode=auto;audio_codecs=PCMU\n",
+        digits(DESK)
+    );
+    let desk = Baresip::start_with_audio(&bd, &account, &theirs, &bd.join("dump"));
+    assert!(
+        eventually(10, || sw.text().contains(&format!("number={DESK}"))),
+        "baresip did not register: {}\n{}",
+        sw.text(),
+        desk.log()
+    );
+    // The fake device: a socket registered with digest, that never answers.
+    let mut fake = Phone::udp(sw_sip);
+    let fake_dev = Device {
+        number: FAKE.into(),
+        user: digits(FAKE),
+        password: "desk-pw".into(),
+        secret: String::new(),
+        realm: REALM.into(),
+    };
+    assert_eq!(fake.register(&fake_dev, "desk-pw", Algorithm::Md5, 600).0, 200);
+    fake.udp
+        .as_ref()
+        .unwrap()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+
+    // Designation: a device signed in by its region, or a switch's token.
+    let caller = provision(r.http, "02:00:00:00:5a:01");
+    assert!(eventually(10, || !designate(&top, &[], "{}").1.is_null()), "top not answering");
+    // A PASSporT is good once (the top keeps a replay cache): one per request.
+    let by_device = |body: &str| {
+        let id = passport(&r, &caller);
+        designate(
+            &top,
+            &[("Identity", id.as_str()), ("X-Peerdial-From", caller.number.as_str())],
+            body,
+        )
+    };
+    let office = format!("Bearer {token}");
+    let as_switch = [("Authorization", office.as_str())];
+    let body = |callee: &str| format!(r#"{{"callee":"{callee}"}}"#);
+    assert_eq!(designate(&top, &[], &body(DESK)).0, 401, "no credentials");
+    assert_eq!(designate(&top, &[("Authorization", "Bearer nope")], &body(DESK)).0, 401);
+    let forged = [
+        ("Identity", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA"),
+        ("X-Peerdial-From", caller.number.as_str()),
+    ];
+    assert_eq!(designate(&top, &forged, &body(DESK)).0, 401, "forged PASSporT");
+    assert_eq!(by_device("{\"callee\":").0, 400, "malformed JSON");
+    assert_eq!(by_device(r#"{"callee":"12"}"#).0, 400, "not a number");
+    let (s, j) = by_device(&body("886-02-55550000"));
+    assert_eq!((s, j["error"].as_str()), (404, Some("invalid call: unknown callee")), "{j}");
+    // A switch speaks only for its own devices.
+    let for_other = format!(r#"{{"callee":"{DESK}","caller":"{}"}}"#, caller.number);
+    assert_eq!(designate(&top, &as_switch, &for_other).0, 403);
+    let (s, j) = designate(&top, &as_switch, &format!(r#"{{"callee":"{DESK}","caller":"{FAKE}"}}"#));
+    assert_eq!(
+        (s, j["route"].as_str(), j["from"].as_str()),
+        (200, Some("switch"), Some("switch")),
+        "{j}"
+    );
+    // A callee with no switch: called directly, as any number.
+    let (s, j) = by_device(&body(&caller.number));
+    assert_eq!(
+        (s, j["route"].as_str(), j["from"].as_str()),
+        (200, Some("direct"), Some("device")),
+        "{j}"
+    );
+
+    // A switch that never answers (it accepts the connection and stays
+    // silent), and a disabled device: the caller is told.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let join = format!(
+        r#"{{"sip":"127.0.0.1:9","http":"http://{}","secret":"s","devices":[{{"number":"886-02-99990009"}},{{"number":"886-02-99990008","disabled":true}}]}}"#,
+        silent.local_addr().unwrap()
+    );
+    let dead = format!("Bearer {dead_token}");
+    let (s, _) = parse_http(&http_raw(
+        top.http,
+        "POST",
+        "/api/v1/switches/join",
+        &[("Authorization", &dead), ("Content-Type", "application/json")],
+        join.as_bytes(),
+    ));
+    assert_eq!(s, 200);
+    let (s, j) = by_device(&body("886-02-99990009"));
+    assert_eq!(s, 504, "{j}");
+    let (s, j) = by_device(&body("886-02-99990008"));
+    assert_eq!((s, j["error"].as_str()), (403, Some("invalid call: callee disabled")), "{j}");
+    drop(silent);
+
+    // Keys: the switch admits an INVITE only with a key made for this
+    // caller and this callee, once, in time; nothing rings otherwise.
+    let mut raw = Phone::udp(sw_sip);
+    let key_for = |callee: &str| {
+        let (s, j) = by_device(&body(callee));
+        assert_eq!((s, j["route"].as_str()), (200, Some("switch")), "{j}");
+        assert_eq!(j["switch"].as_str(), Some(sw_sip.to_string().as_str()));
+        j["key"].as_str().unwrap().to_string()
+    };
+    assert_eq!(invite(&mut raw, &caller.number, FAKE, None), 403, "no key");
+    let desk_key = key_for(DESK);
+    assert_eq!(invite(&mut raw, &caller.number, FAKE, Some(&desk_key)), 403, "another callee's key");
+    assert_eq!(invite(&mut raw, &caller.number, FAKE, Some("forged")), 403, "a forged key");
+    let k = key_for(FAKE);
+    assert_eq!(invite(&mut raw, "886-03-12345678", FAKE, Some(&k)), 403, "another caller");
+    let mut seen = std::collections::HashSet::new();
+    assert_eq!(calls_at(&mut fake, &mut seen), 0, "a refused INVITE rang the device");
+    // The right caller: the device is called (it never answers here).
+    let mut ok = Phone::udp(sw_sip);
+    ok.udp.as_ref().unwrap().set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let _ = invite(&mut ok, &caller.number, FAKE, Some(&k));
+    assert!(eventually(5, || calls_at(&mut fake, &mut seen) == 1), "{}", sw.text());
+    assert_eq!(invite(&mut raw, &caller.number, FAKE, Some(&k)), 403, "a used key");
+    let late = key_for(FAKE);
+    std::thread::sleep(Duration::from_millis(3300));
+    assert_eq!(invite(&mut raw, &caller.number, FAKE, Some(&late)), 403, "an expired key");
+    assert_eq!(calls_at(&mut fake, &mut seen), 1, "a refused INVITE rang the device");
+    assert!(sw.text().contains("already used") && sw.text().contains("expired"), "{}", sw.text());
+
+    // Our phones call baresip through designation. The first talks; the
+    // second and third wait in the queue and are connected in order.
+    let rec = dir.path().join("heard.wav");
+    let play = ours.to_str().unwrap();
+    let rec_s = rec.to_str().unwrap();
+    let extra = |d: &'static str| ["--top", &top_url, "--play", play, "--duration", d, "--no-mailbox"];
+    let mut a_args = extra("6").to_vec();
+    a_args.extend(["--record", rec_s]);
+    let mut a = dial(&r, dir.path(), "02:00:00:00:5a:11", r.dns, DESK, &a_args);
+    a.expect_line(&format!("{DESK}: via switch {sw_sip}"), 15);
+    a.expect_line("answered", 15);
+    let mut b = dial(&r, dir.path(), "02:00:00:00:5a:12", r.dns, DESK, &extra("1"));
+    b.expect_line("place 1 in queue", 15);
+    assert!(eventually(10, || sw.text().contains("place=1")), "{}", sw.text());
+    let mut c = dial(&r, dir.path(), "02:00:00:00:5a:13", r.dns, DESK, &extra("1"));
+    c.expect_line("place 2 in queue", 15);
+    assert_eq!(a.wait_exit(30), 0, "{:#?}\n{}", a.lines(), sw.text());
+    assert_eq!(b.wait_exit(30), 0, "{:#?}\n{}", b.lines(), sw.text());
+    assert_eq!(c.wait_exit(30), 0, "{:#?}\n{}", c.lines(), sw.text());
+    for p in [&b, &c] {
+        p.expect_line("answered", 0);
+    }
+    // Connected in order: A, then B (told it is first), then C.
+    let t = sw.text();
+    let connected: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains("connected") && l.contains(DESK))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("caller=")))
+        .collect();
+    let order: Vec<String> = [&a, &b, &c].iter().map(|p| digits(&p.number)).collect();
+    assert_eq!(connected, order, "{t}");
+    // A talked with baresip both ways.
+    std::thread::sleep(Duration::from_millis(500));
+    let got = peerdial_media::audio::read_wav(&rec, 8000).unwrap();
+    let f = peerdial_media::audio::frequency(&got[4000..16000], 8000);
+    assert!((f - 600.0).abs() <= 15.0, "we heard {f} Hz from baresip's 600 Hz");
+    let heard = Baresip::heard(&bd.join("dump"));
+    let f = peerdial_media::audio::frequency(&heard[4000..heard.len().min(16000)], 8000);
+    assert!((f - 1000.0).abs() <= 25.0, "baresip heard {f} Hz from our 1 kHz: {}", desk.log());
+}
