@@ -179,7 +179,9 @@ mod tests {
             param: Some("DEF123GHIJ.com.example.app.voip".into()),
         };
         let r = apns.request(&p, b"x").unwrap();
-        assert!(r.url.ends_with("/3/device/00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0"));
+        assert!(r
+            .url
+            .ends_with("/3/device/00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0"));
         assert!(r.headers.iter().any(|(n, v)| n == "apns-topic" && v == "com.example.app.voip"));
 
         let fcm = Fcm {

@@ -23,7 +23,7 @@ pub mod token;
 pub mod webpush;
 
 pub use adapter::{PushAdapter, PushRequest};
-pub use params::{PushParams, Provider};
+pub use params::{Provider, PushParams};
 pub use payload::WakePayload;
 
 #[derive(Debug, thiserror::Error)]

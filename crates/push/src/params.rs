@@ -64,7 +64,9 @@ pub struct PushParams {
 
 impl std::fmt::Debug for PushParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushParams").field("provider", &self.provider).finish_non_exhaustive()
+        f.debug_struct("PushParams")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,12 +134,18 @@ impl PushParams {
                 "pn-prid" => &mut prid,
                 "pn-param" => &mut param,
                 "pn-purr" => &mut purr,
-                _ => return Err(bad("unknown push parameter (RFC 8599 defines pn-provider, pn-prid, pn-param, pn-purr)")),
+                _ => {
+                    return Err(bad(
+                        "unknown push parameter (RFC 8599 defines pn-provider, pn-prid, pn-param, pn-purr)",
+                    ))
+                }
             };
             if slot.is_some() {
                 return Err(bad(format!("{lname} is given twice")));
             }
-            let v = value.filter(|v| !v.is_empty()).ok_or_else(|| bad(format!("{lname} needs a value")))?;
+            let v = value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(format!("{lname} needs a value")))?;
             if v.len() > MAX_VALUE {
                 return Err(bad(format!("{lname} is longer than {MAX_VALUE} bytes")));
             }
@@ -230,7 +238,9 @@ mod tests {
         assert_eq!(back, p);
         let apns = PushParams::from_uri_params(";pn-provider=apns;pn-prid=00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0;pn-param=DEF123GHIJ.com.example.app.voip").unwrap().unwrap();
         assert_eq!(apns.provider, Provider::Apns);
-        let fcm = PushParams::from_uri_params("pn-provider=fcm;pn-prid=abc:DEF-123_x;pn-param=my-project").unwrap().unwrap();
+        let fcm = PushParams::from_uri_params("pn-provider=fcm;pn-prid=abc:DEF-123_x;pn-param=my-project")
+            .unwrap()
+            .unwrap();
         assert_eq!(fcm.param.as_deref(), Some("my-project"));
         assert!(!format!("{fcm:?}").contains("abc"));
     }

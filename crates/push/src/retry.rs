@@ -33,7 +33,9 @@ impl Default for RetryPolicy {
 pub enum Outcome {
     Delivered,
     /// Try again (5xx, 429, a refused or timed-out connection).
-    Retry { retry_after_ms: Option<u64> },
+    Retry {
+        retry_after_ms: Option<u64>,
+    },
     /// The subscription is gone or the request is wrong (404, 410, 4xx).
     Permanent(u16),
 }
@@ -55,9 +57,16 @@ pub enum State {
     /// Waiting for the next attempt.
     Waiting,
     /// An attempt is out since this time.
-    InFlight { since: u64 },
-    Delivered { attempts: u32 },
-    Failed { attempts: u32, reason: String },
+    InFlight {
+        since: u64,
+    },
+    Delivered {
+        attempts: u32,
+    },
+    Failed {
+        attempts: u32,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -192,9 +201,24 @@ mod tests {
         let p = RetryPolicy::default();
         let (d, at) = run(p, |_| (Some(Outcome::Retry { retry_after_ms: None }), 10));
         assert_eq!(at, vec![0, 210, 620, 1430]);
-        assert_eq!(d.state(), &State::Failed { attempts: 4, reason: "the push service failed (4 attempts)".into() });
+        assert_eq!(
+            d.state(),
+            &State::Failed {
+                attempts: 4,
+                reason: "the push service failed (4 attempts)".into()
+            }
+        );
         // Succeeds on the third attempt.
-        let (d, at) = run(p, |n| (Some(if n < 3 { Outcome::from_status(Some(503), None) } else { Outcome::Delivered }), 10));
+        let (d, at) = run(p, |n| {
+            (
+                Some(if n < 3 {
+                    Outcome::from_status(Some(503), None)
+                } else {
+                    Outcome::Delivered
+                }),
+                10,
+            )
+        });
         assert_eq!(d.state(), &State::Delivered { attempts: 3 });
         assert_eq!(at.len(), 3);
     }
@@ -205,7 +229,16 @@ mod tests {
         let (d, at) = run(p, |_| (None, 0));
         assert_eq!(at, vec![0, 1_700, 3_600, 5_900]);
         assert!(matches!(d.state(), State::Failed { attempts: 4, .. }));
-        let (_, at) = run(p, |n| (Some(if n == 1 { Outcome::from_status(Some(429), Some(3600)) } else { Outcome::Delivered }), 0));
+        let (_, at) = run(p, |n| {
+            (
+                Some(if n == 1 {
+                    Outcome::from_status(Some(429), Some(3600))
+                } else {
+                    Outcome::Delivered
+                }),
+                0,
+            )
+        });
         assert_eq!(at, vec![0, 2_000]);
         let (d, at) = run(p, |_| (Some(Outcome::from_status(Some(410), None)), 5));
         assert_eq!(at, vec![0]);

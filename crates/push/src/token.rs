@@ -95,9 +95,18 @@ mod tests {
         let c = verify(pk, &caller_t, Role::Caller, a, b, 1010).unwrap();
         let d = verify(pk, &callee_t, Role::Callee, a, b, 1010).unwrap();
         assert_eq!(c.jti, d.jti);
-        assert!(verify(pk, &caller_t, Role::Callee, a, b, 1010).unwrap_err().to_string().contains("other side"));
-        assert!(verify(pk, &caller_t, Role::Caller, b, a, 1010).unwrap_err().to_string().contains("another call"));
-        assert!(verify(pk, &caller_t, Role::Caller, a, b, 1031).unwrap_err().to_string().contains("expired"));
+        assert!(verify(pk, &caller_t, Role::Callee, a, b, 1010)
+            .unwrap_err()
+            .to_string()
+            .contains("other side"));
+        assert!(verify(pk, &caller_t, Role::Caller, b, a, 1010)
+            .unwrap_err()
+            .to_string()
+            .contains("another call"));
+        assert!(verify(pk, &caller_t, Role::Caller, a, b, 1031)
+            .unwrap_err()
+            .to_string()
+            .contains("expired"));
         let other = SigningKey::generate(&mut rand::rngs::OsRng);
         assert!(verify(other.public_key(), &caller_t, Role::Caller, a, b, 1010).is_err());
         assert!(verify(pk, "x.y.z", Role::Caller, a, b, 1010).is_err());

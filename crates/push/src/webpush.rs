@@ -76,7 +76,9 @@ pub struct VapidKey {
 
 impl std::fmt::Debug for VapidKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VapidKey").field("public", &self.public_b64()).finish_non_exhaustive()
+        f.debug_struct("VapidKey")
+            .field("public", &self.public_b64())
+            .finish_non_exhaustive()
     }
 }
 
@@ -167,7 +169,10 @@ pub fn build(sub: &Subscription, vapid: &VapidKey, payload: &[u8], ttl: Duration
 /// Returns the application server's key (`k`).
 pub fn verify_vapid(authorization: &str, endpoint: &str, now_secs: u64) -> Result<String> {
     let bad = |m: &str| PushError::Vapid(m.to_string());
-    let rest = authorization.trim().strip_prefix("vapid ").ok_or_else(|| bad("not a vapid authorization"))?;
+    let rest = authorization
+        .trim()
+        .strip_prefix("vapid ")
+        .ok_or_else(|| bad("not a vapid authorization"))?;
     let (mut t, mut k) = (None, None);
     for part in rest.split(',') {
         match part.trim().split_once('=') {

@@ -13,6 +13,8 @@
 pub mod calls;
 pub mod channels;
 mod controller;
+pub mod designate;
+pub mod push;
 pub mod rendezvous;
 pub mod talkers;
 pub mod users;
@@ -137,6 +139,8 @@ pub struct TopShared {
     pub channels: channels::GlobalChannels,
     /// Talkers' codes, calls and the third-party call controller.
     pub(crate) dialing: calls::Dialing,
+    /// Push registrations, the cloud's push keys, wake-ups (issue 15).
+    pub push: push::PushState,
 }
 
 impl TopShared {
@@ -242,7 +246,9 @@ impl Top {
         let channels = channels::GlobalChannels::load(&store, &cfg.root_domain).await?;
         let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone()).map_err(|source| TopError::Bind { addr: cfg.sip, source })?;
         endpoints.sip = dialing.sip_addr();
+        let push = push::PushState::load(&cfg.data_dir, &cfg.root_domain)?;
         let shared = Arc::new(TopShared {
+            push,
             dialing,
             rendezvous,
             store,
@@ -379,6 +385,8 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .merge(users::routes())
         .merge(talkers::routes())
         .merge(calls::routes())
+        .merge(designate::routes())
+        .merge(push::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);
