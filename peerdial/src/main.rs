@@ -19,6 +19,7 @@ mod channels_cli;
 mod dial;
 mod peer_conf;
 mod phone;
+mod push_service;
 mod tree;
 
 use std::io::IsTerminal;
@@ -59,6 +60,9 @@ enum Command {
     /// Dial on one device, talk on another: ask the top to connect one of
     /// your talkers with a callee, and follow the call's progress.
     Dial(dial::DialArgs),
+    /// A Web Push service on loopback for tests and benchmarks.
+    #[command(hide = true)]
+    PushService(push_service::PushServiceArgs),
 }
 
 /// `peerdial region [FLAGS]` runs the server; `peerdial region ACTION`
@@ -364,6 +368,7 @@ fn main() -> Result<()> {
             Command::Up(args) => tree::up(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::CellularSim(args) => cellular_sim::run(args).await,
+            Command::PushService(args) => push_service::run(args).await,
             Command::Dial(args) => std::process::exit(dial::run(args).await?),
         }
     })

@@ -190,7 +190,11 @@ impl Phone {
         let id = self.id.clone();
         let presence_dns = self.dns.clone();
         let lookup = self.lookup(number);
+        let designate = self.designation(number);
         tokio::spawn(async move {
+            if let Some(d) = designate {
+                d.await;
+            }
             let presence = async {
                 match presence_dns {
                     Some(dns) => crate::presence::lookup(dns, number, root.clone())
@@ -243,6 +247,9 @@ impl Phone {
             greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
         ));
         headers.extend(self.mobile.invite_header());
+        let wake = self.wake_invite_header(number);
+        let woke = wake.is_some();
+        headers.extend(wake);
         let mut call = Call::outgoing_with(
             self.local(),
             &uri,
@@ -254,6 +261,9 @@ impl Phone {
         );
         call.set_response_timeout(self.cfg.unreachable_ms, now);
         let cid = call.call_id().to_string();
+        if woke {
+            self.wake_expect_answer(&cid, number);
+        }
         let mut slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
         slot.transfer_for = transfer_for.clone();
         self.calls.insert(cid.clone(), slot);
@@ -351,6 +361,9 @@ impl Phone {
         if self.mobile_refuses(data, msg, from) {
             return;
         }
+        let Ok(wake_header) = self.wake_refuses(data, msg, from) else {
+            return;
+        };
         let lines = if self.cfg.call_waiting { crate::lines::MAX_CALLS } else { 1 };
         if self.live_calls() >= lines || self.quitting {
             self.reply_stateless(data, from, 486, "Busy Here", &[]);
@@ -367,6 +380,9 @@ impl Phone {
             }
             Err(None) => return,
         };
+        if let Some((name, value)) = wake_header {
+            call.push_response_header(name, value);
+        }
         let peer = SipUri::parse(call.remote_uri())
             .ok()
             .and_then(|u| u.user)
@@ -448,6 +464,7 @@ impl Phone {
         let mut news = Vec::new();
         let mut progress = Vec::new();
         let mut fallbacks = Vec::new();
+        let mut wake_answers = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
             let mut ui = Vec::new();
             while let Some(t) = s.call.poll_transmit() {
@@ -484,6 +501,8 @@ impl Phone {
                 match e {
                     CallEvent::Ringing => ui.push(UiEvent::Ringing),
                     CallEvent::Answered { sdp: body } => {
+                        let header = s.call.answer_header(peerdial_push::token::HEADER).map(str::to_string);
+                        wake_answers.push((cid.clone(), header));
                         let neg = Sdp::parse(&String::from_utf8_lossy(&body))
                             .and_then(|a| sdp::accept_answer(s.offer.as_ref().expect("caller has an offer"), &a));
                         match neg {
@@ -638,6 +657,9 @@ impl Phone {
             if let Some(code) = finished.into_iter().last() {
                 self.finish_dial(code);
             }
+        }
+        for (cid, header) in wake_answers {
+            self.wake_check_answer(&cid, header);
         }
         for (cid, n, info) in pictures {
             self.fetch_greeting(&cid, n, peerdial_greetings::Kind::Callee, &info);
