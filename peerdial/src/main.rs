@@ -10,6 +10,7 @@ mod bench_identity;
 mod bench_mailbox;
 mod bench_mixer;
 mod bench_presence;
+mod bench_push;
 mod bench_rendezvous;
 mod bench_sound;
 mod bench_tree;
