@@ -43,6 +43,9 @@ impl Transport {
     }
 }
 
+/// A check of a Contact URI's parameters: `Err(reason)` refuses it.
+pub type ContactCheck = fn(&str) -> Result<(), String>;
+
 #[derive(Debug, Clone)]
 pub struct RegistrarConfig {
     pub area: Area,
@@ -65,7 +68,7 @@ pub struct RegistrarConfig {
     pub flow_timer: Option<u32>,
     /// Checks a Contact URI's parameters (the region's: RFC 8599 push
     /// parameters); an error is the 400's reason and nothing changes.
-    pub contact_check: Option<fn(&str) -> Result<(), String>>,
+    pub contact_check: Option<ContactCheck>,
 }
 
 impl RegistrarConfig {
