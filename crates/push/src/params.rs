@@ -273,4 +273,13 @@ mod tests {
         let long = format!("pn-provider=fcm;pn-prid={}", "a".repeat(MAX_VALUE + 1));
         assert!(PushParams::from_uri_params(&long).unwrap_err().to_string().contains("longer"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_what_parses_round_trips(s in "(;?(pn-provider|pn-prid|pn-param|pn-purr|pn-x|transport)(=[a-zA-Z0-9%:/._-]{0,40})?){0,5}") {
+            if let Ok(Some(p)) = PushParams::from_uri_params(&s) {
+                proptest::prop_assert_eq!(PushParams::from_uri_params(&p.to_uri_params()).unwrap(), Some(p));
+            }
+        }
+    }
 }
