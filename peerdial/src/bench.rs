@@ -300,6 +300,15 @@ enum Which {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Push dispatches per second to a local Web Push service (encrypt,
+    /// VAPID, send; the service verifies and decrypts each).
+    Push {
+        #[arg(long, default_value_t = 5_000)]
+        dispatches: u32,
+        /// Dispatches in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: u32,
+    },
     /// Marquee requests per second and p50/p99 with N subscribed phones.
     Marquee {
         #[arg(long, default_value_t = 100_000)]
@@ -378,6 +387,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             };
             tokio::task::spawn_blocking(move || crate::bench_mixer::mixer(b)).await?
         }
+        Which::Push { dispatches, concurrency } => crate::bench_push::push(dispatches, concurrency).await,
         Which::Marquee {
             phones,
             items,

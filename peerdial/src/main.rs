@@ -5,14 +5,15 @@
 mod bench;
 mod bench_calls;
 mod bench_channels;
-mod bench_dial;
 mod bench_designate;
+mod bench_dial;
 mod bench_greetings;
 mod bench_identity;
 mod bench_mailbox;
 mod bench_mixer;
 mod bench_mixer_janus;
 mod bench_presence;
+mod bench_push;
 mod bench_rendezvous;
 mod bench_sound;
 mod bench_tree;
@@ -22,6 +23,7 @@ mod channels_cli;
 mod dial;
 mod peer_conf;
 mod phone;
+mod push_service;
 mod switch;
 mod tree;
 
@@ -66,6 +68,9 @@ enum Command {
     /// Dial on one device, talk on another: ask the top to connect one of
     /// your talkers with a callee, and follow the call's progress.
     Dial(dial::DialArgs),
+    /// A Web Push service on loopback for tests and benchmarks.
+    #[command(hide = true)]
+    PushService(push_service::PushServiceArgs),
 }
 
 /// `peerdial top [FLAGS]` runs a tree node; `peerdial top switch add`
@@ -384,6 +389,7 @@ fn main() -> Result<()> {
             Command::Up(args) => tree::up(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::CellularSim(args) => cellular_sim::run(args).await,
+            Command::PushService(args) => push_service::run(args).await,
             Command::Dial(args) => std::process::exit(dial::run(args).await?),
         }
     })

@@ -135,6 +135,14 @@ pub struct PhoneArgs {
     /// As a mobile: the mobile network (`peerdial cellular-sim`'s HTTP URL).
     #[arg(long, global = true, value_name = "URL")]
     cellular: Option<String>,
+    /// Subscribe to this Web Push / UnifiedPush endpoint for wake-up: the
+    /// REGISTER carries RFC 8599 parameters; keys in DIR/push-keys.json.
+    #[arg(long, global = true, value_name = "URL")]
+    push: Option<String>,
+    /// With --push: after registering, sleep (no SIP) and wake only by push.
+    #[arg(long, global = true)]
+    #[serde(default)]
+    asleep: bool,
     /// Ask the region for the next marquee item this often (0: never;
     /// default 10).
     #[arg(long, global = true, value_name = "SECONDS")]
@@ -244,6 +252,16 @@ impl PhoneArgs {
             Some("udp") => false,
             Some(other) => bail!("--sip-transport {other:?}: tcp or udp"),
         };
+        let asleep = self.asleep || file.asleep;
+        cfg.push = match (self.push.or(file.push), asleep) {
+            (Some(endpoint), asleep) => Some(peerdial_phone::wake::PushConfig { endpoint, asleep }),
+            (None, true) => bail!("--asleep needs --push URL: it wakes only by push"),
+            (None, false) => None,
+        };
+        if asleep {
+            // Asleep is silent: no TCP flow keeps it online.
+            cfg.tcp_flow = false;
+        }
         match self.action {
             Some(PhoneAction::Call { number }) => cfg.dial = Some(number),
             Some(PhoneAction::Voicemail { number }) => {

@@ -63,6 +63,73 @@ pub async fn request_with(
     Ok((status, body))
 }
 
+/// An answer to [`send`]: status, header fields (names lower-cased), body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request with a binary body to a full `http://` URL, given up after
+/// `timeout` (connect, send and read together); the answer is read up to
+/// 64 KiB. For pushes to push services; no TLS.
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: std::time::Duration,
+) -> Result<Answer, NetError> {
+    let authority = http_authority(url)?;
+    let path = url
+        .strip_prefix("http://")
+        .and_then(|r| r.find('/').map(|i| &r[i..]))
+        .unwrap_or("/");
+    let err = |e: std::io::Error| NetError::Http(format!("{authority}: {e}"));
+    let run = async {
+        let mut s = TcpStream::connect(authority).await.map_err(err)?;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        s.write_all(head.as_bytes()).await.map_err(err)?;
+        s.write_all(body).await.map_err(err)?;
+        let mut buf = Vec::new();
+        (&mut s).take(64 * 1024).read_to_end(&mut buf).await.map_err(err)?;
+        let at = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| NetError::Http(format!("{authority}: not an HTTP answer")))?;
+        let head = String::from_utf8_lossy(&buf[..at]).to_string();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| NetError::Http(format!("{authority}: not an HTTP answer")))?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Ok(Answer {
+            status,
+            headers,
+            body: buf[at + 4..].to_vec(),
+        })
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| NetError::Http(format!("{authority}: no answer in time")))?
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {

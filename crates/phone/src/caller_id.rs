@@ -131,7 +131,7 @@ impl Phone {
         if !verified && reject {
             s.call.reject(438, "Invalid Identity Header", now);
         } else {
-            s.call.set_response_headers(vec![("Call-Info".into(), callee_info)]);
+            s.call.push_response_header("Call-Info".into(), callee_info);
             s.call.ring(now);
             if self.cfg.auto_answer && alone {
                 s.answer_at = Some(now + self.cfg.answer_after_ms);

@@ -202,6 +202,7 @@ impl Phone {
             .then(|| self.cfg.top.clone())
             .flatten()
             .map(|top| (top, self.id.clone(), self.own));
+        let push_wait = self.push_wait(number);
         tokio::spawn(async move {
             let designated = match designate {
                 Some((top, id, own)) => Some(crate::designate::ask(&top, &id, own, number).await),
@@ -227,6 +228,12 @@ impl Phone {
                 }
                 Some(crate::designate::Designated::Unavailable(why)) => {
                     tracing::info!("calling {number} without designation: {why}");
+                    None
+                }
+                Some(crate::designate::Designated::Push { token }) => {
+                    if let Some(w) = push_wait {
+                        w.run(token).await;
+                    }
                     None
                 }
                 Some(crate::designate::Designated::Direct) | None => None,
@@ -296,6 +303,9 @@ impl Phone {
         if let Some(key) = self.switch_key.take() {
             headers.push((peerdial_directory::designation::SWITCH_KEY_HEADER.to_string(), key));
         }
+        let wake = self.wake_invite_header(number);
+        let woke = wake.is_some();
+        headers.extend(wake);
         let mut call = Call::outgoing_with(
             self.local(),
             &uri,
@@ -307,6 +317,9 @@ impl Phone {
         );
         call.set_response_timeout(self.cfg.unreachable_ms, now);
         let cid = call.call_id().to_string();
+        if woke {
+            self.wake_expect_answer(&cid, number);
+        }
         let mut slot = self.slot(call, number.to_string(), rtp, rtcp, Some(offer));
         slot.transfer_for = transfer_for.clone();
         self.calls.insert(cid.clone(), slot);
@@ -417,6 +430,7 @@ impl Phone {
         let mut news = Vec::new();
         let mut progress = Vec::new();
         let mut fallbacks = Vec::new();
+        let mut wake_answers = Vec::new();
         for (cid, s) in self.calls.iter_mut() {
             let mut ui = Vec::new();
             while let Some(t) = s.call.poll_transmit() {
@@ -453,6 +467,8 @@ impl Phone {
                 match e {
                     CallEvent::Ringing => ui.push(UiEvent::Ringing),
                     CallEvent::Answered { sdp: body } => {
+                        let header = s.call.answer_header(peerdial_push::token::HEADER).map(str::to_string);
+                        wake_answers.push((cid.clone(), header));
                         let neg = Sdp::parse(&String::from_utf8_lossy(&body))
                             .and_then(|a| sdp::accept_answer(s.offer.as_ref().expect("caller has an offer"), &a));
                         match neg {
@@ -615,6 +631,9 @@ impl Phone {
             if let Some(code) = finished.into_iter().last() {
                 self.finish_dial(code);
             }
+        }
+        for (cid, header) in wake_answers {
+            self.wake_check_answer(&cid, header);
         }
         for (cid, n, info) in pictures {
             self.fetch_greeting(&cid, n, peerdial_greetings::Kind::Callee, &info);

@@ -97,6 +97,8 @@ pub enum Command {
     Reclaimed(Result<Identity, String>),
     /// The phone as a mobile (see [`mobile`]).
     Mobile(mobile::MobileCommand),
+    /// Push wake-up (see [`crate::wake`]).
+    Wake(crate::wake::WakeCommand),
     /// `hold`, `resume`, `mute`, `unmute`, `volume N` (see [`incall`]).
     InCall(incall::InCallCommand),
     /// `history`: the last calls.
@@ -176,6 +178,7 @@ impl Phone {
             Command::WatchReady { number, server } => self.on_watch_ready(number, server),
             Command::WatchIdentity { number, identity } => self.on_watch_identity(number, identity),
             Command::Mobile(m) => self.on_mobile(m),
+            Command::Wake(w) => self.on_wake(w),
             Command::InCall(c) => self.on_in_call(c),
             Command::History => {
                 let lines = self.history.lines();

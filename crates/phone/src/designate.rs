@@ -2,8 +2,9 @@
 //! cloud `POST /api/v1/calls/designate` how to reach the callee, signed in
 //! with a PASSporT its region makes for its own number. A callee behind a
 //! switch gives that switch's address and a one-time key; the INVITE then
-//! goes to the switch with the key in `X-Peerdial-Switch-Key`. A direct (or
-//! push) route is called as any number. An unknown, disabled, refusing or
+//! goes to the switch with the key in `X-Peerdial-Switch-Key`. A direct
+//! route is called as any number; a push route waits for the woken callee
+//! first and carries the cloud's token (`wake.rs`). An unknown, disabled, refusing or
 //! silent callee ends the dial with the cloud's reason. A cloud without
 //! designation, or that cannot be reached, is passed over: the number is
 //! called directly.
@@ -26,8 +27,13 @@ pub(crate) enum Designated {
         key: String,
         queue: u32,
     },
-    /// Call it directly (direct or push).
+    /// Call it directly.
     Direct,
+    /// The cloud woke the callee by push: wait for it to register, then
+    /// call it directly with this token (`wake.rs`).
+    Push {
+        token: String,
+    },
     /// The cloud refused: its status and reason.
     Refused {
         status: u16,
@@ -70,7 +76,8 @@ pub(crate) async fn ask(top: &str, id: &Identity, own: Number, callee: Number) -
     match r.status {
         200 => match serde_json::from_value::<Route>(json) {
             Ok(Route::Switch { switch, key, queue }) => Designated::Switch { addr: switch, key, queue },
-            Ok(Route::Direct | Route::Push { .. }) => Designated::Direct,
+            Ok(Route::Direct) => Designated::Direct,
+            Ok(Route::Push { token }) => Designated::Push { token },
             Err(e) => Designated::Unavailable(format!("an answer we cannot read: {e}")),
         },
         403 | 404 | 409 | 502 | 504 => Designated::Refused {

@@ -49,6 +49,9 @@ impl Phone {
         if self.mobile_refuses(data, msg, from) {
             return;
         }
+        let Ok(wake_header) = self.wake_refuses(data, msg, from) else {
+            return;
+        };
         let lines = if self.cfg.call_waiting { crate::lines::MAX_CALLS } else { 1 };
         if self.live_calls() >= lines || self.quitting {
             self.reply_stateless(data, from, 486, "Busy Here", &[]);
@@ -65,6 +68,9 @@ impl Phone {
             }
             Err(None) => return,
         };
+        if let Some((name, value)) = wake_header {
+            call.push_response_header(name, value);
+        }
         let peer = SipUri::parse(call.remote_uri())
             .ok()
             .and_then(|u| u.user)

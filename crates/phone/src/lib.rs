@@ -14,8 +14,8 @@ pub mod caller_id;
 mod calls;
 pub mod channels;
 pub mod commands;
-mod dialer;
 mod designate;
+mod dialer;
 pub mod display;
 pub mod fallback;
 mod flow;
@@ -33,6 +33,7 @@ pub mod provision;
 pub mod resolve;
 mod sound;
 pub mod transfer;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +133,8 @@ pub struct PhoneConfig {
     /// Register over a TCP flow kept open to the region (RFC 5626), the
     /// default; false: over UDP only (`--sip-transport udp`).
     pub tcp_flow: bool,
+    /// A Web Push subscription for wake-up, and whether to sleep (issue 15).
+    pub push: Option<wake::PushConfig>,
 }
 
 impl PhoneConfig {
@@ -166,6 +169,7 @@ impl PhoneConfig {
             mailbox_fallback: true,
             voicemail: false,
             tcp_flow: true,
+            push: None,
         }
     }
 }
@@ -225,6 +229,7 @@ pub struct Phone {
     fallbacks_pending: usize,
     mailbox: mailbox::MailboxSide,
     flow: flow::FlowSide,
+    wake: wake::WakeSide,
 }
 
 /// Calls the display's history pane shows.
@@ -305,7 +310,11 @@ impl Phone {
         } else {
             bound.ip()
         };
-        let reg = account::register_client(&id, SocketAddr::new(local_ip, bound.port()));
+        let mut reg = account::register_client(&id, SocketAddr::new(local_ip, bound.port()));
+        let (wake, contact_params) = wake::WakeSide::open(cfg.push.clone(), &cfg.data)?;
+        if let Some(p) = &contact_params {
+            reg.set_contact_params(p);
+        }
         let play = match &cfg.play {
             // Checked now so a bad file is reported before any call.
             Some(p) => Some(audio::read_wav(p, 48_000)?),
@@ -379,6 +388,7 @@ impl Phone {
             fallbacks_pending: 0,
             mailbox: Default::default(),
             flow: flow::FlowSide::new(cfg_tcp_flow),
+            wake,
         })
     }
 
@@ -419,6 +429,7 @@ impl Phone {
         }
         self.load_contacts();
         self.mobile_start();
+        self.wake_start();
         match self.cfg.dial.clone() {
             Some(d) if self.cfg.voicemail => self.voicemail(&d),
             Some(d) => self.dial(&d),
@@ -441,10 +452,12 @@ impl Phone {
             let sleep_for = std::time::Duration::from_millis(wake.saturating_sub(self.now()).min(1_000));
             tokio::select! {
                 r = sip.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => {
+                    // Asleep: no SIP at all until a push wakes us.
+                    Ok((n, from)) if !self.wake.sleeping => {
                         let data = buf[..n].to_vec();
                         self.on_sip(&data, from);
                     }
+                    Ok(_) => {}
                     Err(e) => tracing::debug!("SIP socket: {e}"),
                 },
                 Some(m) = self.media_rx.recv() => self.on_media(m),
@@ -503,7 +516,7 @@ impl Phone {
         self.mailbox_timeouts(now);
         self.flow_tick(now);
         self.mobile_tick();
-        if self.reg.poll_timeout().is_some_and(|t| t <= now) {
+        if self.reg.poll_timeout().is_some_and(|t| t <= now) && !self.wake.sleeping {
             self.reg.handle_timeout(now);
         }
         let mut failures = Vec::new();
@@ -596,6 +609,7 @@ impl Phone {
                         expires,
                         first,
                     });
+                    self.wake_registered(first);
                 }
                 RegEvent::Failed { reason } => {
                     self.snapshot.registered = Some(false);
@@ -643,7 +657,9 @@ impl Phone {
             self.snapshot.number = new.to_string();
             self.emit(UiEvent::Info(line));
         }
+        let params = self.reg.contact_params().to_string();
         self.reg = account::register_client(&id, self.reg.local_addr());
+        self.reg.set_contact_params(&params);
         self.reg.set_flow(self.flow.local);
         self.forget_mwi();
         self.id = id;

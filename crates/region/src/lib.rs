@@ -41,6 +41,7 @@ mod notify;
 mod portal_link;
 pub mod presence;
 mod presence_api;
+mod push;
 mod relay;
 mod sip_server;
 pub mod state;
@@ -220,6 +221,7 @@ impl Region {
                 sip: Some(endpoints.sip),
             };
             tokio::spawn(relay::run(shared.clone(), top.clone(), stop_rx.clone()));
+            tokio::spawn(push::run(shared.clone(), top.clone(), req.token.clone(), stop_rx.clone()));
             tokio::spawn(peerdial_top::join_loop(top, req, stop_rx.clone()));
         }
         if let (Some(primary), Some(rx)) = (shared.cfg.update_primary, shared.take_updates()) {
@@ -263,6 +265,7 @@ async fn expiry_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let removed = shared.registrar.lock().expect("registrar lock").handle_timeout(now_ms());
         for change in removed {
             shared.presence.binding(change.number(), None);
+            shared.push.on_change(&change);
             let shared = shared.clone();
             tokio::spawn(async move {
                 if let Err(e) = shared.persist(&change).await {

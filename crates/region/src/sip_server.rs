@@ -155,6 +155,7 @@ fn on_commit(
     send: impl FnOnce(Vec<u8>) + Send + 'static,
 ) -> peerdial_store::Callback {
     let n = change.number();
+    let change_copy = change.clone();
     let bound = match change {
         peerdial_sip::Change::Upsert(_, b) if b.transport == Transport::Tcp => Some((source, Transport::Tcp)),
         peerdial_sip::Change::Upsert(_, b) => Some((b.addr, b.transport)),
@@ -165,6 +166,7 @@ fn on_commit(
             // Reachable first: the zone publishes a contact only then.
             shared.presence.binding(n, bound);
             shared.publish(n);
+            shared.push.on_change(&change_copy);
             send(reply);
             if bound.is_some() {
                 // Back online: texts the mailbox kept go to the phone now.

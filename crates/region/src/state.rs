@@ -54,6 +54,8 @@ pub struct Shared {
     /// Changed numbers for the UPDATE sender (with an external primary).
     updates: Option<tokio::sync::mpsc::UnboundedSender<Number>>,
     updates_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Number>>>,
+    /// Push registrations (RFC 8599) and the queue of what the top must learn.
+    pub push: crate::push::PushLink,
 }
 
 impl Shared {
@@ -81,6 +83,7 @@ impl Shared {
         rcfg.algorithms = cfg.digest.clone();
         // Phones on a TCP flow ping this often (RFC 5626 §5.4).
         rcfg.flow_timer = Some(cfg.keepalive.max(1));
+        rcfg.contact_check = Some(crate::push::check_contact);
         let mut registrar = Registrar::new(rcfg);
 
         let presence = crate::presence::Edge::new(&realm, endpoints.sip, cfg.keepalive);
@@ -178,6 +181,7 @@ impl Shared {
             serial: tokio::sync::watch::channel(0).0,
             updates: updates.0,
             updates_rx: Mutex::new(updates.1),
+            push: Default::default(),
         })
     }
 

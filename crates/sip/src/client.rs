@@ -70,6 +70,8 @@ pub struct RegisterClient {
     flow: Option<SocketAddr>,
     /// The registrar's Flow-Timer from its last 200 (seconds).
     flow_timer: Option<u32>,
+    /// Extra Contact URI parameters (`;pn-provider=…`, RFC 8599).
+    contact_params: String,
 }
 
 use crate::ids::token;
@@ -92,6 +94,7 @@ impl RegisterClient {
             events: VecDeque::new(),
             flow: None,
             flow_timer: None,
+            contact_params: String::new(),
         }
     }
 
@@ -102,6 +105,16 @@ impl RegisterClient {
         if flow.is_none() {
             self.flow_timer = None;
         }
+    }
+
+    /// Parameters added to our Contact URI from the next request on
+    /// (`;name=value…`, already escaped), e.g. RFC 8599 push parameters.
+    pub fn set_contact_params(&mut self, params: &str) {
+        self.contact_params = params.to_string();
+    }
+
+    pub fn contact_params(&self) -> &str {
+        &self.contact_params
     }
 
     /// Seconds between keep-alives on the flow, as the registrar asked.
@@ -191,8 +204,8 @@ impl RegisterClient {
     /// Our contact: the UDP socket, said so explicitly on a TCP flow.
     fn contact_uri(&self) -> String {
         match self.flow {
-            Some(_) => format!("sip:{}@{};transport=udp", self.cfg.user, self.local),
-            None => format!("sip:{}@{}", self.cfg.user, self.local),
+            Some(_) => format!("sip:{}@{};transport=udp{}", self.cfg.user, self.local, self.contact_params),
+            None => format!("sip:{}@{}{}", self.cfg.user, self.local, self.contact_params),
         }
     }
 

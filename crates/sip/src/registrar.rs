@@ -43,6 +43,9 @@ impl Transport {
     }
 }
 
+/// A check of a Contact URI's parameters: `Err(reason)` refuses it.
+pub type ContactCheck = fn(&str) -> Result<(), String>;
+
 #[derive(Debug, Clone)]
 pub struct RegistrarConfig {
     pub area: Area,
@@ -63,6 +66,9 @@ pub struct RegistrarConfig {
     /// Seconds between the keep-alives a phone registered over TCP should
     /// send (RFC 5626 §5.4 `Flow-Timer` in the 200); None: not said.
     pub flow_timer: Option<u32>,
+    /// Checks a Contact URI's parameters (the region's: RFC 8599 push
+    /// parameters); an error is the 400's reason and nothing changes.
+    pub contact_check: Option<ContactCheck>,
 }
 
 impl RegistrarConfig {
@@ -79,6 +85,7 @@ impl RegistrarConfig {
             nonce_key,
             server_name: "peerdial".into(),
             flow_timer: None,
+            contact_check: None,
             algorithms: vec![Algorithm::Md5],
         }
     }
@@ -405,6 +412,10 @@ impl Registrar {
             Ok(u) => u,
             Err(_) => return Output::Reply(self.respond(req, 400, "Bad Contact URI", &[])),
         };
+        if let Some(Err(why)) = self.cfg.contact_check.map(|check| check(contact_uri.params)) {
+            let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
+            return Output::Reply(self.respond(req, 400, &format!("Bad Contact ({why})"), &[]));
+        }
         let expires = match contact.param("expires") {
             Some(Some(e)) => match e.parse::<u64>() {
                 Ok(e) => e.min(u32::MAX as u64) as u32,

@@ -14,9 +14,9 @@ pub mod calls;
 pub mod channels;
 pub mod conference;
 mod controller;
-pub mod portal;
 pub mod designate;
-mod push;
+pub mod portal;
+pub mod push;
 pub mod rendezvous;
 pub mod talkers;
 pub mod users;
@@ -143,6 +143,8 @@ pub struct TopShared {
     pub(crate) dialing: calls::Dialing,
     /// Switches, their devices, and per-call designation (issue 15).
     pub(crate) designation: designate::DesignationState,
+    /// Push registrations, the cloud's push keys, wake-ups (issue 15).
+    pub push: push::PushState,
 }
 
 impl TopShared {
@@ -249,8 +251,10 @@ impl Top {
         let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone()).map_err(|source| TopError::Bind { addr: cfg.sip, source })?;
         endpoints.sip = dialing.sip_addr();
         let designation = designate::DesignationState::load(&cfg.data_dir)?;
+        let push = push::PushState::load(&cfg.data_dir, &cfg.root_domain)?;
         let shared = Arc::new(TopShared {
             designation,
+            push,
             dialing,
             rendezvous,
             store,
@@ -389,6 +393,7 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .merge(calls::routes())
         .merge(portal::routes())
         .merge(designate::routes())
+        .merge(push::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared);

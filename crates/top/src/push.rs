@@ -1,40 +1,254 @@
-//! Push wake-up for callees without a switch (issue 15, C3). This is the
-//! minimal stand-in the designation builds against: nobody has push
-//! parameters yet, so every callee is called directly. The push branch
-//! replaces it with RFC 8599 parameters and Web Push sending.
+//! Push wake-up on the top (issue 15, C3): the registry of devices' RFC
+//! 8599 push parameters (told by their regions, authenticated with the
+//! join token like a join), the cloud's keys (`DIR/push-token-key.pem`
+//! signs wake tokens, `DIR/push-vapid-key.pem` is the VAPID key push
+//! services see), and [`wake`]: sign the two wake tokens, encrypt the
+//! payload for the device, and deliver it with retries and back-off, each
+//! dispatch in its own task so a slow push service holds up no other.
+//!
+//! Not here: deciding *whether* to wake (designation does), or the cloud
+//! command over a device's persistent connection (not built yet).
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use peerdial_net::http_server::{error, json_body};
 use peerdial_number::Number;
+use peerdial_push::adapter::{PushAdapter, PushRequest, WebPush};
+use peerdial_push::retry::{Delivery, Outcome, RetryPolicy, State as DeliveryState};
+use peerdial_push::webpush::VapidKey;
+use peerdial_push::{token, Provider, PushParams, WakePayload};
+use serde::Deserialize;
+use serde_json::json;
 
-use crate::TopShared;
+use crate::{TopError, TopShared};
 
-/// Who to wake, for whom.
-#[derive(Debug, Clone)]
-#[allow(dead_code)] // read by the push service
 pub(crate) struct WakeRequest {
     pub caller: Number,
     pub callee: Number,
-    /// The caller's address as the top saw it.
     pub caller_addr: Option<String>,
 }
 
-/// What the wake-up did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Woken {
-    /// Pushed; the caller presents `token` to the woken callee.
-    #[allow(dead_code)] // made by the push service
-    Pushed { token: String },
-    /// The callee registered no push parameters: call it directly.
+    /// The push was delivered to the push service; `token` is the caller's.
+    Pushed {
+        token: String,
+    },
     NoPushRegistration,
 }
 
-/// Why a push failed (the caller hears 502).
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum WakeError {
-    #[allow(dead_code)] // made by the push service
+    #[error("no {0} push adapter is configured on this cloud")]
+    NoAdapter(&'static str),
+    #[error("the push could not be built: {0}")]
+    Build(String),
     #[error("push delivery failed: {0}")]
     Delivery(String),
 }
 
-pub(crate) async fn wake(_shared: &TopShared, _req: &WakeRequest) -> Result<Woken, WakeError> {
-    Ok(Woken::NoPushRegistration)
+/// The top's push side.
+pub struct PushState {
+    registry: Mutex<HashMap<Number, PushParams>>,
+    path: PathBuf,
+    write: tokio::sync::Mutex<()>,
+    key: peerdial_identity::SigningKey,
+    webpush: WebPush,
+    pub policy: RetryPolicy,
+}
+
+impl PushState {
+    pub(crate) fn load(data_dir: &std::path::Path, root: &str) -> Result<PushState, TopError> {
+        let key = peerdial_identity::SigningKey::load_or_generate(&data_dir.join("push-token-key.pem"), &mut rand::rngs::OsRng)
+            .map_err(|e| TopError::State(format!("push token key: {e}")))?;
+        let contact = format!("mailto:push@{}", root.trim_end_matches('.'));
+        let vapid =
+            VapidKey::load_or_generate(&data_dir.join("push-vapid-key.pem"), &contact).map_err(|e| TopError::State(e.to_string()))?;
+        let path = data_dir.join("push.json");
+        let registry = match std::fs::read(&path) {
+            Ok(b) => {
+                let list: Vec<(String, PushParams)> =
+                    serde_json::from_slice(&b).map_err(|e| TopError::State(format!("{}: {e}", path.display())))?;
+                list.into_iter().filter_map(|(n, p)| Some((Number::parse(&n).ok()?, p))).collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(TopError::State(format!("{}: {e}", path.display()))),
+        };
+        Ok(PushState {
+            registry: Mutex::new(registry),
+            path,
+            write: tokio::sync::Mutex::new(()),
+            key,
+            webpush: WebPush {
+                vapid,
+                ttl: Duration::from_secs(token::LIFETIME_SECS),
+            },
+            policy: RetryPolicy::default(),
+        })
+    }
+
+    fn adapter(&self, p: Provider) -> Result<&dyn PushAdapter, WakeError> {
+        match p {
+            Provider::Webpush => Ok(&self.webpush),
+            // Built (peerdial_push::adapter::{Apns, Fcm}) but not wired to
+            // credentials yet, and they need HTTPS.
+            other => Err(WakeError::NoAdapter(other.as_str())),
+        }
+    }
+
+    pub fn registered(&self, n: Number) -> bool {
+        self.registry.lock().expect("push lock").contains_key(&n)
+    }
+
+    /// Writes the registry durably (temp file, fsync, rename).
+    async fn persist(&self) -> Result<(), String> {
+        let _guard = self.write.lock().await;
+        let list: Vec<(String, PushParams)> = self
+            .registry
+            .lock()
+            .expect("push lock")
+            .iter()
+            .map(|(n, p)| (n.to_string(), p.clone()))
+            .collect();
+        let bytes = serde_json::to_vec(&list).map_err(|e| e.to_string())?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let tmp = path.with_extension("json.tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    }
+}
+
+pub fn routes() -> Router<Arc<TopShared>> {
+    Router::new()
+        .route("/api/v1/push/registrations", post(register))
+        .route("/api/v1/push/key", get(key))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    token: String,
+    number: String,
+    /// None: forget the number's registration.
+    push: Option<PushParams>,
+}
+
+/// A region tells the top a number's push parameters (or their end).
+async fn register(State(shared): State<Arc<TopShared>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let r: Registration = match json_body(body, crate::MAX_BODY) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if !peerdial_dns::tsig::constant_time_eq(r.token.as_bytes(), shared.cfg.join_token.as_bytes()) {
+        return error(StatusCode::UNAUTHORIZED, "wrong join token".into());
+    }
+    let Ok(n) = Number::parse(&r.number) else {
+        return error(StatusCode::BAD_REQUEST, format!("{:?} is not a number", r.number));
+    };
+    if shared.dns_for(n).is_none() {
+        return error(StatusCode::BAD_REQUEST, format!("no region of this tree holds {n}"));
+    }
+    if let Some(p) = &r.push {
+        if let Err(e) = p.check() {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    }
+    let p = &shared.push;
+    {
+        let mut reg = p.registry.lock().expect("push lock");
+        match &r.push {
+            Some(params) => reg.insert(n, params.clone()),
+            None => reg.remove(&n),
+        };
+    }
+    if let Err(e) = p.persist().await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, format!("could not store the registration: {e}"));
+    }
+    tracing::info!(number = %n, registered = r.push.is_some(), "push registration");
+    Json(json!({"number": n.to_string(), "registered": r.push.is_some()})).into_response()
+}
+
+/// The key wake tokens are signed with (JWK) and the VAPID public key.
+async fn key(State(shared): State<Arc<TopShared>>) -> Response {
+    let jwk: serde_json::Value = serde_json::from_str(&shared.push.key.public_key().to_jwk()).unwrap_or_default();
+    Json(json!({"jwk": jwk, "vapid": shared.push.webpush.vapid.public_b64()})).into_response()
+}
+
+/// Wakes `req.callee` for a call from `req.caller`, if it registered push
+/// parameters: the push carries the caller's number and address and both
+/// wake tokens; the caller's token comes back for the caller to present.
+pub(crate) async fn wake(shared: &TopShared, req: &WakeRequest) -> Result<Woken, WakeError> {
+    let Some(params) = shared.push.registry.lock().expect("push lock").get(&req.callee).cloned() else {
+        return Ok(Woken::NoPushRegistration);
+    };
+    let now = crate::users::now_ms() / 1000;
+    let (caller_token, callee_token) =
+        token::sign_pair(&shared.push.key, req.caller, req.callee, now).map_err(|e| WakeError::Build(e.to_string()))?;
+    let payload = WakePayload {
+        kind: "wake".into(),
+        caller: req.caller.to_string(),
+        callee: req.callee.to_string(),
+        caller_addr: req.caller_addr.clone(),
+        caller_token: caller_token.clone(),
+        callee_token,
+    };
+    let request = shared
+        .push
+        .adapter(params.provider)?
+        .request(&params, &payload.to_bytes())
+        .map_err(|e| WakeError::Build(e.to_string()))?;
+    // Its own task: the retries go on even if the asker goes away.
+    let attempts = tokio::spawn(deliver(request, shared.push.policy))
+        .await
+        .map_err(|e| WakeError::Delivery(e.to_string()))?
+        .map_err(WakeError::Delivery)?;
+    tracing::info!(caller = %req.caller, callee = %req.callee, attempts, "woke a device by push");
+    Ok(Woken::Pushed { token: caller_token })
+}
+
+/// Sends `req` on the retry schedule; `Ok(attempts)` once delivered.
+pub async fn deliver(req: PushRequest, policy: RetryPolicy) -> Result<u32, String> {
+    let start = tokio::time::Instant::now();
+    let now = || start.elapsed().as_millis() as u64;
+    let mut d = Delivery::new(policy, now());
+    loop {
+        match d.state() {
+            DeliveryState::Delivered { attempts } => return Ok(*attempts),
+            DeliveryState::Failed { reason, .. } => return Err(reason.clone()),
+            _ => {}
+        }
+        if d.poll_attempt(now()) {
+            let timeout = Duration::from_millis(policy.attempt_timeout_ms);
+            let answer = peerdial_net::http_client::send(req.method, &req.url, &req.headers, &req.body, timeout).await;
+            let outcome = match &answer {
+                Ok(a) => Outcome::from_status(Some(a.status), a.header("retry-after").and_then(|v| v.parse().ok())),
+                Err(e) => {
+                    tracing::debug!("push attempt: {e}");
+                    Outcome::from_status(None, None)
+                }
+            };
+            d.handle_outcome(now(), outcome);
+            continue;
+        }
+        let due = d.poll_timeout().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(due.saturating_sub(now()))).await;
+    }
 }

@@ -214,6 +214,8 @@ pub struct Call {
     extra: Vec<(String, String)>,
     /// Caller: the Call-Info of the callee's last 18x/2xx.
     remote_call_info: Option<String>,
+    /// The 2xx that answered our INVITE.
+    answered: Option<Message>,
     re: reinvite::Reinvites,
     refer: refer::Refers,
 }
@@ -308,6 +310,7 @@ impl Call {
             events: VecDeque::new(),
             extra: headers,
             remote_call_info: None,
+            answered: None,
             re: Default::default(),
             refer: Default::default(),
         };
@@ -407,6 +410,7 @@ impl Call {
             events: VecDeque::new(),
             extra: Vec::new(),
             remote_call_info: None,
+            answered: None,
             re: Default::default(),
             refer: Default::default(),
             invite: msg,
@@ -449,6 +453,16 @@ impl Call {
     /// Callee: headers for our 18x and 2xx from now on (Call-Info).
     pub fn set_response_headers(&mut self, headers: Vec<(String, String)>) {
         self.extra = headers;
+    }
+
+    /// Callee: one more header for our 18x and 2xx from now on.
+    pub fn push_response_header(&mut self, name: String, value: String) {
+        self.extra.push((name, value));
+    }
+
+    /// Caller: a header of the callee's 2xx, once answered.
+    pub fn answer_header(&self, name: &str) -> Option<&str> {
+        self.answered.as_ref()?.header(name)
     }
 
     /// Caller: the Call-Info header of the callee's latest 18x/2xx.
@@ -607,6 +621,7 @@ impl Call {
                         return;
                     }
                     self.state = State::Confirmed;
+                    self.answered = Some(msg.clone());
                     self.events.push_back(CallEvent::Answered { sdp: msg.body.clone() });
                 } else {
                     // Non-2xx final: ACK within the INVITE transaction (17.1.1.3).

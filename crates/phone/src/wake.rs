@@ -1,0 +1,353 @@
+//! Push wake-up on the phone (issue 15).
+//!
+//! Callee side: with `--push URL` the phone keeps a Web Push subscription
+//! at that endpoint (a UnifiedPush/Web Push endpoint: pushes are POSTed to
+//! it, the phone fetches them with `GET URL?wait=S`); its keys (p256dh and
+//! auth) live in `DIR/push-keys.json`, owner-only, never printed. Its
+//! REGISTERs carry the RFC 8599 parameters. `--asleep`: after that first
+//! registration the phone sleeps — no SIP, no refreshes — and only listens
+//! for push. A push is decrypted (one that does not decrypt with our keys
+//! is refused), its two cloud tokens are checked with the cloud's key
+//! (`GET /api/v1/push/key` on `--top`), then the phone registers again and
+//! waits for that caller: its INVITE must carry the caller's token
+//! (else 403), and our answer carries ours.
+//!
+//! Caller side: with `--top` a call first asks the cloud for its route
+//! (`designate.rs`); when the cloud woke the callee by push, the phone
+//! waits ([`PushWait`], bounded) until the
+//! callee's contact is in DNS, presents the cloud's token in its INVITE
+//! and checks the callee's token in the 200.
+//!
+//! Not here: switches (route "switch") and the cloud command over a
+//! persistent connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peerdial_identity::PublicKey;
+use peerdial_number::Number;
+use peerdial_push::token::{self, Role};
+use peerdial_push::webpush::UaKeys;
+use peerdial_push::{Provider, PushParams, WakePayload};
+use peerdial_sip::message::{NameAddr, SipUri};
+use peerdial_sip::Message;
+
+use crate::display::UiEvent;
+use crate::{resolve, Command, Phone, PhoneError};
+
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// The subscription's endpoint (`http://…`).
+    pub endpoint: String,
+    /// Sleep after registering; wake only by push.
+    pub asleep: bool,
+}
+
+/// How long a woken phone waits for its caller.
+const EXPECT_MS: u64 = 30_000;
+/// How long a caller waits for a woken callee to register.
+const REGISTER_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+pub enum WakeCommand {
+    /// An encrypted push arrived.
+    Pushed(Vec<u8>),
+    /// A push decrypted and its tokens checked (or why not).
+    Checked(Result<Expected, String>),
+    /// A line for the user from a background step.
+    Note(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Expected {
+    caller: Number,
+    caller_addr: Option<String>,
+    caller_token: String,
+    callee_token: String,
+    until: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct WakeSide {
+    pub(crate) cfg: Option<PushConfig>,
+    keys: Option<UaKeys>,
+    pub(crate) sleeping: bool,
+    expected: Option<Expected>,
+    /// Tokens to present, by callee (filled by the dial task).
+    pub(crate) outgoing: Arc<Mutex<HashMap<Number, String>>>,
+    /// Calls whose answer must carry the callee's token.
+    checking: HashMap<String, Number>,
+    /// The cloud's wake-token key, once fetched.
+    pub(crate) cloud_key: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl WakeSide {
+    /// Loads or makes the subscription's keys; the Contact parameters.
+    pub(crate) fn open(cfg: Option<PushConfig>, data: &std::path::Path) -> Result<(WakeSide, Option<String>), PhoneError> {
+        let Some(c) = cfg else { return Ok((WakeSide::default(), None)) };
+        let keys = UaKeys::load_or_generate(&data.join("push-keys.json")).map_err(|e| PhoneError::Config(e.to_string()))?;
+        let params = PushParams {
+            provider: Provider::Webpush,
+            prid: c.endpoint.clone(),
+            param: Some(keys.pn_param()),
+        };
+        params.check().map_err(|e| PhoneError::Config(format!("--push: {e}")))?;
+        Ok((
+            WakeSide {
+                cfg: Some(c),
+                keys: Some(keys),
+                ..WakeSide::default()
+            },
+            Some(params.to_uri_params()),
+        ))
+    }
+}
+
+/// The cloud's key for wake tokens.
+async fn cloud_key(top: &str, cache: &Mutex<Option<PublicKey>>) -> Result<PublicKey, String> {
+    if let Some(k) = cache.lock().expect("key lock").clone() {
+        return Ok(k);
+    }
+    let (status, body) = peerdial_net::http_client::request("GET", top, "/api/v1/push/key", None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("the cloud answered {status} for its key"));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let k = PublicKey::from_jwk(&v["jwk"].to_string()).map_err(|e| e.to_string())?;
+    *cache.lock().expect("key lock") = Some(k.clone());
+    Ok(k)
+}
+
+/// Fetches pushes from the endpoint, one long poll at a time.
+async fn listen(endpoint: String, tx: tokio::sync::mpsc::Sender<Command>) {
+    let Ok(authority) = peerdial_net::http_client::http_authority(&endpoint).map(str::to_string) else {
+        return;
+    };
+    let path = endpoint
+        .strip_prefix("http://")
+        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+        .unwrap_or_else(|| "/".into());
+    let wait = format!("{path}{}wait=20", if path.contains('?') { '&' } else { '?' });
+    loop {
+        match crate::http::request(&authority, "GET", &wait, &[], b"", Duration::from_secs(25)).await {
+            Ok(r) if r.status == 200 => {
+                if tx.send(Command::Wake(WakeCommand::Pushed(r.body))).await.is_err() {
+                    return;
+                }
+            }
+            Ok(r) if r.status == 204 => {}
+            Ok(r) => {
+                tracing::warn!(status = r.status, "the push endpoint refused to deliver");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                tracing::debug!("push endpoint: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+fn from_number(msg: &Message) -> Option<Number> {
+    let from = NameAddr::parse(msg.header("From")?).ok()?;
+    Number::parse(SipUri::parse(from.uri).ok()?.user?).ok()
+}
+
+/// A callee the cloud woke by push: wait (at most [`REGISTER_WAIT`])
+/// until its contact is back in DNS, then keep the caller's token for the
+/// INVITE.
+pub(crate) struct PushWait {
+    top: String,
+    callee: Number,
+    lookup: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<resolve::Lookup, PhoneError>> + Send>> + Send>,
+    key_cache: Arc<Mutex<Option<PublicKey>>>,
+    outgoing: Arc<Mutex<HashMap<Number, String>>>,
+    tx: tokio::sync::mpsc::Sender<Command>,
+}
+
+impl PushWait {
+    pub(crate) async fn run(self, token: String) {
+        let note = |s: String| {
+            let tx = self.tx.clone();
+            async move {
+                let _ = tx.send(Command::Wake(WakeCommand::Note(s))).await;
+            }
+        };
+        let callee = self.callee;
+        note(format!("the cloud woke {callee} by push; waiting for it to register")).await;
+        let _ = cloud_key(&self.top, &self.key_cache).await;
+        let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
+        loop {
+            if let Ok(resolve::Lookup::Found { then, .. }) = (self.lookup)().await {
+                if !then.is_empty() {
+                    note(format!("{callee} registered after its push")).await;
+                    break;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                note(format!("{callee} did not register after its push; calling anyway")).await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.outgoing.lock().expect("wake lock").insert(callee, token);
+    }
+}
+
+impl Phone {
+    /// At start: listen for pushes.
+    pub(crate) fn wake_start(&mut self) {
+        let Some(c) = self.wake.cfg.clone() else { return };
+        tokio::spawn(listen(c.endpoint.clone(), self.cmd_tx.clone()));
+        self.emit(UiEvent::Info(format!("push: subscribed at {}", c.endpoint)));
+    }
+
+    /// Registered: an asleep phone goes to sleep after its first registration.
+    pub(crate) fn wake_registered(&mut self, first: bool) {
+        if first && self.wake.cfg.as_ref().is_some_and(|c| c.asleep) {
+            self.wake.sleeping = true;
+            self.emit(UiEvent::Info("asleep: listening for push only".into()));
+        }
+    }
+
+    pub(crate) fn on_wake(&mut self, c: WakeCommand) {
+        match c {
+            WakeCommand::Pushed(body) => {
+                let Some(keys) = self.wake.keys.clone() else { return };
+                let payload = match keys.decrypt(&body) {
+                    Ok(p) => p,
+                    Err(e) => return self.emit(UiEvent::Error(format!("push refused: {e}"))),
+                };
+                let p = match WakePayload::parse(&payload) {
+                    Ok(p) => p,
+                    Err(e) => return self.emit(UiEvent::Error(format!("push refused: {e}"))),
+                };
+                let (Some(top), own) = (self.cfg.top.clone(), self.own) else {
+                    return self.emit(UiEvent::Error("push refused: no --top to check its tokens with".into()));
+                };
+                let (cache, tx, now) = (self.wake.cloud_key.clone(), self.cmd_tx.clone(), self.now());
+                tokio::spawn(async move {
+                    let r = async {
+                        let caller = Number::parse(&p.caller).map_err(|e| e.to_string())?;
+                        if Number::parse(&p.callee).ok() != Some(own) {
+                            return Err("it is for another number".to_string());
+                        }
+                        let key = cloud_key(&top, &cache).await?;
+                        let unix = crate::caller_id::unix_ms() / 1000;
+                        token::verify(&key, &p.caller_token, Role::Caller, caller, own, unix).map_err(|e| e.to_string())?;
+                        token::verify(&key, &p.callee_token, Role::Callee, caller, own, unix).map_err(|e| e.to_string())?;
+                        Ok(Expected {
+                            caller,
+                            caller_addr: p.caller_addr.clone(),
+                            caller_token: p.caller_token.clone(),
+                            callee_token: p.callee_token.clone(),
+                            until: now + EXPECT_MS,
+                        })
+                    }
+                    .await;
+                    let _ = tx.send(Command::Wake(WakeCommand::Checked(r))).await;
+                });
+            }
+            WakeCommand::Checked(Ok(e)) => {
+                let at = e.caller_addr.as_deref().map(|a| format!(" at {a}")).unwrap_or_default();
+                self.emit(UiEvent::Info(format!(
+                    "woken by push: call from {}{at}; its cloud token checks; registering",
+                    e.caller
+                )));
+                self.wake.expected = Some(e);
+                self.wake.sleeping = false;
+                let now = self.now();
+                self.reg.start(now);
+            }
+            WakeCommand::Checked(Err(why)) => self.emit(UiEvent::Error(format!("push refused: {why}"))),
+            WakeCommand::Note(line) => self.emit(UiEvent::Info(line)),
+            WakeCommand::Failed(line) => self.emit(UiEvent::Error(line)),
+        }
+    }
+
+    /// An INVITE from the caller a push announced must carry its token:
+    /// `Err` when it was refused (403); `Ok(Some(header))`: our token, for
+    /// the answer.
+    #[allow(clippy::result_unit_err)]
+    pub(crate) fn wake_refuses(&mut self, data: &[u8], msg: &Message, from: std::net::SocketAddr) -> Result<Option<(String, String)>, ()> {
+        let now = self.now();
+        if self.wake.expected.as_ref().is_some_and(|e| now > e.until) {
+            self.wake.expected = None;
+        }
+        let Some(e) = self.wake.expected.clone() else { return Ok(None) };
+        if from_number(msg) != Some(e.caller) {
+            return Ok(None);
+        }
+        if msg.header(token::HEADER) == Some(e.caller_token.as_str()) {
+            self.wake.expected = None;
+            self.emit(UiEvent::Info(format!("{} presented the cloud's token: verified", e.caller)));
+            Ok(Some((token::HEADER.to_string(), e.callee_token)))
+        } else {
+            self.emit(UiEvent::Error(format!("refused a call from {}: no valid cloud token", e.caller)));
+            let warning = "399 peerdial \"wake token missing or wrong\"";
+            self.reply_stateless(data, from, 403, "Forbidden", &[("Warning", warning)]);
+            Err(())
+        }
+    }
+
+    /// The header for an INVITE to `callee` after a push, if any.
+    pub(crate) fn wake_invite_header(&mut self, callee: Number) -> Option<(String, String)> {
+        let t = self.wake.outgoing.lock().expect("wake lock").remove(&callee)?;
+        Some((token::HEADER.to_string(), t))
+    }
+
+    /// The call `cid` to `callee` carried a wake token: check the answer's.
+    pub(crate) fn wake_expect_answer(&mut self, cid: &str, callee: Number) {
+        self.wake.checking.insert(cid.to_string(), callee);
+    }
+
+    /// The callee answered a call we placed after a push: check its token.
+    pub(crate) fn wake_check_answer(&mut self, cid: &str, header: Option<String>) {
+        let Some(callee) = self.wake.checking.remove(cid) else { return };
+        let key = self.wake.cloud_key.lock().expect("key lock").clone();
+        let unix = crate::caller_id::unix_ms() / 1000;
+        let r = match (key, header) {
+            (Some(k), Some(t)) => token::verify(&k, &t, Role::Callee, self.own, callee, unix).map_err(|e| e.to_string()),
+            (None, _) => Err("the cloud's key is unknown".into()),
+            (_, None) => Err("no token in its answer".into()),
+        };
+        match r {
+            Ok(_) => self.emit(UiEvent::Info(format!("{callee} presented the cloud's token: verified"))),
+            Err(why) => self.emit(UiEvent::Error(format!("{callee}'s cloud token: {why}"))),
+        }
+    }
+}
+
+impl Phone {
+    /// What waiting for a callee woken by push needs (see
+    /// `designate.rs`); `None` without a cloud.
+    pub(crate) fn push_wait(&self, callee: Number) -> Option<PushWait> {
+        let top = self.cfg.top.clone()?;
+        let (resolver, dir, root) = (self.resolver, self.cfg.top.clone(), self.root.clone());
+        let lookup = move || -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<resolve::Lookup, PhoneError>> + Send>> {
+            let (dir, root) = (dir.clone(), root.clone());
+            Box::pin(async move {
+                match (resolver, dir) {
+                    (Some(r), _) => resolve::lookup(r, callee, &root).await.map_err(PhoneError::from),
+                    (None, Some(t)) => resolve::lookup_via_top(&t, callee, &root).await.map_err(PhoneError::from),
+                    (None, None) => Err(PhoneError::Resolve("no resolver".into())),
+                }
+            })
+        };
+        Some(PushWait {
+            top,
+            callee,
+            lookup: Box::new(lookup),
+            key_cache: self.wake.cloud_key.clone(),
+            outgoing: self.wake.outgoing.clone(),
+            tx: self.cmd_tx.clone(),
+        })
+    }
+}

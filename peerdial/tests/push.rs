@@ -1,0 +1,271 @@
+//! Push wake-up as users see it (issue 15): a phone asleep with no switch
+//! is woken by a Web Push through a local push service, registers, checks
+//! the caller's cloud token, presents its own, and the call connects with
+//! audio; a wrongly encrypted push is refused; malformed RFC 8599
+//! parameters get 400 and change nothing; a failing push endpoint is
+//! retried with back-off and another wake-up goes through meanwhile.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use peerdial_media::audio::{frequency, read_wav, rms};
+use peerdial_sip::digest::Algorithm;
+
+/// `peerdial push-service` and what it printed.
+struct PushService {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    addr: SocketAddr,
+}
+
+impl PushService {
+    fn start(args: &[&str]) -> PushService {
+        let mut child = Command::new(peerdial_bin())
+            .args(["push-service", "--http", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("push service did not start: {line:?}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for x in out.lines().map_while(Result::ok) {
+                l.lock().unwrap().push(x);
+            }
+        });
+        PushService { child, lines, addr }
+    }
+
+    fn stats(&self, topic: &str) -> serde_json::Value {
+        http(self.addr, "GET", "/stats", b"").1[topic].clone()
+    }
+}
+
+impl Drop for PushService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn designate(top: SocketAddr, region: &Region, dir: &std::path::Path, mac: &str, caller: &str, callee: &str) -> (u16, serde_json::Value) {
+    let (user, password) = phone_credentials(dir, mac);
+    let auth = basic(&user, &password);
+    let body = serde_json::json!({"dest": caller}).to_string();
+    let r = http_raw(
+        region.http,
+        "POST",
+        "/api/v1/identity/passport",
+        &[("Authorization", &auth)],
+        body.as_bytes(),
+    );
+    let (s, j) = parse_http(&r);
+    assert_eq!(s, 200, "{j}");
+    let identity = j["identity"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"callee": callee}).to_string();
+    let r = http_raw(
+        top,
+        "POST",
+        "/api/v1/calls/designate",
+        &[("Identity", &identity), ("X-Peerdial-From", caller)],
+        body.as_bytes(),
+    );
+    parse_http(&r)
+}
+
+#[test]
+fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = common::top::start(&dir.path().join("top"));
+    let top_url = format!("http://{}", top.http);
+    let region = Region::start(
+        &dir.path().join("region"),
+        &["--top", &top_url, "--join-token", common::top::TOKEN, "--keepalive", "1"],
+    );
+    assert!(eventually(10, || {
+        http(top.http, "GET", "/api/v1/regions", b"").1["regions"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    }));
+    let (mac_a, mac_b, mac_c) = ("02:00:00:00:15:01", "02:00:00:00:15:02", "02:00:00:00:15:03");
+    let keys = |mac: &str| dir.path().join(format!("phone-{}", mac.replace(':', ""))).join("push-keys.json");
+    let (kb, kc) = (keys(mac_b), keys(mac_c));
+    let svc = PushService::start(&[
+        "--subscriber",
+        &format!("b={}", kb.display()),
+        "--subscriber",
+        &format!("c={}", kc.display()),
+        "--fail",
+        "c=2",
+    ]);
+    let endpoint = |t: &str| format!("http://{}/up/{t}", svc.addr);
+
+    // B sleeps: registered with its push parameters, then silent.
+    let rec = dir.path().join("b.wav");
+    let eb = endpoint("b");
+    let b = Softphone::start(
+        &region,
+        dir.path(),
+        mac_b,
+        region.dns,
+        &[
+            "--push",
+            &eb,
+            "--asleep",
+            "--top",
+            &top_url,
+            "--auto-answer",
+            "--record",
+            rec.to_str().unwrap(),
+        ],
+    );
+    b.expect_line("asleep: listening for push only", 10);
+    let b_digits = b.number.replace('-', "");
+    // Asleep is offline: no keep-alive answers, so its contact leaves DNS
+    // (the mailbox record stays).
+    assert!(
+        eventually(15, || !naptr_set(region.dns, &b_digits).iter().any(|(o, _)| *o == 10)),
+        "{:?}",
+        naptr_set(region.dns, &b_digits)
+    );
+    // Its keys are the owner's alone and never printed.
+    let kj: serde_json::Value = serde_json::from_slice(&std::fs::read(&kb).unwrap()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kb).unwrap().permissions().mode() & 0o077, 0);
+    }
+
+    // A calls B through the cloud: B is woken by push and the call connects.
+    let play = common::tones::tone_wav(dir.path(), "a.wav", 1000.0, 4);
+    let mut a = dial(
+        &region,
+        dir.path(),
+        mac_a,
+        region.dns,
+        &b.number,
+        &["--top", &top_url, "--play", &play, "--duration", "2"],
+    );
+    a.expect_line(&format!("the cloud woke {} by push; waiting for it to register", b.number), 15);
+    b.expect_line(&format!("woken by push: call from {}", a.number), 10);
+    b.expect_line("its cloud token checks; registering", 1);
+    a.expect_line(&format!("{} registered after its push", b.number), 15);
+    b.expect_line(&format!("{} presented the cloud's token: verified", a.number), 15);
+    a.expect_line("answered codec=", 15);
+    a.expect_line(&format!("{} presented the cloud's token: verified", b.number), 5);
+    assert_eq!(a.wait_exit(20), 0, "{:#?}", a.lines());
+    b.expect_line(" ended: the other side hung up", 15);
+    let s = read_wav(&rec, 48_000).unwrap();
+    let mid = &s[s.len() / 4..s.len() * 3 / 4];
+    assert!(rms(mid) > 1000.0, "B heard (nearly) nothing");
+    let f = frequency(mid, 48_000);
+    assert!((f - 1000.0).abs() < 20.0, "B heard {f} Hz");
+    let st = svc.stats("b");
+    assert_eq!((st["accepted"].as_u64(), st["fetched"].as_u64()), (Some(1), Some(1)), "{st}");
+    for secret in [kj["auth"].as_str().unwrap(), kj["p256dh_private"].as_str().unwrap()] {
+        assert!(!a.lines().iter().chain(b.lines().iter()).any(|l| l.contains(secret)));
+    }
+
+    // A push encrypted to other keys is refused by the push service (it
+    // decrypts with B's subscription keys) and never reaches B.
+    let other = peerdial_push::webpush::UaKeys::generate();
+    let vapid = peerdial_push::webpush::VapidKey::generate("mailto:test@example.net");
+    let req = peerdial_push::webpush::build(&other.subscription(&eb), &vapid, b"{}", Duration::from_secs(30)).unwrap();
+    let headers: Vec<(&str, &str)> = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let (s, j) = parse_http(&http_raw(svc.addr, "POST", "/up/b", &headers, &req.body));
+    assert_eq!(s, 400, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("did not decrypt"), "{j}");
+    assert_eq!(svc.stats("b")["refused"].as_u64(), Some(1));
+    // Without VAPID: 401.
+    let unsigned: Vec<(&str, &str)> = headers.iter().filter(|(n, _)| *n != "authorization").cloned().collect();
+    assert_eq!(parse_http(&http_raw(svc.addr, "POST", "/up/b", &unsigned, &req.body)).0, 401);
+
+    // Malformed RFC 8599 parameters: 400 naming the problem, nothing changed.
+    let dev = provision(region.http, "02:00:00:00:15:09");
+    let mut raw = common::Phone::udp(region.sip);
+    let local = raw.local();
+    let bad = |req: Vec<u8>| {
+        String::from_utf8(req)
+            .unwrap()
+            .replace(
+                &format!("@{local}>"),
+                &format!("@{local};pn-provider=webpush;pn-prid=ftp://x/y;pn-param=a.b>"),
+            )
+            .into_bytes()
+    };
+    let r1 = bad(raw.request(&dev.user, 300, None));
+    raw.send_raw(&r1);
+    let ch = raw.recv().unwrap();
+    assert_eq!(status(&ch), 401);
+    let auth = raw.answer(&ch, &dev, &dev.password, Algorithm::Md5);
+    let r2 = bad(raw.request(&dev.user, 300, Some(auth)));
+    raw.send_raw(&r2);
+    let r = raw.recv().unwrap();
+    assert_eq!(status(&r), 400);
+    let line = String::from_utf8_lossy(&r.to_bytes()).lines().next().unwrap().to_string();
+    assert!(line.contains("pn-prid for webpush"), "{line}");
+    let dev_digits = dev.number.replace('-', "");
+    assert!(!naptr_set(region.dns, &dev_digits).iter().any(|(o, _)| *o == 10));
+
+    // C's endpoint fails twice: its wake-up is retried with back-off while
+    // another wake-up (B again) goes through; then C wakes too.
+    let ec = endpoint("c");
+    let c = Softphone::start(
+        &region,
+        dir.path(),
+        mac_c,
+        region.dns,
+        &["--push", &ec, "--asleep", "--top", &top_url],
+    );
+    c.expect_line("asleep: listening for push only", 10);
+    let c_number = c.number.clone();
+    let (top_http, dirp) = (top.http, dir.path().to_path_buf());
+    let a_number = a.number.clone();
+    let region_ref = &region;
+    std::thread::scope(|sc| {
+        let slow = sc.spawn(|| designate(top_http, region_ref, &dirp, mac_a, &a_number, &c_number));
+        let fast = sc.spawn(|| designate(top_http, region_ref, &dirp, mac_a, &a_number, &b.number));
+        let (sf, jf) = fast.join().unwrap();
+        assert_eq!((sf, jf["route"].as_str()), (200, Some("push")), "{jf}");
+        let (ss, js) = slow.join().unwrap();
+        assert_eq!((ss, js["route"].as_str()), (200, Some("push")), "{js}");
+        assert!(js["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
+    });
+    let st = svc.stats("c");
+    assert_eq!(
+        (st["attempts"].as_u64(), st["failed"].as_u64(), st["accepted"].as_u64()),
+        (Some(3), Some(2), Some(1)),
+        "{st}"
+    );
+    c.expect_line(&format!("woken by push: call from {}", a.number), 10);
+    // Unknown callees and unauthenticated askers are refused.
+    let (s, j) = designate(top.http, &region, dir.path(), mac_a, &a.number, "999-99-99999999");
+    assert_eq!(s, 404, "{j}");
+    let (s, _) = parse_http(&http_raw(
+        top.http,
+        "POST",
+        "/api/v1/calls/designate",
+        &[],
+        br#"{"callee":"886-02-00000001"}"#,
+    ));
+    assert_eq!(s, 401);
+    let _ = svc.lines.lock().unwrap().len();
+    drop(b);
+    drop(c);
+}
