@@ -192,6 +192,10 @@ struct RegionArgs {
     /// The longest voice message the mailbox records, in seconds.
     #[arg(long, value_name = "SECONDS")]
     voice_max: Option<u32>,
+    /// Days a number given up (a vanity move, a released MAC) stays out
+    /// of the pool, so its old callers do not reach a stranger (default 30).
+    #[arg(long, value_name = "DAYS")]
+    quarantine_days: Option<u32>,
     /// Most messages one number's mailbox keeps (default 200); more are
     /// refused ("mailbox full").
     #[arg(long, value_name = "N")]
@@ -280,7 +284,7 @@ impl RegionArgs {
         }
         take!(sip => sip, dns => dns, http => http, database => database, root_domain => root_domain, ttl => ttl,
               negative_ttl => negative_ttl, min_expires => min_expires, max_expires => max_expires, dns_threads => dns_threads, keepalive => keepalive,
-              voice_max => voice_max_secs);
+              voice_max => voice_max_secs, quarantine_days => quarantine_days);
         if let Some(list) = self.digest.or(file.digest) {
             cfg.digest = list
                 .iter()
@@ -348,9 +352,11 @@ fn main() -> Result<()> {
                 let number = peerdial_region::admin::release_mac(&data, database.as_deref(), &mac)
                     .await
                     .with_context(|| format!("release-mac {mac}"))?;
-                let days = peerdial_region::admin::QUARANTINE_MS / 86_400_000;
                 println!("released MAC {mac}: it can be provisioned again (and gets a new number);");
-                println!("its old number {number} is retired and stays out of use for {days} days.");
+                println!(
+                    "its old number {number} is retired and stays out of use for the region's --quarantine-days (default {}).",
+                    peerdial_region::admin::QUARANTINE_DAYS
+                );
                 Ok(())
             }
             Command::Region(RegionCommand {

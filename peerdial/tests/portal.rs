@@ -554,8 +554,8 @@ fn listed_profile(region: &Region, mac: &str, fields: &[(&str, &str)], public: &
     dev
 }
 
-#[test]
-fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_answer() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_answer() {
     let dir = tempfile::tempdir().unwrap();
     let top = common::top::start(&dir.path().join("top"));
     let r2 = Region::start(&dir.path().join("r2"), &[]);
@@ -629,6 +629,34 @@ fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_answer()
     assert!(!page.contains("data-area=\"886-02\"") && !page.contains("data-area=\"886-04\""));
     // Traditional Chinese by Accept-Language.
     assert!(get("/?q=ada&country=886", "zh-TW,zh;q=0.9").contains("所有地區的黃頁"));
+
+    // In a browser: type, search, both regions' people on one page.
+    let (driver, c) = browser().await;
+    c.goto(&format!("http://{}/", top.http)).await.unwrap();
+    fill(&c, "q", "ada").await;
+    c.find(Locator::Css("form[role=search] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for dev in [&ada, &byron] {
+        c.wait()
+            .for_element(Locator::Css(&format!("section[data-number=\"{}\"]", dev.user)))
+            .await
+            .unwrap_or_else(|_| panic!("{} is not on the top's page", dev.number));
+    }
+    assert!(c
+        .find(Locator::Id("regions"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("886-04"));
+    shot("top-yellow", c.screenshot().await.unwrap());
+    c.close().await.unwrap();
+    drop(driver);
 
     // A region that is down is named, and the others still answer.
     r3.stop();

@@ -28,6 +28,7 @@ mod incoming;
 mod lines;
 pub mod mailbox;
 pub mod mobile;
+mod mwi;
 pub mod presence;
 pub mod provision;
 pub mod resolve;

@@ -18,12 +18,11 @@
 //! transaction (`peerdial_sip::request`).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peerdial_number::Number;
-use peerdial_presence::client::{Package, Watcher, WatcherConfig};
+use peerdial_presence::client::Watcher;
 use peerdial_sip::request::{ClientRequest, Outcome};
 use serde_json::Value;
 
@@ -122,8 +121,8 @@ pub(crate) struct MailboxSide {
     /// that fetch may predate the change, so another follows it.
     again: Option<bool>,
     listing: Listing,
-    /// Our subscription to our own message-summary (RFC 3842).
-    mwi: Option<Watcher>,
+    /// Our subscription to our own message-summary (RFC 3842; `mwi.rs`).
+    pub(crate) mwi: Option<Watcher>,
 }
 
 impl MailboxSide {
@@ -468,72 +467,13 @@ impl Phone {
         for o in self.mailbox.outgoing.values_mut() {
             out.extend(std::iter::from_fn(|| o.req.poll_transmit()).map(|t| (t.data, t.to)));
         }
-        let mut changed = false;
-        if let Some(w) = &mut self.mailbox.mwi {
-            out.extend(std::iter::from_fn(|| w.poll_transmit()).map(|t| (t.data, t.to)));
-            while let Some(body) = w.poll_body() {
-                match peerdial_mailbox::summary::Summary::parse(&body) {
-                    Ok(_) => changed = true,
-                    Err(e) => tracing::debug!("a message-summary NOTIFY we cannot read: {e}"),
-                }
-            }
-        }
+        let changed = self.poll_mwi(&mut out);
         for (data, to) in out {
             let _ = self.sip.send_to(&data, to).await;
         }
         if changed {
             self.fetch_mailbox(false);
         }
-    }
-
-    /// Registered: watch our own mailbox (once; a new identity starts
-    /// afresh). A `call N` phone is gone before anything arrives.
-    pub(crate) fn start_mwi(&mut self) {
-        if self.mailbox.mwi.is_some() || self.cfg.dial.is_some() {
-            return;
-        }
-        let mut w = Watcher::new(WatcherConfig {
-            server: self.id.registrar,
-            domain: self.own.area().zone_name(&self.root).trim_end_matches('.').to_string(),
-            target: self.own,
-            local: self.snapshot.sip,
-            user: Some(self.id.sip_username.clone()),
-            password: Some(self.id.sip_password.clone()),
-            expires: 3600,
-            user_agent: format!("peerdial-phone/{}", env!("CARGO_PKG_VERSION")),
-            signed: false,
-            package: Package::MessageSummary,
-        });
-        w.start(self.now());
-        self.mailbox.mwi = Some(w);
-    }
-
-    /// A NOTIFY of our message-summary, or an answer to our SUBSCRIBE.
-    pub(crate) fn on_mwi_sip(&mut self, msg: &peerdial_sip::Message, from: SocketAddr, cid: &str) -> bool {
-        let now = self.now();
-        let Some(w) = self.mailbox.mwi.as_mut().filter(|w| w.call_id() == cid) else {
-            return false;
-        };
-        if let Some(t) = w.handle(msg, from, now) {
-            let sip = self.sip.clone();
-            tokio::spawn(async move {
-                let _ = sip.send_to(&t.data, t.to).await;
-            });
-        }
-        true
-    }
-
-    /// Quitting: end the subscription (flushed with the rest).
-    pub(crate) fn stop_mwi(&mut self) {
-        let now = self.now();
-        if let Some(w) = &mut self.mailbox.mwi {
-            w.stop(now);
-        }
-    }
-
-    /// A new identity: the old subscription's credentials are gone.
-    pub(crate) fn forget_mwi(&mut self) {
-        self.mailbox.mwi = None;
     }
 
     fn message_done(&mut self, cid: &str, outcome: Outcome) {

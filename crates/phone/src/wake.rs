@@ -166,7 +166,8 @@ fn from_number(msg: &Message) -> Option<Number> {
 pub(crate) struct PushWait {
     top: String,
     callee: Number,
-    lookup: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<resolve::Lookup, PhoneError>> + Send>> + Send>,
+    resolver: Option<std::net::SocketAddr>,
+    root: String,
     key_cache: Arc<Mutex<Option<PublicKey>>>,
     outgoing: Arc<Mutex<HashMap<Number, String>>>,
     tx: tokio::sync::mpsc::Sender<Command>,
@@ -185,7 +186,13 @@ impl PushWait {
         let _ = cloud_key(&self.top, &self.key_cache).await;
         let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
         loop {
-            if let Ok(resolve::Lookup::Found { then, .. }) = (self.lookup)().await {
+            let found = match self.resolver {
+                Some(r) => resolve::lookup(r, callee, &self.root).await.map_err(PhoneError::from),
+                None => resolve::lookup_via_top(&self.top, callee, &self.root)
+                    .await
+                    .map_err(PhoneError::from),
+            };
+            if let Ok(resolve::Lookup::Found { then, .. }) = found {
                 if !then.is_empty() {
                     note(format!("{callee} registered after its push")).await;
                     break;
@@ -330,21 +337,11 @@ impl Phone {
     /// `designate.rs`); `None` without a cloud.
     pub(crate) fn push_wait(&self, callee: Number) -> Option<PushWait> {
         let top = self.cfg.top.clone()?;
-        let (resolver, dir, root) = (self.resolver, self.cfg.top.clone(), self.root.clone());
-        let lookup = move || -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<resolve::Lookup, PhoneError>> + Send>> {
-            let (dir, root) = (dir.clone(), root.clone());
-            Box::pin(async move {
-                match (resolver, dir) {
-                    (Some(r), _) => resolve::lookup(r, callee, &root).await.map_err(PhoneError::from),
-                    (None, Some(t)) => resolve::lookup_via_top(&t, callee, &root).await.map_err(PhoneError::from),
-                    (None, None) => Err(PhoneError::Resolve("no resolver".into())),
-                }
-            })
-        };
         Some(PushWait {
             top,
             callee,
-            lookup: Box::new(lookup),
+            resolver: self.resolver,
+            root: self.root.clone(),
             key_cache: self.wake.cloud_key.clone(),
             outgoing: self.wake.outgoing.clone(),
             tx: self.cmd_tx.clone(),

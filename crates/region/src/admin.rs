@@ -9,10 +9,10 @@ use peerdial_store::Store;
 
 use crate::{now_ms, RegionError};
 
-/// How long a released number stays out of the pool: callers of its old
-/// owner should not reach a stranger straight away (carriers keep
-/// disconnected numbers aside for months).
-pub const QUARANTINE_MS: u64 = 90 * 24 * 3600 * 1000;
+/// How long, by default, a number given up stays out of the pool
+/// (`--quarantine-days`): callers of its old owner should not reach a
+/// stranger straight away.
+pub const QUARANTINE_DAYS: u32 = 30;
 
 /// An exclusive lock on `DIR/region.lock`, held while a region runs on DIR
 /// (released by the kernel when the process ends, even by `kill -9`).

@@ -123,11 +123,18 @@ pub struct RegionConfig {
     pub resolver: Option<SocketAddr>,
     /// The longest voice message the mailbox records (`--voice-max`).
     pub voice_max_secs: u32,
+    /// Days a retired number stays out of the pool (`--quarantine-days`).
+    pub quarantine_days: u32,
     /// Quotas per mailbox and the retention period.
     pub mailbox_limits: peerdial_mailbox::Limits,
 }
 
 impl RegionConfig {
+    /// The start of the quarantine window: numbers retired since are out.
+    pub fn quarantined_since(&self, now_ms: u64) -> i64 {
+        now_ms.saturating_sub(self.quarantine_days as u64 * 86_400_000) as i64
+    }
+
     pub fn new(area: Area, data_dir: PathBuf) -> RegionConfig {
         let database = format!("sqlite:{}", data_dir.join("region.db").display());
         RegionConfig {
@@ -152,6 +159,7 @@ impl RegionConfig {
             join_token: None,
             resolver: None,
             voice_max_secs: 120,
+            quarantine_days: crate::admin::QUARANTINE_DAYS,
             mailbox_limits: peerdial_mailbox::Limits::default(),
         }
     }

@@ -119,7 +119,7 @@ impl Shared {
             devices.by_mac.insert(mac, Device { number, secret_hash });
         }
         // Retired numbers stay out of the pool until their quarantine ends.
-        let since = now_ms().saturating_sub(crate::admin::QUARANTINE_MS) as i64;
+        let since = cfg.quarantined_since(now_ms());
         for n in store.retired_numbers(since).await? {
             match Number::from_u64(n as u64) {
                 Ok(n) if cfg.area.contains(n) => {

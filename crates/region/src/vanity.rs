@@ -89,7 +89,7 @@ pub async fn reserve(shared: Arc<Shared>, owner: Number, new: Number) -> Result<
     // until the phone provisions again and gets credentials of its own.
     let ha1 = Ha1::new(&new.digits(), &shared.realm, &hex::encode(secret));
     let now = now_ms();
-    let since = now.saturating_sub(crate::admin::QUARANTINE_MS) as i64;
+    let since = shared.cfg.quarantined_since(now);
     let moved = shared
         .store
         .move_number(
