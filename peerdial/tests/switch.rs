@@ -19,6 +19,8 @@ use peerdial_sip::digest::Algorithm;
 const REALM: &str = "switch.peerdial.internal";
 const DESK: &str = "886-02-99990001";
 const FAKE: &str = "886-02-99990002";
+/// A device behind a second switch.
+const BRANCH: &str = "886-02-99990003";
 
 /// A `peerdial` server process with its output lines kept; killed by PID on drop.
 struct Server {
@@ -210,7 +212,7 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
         "<sip:{}@{sw_sip};transport=udp>;auth_pass=desk-pw;regint=600;mwi=no;answermode=auto;audio_codecs=PCMU\n",
         digits(DESK)
     );
-    let desk = Baresip::start_with_audio(&bd, &account, &theirs, &bd.join("dump"));
+    let mut desk = Baresip::start_with_audio(&bd, &account, &theirs, &bd.join("dump"));
     assert!(
         eventually(10, || sw.text().contains(&format!("number={DESK}"))),
         "baresip did not register: {}\n{}",
@@ -366,4 +368,87 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     let heard = Baresip::heard(&bd.join("dump"));
     let f = peerdial_media::audio::frequency(&heard[4000..heard.len().min(16000)], 8000);
     assert!((f - 1000.0).abs() <= 25.0, "baresip heard {f} Hz from our 1 kHz: {}", desk.log());
+
+    // The desk phone (behind this switch) calls a device behind another
+    // switch: its switch checks its credentials, asks the cloud as the
+    // switch, and takes the call on to the other switch with the key.
+    let top_data = top_dir.to_str().unwrap();
+    let token2 = run(&["top", "switch", "add", "branch", "--data", top_data], "");
+    let sw2_dir = dir.path().join("switch2");
+    let out = run(
+        &["switch", "device", "add", BRANCH, "--data", sw2_dir.to_str().unwrap()],
+        "branch-pw\n",
+    );
+    assert!(out.contains("can register"), "{out}");
+    let sw2 = Server::start(&[
+        "switch",
+        "--cloud",
+        &top_url,
+        "--token",
+        token2.trim(),
+        "--sip",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data",
+        sw2_dir.to_str().unwrap(),
+        "--heartbeat",
+        "1",
+    ]);
+    let sw2_sip = sw2.field("sip");
+    let branch_tone = dir.path().join("branch.wav");
+    let t = peerdial_media::audio::tone(700.0, 8000, 8000 * 12, 12_000.0);
+    peerdial_media::audio::write_wav(&branch_tone, &t, 8000).unwrap();
+    let brd = dir.path().join("branch");
+    std::fs::create_dir_all(&brd).unwrap();
+    let account = format!(
+        "<sip:{}@{sw2_sip};transport=udp>;auth_pass=branch-pw;regint=600;mwi=no;answermode=auto;audio_codecs=PCMU\n",
+        digits(BRANCH)
+    );
+    let branch = Baresip::start_with_audio(&brd, &account, &branch_tone, &brd.join("dump"));
+    assert!(
+        eventually(10, || sw2.text().contains(&format!("number={BRANCH}"))
+            && sw2.text().contains("joined the cloud")),
+        "{}\n{}",
+        sw2.text(),
+        branch.log()
+    );
+    let before = Baresip::heard(&bd.join("dump")).len();
+    desk.command(&format!("/dial {}", digits(BRANCH)));
+    assert!(
+        eventually(15, || sw2
+            .text()
+            .lines()
+            .any(|l| l.contains("connected") && l.contains(&format!("caller={}", digits(DESK))))),
+        "switch 2: {}\nswitch 1: {}\ndesk: {}",
+        sw2.text(),
+        sw.text(),
+        desk.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    desk.command("/hangup");
+    assert!(
+        eventually(10, || Baresip::heard(&bd.join("dump")).len() > before + 8000
+            && !Baresip::heard(&brd.join("dump")).is_empty()),
+        "{}",
+        desk.log()
+    );
+    let heard = Baresip::heard(&brd.join("dump"));
+    let f = peerdial_media::audio::frequency(&heard[2000..heard.len().min(12000)], 8000);
+    assert!((f - 600.0).abs() <= 15.0, "the branch heard {f} Hz from the desk's 600 Hz");
+    let heard = Baresip::heard(&bd.join("dump"));
+    let f = peerdial_media::audio::frequency(&heard[before + 2000..heard.len().min(before + 12000)], 8000);
+    assert!((f - 700.0).abs() <= 15.0, "the desk heard {f} Hz from the branch's 700 Hz");
+    // A call out from a device without its password is challenged and goes nowhere.
+    let mut stranger = Phone::udp(sw_sip);
+    let invite = format!(
+        "INVITE sip:{b}@{sw_sip} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKout1\r\nFrom: <sip:{d}@{l}>;tag=x1\r\nTo: <sip:{b}@{sw_sip}>\r\nCall-ID: out-{r}\r\nCSeq: 1 INVITE\r\nContact: <sip:{d}@{l}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        b = digits(BRANCH),
+        d = digits(DESK),
+        l = stranger.local(),
+        r = rand_part()
+    );
+    stranger.send_raw(invite.as_bytes());
+    let answer = stranger.recv().expect("an answer");
+    assert_eq!(status(&answer), 401, "a device's call out needs its credentials");
 }

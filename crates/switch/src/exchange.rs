@@ -75,6 +75,23 @@ pub enum Event {
         caller: String,
         callee: Number,
     },
+    /// One of our devices calls a number that is not ours: the edge asks
+    /// the cloud for the route (as the switch, for `caller`) and hands the
+    /// answer to [`Exchange::designated`].
+    Designate {
+        id: u64,
+        caller: Number,
+        callee: Number,
+    },
+}
+
+/// The cloud's answer to [`Event::Designate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Designated {
+    /// The callee is behind that switch; its INVITE carries the key.
+    Switch { addr: SocketAddr, key: String },
+    /// No route through a switch: the call is refused with this answer.
+    Refused { code: u16, why: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +109,9 @@ struct Bridge {
     headers: Vec<(String, String)>,
     /// The device's line was given back.
     freed: bool,
+    /// One of our devices calling out through another switch: no line
+    /// or queue of ours is involved.
+    outgoing: bool,
 }
 
 impl Bridge {
@@ -321,6 +341,15 @@ impl Exchange {
     fn invite(&mut self, data: &[u8], msg: &Message, from: SocketAddr, now: u64) {
         let StartLine::Request { uri, .. } = &msg.start else { return };
         let shown = user_of(uri).unwrap_or("?").chars().take(20).collect::<String>();
+        let from_device = header_user(msg, "From")
+            .and_then(|u| Number::parse(&u).ok())
+            .filter(|n| self.devices.contains_key(n));
+        let to_other = user_of(uri)
+            .and_then(|u| Number::parse(u).ok())
+            .filter(|n| !self.devices.contains_key(n));
+        if let (Some(caller), Some(callee), None) = (from_device, to_other, msg.header(SWITCH_KEY_HEADER)) {
+            return self.outgoing(data, msg, from, caller, callee, now);
+        }
         let Some(callee) = user_of(uri)
             .and_then(|u| Number::parse(u).ok())
             .filter(|n| self.devices.contains_key(n))
@@ -367,6 +396,7 @@ impl Exchange {
                 outbound: None,
                 headers,
                 freed: false,
+                outgoing: false,
             },
         );
         let line = self.lines.entry(callee).or_default();
@@ -375,6 +405,87 @@ impl Exchange {
         } else {
             line.waiting.push_back(id);
             self.tell_places(callee, now);
+        }
+        self.pump(now);
+    }
+
+    /// One of our devices calls `callee`, not ours: its credentials first
+    /// (digest, as for REGISTER), then the cloud is asked for the route
+    /// ([`Event::Designate`]).
+    fn outgoing(&mut self, data: &[u8], msg: &Message, from: SocketAddr, caller: Number, callee: Number, now: u64) {
+        match self.registrar(caller.area()).authenticate(msg, from, Transport::Udp, now) {
+            Ok(n) if n == caller => {}
+            Ok(_) => return self.refuse(data, from, callee.to_string(), 403, "credentials of another device"),
+            Err(answer) => {
+                if !answer.is_empty() {
+                    self.out.push_back(Transmit { to: from, data: answer });
+                }
+                return;
+            }
+        }
+        let local = Local {
+            uri: format!("sip:{}@{}", callee.digits(), self.cfg.addr),
+            addr: self.cfg.addr,
+            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let inbound = match Call::incoming(local, data, from, now) {
+            Ok(c) => c,
+            Err(t) => {
+                self.out.extend(t);
+                return;
+            }
+        };
+        self.next += 1;
+        let id = self.next;
+        self.legs.insert(inbound.call_id().to_string(), (id, Side::Caller));
+        self.bridges.insert(
+            id,
+            Bridge {
+                caller: caller.digits(),
+                callee,
+                inbound,
+                outbound: None,
+                headers: Vec::new(),
+                freed: false,
+                outgoing: true,
+            },
+        );
+        self.events.push_back(Event::Designate { id, caller, callee });
+        self.pump(now);
+    }
+
+    /// The cloud's route for an outgoing call ([`Event::Designate`]): the
+    /// INVITE goes on to the callee's switch with the key, or the caller
+    /// is told why not.
+    pub fn designated(&mut self, id: u64, answer: Designated, now: u64) {
+        let addr = self.cfg.addr;
+        let Some(b) = self.bridges.get_mut(&id).filter(|b| b.outgoing && b.outbound.is_none()) else {
+            return;
+        };
+        if b.inbound.state() == State::Ended {
+            return;
+        }
+        match answer {
+            Designated::Switch { addr: to, key } => {
+                let local = Local {
+                    uri: format!("sip:{}@{addr}", b.caller),
+                    addr,
+                    user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
+                };
+                let offer = b.inbound.remote_offer().to_vec();
+                let uri = format!("sip:{}@{to}", b.callee.digits());
+                let headers = vec![(SWITCH_KEY_HEADER.to_string(), key)];
+                let mut call = Call::outgoing_with(local, &uri, to, offer, headers, RING_MS, now);
+                call.set_response_timeout(RESPONSE_MS, now);
+                self.legs.insert(call.call_id().to_string(), (id, Side::Device));
+                let (caller, callee) = (b.caller.clone(), b.callee);
+                b.outbound = Some(call);
+                self.events.push_back(Event::Connecting { caller, callee });
+            }
+            Designated::Refused { code, why } => {
+                let why: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
+                b.inbound.reject(code, &why, now);
+            }
         }
         self.pump(now);
     }
@@ -478,6 +589,9 @@ impl Exchange {
             let (callee, caller, had_device) = (b.callee, b.caller.clone(), b.outbound.is_some());
             if had_device {
                 self.events.push_back(Event::Ended { caller, callee });
+            }
+            if b.outgoing {
+                continue;
             }
             let line = self.lines.entry(callee).or_default();
             let was_waiting = line.waiting.iter().any(|w| *w == id);

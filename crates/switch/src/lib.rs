@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use exchange::{Event, Exchange, ExchangeConfig};
+use exchange::{Designated, Event, Exchange, ExchangeConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
@@ -86,6 +86,11 @@ enum Ask {
         reply: oneshot::Sender<Result<Accepted, String>>,
     },
     Devices(oneshot::Sender<Vec<DeviceEntry>>),
+    /// The cloud's route for one of our devices' outgoing calls.
+    Designated {
+        id: u64,
+        answer: Designated,
+    },
 }
 
 struct Api {
@@ -128,7 +133,8 @@ impl Switch {
         let (stop, stop_rx) = watch::channel(false);
         let (ask, asks) = mpsc::channel(1024);
         let (changed_tx, changed) = mpsc::channel(8);
-        tokio::spawn(run(x, udp, asks, changed_tx, cfg.data.clone(), stop_rx.clone()));
+        let cloud = (cfg.cloud.clone(), cfg.token.clone(), ask.clone());
+        tokio::spawn(run(x, udp, asks, changed_tx, cloud, cfg.data.clone(), stop_rx.clone()));
         let secret = hex::encode(rand::random::<[u8; 24]>());
         let api = Arc::new(Api {
             secret: secret.clone(),
@@ -199,6 +205,7 @@ fn log(ev: Event) {
         Event::Connecting { caller, callee } => tracing::info!(%caller, %callee, "calling the device"),
         Event::Connected { caller, callee } => tracing::info!(%caller, %callee, "connected"),
         Event::Ended { caller, callee } => tracing::info!(%caller, %callee, "call ended"),
+        Event::Designate { caller, callee, .. } => tracing::info!(%caller, %callee, "asking the cloud for the route of an outgoing call"),
     }
 }
 
@@ -209,6 +216,7 @@ async fn run(
     udp: UdpSocket,
     mut asks: mpsc::Receiver<Ask>,
     changed: mpsc::Sender<()>,
+    (cloud, token, ask): (String, String, mpsc::Sender<Ask>),
     data: PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -230,6 +238,7 @@ async fn run(
                 Some(Ask::Devices(reply)) => {
                     let _ = reply.send(entries(&x));
                 }
+                Some(Ask::Designated { id, answer }) => x.designated(id, answer, now_ms()),
                 None => return,
             },
             _ = tokio::time::sleep(wait) => x.handle_timeout(now_ms()),
@@ -248,8 +257,47 @@ async fn run(
             let _ = udp.send_to(&t.data, t.to).await;
         }
         while let Some(ev) = x.poll_event() {
+            if let Event::Designate { id, caller, callee } = ev {
+                let (cloud, token, ask) = (cloud.clone(), token.clone(), ask.clone());
+                tokio::spawn(async move {
+                    let answer = designate(&cloud, &token, caller, callee).await;
+                    tracing::info!(%caller, %callee, ?answer, "designated by the cloud");
+                    let _ = ask.send(Ask::Designated { id, answer }).await;
+                });
+            }
             log(ev);
         }
+    }
+}
+
+/// Asks the cloud, as this switch, how `caller` (one of our devices)
+/// reaches `callee`; only another switch is a route a switch can take.
+async fn designate(cloud: &str, token: &str, caller: Number, callee: Number) -> Designated {
+    let auth = format!("Bearer {token}");
+    let body = json!({"callee": callee.digits(), "caller": caller.digits()}).to_string();
+    let headers = [("Authorization", auth.as_str())];
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        peerdial_net::http_client::request_with("POST", cloud, "/api/v1/calls/designate", &headers, Some(&body)),
+    )
+    .await;
+    let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
+    let (status, text) = match asked {
+        Err(_) => return refused(408, "Request Timeout (the cloud did not answer)"),
+        Ok(Err(_)) => return refused(503, "Service Unavailable (cannot reach the cloud)"),
+        Ok(Ok(r)) => r,
+    };
+    match status {
+        200 => match serde_json::from_str::<peerdial_directory::designation::Route>(&text) {
+            Ok(peerdial_directory::designation::Route::Switch { switch, key, .. }) => Designated::Switch { addr: switch, key },
+            Ok(_) => refused(480, "Temporarily Unavailable (the callee is not behind a switch)"),
+            Err(_) => refused(503, "Service Unavailable (an answer from the cloud we cannot read)"),
+        },
+        404 => refused(404, "Not Found (invalid call: unknown callee)"),
+        403 => refused(403, "Forbidden (the cloud refused the call)"),
+        409 => refused(480, "Temporarily Unavailable (the callee's switch refused)"),
+        504 => refused(408, "Request Timeout (the callee's switch did not answer)"),
+        _ => refused(503, "Service Unavailable (designation failed)"),
     }
 }
 
