@@ -625,3 +625,7 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "exchange_tests.rs"]
+mod tests;
