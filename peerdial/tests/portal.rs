@@ -409,7 +409,8 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     assert!(loaded, "the preview image loads");
     click(&c, "draw").await;
     text_of(&c, "saved").await;
-    assert!(c.find(Locator::Css("#greeting-caller img")).await.is_ok());
+    // The page after the post may still be loading: wait for the picture.
+    assert!(c.wait().for_element(Locator::Css("#greeting-caller img")).await.is_ok());
     shot("greetings", c.screenshot().await.unwrap());
     // Channels: the operator made one; subscribing in the page is what the
     // region keeps for the marquee.

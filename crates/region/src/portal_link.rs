@@ -47,6 +47,8 @@ impl Link {
             if had.is_some() {
                 shared.store.write(Write::DeleteBinding(key)).await.map_err(db)?;
             }
+            // A disabled number is not woken by push either.
+            shared.push.on_change(&peerdial_sip::Change::Remove(n));
             shared.presence.remove_number(n);
             shared.publish(n);
         } else {

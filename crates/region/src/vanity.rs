@@ -134,6 +134,12 @@ pub async fn reserve(shared: Arc<Shared>, owner: Number, new: Number) -> Result<
     }
     shared.publish(owner);
     shared.publish(new);
+    // The push registration moves with the binding: the old number is
+    // forgotten at the top, the new one registered.
+    shared.push.on_change(&peerdial_sip::Change::Remove(owner));
+    if let Some(b) = &binding {
+        shared.push.on_change(&peerdial_sip::Change::Upsert(new, b.clone()));
+    }
     shared.greetings.rename(owner, new);
     shared.presence.remove_number(owner);
     shared.presence.add_number(new);
