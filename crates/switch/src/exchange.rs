@@ -368,22 +368,52 @@ impl Exchange {
         if self.binding(callee).is_none() {
             return self.refuse(data, from, shown, 480, "not registered");
         }
-        let local = Local {
-            uri: format!("sip:{}@{}", callee.digits(), self.cfg.addr),
-            addr: self.cfg.addr,
-            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
-        };
-        let inbound = match Call::incoming(local, data, from, now) {
-            Ok(c) => c,
-            Err(t) => {
-                self.out.extend(t);
-                return;
-            }
-        };
         let headers = ["Identity", "Call-Info"]
             .iter()
             .filter_map(|h| msg.header(h).map(|v| (h.to_string(), v.to_string())))
             .collect();
+        let Some(id) = self.open_bridge(data, from, caller, callee, headers, false, now) else {
+            return;
+        };
+        let line = self.lines.entry(callee).or_default();
+        if line.active.is_none() {
+            self.connect(id, now);
+        } else {
+            line.waiting.push_back(id);
+            self.tell_places(callee, now);
+        }
+        self.pump(now);
+    }
+
+    /// Our side of a call: `user` at the switch's address.
+    fn local(&self, user: &str) -> Local {
+        Local {
+            uri: format!("sip:{user}@{}", self.cfg.addr),
+            addr: self.cfg.addr,
+            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Answers the caller's INVITE as `callee` and opens its bridge (no
+    /// other leg yet); `None` when the INVITE is not one (it is answered).
+    #[allow(clippy::too_many_arguments)]
+    fn open_bridge(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        caller: Number,
+        callee: Number,
+        headers: Vec<(String, String)>,
+        outgoing: bool,
+        now: u64,
+    ) -> Option<u64> {
+        let inbound = match Call::incoming(self.local(&callee.digits()), data, from, now) {
+            Ok(c) => c,
+            Err(t) => {
+                self.out.extend(t);
+                return None;
+            }
+        };
         self.next += 1;
         let id = self.next;
         self.legs.insert(inbound.call_id().to_string(), (id, Side::Caller));
@@ -396,17 +426,10 @@ impl Exchange {
                 outbound: None,
                 headers,
                 freed: false,
-                outgoing: false,
+                outgoing,
             },
         );
-        let line = self.lines.entry(callee).or_default();
-        if line.active.is_none() {
-            self.connect(id, now);
-        } else {
-            line.waiting.push_back(id);
-            self.tell_places(callee, now);
-        }
-        self.pump(now);
+        Some(id)
     }
 
     /// One of our devices calls `callee`, not ours: its credentials first
@@ -423,33 +446,9 @@ impl Exchange {
                 return;
             }
         }
-        let local = Local {
-            uri: format!("sip:{}@{}", callee.digits(), self.cfg.addr),
-            addr: self.cfg.addr,
-            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
+        let Some(id) = self.open_bridge(data, from, caller, callee, Vec::new(), true, now) else {
+            return;
         };
-        let inbound = match Call::incoming(local, data, from, now) {
-            Ok(c) => c,
-            Err(t) => {
-                self.out.extend(t);
-                return;
-            }
-        };
-        self.next += 1;
-        let id = self.next;
-        self.legs.insert(inbound.call_id().to_string(), (id, Side::Caller));
-        self.bridges.insert(
-            id,
-            Bridge {
-                caller: caller.digits(),
-                callee,
-                inbound,
-                outbound: None,
-                headers: Vec::new(),
-                freed: false,
-                outgoing: true,
-            },
-        );
         self.events.push_back(Event::Designate { id, caller, callee });
         self.pump(now);
     }
@@ -458,7 +457,6 @@ impl Exchange {
     /// INVITE goes on to the callee's switch with the key, or the caller
     /// is told why not.
     pub fn designated(&mut self, id: u64, answer: Designated, now: u64) {
-        let addr = self.cfg.addr;
         let Some(b) = self.bridges.get_mut(&id).filter(|b| b.outgoing && b.outbound.is_none()) else {
             return;
         };
@@ -467,20 +465,8 @@ impl Exchange {
         }
         match answer {
             Designated::Switch { addr: to, key } => {
-                let local = Local {
-                    uri: format!("sip:{}@{addr}", b.caller),
-                    addr,
-                    user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
-                };
-                let offer = b.inbound.remote_offer().to_vec();
                 let uri = format!("sip:{}@{to}", b.callee.digits());
-                let headers = vec![(SWITCH_KEY_HEADER.to_string(), key)];
-                let mut call = Call::outgoing_with(local, &uri, to, offer, headers, RING_MS, now);
-                call.set_response_timeout(RESPONSE_MS, now);
-                self.legs.insert(call.call_id().to_string(), (id, Side::Device));
-                let (caller, callee) = (b.caller.clone(), b.callee);
-                b.outbound = Some(call);
-                self.events.push_back(Event::Connecting { caller, callee });
+                self.call_out(id, &uri, to, vec![(SWITCH_KEY_HEADER.to_string(), key)], now);
             }
             Designated::Refused { code, why } => {
                 let why: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
@@ -488,6 +474,21 @@ impl Exchange {
             }
         }
         self.pump(now);
+    }
+
+    /// The bridge's second leg: `uri` at `to`, with the caller's offer.
+    fn call_out(&mut self, id: u64, uri: &str, to: SocketAddr, headers: Vec<(String, String)>, now: u64) {
+        let Some(caller) = self.bridges.get(&id).map(|b| b.caller.clone()) else {
+            return;
+        };
+        let local = self.local(&caller);
+        let b = self.bridges.get_mut(&id).expect("checked");
+        let offer = b.inbound.remote_offer().to_vec();
+        let mut call = Call::outgoing_with(local, uri, to, offer, headers, RING_MS, now);
+        call.set_response_timeout(RESPONSE_MS, now);
+        self.legs.insert(call.call_id().to_string(), (id, Side::Device));
+        b.outbound = Some(call);
+        self.events.push_back(Event::Connecting { caller, callee: b.callee });
     }
 
     /// Tells each waiting caller of `callee` its place.
@@ -509,29 +510,15 @@ impl Exchange {
     /// Calls the device for bridge `id` (its line is free).
     fn connect(&mut self, id: u64, now: u64) {
         let Some(b) = self.bridges.get(&id) else { return };
-        let callee = b.callee;
+        let (callee, headers) = (b.callee, b.headers.clone());
         let Some((uri, addr)) = self.binding(callee) else {
             if let Some(b) = self.bridges.get_mut(&id) {
                 b.inbound.reject(480, "Temporarily Unavailable (not registered)", now);
             }
             return;
         };
-        let b = self.bridges.get_mut(&id).expect("checked");
-        let local = Local {
-            uri: format!("sip:{}@{}", b.caller, self.cfg.addr),
-            addr: self.cfg.addr,
-            user_agent: format!("peerdial-switch/{}", env!("CARGO_PKG_VERSION")),
-        };
-        let offer = b.inbound.remote_offer().to_vec();
-        let mut call = Call::outgoing_with(local, &uri, addr, offer, b.headers.clone(), RING_MS, now);
-        call.set_response_timeout(RESPONSE_MS, now);
-        self.legs.insert(call.call_id().to_string(), (id, Side::Device));
-        b.outbound = Some(call);
+        self.call_out(id, &uri, addr, headers, now);
         self.lines.entry(callee).or_default().active = Some(id);
-        self.events.push_back(Event::Connecting {
-            caller: b.caller.clone(),
-            callee,
-        });
     }
 
     /// Moves each bridge's events between its legs, frees lines, starts
