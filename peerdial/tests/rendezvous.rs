@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::server::Server;
 use common::*;
 use peerdial_media::audio::{frequency, read_wav, rms, tone, write_wav};
 use peerdial_sip::message::{Message as Sip, StartLine};
@@ -24,69 +22,6 @@ const C: &str = "+886912000003";
 const IMSI_A: &str = "466920000000001";
 const IMSI_B: &str = "466920000000002";
 const IMSI_C: &str = "466920000000003";
-
-/// A server process (`top`, `cellular-sim`) and every line it printed.
-struct Server {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Starts `peerdial ARGS` and reads `field=` from its ready line.
-    fn start(args: &[&str], field: &str) -> Server {
-        let mut child = Command::new(peerdial_bin())
-            .args(args)
-            .env("PEERDIAL_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-        }
-        let key = format!("{field}=");
-        let mut addr = None;
-        assert!(
-            eventually(15, || {
-                addr = lines.lock().unwrap().iter().find_map(|l| {
-                    l.contains(" ready: ")
-                        .then(|| l.split_whitespace().find_map(|w| w.strip_prefix(key.as_str())))
-                        .flatten()
-                        .and_then(|a| a.parse().ok())
-                });
-                addr.is_some()
-            }),
-            "{args:?} did not start: {:?}",
-            lines.lock().unwrap()
-        );
-        Server {
-            child,
-            lines,
-            addr: addr.unwrap(),
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn body(v: serde_json::Value) -> Vec<u8> {
     v.to_string().into_bytes()
@@ -144,29 +79,28 @@ fn tone_wav(dir: &Path) -> String {
 #[test]
 fn a_mobile_call_becomes_an_internet_call_and_keys_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Server::start(&["cellular-sim", "--http", "127.0.0.1:0"], "http");
-    let webhook = format!("http://{}/sim/v1/sms", sim.addr);
+    let sim = Server::start(&["cellular-sim", "--http", "127.0.0.1:0"]);
+    let sim_addr = sim.field("http");
+    let webhook = format!("http://{sim_addr}/sim/v1/sms");
     let top_dir = dir.path().join("top");
-    let top = Server::start(
-        &[
-            "top",
-            "--data",
-            top_dir.to_str().unwrap(),
-            "--dns",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--join-token",
-            "t",
-            "--sms-webhook",
-            &webhook,
-            "--rendezvous-window",
-            "3",
-        ],
-        "http",
-    );
+    let top = Server::start(&[
+        "top",
+        "--data",
+        top_dir.to_str().unwrap(),
+        "--dns",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--join-token",
+        "t",
+        "--sms-webhook",
+        &webhook,
+        "--rendezvous-window",
+        "3",
+    ]);
+    let top_addr = top.field("http");
     let region = Region::start(&dir.path().join("region"), &[]);
-    let (top_url, sim_url) = (format!("http://{}", top.addr), format!("http://{}", sim.addr));
+    let (top_url, sim_url) = (format!("http://{}", top_addr), format!("http://{}", sim_addr));
     let mut responses = Vec::new();
 
     // Two mobiles: each registers and verifies with the code the SMS brings.
@@ -233,14 +167,14 @@ fn a_mobile_call_becomes_an_internet_call_and_keys_are_checked() {
 
     // A third device, registered by hand: bad input first, then the code.
     let (s, j) = http(
-        top.addr,
+        top_addr,
         "POST",
         "/api/v1/rendezvous/devices",
         &body(serde_json::json!({"msisdn": "886912000003", "imsi": IMSI_C})),
     );
     assert_eq!(s, 400, "{j}");
     let (s, j) = http(
-        top.addr,
+        top_addr,
         "POST",
         "/api/v1/rendezvous/devices",
         &body(serde_json::json!({"msisdn": C, "imsi": "46692000000000"})),
@@ -248,34 +182,34 @@ fn a_mobile_call_becomes_an_internet_call_and_keys_are_checked() {
     assert_eq!(s, 400, "{j}");
     assert!(j["error"].as_str().unwrap().contains("15 digits"), "{j}");
     let (s, j) = http(
-        top.addr,
+        top_addr,
         "POST",
         "/api/v1/rendezvous/devices",
         &body(serde_json::json!({"msisdn": C, "imsi": IMSI_C})),
     );
     assert_eq!(s, 202, "{j}");
     responses.push(j);
-    let (_, ev) = http(sim.addr, "GET", &format!("/sim/v1/events/{C}?wait=5"), b"");
+    let (_, ev) = http(sim_addr, "GET", &format!("/sim/v1/events/{C}?wait=5"), b"");
     let text = ev["events"][0]["text"].as_str().unwrap_or_default().to_string();
     let code: String = text.chars().filter(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6, "{ev}");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let verify = |code: &str| body(serde_json::json!({"msisdn": C, "imsi": IMSI_C, "code": code}));
-    let (s, j) = http(top.addr, "POST", "/api/v1/rendezvous/devices/verify", &verify(wrong));
+    let (s, j) = http(top_addr, "POST", "/api/v1/rendezvous/devices/verify", &verify(wrong));
     assert_eq!(s, 403, "{j}");
     responses.push(j);
-    let (s, j) = http(top.addr, "POST", "/api/v1/rendezvous/devices/verify", &verify(&code));
+    let (s, j) = http(top_addr, "POST", "/api/v1/rendezvous/devices/verify", &verify(&code));
     assert_eq!(s, 200, "{j}");
     responses.push(j);
-    let (s, j) = http(top.addr, "POST", "/api/v1/rendezvous/devices/verify", &verify(&code));
+    let (s, j) = http(top_addr, "POST", "/api/v1/rendezvous/devices/verify", &verify(&code));
     assert_eq!((s, j["error"].as_str()), (403, Some("the code was used already")), "{j}");
 
     // Someone with B's number but not its SIM learns nothing.
     let ring = |imsi: &str| body(serde_json::json!({"imsi": imsi, "msisdn": B, "contact": "sip:886021111111@127.0.0.1:9"}));
-    let (s, stranger) = http(top.addr, "POST", "/api/v1/rendezvous/ring", &ring("466929999999999"));
+    let (s, stranger) = http(top_addr, "POST", "/api/v1/rendezvous/ring", &ring("466929999999999"));
     assert_eq!(s, 403);
     let (_, unknown) = http(
-        top.addr,
+        top_addr,
         "POST",
         "/api/v1/rendezvous/ring",
         &body(serde_json::json!({"imsi": "466929999999998", "msisdn": "+886912999998", "contact": "sip:886021111111@127.0.0.1:9"})),
@@ -290,12 +224,12 @@ fn a_mobile_call_becomes_an_internet_call_and_keys_are_checked() {
     };
     raw.sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let me = "886021234567";
-    let (s, placed) = http(sim.addr, "POST", "/sim/v1/calls", &body(serde_json::json!({"from": C, "to": B})));
+    let (s, placed) = http(sim_addr, "POST", "/sim/v1/calls", &body(serde_json::json!({"from": C, "to": B})));
     assert_eq!(s, 200, "{placed}");
     let submit = body(
         serde_json::json!({"msisdn": C, "imsi": IMSI_C, "callee": B, "contact": format!("sip:{me}@{}", raw.sock.local_addr().unwrap())}),
     );
-    let (s, paired) = http(top.addr, "POST", "/api/v1/rendezvous/call", &submit);
+    let (s, paired) = http(top_addr, "POST", "/api/v1/rendezvous/call", &submit);
     assert_eq!((s, paired["status"].as_str()), (200, Some("paired")), "{paired}");
     assert_eq!(paired["peer"], B);
     let key = paired["key"].as_str().unwrap().to_string();

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::baresip::Baresip;
+use common::server::Server;
 use common::top::{TopNode, TOKEN};
 use common::{dial, eventually, http_raw, parse_http, peerdial_bin, provision, status, Device, Phone, Region};
 use peerdial_sip::digest::Algorithm;
@@ -21,59 +21,6 @@ const DESK: &str = "886-02-99990001";
 const FAKE: &str = "886-02-99990002";
 /// A device behind a second switch.
 const BRANCH: &str = "886-02-99990003";
-
-/// A `peerdial` server process with its output lines kept; killed by PID on drop.
-struct Server {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(peerdial_bin())
-            .args(args)
-            .env("PEERDIAL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-        }
-        Server { child, lines }
-    }
-
-    fn text(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    fn field(&self, key: &str) -> SocketAddr {
-        assert!(eventually(10, || self.text().contains("ready:")), "{}", self.text());
-        let t = self.text();
-        t.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{key}=")))
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `peerdial ARGS` with `stdin`; its stdout.
 fn run(args: &[&str], stdin: &str) -> String {

@@ -17,6 +17,7 @@ pub mod baresip;
 pub mod browser;
 pub mod kamailio;
 pub mod mailbox;
+pub mod server;
 pub mod tones;
 pub mod top;
 
