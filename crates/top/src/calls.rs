@@ -335,7 +335,12 @@ async fn place(State(shared): State<Arc<TopShared>>, headers: HeaderMap, body: R
         talker,
         callee: callee_leg,
     });
-    let mut body = summary;
+    created(id, summary)
+}
+
+/// The 201 for a call or conference opened in the book: its summary, its
+/// id and where its progress is.
+pub(crate) fn created(id: u64, mut body: serde_json::Value) -> Response {
     body["id"] = json!(id);
     body["progress"] = json!(format!("/api/v1/calls/{id}"));
     (StatusCode::CREATED, Json(body)).into_response()

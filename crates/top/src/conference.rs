@@ -211,10 +211,7 @@ pub(crate) async fn place(shared: &Arc<TopShared>, me: Number, wanted: &Wanted, 
     });
     let id = shared.dialing.book.open(me, summary.clone());
     shared.dialing.controller.send(Command::Conference { id, legs });
-    let mut body = summary;
-    body["id"] = json!(id);
-    body["progress"] = json!(format!("/api/v1/calls/{id}"));
-    (StatusCode::CREATED, Json(body)).into_response()
+    crate::calls::created(id, summary)
 }
 
 #[derive(Deserialize)]
