@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use peerdial_media::audio::{frequency, read_wav, rms};
 use peerdial_sip::digest::Algorithm;
 
 /// `peerdial push-service` and what it printed.
@@ -171,11 +170,7 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     a.expect_line(&format!("{} presented the cloud's token: verified", b.number), 5);
     assert_eq!(a.wait_exit(20), 0, "{:#?}", a.lines());
     b.expect_line(" ended: the other side hung up", 15);
-    let s = read_wav(&rec, 48_000).unwrap();
-    let mid = &s[s.len() / 4..s.len() * 3 / 4];
-    assert!(rms(mid) > 1000.0, "B heard (nearly) nothing");
-    let f = frequency(mid, 48_000);
-    assert!((f - 1000.0).abs() < 20.0, "B heard {f} Hz");
+    common::tones::assert_heard_tone_48k(&rec, 1000.0);
     let st = svc.stats("b");
     assert_eq!((st["accepted"].as_u64(), st["fetched"].as_u64()), (Some(1), Some(1)), "{st}");
     for secret in [kj["auth"].as_str().unwrap(), kj["p256dh_private"].as_str().unwrap()] {

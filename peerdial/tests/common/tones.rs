@@ -9,6 +9,15 @@ use super::{eventually, Softphone};
 
 pub const RATE: u32 = 8000;
 
+/// A recording at 48 kHz whose middle half is loud and at `freq`.
+pub fn assert_heard_tone_48k(path: &Path, freq: f32) {
+    let s = read_wav(path, 48_000).unwrap();
+    let mid = &s[s.len() / 4..s.len() * 3 / 4];
+    assert!(rms(mid) > 1000.0, "{} holds (nearly) nothing", path.display());
+    let f = frequency(mid, 48_000);
+    assert!((f - freq).abs() < 20.0, "{} holds {f} Hz, not {freq}", path.display());
+}
+
 pub fn tone_wav(dir: &Path, name: &str, freq: f32, secs: u32) -> String {
     let p = dir.join(name);
     write_wav(&p, &tone(freq, 48_000, 48_000 * secs as usize, 12_000.0), 48_000).unwrap();
