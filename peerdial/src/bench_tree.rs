@@ -131,7 +131,7 @@ pub async fn propagation(samples: u32) -> Result<()> {
     let _knot = secondary("knot", dir.path(), knot_port, region.endpoints.dns, &zone)?;
     let start_serial = region.shared.zone.read().expect("zone lock").serial();
     for s in &secondaries {
-        wait_serial(*s, &zone, start_serial, Duration::from_secs(20)).await?;
+        wait_serial(*s, &zone, start_serial, Duration::from_secs(45)).await?;
     }
     let mut lat: Vec<Vec<f64>> = vec![Vec::new(); secondaries.len()];
     let sip = region.endpoints.sip;

@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -23,7 +23,29 @@ struct Daemon {
     name: &'static str,
     child: Child,
     addr: SocketAddr,
+    /// Where its stderr (and, for NSD, its log file) goes: shown when it fails us.
+    dir: PathBuf,
 }
+
+impl Daemon {
+    /// Every `*.log` the daemon wrote, for a failing assertion's message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                out += &format!("--- {}\n{text}", e.path().display());
+            }
+        }
+        out
+    }
+}
+
+/// How long a secondary may take for its first full transfer. NSD retries
+/// a zone it does not have yet after 10 to 20 s (its xfrd's empty-zone
+/// back-off), so one failed first attempt on a loaded machine needs more
+/// than that; a passing run waits only as long as the transfer takes.
+const FIRST_TRANSFER_SECS: u64 = 45;
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -33,14 +55,20 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(name: &'static str, cmd: &mut Command, addr: SocketAddr) -> Daemon {
+fn spawn(name: &'static str, cmd: &mut Command, addr: SocketAddr, dir: &Path) -> Daemon {
+    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    Daemon { name, child, addr }
+    Daemon {
+        name,
+        child,
+        addr,
+        dir: dir.to_path_buf(),
+    }
 }
 
 /// A secondary of the area zone (config shared with `peerdial bench`).
@@ -54,6 +82,7 @@ fn secondary(name: &'static str, which: &str, dir: &Path, port: u16, primary: So
         name,
         Command::new(require(prog)).args(args).arg(&path),
         SocketAddr::from(([127, 0, 0, 1], port)),
+        &d,
     )
 }
 
@@ -177,10 +206,11 @@ fn nsd_bind_and_knot_follow_the_region() {
     let serial = soa_serial(r.dns);
     for d in &daemons {
         assert!(
-            eventually(15, || serial_at(d.addr) == Some(serial)),
-            "{} did not load the zone (serial {:?})",
+            eventually(FIRST_TRANSFER_SECS, || serial_at(d.addr) == Some(serial)),
+            "{} did not load the zone (serial {:?})\n{}",
             d.name,
-            serial_at(d.addr)
+            serial_at(d.addr),
+            d.logs()
         );
         assert_eq!(naptr_uri(d.addr, &d1.user), naptr_uri(r.dns, &d1.user), "{}", d.name);
     }
@@ -193,7 +223,7 @@ fn nsd_bind_and_knot_follow_the_region() {
         let want = naptr_uri(r.dns, &d.user).unwrap();
         for s in &daemons {
             let seen = eventually(10, || naptr_uri(s.addr, &d.user).as_deref() == Some(want.as_str()));
-            assert!(seen, "round {round}: {} never answered the new number", s.name);
+            assert!(seen, "round {round}: {} never answered the new number\n{}", s.name, s.logs());
         }
     }
 }
@@ -271,9 +301,13 @@ fn with_the_region_down_its_secondary_answers_and_calls_connect() {
     let mut caller = Softphone::start(&r, dir.path(), "02:00:00:00:5d:02", unbound.addr, &[]);
     caller.stop();
     let want = naptr_uri(r.dns, &callee.number.replace('-', "")).unwrap();
-    assert!(eventually(10, || naptr_uri(secondary.addr, &callee.number.replace('-', ""))
-        .as_deref()
-        == Some(want.as_str())));
+    assert!(
+        eventually(FIRST_TRANSFER_SECS, || naptr_uri(secondary.addr, &callee.number.replace('-', ""))
+            .as_deref()
+            == Some(want.as_str())),
+        "NSD never answered the callee\n{}",
+        secondary.logs()
+    );
     r.kill9();
     // The secondary still answers, and a new call connects through it.
     assert_eq!(
@@ -309,6 +343,7 @@ fn bind_primary(dir: &Path, port: u16) -> Daemon {
         "BIND",
         Command::new(require("named")).args(["-g", "-c", conf.to_str().unwrap()]),
         SocketAddr::from(([127, 0, 0, 1], port)),
+        &d,
     )
 }
 
@@ -334,6 +369,7 @@ fn knot_primary(dir: &Path, port: u16) -> Daemon {
         "Knot",
         Command::new(require("knotd")).args(["-c", conf.to_str().unwrap()]),
         SocketAddr::from(([127, 0, 0, 1], port)),
+        &d,
     )
 }
 
