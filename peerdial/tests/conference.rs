@@ -7,7 +7,8 @@
 //! the others go on), carol's baresip added while it runs; each records
 //! the others' tones and not its own (Opus for our phones, PCMU for
 //! baresip); people leave, and when fewer than two remain the last one is
-//! hung up on.
+//! hung up on. Last, a connected two-party call grows into a conference
+//! when carol is added (both legs re-INVITEd into the room).
 
 mod common;
 
@@ -36,6 +37,14 @@ fn passport(r: &Region, user: &str, password: &str, number: &str) -> String {
     ));
     assert_eq!(s, 200, "{j}");
     j["identity"].as_str().unwrap().to_string()
+}
+
+/// A two-party call from alice's talker "phone" to `callee`; its id.
+fn place_call(top: &TopNode, h: &[(&str, &str)], callee: &str) -> u64 {
+    let body = format!(r#"{{"talker": "phone", "callee": "{callee}"}}"#);
+    let (s, j) = call(top, "POST", "/api/v1/calls", h, &body);
+    assert_eq!(s, 201, "{j}");
+    j["id"].as_u64().unwrap()
 }
 
 /// The call's events so far, as the dialer reads them.
@@ -184,15 +193,7 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
 
     // 2. Bad input: the callee is busy. The dialer is told, and alice's
     // leg (already answered) is released.
-    let (s, j) = call(
-        &top,
-        "POST",
-        "/api/v1/calls",
-        &h,
-        &format!(r#"{{"talker": "phone", "callee": "{}"}}"#, busy_dev.number),
-    );
-    assert_eq!(s, 201, "{j}");
-    let c2 = j["id"].as_u64().unwrap();
+    let c2 = place_call(&top, &h, &busy_dev.number);
     assert!(refuse_all(&busy_sock, 3) > 0, "the busy talker was never called");
     let seen = wait_event(&top, &h, c2, "failed");
     assert!(seen.iter().any(|e| e == "failed: the callee: busy"), "{seen:?}");
@@ -290,6 +291,43 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     assert_mix("alice", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0, 1100.0], 400.0);
     assert_mix("bob", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0, 1100.0], 700.0);
     assert_mix("carol", &Baresip::heard(&cdump), 8000, &[400.0, 700.0], 1100.0);
+
+    // 4. A connected two-party call grows: alice's talker and bob talk
+    // directly, carol is added, both legs move into a room by re-INVITE,
+    // and alice and bob each hear both others. Alice leaves, bob and carol
+    // go on; bob leaves, and carol is hung up on.
+    let c4 = place_call(&top, &h, &bob.number);
+    let add_carol = || {
+        call(
+            &top,
+            "POST",
+            &format!("/api/v1/calls/{c4}/participants"),
+            &h,
+            &format!(r#"{{"callee": "{}"}}"#, carol_dev.number),
+        )
+    };
+    wait_event(&top, &h, c4, "connected");
+    std::thread::sleep(Duration::from_secs(1));
+    let (s, j) = add_carol();
+    assert_eq!(s, 202, "{j}");
+    assert!(
+        eventually(15, || events(&top, &h, c4).iter().filter(|e| e.ends_with("joined")).count() == 3),
+        "the call did not become a conference of three: {:?}\n{}",
+        events(&top, &h, c4),
+        carol.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send("hangup");
+    wait_event(&top, &h, c4, "phone left");
+    bob.send("hangup");
+    wait_event(&top, &h, c4, "ended: fewer than two talkers remain");
+    assert!(eventually(10, || ended(&alice) == 4 && ended(&bob) == 3), "a leg was left up");
+    // An ended call takes no one more.
+    assert_eq!(add_carol().0, 409);
+    std::thread::sleep(Duration::from_millis(500));
+    let (ra, rb) = (rate(&alice), rate(&bob));
+    assert_mix("alice (grown)", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0, 1100.0], 400.0);
+    assert_mix("bob (grown)", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0, 1100.0], 700.0);
     alice.stop();
     bob.stop();
 }

@@ -44,6 +44,15 @@ struct Record {
     over_at: Option<u64>,
 }
 
+/// What `POST /api/v1/calls/{id}/participants` may do with a call.
+pub(crate) enum Growable {
+    /// Over, or not connected yet.
+    No,
+    Conference,
+    /// Connected: it becomes a conference; the labels of its two talkers.
+    TwoParty([String; 2]),
+}
+
 /// Every call's progress, for the API; filled by the controller.
 #[derive(Default)]
 pub(crate) struct CallBook {
@@ -72,11 +81,25 @@ impl CallBook {
         self.changed.notify_waiters();
     }
 
-    /// Whether call `id` of `owner` is a conference still running.
-    pub(crate) fn conference_of(&self, id: u64, owner: Number) -> Option<bool> {
-        let calls = self.calls.lock().expect("calls");
-        let r = calls.get(&id).filter(|r| r.owner == owner)?;
-        Some(r.summary["conference"] == true && r.over_at.is_none())
+    /// Whether call `id` of `owner` can take one more talker, and how. A
+    /// connected two-party call is marked a conference here, so a second
+    /// request joins the conference it is becoming.
+    pub(crate) fn growable(&self, id: u64, owner: Number) -> Option<Growable> {
+        let mut calls = self.calls.lock().expect("calls");
+        let r = calls.get_mut(&id).filter(|r| r.owner == owner)?;
+        if r.over_at.is_some() {
+            return Some(Growable::No);
+        }
+        if r.summary["conference"] == true {
+            return Some(Growable::Conference);
+        }
+        if !r.events.iter().any(|e| e["event"] == "connected") {
+            return Some(Growable::No);
+        }
+        let text = |k: &str| r.summary[k].as_str().unwrap_or_default().to_string();
+        let labels = [text("talker"), format!("{} ({})", text("callee"), text("callee_talker"))];
+        r.summary["conference"] = Value::Bool(true);
+        Some(Growable::TwoParty(labels))
     }
 
     /// Admits a new call of `owner`, or says why not (429).

@@ -1,7 +1,9 @@
 //! Conferences hosted by the top (issue 13, first version; see
 //! docs/decisions.md): a dialer asks `POST /api/v1/calls` with
 //! `"callees": [..]` (two or more) or adds someone to a running
-//! conference with `POST /api/v1/calls/{id}/participants`. The top's
+//! conference with `POST /api/v1/calls/{id}/participants` — a connected
+//! two-party call too: its two legs move into a new room by re-INVITE
+//! (`Conference::adopt`) and the newcomer is called. The top's
 //! controller calls each talker with an offer naming its own port on a
 //! `peerdial_media::room::Room` (Opus, PCMU, PCMA and telephone-event;
 //! the talker picks), adds it to the mixer when it answers, and removes it
@@ -27,14 +29,14 @@ use peerdial_media::room::{Room, RoomConfig, Seat};
 use peerdial_media::sdp::{self, CodecKind, Sdp};
 use peerdial_net::http_server::error;
 use peerdial_number::Number;
-use peerdial_sip::call::{Local, Transmit};
+use peerdial_sip::call::{Call, Local, Transmit};
 use peerdial_sip::conference::{ConfEvent, ConfProgress, Conference, LegId};
 use peerdial_sip::pairing::Leg;
 use peerdial_sip::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::calls::{admitted, callee_of, leg_of, refusal, CallBook};
+use crate::calls::{admitted, callee_of, leg_of, refusal, CallBook, Growable};
 use crate::controller::Command;
 use crate::talkers::talkers_of;
 use crate::TopShared;
@@ -77,10 +79,34 @@ impl Hosted {
         Ok(h)
     }
 
-    /// Calls one more talker with an offer for a new seat in the room.
-    pub(crate) fn add(&mut self, who: &str, leg: &Leg, now: u64) -> Result<(), String> {
+    /// An empty room with two seats ready for a connected two-party
+    /// call's legs (see [`Hosted::adopt`]); nothing of the call is touched
+    /// until both seats exist.
+    pub(crate) fn for_growth(local: &Local, now: u64) -> Result<(Hosted, [(Seat, Sdp); 2]), String> {
+        let mut h = Hosted::start(local, Vec::new(), now)?;
+        let seats = [h.offer()?, h.offer()?];
+        Ok((h, seats))
+    }
+
+    /// Moves an established call into its seat: a re-INVITE with the
+    /// seat's offer; it joins the mixer with the answer.
+    pub(crate) fn adopt(&mut self, who: &str, call: Call, (seat, offer): (Seat, Sdp), now: u64) {
+        let body = offer.to_text(self.ip).into_bytes();
+        if let Some(id) = self.core.adopt(who, call, body, now) {
+            self.offers.insert(id, (seat, offer));
+        }
+    }
+
+    /// A new seat in the room and the offer that names it.
+    fn offer(&mut self) -> Result<(Seat, Sdp), String> {
         let seat = self.room.seat().map_err(|e| e.to_string())?;
         let offer = sdp::offer(rand::random::<u32>() as u64, self.ip, seat.port(), &CODECS);
+        Ok((seat, offer))
+    }
+
+    /// Calls one more talker with an offer for a new seat in the room.
+    pub(crate) fn add(&mut self, who: &str, leg: &Leg, now: u64) -> Result<(), String> {
+        let (seat, offer) = self.offer()?;
         let id = self
             .core
             .add(who, leg, offer.to_text(self.ip).into_bytes(), now)
@@ -221,7 +247,8 @@ struct JoinRequest {
 }
 
 /// `POST /api/v1/calls/{id}/participants {"callee": …}`: one more talker
-/// in a running conference of the dialer's.
+/// in a running conference of the dialer's, or in a connected two-party
+/// call, which becomes a conference.
 pub(crate) async fn join(
     State(shared): State<Arc<TopShared>>,
     Path(id): Path<u64>,
@@ -232,16 +259,17 @@ pub(crate) async fn join(
         Ok(r) => r,
         Err(r) => return r,
     };
-    match shared.dialing.book.conference_of(id, me) {
+    let grow = match shared.dialing.book.growable(id, me) {
         None => return error(StatusCode::NOT_FOUND, format!("you have no call {id}")),
-        Some(false) => {
+        Some(Growable::No) => {
             return error(
                 StatusCode::CONFLICT,
-                format!("call {id} is not a running conference (a two-party call cannot grow yet: place a conference)"),
+                format!("call {id} is not running: only a connected call or a running conference takes someone more"),
             )
         }
-        Some(true) => {}
-    }
+        Some(Growable::Conference) => None,
+        Some(Growable::TwoParty(labels)) => Some(labels),
+    };
     let mine = match talkers_of(&shared, me).await {
         Ok(t) => t,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}")),
@@ -259,6 +287,14 @@ pub(crate) async fn join(
         Err(e) => return error(StatusCode::CONFLICT, format!("{}'s talker {:?}: {e}", req.callee, pair.callee.name)),
     };
     let who = format!("{} ({})", req.callee, pair.callee.name);
-    shared.dialing.controller.send(Command::Join { id, who: who.clone(), leg });
+    match grow {
+        Some(labels) => shared.dialing.controller.send(Command::Grow {
+            id,
+            labels,
+            who: who.clone(),
+            leg,
+        }),
+        None => shared.dialing.controller.send(Command::Join { id, who: who.clone(), leg }),
+    }
     (StatusCode::ACCEPTED, Json(json!({"id": id, "calling": who}))).into_response()
 }

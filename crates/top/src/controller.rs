@@ -40,6 +40,14 @@ pub(crate) enum Command {
         who: String,
         leg: Leg,
     },
+    /// Connected two-party call `id` becomes a conference (its talkers
+    /// labelled), and `who` is called into it.
+    Grow {
+        id: u64,
+        labels: [String; 2],
+        who: String,
+        leg: Leg,
+    },
     Cancel {
         id: u64,
     },
@@ -191,6 +199,7 @@ impl Task {
                     }
                 }
             }
+            Command::Grow { id, labels, who, leg } => self.grow(id, labels, who, leg, now),
             Command::Cancel { id } => {
                 if let Some(p) = self.pairings.get_mut(&id) {
                     p.cancel(now);
@@ -205,6 +214,32 @@ impl Task {
                 self.notices.insert(n.call_id().to_string(), (n, None));
             }
         }
+    }
+
+    fn grow(&mut self, id: u64, labels: [String; 2], who: String, leg: Leg, now: u64) {
+        if !self.pairings.get(&id).is_some_and(Pairing::is_connected) {
+            return self.refuse_join(id, who, "the call is not connected".into());
+        }
+        // The room first: if it cannot be made, the call goes on as it was.
+        let (mut c, [sa, sb]) = match Hosted::for_growth(&self.local, now) {
+            Ok(r) => r,
+            Err(e) => return self.refuse_join(id, who, format!("no conference room: {e}")),
+        };
+        let Some(Ok((a, b))) = self.pairings.remove(&id).map(Pairing::into_legs) else {
+            unreachable!("checked connected above");
+        };
+        tracing::info!(call = id, "a two-party call becomes a conference");
+        let [la, lb] = labels;
+        c.adopt(&la, a, sa, now);
+        c.adopt(&lb, b, sb, now);
+        if let Err(reason) = c.add(&who, &leg, now) {
+            self.refuse_join(id, who, reason);
+        }
+        self.conferences.insert(id, c);
+    }
+
+    fn refuse_join(&self, id: u64, who: String, reason: String) {
+        crate::conference::record(&self.book, id, &ConfProgress::Failed { who, reason });
     }
 
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {

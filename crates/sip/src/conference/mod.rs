@@ -2,7 +2,10 @@
 //! outgoing call per talker, each with the offer the edge made for that
 //! talker's port on the mixer, and the rule for when the conference is
 //! over. Talkers join when they answer, leave when they hang up (or fail
-//! to answer), and may be added while it runs; once fewer than two
+//! to answer), and may be added while it runs. A running two-party call
+//! grows into a conference by handing its two established legs over
+//! ([`Conference::adopt`]): each is re-INVITEd with its mixer offer and
+//! joins with the answer. Once fewer than two
 //! remain — or the first talker (the dialer's own) fails before joining —
 //! every other leg is ended.
 //!
@@ -64,6 +67,9 @@ pub enum ConfProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Calling,
+    /// An established call adopted from a two-party call, re-INVITEd with
+    /// its mixer offer and waiting for the answer.
+    Moving,
     Joined,
     Gone,
 }
@@ -119,6 +125,27 @@ impl Conference {
         });
         self.progress.push_back(ConfProgress::Calling { who: who.to_string() });
         Some(self.members.len() - 1)
+    }
+
+    /// Takes over `call`, an established call of this controller's (see
+    /// `Pairing::into_legs`), and re-INVITEs it with `offer`; it joins when
+    /// the answer comes. A talker that refuses the move is hung up on.
+    /// None once the conference is over.
+    pub fn adopt(&mut self, who: &str, mut call: Call, offer: Vec<u8>, now: u64) -> Option<LegId> {
+        if self.over {
+            return None;
+        }
+        let moving = call.reinvite(offer, now);
+        self.members.push(Member {
+            who: who.to_string(),
+            call,
+            phase: Phase::Moving,
+        });
+        let leg = self.members.len() - 1;
+        if !moving {
+            self.drop_leg(leg, "its call could not take a new offer now".into(), now);
+        }
+        Some(leg)
     }
 
     pub fn call_ids(&self) -> Vec<String> {
@@ -234,7 +261,15 @@ impl Conference {
                     self.check(leg == 0, now);
                 }
             }
-            (Phase::Joined, CallEvent::Ended(_)) => {
+            (Phase::Moving, CallEvent::Reanswered { sdp }) => {
+                m.phase = Phase::Joined;
+                self.progress.push_back(ConfProgress::Joined { who: m.who.clone() });
+                self.events.push_back(ConfEvent::Joined { leg, sdp });
+            }
+            (Phase::Moving, CallEvent::ReofferFailed { code, reason }) => {
+                self.drop_leg(leg, format!("refused to move into the conference: {code} {reason}"), now);
+            }
+            (Phase::Joined | Phase::Moving, CallEvent::Ended(_)) => {
                 m.phase = Phase::Gone;
                 if !self.over {
                     self.progress.push_back(ConfProgress::Left { who: m.who.clone() });

@@ -85,6 +85,14 @@ fn who(i: usize) -> String {
     format!("t{i}")
 }
 
+/// Whether talker `i` was reported as never joining, for `reason`.
+fn failed(p: &[ConfProgress], i: usize, reason: &str) -> bool {
+    p.contains(&ConfProgress::Failed {
+        who: who(i),
+        reason: reason.into(),
+    })
+}
+
 #[test]
 fn talkers_join_leave_and_join_and_the_last_two_end_it() {
     let mut w = World::new(3);
@@ -159,13 +167,7 @@ fn a_busy_callee_is_reported_and_the_others_go_on_but_a_busy_first_talker_ends_a
     w.answer(0);
     w.answer(1);
     let p = w.progress();
-    assert!(
-        p.contains(&ConfProgress::Failed {
-            who: who(2),
-            reason: "busy".into()
-        }),
-        "{p:?}"
-    );
+    assert!(failed(&p, 2, "busy"), "{p:?}");
     assert!(!w.c.is_over(), "two remain");
 
     let mut w = World::new(3);
@@ -176,13 +178,7 @@ fn a_busy_callee_is_reported_and_the_others_go_on_but_a_busy_first_talker_ends_a
     w.run(0);
     assert!(w.c.is_over());
     let p = w.progress();
-    assert!(
-        p.contains(&ConfProgress::Failed {
-            who: who(0),
-            reason: "rejected: 603 Decline".into()
-        }),
-        "{p:?}"
-    );
+    assert!(failed(&p, 0, "rejected: 603 Decline"), "{p:?}");
     assert_eq!(
         p.last(),
         Some(&ConfProgress::Ended {
@@ -214,13 +210,7 @@ fn unanswered_talkers_time_out_and_the_dialer_can_end_it() {
         w.run(now);
     }
     let p = w.progress();
-    assert!(
-        p.contains(&ConfProgress::Failed {
-            who: who(2),
-            reason: "no answer".into()
-        }),
-        "{p:?}"
-    );
+    assert!(failed(&p, 2, "no answer"), "{p:?}");
     assert!(!w.c.is_over());
     w.c.cancel(31_000);
     w.run(31_000);
@@ -231,4 +221,81 @@ fn unanswered_talkers_time_out_and_the_dialer_can_end_it() {
             reason: "ended by the dialer".into()
         })
     );
+}
+
+/// An established call of the controller's with talker `i`, as a
+/// connected pairing hands it over (`Pairing::into_legs`).
+fn established(w: &mut World, i: usize) -> Call {
+    let uri = format!("sip:t{i}@{}", T[i]);
+    let mut call = Call::outgoing(local(C, "mixer"), &uri, T[i].parse().unwrap(), b"v=0 direct".to_vec(), 30_000, 0);
+    let invite = call.poll_transmit().unwrap();
+    let mut talker = Call::incoming(local(T[i], "t"), &invite.data, C.parse().unwrap(), 0).unwrap();
+    talker.answer(b"v=0 direct answer".to_vec(), 0);
+    for _ in 0..10 {
+        while let Some(t) = talker.poll_transmit() {
+            call.handle(&Message::parse(&t.data).unwrap(), T[i].parse().unwrap(), 0);
+        }
+        while let Some(t) = call.poll_transmit() {
+            talker.handle(&Message::parse(&t.data).unwrap(), C.parse().unwrap(), 0);
+        }
+    }
+    assert_eq!((call.state(), talker.state()), (State::Confirmed, State::Confirmed));
+    while call.poll_event().is_some() {}
+    while talker.poll_event().is_some() {}
+    w.talkers[i] = Some(talker);
+    call
+}
+
+#[test]
+fn a_two_party_calls_legs_move_in_with_a_reinvite_and_a_refusal_is_reported() {
+    let mut w = World::new(0);
+    let (a, b) = (established(&mut w, 0), established(&mut w, 1));
+    assert_eq!(w.c.adopt("t0", a, b"v=0 mixer 0".to_vec(), 0), Some(0));
+    assert_eq!(w.c.adopt("t1", b, b"v=0 mixer 1".to_vec(), 0), Some(1));
+    let leg = Leg {
+        uri: format!("sip:t2@{}", T[2]),
+        next_hop: T[2].parse().unwrap(),
+    };
+    assert_eq!(w.c.add("t2", &leg, b"v=0 offer 2".to_vec(), 0), Some(2));
+    w.run(0);
+    // Each adopted talker got its re-INVITE with its own mixer offer.
+    for i in 0..2 {
+        let ev = w.t(i).poll_event();
+        assert_eq!(
+            ev,
+            Some(CallEvent::Reoffer {
+                sdp: format!("v=0 mixer {i}").into_bytes()
+            })
+        );
+    }
+    w.t(0).answer_reoffer(b"v=0 moved 0".to_vec(), 0);
+    w.t(1).reject_reoffer(488, "Not Acceptable Here", 0);
+    w.run(0);
+    w.answer(2);
+    assert_eq!(
+        w.events(),
+        vec![
+            ConfEvent::Joined {
+                leg: 0,
+                sdp: b"v=0 moved 0".to_vec()
+            },
+            ConfEvent::Left { leg: 1 },
+            ConfEvent::Joined {
+                leg: 2,
+                sdp: b"v=0 answer 2".to_vec()
+            },
+        ]
+    );
+    let p = w.progress();
+    assert!(
+        failed(&p, 1, "refused to move into the conference: 488 Not Acceptable Here"),
+        "{p:?}"
+    );
+    assert!(w.t(1).state() == State::Ended, "the refusing talker was left up");
+    assert!(!w.c.is_over(), "t0 and t2 go on: {p:?}");
+    // A moved talker hanging up leaves like any other.
+    w.t(0).hangup(0);
+    w.run(0);
+    assert!(w.c.is_over());
+    assert_eq!(w.progress().first(), Some(&ConfProgress::Left { who: who(0) }));
 }

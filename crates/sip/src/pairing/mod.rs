@@ -195,6 +195,22 @@ impl Pairing {
         self.phase == Phase::Connected
     }
 
+    /// A connected call handed over whole (the dialer's talker's leg, then
+    /// the callee's), to become a conference
+    /// ([`crate::conference::Conference::adopt`]); the pairing back when
+    /// it is not connected.
+    pub fn into_legs(self) -> Result<(Call, Call), Box<Pairing>> {
+        match self {
+            Pairing {
+                phase: Phase::Connected,
+                a,
+                b: Some(b),
+                ..
+            } => Ok((a, b)),
+            p => Err(Box::new(p)),
+        }
+    }
+
     fn legs(&self) -> impl Iterator<Item = &Call> {
         std::iter::once(&self.a).chain(self.b.as_ref())
     }
