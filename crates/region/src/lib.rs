@@ -29,6 +29,7 @@ pub mod admin;
 pub(crate) mod auth;
 pub mod channels;
 mod channels_api;
+mod deposit;
 pub mod greetings;
 mod http;
 pub mod identity;

@@ -205,7 +205,7 @@ async fn prompt(
             format!("a prompt is at most {MAX_PROMPT_BYTES} bytes"),
         );
     }
-    match crate::mailbox::decode_wav(&wav, 8000) {
+    match crate::deposit::decode_wav(&wav, 8000) {
         Some(pcm) if !pcm.is_empty() => {}
         _ => {
             return error(

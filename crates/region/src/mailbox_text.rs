@@ -115,7 +115,7 @@ pub fn request(shared: &Arc<Shared>, msg: Message, data: &[u8], source: SocketAd
             body: msg.body.clone(),
             path: String::new(),
         };
-        match crate::mailbox::keep(&shared, room, &row).await {
+        match crate::deposit::keep(&shared, room, &row).await {
             Ok(_) => {
                 finish(&shared, accepted);
                 deliver(&shared, number);

@@ -136,7 +136,7 @@ pub async fn upload(
             path: String::new(),
         });
     }
-    match crate::mailbox::keep_all(&shared, rooms, &rows).await {
+    match crate::deposit::keep_all(&shared, rooms, &rows).await {
         Ok(ids) => {
             if message.items().any(|i| i.kind == peerdial_mailbox::Kind::Text) {
                 crate::mailbox_text::deliver(&shared, callee);
