@@ -4,10 +4,11 @@
 //! talkers. The controller is `peerdial_sip::pairing::Pairing` driven the
 //! way the top's controller task drives it (one UDP socket, Call-ID
 //! matching, its timers); each call is then hung up by the "dialer" and
-//! waited out before the next. What it leaves out: the HTTP request and
-//! the directory's match in front of it (the top's per-user limits allow
-//! 10 calls a minute, so 500 calls through the API would measure the
-//! limiter), and any DNS lookup of a talker's contact.
+//! waited out before the next. Then the same from the dialer's side,
+//! through a real top's HTTP API ([`dial_via_api`]): the request, the
+//! directory's match, the DNS lookups of both talkers' contacts and the
+//! progress API, with 50 signed-in users taking turns (the top allows each
+//! 10 calls a minute).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -117,5 +118,163 @@ pub(crate) async fn dial(calls: usize) -> Result<()> {
         percentile(&setup, 0.99),
         setup.last().copied().unwrap_or_default()
     );
+    let api = dial_via_api(calls.min(API_USERS * 10)).await?;
+    println!(
+        "  dialer's POST /api/v1/calls → progress says connected ({} calls, {API_USERS} users, the top's HTTP API, directory and DNS lookups included): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        api.len(),
+        percentile(&api, 0.5),
+        percentile(&api, 0.99),
+        api.last().copied().unwrap_or_default()
+    );
     Ok(())
+}
+
+/// Users in the API run: the top allows each 10 call requests a minute.
+const API_USERS: usize = 50;
+
+/// One HTTP request to `base`; its status and JSON body.
+async fn api(method: &str, base: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<(u16, serde_json::Value)> {
+    let (s, text) = peerdial_net::http_client::request_with(method, base, path, headers, body).await?;
+    Ok((s, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+}
+
+/// A fresh PASSporT for `user` vouching for itself (the region's
+/// `POST /api/v1/identity/passport`, with the device's credentials).
+async fn passport(region: &str, (user, password): &(String, String)) -> Result<String> {
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    let body = format!(r#"{{"dest": "{user}"}}"#);
+    let (s, j) = api(
+        "POST",
+        region,
+        "/api/v1/identity/passport",
+        &[("Authorization", &basic)],
+        Some(&body),
+    )
+    .await?;
+    match (s, j["identity"].as_str()) {
+        (200, Some(t)) => Ok(t.to_string()),
+        _ => bail!("no PASSporT for {user}: {s} {j}"),
+    }
+}
+
+/// The same setup measured from the dialer's side: `POST /api/v1/calls`
+/// on a real top (the directory's match, each talker's contact looked up
+/// in the region's DNS, the controller) until the progress API says
+/// `connected`, then `DELETE` and wait for the end. 50 signed-in users
+/// take turns (the top's limit is 10 requests a minute each); each has
+/// the same talker, a number whose registered contact is SIPp UAS A; the
+/// callee's contact is SIPp UAS B.
+pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
+    use peerdial_top::{Top, TopConfig};
+    if calls > API_USERS * 10 {
+        bail!("at most {} calls through the API (the top's per-user limit)", API_USERS * 10);
+    }
+    let dir = tempfile::tempdir()?;
+    let mut tc = TopConfig::new(dir.path().join("top"), "bench-join".into());
+    tc.dns = "127.0.0.1:0".parse()?;
+    tc.http = "127.0.0.1:0".parse()?;
+    tc.sip = "127.0.0.1:0".parse()?;
+    tc.rendezvous = None;
+    let top = Top::start(tc).await?;
+    let top_url = format!("http://{}", top.endpoints.http);
+    let t = top_url.clone();
+    let region = crate::bench::start_region(&dir.path().join("region"), move |c| {
+        c.top = Some(t);
+        c.join_token = Some("bench-join".into());
+        // SIPp answers no keep-alive: keep the contacts published.
+        c.keepalive = 3600;
+    })
+    .await?;
+    let region_url = format!("http://{}", region.endpoints.http);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api("GET", &top_url, "/api/v1/regions", &[], None)
+        .await?
+        .1
+        .to_string()
+        .contains("886")
+    {
+        if Instant::now() > deadline {
+            bail!("the region never joined the top");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let devices = crate::bench::provision_many(region.endpoints.http, API_USERS as u32 + 2).await?;
+    let (talker, callee) = (&devices[API_USERS], &devices[API_USERS + 1]);
+    // Each talker's contact: registered from a port that SIPp then takes.
+    let mut uases = Vec::new();
+    for (i, dev) in [talker, callee].into_iter().enumerate() {
+        let port = {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+            crate::bench::register_once(&sock, region.endpoints.sip, &dev.0, &dev.1, &region.shared.realm, 9_000 + i as u32)?;
+            sock.local_addr()?.port()
+        };
+        uases.push(uas(dir.path(), port, calls)?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tokens = Vec::new();
+    for user in &devices[..API_USERS] {
+        let id = passport(&region_url, user).await?;
+        let h = [("Identity", id.as_str()), ("X-Peerdial-From", user.0.as_str())];
+        let (s, j) = api("POST", &top_url, "/api/v1/session", &h, None).await?;
+        let token = match (s, j["token"].as_str()) {
+            (201, Some(t)) => format!("Bearer {t}"),
+            _ => bail!("no session for {}: {s} {j}", user.0),
+        };
+        let id = passport(&region_url, talker).await?;
+        let h = [
+            ("Authorization", token.as_str()),
+            ("Identity", id.as_str()),
+            ("X-Peerdial-From", talker.0.as_str()),
+        ];
+        let body = format!(r#"{{"name": "desk", "number": "{}"}}"#, talker.0);
+        let (s, j) = api("POST", &top_url, "/api/v1/talkers", &h, Some(&body)).await?;
+        if s != 201 {
+            bail!("the talker was not added: {s} {j}");
+        }
+        tokens.push(token);
+    }
+    let body = format!(r#"{{"talker": "desk", "callee": "{}"}}"#, callee.0);
+    let mut setup = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let h = [("Authorization", tokens[i % API_USERS].as_str())];
+        let start = Instant::now();
+        let (s, j) = api("POST", &top_url, "/api/v1/calls", &h, Some(&body)).await?;
+        let Some(id) = j["id"].as_u64().filter(|_| s == 201) else {
+            bail!("call {i} was refused: {s} {j}");
+        };
+        let path = format!("/api/v1/calls/{id}");
+        // Follow the progress until `connected`, then until the end.
+        let mut after = 0;
+        let mut connected = false;
+        loop {
+            let (_, j) = api("GET", &top_url, &format!("{path}?after={after}&wait=5"), &h, None).await?;
+            for ev in j["events"].as_array().into_iter().flatten() {
+                match ev["event"].as_str() {
+                    Some("connected") if !connected => {
+                        setup.push(start.elapsed().as_secs_f64() * 1000.0);
+                        connected = true;
+                        api("DELETE", &top_url, &path, &h, None).await?;
+                    }
+                    Some("failed") if !connected => bail!("call {i} failed: {ev}"),
+                    _ => {}
+                }
+            }
+            after = j["next"].as_u64().unwrap_or(after as u64) as usize;
+            if j["over"] == true {
+                break;
+            }
+        }
+    }
+    for mut u in uases {
+        let _ = u.kill().await;
+    }
+    region.shutdown().await;
+    top.shutdown().await;
+    setup.sort_by(f64::total_cmp);
+    Ok(setup)
 }
