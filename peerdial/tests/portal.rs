@@ -158,9 +158,14 @@ impl Web {
         body[at..].split('"').next().unwrap().to_string()
     }
 
-    fn sign_in(&mut self, number: &str, password: &str) {
+    /// A sign-in form post: (status, Location, body).
+    fn try_sign_in(&mut self, number: &str, password: &str) -> (u16, String, String) {
         let t = self.token("/signin");
-        let (status, location, body) = self.send("POST", "/signin", &[("csrf", &t), ("number", number), ("password", password)]);
+        self.send("POST", "/signin", &[("csrf", &t), ("number", number), ("password", password)])
+    }
+
+    fn sign_in(&mut self, number: &str, password: &str) {
+        let (status, location, body) = self.try_sign_in(number, password);
         assert_eq!((status, location.as_str()), (303, "/profile"), "{body}");
     }
 
@@ -630,6 +635,43 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     assert!(!page.contains("data-area=\"886-02\"") && !page.contains("data-area=\"886-04\""));
     // Traditional Chinese by Accept-Language.
     assert!(get("/?q=ada&country=886", "zh-TW,zh;q=0.9").contains("所有地區的黃頁"));
+
+    // Sign-in at the top, checked by the number's region (design §9).
+    let mut w = Web::new(top.http);
+    let (status, _, body) = w.try_sign_in(&byron.number, "not it at all");
+    assert!(status == 401 && body.contains("Wrong number or password."), "{status} {body}");
+    assert_eq!(w.send("GET", "/me", &[]).1, "/signin", "a wrong password opened no session");
+    let (status, location, body) = w.try_sign_in(&byron.number, "kite flying 2026");
+    assert_eq!((status, location.as_str()), (303, "/me"), "{body}");
+    let (status, _, me) = w.send("GET", "/me", &[]);
+    assert_eq!(status, 200, "{me}");
+    assert!(
+        me.contains(&byron.number) && me.contains(&format!("http://{}/profile", r3.http)),
+        "{me}"
+    );
+    assert!(w.send("GET", "/?q=ada", &[]).2.contains(&format!("Signed in as {}", byron.number)));
+    let t = w.token("/me");
+    assert_eq!(w.send("POST", "/signout", &[("csrf", &t)]).1, "/");
+    assert_eq!(w.send("GET", "/me", &[]).1, "/signin", "signed out");
+    // A number no region holds; then wrong passwords until the region's
+    // limit refuses the number, at the top and at the region's own page.
+    let (status, _, body) = w.try_sign_in("886-09-1234-5678", "x");
+    assert!(
+        status == 404 && body.contains("No region of this network holds that number."),
+        "{status} {body}"
+    );
+    for _ in 0..5 {
+        assert_eq!(w.try_sign_in(&ada.number, "guess guess").0, 401);
+    }
+    let (status, _, body) = w.try_sign_in(&ada.number, "kite flying 2026");
+    assert!(
+        status == 429 && body.contains("Too many wrong passwords for this number"),
+        "{status} {body}"
+    );
+    let (status, _, _) = Web::new(r2.http).try_sign_in(&ada.number, "kite flying 2026");
+    assert_eq!(status, 429, "the region counted the top's wrong passwords");
+    let (status, j) = http(r2.http, "POST", "/api/v1/account/verify", b"{\"number\": 5");
+    assert!(status == 400 && j["error"].as_str().unwrap_or("").contains("expected"), "{j}");
 
     // In a browser: type, search, both regions' people on one page.
     let (driver, c) = browser().await;

@@ -82,6 +82,10 @@ pub trait RegionLink: Send + Sync + 'static {
     /// Sends (and schedules) a broadcast: every `every_minutes` until
     /// `until` (Unix seconds), or once; its id.
     fn broadcast(&self, text: String, every_minutes: Option<u64>, until: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>>;
+    /// The region vouches for `n` (its password or pairing code was just
+    /// checked): the `Identity` header value of a PASSporT with orig =
+    /// dest = `n`, for sign-in at another server.
+    fn vouch(&self, n: Number) -> Result<String, Refusal>;
 }
 
 /// A portal with no region behind it (its own tests): nothing is
@@ -136,5 +140,8 @@ impl RegionLink for Standalone {
     }
     fn broadcast(&self, _: String, _: Option<u64>, _: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>> {
         Box::pin(async { Err("no region".to_string()) })
+    }
+    fn vouch(&self, _: Number) -> Result<String, Refusal> {
+        Err("no region".to_string())
     }
 }
