@@ -564,8 +564,11 @@ fn listed_profile(region: &Region, mac: &str, fields: &[(&str, &str)], public: &
 async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_answer() {
     let dir = tempfile::tempdir().unwrap();
     let top = common::top::start(&dir.path().join("top"));
-    let r2 = Region::start(&dir.path().join("r2"), &[]);
-    let r3 = Region::start(&dir.path().join("r3"), &["--area", "886-03"]);
+    // The regions find each other through the top (friends' presence).
+    let top_url = format!("http://{}", top.http);
+    let tree = ["--top", top_url.as_str(), "--join-token", common::top::TOKEN];
+    let r2 = Region::start(&dir.path().join("r2"), &tree);
+    let r3 = Region::start(&dir.path().join("r3"), &[&tree[..], &["--area", "886-03"]].concat());
     // A region that takes the connection and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     for (area, dns, web) in [
@@ -635,6 +638,53 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     assert!(!page.contains("data-area=\"886-02\"") && !page.contains("data-area=\"886-04\""));
     // Traditional Chinese by Accept-Language.
     assert!(get("/?q=ada&country=886", "zh-TW,zh;q=0.9").contains("所有地區的黃頁"));
+
+    // Friends across regions: Byron (886-03, online, friends-only, lists
+    // Ada) is shown to Ada on her region's /friends as he is.
+    let mut byron_phone = Phone::udp(r3.sip);
+    assert_eq!(
+        byron_phone
+            .register(&byron, &byron.password, peerdial_sip::digest::Algorithm::Md5, 600)
+            .0,
+        200
+    );
+    let policy = serde_json::json!({ "friends_only": true, "friends": [ada.number] }).to_string();
+    let presence = format!("/api/v1/presence/{}", byron.user);
+    let auth = basic(&byron.user, &byron.password);
+    let resp = http_raw(
+        r3.http,
+        "PUT",
+        &format!("{presence}/policy"),
+        &[("Authorization", &auth)],
+        policy.as_bytes(),
+    );
+    assert_eq!(parse_http(&resp).0, 200);
+    assert_eq!(
+        http(r3.http, "GET", &presence, b"").1["state"],
+        "offline",
+        "anonymous watchers see offline"
+    );
+    let forged = http_raw(
+        r3.http,
+        "GET",
+        &presence,
+        &[("Identity", "e30.e30.AA"), ("X-Peerdial-From", &ada.number)],
+        b"",
+    );
+    assert_eq!(parse_http(&forged).0, 401, "an identity that does not verify");
+    let mut at_r2 = Web::new(r2.http);
+    at_r2.sign_in(&ada.number, "kite flying 2026");
+    let t = at_r2.token("/friends");
+    assert_eq!(
+        at_r2.send("POST", "/friends/add", &[("csrf", &t), ("friend", &byron.number)]).0,
+        303
+    );
+    let friends = at_r2.send("GET", "/friends", &[]).2;
+    let row = &friends[friends.find(&format!("data-number=\"{}\"", byron.user)).expect("Byron listed")..];
+    assert!(
+        row.split("</tr>").next().unwrap().contains("<td class=\"presence\">online</td>"),
+        "{friends}"
+    );
 
     // Sign-in at the top, checked by the number's region (design §9).
     let mut w = Web::new(top.http);

@@ -48,6 +48,10 @@ pub trait RegionLink: Send + Sync + 'static {
     /// The presence state of `n` (a number of this region) as `watcher`
     /// may see it: "offline" when its policy does not allow the watcher.
     fn presence(&self, n: Number, watcher: Number) -> Option<String>;
+    /// The presence of each of `friends` (numbers of other regions) as
+    /// `watcher` may see it, asked of their regions in parallel with a
+    /// short deadline; `None` where it could not be learnt.
+    fn remote_presence(&self, friends: Vec<Number>, watcher: Number) -> BoxFuture<'_, Vec<Option<String>>>;
     /// Whether `n`'s presence is friends-only.
     fn friends_only(&self, n: Number) -> bool;
     /// `n`'s friends list or friends-only flag changed in the database:
@@ -98,6 +102,9 @@ impl RegionLink for Standalone {
     }
     fn presence(&self, _: Number, _: Number) -> Option<String> {
         None
+    }
+    fn remote_presence(&self, friends: Vec<Number>, _: Number) -> BoxFuture<'_, Vec<Option<String>>> {
+        Box::pin(async move { vec![None; friends.len()] })
     }
     fn friends_only(&self, _: Number) -> bool {
         false

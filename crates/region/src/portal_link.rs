@@ -84,6 +84,13 @@ impl RegionLink for Link {
             .map(|p| p.state.as_str().to_string())
     }
 
+    fn remote_presence(&self, friends: Vec<Number>, watcher: Number) -> BoxFuture<'_, Vec<Option<String>>> {
+        let asks = friends
+            .into_iter()
+            .map(move |f| crate::presence_api::ask_remote(&self.0, f, watcher));
+        Box::pin(futures_util::future::join_all(asks))
+    }
+
     fn friends_only(&self, n: Number) -> bool {
         self.0.presence.read(|s| matches!(s.policy(n), Some(Policy::FriendsOnly(_))))
     }
