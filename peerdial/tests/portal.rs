@@ -471,26 +471,33 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     );
     let stored = std::fs::read_to_string(dir.path().join("phone-020000000b01").join("phone.json")).unwrap();
     assert!(stored.contains(&shown), "the identity file has the new number: {stored}");
-    // Two owners racing for one number: exactly one wins.
+    // Two owners racing for one number: exactly one wins; the loser reads
+    // why in the page's language (Traditional Chinese here).
     let race = free_number(&mut Web::new(region.http), &b.number, "bee password 2");
-    let winners: Vec<u16> = [(&b.number, "bee password 2"), (&cdev.number, "sea password")]
+    let answers: Vec<(u16, String)> = [(&b.number, "bee password 2"), (&cdev.number, "sea password")]
         .into_iter()
         .map(|(who, pw)| {
             let mut w = Web::new(region.http);
             w.sign_in(who, pw);
             let t = w.token("/number");
+            w.cookie.push_str("; peerdial_lang=zh-Hant");
             (w, t)
         })
         .map(|(mut w, t)| {
             let race = race.clone();
-            std::thread::spawn(move || w.send("POST", "/number", &[("csrf", &t), ("number", &race)]).0)
+            std::thread::spawn(move || {
+                let (status, _, body) = w.send("POST", "/number", &[("csrf", &t), ("number", &race)]);
+                (status, body)
+            })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
+    let winners: Vec<u16> = answers.iter().map(|a| a.0).collect();
     assert_eq!(winners.iter().filter(|s| **s == 303).count(), 1, "{winners:?}");
-    assert_eq!(winners.iter().filter(|s| **s == 409).count(), 1, "{winners:?}");
+    let loser = answers.iter().find(|a| a.0 == 409).expect("one refused");
+    assert!(loser.1.contains("已有人使用，請另選一個"), "{}", loser.1);
     sign_out(&c, &base).await;
 
     // 6. The operator: counts, and disabling a number.

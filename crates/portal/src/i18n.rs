@@ -122,6 +122,11 @@ pub struct Msg {
     pub my_region: &'static str,
     pub talkers: &'static str,
     pub no_talkers: &'static str,
+    /// Region refusals; `{n}` is the number.
+    pub number_taken: &'static str,
+    pub number_outside: &'static str,
+    pub number_yours: &'static str,
+    pub region_busy: &'static str,
 }
 
 pub static EN: Msg = Msg {
@@ -234,6 +239,10 @@ pub static EN: Msg = Msg {
     my_region: "Your region's portal",
     talkers: "Talkers",
     no_talkers: "No talkers yet.",
+    number_taken: "{n} is taken; pick another.",
+    number_outside: "{n} is not a number of this area.",
+    number_yours: "{n} is already your number.",
+    region_busy: "The region's database is not answering; try again shortly.",
 };
 
 pub static ZH: Msg = Msg {
@@ -346,6 +355,10 @@ pub static ZH: Msg = Msg {
     my_region: "您所屬地區的入口網站",
     talkers: "通話帳號",
     no_talkers: "尚無通話帳號。",
+    number_taken: "{n} 已有人使用，請另選一個。",
+    number_outside: "{n} 不是本區的號碼。",
+    number_yours: "{n} 已經是您的號碼。",
+    region_busy: "本區的資料庫沒有回應，請稍後再試。",
 };
 
 /// The table for a language code (`en`, `zh-Hant`, `zh-TW`, `zh`…).

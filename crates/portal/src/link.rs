@@ -15,8 +15,53 @@ use peerdial_number::Number;
 /// A boxed future, so the trait can be used as `dyn RegionLink`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A refusal the user should read (shown on the page as is).
-pub type Refusal = String;
+/// A refusal the user should read, shown in the page's language
+/// ([`Refusal::text`]); what the region only has in English is `Text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The number is someone else's (or was just taken by a racer).
+    Taken(Number),
+    /// The number is not of this region's area.
+    OutsideArea(Number),
+    /// The number is already the asker's.
+    AlreadyYours(Number),
+    /// The region's database did not answer.
+    Unavailable,
+    /// Any other refusal, as the region words it.
+    Text(String),
+}
+
+impl From<String> for Refusal {
+    fn from(s: String) -> Refusal {
+        Refusal::Text(s)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(s: &str) -> Refusal {
+        Refusal::Text(s.to_string())
+    }
+}
+
+impl Refusal {
+    /// What the person reads, in `t`'s language.
+    pub fn text(&self, t: &crate::i18n::Msg) -> String {
+        let with = |template: &str, n: &Number| template.replace("{n}", &n.to_string());
+        match self {
+            Refusal::Taken(n) => with(t.number_taken, n),
+            Refusal::OutsideArea(n) => with(t.number_outside, n),
+            Refusal::AlreadyYours(n) => with(t.number_yours, n),
+            Refusal::Unavailable => t.region_busy.to_string(),
+            Refusal::Text(s) => s.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text(&crate::i18n::EN))
+    }
+}
 
 /// A greeting card to draw (the API's `POST …/card`).
 #[derive(Debug, Clone)]
@@ -116,19 +161,19 @@ impl RegionLink for Standalone {
         None
     }
     fn upload_greeting(&self, _: Number, _: &str, _: Vec<u8>) -> BoxFuture<'_, Result<String, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn card_greeting(&self, _: Number, _: &str, _: CardRequest) -> BoxFuture<'_, Result<String, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn preview_card(&self, _: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn counts(&self) -> Counts {
         Counts::default()
     }
     fn set_disabled(&self, _: Number, _: bool) -> BoxFuture<'_, Result<(), Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn disabled(&self, _: Number) -> bool {
         false
@@ -137,18 +182,18 @@ impl RegionLink for Standalone {
         Vec::new()
     }
     fn reserve_number(&self, _: Number, _: Number) -> BoxFuture<'_, Result<(), Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn channels(&self, _: Number) -> Vec<ChannelView> {
         Vec::new()
     }
     fn set_subscription(&self, _: Number, _: String, _: bool) -> BoxFuture<'_, Result<(), Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn broadcast(&self, _: String, _: Option<u64>, _: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn vouch(&self, _: Number) -> Result<String, Refusal> {
-        Err("no region".to_string())
+        Err("no region".into())
     }
 }

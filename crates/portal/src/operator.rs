@@ -175,6 +175,7 @@ async fn number(State(portal): State<Arc<Portal>>, session: Session, headers: He
     };
     let disable = form.get("action").map(String::as_str) == Some("disable");
     if let Err(why) = portal.link.set_disabled(n, disable).await {
+        let why = why.text(crate::i18n::choose(&headers));
         return render(&portal, &session, &headers, StatusCode::SERVICE_UNAVAILABLE, false, Some(why)).await;
     }
     if disable {
@@ -224,6 +225,9 @@ async fn broadcast(State(portal): State<Arc<Portal>>, session: Session, headers:
             tracing::info!(operator = %name, broadcast = id, "broadcast from the operator page");
             render(&portal, &session, &headers, StatusCode::OK, true, None).await
         }
-        Err(why) => render(&portal, &session, &headers, StatusCode::BAD_REQUEST, false, Some(why)).await,
+        Err(why) => {
+            let why = why.text(crate::i18n::choose(&headers));
+            render(&portal, &session, &headers, StatusCode::BAD_REQUEST, false, Some(why)).await
+        }
     }
 }

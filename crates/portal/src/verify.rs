@@ -240,7 +240,7 @@ async fn verify(State(portal): State<Arc<Portal>>, ConnectInfo(peer): ConnectInf
                 })
                 .into_response()
             }
-            Err(why) => failure(StatusCode::SERVICE_UNAVAILABLE, why),
+            Err(why) => failure(StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
         },
         Err(Failed::Denied(d)) => {
             tracing::info!(%number, asker = %peer.ip(), refused = d.code(), "delegated sign-in refused");

@@ -24,7 +24,7 @@ fn kind(k: &str) -> Kind {
 
 fn db(e: impl std::fmt::Display) -> Refusal {
     tracing::warn!(error = %e, "portal: region storage failed");
-    "the region's database is not answering; try again shortly".to_string()
+    Refusal::Unavailable
 }
 
 impl Link {
@@ -109,7 +109,7 @@ impl RegionLink for Link {
             crate::greetings::store_upload(&self.0, n, k, bytes.into())
                 .await
                 .map(|g| g.etag)
-                .map_err(|(_, why)| why)
+                .map_err(|(_, why)| Refusal::Text(why))
         })
     }
 
@@ -127,7 +127,7 @@ impl RegionLink for Link {
             )
             .await
             .map(|g| g.etag)
-            .map_err(|(_, why)| why)
+            .map_err(|(_, why)| Refusal::Text(why))
         })
     }
 
@@ -136,7 +136,7 @@ impl RegionLink for Link {
             crate::greetings::draw_card(card.text, Some(card.foreground), Some(card.background), Some(card.layout))
                 .await
                 .map(|g| g.png)
-                .map_err(|(_, why)| why)
+                .map_err(|(_, why)| Refusal::Text(why))
         })
     }
 
@@ -181,7 +181,7 @@ impl RegionLink for Link {
             crate::channels::set_subscription(&self.0, who, &channel, on)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| Refusal::Text(e.to_string()))
         })
     }
 
@@ -189,10 +189,10 @@ impl RegionLink for Link {
         Box::pin(async move {
             crate::channels::new_broadcast(&self.0, &text, every_minutes, until)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| Refusal::Text(e.to_string()))
         })
     }
     fn vouch(&self, n: Number) -> Result<String, Refusal> {
-        crate::identity::sign(&self.0, n, n, now_ms() / 1000).map_err(|e| e.to_string())
+        crate::identity::sign(&self.0, n, n, now_ms() / 1000).map_err(|e| Refusal::Text(e.to_string()))
     }
 }
