@@ -509,6 +509,7 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     assert_eq!(numbers, 3);
     let registered: usize = text_of(&c, "count-registrations").await.parse().unwrap();
     assert!(registered >= 1);
+    assert_eq!(text_of(&c, "count-operator-sessions").await, "1", "the operator's own session");
     shot("operator", c.screenshot().await.unwrap());
     let status_of = |n: &str| http(region.http, "GET", &format!("/api/v1/numbers/{n}"), b"").0;
     let target = cdev_number_now(region.http, &cdev);
@@ -526,6 +527,13 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     click(&c, "send_broadcast").await;
     text_of(&c, "done").await;
     phone.expect_line("message from peerdial 886-02: maintenance tonight <b>22:00</b>", 10);
+    // The operator signs out: the page asks for a sign-in again.
+    click(&c, "operator_signout").await;
+    c.wait()
+        .for_element(Locator::Id("name"))
+        .await
+        .expect("the operator's sign-in form");
+    assert!(c.find(Locator::Id("count-numbers")).await.is_err(), "signed out");
 
     c.close().await.unwrap();
     drop(driver);

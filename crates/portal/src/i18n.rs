@@ -127,6 +127,7 @@ pub struct Msg {
     pub number_outside: &'static str,
     pub number_yours: &'static str,
     pub region_busy: &'static str,
+    pub operator_sessions: &'static str,
 }
 
 pub static EN: Msg = Msg {
@@ -243,6 +244,7 @@ pub static EN: Msg = Msg {
     number_outside: "{n} is not a number of this area.",
     number_yours: "{n} is already your number.",
     region_busy: "The region's database is not answering; try again shortly.",
+    operator_sessions: "Signed-in operators",
 };
 
 pub static ZH: Msg = Msg {
@@ -359,6 +361,7 @@ pub static ZH: Msg = Msg {
     number_outside: "{n} 不是本區的號碼。",
     number_yours: "{n} 已經是您的號碼。",
     region_busy: "本區的資料庫沒有回應，請稍後再試。",
+    operator_sessions: "已登入的管理員",
 };
 
 /// The table for a language code (`en`, `zh-Hant`, `zh-TW`, `zh`…).

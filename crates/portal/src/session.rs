@@ -21,7 +21,7 @@ const SID: &str = "sid";
 /// password without knowing the old one).
 const PAIRED: &str = "paired";
 
-fn hash(sid: &str) -> String {
+pub(crate) fn hash(sid: &str) -> String {
     hex::encode(Sha256::digest(sid.as_bytes()))
 }
 
