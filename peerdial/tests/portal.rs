@@ -158,9 +158,14 @@ impl Web {
         body[at..].split('"').next().unwrap().to_string()
     }
 
-    fn sign_in(&mut self, number: &str, password: &str) {
+    /// A sign-in form post: (status, Location, body).
+    fn try_sign_in(&mut self, number: &str, password: &str) -> (u16, String, String) {
         let t = self.token("/signin");
-        let (status, location, body) = self.send("POST", "/signin", &[("csrf", &t), ("number", number), ("password", password)]);
+        self.send("POST", "/signin", &[("csrf", &t), ("number", number), ("password", password)])
+    }
+
+    fn sign_in(&mut self, number: &str, password: &str) {
+        let (status, location, body) = self.try_sign_in(number, password);
         assert_eq!((status, location.as_str()), (303, "/profile"), "{body}");
     }
 
@@ -466,26 +471,33 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     );
     let stored = std::fs::read_to_string(dir.path().join("phone-020000000b01").join("phone.json")).unwrap();
     assert!(stored.contains(&shown), "the identity file has the new number: {stored}");
-    // Two owners racing for one number: exactly one wins.
+    // Two owners racing for one number: exactly one wins; the loser reads
+    // why in the page's language (Traditional Chinese here).
     let race = free_number(&mut Web::new(region.http), &b.number, "bee password 2");
-    let winners: Vec<u16> = [(&b.number, "bee password 2"), (&cdev.number, "sea password")]
+    let answers: Vec<(u16, String)> = [(&b.number, "bee password 2"), (&cdev.number, "sea password")]
         .into_iter()
         .map(|(who, pw)| {
             let mut w = Web::new(region.http);
             w.sign_in(who, pw);
             let t = w.token("/number");
+            w.cookie.push_str("; peerdial_lang=zh-Hant");
             (w, t)
         })
         .map(|(mut w, t)| {
             let race = race.clone();
-            std::thread::spawn(move || w.send("POST", "/number", &[("csrf", &t), ("number", &race)]).0)
+            std::thread::spawn(move || {
+                let (status, _, body) = w.send("POST", "/number", &[("csrf", &t), ("number", &race)]);
+                (status, body)
+            })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
+    let winners: Vec<u16> = answers.iter().map(|a| a.0).collect();
     assert_eq!(winners.iter().filter(|s| **s == 303).count(), 1, "{winners:?}");
-    assert_eq!(winners.iter().filter(|s| **s == 409).count(), 1, "{winners:?}");
+    let loser = answers.iter().find(|a| a.0 == 409).expect("one refused");
+    assert!(loser.1.contains("已有人使用，請另選一個"), "{}", loser.1);
     sign_out(&c, &base).await;
 
     // 6. The operator: counts, and disabling a number.
@@ -497,6 +509,7 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     assert_eq!(numbers, 3);
     let registered: usize = text_of(&c, "count-registrations").await.parse().unwrap();
     assert!(registered >= 1);
+    assert_eq!(text_of(&c, "count-operator-sessions").await, "1", "the operator's own session");
     shot("operator", c.screenshot().await.unwrap());
     let status_of = |n: &str| http(region.http, "GET", &format!("/api/v1/numbers/{n}"), b"").0;
     let target = cdev_number_now(region.http, &cdev);
@@ -514,6 +527,13 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     click(&c, "send_broadcast").await;
     text_of(&c, "done").await;
     phone.expect_line("message from peerdial 886-02: maintenance tonight <b>22:00</b>", 10);
+    // The operator signs out: the page asks for a sign-in again.
+    click(&c, "operator_signout").await;
+    c.wait()
+        .for_element(Locator::Id("name"))
+        .await
+        .expect("the operator's sign-in form");
+    assert!(c.find(Locator::Id("count-numbers")).await.is_err(), "signed out");
 
     c.close().await.unwrap();
     drop(driver);
@@ -559,8 +579,11 @@ fn listed_profile(region: &Region, mac: &str, fields: &[(&str, &str)], public: &
 async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_answer() {
     let dir = tempfile::tempdir().unwrap();
     let top = common::top::start(&dir.path().join("top"));
-    let r2 = Region::start(&dir.path().join("r2"), &[]);
-    let r3 = Region::start(&dir.path().join("r3"), &["--area", "886-03"]);
+    // The regions find each other through the top (friends' presence).
+    let top_url = format!("http://{}", top.http);
+    let tree = ["--top", top_url.as_str(), "--join-token", common::top::TOKEN];
+    let r2 = Region::start(&dir.path().join("r2"), &tree);
+    let r3 = Region::start(&dir.path().join("r3"), &[&tree[..], &["--area", "886-03"]].concat());
     // A region that takes the connection and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     for (area, dns, web) in [
@@ -630,6 +653,90 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     assert!(!page.contains("data-area=\"886-02\"") && !page.contains("data-area=\"886-04\""));
     // Traditional Chinese by Accept-Language.
     assert!(get("/?q=ada&country=886", "zh-TW,zh;q=0.9").contains("所有地區的黃頁"));
+
+    // Friends across regions: Byron (886-03, online, friends-only, lists
+    // Ada) is shown to Ada on her region's /friends as he is.
+    let mut byron_phone = Phone::udp(r3.sip);
+    assert_eq!(
+        byron_phone
+            .register(&byron, &byron.password, peerdial_sip::digest::Algorithm::Md5, 600)
+            .0,
+        200
+    );
+    let policy = serde_json::json!({ "friends_only": true, "friends": [ada.number] }).to_string();
+    let presence = format!("/api/v1/presence/{}", byron.user);
+    let auth = basic(&byron.user, &byron.password);
+    let resp = http_raw(
+        r3.http,
+        "PUT",
+        &format!("{presence}/policy"),
+        &[("Authorization", &auth)],
+        policy.as_bytes(),
+    );
+    assert_eq!(parse_http(&resp).0, 200);
+    assert_eq!(
+        http(r3.http, "GET", &presence, b"").1["state"],
+        "offline",
+        "anonymous watchers see offline"
+    );
+    let forged = http_raw(
+        r3.http,
+        "GET",
+        &presence,
+        &[("Identity", "e30.e30.AA"), ("X-Peerdial-From", &ada.number)],
+        b"",
+    );
+    assert_eq!(parse_http(&forged).0, 401, "an identity that does not verify");
+    let mut at_r2 = Web::new(r2.http);
+    at_r2.sign_in(&ada.number, "kite flying 2026");
+    let t = at_r2.token("/friends");
+    assert_eq!(
+        at_r2.send("POST", "/friends/add", &[("csrf", &t), ("friend", &byron.number)]).0,
+        303
+    );
+    let friends = at_r2.send("GET", "/friends", &[]).2;
+    let row = &friends[friends.find(&format!("data-number=\"{}\"", byron.user)).expect("Byron listed")..];
+    assert!(
+        row.split("</tr>").next().unwrap().contains("<td class=\"presence\">online</td>"),
+        "{friends}"
+    );
+
+    // Sign-in at the top, checked by the number's region (design §9).
+    let mut w = Web::new(top.http);
+    let (status, _, body) = w.try_sign_in(&byron.number, "not it at all");
+    assert!(status == 401 && body.contains("Wrong number or password."), "{status} {body}");
+    assert_eq!(w.send("GET", "/me", &[]).1, "/signin", "a wrong password opened no session");
+    let (status, location, body) = w.try_sign_in(&byron.number, "kite flying 2026");
+    assert_eq!((status, location.as_str()), (303, "/me"), "{body}");
+    let (status, _, me) = w.send("GET", "/me", &[]);
+    assert_eq!(status, 200, "{me}");
+    assert!(
+        me.contains(&byron.number) && me.contains(&format!("http://{}/profile", r3.http)),
+        "{me}"
+    );
+    assert!(w.send("GET", "/?q=ada", &[]).2.contains(&format!("Signed in as {}", byron.number)));
+    let t = w.token("/me");
+    assert_eq!(w.send("POST", "/signout", &[("csrf", &t)]).1, "/");
+    assert_eq!(w.send("GET", "/me", &[]).1, "/signin", "signed out");
+    // A number no region holds; then wrong passwords until the region's
+    // limit refuses the number, at the top and at the region's own page.
+    let (status, _, body) = w.try_sign_in("886-09-1234-5678", "x");
+    assert!(
+        status == 404 && body.contains("No region of this network holds that number."),
+        "{status} {body}"
+    );
+    for _ in 0..5 {
+        assert_eq!(w.try_sign_in(&ada.number, "guess guess").0, 401);
+    }
+    let (status, _, body) = w.try_sign_in(&ada.number, "kite flying 2026");
+    assert!(
+        status == 429 && body.contains("Too many wrong passwords for this number"),
+        "{status} {body}"
+    );
+    let (status, _, _) = Web::new(r2.http).try_sign_in(&ada.number, "kite flying 2026");
+    assert_eq!(status, 429, "the region counted the top's wrong passwords");
+    let (status, j) = http(r2.http, "POST", "/api/v1/account/verify", b"{\"number\": 5");
+    assert!(status == 400 && j["error"].as_str().unwrap_or("").contains("expected"), "{j}");
 
     // In a browser: type, search, both regions' people on one page.
     let (driver, c) = browser().await;

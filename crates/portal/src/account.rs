@@ -45,7 +45,7 @@ async fn needs_current(portal: &Portal, session: &Session, number: i64) -> Resul
 }
 
 async fn account_page(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap) -> Response {
-    let Some((n, _)) = session::current(&portal, &session).await else {
+    let Some((n, _)) = session::current(&portal.store, &session).await else {
         return Redirect::to("/signin").into_response();
     };
     let need_current = match needs_current(&portal, &session, n).await {
@@ -71,7 +71,7 @@ async fn change_password(
     if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
         return csrf_refused(&portal, &session, &headers).await;
     }
-    let Some((n, sid)) = session::current(&portal, &session).await else {
+    let Some((n, sid)) = session::current(&portal.store, &session).await else {
         return Redirect::to("/signin").into_response();
     };
     let need_current = match needs_current(&portal, &session, n).await {

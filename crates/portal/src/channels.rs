@@ -66,7 +66,10 @@ async fn change(portal: Arc<Portal>, session: Session, headers: HeaderMap, form:
     let channel = form.get("channel").cloned().unwrap_or_default();
     match portal.link.set_subscription(who, channel, on).await {
         Ok(()) => render(&portal, &session, &headers, who, StatusCode::OK, true, None).await,
-        Err(why) => render(&portal, &session, &headers, who, StatusCode::BAD_REQUEST, false, Some(why)).await,
+        Err(why) => {
+            let why = why.text(crate::i18n::choose(&headers));
+            render(&portal, &session, &headers, who, StatusCode::BAD_REQUEST, false, Some(why)).await
+        }
     }
 }
 

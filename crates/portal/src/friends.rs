@@ -4,8 +4,11 @@
 //! presence checks (the page tells the region after each change).
 //!
 //! Presence of a friend in this region is what that friend's own policy
-//! lets the signed-in number see; a friend in another region shows
-//! "unknown" (the portal does not ask other regions yet).
+//! lets the signed-in number see; a friend in another region is asked of
+//! that region ([`crate::RegionLink::remote_presence`]: its HTTP API with
+//! a PASSporT proving the signed-in number, all at once, short deadline),
+//! so its friends-only policy applies there too; "unknown" when that
+//! region cannot be found or does not answer in time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,14 +81,16 @@ async fn render(
         Err(e) => return unavailable(e),
     };
     let p = page(portal, session, headers, "/friends", true).await;
-    let list = stored
+    let numbers: Vec<Number> = stored.into_iter().filter_map(|f| Number::from_u64(f as u64).ok()).collect();
+    let others: Vec<Number> = numbers.iter().copied().filter(|f| !portal.area.contains(*f)).collect();
+    let mut remote = others.iter().copied().zip(portal.link.remote_presence(others.clone(), owner).await);
+    let list = numbers
         .into_iter()
-        .filter_map(|f| Number::from_u64(f as u64).ok())
         .map(|f| {
             let presence = if portal.area.contains(f) {
                 portal.link.presence(f, owner)
             } else {
-                None
+                remote.next().and_then(|(_, p)| p)
             };
             Friend {
                 number: f.to_string(),

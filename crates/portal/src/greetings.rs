@@ -63,7 +63,7 @@ async fn preview(
             png,
         )
             .into_response(),
-        Err(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+        Err(why) => (StatusCode::BAD_REQUEST, why.to_string()).into_response(),
     }
 }
 
@@ -173,7 +173,10 @@ async fn upload(State(portal): State<Arc<Portal>>, session: Session, headers: He
     };
     match portal.link.upload_greeting(n, kind, picture).await {
         Ok(_) => render(&portal, &session, &headers, n, StatusCode::OK, true, None).await,
-        Err(why) => render(&portal, &session, &headers, n, StatusCode::BAD_REQUEST, false, Some(why)).await,
+        Err(why) => {
+            let why = why.text(crate::i18n::choose(&headers));
+            render(&portal, &session, &headers, n, StatusCode::BAD_REQUEST, false, Some(why)).await
+        }
     }
 }
 
@@ -197,6 +200,9 @@ async fn card(
     let kind = kind_of(form.get("kind").map(String::as_str));
     match portal.link.card_greeting(n, kind, req).await {
         Ok(_) => render(&portal, &session, &headers, n, StatusCode::OK, true, None).await,
-        Err(why) => render(&portal, &session, &headers, n, StatusCode::BAD_REQUEST, false, Some(why)).await,
+        Err(why) => {
+            let why = why.text(crate::i18n::choose(&headers));
+            render(&portal, &session, &headers, n, StatusCode::BAD_REQUEST, false, Some(why)).await
+        }
     }
 }

@@ -115,6 +115,19 @@ pub struct Msg {
     pub region_answered: &'static str,
     pub region_silent: &'static str,
     pub dialer: &'static str,
+    /// Sign-in at the top, delegated to the number's region.
+    pub top_signin_note: &'static str,
+    pub no_region: &'static str,
+    pub region_unreachable: &'static str,
+    pub my_region: &'static str,
+    pub talkers: &'static str,
+    pub no_talkers: &'static str,
+    /// Region refusals; `{n}` is the number.
+    pub number_taken: &'static str,
+    pub number_outside: &'static str,
+    pub number_yours: &'static str,
+    pub region_busy: &'static str,
+    pub operator_sessions: &'static str,
 }
 
 pub static EN: Msg = Msg {
@@ -221,6 +234,17 @@ pub static EN: Msg = Msg {
     region_answered: "answered",
     region_silent: "did not answer in time; its people are missing from these results",
     dialer: "Dialer",
+    top_signin_note: "Your number's region checks your password or pairing code; this server never keeps it.",
+    no_region: "No region of this network holds that number.",
+    region_unreachable: "Your number's region did not answer; try again shortly.",
+    my_region: "Your region's portal",
+    talkers: "Talkers",
+    no_talkers: "No talkers yet.",
+    number_taken: "{n} is taken; pick another.",
+    number_outside: "{n} is not a number of this area.",
+    number_yours: "{n} is already your number.",
+    region_busy: "The region's database is not answering; try again shortly.",
+    operator_sessions: "Signed-in operators",
 };
 
 pub static ZH: Msg = Msg {
@@ -327,6 +351,17 @@ pub static ZH: Msg = Msg {
     region_answered: "已回覆",
     region_silent: "未及時回覆；其使用者不在此結果中",
     dialer: "撥號",
+    top_signin_note: "密碼或配對碼由您號碼所屬的地區核對；本伺服器從不保存。",
+    no_region: "本網路沒有任何地區持有這個號碼。",
+    region_unreachable: "您號碼所屬的地區沒有回應，請稍後再試。",
+    my_region: "您所屬地區的入口網站",
+    talkers: "通話帳號",
+    no_talkers: "尚無通話帳號。",
+    number_taken: "{n} 已有人使用，請另選一個。",
+    number_outside: "{n} 不是本區的號碼。",
+    number_yours: "{n} 已經是您的號碼。",
+    region_busy: "本區的資料庫沒有回應，請稍後再試。",
+    operator_sessions: "已登入的管理員",
 };
 
 /// The table for a language code (`en`, `zh-Hant`, `zh-TW`, `zh`…).

@@ -17,9 +17,11 @@
 //! [`link::RegionLink`].
 //!
 //! For the top: [`yellow::render_top`] draws the yellow pages over every
-//! region from their `GET /api/v1/yellow` answers (the top asks them) and
-//! [`lang_routes`] is the language switch; the rest of the top's pages are
-//! the top's own. Setting the first password is a
+//! region from their `GET /api/v1/yellow` answers (the top asks them),
+//! [`lang_routes`] is the language switch, and [`top`] is sign-in at the
+//! top, delegated to the number's region ([`verify`]: the region's
+//! `POST /api/v1/account/verify`); the rest of the top's pages are the
+//! top's own. Setting the first password is a
 //! JSON API of the region (it checks SIP credentials, which live in the
 //! region), using [`hash_password`].
 
@@ -34,11 +36,15 @@ pub mod link;
 mod operator;
 mod pages;
 pub mod pairing;
-mod session;
+pub mod session;
+pub mod top;
 mod vanity;
+pub mod verify;
 pub mod yellow;
 
 pub use link::{RegionLink, Standalone};
+/// The session extractor, for the top's pages inside [`top::router`].
+pub use tower_sessions::Session;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -120,8 +126,14 @@ pub async fn router(cfg: PortalConfig) -> Result<Router, PortalError> {
         limits: Mutex::new(limit::Limits::default()),
         link: cfg.link,
     });
-    let routes = pages::routes().layer(DefaultBodyLimit::max(MAX_FORM)).with_state(portal);
-    let (backend, url) = peerdial_store::connect_url(&cfg.database)?;
+    with_sessions(pages::routes().with_state(portal), &cfg.database).await
+}
+
+/// `routes` inside a session layer whose sessions live in `database`
+/// (`sqlite:PATH` or `postgres://…`), with the forms' body limit.
+pub async fn with_sessions(routes: Router, database: &str) -> Result<Router, PortalError> {
+    let routes = routes.layer(DefaultBodyLimit::max(MAX_FORM));
+    let (backend, url) = peerdial_store::connect_url(database)?;
     Ok(match backend {
         Backend::Sqlite => {
             let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.busy_timeout(Duration::from_secs(10));

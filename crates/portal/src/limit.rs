@@ -65,6 +65,16 @@ impl Limits {
         self.addresses.insert(addr, (n + 1, start));
     }
 
+    /// Counts a wrong password against the number alone (a check asked
+    /// for by another server, which limits its own clients' addresses).
+    pub fn failed_number(&mut self, number: i64, now: i64) {
+        if self.numbers.len() > MAX_ENTRIES {
+            self.numbers.retain(|_, (_, s)| now - *s < WINDOW_MS);
+        }
+        let (n, start) = count(&self.numbers, &number, now);
+        self.numbers.insert(number, (n + 1, start));
+    }
+
     /// A right password clears the number's count (not the address's).
     pub fn succeeded(&mut self, number: i64) {
         self.numbers.remove(&number);

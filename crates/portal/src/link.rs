@@ -15,8 +15,53 @@ use peerdial_number::Number;
 /// A boxed future, so the trait can be used as `dyn RegionLink`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A refusal the user should read (shown on the page as is).
-pub type Refusal = String;
+/// A refusal the user should read, shown in the page's language
+/// ([`Refusal::text`]); what the region only has in English is `Text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The number is someone else's (or was just taken by a racer).
+    Taken(Number),
+    /// The number is not of this region's area.
+    OutsideArea(Number),
+    /// The number is already the asker's.
+    AlreadyYours(Number),
+    /// The region's database did not answer.
+    Unavailable,
+    /// Any other refusal, as the region words it.
+    Text(String),
+}
+
+impl From<String> for Refusal {
+    fn from(s: String) -> Refusal {
+        Refusal::Text(s)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(s: &str) -> Refusal {
+        Refusal::Text(s.to_string())
+    }
+}
+
+impl Refusal {
+    /// What the person reads, in `t`'s language.
+    pub fn text(&self, t: &crate::i18n::Msg) -> String {
+        let with = |template: &str, n: &Number| template.replace("{n}", &n.to_string());
+        match self {
+            Refusal::Taken(n) => with(t.number_taken, n),
+            Refusal::OutsideArea(n) => with(t.number_outside, n),
+            Refusal::AlreadyYours(n) => with(t.number_yours, n),
+            Refusal::Unavailable => t.region_busy.to_string(),
+            Refusal::Text(s) => s.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text(&crate::i18n::EN))
+    }
+}
 
 /// A greeting card to draw (the API's `POST …/card`).
 #[derive(Debug, Clone)]
@@ -48,6 +93,10 @@ pub trait RegionLink: Send + Sync + 'static {
     /// The presence state of `n` (a number of this region) as `watcher`
     /// may see it: "offline" when its policy does not allow the watcher.
     fn presence(&self, n: Number, watcher: Number) -> Option<String>;
+    /// The presence of each of `friends` (numbers of other regions) as
+    /// `watcher` may see it, asked of their regions in parallel with a
+    /// short deadline; `None` where it could not be learnt.
+    fn remote_presence(&self, friends: Vec<Number>, watcher: Number) -> BoxFuture<'_, Vec<Option<String>>>;
     /// Whether `n`'s presence is friends-only.
     fn friends_only(&self, n: Number) -> bool;
     /// `n`'s friends list or friends-only flag changed in the database:
@@ -82,6 +131,10 @@ pub trait RegionLink: Send + Sync + 'static {
     /// Sends (and schedules) a broadcast: every `every_minutes` until
     /// `until` (Unix seconds), or once; its id.
     fn broadcast(&self, text: String, every_minutes: Option<u64>, until: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>>;
+    /// The region vouches for `n` (its password or pairing code was just
+    /// checked): the `Identity` header value of a PASSporT with orig =
+    /// dest = `n`, for sign-in at another server.
+    fn vouch(&self, n: Number) -> Result<String, Refusal>;
 }
 
 /// A portal with no region behind it (its own tests): nothing is
@@ -95,6 +148,9 @@ impl RegionLink for Standalone {
     fn presence(&self, _: Number, _: Number) -> Option<String> {
         None
     }
+    fn remote_presence(&self, friends: Vec<Number>, _: Number) -> BoxFuture<'_, Vec<Option<String>>> {
+        Box::pin(async move { vec![None; friends.len()] })
+    }
     fn friends_only(&self, _: Number) -> bool {
         false
     }
@@ -105,19 +161,19 @@ impl RegionLink for Standalone {
         None
     }
     fn upload_greeting(&self, _: Number, _: &str, _: Vec<u8>) -> BoxFuture<'_, Result<String, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn card_greeting(&self, _: Number, _: &str, _: CardRequest) -> BoxFuture<'_, Result<String, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn preview_card(&self, _: CardRequest) -> BoxFuture<'_, Result<Vec<u8>, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn counts(&self) -> Counts {
         Counts::default()
     }
     fn set_disabled(&self, _: Number, _: bool) -> BoxFuture<'_, Result<(), Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn disabled(&self, _: Number) -> bool {
         false
@@ -126,15 +182,18 @@ impl RegionLink for Standalone {
         Vec::new()
     }
     fn reserve_number(&self, _: Number, _: Number) -> BoxFuture<'_, Result<(), Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn channels(&self, _: Number) -> Vec<ChannelView> {
         Vec::new()
     }
     fn set_subscription(&self, _: Number, _: String, _: bool) -> BoxFuture<'_, Result<(), Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
     }
     fn broadcast(&self, _: String, _: Option<u64>, _: Option<u64>) -> BoxFuture<'_, Result<u64, Refusal>> {
-        Box::pin(async { Err("no region".to_string()) })
+        Box::pin(async { Err("no region".into()) })
+    }
+    fn vouch(&self, _: Number) -> Result<String, Refusal> {
+        Err("no region".into())
     }
 }

@@ -23,6 +23,10 @@ use crate::{csrf, now_ms, verify_password, Portal};
 
 /// The session key holding the signed-in operator's name.
 const OPERATOR: &str = "operator";
+/// The session key holding the operator's sign-in token; its hash is a
+/// `portal_sessions` row keyed by [`limit_key`] (negative), so operator
+/// sessions are counted, and sign-out ends them, like numbers' sessions.
+const OPERATOR_SID: &str = "operator_sid";
 /// Sessions counted: those started within the idle limit.
 const SESSION_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -32,6 +36,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
     Router::new()
         .route("/operator", get(operator_page))
         .route("/operator/signin", post(signin))
+        .route("/operator/signout", post(signout))
         .route("/operator/number", post(number))
         .route("/operator/broadcast", post(broadcast))
 }
@@ -44,13 +49,24 @@ struct OperatorPage {
     numbers: usize,
     registered: usize,
     sessions: i64,
+    operator_sessions: i64,
     disabled: Vec<String>,
     done: bool,
     error: Option<String>,
 }
 
-async fn operator_of(session: &Session) -> Option<String> {
-    session.get::<String>(OPERATOR).await.ok().flatten()
+/// The signed-in operator, while the session's row lasts.
+async fn operator_of(portal: &Portal, session: &Session) -> Option<String> {
+    let name = session.get::<String>(OPERATOR).await.ok().flatten()?;
+    let sid = session.get::<String>(OPERATOR_SID).await.ok().flatten()?;
+    match portal.store.portal_session(&crate::session::hash(&sid)).await {
+        Ok(Some(key)) if key == limit_key(&name) => Some(name),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check an operator session");
+            None
+        }
+    }
 }
 
 async fn render(
@@ -62,13 +78,14 @@ async fn render(
     error: Option<String>,
 ) -> Response {
     let p = page(portal, session, headers, "/operator", true).await;
-    let operator = operator_of(session).await;
+    let operator = operator_of(portal, session).await;
     let mut view = OperatorPage {
         p,
         operator: None,
         numbers: 0,
         registered: 0,
         sessions: 0,
+        operator_sessions: 0,
         disabled: Vec::new(),
         done,
         error,
@@ -77,7 +94,7 @@ async fn render(
         let c = portal.link.counts();
         view.numbers = c.numbers;
         view.registered = c.registered;
-        view.sessions = match portal.store.portal_session_count(now_ms() - SESSION_WINDOW_MS).await {
+        (view.sessions, view.operator_sessions) = match portal.store.portal_session_counts(now_ms() - SESSION_WINDOW_MS).await {
             Ok(n) => n,
             Err(e) => return unavailable(e),
         };
@@ -145,7 +162,14 @@ async fn signin(
     if let Err(e) = session.cycle_id().await {
         return unavailable(e);
     }
+    let sid = hex::encode(rand::random::<[u8; 24]>());
+    if let Err(e) = portal.store.add_portal_session(&crate::session::hash(&sid), key, now).await {
+        return unavailable(e);
+    }
     if let Err(e) = session.insert(OPERATOR, &name).await {
+        return unavailable(e);
+    }
+    if let Err(e) = session.insert(OPERATOR_SID, &sid).await {
         return unavailable(e);
     }
     csrf::fresh(&session).await;
@@ -175,6 +199,7 @@ async fn number(State(portal): State<Arc<Portal>>, session: Session, headers: He
     };
     let disable = form.get("action").map(String::as_str) == Some("disable");
     if let Err(why) = portal.link.set_disabled(n, disable).await {
+        let why = why.text(crate::i18n::choose(&headers));
         return render(&portal, &session, &headers, StatusCode::SERVICE_UNAVAILABLE, false, Some(why)).await;
     }
     if disable {
@@ -198,7 +223,9 @@ async fn operator_post(
     if !csrf::check(session, form.get("csrf").map(String::as_str)).await {
         return Err(csrf_refused(portal, session, headers).await);
     }
-    operator_of(session).await.ok_or_else(|| Redirect::to("/operator").into_response())
+    operator_of(portal, session)
+        .await
+        .ok_or_else(|| Redirect::to("/operator").into_response())
 }
 
 /// A broadcast from the operator page: text, an optional repeat (minutes)
@@ -224,6 +251,25 @@ async fn broadcast(State(portal): State<Arc<Portal>>, session: Session, headers:
             tracing::info!(operator = %name, broadcast = id, "broadcast from the operator page");
             render(&portal, &session, &headers, StatusCode::OK, true, None).await
         }
-        Err(why) => render(&portal, &session, &headers, StatusCode::BAD_REQUEST, false, Some(why)).await,
+        Err(why) => {
+            let why = why.text(crate::i18n::choose(&headers));
+            render(&portal, &session, &headers, StatusCode::BAD_REQUEST, false, Some(why)).await
+        }
     }
+}
+
+/// Ends the operator's session: its row goes, then the session itself.
+async fn signout(State(portal): State<Arc<Portal>>, session: Session, headers: HeaderMap, Form(form): Form_) -> Response {
+    if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
+        return csrf_refused(&portal, &session, &headers).await;
+    }
+    if let Ok(Some(sid)) = session.get::<String>(OPERATOR_SID).await {
+        if let Err(e) = portal.store.end_portal_session(&crate::session::hash(&sid)).await {
+            return unavailable(e);
+        }
+    }
+    if let Err(e) = session.flush().await {
+        return unavailable(e);
+    }
+    Redirect::to("/operator").into_response()
 }

@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use peerdial_number::Number;
-use peerdial_store::{PairingOutcome, ProfileRow, FIELDS};
+use peerdial_store::{ProfileRow, FIELDS};
 use tower_sessions::Session;
 
 use crate::i18n::{self, Msg};
-use crate::limit::Refusal;
-use crate::{csrf, now_ms, session as signin_state, verify_password, Portal};
+use crate::verify::Failed;
+use crate::{csrf, now_ms, session as signin_state, Portal};
 
 /// Longest value of each field, in characters (the last is the introduction).
 const MAX_CHARS: [usize; 5] = [80, 80, 120, 200, 1000];
@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .merge(crate::operator::routes())
         .merge(crate::vanity::routes())
         .merge(crate::yellow::routes())
+        .merge(crate::verify::routes())
 }
 
 /// What every page's frame needs.
@@ -51,7 +52,7 @@ pub(crate) struct Page {
 
 /// The signed-in number, while its session lasts.
 pub(crate) async fn signed_in(portal: &Portal, session: &Session) -> Option<Number> {
-    let (n, _) = signin_state::current(portal, session).await?;
+    let (n, _) = signin_state::current(&portal.store, session).await?;
     Number::from_u64(n as u64).ok()
 }
 
@@ -171,55 +172,22 @@ async fn signin(
     let number = match Number::parse(typed.trim()) {
         Ok(n) if portal.area.contains(n) => n,
         _ => {
-            let why = p.t.bad_number.to_string();
-            return refuse(StatusCode::BAD_REQUEST, p, why);
+            let d = crate::verify::Denied::BadNumber;
+            let why = d.text(p.t);
+            return refuse(d.status(), p, why);
         }
+    };
+    let paired = match crate::verify::check(&portal, number, password, &code, Some(peer.ip())).await {
+        Ok(paired) => paired,
+        Err(Failed::Denied(d)) => {
+            tracing::info!(%number, addr = %peer.ip(), refused = d.code(), "portal sign-in refused");
+            let why = d.text(p.t);
+            return refuse(d.status(), p, why);
+        }
+        Err(Failed::Unavailable(e)) => return unavailable(e),
     };
     let key = number.as_u64() as i64;
-    let now = now_ms();
-    let checked = portal.limits.lock().expect("limits lock").check(key, peer.ip(), now);
-    if let Err(r) = checked {
-        let why = match r {
-            Refusal::Number(m) => format!("{} {m} {}", p.t.too_many_number, p.t.minutes),
-            Refusal::Address(m) => format!("{} {m} {}", p.t.too_many_address, p.t.minutes),
-        };
-        return refuse(StatusCode::TOO_MANY_REQUESTS, p, why);
-    }
-    if portal.link.disabled(number) {
-        let why = p.t.number_disabled.to_string();
-        return refuse(StatusCode::FORBIDDEN, p, why);
-    }
-    let paired = !code.is_empty();
-    let verdict: Result<(), &'static str> = if paired {
-        match crate::pairing::redeem(&portal.store, key, &code, now).await {
-            Ok(PairingOutcome::Accepted) => Ok(()),
-            Ok(PairingOutcome::Expired) => Err(p.t.code_expired),
-            Ok(PairingOutcome::Used) => Err(p.t.code_used),
-            Ok(PairingOutcome::Wrong) => Err(p.t.code_wrong),
-            Err(e) => return unavailable(e),
-        }
-    } else {
-        let hash = match portal.store.password_hash(key).await {
-            Ok(h) => h,
-            Err(e) => return unavailable(e),
-        };
-        let ok = match hash {
-            Some(h) => verify_password(password, h).await,
-            None => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(p.t.wrong_password)
-        }
-    };
-    if let Err(why) = verdict {
-        portal.limits.lock().expect("limits lock").failed(key, peer.ip(), now);
-        tracing::info!(%number, addr = %peer.ip(), paired, "portal sign-in refused");
-        return refuse(StatusCode::UNAUTHORIZED, p, why.to_string());
-    }
-    portal.limits.lock().expect("limits lock").succeeded(key);
-    if let Err(e) = signin_state::begin(&portal, &session, key, paired).await {
+    if let Err(e) = signin_state::begin(&portal.store, &session, key, paired).await {
         return unavailable(e);
     }
     tracing::info!(%number, paired, "portal sign-in");
@@ -232,7 +200,7 @@ async fn signout(State(portal): State<Arc<Portal>>, session: Session, headers: H
     if !csrf::check(&session, form.get("csrf").map(String::as_str)).await {
         return csrf_refused(&portal, &session, &headers).await;
     }
-    if let Err(e) = signin_state::end(&portal, &session).await {
+    if let Err(e) = signin_state::end(&portal.store, &session).await {
         return unavailable(e);
     }
     Redirect::to("/").into_response()

@@ -2,13 +2,16 @@
 //! the number and a random token; the `portal_sessions` table holds the
 //! token's hash per number. A session counts as signed in only while that
 //! row exists, so ending a number's sessions (a password change, sign-out)
-//! is one DELETE, wherever the sessions' cookies are.
+//! is one DELETE, wherever the sessions' cookies are. The top keeps its
+//! own signed-in sessions the same way, in its own database.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
-use crate::{csrf, now_ms, Portal};
+use peerdial_store::Store;
+
+use crate::{csrf, now_ms};
 
 /// The session key holding the signed-in number.
 const NUMBER: &str = "number";
@@ -18,19 +21,18 @@ const SID: &str = "sid";
 /// password without knowing the old one).
 const PAIRED: &str = "paired";
 
-fn hash(sid: &str) -> String {
+pub(crate) fn hash(sid: &str) -> String {
     hex::encode(Sha256::digest(sid.as_bytes()))
 }
 
 /// Signs `number` in on this session: a new session id (one planted before
 /// is useless), a new sign-in token and a new CSRF token.
-pub(crate) async fn begin(portal: &Portal, session: &Session, number: i64, paired: bool) -> Result<(), String> {
+pub async fn begin(store: &Store, session: &Session, number: i64, paired: bool) -> Result<(), String> {
     session.cycle_id().await.map_err(|e| e.to_string())?;
     let mut b = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut b);
     let sid = hex::encode(b);
-    portal
-        .store
+    store
         .add_portal_session(&hash(&sid), number, now_ms())
         .await
         .map_err(|e| e.to_string())?;
@@ -42,11 +44,11 @@ pub(crate) async fn begin(portal: &Portal, session: &Session, number: i64, paire
 }
 
 /// The signed-in number and the hash of its token, while the session lasts.
-pub(crate) async fn current(portal: &Portal, session: &Session) -> Option<(i64, String)> {
+pub async fn current(store: &Store, session: &Session) -> Option<(i64, String)> {
     let n = session.get::<i64>(NUMBER).await.ok().flatten()?;
     let sid = session.get::<String>(SID).await.ok().flatten()?;
     let h = hash(&sid);
-    match portal.store.portal_session(&h).await {
+    match store.portal_session(&h).await {
         Ok(Some(stored)) if stored == n => Some((n, h)),
         Ok(_) => None,
         Err(e) => {
@@ -62,9 +64,9 @@ pub(crate) async fn paired(session: &Session) -> bool {
 }
 
 /// Ends this session: its row goes, then the session itself.
-pub(crate) async fn end(portal: &Portal, session: &Session) -> Result<(), String> {
+pub async fn end(store: &Store, session: &Session) -> Result<(), String> {
     if let Ok(Some(sid)) = session.get::<String>(SID).await {
-        portal.store.end_portal_session(&hash(&sid)).await.map_err(|e| e.to_string())?;
+        store.end_portal_session(&hash(&sid)).await.map_err(|e| e.to_string())?;
     }
     session.flush().await.map_err(|e| e.to_string())
 }

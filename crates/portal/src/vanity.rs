@@ -118,6 +118,7 @@ async fn reserve(
         }
     };
     if let Err(why) = portal.link.reserve_number(owner, new).await {
+        let why = why.text(p.t);
         return refuse(p, why);
     }
     tracing::info!(old = %owner, %new, "vanity number reserved");

@@ -191,8 +191,10 @@ pub fn render_top(
     reports: Vec<RegionReport>,
     mut found: Vec<Listing>,
     error: Option<String>,
+    who: Option<(String, String)>,
 ) -> Response {
     let t: &'static Msg = i18n::choose(headers);
+    let (signed_in, csrf) = who.map_or((None, String::new()), |(n, c)| (Some(n), c));
     found.sort_by(|a, b| a.number.cmp(&b.number));
     let results = found
         .into_iter()
@@ -204,8 +206,8 @@ pub fn render_top(
     TopYellow {
         p: Page {
             t,
-            csrf: String::new(),
-            signed_in: None,
+            csrf,
+            signed_in,
             path: "/",
         },
         q: q.into(),

@@ -24,7 +24,7 @@ fn kind(k: &str) -> Kind {
 
 fn db(e: impl std::fmt::Display) -> Refusal {
     tracing::warn!(error = %e, "portal: region storage failed");
-    "the region's database is not answering; try again shortly".to_string()
+    Refusal::Unavailable
 }
 
 impl Link {
@@ -84,6 +84,13 @@ impl RegionLink for Link {
             .map(|p| p.state.as_str().to_string())
     }
 
+    fn remote_presence(&self, friends: Vec<Number>, watcher: Number) -> BoxFuture<'_, Vec<Option<String>>> {
+        let asks = friends
+            .into_iter()
+            .map(move |f| crate::presence_api::ask_remote(&self.0, f, watcher));
+        Box::pin(futures_util::future::join_all(asks))
+    }
+
     fn friends_only(&self, n: Number) -> bool {
         self.0.presence.read(|s| matches!(s.policy(n), Some(Policy::FriendsOnly(_))))
     }
@@ -102,7 +109,7 @@ impl RegionLink for Link {
             crate::greetings::store_upload(&self.0, n, k, bytes.into())
                 .await
                 .map(|g| g.etag)
-                .map_err(|(_, why)| why)
+                .map_err(|(_, why)| Refusal::Text(why))
         })
     }
 
@@ -120,7 +127,7 @@ impl RegionLink for Link {
             )
             .await
             .map(|g| g.etag)
-            .map_err(|(_, why)| why)
+            .map_err(|(_, why)| Refusal::Text(why))
         })
     }
 
@@ -129,7 +136,7 @@ impl RegionLink for Link {
             crate::greetings::draw_card(card.text, Some(card.foreground), Some(card.background), Some(card.layout))
                 .await
                 .map(|g| g.png)
-                .map_err(|(_, why)| why)
+                .map_err(|(_, why)| Refusal::Text(why))
         })
     }
 
@@ -174,7 +181,7 @@ impl RegionLink for Link {
             crate::channels::set_subscription(&self.0, who, &channel, on)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| Refusal::Text(e.to_string()))
         })
     }
 
@@ -182,7 +189,10 @@ impl RegionLink for Link {
         Box::pin(async move {
             crate::channels::new_broadcast(&self.0, &text, every_minutes, until)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| Refusal::Text(e.to_string()))
         })
+    }
+    fn vouch(&self, n: Number) -> Result<String, Refusal> {
+        crate::identity::sign(&self.0, n, n, now_ms() / 1000).map_err(|e| Refusal::Text(e.to_string()))
     }
 }

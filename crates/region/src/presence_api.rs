@@ -2,7 +2,11 @@
 //! changes as Server-Sent Events, and the owner's friends-only policy.
 //!
 //! Reads show what an anonymous watcher sees (a friends-only number is
-//! "offline"); the policy is set with the number's SIP credentials (HTTP
+//! "offline"), unless the request proves its number as another region's
+//! watchers do over SIP: `Identity` (a PASSporT from the watcher's region,
+//! orig = the watcher, dest = the watched number) with `X-Peerdial-From`
+//! naming the watcher; [`ask_remote`] is the asking side, used by the
+//! portal's friends page for friends in other regions. The policy is set with the number's SIP credentials (HTTP
 //! Basic) and stored before it takes effect. SIP presence is in
 //! [`crate::presence`].
 
@@ -66,15 +70,66 @@ fn owner(shared: &Shared, number: &str, headers: &HeaderMap, peer: SocketAddr) -
     crate::auth::number(shared, headers, peer.ip(), Some(n))
 }
 
-async fn presence(State(shared): State<Arc<Shared>>, Path(number): Path<String>) -> Response {
+async fn presence(State(shared): State<Arc<Shared>>, Path(number): Path<String>, headers: HeaderMap) -> Response {
     let n = match known(&shared, &number) {
         Ok(n) => n,
         Err(r) => return r,
     };
-    match shared.presence.read(|s| s.presence_for(n, WatcherAuth::Anonymous)) {
+    let watcher = match headers.get("identity").map(|v| v.to_str().unwrap_or_default()) {
+        None => WatcherAuth::Anonymous,
+        Some(identity) => {
+            let from = headers
+                .get("x-peerdial-from")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Number::parse(v).ok());
+            let Some(from) = from else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "an Identity header needs X-Peerdial-From: the watcher's number".into(),
+                );
+            };
+            match shared.watchers.verify_token(from, n, identity, now_ms()).await {
+                Some(w) => WatcherAuth::Authenticated(w),
+                None => return error(StatusCode::UNAUTHORIZED, format!("the identity of {from} did not verify")),
+            }
+        }
+    };
+    match shared.presence.read(|s| s.presence_for(n, watcher)) {
         Some(p) => Json(json_of(n, &p)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("number {n} is not provisioned in this region")),
     }
+}
+
+/// How long the portal waits for another region's answer about a friend.
+pub const REMOTE_DEADLINE: Duration = Duration::from_millis(1000);
+
+/// `friend`'s presence (a number of another region) as `watcher` (one of
+/// ours) may see it: its region found through DNS (SRV `_peerdial._tcp`),
+/// asked with a PASSporT proving `watcher`, within [`REMOTE_DEADLINE`].
+/// `None` when there is no way to know.
+pub(crate) async fn ask_remote(shared: &Shared, friend: Number, watcher: Number) -> Option<String> {
+    let dns = shared.watchers.dns()?;
+    let ask = async {
+        let api = peerdial_resolve::region_api(dns, friend, &shared.cfg.root_domain).await.ok()??;
+        let identity = crate::identity::sign(shared, watcher, friend, now_ms() / 1000).ok()?;
+        let from = watcher.to_string();
+        let path = format!("/api/v1/presence/{}", friend.digits());
+        let headers = [("Identity", identity.as_str()), ("X-Peerdial-From", from.as_str())];
+        match peerdial_net::http_client::request_with("GET", &format!("http://{api}"), &path, &headers, None).await {
+            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok()?["state"]
+                .as_str()
+                .map(str::to_string),
+            Ok((status, body)) => {
+                tracing::debug!(%friend, status, %body, "another region did not tell a friend's presence");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(%friend, error = %e, "another region did not answer about a friend");
+                None
+            }
+        }
+    };
+    tokio::time::timeout(REMOTE_DEADLINE, ask).await.ok().flatten()
 }
 
 /// The current state first, then one event per change anonymous watchers

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use peerdial_number::Number;
+use peerdial_portal::link::Refusal;
 use peerdial_sip::digest::Ha1;
 use peerdial_store::Write;
 use rand::Rng;
@@ -67,20 +68,19 @@ pub fn free_numbers(shared: &Shared, pattern: &str, ends_with: bool, limit: usiz
 }
 
 /// Moves `owner`'s device to `new`. Refusals are for the user to read.
-pub async fn reserve(shared: Arc<Shared>, owner: Number, new: Number) -> Result<(), String> {
-    let area = shared.cfg.area;
-    if !area.contains(new) {
-        return Err(format!("{new} is not a number of this area ({area})"));
+pub async fn reserve(shared: Arc<Shared>, owner: Number, new: Number) -> Result<(), Refusal> {
+    if !shared.cfg.area.contains(new) {
+        return Err(Refusal::OutsideArea(new));
     }
     if new == owner {
-        return Err(format!("{new} is already your number"));
+        return Err(Refusal::AlreadyYours(new));
     }
     // Claimed in memory first: a racer in this process loses here; one in
     // another process sharing the database loses on the UNIQUE number.
     {
         let mut d = shared.devices.lock().expect("devices lock");
         if !d.numbers.insert(new.individual()) {
-            return Err(format!("{new} is taken; pick another"));
+            return Err(Refusal::Taken(new));
         }
     }
     let mut secret = [0u8; 18];
@@ -103,11 +103,11 @@ pub async fn reserve(shared: Arc<Shared>, owner: Number, new: Number) -> Result<
         .await;
     match moved {
         Ok(true) => {}
-        Ok(false) => return Err(format!("{new} is taken; pick another")),
+        Ok(false) => return Err(Refusal::Taken(new)),
         Err(e) => {
             shared.devices.lock().expect("devices lock").numbers.remove(&new.individual());
             tracing::warn!(error = %e, "vanity move failed");
-            return Err("the region's database is not answering; try again shortly".into());
+            return Err(Refusal::Unavailable);
         }
     }
     {

@@ -92,6 +92,11 @@ impl SignedWatchers {
         }
     }
 
+    /// Where other areas' records are found, when this region knows.
+    pub fn dns(&self) -> Option<&Dns> {
+        self.dns.as_ref()
+    }
+
     /// What `msg` (a SUBSCRIBE without credentials) claims.
     pub fn claim(&self, msg: &Message, source: SocketAddr, now: u64) -> Claim {
         if let Some(key) = dialog_key(msg, source) {

@@ -112,13 +112,18 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Signed-in sessions started at or after `since_ms`.
-    pub async fn portal_session_count(&self, since_ms: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM portal_sessions WHERE created_ms >= $1")
-            .bind(since_ms)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+    /// Signed-in sessions started at or after `since_ms`: numbers' and
+    /// operators' (whose rows carry a negative key).
+    pub async fn portal_session_counts(&self, since_ms: i64) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN number >= 0 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN number < 0 THEN 1 ELSE 0 END), 0) \
+             FROM portal_sessions WHERE created_ms >= $1",
+        )
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
     /// A number's friends, in order.

@@ -18,6 +18,7 @@ pub mod designate;
 pub mod portal;
 pub mod push;
 pub mod rendezvous;
+mod signin;
 pub mod talkers;
 pub mod users;
 
@@ -266,7 +267,16 @@ impl Top {
             persisted_at: Default::default(),
         });
         peerdial_net::dns_server::spawn(shared.clone(), 1, udp, tcp, stop_rx.clone());
-        spawn_http(shared.clone(), http, stop_rx.clone());
+        // People's pages (yellow pages, sign-in) in the top's session layer.
+        let pages = peerdial_portal::top::router(
+            portal::routes().with_state(shared.clone()),
+            shared.store.clone(),
+            &url,
+            Arc::new(signin::Delegation(shared.clone())),
+        )
+        .await
+        .map_err(|e| TopError::State(format!("the top's sessions: {e}")))?;
+        spawn_http(shared.clone(), http, pages, stop_rx.clone());
         tokio::spawn(grace_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(channels::sweep(shared.clone(), stop_rx.clone()));
         if let (Some(parent), Some(token)) = (shared.cfg.parent.clone(), shared.cfg.parent_token.clone()) {
@@ -381,7 +391,7 @@ pub struct JoinRequest {
     pub sip: Option<SocketAddr>,
 }
 
-fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, pages: Router, mut stop: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/api/v1/join", post(join))
         .route("/api/v1/regions", get(regions))
@@ -391,12 +401,12 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, mut sto
         .merge(users::routes())
         .merge(talkers::routes())
         .merge(calls::routes())
-        .merge(portal::routes())
         .merge(designate::routes())
         .merge(push::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(pages);
     tokio::spawn(async move {
         // The peer's address: the rendezvous rate-limits lookups by it.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();

@@ -7,7 +7,9 @@
 //! nonsense is named on the page and left out, and never holds the page
 //! up. Filters by country code and area narrow the children asked. The
 //! pages are drawn by `peerdial_portal::yellow` (same templates and
-//! languages as the regions' portals).
+//! languages as the regions' portals). These pages sit inside the top's
+//! session layer (`peerdial_portal::top::router`), so a person signed in
+//! at the top (`signin.rs`) sees their number on them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use peerdial_portal::yellow::{query_of, render_top, Listing, RegionReport, YellowAnswer};
+use peerdial_portal::Session;
 use tokio::task::JoinSet;
 
 use crate::{Child, TopShared};
@@ -129,10 +132,16 @@ async fn ask_all(shared: &TopShared, q: &str, prefix: &str) -> (Vec<RegionReport
     (reports, found)
 }
 
-async fn page(State(shared): State<Arc<TopShared>>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn page(
+    State(shared): State<Arc<TopShared>>,
+    session: Session,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let (q, filter) = (query_of(&query), Filter::of(&query));
     let (reports, found) = ask_all(&shared, &q, &filter.prefix()).await;
-    render_top(&headers, (&q, &filter.country, &filter.area), reports, found, None)
+    let who = peerdial_portal::top::who(&shared.store, &session).await;
+    render_top(&headers, (&q, &filter.country, &filter.area), reports, found, None, who)
 }
 
 async fn json(State(shared): State<Arc<TopShared>>, Query(query): Query<HashMap<String, String>>) -> Response {

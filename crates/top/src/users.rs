@@ -50,20 +50,20 @@ pub(crate) async fn vouched(shared: &TopShared, headers: &HeaderMap) -> Result<O
             "an Identity header needs X-Peerdial-From: the vouched number".into(),
         ));
     };
-    let not_verified = |why: String| {
+    check_identity(shared, claimed, identity).await.map_err(|why| {
         tracing::debug!(number = %claimed, %why, "an identity did not verify");
         error(StatusCode::UNAUTHORIZED, format!("the identity of {claimed} did not verify"))
-    };
-    let Some(dns) = shared.dns_for(claimed) else {
-        return Err(not_verified("no region of this tree holds the number".into()));
-    };
-    shared
-        .channels
-        .tokens
-        .check(&dns, claimed, claimed, identity, now_ms())
-        .await
-        .map_err(not_verified)?;
+    })?;
     Ok(Some(claimed))
+}
+
+/// Whether `identity` (an `Identity` header value) is `number`'s region
+/// vouching for it (orig = dest = `number`), with the key found in DNS.
+pub(crate) async fn check_identity(shared: &TopShared, number: Number, identity: &str) -> Result<(), String> {
+    let Some(dns) = shared.dns_for(number) else {
+        return Err("no region of this tree holds the number".into());
+    };
+    shared.channels.tokens.check(&dns, number, number, identity, now_ms()).await
 }
 
 fn token_hash(token: &str) -> String {
