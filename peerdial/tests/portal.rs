@@ -207,7 +207,14 @@ async fn text_of(c: &fantoccini::Client, id: &str) -> String {
         match c.wait().for_element(Locator::Id(id)).await {
             Ok(e) => match e.text().await {
                 Ok(t) => return t,
-                Err(fantoccini::error::CmdError::Standard(w)) if w.error == fantoccini::error::ErrorStatus::StaleElementReference => {
+                // The page was replaced between finding and reading (a
+                // form's answer still loading): find it again. Chromium
+                // says so either as a stale element or as a node that
+                // left the document.
+                Err(fantoccini::error::CmdError::Standard(w))
+                    if w.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        || w.message.contains("does not belong to the document") =>
+                {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 Err(e) => panic!("#{id}: {e}"),
