@@ -143,6 +143,14 @@ pub struct PhoneArgs {
     #[arg(long, global = true)]
     #[serde(default)]
     asleep: bool,
+    /// Be a device of a `peerdial switch` (issue 15): register to it as
+    /// sip:NUMBER@IP:PORT and place every call through it; no region.
+    #[arg(long, global = true, value_name = "sip:NUMBER@ADDR:PORT")]
+    switch: Option<String>,
+    /// With --switch: the file whose first line is the device's password
+    /// (the one `peerdial switch device add` was given).
+    #[arg(long, global = true, value_name = "FILE")]
+    switch_password_file: Option<PathBuf>,
     /// Ask the region for the next marquee item this often (0: never;
     /// default 10).
     #[arg(long, global = true, value_name = "SECONDS")]
@@ -261,6 +269,22 @@ impl PhoneArgs {
         if asleep {
             // Asleep is silent: no TCP flow keeps it online.
             cfg.tcp_flow = false;
+        }
+        match (self.switch.or(file.switch), self.switch_password_file.or(file.switch_password_file)) {
+            (Some(uri), Some(pw)) => {
+                if cfg.push.is_some() || cfg.mobile.is_some() || cfg.region.is_some() {
+                    bail!("--switch makes the phone a switch's device: no --region, --push or mobile flags with it");
+                }
+                let text = std::fs::read_to_string(&pw).with_context(|| format!("reading --switch-password-file {}", pw.display()))?;
+                let password = text.lines().next().unwrap_or_default();
+                cfg.switch = Some(peerdial_phone::switch::SwitchAccount::new(&uri, password)?);
+                // The switch speaks UDP; a device has no mailbox or marquee.
+                cfg.tcp_flow = false;
+                cfg.mailbox_fallback = false;
+                cfg.marquee_interval_ms = 0;
+            }
+            (None, None) => {}
+            _ => bail!("--switch sip:NUMBER@ADDR:PORT and --switch-password-file FILE go together"),
         }
         match self.action {
             Some(PhoneAction::Call { number }) => cfg.dial = Some(number),

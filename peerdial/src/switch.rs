@@ -40,6 +40,10 @@ pub struct SwitchArgs {
     /// Seconds a key the cloud hands out stays good.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     key_lifetime: u64,
+    /// DNS resolver for devices' calls to numbers with no switch (NAPTR,
+    /// as a phone looks them up; default: /etc/resolv.conf's).
+    #[arg(long, value_name = "ADDR:PORT")]
+    resolver: Option<SocketAddr>,
     /// Seconds between joins (the heartbeat).
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     heartbeat: u64,
@@ -128,6 +132,9 @@ async fn serve(a: SwitchArgs) -> Result<()> {
     cfg.http = a.http;
     cfg.key_lifetime_ms = a.key_lifetime * 1000;
     cfg.heartbeat = std::time::Duration::from_secs(a.heartbeat.max(1));
+    if a.resolver.is_some() {
+        cfg.resolver = a.resolver;
+    }
     let cloud = cfg.cloud.clone();
     let s = Switch::start(cfg).await.context("starting the switch")?;
     println!("peerdial switch ready: sip={} http={} cloud={cloud}", s.sip, s.http);

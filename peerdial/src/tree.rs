@@ -179,7 +179,7 @@ pub struct UpArgs {
 
 /// What `up` keeps in its data folder, and all that `--fresh` removes.
 fn up_parts(data: &std::path::Path, areas: &[Area]) -> Vec<PathBuf> {
-    let mut parts = vec![data.join("top"), data.join("phones")];
+    let mut parts = vec![data.join("top"), data.join("phones"), data.join("switch")];
     parts.extend(areas.iter().map(|a| data.join(format!("region-{a}"))));
     parts
 }
@@ -392,7 +392,22 @@ pub async fn up(args: UpArgs) -> Result<()> {
         sw_data.display()
     );
     println!(
-        "register it there (realm switch.peerdial.internal), and call it from a phone started with --top {top_url} (README: Switches)."
+        "register it there (realm switch.peerdial.internal; our phone: `phone --switch sip:8860299990001@{} --switch-password-file FILE --data DIR`),",
+        switch.sip
+    );
+    println!("and call it from a phone started with --top {top_url} (README: Switches).");
+    // A local Web Push service (issue 15), for phones that sleep until pushed.
+    let push = crate::push_service::Service::new(&crate::push_service::PushServiceArgs {
+        http: "127.0.0.1:0".parse()?,
+        subscriber: Vec::new(),
+        fail: Vec::new(),
+    })?;
+    let push = crate::push_service::serve(push, "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the push service")?;
+    println!("peerdial up: push http://{push}/up/TOPIC");
+    println!(
+        "A push service (Web Push, loopback stand-in) at http://{push}: a phone started with `--push http://{push}/up/NAME --asleep` sleeps until a call's push wakes it (README: Push wake-up)."
     );
     println!("The top serves the identity rendezvous at {top_url}/api/v1/rendezvous/ (its SMS go to the simulator).");
     println!(

@@ -7,13 +7,14 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::baresip::Baresip;
 use common::server::Server;
 use common::top::{TopNode, TOKEN};
-use common::{dial, eventually, http_raw, parse_http, peerdial_bin, provision, status, Device, Phone, Region};
+use common::{dial, eventually, http_raw, parse_http, peerdial_bin, provision, status, Device, Phone, Region, Softphone};
 use peerdial_sip::digest::Algorithm;
 
 const REALM: &str = "switch.peerdial.internal";
@@ -21,6 +22,8 @@ const DESK: &str = "886-02-99990001";
 const FAKE: &str = "886-02-99990002";
 /// A device behind a second switch.
 const BRANCH: &str = "886-02-99990003";
+/// Our phone as a device of the first switch (`peerdial phone --switch`).
+const OURS: &str = "886-02-99990004";
 
 /// `peerdial ARGS` with `stdin`; its stdout.
 fn run(args: &[&str], stdin: &str) -> String {
@@ -109,6 +112,19 @@ fn calls_at(fake: &mut Phone, seen: &mut std::collections::HashSet<String>) -> u
     seen.len()
 }
 
+/// A call between our phone (playing 1 kHz, recording to `rec`) and a
+/// baresip (its dump grew from `before` samples): our phone heard `tone`
+/// and the baresip heard our 1 kHz.
+fn both_heard((rec, tone): (&Path, f32), (b, dump, before): (&Baresip, &Path, usize), what: &str) {
+    let got = peerdial_media::audio::read_wav(rec, 8000).unwrap();
+    let f = peerdial_media::audio::frequency(&got[4000..got.len().min(16000)], 8000);
+    assert!((f - tone).abs() <= 15.0, "{what}: our phone heard {f} Hz, not {tone} Hz");
+    assert!(eventually(10, || Baresip::heard(dump).len() > before + 12000), "{}", b.log());
+    let heard = Baresip::heard(dump);
+    let f = peerdial_media::audio::frequency(&heard[before + 4000..heard.len().min(before + 16000)], 8000);
+    assert!((f - 1000.0).abs() <= 25.0, "{what}: baresip heard {f} Hz from our 1 kHz");
+}
+
 #[test]
 fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ring_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,7 +139,7 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     assert!(!std::fs::read_to_string(top_dir.join("switches.json")).unwrap().contains(token));
     let r = Region::start(dir.path(), &["--top", &top_url, "--join-token", TOKEN]);
     // The switch's devices: the desk phone (baresip) and the fake one.
-    for n in [DESK, FAKE] {
+    for n in [DESK, FAKE, OURS] {
         let out = run(&["switch", "device", "add", n, "--data", sw_dir.to_str().unwrap()], "desk-pw\n");
         assert!(out.contains("can register"), "{out}");
     }
@@ -141,6 +157,8 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
         sw_dir.to_str().unwrap(),
         "--key-lifetime",
         "3",
+        "--resolver",
+        &r.dns.to_string(),
         "--heartbeat",
         "1",
     ]);
@@ -352,7 +370,7 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
         "<sip:{}@{sw2_sip};transport=udp>;auth_pass=branch-pw;regint=600;mwi=no;answermode=auto;audio_codecs=PCMU\n",
         digits(BRANCH)
     );
-    let branch = Baresip::start_with_audio(&brd, &account, &branch_tone, &brd.join("dump"));
+    let mut branch = Baresip::start_with_audio(&brd, &account, &branch_tone, &brd.join("dump"));
     assert!(
         eventually(10, || sw2.text().contains(&format!("number={BRANCH}"))
             && sw2.text().contains("joined the cloud")),
@@ -386,6 +404,84 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     let heard = Baresip::heard(&bd.join("dump"));
     let f = peerdial_media::audio::frequency(&heard[before + 2000..heard.len().min(before + 12000)], 8000);
     assert!((f - 700.0).abs() <= 15.0, "the desk heard {f} Hz from the branch's 700 Hz");
+    // Our phone as a device of the first switch: it registers with its
+    // number and password, takes the branch's call (designated at the
+    // cloud, keyed at the switch), then calls the branch through its switch.
+    let pw = dir.path().join("ours-pw");
+    std::fs::write(&pw, "desk-pw\n").unwrap();
+    let (rec_in, rec_out) = (dir.path().join("ours-in.wav"), dir.path().join("ours-out.wav"));
+    let ours_data = dir.path().join("ours");
+    let ours_args = |rec: &Path| -> Vec<String> {
+        let mut a: Vec<String> = ["phone", "--switch"].map(String::from).to_vec();
+        a.push(format!("sip:{}@{sw_sip}", digits(OURS)));
+        for (k, v) in [
+            ("--switch-password-file", pw.to_str().unwrap()),
+            ("--data", ours_data.to_str().unwrap()),
+            ("--sip", "127.0.0.1:0"),
+            ("--resolver", &r.dns.to_string()),
+            ("--play", play),
+            ("--record", rec.to_str().unwrap()),
+            ("--duration", "3"),
+        ] {
+            a.extend([k.to_string(), v.to_string()]);
+        }
+        a
+    };
+    let mut args = ours_args(&rec_in);
+    args.push("--auto-answer".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut mine = Softphone::spawn(&args, &[]);
+    mine.expect_line(&format!("registered number={OURS}"), 10);
+    branch.command(&format!("/dial {}", digits(OURS)));
+    mine.expect_line("answered", 15);
+    assert!(
+        eventually(15, || sw.text().lines().any(|l| l.contains("call ended") && l.contains(OURS))),
+        "{}\n{:#?}",
+        sw.text(),
+        mine.lines()
+    );
+    mine.stop();
+    let got = peerdial_media::audio::read_wav(&rec_in, 8000).unwrap();
+    let f = peerdial_media::audio::frequency(&got[4000..got.len().min(16000)], 8000);
+    assert!((f - 700.0).abs() <= 15.0, "our phone heard {f} Hz from the branch's 700 Hz");
+    let before = Baresip::heard(&brd.join("dump")).len();
+    let args = ours_args(&rec_out);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["call", BRANCH]);
+    let mut mine = Softphone::spawn(&args, &[]);
+    assert_eq!(mine.wait_exit(30), 0, "{:#?}\n{}\n{}", mine.lines(), sw.text(), sw2.text());
+    both_heard(
+        (&rec_out, 700.0),
+        (&branch, &brd.join("dump"), before),
+        "our phone calling the branch",
+    );
+    assert!(!sw.text().contains("desk-pw"), "a password in the switch's log");
+
+    // The desk phone calls a number with no switch (a region's phone): the
+    // cloud answers "direct", and the switch looks the number up (NAPTR)
+    // and calls it itself.
+    let direct_rec = dir.path().join("direct.wav");
+    let extra = [
+        "--auto-answer",
+        "--play",
+        play,
+        "--record",
+        direct_rec.to_str().unwrap(),
+        "--duration",
+        "3",
+    ];
+    let mut plain = Softphone::start(&r, dir.path(), "02:00:00:00:5a:21", r.dns, &extra);
+    let before = Baresip::heard(&bd.join("dump")).len();
+    desk.command(&format!("/dial {}", digits(&plain.number)));
+    plain.expect_line("answered", 15);
+    plain.expect_line(&format!("call with {} ended", DESK), 15);
+    plain.stop();
+    both_heard(
+        (&direct_rec, 600.0),
+        (&desk, &bd.join("dump"), before),
+        "the desk calling a region's phone",
+    );
+
     // A call out from a device without its password is challenged and goes nowhere.
     let mut stranger = Phone::udp(sw_sip);
     let invite = format!(

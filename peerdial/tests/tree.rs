@@ -348,6 +348,16 @@ fn start_up(data: &Path, flags: &[&str]) -> Up {
     args.extend_from_slice(flags);
     let up = Softphone::spawn(&args, &[]);
     up.expect_line("Ctrl-C stops everything", 20);
+    // The local push service it started answers where it said.
+    let push = up.expect_line("peerdial up: push http://", 0);
+    let push: std::net::SocketAddr = push
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(common::http(push, "GET", "/stats", b"").0, 200, "the push service of up");
     // The printed commands, exactly: `cargo run --release --` is this binary.
     let printed: Vec<Vec<String>> = up
         .lines()

@@ -117,7 +117,11 @@ impl Phone {
     fn caller_verdict(&mut self, cid: &str, verdict: Result<(), String>) {
         let now = self.now();
         let reject = self.cfg.reject_unverified;
-        let callee_info = crate::greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Callee);
+        let callee_info = self
+            .cfg
+            .switch
+            .is_none()
+            .then(|| crate::greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Callee));
         // A waiting call rings but is never answered by itself.
         let alone = self.live_calls() <= 1;
         let Some(s) = self.calls.get_mut(cid) else { return };
@@ -131,7 +135,9 @@ impl Phone {
         if !verified && reject {
             s.call.reject(438, "Invalid Identity Header", now);
         } else {
-            s.call.push_response_header("Call-Info".into(), callee_info);
+            if let Some(info) = callee_info {
+                s.call.push_response_header("Call-Info".into(), info);
+            }
             s.call.ring(now);
             if self.cfg.auto_answer && alone {
                 s.answer_at = Some(now + self.cfg.answer_after_ms);

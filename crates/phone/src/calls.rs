@@ -194,6 +194,22 @@ impl Phone {
             number: number.to_string(),
         });
         let (root, tx) = (self.root.clone(), self.cmd_tx.clone());
+        if let Some(s) = &self.cfg.switch {
+            // A switch's device: every call goes through the switch.
+            let result = Ok(resolve::Lookup::Found {
+                uri: s.uri_for(number),
+                then: Vec::new(),
+            });
+            let resolved = Command::Resolved {
+                dialed: number,
+                result,
+                identity: None,
+                presence: None,
+                via: None,
+            };
+            tokio::spawn(async move { tx.send(resolved).await });
+            return;
+        }
         let id = self.id.clone();
         let presence_dns = self.dns.clone();
         let lookup = self.lookup(number);
@@ -295,10 +311,12 @@ impl Phone {
         let offer = sdp::offer(rand::random::<u32>() as u64, self.local_ip, port, &self.cfg.codecs);
         let now = self.now();
         let mut headers: Vec<(String, String)> = identity.into_iter().map(|i| ("Identity".to_string(), i)).collect();
-        headers.push((
-            "Call-Info".into(),
-            greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
-        ));
+        if self.cfg.switch.is_none() {
+            headers.push((
+                "Call-Info".into(),
+                greetings::call_info(&self.id.region_http, self.own, peerdial_greetings::Kind::Caller),
+            ));
+        }
         headers.extend(self.mobile.invite_header());
         if let Some(key) = self.switch_key.take() {
             headers.push((peerdial_directory::designation::SWITCH_KEY_HEADER.to_string(), key));
@@ -316,6 +334,9 @@ impl Phone {
             now,
         );
         call.set_response_timeout(self.cfg.unreachable_ms, now);
+        if let Some(s) = &self.cfg.switch {
+            call.set_credentials(&s.number.digits(), &s.password);
+        }
         let cid = call.call_id().to_string();
         if woke {
             self.wake_expect_answer(&cid, number);

@@ -229,6 +229,9 @@ impl Phone {
     /// Asks our region whether our greetings changed (at start and every
     /// `greeting_poll_ms`).
     pub(crate) fn poll_own_greetings(&mut self) {
+        if self.cfg.switch.is_some() {
+            return; // a switch's device has no region to keep greetings
+        }
         let (region, own, cache, tx) = (self.id.region_http.clone(), self.own, self.pictures.clone(), self.cmd_tx.clone());
         tokio::spawn(async move {
             match own_changed(region, own, cache).await {

@@ -33,6 +33,7 @@ pub mod presence;
 pub mod provision;
 pub mod resolve;
 mod sound;
+pub mod switch;
 pub mod transfer;
 pub mod wake;
 
@@ -136,6 +137,8 @@ pub struct PhoneConfig {
     pub tcp_flow: bool,
     /// A Web Push subscription for wake-up, and whether to sleep (issue 15).
     pub push: Option<wake::PushConfig>,
+    /// A device of a `peerdial switch` instead of a region's phone (`--switch`).
+    pub switch: Option<switch::SwitchAccount>,
 }
 
 impl PhoneConfig {
@@ -171,6 +174,7 @@ impl PhoneConfig {
             voicemail: false,
             tcp_flow: true,
             push: None,
+            switch: None,
         }
     }
 }
@@ -264,9 +268,10 @@ impl Phone {
     /// Provisions (first start) or loads the identity, and binds the SIP
     /// socket. Nothing is sent to the region's registrar yet.
     pub async fn start(cfg: PhoneConfig, display: Box<dyn Display>) -> Result<Phone, PhoneError> {
-        let id = match provision::load(&cfg.data)? {
-            Some(id) => id,
-            None => {
+        let id = match (&cfg.switch, provision::load(&cfg.data)?) {
+            (Some(s), _) => s.identity(),
+            (None, Some(id)) => id,
+            (None, None) => {
                 let region = cfg
                     .region
                     .clone()

@@ -457,7 +457,7 @@ impl Phone {
             w.handle_timeout(now);
         }
         // A `call N` phone is gone before anything arrives: it does not ask.
-        if self.mailbox.next_poll <= now && self.snapshot.registered == Some(true) && self.cfg.dial.is_none() {
+        if self.mailbox.next_poll <= now && self.snapshot.registered == Some(true) && self.cfg.dial.is_none() && self.cfg.switch.is_none() {
             self.fetch_mailbox(false);
         }
     }

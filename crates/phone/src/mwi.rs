@@ -16,7 +16,7 @@ impl Phone {
     /// Registered: watch our own mailbox (once; a new identity starts
     /// afresh). A `call N` phone is gone before anything arrives.
     pub(crate) fn start_mwi(&mut self) {
-        if self.mailbox.mwi.is_some() || self.cfg.dial.is_some() {
+        if self.mailbox.mwi.is_some() || self.cfg.dial.is_some() || self.cfg.switch.is_some() {
             return;
         }
         let mut w = Watcher::new(WatcherConfig {

@@ -184,7 +184,8 @@ impl Phone {
         let now = self.now();
         let want = if self.busy() { State::OnThePhone } else { self.presence.chosen };
         let first = self.presence.asked.is_none() && want != State::Online;
-        if self.cfg.register && (first || self.presence.asked.is_some_and(|a| a != want)) {
+        // A switch's device has no region to publish to.
+        if self.cfg.register && self.cfg.switch.is_none() && (first || self.presence.asked.is_some_and(|a| a != want)) {
             if self.presence.publisher.is_none() {
                 self.presence.publisher = Some(self.presence_publisher());
             }

@@ -17,6 +17,10 @@
 //!   its place with `182 Queued (place N)`, and are connected in order when
 //!   the device's call ends.
 //!
+//! - A device's call out (digest first) goes where the cloud designates:
+//!   to another switch with its key, or, for a number with no switch, to
+//!   the contact the number's NAPTR records name.
+//!
 //! It is not a proxy for calls between its own devices, nor a media relay;
 //! re-INVITEs (hold) are not passed between the legs (refused with 488).
 
@@ -90,6 +94,9 @@ pub enum Event {
 pub enum Designated {
     /// The callee is behind that switch; its INVITE carries the key.
     Switch { addr: SocketAddr, key: String },
+    /// The callee is a number with no switch: called at the contact its
+    /// NAPTR records name (the edge looked it up), as a phone would.
+    Direct { uri: String, addr: SocketAddr },
     /// No route through a switch: the call is refused with this answer.
     Refused { code: u16, why: String },
 }
@@ -468,6 +475,7 @@ impl Exchange {
                 let uri = format!("sip:{}@{to}", b.callee.digits());
                 self.call_out(id, &uri, to, vec![(SWITCH_KEY_HEADER.to_string(), key)], now);
             }
+            Designated::Direct { uri, addr } => self.call_out(id, &uri, addr, Vec::new(), now),
             Designated::Refused { code, why } => {
                 let why: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
                 b.inbound.reject(code, &why, now);

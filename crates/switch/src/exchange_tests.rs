@@ -169,4 +169,28 @@ fn keys_admit_calls_to_a_device_and_its_own_calls_out_are_designated() {
     );
     let out = sent(&mut x);
     assert!(out.iter().any(|(to, m)| *to == desk_addr() && code(m) == 404), "{out:?}");
+
+    // A number with no switch: the edge found its contact; the INVITE goes
+    // there, with no key.
+    let _ = authorized(&mut x, "INVITE", "8860288886666", "out3", &[]);
+    let id = std::iter::from_fn(|| x.poll_event())
+        .find_map(|e| match e {
+            Event::Designate { id, .. } => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    let phone: SocketAddr = "127.0.0.1:5090".parse().unwrap();
+    let uri = format!("sip:8860288886666@{phone}");
+    x.designated(
+        id,
+        Designated::Direct {
+            uri: uri.clone(),
+            addr: phone,
+        },
+        T0 + 50,
+    );
+    let out = sent(&mut x);
+    let (_, m) = out.iter().find(|(to, _)| *to == phone).expect("an INVITE to the number's contact");
+    assert_eq!((m.method(), m.header(SWITCH_KEY_HEADER)), (Some("INVITE"), None));
+    assert!(matches!(&m.start, StartLine::Request { uri: u, .. } if *u == uri), "{m:?}");
 }

@@ -58,6 +58,12 @@ pub struct SwitchConfig {
     pub key_lifetime_ms: u64,
     /// How often the switch joins the cloud again.
     pub heartbeat: Duration,
+    /// The DNS resolver a device's call to a number with no switch is
+    /// looked up with (NAPTR, as a phone does; default: /etc/resolv.conf's);
+    /// none: such calls get 480.
+    pub resolver: Option<SocketAddr>,
+    /// The root domain numbers' ENUM names are under.
+    pub root: String,
 }
 
 impl SwitchConfig {
@@ -70,6 +76,8 @@ impl SwitchConfig {
             data,
             key_lifetime_ms: peerdial_directory::designation::KEY_LIFETIME_MS,
             heartbeat: Duration::from_secs(20),
+            resolver: peerdial_resolve::system_resolver().ok(),
+            root: "peerdial.internal".into(),
         }
     }
 }
@@ -133,7 +141,13 @@ impl Switch {
         let (stop, stop_rx) = watch::channel(false);
         let (ask, asks) = mpsc::channel(1024);
         let (changed_tx, changed) = mpsc::channel(8);
-        let cloud = (cfg.cloud.clone(), cfg.token.clone(), ask.clone());
+        let cloud = Cloud {
+            url: cfg.cloud.clone(),
+            token: cfg.token.clone(),
+            ask: ask.clone(),
+            resolver: cfg.resolver,
+            root: cfg.root.clone(),
+        };
         tokio::spawn(run(x, udp, asks, changed_tx, cloud, cfg.data.clone(), stop_rx.clone()));
         let secret = hex::encode(rand::random::<[u8; 24]>());
         let api = Arc::new(Api {
@@ -216,7 +230,7 @@ async fn run(
     udp: UdpSocket,
     mut asks: mpsc::Receiver<Ask>,
     changed: mpsc::Sender<()>,
-    (cloud, token, ask): (String, String, mpsc::Sender<Ask>),
+    cloud: Cloud,
     data: PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -258,11 +272,11 @@ async fn run(
         }
         while let Some(ev) = x.poll_event() {
             if let Event::Designate { id, caller, callee } = ev {
-                let (cloud, token, ask) = (cloud.clone(), token.clone(), ask.clone());
+                let cloud = cloud.clone();
                 tokio::spawn(async move {
-                    let answer = designate(&cloud, &token, caller, callee).await;
+                    let answer = designate(&cloud, caller, callee).await;
                     tracing::info!(%caller, %callee, ?answer, "designated by the cloud");
-                    let _ = ask.send(Ask::Designated { id, answer }).await;
+                    let _ = cloud.ask.send(Ask::Designated { id, answer }).await;
                 });
             }
             log(ev);
@@ -270,15 +284,46 @@ async fn run(
     }
 }
 
+/// What a device's call out needs: the cloud, and DNS for direct routes.
+#[derive(Clone)]
+struct Cloud {
+    url: String,
+    token: String,
+    ask: mpsc::Sender<Ask>,
+    resolver: Option<SocketAddr>,
+    root: String,
+}
+
+/// Looks `callee` up as a phone does (NAPTR, the first contact).
+async fn direct(cloud: &Cloud, callee: Number) -> Designated {
+    let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
+    let Some(resolver) = cloud.resolver else {
+        return refused(
+            480,
+            "Temporarily Unavailable (the switch has no resolver for a number with no switch)",
+        );
+    };
+    let found = tokio::time::timeout(Duration::from_secs(5), peerdial_resolve::lookup(resolver, callee, &cloud.root)).await;
+    match found {
+        Ok(Ok(peerdial_resolve::Lookup::Found { uri, .. })) => match peerdial_sip::call::uri_addr(&uri) {
+            Some(addr) => Designated::Direct { uri, addr },
+            None => refused(480, "Temporarily Unavailable (the callee's contact has no IP address)"),
+        },
+        Ok(Ok(peerdial_resolve::Lookup::NoSuchNumber)) => refused(404, "Not Found (no such number)"),
+        Ok(Err(_)) | Err(_) => refused(503, "Service Unavailable (the callee's number did not resolve)"),
+    }
+}
+
 /// Asks the cloud, as this switch, how `caller` (one of our devices)
-/// reaches `callee`; only another switch is a route a switch can take.
-async fn designate(cloud: &str, token: &str, caller: Number, callee: Number) -> Designated {
+/// reaches `callee`: another switch (with its key), or directly by DNS.
+async fn designate(cloud: &Cloud, caller: Number, callee: Number) -> Designated {
+    let (url, token) = (cloud.url.as_str(), cloud.token.as_str());
     let auth = format!("Bearer {token}");
     let body = json!({"callee": callee.digits(), "caller": caller.digits()}).to_string();
     let headers = [("Authorization", auth.as_str())];
     let asked = tokio::time::timeout(
         Duration::from_secs(5),
-        peerdial_net::http_client::request_with("POST", cloud, "/api/v1/calls/designate", &headers, Some(&body)),
+        peerdial_net::http_client::request_with("POST", url, "/api/v1/calls/designate", &headers, Some(&body)),
     )
     .await;
     let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
@@ -290,7 +335,11 @@ async fn designate(cloud: &str, token: &str, caller: Number, callee: Number) -> 
     match status {
         200 => match serde_json::from_str::<peerdial_directory::designation::Route>(&text) {
             Ok(peerdial_directory::designation::Route::Switch { switch, key, .. }) => Designated::Switch { addr: switch, key },
-            Ok(_) => refused(480, "Temporarily Unavailable (the callee is not behind a switch)"),
+            Ok(peerdial_directory::designation::Route::Direct) => direct(cloud, callee).await,
+            Ok(_) => refused(
+                480,
+                "Temporarily Unavailable (the callee sleeps until pushed; not done by a switch yet)",
+            ),
             Err(_) => refused(503, "Service Unavailable (an answer from the cloud we cannot read)"),
         },
         404 => refused(404, "Not Found (invalid call: unknown callee)"),

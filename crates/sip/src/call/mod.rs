@@ -16,6 +16,7 @@ use crate::message::{response, top_via, NameAddr, SipUri, StartLine, Via};
 use crate::validate::{reject_unparseable, validate_request, Refusal};
 use crate::{Message, SipError};
 
+mod auth;
 mod refer;
 mod reinvite;
 
@@ -218,6 +219,7 @@ pub struct Call {
     answered: Option<Message>,
     re: reinvite::Reinvites,
     refer: refer::Refers,
+    auth: auth::InviteAuth,
 }
 
 use crate::ids::{branch, token as random_token};
@@ -313,6 +315,7 @@ impl Call {
             answered: None,
             re: Default::default(),
             refer: Default::default(),
+            auth: Default::default(),
         };
         let branch = call.invite_branch.clone();
         let mut invite = call.request("INVITE", &branch, 1);
@@ -413,6 +416,7 @@ impl Call {
             answered: None,
             re: Default::default(),
             refer: Default::default(),
+            auth: Default::default(),
             invite: msg,
         };
         call.respond_invite(100, "Trying", now);
@@ -641,6 +645,9 @@ impl Call {
                         to: self.remote_addr,
                         data: ack.to_bytes(),
                     });
+                    if self.answer_invite_challenge(msg, code, now) {
+                        return;
+                    }
                     if self.state != State::Ended {
                         let end = if code == 487 {
                             End::Local

@@ -557,3 +557,35 @@ fn offerless_invite_takes_its_answer_from_the_ack() {
     pump(&mut a, A, &mut b);
     assert_eq!(events(&mut b), vec![CallEvent::Confirmed]);
 }
+
+#[test]
+fn a_caller_answers_one_digest_challenge_to_its_invite() {
+    let challenge = |invite: &Message| {
+        let mut r = Message::parse(
+            &stateless_response(&invite.to_bytes(), A.parse().unwrap(), 401, "Unauthorized", &[])
+                .unwrap()
+                .unwrap()
+                .data,
+        )
+        .unwrap();
+        let h = crate::digest::challenges("switch.test", "n1", false, &[crate::digest::Algorithm::Md5]);
+        r.push("WWW-Authenticate", h[0].clone());
+        r
+    };
+    let mut a = caller(0);
+    a.set_credentials("886021", "pw");
+    let first = Message::parse(&a.poll_transmit().unwrap().data).unwrap();
+    assert!(first.header("Authorization").is_none(), "credentials are never sent unasked");
+    a.handle(&challenge(&first), B.parse().unwrap(), 10);
+    let ack = Message::parse(&a.poll_transmit().unwrap().data).unwrap();
+    assert!(matches!(&ack.start, StartLine::Request { method, .. } if method == "ACK"));
+    let again = Message::parse(&a.poll_transmit().unwrap().data).unwrap();
+    assert_eq!(again.header("CSeq"), Some("2 INVITE"));
+    assert_eq!(again.header("Call-ID"), first.header("Call-ID"));
+    let creds = crate::digest::Credentials::parse(again.header("Authorization").unwrap()).unwrap();
+    assert!(creds.verify(&crate::digest::Ha1::new("886021", "switch.test", "pw"), "INVITE"));
+    assert!(events(&mut a).is_empty(), "the call goes on");
+    // A second challenge: refused, as any 401.
+    a.handle(&challenge(&again), B.parse().unwrap(), 20);
+    assert!(matches!(events(&mut a)[..], [CallEvent::Ended(End::Rejected { code: 401, .. })]));
+}
