@@ -55,10 +55,17 @@ struct DtmfOut {
     ticks: u32,
 }
 
-/// Frames the jitter buffer holds when playout starts: one, the least; it
-/// grows only when packets come later than that allows (see
-/// [`JitterBuffer`]).
-const JITTER_START: usize = 1;
+/// Frames the jitter buffer holds when playout starts: one with a sound
+/// device, the least (it grows only when packets come later than that
+/// allows, see [`JitterBuffer`]); two for a file, where a frame of margin
+/// costs nobody a wait.
+fn jitter_start(live: bool) -> usize {
+    if live {
+        1
+    } else {
+        2
+    }
+}
 const JITTER_MAX: usize = 15;
 
 pub struct MediaSession {
@@ -106,7 +113,7 @@ impl MediaSession {
         Ok(MediaSession {
             encoder: Encoder::new(neg.codec)?,
             decoder: Decoder::new(neg.codec)?,
-            jitter: JitterBuffer::new(JITTER_START, JITTER_MAX),
+            jitter: JitterBuffer::new(jitter_start(false), JITTER_MAX),
             frame: (rate as u64 * ptime / 1000) as usize,
             ptime_ms: ptime,
             source,
@@ -149,7 +156,7 @@ impl MediaSession {
             self.encoder = Encoder::new(neg.codec)?;
             self.decoder = Decoder::new(neg.codec)?;
             self.frame = (new as u64 * self.ptime_ms / 1000) as usize;
-            self.jitter = JitterBuffer::new(JITTER_START, JITTER_MAX);
+            self.jitter = JitterBuffer::new(jitter_start(self.live.is_some()), JITTER_MAX);
             if old != new {
                 let rest = self.source.get(self.source_pos..).unwrap_or_default();
                 self.source = crate::audio::resample(rest, old, new);
@@ -192,7 +199,10 @@ impl MediaSession {
     /// [`MediaSession::push_capture`] (silence when nothing is queued) and
     /// what is played out can be taken with [`MediaSession::take_playout`].
     pub fn set_live(&mut self) {
-        self.live.get_or_insert_with(|| LiveQueues::new(self.neg.codec.clock_rate()));
+        if self.live.is_none() {
+            self.live = Some(LiveQueues::new(self.neg.codec.clock_rate()));
+            self.jitter = JitterBuffer::new(jitter_start(true), JITTER_MAX);
+        }
     }
 
     /// Captured audio at the codec's rate, to be sent.
@@ -434,7 +444,7 @@ impl MediaSession {
         }
         if !matches!(self.neg.direction, Direction::SendRecv | Direction::RecvOnly) {
             // Held (by either side): nothing is played, silence is heard.
-            self.jitter = JitterBuffer::new(JITTER_START, JITTER_MAX);
+            self.jitter = JitterBuffer::new(jitter_start(self.live.is_some()), JITTER_MAX);
             if self.record {
                 self.played.resize(self.played.len() + self.frame, 0);
             }
