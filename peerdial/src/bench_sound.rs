@@ -290,10 +290,13 @@ async fn ours(dir: &Path, seconds: u32) -> Result<Measured> {
             .args(["--audio", "device", "--codecs", "pcmu"])
             .args(extra)
             .env("ALSA_CONFIG_PATH", &card.conf)
-            .env("PEERDIAL_LOG", "error")
+            .env("PEERDIAL_LOG", std::env::var("BENCH_PHONE_LOG").unwrap_or("error".into()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var("BENCH_PHONE_LOG") {
+                Ok(_) => Stdio::from(std::fs::File::create(format!("/tmp/latency-{name}.log"))?),
+                Err(_) => Stdio::null(),
+            })
             .spawn()?)
     };
     let mut callee = phone(&b, "b", &["--auto-answer", "--answer-after", "0"])?;

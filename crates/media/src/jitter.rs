@@ -2,17 +2,23 @@
 //! clock: the media session calls [`JitterBuffer::pop`] once per frame
 //! period and gets a frame, or `Lost` to conceal.
 //!
-//! - Reordering and jitter: playout starts once `target` frames are queued;
-//!   a packet that arrives after its slot was played is counted late and the
-//!   target grows by a frame (up to `max`); after `CALM` frames with no late
-//!   packet it shrinks by one again (down to where it started), so a burst
-//!   of jitter, as when a call starts on a busy machine, is not delay for
-//!   the rest of the call.
+//! - Jitter is measured, not assumed: playout starts once `target` frames
+//!   are queued (the session starts at one). A slot that finds the queue
+//!   empty while playing (an underrun: the packet came later than the
+//!   delay allowed) waits in place, which adds a frame of delay, and grows
+//!   the target by one so that frame is kept; a packet that arrives after
+//!   its slot was played (counted late) grows it too (up to `max`). After
+//!   `CALM` frames with neither, the target shrinks by one again (down to
+//!   where it started), so a burst of jitter, as when a call starts on a
+//!   busy machine, is not delay for the rest of the call.
+//! - Standing delay is dropped: over every window of `WINDOW` slots the
+//!   lowest depth is watched; when even that stayed above the target (the
+//!   frames beyond it were never needed), the excess goes at once, oldest
+//!   first. This is also what absorbs a sender whose clock runs faster
+//!   than ours.
 //! - Loss: a missing frame with later ones queued is skipped as lost.
-//! - Clock drift: a sender slower than our clock empties the queue; then
-//!   we conceal without advancing, so nothing is dropped. A faster sender
-//!   fills it; when the depth stays above the target for a while, one
-//!   frame is dropped.
+//! - A sender slower than our clock empties the queue; then we conceal
+//!   without advancing, so nothing is dropped.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +37,8 @@ pub struct JitterStats {
     pub late: u64,
     pub duplicates: u64,
     pub dropped_for_drift: u64,
+    /// Slots that found nothing queued while playing (waited in place).
+    pub underruns: u64,
 }
 
 pub struct JitterBuffer {
@@ -44,7 +52,16 @@ pub struct JitterBuffer {
     /// Where the target started and shrinks back to.
     base: usize,
     max: usize,
-    over_target_for: u32,
+    /// The lowest depth seen at a slot in the current window, and the
+    /// slots counted in it.
+    low: usize,
+    slots: u32,
+    /// The last slot found the queue empty (one underrun grows the target
+    /// once, however long the sender stays silent).
+    dry: bool,
+    /// A late packet asked for a frame more of delay: the next missing
+    /// frame waits a slot in place instead of being skipped.
+    wait_next_gap: bool,
     /// Frames played since the last late packet (or the last shrink).
     calm_for: u32,
     pub stats: JitterStats,
@@ -53,8 +70,8 @@ pub struct JitterBuffer {
 /// Frames without a late packet (5 s) before the target shrinks a frame.
 const CALM: u32 = 250;
 
-/// Frames the depth must stay above target before one is dropped.
-const DRIFT_PATIENCE: u32 = 50;
+/// Slots (1 s) over which the lowest depth is watched for standing delay.
+const WINDOW: u32 = 50;
 /// A jump larger than this is a new stream (a restarted sender), not loss.
 const RESYNC_GAP: u64 = 200;
 
@@ -68,7 +85,10 @@ impl JitterBuffer {
             target: target.max(1),
             base: target.max(1),
             max: max.max(target),
-            over_target_for: 0,
+            low: usize::MAX,
+            slots: 0,
+            dry: false,
+            wait_next_gap: false,
             calm_for: 0,
             stats: JitterStats::default(),
         }
@@ -112,8 +132,8 @@ impl JitterBuffer {
                     self.resync(e);
                 } else {
                     self.stats.late += 1;
-                    self.target = (self.target + 1).min(self.max);
-                    self.calm_for = 0;
+                    self.grow();
+                    self.wait_next_gap = self.playing;
                     return;
                 }
             } else if e - next > RESYNC_GAP {
@@ -125,11 +145,25 @@ impl JitterBuffer {
         }
     }
 
+    /// Measured jitter: keep a frame more.
+    fn grow(&mut self) {
+        self.target = (self.target + 1).min(self.max);
+        self.calm_for = 0;
+    }
+
     fn resync(&mut self, e: u64) {
         self.queue.clear();
         self.next = None;
         self.highest = Some(e);
         self.playing = false;
+        (self.low, self.slots, self.dry, self.wait_next_gap) = (usize::MAX, 0, false, false);
+    }
+
+    /// Frames queued in an unbroken run from `next`: the slots that would
+    /// play even if nothing more arrived (a frame queued beyond a gap does
+    /// not cover that gap's slot).
+    fn ready(&self, next: u64) -> usize {
+        self.queue.range(next..).zip(next..).take_while(|((k, _), want)| *k == want).count()
     }
 
     /// The frame for the current playout slot.
@@ -147,33 +181,50 @@ impl JitterBuffer {
             self.calm_for = 0;
             self.target -= 1;
         }
-        // Drift: a queue that stays deeper than needed adds delay; drop the
-        // oldest frame now and then to bring it back.
-        if self.queue.len() > self.target + 2 {
-            self.over_target_for += 1;
-            if self.over_target_for >= DRIFT_PATIENCE {
-                self.over_target_for = 0;
-                if let Some((&k, _)) = self.queue.iter().next() {
-                    self.queue.remove(&k);
+        // Standing delay: frames beyond the target that no slot of a whole
+        // window needed (the run of frames ready to play never fell below
+        // them) go at once, oldest first.
+        self.low = self.low.min(self.ready(next));
+        self.slots += 1;
+        if self.slots >= WINDOW {
+            let excess = self.low.saturating_sub(self.target);
+            for _ in 0..excess {
+                if let Some((k, _)) = self.queue.pop_first() {
                     self.next = Some(k + 1);
                     self.stats.dropped_for_drift += 1;
                 }
             }
-        } else {
-            self.over_target_for = 0;
+            if self.low <= 1 {
+                // Jitter used all the delay there was: not calm.
+                self.calm_for = 0;
+            }
+            (self.low, self.slots) = (usize::MAX, 0);
         }
         let next = self.next.unwrap_or(next);
         if let Some(frame) = self.queue.remove(&next) {
             self.next = Some(next + 1);
             self.stats.played += 1;
+            self.dry = false;
             return Pop::Frame(frame);
         }
-        if self.queue.keys().next().is_some_and(|&k| k > next) {
+        if self.queue.is_empty() {
+            if !self.dry && !std::mem::take(&mut self.wait_next_gap) {
+                // The sender is slower, paused, or its packet is late: wait
+                // in place (a frame more of delay from now on) and keep it.
+                self.stats.underruns += 1;
+                self.grow();
+            }
+        } else if std::mem::take(&mut self.wait_next_gap) {
+            // A later frame is here, but a late packet asked for more
+            // delay: conceal this slot as a loss would, and give the frame
+            // a slot more to arrive in, from now on.
+            return Pop::Lost;
+        } else {
             // A later frame is here, so this one is lost (or very late).
             self.next = Some(next + 1);
             self.stats.lost += 1;
         }
-        // Empty queue: the sender is slower or paused; wait in place.
+        self.dry = self.queue.is_empty();
         Pop::Lost
     }
 }
@@ -333,5 +384,61 @@ mod tests {
             tick(&mut jb, false);
         }
         assert_eq!(jb.target(), 2, "never below where it started");
+    }
+
+    /// Simulated time in ms: frame `i` is sent at `20 i` and arrives
+    /// `delay(i)` ms later; a slot is played every 20 ms, 10 ms after a
+    /// send. Returns, per slot from `from_ms` on, the frames queued before
+    /// it and whether it played a frame.
+    fn network(jb: &mut JitterBuffer, ms: std::ops::Range<u64>, delay: impl Fn(u64) -> u64) -> Vec<(usize, bool)> {
+        let mut in_flight: Vec<(u64, u64)> = Vec::new();
+        let mut slots = Vec::new();
+        for t in ms {
+            if t % 20 == 0 {
+                let i = t / 20;
+                in_flight.push((t + delay(i), i));
+            }
+            in_flight.sort();
+            while in_flight.first().is_some_and(|(at, _)| *at <= t) {
+                let (_, i) = in_flight.remove(0);
+                jb.push(i as u16, frame(i as u16));
+            }
+            if t % 20 == 10 {
+                let depth = jb.depth();
+                slots.push((depth, played(jb.pop()).is_some()));
+            }
+        }
+        slots
+    }
+
+    #[test]
+    fn on_a_network_without_jitter_one_frame_is_all_that_waits() {
+        let mut jb = JitterBuffer::new(1, 15);
+        let slots = network(&mut jb, 0..60_000, |_| 2);
+        assert!(slots.iter().all(|&(depth, played)| depth == 1 && played), "{:?}", jb.stats);
+        assert_eq!((jb.target(), jb.stats.lost, jb.stats.underruns), (1, 0, 0));
+    }
+
+    #[test]
+    fn measured_jitter_grows_the_delay_until_it_is_covered_and_then_it_goes_again() {
+        let mut jb = JitterBuffer::new(1, 15);
+        // Every 25th packet is 35 ms late (a busy machine), for 30 s.
+        let spiky = |i: u64| if i % 25 == 7 { 37 } else { 2 };
+        let slots = network(&mut jb, 0..30_000, spiky);
+        let gaps: Vec<usize> = (0..slots.len()).filter(|&k| !slots[k].1).collect();
+        // The first spikes are heard while the delay grows; then none.
+        assert!(
+            gaps.len() <= 4 && gaps.iter().all(|&k| k < 100),
+            "gaps at slots {gaps:?}, {:?}",
+            jb.stats
+        );
+        // Two frames more cover 35 ms; no more than that stands.
+        let late_depth = slots[500..].iter().map(|s| s.0).max().unwrap();
+        assert!(late_depth <= 3, "{late_depth} frames queued, {:?}", jb.stats);
+        // Then the network calms down: within a minute, back to one frame.
+        let slots = network(&mut jb, 30_000..90_000, |_| 2);
+        assert!(slots.iter().all(|s| s.1), "no gap when the delay goes: {:?}", jb.stats);
+        assert_eq!(slots.last().unwrap().0, 1, "{:?}", jb.stats);
+        assert_eq!(jb.target(), 1);
     }
 }

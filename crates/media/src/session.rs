@@ -55,6 +55,19 @@ struct DtmfOut {
     ticks: u32,
 }
 
+/// Frames the jitter buffer holds when playout starts: one with a sound
+/// device, the least (it grows only when packets come later than that
+/// allows, see [`JitterBuffer`]); two for a file, where a frame of margin
+/// costs nobody a wait.
+fn jitter_start(live: bool) -> usize {
+    if live {
+        1
+    } else {
+        2
+    }
+}
+const JITTER_MAX: usize = 15;
+
 pub struct MediaSession {
     neg: Negotiated,
     encoder: Encoder,
@@ -100,7 +113,7 @@ impl MediaSession {
         Ok(MediaSession {
             encoder: Encoder::new(neg.codec)?,
             decoder: Decoder::new(neg.codec)?,
-            jitter: JitterBuffer::new(3, 15),
+            jitter: JitterBuffer::new(jitter_start(false), JITTER_MAX),
             frame: (rate as u64 * ptime / 1000) as usize,
             ptime_ms: ptime,
             source,
@@ -143,7 +156,7 @@ impl MediaSession {
             self.encoder = Encoder::new(neg.codec)?;
             self.decoder = Decoder::new(neg.codec)?;
             self.frame = (new as u64 * self.ptime_ms / 1000) as usize;
-            self.jitter = JitterBuffer::new(3, 15);
+            self.jitter = JitterBuffer::new(jitter_start(self.live.is_some()), JITTER_MAX);
             if old != new {
                 let rest = self.source.get(self.source_pos..).unwrap_or_default();
                 self.source = crate::audio::resample(rest, old, new);
@@ -186,7 +199,10 @@ impl MediaSession {
     /// [`MediaSession::push_capture`] (silence when nothing is queued) and
     /// what is played out can be taken with [`MediaSession::take_playout`].
     pub fn set_live(&mut self) {
-        self.live.get_or_insert_with(|| LiveQueues::new(self.neg.codec.clock_rate()));
+        if self.live.is_none() {
+            self.live = Some(LiveQueues::new(self.neg.codec.clock_rate()));
+            self.jitter = JitterBuffer::new(jitter_start(true), JITTER_MAX);
+        }
     }
 
     /// Captured audio at the codec's rate, to be sent.
@@ -206,6 +222,11 @@ impl MediaSession {
         if let Some(l) = &mut self.live {
             l.take_playout(out);
         }
+    }
+
+    /// Frames waiting in the jitter buffer, and its target.
+    pub fn jitter_depth(&self) -> (usize, usize) {
+        (self.jitter.depth(), self.jitter.target())
     }
 
     pub fn jitter_stats(&self) -> &crate::jitter::JitterStats {
@@ -275,6 +296,18 @@ impl MediaSession {
                 }
             }
             Err(_) => self.stats.malformed += 1,
+        }
+    }
+
+    /// Samples that `handle_timeout(now)` sends (one frame per period
+    /// due, one after a stall), for a sound device to capture just in time.
+    pub fn capture_due(&self, now: u64) -> usize {
+        if self.next_send > now {
+            0
+        } else if now > self.next_send + 500 {
+            self.frame
+        } else {
+            ((now - self.next_send) / self.ptime_ms + 1) as usize * self.frame
         }
     }
 
@@ -411,7 +444,7 @@ impl MediaSession {
         }
         if !matches!(self.neg.direction, Direction::SendRecv | Direction::RecvOnly) {
             // Held (by either side): nothing is played, silence is heard.
-            self.jitter = JitterBuffer::new(3, 15);
+            self.jitter = JitterBuffer::new(jitter_start(self.live.is_some()), JITTER_MAX);
             if self.record {
                 self.played.resize(self.played.len() + self.frame, 0);
             }

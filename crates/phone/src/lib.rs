@@ -526,6 +526,7 @@ impl Phone {
             self.reg.handle_timeout(now);
         }
         let mut failures = Vec::new();
+        self.pump_capture(now);
         for (cid, s) in self.calls.iter_mut() {
             if s.call.poll_timeout().is_some_and(|t| t <= now) {
                 s.call.handle_timeout(now);

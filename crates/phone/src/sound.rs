@@ -26,6 +26,13 @@ struct Link {
     down: Resampler,
 }
 
+/// How much a tone or a voice message keeps queued for the speaker: 40 ms
+/// or the buffer's target, whichever is more. Ticks can come that far
+/// apart while nothing else is due, and a tone has no latency to keep low.
+fn tone_level(output: &peerdial_sound::Output) -> usize {
+    output.target().max(output.rate as usize / 25)
+}
+
 #[derive(Default)]
 pub(crate) struct SoundSide {
     dev: Option<Sound>,
@@ -39,6 +46,7 @@ pub(crate) struct SoundSide {
     codec_buf: Vec<i16>,
     /// A voice message playing on the speaker (at the output's rate).
     clip: std::collections::VecDeque<i16>,
+    ticks: u64,
 }
 
 impl SoundSide {
@@ -94,11 +102,10 @@ impl SoundSide {
         out
     }
 
-    /// Moves one tick's audio between the device and `media`; `beep`: a
-    /// second call is waiting.
-    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession, beep: bool) {
+    /// Makes (or keeps) the resamplers for `call_id` on the device; a new
+    /// call forgets what the microphone captured before it.
+    fn link(&mut self, call_id: &str, rate: u32) {
         let Some(dev) = &self.dev else { return };
-        let rate = media.sample_rate();
         if self.link.as_ref().is_none_or(|l| l.call_id != call_id) {
             if let Some(input) = &dev.input {
                 input.clear();
@@ -109,23 +116,57 @@ impl SoundSide {
                 down: Resampler::new(rate, dev.output.as_ref().map_or(rate, |o| o.rate)),
             });
         }
-        let Some(link) = &mut self.link else { return };
-        self.tone = None;
-        if let Some(input) = &dev.input {
-            // Two frames ahead of the sender: the device's period and the
-            // phone's ticks need not line up with the 20 ms frames.
-            let frame = (rate / 50) as usize;
-            while media.capture_queued() < 2 * frame {
-                self.dev_buf.clear();
-                self.dev_buf.resize((input.rate / 50) as usize, 0);
-                input.pull(&mut self.dev_buf);
-                self.codec_buf.clear();
-                link.up.process(&self.dev_buf, &mut self.codec_buf);
-                if self.codec_buf.is_empty() {
-                    break;
-                }
-                media.push_capture(&self.codec_buf);
+    }
+
+    /// Just before `media` sends: tops its capture queue up to the `due`
+    /// samples it is about to send, from the microphone, so what goes out
+    /// is the freshest audio and no queue stands between the device and
+    /// the sender.
+    fn capture(&mut self, call_id: &str, media: &mut MediaSession, due: usize) {
+        let rate = media.sample_rate();
+        self.link(call_id, rate);
+        let (Some(dev), Some(link)) = (&self.dev, &mut self.link) else {
+            return;
+        };
+        let Some(input) = &dev.input else { return };
+        // A few rounds at most: the resampler may hand out a sample less
+        // than asked for.
+        for _ in 0..4 {
+            let need = due.saturating_sub(media.capture_queued());
+            if need == 0 {
+                break;
             }
+            self.dev_buf.clear();
+            self.dev_buf
+                .resize((need as u64 * input.rate as u64).div_ceil(rate as u64) as usize, 0);
+            input.pull(&mut self.dev_buf);
+            self.codec_buf.clear();
+            link.up.process(&self.dev_buf, &mut self.codec_buf);
+            if self.codec_buf.is_empty() {
+                break;
+            }
+            media.push_capture(&self.codec_buf);
+        }
+    }
+
+    /// Moves one tick's played-out audio from `media` to the speaker;
+    /// `beep`: a second call is waiting.
+    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession, beep: bool) {
+        self.link(call_id, media.sample_rate());
+        let (Some(dev), Some(link)) = (&self.dev, &mut self.link) else {
+            return;
+        };
+        self.tone = None;
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(50) {
+            tracing::debug!(
+                target: "peerdial::latency",
+                capture_drift = dev.input.as_ref().map_or(0, |i| i.level()),
+                capture_queue = media.capture_queued(),
+                jitter = ?media.jitter_depth(),
+                playout_drift = dev.output.as_ref().map_or(0, |o| o.level()),
+                "levels"
+            );
         }
         self.codec_buf.clear();
         media.take_playout(&mut self.codec_buf);
@@ -151,7 +192,7 @@ impl SoundSide {
             self.clip.clear();
             return;
         };
-        let want = output.target().saturating_sub(output.level()).min(self.clip.len());
+        let want = tone_level(output).saturating_sub(output.level()).min(self.clip.len());
         self.dev_buf.clear();
         self.dev_buf.extend(self.clip.drain(..want));
         output.push(&self.dev_buf);
@@ -165,7 +206,7 @@ impl SoundSide {
         if self.tone.as_ref().is_none_or(|t| t.kind() != kind) {
             self.tone = Some(Tone::new(kind, output.rate));
         }
-        let want = output.target().saturating_sub(output.level());
+        let want = tone_level(output).saturating_sub(output.level());
         self.dev_buf.clear();
         if let Some(t) = &mut self.tone {
             t.fill(want, &mut self.dev_buf);
@@ -184,6 +225,33 @@ impl Phone {
         }
     }
 
+    /// The call heard on the device: the focused one; another with media
+    /// is on hold.
+    fn on_device(&self) -> Option<String> {
+        let focus = self.focused();
+        self.calls
+            .iter()
+            .filter(|(_, s)| s.media.is_some() && s.call.state() != State::Ended)
+            .min_by_key(|(cid, _)| (Some(*cid) != focus.as_ref()) as u8)
+            .map(|(cid, _)| cid.clone())
+    }
+
+    /// Before the media timers run: the microphone's audio for a frame
+    /// about to be sent.
+    pub(crate) fn pump_capture(&mut self, now: u64) {
+        if !self.sound.live() {
+            return;
+        }
+        let Some(cid) = self.on_device() else { return };
+        let Some(media) = self.calls.get_mut(&cid).and_then(|s| s.media.as_mut()) else {
+            return;
+        };
+        let due = media.capture_due(now);
+        if due > 0 {
+            self.sound.capture(&cid, media, due);
+        }
+    }
+
     /// One tick of the device: the call's audio, or a tone while ringing.
     pub(crate) fn pump_sound(&mut self) {
         for e in self.sound.failures() {
@@ -194,16 +262,9 @@ impl Phone {
         }
         let ringing = |s: &Slot, role| s.call.role == role && s.call.state() == State::Ringing;
         let beep = self.calls.values().any(|s| ringing(s, Role::Callee));
-        // The focused call is the one heard; another with media is on hold.
-        let focus = self.focused();
-        let talking = self
-            .calls
-            .iter_mut()
-            .filter(|(_, s)| s.media.is_some() && s.call.state() != State::Ended)
-            .min_by_key(|(cid, _)| (Some(*cid) != focus.as_ref()) as u8);
-        if let Some((cid, s)) = talking {
-            let media = s.media.as_mut().expect("found with media");
-            self.sound.pump_call(cid, media, beep);
+        if let Some(cid) = self.on_device() {
+            let media = self.calls.get_mut(&cid).and_then(|s| s.media.as_mut()).expect("found with media");
+            self.sound.pump_call(&cid, media, beep);
             return;
         }
         self.sound.link = None;

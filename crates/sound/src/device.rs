@@ -214,10 +214,11 @@ fn open_stream(dir: Dir, name: Option<&str>) -> Result<(cpal::Stream, Port), Sou
         offered,
     })?;
     let frame = (choice.rate / 50) as usize;
-    // The network delivers 20 ms frames; the device takes periods: keep
-    // one of each queued, so neither side's granularity causes a gap.
+    // The network side moves 20 ms frames, the device periods: the larger
+    // of the two is queued when reads start, and the drift buffer then
+    // keeps between half of it and all of it beneath each read.
     let period = choice.period.map_or(frame, |p| p as usize);
-    let shared = Shared::new(period + frame);
+    let shared = Shared::new(period.max(frame));
     let mut config = cpal::StreamConfig {
         channels: choice.channels,
         sample_rate: choice.rate,

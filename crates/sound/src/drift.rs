@@ -42,6 +42,9 @@ enum Mode {
 pub struct DriftBuffer {
     q: VecDeque<i16>,
     target: usize,
+    /// The largest read so far: reads wait until at least that much is
+    /// queued (a device may take more than its period at a time).
+    block: usize,
     limit: usize,
     /// Reads wait until the target is reached first (and again after a gap).
     primed: bool,
@@ -53,14 +56,16 @@ pub struct DriftBuffer {
 }
 
 impl DriftBuffer {
-    /// `target`: what is queued when reads start, about the writer's block
-    /// plus the reader's. Past four times that, the oldest samples are
+    /// `target`: what is left queued after each read, at most (and at
+    /// least half of it); reads start once that much, and at least a whole
+    /// read, is queued. Past four times that, the oldest samples are
     /// dropped at once (after a stall, rather than lag behind for good).
     pub fn new(target: usize) -> DriftBuffer {
         let target = target.max(2);
         DriftBuffer {
             q: VecDeque::new(),
             target,
+            block: 0,
             limit: target * 4,
             primed: false,
             low: usize::MAX,
@@ -71,8 +76,10 @@ impl DriftBuffer {
         }
     }
 
+    /// What a writer keeps queued: the target, or the reader's block if
+    /// that is larger.
     pub fn target(&self) -> usize {
-        self.target
+        self.target.max(self.block)
     }
 
     pub fn level(&self) -> usize {
@@ -98,8 +105,9 @@ impl DriftBuffer {
     /// Fills `out` (silence where there is nothing to play).
     pub fn pull(&mut self, out: &mut [i16]) {
         let n = out.len();
+        self.block = self.block.max(n.min(self.limit));
         if !self.primed {
-            if self.q.len() < self.target {
+            if self.q.len() < self.target() {
                 out.fill(0);
                 return;
             }

@@ -70,6 +70,11 @@ impl Input {
         self.shared.buf().pull(out);
     }
 
+    /// Samples captured and not yet pulled.
+    pub fn level(&self) -> usize {
+        self.shared.buf().level()
+    }
+
     /// Drops what was captured so far (before a call starts).
     pub fn clear(&self) {
         self.shared.buf().clear();
@@ -91,7 +96,8 @@ impl Output {
         self.shared.buf().level()
     }
 
-    /// What the buffer keeps queued: the device's period plus a network frame.
+    /// What the buffer keeps queued: the device's period or a network frame,
+    /// whichever is larger.
     pub fn target(&self) -> usize {
         self.shared.buf().target()
     }
