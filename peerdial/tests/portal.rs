@@ -722,9 +722,22 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
         "{me}"
     );
     assert!(w.send("GET", "/?q=ada", &[]).2.contains(&format!("Signed in as {}", byron.number)));
+    // The dialer page comes with a token of the signed-in number's own,
+    // which the calls API takes; signed out, the field is empty.
+    let dial_token = |w: &mut Web| {
+        let page = w.send("GET", "/dial", &[]).2;
+        let at = page.find("id=\"token\"").expect("a token field");
+        page[at..].split("value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+    };
+    let token = dial_token(&mut w);
+    assert_eq!(token.len(), 48, "a fresh token: {token:?}");
+    let bearer = format!("Bearer {token}");
+    let mine = parse_http(&http_raw(top.http, "GET", "/api/v1/talkers", &[("Authorization", &bearer)], b""));
+    assert_eq!((mine.0, mine.1["user"].as_str()), (200, Some(byron.number.as_str())), "{}", mine.1);
     let t = w.token("/me");
     assert_eq!(w.send("POST", "/signout", &[("csrf", &t)]).1, "/");
     assert_eq!(w.send("GET", "/me", &[]).1, "/signin", "signed out");
+    assert_eq!(dial_token(&mut w), "", "no token for a person not signed in");
     // A number no region holds; then wrong passwords until the region's
     // limit refuses the number, at the top and at the region's own page.
     let (status, _, body) = w.try_sign_in("886-09-1234-5678", "x");

@@ -209,14 +209,6 @@ pub fn routes() -> Router<Arc<TopShared>> {
         .route("/api/v1/calls", post(place))
         .route("/api/v1/calls/{id}", get(progress).delete(cancel))
         .route("/api/v1/calls/{id}/participants", post(crate::conference::join))
-        .route("/dial", get(dialer))
-}
-
-/// The dialer page: a token, a talker, a callee, progress as it comes.
-/// Plain HTML and script over the same API (text is only ever set as
-/// text, never as markup).
-async fn dialer() -> Response {
-    axum::response::Html(include_str!("dialer.html")).into_response()
 }
 
 #[derive(Deserialize)]

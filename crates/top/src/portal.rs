@@ -35,7 +35,30 @@ pub fn routes() -> Router<Arc<TopShared>> {
     Router::new()
         .route("/", get(page))
         .route("/api/v1/yellow", get(json))
+        .route("/dial", get(dialer))
         .merge(peerdial_portal::lang_routes())
+}
+
+/// The dialer page: a token, a talker, a callee, progress as it comes.
+/// Plain HTML and script over the calls API (text is only ever set as
+/// text, never as markup). A person signed in at the top gets a fresh
+/// token of their own filled in (the page is then not cached); anyone
+/// else pastes one from `POST /api/v1/session`.
+async fn dialer(State(shared): State<Arc<TopShared>>, session: Session) -> Response {
+    let page = include_str!("dialer.html");
+    let signed_in = peerdial_portal::session::current(&shared.store, &session).await;
+    let Some(number) = signed_in.and_then(|(n, _)| peerdial_number::Number::from_u64(n as u64).ok()) else {
+        return axum::response::Html(page.replace("{{TOKEN}}", "")).into_response();
+    };
+    match crate::users::mint(&shared, number).await {
+        // The token is hex: nothing in it needs escaping.
+        Ok((token, _)) => (
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            axum::response::Html(page.replace("{{TOKEN}}", &token)),
+        )
+            .into_response(),
+        Err(e) => peerdial_net::http_server::error(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("the top's database: {e}")),
+    }
 }
 
 /// The filters as typed: a country code (3 digits) and an area

@@ -96,6 +96,19 @@ pub(crate) async fn user(shared: &TopShared, headers: &HeaderMap) -> Result<Numb
     }
 }
 
+/// A new bearer token for `number` (only its hash is stored) and when it
+/// expires.
+pub(crate) async fn mint(shared: &TopShared, number: Number) -> Result<(String, u64), peerdial_store::StoreError> {
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    let now = now_ms();
+    let expires = now + TOKEN_LIFETIME_MS;
+    shared
+        .store
+        .put_user_token(&token_hash(&token), number.as_u64() as i64, expires as i64, now as i64)
+        .await?;
+    Ok((token, expires))
+}
+
 /// `POST /api/v1/session` with `Identity` and `X-Peerdial-From`: a bearer
 /// token for that number.
 async fn session(State(shared): State<Arc<TopShared>>, headers: HeaderMap) -> Response {
@@ -109,16 +122,10 @@ async fn session(State(shared): State<Arc<TopShared>>, headers: HeaderMap) -> Re
         }
         Err(r) => return r,
     };
-    let token = hex::encode(rand::random::<[u8; 24]>());
-    let now = now_ms();
-    let expires = now + TOKEN_LIFETIME_MS;
-    if let Err(e) = shared
-        .store
-        .put_user_token(&token_hash(&token), number.as_u64() as i64, expires as i64, now as i64)
-        .await
-    {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}"));
-    }
+    let (token, expires) = match mint(&shared, number).await {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}")),
+    };
     (
         StatusCode::CREATED,
         Json(json!({"token": token, "number": number.to_string(), "expires_ms": expires})),
