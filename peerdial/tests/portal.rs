@@ -738,6 +738,24 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     assert_eq!(w.send("POST", "/signout", &[("csrf", &t)]).1, "/");
     assert_eq!(w.send("GET", "/me", &[]).1, "/signin", "signed out");
     assert_eq!(dial_token(&mut w), "", "no token for a person not signed in");
+    // A pairing code from Byron's device signs him in at the top once.
+    let code = http_raw(
+        r3.http,
+        "POST",
+        "/api/v1/account/pairing-code",
+        &[("Authorization", &basic(&byron.user, &byron.password))],
+        b"",
+    );
+    let code = parse_http(&code).1["code"].as_str().expect("a pairing code").to_string();
+    let with_code = |w: &mut Web| {
+        let t = w.token("/signin");
+        w.send("POST", "/signin", &[("csrf", &t), ("number", &byron.number), ("code", &code)])
+    };
+    assert_eq!(with_code(&mut w).1, "/me", "signed in with the code");
+    let t = w.token("/me");
+    assert_eq!(w.send("POST", "/signout", &[("csrf", &t)]).1, "/");
+    let (status, _, body) = with_code(&mut w);
+    assert!(status >= 400 && body.contains("class=\"error\""), "a used code: {status} {body}");
     // A number no region holds; then wrong passwords until the region's
     // limit refuses the number, at the top and at the region's own page.
     let (status, _, body) = w.try_sign_in("886-09-1234-5678", "x");
