@@ -16,6 +16,7 @@ pub mod channels;
 pub mod commands;
 mod designate;
 mod dialer;
+mod dialing;
 pub mod display;
 pub mod fallback;
 mod flow;
