@@ -48,10 +48,54 @@ impl Baresip {
             .collect()
     }
 
+    /// Starts baresip, again on other ports if the ones chosen were taken
+    /// before it bound them (it prints "Address already in use" and never
+    /// gets ready), until it says it is ready.
     fn launch(dir: &Path, account: &str, contacts: &str, source: &Path, modules: &[&str]) -> Baresip {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let b = Baresip::launch_once(dir, account, contacts, source, modules);
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let log = b.log();
+                if log.contains("baresip is ready") {
+                    return b;
+                }
+                if log.contains("Address already in use") {
+                    last = log;
+                    break;
+                }
+                if std::time::Instant::now() > until {
+                    // Slow, not refused: carry on as before and let the
+                    // test's own checks say what is wrong.
+                    return b;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        panic!("baresip could not bind its ports in 5 tries:\n{last}");
+    }
+
+    /// A port for baresip's `sip_listen`: it binds UDP and TCP on it and
+    /// TCP on the next one (TLS), so all three must be free.
+    fn free_sip_port() -> u16 {
+        for _ in 0..50 {
+            let p = free_udp_port();
+            let free = std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && p < u16::MAX
+                && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok();
+            if free {
+                return p;
+            }
+        }
+        panic!("no free port for baresip");
+    }
+
+    fn launch_once(dir: &Path, account: &str, contacts: &str, source: &Path, modules: &[&str]) -> Baresip {
         let conf = dir.join("baresip");
         std::fs::create_dir_all(&conf).unwrap();
-        let port = free_udp_port();
+        let port = Baresip::free_sip_port();
         let mut config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\n\
 audio_player aufile,/dev/null\naudio_source aufile,{}\nmodule_path /usr/lib/baresip/modules\n\
