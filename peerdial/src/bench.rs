@@ -443,6 +443,15 @@ pub(crate) fn tool(name: &str) -> Result<PathBuf> {
     bail!("{name} is not installed (scripts/test installs every peer: see ../shared/peers.md)")
 }
 
+/// An HTTP Basic `Authorization` value.
+pub(crate) fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
 pub(crate) fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }

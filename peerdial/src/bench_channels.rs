@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::bench::basic;
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 
 use crate::bench::{cpu_of, cpu_of_tree, free_port, pinned, provision_many, register_once, run_sipp, tool, Kamailio, Load, DRIVER_CORE};
 use crate::bench_presence::RegionProcess;
@@ -32,13 +32,6 @@ const OPERATOR: &str = "bench";
 const OPERATOR_PASSWORD: &str = "bench-operator-password";
 /// Kamailio relays MESSAGE to the registered contact.
 const KAMAILIO_MESSAGE: &str = "  if (method==\"MESSAGE\") {\n    if (!lookup(\"location\")) { sl_send_reply(\"404\", \"Not Found\"); exit; }\n    t_relay();\n    exit;\n  }\n";
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
 
 /// One HTTP request with a JSON body; the status.
 async fn post(http: SocketAddr, method: &str, path: &str, auth: &str, body: &str) -> Result<u16> {

@@ -141,11 +141,7 @@ async fn api(method: &str, base: &str, path: &str, headers: &[(&str, &str)], bod
 /// A fresh PASSporT for `user` vouching for itself (the region's
 /// `POST /api/v1/identity/passport`, with the device's credentials).
 async fn passport(region: &str, (user, password): &(String, String)) -> Result<String> {
-    use base64::Engine;
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    );
+    let basic = crate::bench::basic(user, password);
     let body = format!(r#"{{"dest": "{user}"}}"#);
     let (s, j) = api(
         "POST",

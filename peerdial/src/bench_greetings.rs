@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use peerdial_greetings::{render_card, Card, Layout};
 use tokio::process::Command;
 
@@ -295,12 +294,12 @@ pub async fn greetings(numbers: u32, seconds: u32, connections: u32, rounds: u32
             let mut bytes = 0;
             for (i, (user, password)) in users.iter().enumerate() {
                 let path = format!("/api/v1/greetings/{user}/caller");
-                let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let auth = crate::bench::basic(user, password);
                 let (st, _, body) = http(
                     http_addr,
                     "PUT",
                     &path,
-                    &[("Authorization", format!("Basic {auth}")), ("Content-Type", "image/png".into())],
+                    &[("Authorization", auth), ("Content-Type", "image/png".into())],
                     &picture(i as u32)?,
                 )?;
                 if st != 200 {

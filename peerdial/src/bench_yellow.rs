@@ -234,16 +234,12 @@ pub async fn pages(profiles: u32, seconds: u32, connections: u32) -> Result<()> 
     // phone's credentials, then the sign-in form with its CSRF token.
     let (user, sip_password) = crate::bench::provision_many(addr, 1).await?.remove(0);
     let cookie = tokio::task::spawn_blocking(move || -> Result<String> {
-        use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{sip_password}"));
+        let basic = crate::bench::basic(&user, &sip_password);
         let (st, _, body) = http(
             addr,
             "POST",
             "/api/v1/account/password",
-            &[
-                ("Authorization", format!("Basic {basic}")),
-                ("Content-Type", "application/json".into()),
-            ],
+            &[("Authorization", basic), ("Content-Type", "application/json".into())],
             br#"{"password": "bench-password-1"}"#,
         )?;
         anyhow::ensure!(st == 200, "setting the password: {st} {}", String::from_utf8_lossy(&body));
