@@ -5,10 +5,36 @@
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
+use peerdial_net::http_server::error;
 use peerdial_number::Number;
 use peerdial_sip::digest::Ha1;
 
 use crate::Shared;
+
+/// The number another region vouches for in this request about `dest`:
+/// `Identity` (a PASSporT, orig = that number, dest = `dest`) with
+/// `X-Peerdial-From` naming it. `None` without `Identity`; 400 when the
+/// number beside it is missing, 401 when it does not verify. `who` names
+/// the asker in the refusal ("watcher", "poster").
+pub async fn vouched(shared: &Shared, headers: &HeaderMap, dest: Number, who: &str) -> Result<Option<Number>, Response> {
+    let Some(identity) = headers.get("identity").map(|v| v.to_str().unwrap_or_default()) else {
+        return Ok(None);
+    };
+    let Some(claimed) = headers
+        .get("x-peerdial-from")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Number::parse(v).ok())
+    else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("an Identity header needs X-Peerdial-From: the {who}'s number"),
+        ));
+    };
+    match shared.watchers.verify_token(claimed, dest, identity, crate::now_ms()).await {
+        Some(n) => Ok(Some(n)),
+        None => Err(error(StatusCode::UNAUTHORIZED, format!("the identity of {claimed} did not verify"))),
+    }
+}
 
 /// The number whose credentials the request carries; `expected` (when
 /// given) must be that number. Wrong or missing credentials → 401 with a

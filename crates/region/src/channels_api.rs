@@ -390,26 +390,13 @@ async fn new_private(
         Ok(n) => return error(StatusCode::NOT_FOUND, format!("{n} is not a number of this region")),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number: {e}")),
     };
-    let poster = if let Some(identity) = headers.get("identity").and_then(|v| v.to_str().ok()) {
-        let Some(claimed) = headers
-            .get("x-peerdial-from")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Number::parse(v).ok())
-        else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "an Identity header needs X-Peerdial-From: the poster's number".into(),
-            );
-        };
-        match shared.watchers.verify_token(claimed, owner, identity, now_ms()).await {
-            Some(n) => n,
-            None => return error(StatusCode::UNAUTHORIZED, format!("the identity of {claimed} did not verify")),
-        }
-    } else {
-        match crate::auth::number(&shared, &headers, peer.ip(), None) {
+    let poster = match crate::auth::vouched(&shared, &headers, owner, "poster").await {
+        Ok(Some(n)) => n,
+        Ok(None) => match crate::auth::number(&shared, &headers, peer.ip(), None) {
             Ok(n) => n,
             Err(r) => return r,
-        }
+        },
+        Err(r) => return r,
     };
     let req: PrivateRequest = match json_body(body, MAX_POST) {
         Ok(r) => r,

@@ -75,24 +75,10 @@ async fn presence(State(shared): State<Arc<Shared>>, Path(number): Path<String>,
         Ok(n) => n,
         Err(r) => return r,
     };
-    let watcher = match headers.get("identity").map(|v| v.to_str().unwrap_or_default()) {
-        None => WatcherAuth::Anonymous,
-        Some(identity) => {
-            let from = headers
-                .get("x-peerdial-from")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| Number::parse(v).ok());
-            let Some(from) = from else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "an Identity header needs X-Peerdial-From: the watcher's number".into(),
-                );
-            };
-            match shared.watchers.verify_token(from, n, identity, now_ms()).await {
-                Some(w) => WatcherAuth::Authenticated(w),
-                None => return error(StatusCode::UNAUTHORIZED, format!("the identity of {from} did not verify")),
-            }
-        }
+    let watcher = match crate::auth::vouched(&shared, &headers, n, "watcher").await {
+        Ok(Some(w)) => WatcherAuth::Authenticated(w),
+        Ok(None) => WatcherAuth::Anonymous,
+        Err(r) => return r,
     };
     match shared.presence.read(|s| s.presence_for(n, watcher)) {
         Some(p) => Json(json_of(n, &p)).into_response(),
