@@ -23,6 +23,7 @@
 //! file ([`SigningKey::save`], [`SigningKey::load`]).
 
 mod header;
+mod http;
 mod jws;
 mod key;
 mod passport;
@@ -30,6 +31,7 @@ mod replay;
 mod verify;
 
 pub use header::{key_url, IdentityHeader, MAX_HEADER};
+pub use http::{HttpClaim, FROM_HEADER};
 pub use jws::{Jws, JwsHeader, MAX_TOKEN};
 pub use key::{PublicKey, SigningKey, TXT_VERSION};
 pub use passport::{Passport, PASSPORT_TYP};

@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
+use peerdial_identity::{HttpClaim, FROM_HEADER};
 use peerdial_net::http_server::error;
 use peerdial_number::Number;
 use peerdial_sip::digest::Ha1;
@@ -17,22 +18,17 @@ use crate::Shared;
 /// number beside it is missing, 401 when it does not verify. `who` names
 /// the asker in the refusal ("watcher", "poster").
 pub async fn vouched(shared: &Shared, headers: &HeaderMap, dest: Number, who: &str) -> Result<Option<Number>, Response> {
-    let Some(identity) = headers.get("identity").map(|v| v.to_str().unwrap_or_default()) else {
-        return Ok(None);
-    };
-    let Some(claimed) = headers
-        .get("x-peerdial-from")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Number::parse(v).ok())
-    else {
-        return Err(error(
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    match HttpClaim::read(text("identity"), text(FROM_HEADER)) {
+        HttpClaim::Absent => Ok(None),
+        HttpClaim::MissingFrom => Err(error(
             StatusCode::BAD_REQUEST,
-            format!("an Identity header needs X-Peerdial-From: the {who}'s number"),
-        ));
-    };
-    match shared.watchers.verify_token(claimed, dest, identity, crate::now_ms()).await {
-        Some(n) => Ok(Some(n)),
-        None => Err(error(StatusCode::UNAUTHORIZED, format!("the identity of {claimed} did not verify"))),
+            format!("an Identity header needs {FROM_HEADER}: the {who}'s number"),
+        )),
+        HttpClaim::Vouched { identity, from } => match shared.watchers.verify_token(from, dest, identity, crate::now_ms()).await {
+            Some(n) => Ok(Some(n)),
+            None => Err(error(StatusCode::UNAUTHORIZED, format!("the identity of {from} did not verify"))),
+        },
     }
 }
 

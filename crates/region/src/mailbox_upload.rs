@@ -28,10 +28,9 @@ use peerdial_number::Number;
 use peerdial_store::MessageRow;
 use serde_json::json;
 
-use crate::{now_ms, Shared};
+use peerdial_identity::{HttpClaim, FROM_HEADER};
 
-/// The header naming the sender (the PASSporT's `orig`).
-pub const FROM_HEADER: &str = "x-peerdial-from";
+use crate::{now_ms, Shared};
 
 /// What a post may be, within the mailbox's largest message.
 pub fn limits(shared: &Shared) -> IntakeLimits {
@@ -58,14 +57,15 @@ fn refused(e: &MailboxError) -> Response {
 /// The sender, if its `Identity` verifies for `callee`.
 async fn sender(shared: &Shared, headers: &HeaderMap, callee: Number) -> Result<Number, Response> {
     let unauthorized = |why: &str| error(StatusCode::UNAUTHORIZED, why.to_string());
-    let from = headers.get(FROM_HEADER).and_then(|v| v.to_str().ok());
-    let token = headers.get("identity").and_then(|v| v.to_str().ok());
-    let (Some(from), Some(token)) = (from, token) else {
-        return Err(unauthorized(
-            "X-Peerdial-From and an Identity header (a PASSporT from the sender's region) are required",
-        ));
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (token, from) = match HttpClaim::read(text("identity"), text(FROM_HEADER)) {
+        HttpClaim::Vouched { identity, from } => (identity, from),
+        HttpClaim::Absent | HttpClaim::MissingFrom => {
+            return Err(unauthorized(
+                "X-Peerdial-From (the sender's number) and an Identity header (a PASSporT from the sender's region) are required",
+            ))
+        }
     };
-    let from = Number::parse(from).map_err(|_| unauthorized("X-Peerdial-From is not a number"))?;
     shared
         .watchers
         .verify_token(from, callee, token, now_ms())

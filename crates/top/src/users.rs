@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use peerdial_identity::{HttpClaim, FROM_HEADER};
 use peerdial_net::http_server::error;
 use peerdial_number::Number;
 use serde_json::json;
@@ -37,18 +38,16 @@ pub(crate) fn now_ms() -> u64 {
 /// `X-Peerdial-From` naming it); `None` when there is no `Identity`.
 #[allow(clippy::result_large_err)] // the error is the response itself
 pub(crate) async fn vouched(shared: &TopShared, headers: &HeaderMap) -> Result<Option<Number>, Response> {
-    let Some(identity) = headers.get("identity").and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
-    };
-    let Some(claimed) = headers
-        .get("x-peerdial-from")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Number::parse(v).ok())
-    else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "an Identity header needs X-Peerdial-From: the vouched number".into(),
-        ));
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (identity, claimed) = match HttpClaim::read(text("identity"), text(FROM_HEADER)) {
+        HttpClaim::Absent => return Ok(None),
+        HttpClaim::MissingFrom => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("an Identity header needs {FROM_HEADER}: the vouched number"),
+            ))
+        }
+        HttpClaim::Vouched { identity, from } => (identity, from),
     };
     check_identity(shared, claimed, identity).await.map_err(|why| {
         tracing::debug!(number = %claimed, %why, "an identity did not verify");
