@@ -17,7 +17,8 @@ use anyhow::{bail, Context, Result};
 use peerdial_greetings::{render_card, Card, Layout};
 use tokio::process::Command;
 
-use crate::bench::{cpu_of, cpu_of_tree, free_port, pin_self, pinned, provision_many, start_region, tool, DRIVER_CORE, SERVER_CORE};
+use crate::bench::{cpu_of_tree, free_port, pin_self, pinned, provision_many, tool, DRIVER_CORE, SERVER_CORE};
+use crate::bench_presence::RegionProcess;
 
 /// One raw HTTP/1.1 exchange on a fresh connection (`Connection: close`):
 /// status, head, body.
@@ -279,11 +280,20 @@ fn picture(i: u32) -> Result<Vec<u8>> {
 pub async fn greetings(numbers: u32, seconds: u32, connections: u32, rounds: u32, pin: bool) -> Result<()> {
     let pin = pin && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     if pin {
-        pin_self(SERVER_CORE)?;
+        // This process only drives and reads; the servers have core 0.
+        pin_self(DRIVER_CORE)?;
     }
     let dir = tempfile::tempdir()?;
-    let region = start_region(&dir.path().join("region"), |_| {}).await?;
-    let http_addr = region.endpoints.http;
+    // The region runs as its own process pinned to the server core, as
+    // nginx does, so it sizes its runtime to the one core it has (one
+    // worker, like nginx's one worker process) rather than to the machine.
+    let region = tokio::task::spawn_blocking({
+        let dir = dir.path().join("region");
+        move || RegionProcess::start(&dir, pin)
+    })
+    .await??;
+    let http_addr = region.http;
+    let region_pid = region.pid;
     eprintln!("provisioning {numbers} numbers and uploading their greetings…");
     let users = provision_many(http_addr, numbers).await?;
     let www = dir.path().join("www");
@@ -323,9 +333,19 @@ pub async fn greetings(numbers: u32, seconds: u32, connections: u32, rounds: u32
     })
     .await??;
     let nginx = Nginx::start(&dir.path().join("nginx"), &www, pin).await?;
-    let result = measure_both(dir.path(), http_addr, &nginx, &paths, seconds, connections, rounds, pin).await;
+    let result = measure_both(
+        dir.path(),
+        (http_addr, region_pid),
+        &nginx,
+        &paths,
+        seconds,
+        connections,
+        rounds,
+        pin,
+    )
+    .await;
     nginx.stop().await;
-    region.shutdown().await;
+    region.stop();
     let runs = result?;
 
     let mean = bytes as f64 / paths.len().max(1) as f64;
@@ -381,7 +401,7 @@ pub async fn greetings(numbers: u32, seconds: u32, connections: u32, rounds: u32
 #[allow(clippy::too_many_arguments)]
 async fn measure_both(
     dir: &Path,
-    ours: SocketAddr,
+    (ours, ours_pid): (SocketAddr, u32),
     nginx: &Nginx,
     paths: &[(String, String)],
     seconds: u32,
@@ -412,7 +432,7 @@ async fn measure_both(
     })
     .await??;
     let pid = nginx.pid;
-    let ours_cpu = || cpu_of("self").0;
+    let ours_cpu = move || cpu_of_tree(ours_pid);
     let theirs_cpu = move || cpu_of_tree(pid);
     let mut runs = Vec::new();
     for round in 1..=rounds.max(1) {
