@@ -445,6 +445,30 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     anon.token("/signin");
     let (status, _, _) = anon.send("POST", "/greetings/card", &[("kind", "caller"), ("text", "forged")]);
     assert_eq!(status, 403, "no CSRF token, no change");
+    // Refusals that come from the greetings and channels crates read in
+    // the page's language too (Traditional Chinese here), and change nothing.
+    let mut zh = Web::new(region.http);
+    zh.sign_in(&a, "a fresh password");
+    zh.cookie.push_str("; peerdial_lang=zh-Hant");
+    let etag_of = || {
+        let resp = http_raw(region.http, "GET", &format!("/api/v1/greetings/{digits_a}/caller"), &[], b"");
+        let head = String::from_utf8_lossy(&resp[..resp.len().min(600)]).to_ascii_lowercase();
+        head.lines().find_map(|l| l.strip_prefix("etag: ").map(str::to_string))
+    };
+    let before = etag_of();
+    let t = zh.token("/greetings");
+    let (status, _, page) = zh.send(
+        "POST",
+        "/greetings/card",
+        &[("csrf", &t), ("kind", "caller"), ("text", "bell\u{7}")],
+    );
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("控制字元 U+0007"), "{page}");
+    assert_eq!(etag_of(), before, "a refused card changes nothing");
+    let t = zh.token("/channels");
+    let (status, _, page) = zh.send("POST", "/channels/subscribe", &[("csrf", &t), ("channel", "nosuch")]);
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("沒有名為「nosuch」的頻道"), "{page}");
 
     // 5. Vanity: find a free number ending in 2026, take it; the NAPTR
     //    moves at once, the old number is NXDOMAIN, and the phone switches

@@ -36,6 +36,7 @@ pub mod link;
 mod operator;
 mod pages;
 pub mod pairing;
+pub mod refusals;
 pub mod session;
 pub mod top;
 mod vanity;

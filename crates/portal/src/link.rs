@@ -17,7 +17,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A refusal the user should read, shown in the page's language
 /// ([`Refusal::text`]); what the region only has in English is `Text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Refusal {
     /// The number is someone else's (or was just taken by a racer).
     Taken(Number),
@@ -27,6 +27,10 @@ pub enum Refusal {
     AlreadyYours(Number),
     /// The region's database did not answer.
     Unavailable,
+    /// A greeting the greetings crate would not take or draw.
+    Picture(peerdial_greetings::GreetingError),
+    /// A post, subscription or broadcast the channels crate refused.
+    Channel(peerdial_channels::ChannelError),
     /// Any other refusal, as the region words it.
     Text(String),
 }
@@ -52,6 +56,8 @@ impl Refusal {
             Refusal::OutsideArea(n) => with(t.number_outside, n),
             Refusal::AlreadyYours(n) => with(t.number_yours, n),
             Refusal::Unavailable => t.region_busy.to_string(),
+            Refusal::Picture(e) => crate::refusals::picture(e, t),
+            Refusal::Channel(e) => crate::refusals::channel(e, t),
             Refusal::Text(s) => s.clone(),
         }
     }

@@ -205,33 +205,43 @@ async fn fetch(State(shared): State<Arc<Shared>>, Path((number, kind)): Path<(St
         .into_response()
 }
 
-fn refused(e: GreetingError) -> (StatusCode, String) {
-    let status = match e {
-        GreetingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        GreetingError::NotAnImage | GreetingError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    (status, e.to_string())
+/// Why a greeting was not stored or drawn: the picture itself (what the
+/// portal words in the page's language), or the server.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error(transparent)]
+    Picture(#[from] GreetingError),
+    #[error("could not store the greeting: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Internal(&'static str),
+}
+
+impl Refused {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refused::Picture(GreetingError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refused::Picture(GreetingError::NotAnImage | GreetingError::Unsupported(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refused::Picture(_) => StatusCode::BAD_REQUEST,
+            Refused::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refused::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 /// A refusal as the API's JSON error.
-fn as_error((status, why): (StatusCode, String)) -> Response {
-    error(status, why)
+fn as_error(e: Refused) -> Response {
+    error(e.status(), e.to_string())
 }
 
 /// Stores a normalised greeting (durable first, then in memory).
-async fn keep(
-    shared: &Shared,
-    n: Number,
-    kind: Kind,
-    g: peerdial_greetings::Greeting,
-) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+async fn keep(shared: &Shared, n: Number, kind: Kind, g: peerdial_greetings::Greeting) -> Result<peerdial_greetings::Greeting, Refused> {
     if let Err(e) = shared
         .store
         .put_greeting(n.as_u64() as i64, kind.as_str(), &g.png, &g.etag, now_ms() as i64)
         .await
     {
-        return Err((StatusCode::SERVICE_UNAVAILABLE, format!("could not store the greeting: {e}")));
+        return Err(Refused::Store(e.to_string()));
     }
     shared.greetings.remember(n, kind, g.etag.clone(), Some(Bytes::from(g.png.clone())));
     tracing::info!(number = %n, kind = kind.as_str(), etag = %g.etag, "greeting stored");
@@ -249,17 +259,12 @@ fn stored(shared: &Shared, n: Number, kind: Kind, g: peerdial_greetings::Greetin
 
 /// Normalises an uploaded picture (under the API's limits) and stores it:
 /// what `PUT …/{kind}` and the portal's upload form both do.
-pub(crate) async fn store_upload(
-    shared: &Shared,
-    n: Number,
-    kind: Kind,
-    body: Bytes,
-) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+pub(crate) async fn store_upload(shared: &Shared, n: Number, kind: Kind, body: Bytes) -> Result<peerdial_greetings::Greeting, Refused> {
     // The size limit is normalize's own. Decoding is CPU work: keep it off the async workers.
     match tokio::task::spawn_blocking(move || normalize(&body, &UploadLimits::default())).await {
         Ok(Ok(g)) => keep(shared, n, kind, g).await,
-        Ok(Err(e)) => Err(refused(e)),
-        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "the picture could not be processed".into())),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(Refused::Internal("the picture could not be processed")),
     }
 }
 
@@ -270,18 +275,17 @@ pub(crate) async fn draw_card(
     foreground: Option<String>,
     background: Option<String>,
     layout: Option<String>,
-) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+) -> Result<peerdial_greetings::Greeting, Refused> {
     let layout = match layout.as_deref() {
         None => Layout::Centered,
-        Some(l) => Layout::parse(l).ok_or((StatusCode::BAD_REQUEST, "unknown layout".to_string()))?,
+        Some(l) => Layout::parse(l).ok_or(GreetingError::UnknownLayout)?,
     };
-    let colour = |c: Option<String>, default: &str| {
+    let colour = |c: Option<String>, default: &str, field: &'static str| {
         let c = c.unwrap_or_else(|| default.to_string());
-        Colour::parse(&c).map(|_| c)
+        Colour::parse(&c).map(|_| c).ok_or(GreetingError::BadColour { field })
     };
-    let (Some(foreground), Some(background)) = (colour(foreground, "#ffffff"), colour(background, "#1f4e79")) else {
-        return Err((StatusCode::BAD_REQUEST, "colours are #rrggbb".into()));
-    };
+    let foreground = colour(foreground, "#ffffff", "foreground")?;
+    let background = colour(background, "#1f4e79", "background")?;
     let card = Card {
         text,
         foreground,
@@ -290,8 +294,8 @@ pub(crate) async fn draw_card(
     };
     match tokio::task::spawn_blocking(move || render_card(&card)).await {
         Ok(Ok(g)) => Ok(g),
-        Ok(Err(e)) => Err(refused(e)),
-        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "the card could not be drawn".into())),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(Refused::Internal("the card could not be drawn")),
     }
 }
 
@@ -305,7 +309,7 @@ pub(crate) async fn store_card(
     foreground: Option<String>,
     background: Option<String>,
     layout: Option<String>,
-) -> Result<peerdial_greetings::Greeting, (StatusCode, String)> {
+) -> Result<peerdial_greetings::Greeting, Refused> {
     let g = draw_card(text, foreground, background, layout).await?;
     keep(shared, n, kind, g).await
 }

@@ -27,6 +27,23 @@ fn db(e: impl std::fmt::Display) -> Refusal {
     Refusal::Unavailable
 }
 
+/// The picture's own refusals go to the page as they are (it words them
+/// in its language); the server's are the region's.
+fn picture_refusal(e: crate::greetings::Refused) -> Refusal {
+    match e {
+        crate::greetings::Refused::Picture(e) => Refusal::Picture(e),
+        crate::greetings::Refused::Store(e) => db(e),
+        other => Refusal::Text(other.to_string()),
+    }
+}
+
+fn channel_refusal(e: crate::channels::Refused) -> Refusal {
+    match e {
+        crate::channels::Refused::Channel(e) => Refusal::Channel(e),
+        crate::channels::Refused::Store(e) => db(e),
+    }
+}
+
 impl Link {
     async fn reload_policy(&self, n: Number) -> Result<(), Refusal> {
         let key = n.as_u64() as i64;
@@ -109,7 +126,7 @@ impl RegionLink for Link {
             crate::greetings::store_upload(&self.0, n, k, bytes.into())
                 .await
                 .map(|g| g.etag)
-                .map_err(|(_, why)| Refusal::Text(why))
+                .map_err(picture_refusal)
         })
     }
 
@@ -127,7 +144,7 @@ impl RegionLink for Link {
             )
             .await
             .map(|g| g.etag)
-            .map_err(|(_, why)| Refusal::Text(why))
+            .map_err(picture_refusal)
         })
     }
 
@@ -136,7 +153,7 @@ impl RegionLink for Link {
             crate::greetings::draw_card(card.text, Some(card.foreground), Some(card.background), Some(card.layout))
                 .await
                 .map(|g| g.png)
-                .map_err(|(_, why)| Refusal::Text(why))
+                .map_err(picture_refusal)
         })
     }
 
@@ -181,7 +198,7 @@ impl RegionLink for Link {
             crate::channels::set_subscription(&self.0, who, &channel, on)
                 .await
                 .map(|_| ())
-                .map_err(|e| Refusal::Text(e.to_string()))
+                .map_err(channel_refusal)
         })
     }
 
@@ -189,7 +206,7 @@ impl RegionLink for Link {
         Box::pin(async move {
             crate::channels::new_broadcast(&self.0, &text, every_minutes, until)
                 .await
-                .map_err(|e| Refusal::Text(e.to_string()))
+                .map_err(channel_refusal)
         })
     }
     fn vouch(&self, n: Number) -> Result<String, Refusal> {
