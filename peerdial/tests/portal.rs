@@ -85,6 +85,15 @@ async fn sign_in_edit_profile_and_search_in_a_browser() {
     let png = c.screenshot().await.unwrap();
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-yellow-pages.png");
     std::fs::write(&shot, png).unwrap();
+    // Live presence: the result's state follows the phone without a
+    // reload (the page's one stream of the region's presence events).
+    assert_eq!(shown_presence(&c, "offline").await, "offline");
+    let mut sip = Phone::udp(region.sip);
+    let md5 = peerdial_sip::digest::Algorithm::Md5;
+    assert_eq!(sip.register(&dev, &dev.password, md5, 600).0, 200);
+    assert_eq!(shown_presence(&c, "online").await, "online", "the page follows without a reload");
+    assert_eq!(sip.register(&dev, &dev.password, md5, 0).0, 200);
+    assert_eq!(shown_presence(&c, "offline").await, "offline");
 
     c.goto(&format!("{base}/?q=zebracorp")).await.unwrap();
     c.wait()
@@ -572,6 +581,60 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     region.stop();
 }
 
+/// The first result's shown presence once it reads `want`, or what it
+/// still reads after 5 s.
+async fn shown_presence(c: &fantoccini::Client, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        if let Ok(e) = c.find(Locator::Css(".result dd.presence")).await {
+            last = e.text().await.unwrap_or_default();
+            if last == want {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// The `data:` payloads of a Server-Sent Events stream at `path`, read in
+/// a thread (it ends when the server closes or after 60 s of silence).
+fn sse_data(addr: std::net::SocketAddr, path: &str, cookie: &str) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(s).lines() {
+            let Ok(line) = line else { break };
+            if let Some(data) = line.strip_prefix("data: ") {
+                if tx.send(data.to_string()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Whether `want` arrives on `events` within `secs` seconds.
+fn saw(events: &std::sync::mpsc::Receiver<String>, want: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(d) if d == want => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// A free number of the area, found through the vanity page.
 fn free_number(w: &mut Web, number: &str, password: &str) -> String {
     w.sign_in(number, password);
@@ -731,6 +794,15 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
         row.split("</tr>").next().unwrap().contains("<td class=\"presence\">online</td>"),
         "{friends}"
     );
+    // The page's live list: its stream says Byron is online, then offline
+    // once his phone unregisters, with no reload.
+    let events = sse_data(r2.http, "/friends/events", &at_r2.cookie);
+    let byron_is = |state: &str| serde_json::json!({ "number": byron.user, "presence": state }).to_string();
+    assert!(saw(&events, &byron_is("online"), 10), "Byron online at once");
+    let md5 = peerdial_sip::digest::Algorithm::Md5;
+    assert_eq!(byron_phone.register(&byron, &byron.password, md5, 0).0, 200);
+    assert!(saw(&events, &byron_is("offline"), 10), "Byron offline without a reload");
+    assert_eq!(byron_phone.register(&byron, &byron.password, md5, 600).0, 200);
 
     // Sign-in at the top, checked by the number's region (design §9).
     let mut w = Web::new(top.http);

@@ -11,12 +11,15 @@
 //! region cannot be found or does not answer in time.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -37,6 +40,74 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/friends/add", post(add))
         .route("/friends/remove", post(remove))
         .route("/friends/policy", post(policy))
+        .route("/friends/events", get(events))
+}
+
+/// How often the live list reads this region's friends (in memory) and,
+/// every [`REMOTE_EVERY`]th time, asks the other regions (over HTTP, each
+/// ask signed): friends in other regions follow within a few seconds.
+const TICK: Duration = Duration::from_secs(1);
+const REMOTE_EVERY: u64 = 3;
+
+/// Each friend's presence as `owner` may see it: this region's from
+/// memory, the others' (when `remote`) from their regions, at once.
+async fn presences(portal: &Portal, owner: Number, numbers: &[Number], remote: bool) -> Vec<(Number, Option<String>)> {
+    let others: Vec<Number> = numbers.iter().copied().filter(|f| !portal.area.contains(*f)).collect();
+    let asked = if remote {
+        portal.link.remote_presence(others.clone(), owner).await
+    } else {
+        Vec::new()
+    };
+    let mut asked = others.into_iter().zip(asked);
+    numbers
+        .iter()
+        .filter_map(|&f| {
+            if portal.area.contains(f) {
+                Some((f, portal.link.presence(f, owner)))
+            } else if remote {
+                asked.next()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// `GET /friends/events`: the signed-in number's friends' presence as
+/// Server-Sent Events, each friend at once and again when it changes
+/// (`{"number": digits, "presence": state or null}`), for the page's
+/// script; the page itself works without it.
+async fn events(State(portal): State<Arc<Portal>>, session: Session) -> Response {
+    let Some(owner) = crate::pages::signed_in(&portal, &session).await else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let numbers: Vec<Number> = match portal.store.friends(owner.as_u64() as i64).await {
+        Ok(f) => f.into_iter().filter_map(|f| Number::from_u64(f as u64).ok()).collect(),
+        Err(e) => return unavailable(e),
+    };
+    let start = (portal, numbers, HashMap::<Number, Option<String>>::new(), 0u64, Vec::<Event>::new());
+    let stream = futures_util::stream::unfold(start, move |(portal, numbers, mut last, mut tick, mut due)| async move {
+        loop {
+            if let Some(ev) = due.pop() {
+                return Some((Ok::<Event, Infallible>(ev), (portal, numbers, last, tick, due)));
+            }
+            if tick > 0 {
+                tokio::time::sleep(TICK).await;
+            }
+            let remote = tick % REMOTE_EVERY == 0;
+            tick += 1;
+            for (n, p) in presences(&portal, owner, &numbers, remote).await {
+                if last.get(&n) != Some(&p) {
+                    let data = serde_json::json!({ "number": n.digits(), "presence": p });
+                    due.push(Event::default().data(data.to_string()));
+                    last.insert(n, p);
+                }
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 struct Friend {
@@ -82,22 +153,14 @@ async fn render(
     };
     let p = page(portal, session, headers, "/friends", true).await;
     let numbers: Vec<Number> = stored.into_iter().filter_map(|f| Number::from_u64(f as u64).ok()).collect();
-    let others: Vec<Number> = numbers.iter().copied().filter(|f| !portal.area.contains(*f)).collect();
-    let mut remote = others.iter().copied().zip(portal.link.remote_presence(others.clone(), owner).await);
-    let list = numbers
+    let list = presences(portal, owner, &numbers, true)
+        .await
         .into_iter()
-        .map(|f| {
-            let presence = if portal.area.contains(f) {
-                portal.link.presence(f, owner)
-            } else {
-                remote.next().and_then(|(_, p)| p)
-            };
-            Friend {
-                number: f.to_string(),
-                digits: f.digits(),
-                href: format!("tel:+{}", f.digits()),
-                presence: presence.unwrap_or_else(|| p.t.unknown.to_string()),
-            }
+        .map(|(f, presence)| Friend {
+            number: f.to_string(),
+            digits: f.digits(),
+            href: format!("tel:+{}", f.digits()),
+            presence: presence.unwrap_or_else(|| p.t.unknown.to_string()),
         })
         .collect();
     let friends_only = portal.link.friends_only(owner);

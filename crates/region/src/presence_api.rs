@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -37,6 +37,7 @@ const MAX_FRIENDS: usize = 1000;
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/api/v1/presence/events", get(events_of))
         .route("/api/v1/presence/{number}", get(presence))
         .route("/api/v1/presence/{number}/events", get(events))
         .route("/api/v1/presence/{number}/policy", put(set_policy).get(get_policy))
@@ -121,28 +122,67 @@ pub(crate) async fn ask_remote(shared: &Shared, friend: Number, watcher: Number)
 /// The current state first, then one event per change anonymous watchers
 /// can see; a client that falls behind gets the current state again.
 async fn events(State(shared): State<Arc<Shared>>, Path(number): Path<String>) -> Response {
-    let n = match known(&shared, &number) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
+    match known(&shared, &number) {
+        Ok(n) => stream_of(shared, vec![n]),
+        Err(r) => r,
+    }
+}
+
+/// Most numbers one multiplexed stream follows (a page of results).
+pub const MAX_STREAMED: usize = 50;
+
+/// `GET /api/v1/presence/events?numbers=N1,N2,…`: the changes of several
+/// numbers in one stream, so a page of yellow-pages results needs one
+/// connection (browsers allow six per host). Numbers not of this region
+/// are left out. Anonymous view only, so any page may read it: it is sent
+/// with `Access-Control-Allow-Origin: *` for the top's yellow pages, which
+/// show results from every region.
+async fn events_of(State(shared): State<Arc<Shared>>, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    let listed = q.get("numbers").map(String::as_str).unwrap_or_default();
+    let mut numbers = Vec::new();
+    for text in listed.split(',').filter(|t| !t.trim().is_empty()) {
+        let n = match Number::parse(text.trim()) {
+            Ok(n) => n,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid number {text:?}: {e}")),
+        };
+        if shared.presence.read(|s| s.has_number(n)) && !numbers.contains(&n) {
+            numbers.push(n);
+        }
+    }
+    if numbers.len() > MAX_STREAMED {
+        return error(StatusCode::BAD_REQUEST, format!("at most {MAX_STREAMED} numbers per stream"));
+    }
+    let mut r = stream_of(shared, numbers);
+    r.headers_mut()
+        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, header::HeaderValue::from_static("*"));
+    r
+}
+
+/// Server-Sent Events with each number's presence at once and on every
+/// change, as an anonymous watcher sees it.
+fn stream_of(shared: Arc<Shared>, numbers: Vec<Number>) -> Response {
     let rx = shared.presence.subscribe_events();
-    let view = move |shared: &Shared| shared.presence.read(|s| s.presence_for(n, WatcherAuth::Anonymous));
-    let first = view(&shared);
+    let view = |shared: &Shared, n: Number| shared.presence.read(|s| s.presence_for(n, WatcherAuth::Anonymous));
+    // First, every number as it is now; then each change of one of them.
+    let due: Vec<Number> = numbers.clone();
+    let last: Vec<Option<Presence>> = vec![None; numbers.len()];
     let stream = futures_util::stream::unfold(
-        (shared, rx, first, None::<Presence>),
-        move |(shared, mut rx, mut next, mut last)| async move {
+        (shared, rx, due, last, numbers),
+        move |(shared, mut rx, mut due, mut last, numbers)| async move {
             loop {
-                if let Some(p) = next.take() {
-                    if last.as_ref() != Some(&p) {
+                while let Some(n) = due.pop() {
+                    let Some(i) = numbers.iter().position(|m| *m == n) else { continue };
+                    let Some(p) = view(&shared, n) else { continue };
+                    if last[i].as_ref() != Some(&p) {
                         let ev = Event::default().data(json_of(n, &p).to_string());
-                        last = Some(p);
-                        return Some((Ok::<Event, Infallible>(ev), (shared, rx, None, last)));
+                        last[i] = Some(p);
+                        return Some((Ok::<Event, Infallible>(ev), (shared, rx, due, last, numbers)));
                     }
                 }
                 match rx.recv().await {
-                    Ok(ev) if ev.number == n => next = view(&shared),
+                    Ok(ev) if numbers.contains(&ev.number) => due.push(ev.number),
                     Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => next = view(&shared),
+                    Err(RecvError::Lagged(_)) => due = numbers.clone(),
                     Err(RecvError::Closed) => return None,
                 }
             }
