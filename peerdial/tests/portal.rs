@@ -584,9 +584,14 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
 /// The first result's shown presence once it reads `want`, or what it
 /// still reads after 5 s.
 async fn shown_presence(c: &fantoccini::Client, want: &str) -> String {
+    presence_at(c, ".result dd.presence", want).await
+}
+
+/// The text at `css` once it reads `want`, or what it still reads after 5 s.
+async fn presence_at(c: &fantoccini::Client, css: &str, want: &str) -> String {
     let mut last = String::new();
     for _ in 0..50 {
-        if let Ok(e) = c.find(Locator::Css(".result dd.presence")).await {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
             last = e.text().await.unwrap_or_default();
             if last == want {
                 break;
@@ -748,15 +753,32 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     // Traditional Chinese by Accept-Language.
     assert!(get("/?q=ada&country=886", "zh-TW,zh;q=0.9").contains("所有地區的黃頁"));
 
+    // In a browser: the top's yellow pages show both regions' people, and
+    // each result's presence follows its phone live, streamed from its
+    // own region (cross-origin); then sign-in at the top, checked by the
+    // number's region.
+    let mut byron_phone = Phone::udp(r3.sip);
+    let md5 = peerdial_sip::digest::Algorithm::Md5;
+    let (driver, c) = browser().await;
+    let top_base = format!("http://{}", top.http);
+    c.goto(&format!("{top_base}/?q=ada")).await.unwrap();
+    for dev in [&ada, &byron] {
+        let css = format!(".result[data-number='{}']", dev.user);
+        assert!(c.wait().for_element(Locator::Css(&css)).await.is_ok(), "{} shown", dev.number);
+    }
+    shot("top-yellow-pages", c.screenshot().await.unwrap());
+    let byron_shown = format!(".result[data-number='{}'] dd.presence", byron.user);
+    assert_eq!(presence_at(&c, &byron_shown, "offline").await, "offline");
+    assert_eq!(byron_phone.register(&byron, &byron.password, md5, 600).0, 200);
+    assert_eq!(presence_at(&c, &byron_shown, "online").await, "online", "live from 886-03's stream");
+    sign_in(&c, &top_base, &ada.number, "kite flying 2026", "").await;
+    assert_eq!(text_of(&c, "number").await, ada.number, "signed in at the top: /me");
+    assert_eq!(c.current_url().await.unwrap().path(), "/me");
+    c.close().await.unwrap();
+    drop(driver);
+
     // Friends across regions: Byron (886-03, online, friends-only, lists
     // Ada) is shown to Ada on her region's /friends as he is.
-    let mut byron_phone = Phone::udp(r3.sip);
-    assert_eq!(
-        byron_phone
-            .register(&byron, &byron.password, peerdial_sip::digest::Algorithm::Md5, 600)
-            .0,
-        200
-    );
     let policy = serde_json::json!({ "friends_only": true, "friends": [ada.number] }).to_string();
     let presence = format!("/api/v1/presence/{}", byron.user);
     let auth = basic(&byron.user, &byron.password);
@@ -799,7 +821,6 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     let events = sse_data(r2.http, "/friends/events", &at_r2.cookie);
     let byron_is = |state: &str| serde_json::json!({ "number": byron.user, "presence": state }).to_string();
     assert!(saw(&events, &byron_is("online"), 10), "Byron online at once");
-    let md5 = peerdial_sip::digest::Algorithm::Md5;
     assert_eq!(byron_phone.register(&byron, &byron.password, md5, 0).0, 200);
     assert!(saw(&events, &byron_is("offline"), 10), "Byron offline without a reload");
     assert_eq!(byron_phone.register(&byron, &byron.password, md5, 600).0, 200);
