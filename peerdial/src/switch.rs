@@ -42,8 +42,14 @@ pub struct SwitchArgs {
     key_lifetime: u64,
     /// DNS resolver for devices' calls to numbers with no switch (NAPTR,
     /// as a phone looks them up; default: /etc/resolv.conf's).
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "lookup_via_cloud")]
     resolver: Option<SocketAddr>,
+    /// Find such numbers through the cloud's directory (which names the
+    /// number's region, whose DNS is then asked) instead of a DNS
+    /// resolver, as a phone with `--top` does; for trees no recursive
+    /// resolver knows (`peerdial up`).
+    #[arg(long)]
+    lookup_via_cloud: bool,
     /// Seconds between joins (the heartbeat).
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     heartbeat: u64,
@@ -134,6 +140,9 @@ async fn serve(a: SwitchArgs) -> Result<()> {
     cfg.heartbeat = std::time::Duration::from_secs(a.heartbeat.max(1));
     if a.resolver.is_some() {
         cfg.resolver = a.resolver;
+    }
+    if a.lookup_via_cloud {
+        cfg.resolver = None;
     }
     let cloud = cfg.cloud.clone();
     let s = Switch::start(cfg).await.context("starting the switch")?;

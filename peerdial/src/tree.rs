@@ -384,6 +384,9 @@ pub async fn up(args: UpArgs) -> Result<()> {
     let sw_token = peerdial_top::designate::add_switch(&args.data.join("top"), "up")?;
     let mut scfg = peerdial_switch::SwitchConfig::new(top_url.clone(), sw_token, sw_data.clone());
     (scfg.sip, scfg.http) = ("127.0.0.1:0".parse()?, "127.0.0.1:0".parse()?);
+    // No recursive resolver knows this tree: numbers are found through the
+    // top's directory, as up's phones do with --top.
+    scfg.resolver = None;
     let switch = peerdial_switch::Switch::start(scfg).await.context("starting the switch")?;
     println!("peerdial up: switch sip={} http={}", switch.sip, switch.http);
     println!(

@@ -157,8 +157,9 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
         sw_dir.to_str().unwrap(),
         "--key-lifetime",
         "3",
-        "--resolver",
-        &r.dns.to_string(),
+        // Its direct calls find numbers through the cloud's directory;
+        // switch B below asks the region's DNS itself.
+        "--lookup-via-cloud",
         "--heartbeat",
         "1",
     ]);

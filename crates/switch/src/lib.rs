@@ -60,7 +60,8 @@ pub struct SwitchConfig {
     pub heartbeat: Duration,
     /// The DNS resolver a device's call to a number with no switch is
     /// looked up with (NAPTR, as a phone does; default: /etc/resolv.conf's);
-    /// none: such calls get 480.
+    /// none: the cloud's directory names the number's region, whose DNS is
+    /// then asked (as a phone with `--top` does).
     pub resolver: Option<SocketAddr>,
     /// The root domain numbers' ENUM names are under.
     pub root: String,
@@ -297,13 +298,15 @@ struct Cloud {
 /// Looks `callee` up as a phone does (NAPTR, the first contact).
 async fn direct(cloud: &Cloud, callee: Number) -> Designated {
     let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
-    let Some(resolver) = cloud.resolver else {
-        return refused(
-            480,
-            "Temporarily Unavailable (the switch has no resolver for a number with no switch)",
-        );
+    // Without a resolver (`peerdial up` on high ports, where no recursive
+    // resolver knows the tree), the cloud's directory names the region.
+    let lookup = async {
+        match cloud.resolver {
+            Some(resolver) => peerdial_resolve::lookup(resolver, callee, &cloud.root).await,
+            None => peerdial_resolve::lookup_via_top(&cloud.url, callee, &cloud.root).await,
+        }
     };
-    let found = tokio::time::timeout(Duration::from_secs(5), peerdial_resolve::lookup(resolver, callee, &cloud.root)).await;
+    let found = tokio::time::timeout(Duration::from_secs(5), lookup).await;
     match found {
         Ok(Ok(peerdial_resolve::Lookup::Found { uri, .. })) => match peerdial_sip::call::uri_addr(&uri) {
             Some(addr) => Designated::Direct { uri, addr },
