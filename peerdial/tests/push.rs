@@ -104,12 +104,15 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     }));
     let (mac_a, mac_b, mac_c) = ("02:00:00:00:15:01", "02:00:00:00:15:02", "02:00:00:00:15:03");
     let keys = |mac: &str| dir.path().join(format!("phone-{}", mac.replace(':', ""))).join("push-keys.json");
-    let (kb, kc) = (keys(mac_b), keys(mac_c));
+    let mac_d = "02:00:00:00:15:04";
+    let (kb, kc, kd) = (keys(mac_b), keys(mac_c), keys(mac_d));
     let svc = PushService::start(&[
         "--subscriber",
         &format!("b={}", kb.display()),
         "--subscriber",
         &format!("c={}", kc.display()),
+        "--subscriber",
+        &format!("d={}", kd.display()),
         "--fail",
         "c=2",
     ]);
@@ -260,7 +263,96 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
         br#"{"callee":"886-02-00000001"}"#,
     ));
     assert_eq!(s, 401);
+
+    // A switch's device calls a sleeping phone: the cloud wakes it, the
+    // switch waits for it to register and calls it with the cloud's token
+    // (found through the cloud's directory), and the call connects.
+    let top_data = dir.path().join("top");
+    let sw_dir = dir.path().join("switch");
+    let cli = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut c = Command::new(peerdial_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "peerdial {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let token = cli(&["top", "switch", "add", "office", "--data", top_data.to_str().unwrap()], "");
+    let desk = "886-02-99990001";
+    cli(&["switch", "device", "add", desk, "--data", sw_dir.to_str().unwrap()], "desk-pw\n");
+    let sw = common::server::Server::start(&[
+        "switch",
+        "--cloud",
+        &top_url,
+        "--token",
+        token.trim(),
+        "--sip",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data",
+        sw_dir.to_str().unwrap(),
+        "--lookup-via-cloud",
+    ]);
+    assert!(eventually(10, || sw.text().contains("joined the cloud")), "{}", sw.text());
+    let rec_d = dir.path().join("d.wav");
+    let ed = endpoint("d");
+    let d = Softphone::start(
+        &region,
+        dir.path(),
+        mac_d,
+        region.dns,
+        &[
+            "--push",
+            &ed,
+            "--asleep",
+            "--top",
+            &top_url,
+            "--auto-answer",
+            "--record",
+            rec_d.to_str().unwrap(),
+        ],
+    );
+    d.expect_line("asleep: listening for push only", 10);
+    let pw = dir.path().join("desk-pw");
+    std::fs::write(&pw, "desk-pw\n").unwrap();
+    let desk_uri = format!("sip:8860299990001@{}", sw.field("sip"));
+    let desk_data = dir.path().join("desk");
+    let mut on_switch = Softphone::spawn(
+        &[
+            "phone",
+            "--switch",
+            &desk_uri,
+            "--switch-password-file",
+            pw.to_str().unwrap(),
+            "--data",
+            desk_data.to_str().unwrap(),
+            "--sip",
+            "127.0.0.1:0",
+            "--play",
+            &play,
+            "--duration",
+            "2",
+            "call",
+            &d.number,
+        ],
+        &[],
+    );
+    d.expect_line(&format!("woken by push: call from {desk}"), 15);
+    d.expect_line(&format!("{desk} presented the cloud's token: verified"), 20);
+    assert_eq!(on_switch.wait_exit(30), 0, "{:#?}\n{}", on_switch.lines(), sw.text());
+    d.expect_line(" ended: the other side hung up", 15);
+    common::tones::assert_heard_tone_48k(&rec_d, 1000.0);
+    assert!(sw.text().contains("registered after its push"), "{}", sw.text());
+
     let _ = svc.lines.lock().unwrap().len();
     drop(b);
     drop(c);
+    drop(d);
 }

@@ -295,9 +295,12 @@ struct Cloud {
     root: String,
 }
 
-/// Looks `callee` up as a phone does (NAPTR, the first contact).
-async fn direct(cloud: &Cloud, callee: Number) -> Designated {
-    let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
+/// How long a call waits for a callee the cloud woke by push to register.
+const PUSH_WAIT: Duration = Duration::from_secs(15);
+
+/// Looks `callee` up as a phone does (NAPTR): with the switch's resolver,
+/// or through the cloud's directory when it has none.
+async fn lookup(cloud: &Cloud, callee: Number) -> Option<Result<peerdial_resolve::Lookup, peerdial_resolve::ResolveError>> {
     // Without a resolver (`peerdial up` on high ports, where no recursive
     // resolver knows the tree), the cloud's directory names the region.
     let lookup = async {
@@ -306,14 +309,42 @@ async fn direct(cloud: &Cloud, callee: Number) -> Designated {
             None => peerdial_resolve::lookup_via_top(&cloud.url, callee, &cloud.root).await,
         }
     };
-    let found = tokio::time::timeout(Duration::from_secs(5), lookup).await;
-    match found {
-        Ok(Ok(peerdial_resolve::Lookup::Found { uri, .. })) => match peerdial_sip::call::uri_addr(&uri) {
+    tokio::time::timeout(Duration::from_secs(5), lookup).await.ok()
+}
+
+/// The first contact of `callee` (NAPTR order), as a phone calls it.
+async fn direct(cloud: &Cloud, callee: Number) -> Designated {
+    let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
+    match lookup(cloud, callee).await {
+        Some(Ok(peerdial_resolve::Lookup::Found { uri, .. })) => match peerdial_sip::call::uri_addr(&uri) {
             Some(addr) => Designated::Direct { uri, addr },
             None => refused(480, "Temporarily Unavailable (the callee's contact has no IP address)"),
         },
-        Ok(Ok(peerdial_resolve::Lookup::NoSuchNumber)) => refused(404, "Not Found (no such number)"),
-        Ok(Err(_)) | Err(_) => refused(503, "Service Unavailable (the callee's number did not resolve)"),
+        Some(Ok(peerdial_resolve::Lookup::NoSuchNumber)) => refused(404, "Not Found (no such number)"),
+        Some(Err(_)) | None => refused(503, "Service Unavailable (the callee's number did not resolve)"),
+    }
+}
+
+/// A callee the cloud woke by push: waits (at most [`PUSH_WAIT`]) until
+/// its own contact is back in DNS ahead of its mailbox, then calls it
+/// there with the cloud's token for the caller, as a phone does.
+async fn woken(cloud: &Cloud, callee: Number, token: String) -> Designated {
+    let deadline = tokio::time::Instant::now() + PUSH_WAIT;
+    loop {
+        if let Some(Ok(peerdial_resolve::Lookup::Found { uri, then })) = lookup(cloud, callee).await {
+            // `then` holds the mailbox once the phone's own contact leads.
+            if let (false, Some(addr)) = (then.is_empty(), peerdial_sip::call::uri_addr(&uri)) {
+                tracing::info!(%callee, "registered after its push");
+                return Designated::Woken { uri, addr, token };
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Designated::Refused {
+                code: 480,
+                why: "Temporarily Unavailable (the callee did not register after its push)".into(),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -339,10 +370,10 @@ async fn designate(cloud: &Cloud, caller: Number, callee: Number) -> Designated 
         200 => match serde_json::from_str::<peerdial_directory::designation::Route>(&text) {
             Ok(peerdial_directory::designation::Route::Switch { switch, key, .. }) => Designated::Switch { addr: switch, key },
             Ok(peerdial_directory::designation::Route::Direct) => direct(cloud, callee).await,
-            Ok(_) => refused(
-                480,
-                "Temporarily Unavailable (the callee sleeps until pushed; not done by a switch yet)",
-            ),
+            Ok(peerdial_directory::designation::Route::Push { token }) => {
+                tracing::info!(%callee, "the cloud woke the callee by push; waiting for it to register");
+                woken(cloud, callee, token).await
+            }
             Err(_) => refused(503, "Service Unavailable (an answer from the cloud we cannot read)"),
         },
         404 => refused(404, "Not Found (invalid call: unknown callee)"),

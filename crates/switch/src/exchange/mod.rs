@@ -32,6 +32,7 @@ use std::net::SocketAddr;
 
 use peerdial_directory::designation::{Accepted, SWITCH_KEY_HEADER};
 use peerdial_number::{Area, Number};
+use peerdial_push::token::HEADER as WAKE_TOKEN_HEADER;
 use peerdial_rendezvous::KeyRing;
 use peerdial_sip::call::{stateless_response, Call, State, Transmit};
 
@@ -102,6 +103,11 @@ pub enum Designated {
     /// The callee is a number with no switch: called at the contact its
     /// NAPTR records name (the edge looked it up), as a phone would.
     Direct { uri: String, addr: SocketAddr },
+    /// The callee sleeps until pushed: the cloud woke it, and it is back
+    /// at this contact; the INVITE presents the cloud's token for the
+    /// caller (`X-Peerdial-Wake-Token`), without which the woken phone
+    /// refuses the call.
+    Woken { uri: String, addr: SocketAddr, token: String },
     /// No route through a switch: the call is refused with this answer.
     Refused { code: u16, why: String },
 }
@@ -398,6 +404,7 @@ impl Exchange {
                 self.call_out(id, &uri, to, vec![(SWITCH_KEY_HEADER.to_string(), key)], now);
             }
             Designated::Direct { uri, addr } => self.call_out(id, &uri, addr, Vec::new(), now),
+            Designated::Woken { uri, addr, token } => self.call_out(id, &uri, addr, vec![(WAKE_TOKEN_HEADER.to_string(), token)], now),
             Designated::Refused { code, why } => {
                 let why: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
                 b.inbound.reject(code, &why, now);

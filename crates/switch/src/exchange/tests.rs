@@ -193,4 +193,34 @@ fn keys_admit_calls_to_a_device_and_its_own_calls_out_are_designated() {
     let (_, m) = out.iter().find(|(to, _)| *to == phone).expect("an INVITE to the number's contact");
     assert_eq!((m.method(), m.header(SWITCH_KEY_HEADER)), (Some("INVITE"), None));
     assert!(matches!(&m.start, StartLine::Request { uri: u, .. } if *u == uri), "{m:?}");
+
+    // A number the cloud woke by push: called at its contact with the
+    // cloud's token for this caller (the woken phone refuses a call
+    // without it), from the device's own number.
+    let _ = authorized(&mut x, "INVITE", "8860288887777", "out4", &[]);
+    let id = std::iter::from_fn(|| x.poll_event())
+        .find_map(|e| match e {
+            Event::Designate { id, .. } => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    let woken: SocketAddr = "127.0.0.1:5092".parse().unwrap();
+    x.designated(
+        id,
+        Designated::Woken {
+            uri: format!("sip:8860288887777@{woken}"),
+            addr: woken,
+            token: "the.cloud.token".into(),
+        },
+        T0 + 60,
+    );
+    let out = sent(&mut x);
+    let (_, m) = out.iter().find(|(to, _)| *to == woken).expect("an INVITE to the woken contact");
+    assert_eq!(m.method(), Some("INVITE"));
+    assert_eq!(m.header(peerdial_push::token::HEADER), Some("the.cloud.token"));
+    let desk_digits: String = DESK.chars().filter(char::is_ascii_digit).collect();
+    assert!(
+        m.header("From").is_some_and(|f| f.contains(&format!("sip:{desk_digits}@"))),
+        "{m:?}"
+    );
 }
