@@ -5,12 +5,16 @@
 //!
 //! At start the terminal is asked once which picture protocol it speaks
 //! (sixel, kitty, iTerm2) and its font size; a terminal that does not
-//! answer, or output that is not a terminal, gets Unicode half blocks.
+//! answer, or output that is not a terminal, gets Unicode half blocks. The
+//! choice is logged at debug level (`PEERDIAL_LOG=peerdial_phone::display=debug`):
+//! `pictures drawn with sixel (cell 8x17 px)`. xterm speaks sixel when started
+//! as a VT340 (`xterm -ti vt340`); its cell size comes from `CSI 16 t` when
+//! `allowWindowOps` is on, else from the pty's pixel size, which xterm sets.
 
 use std::time::{Duration, Instant};
 
 use ratatui::DefaultTerminal;
-use ratatui_image::picker::Picker;
+use ratatui_image::picker::{Picker, ProtocolType};
 
 use super::panes::{self, View};
 use super::{Display, Snapshot, UiEvent};
@@ -33,6 +37,13 @@ impl TerminalDisplay {
             Picker::halfblocks()
         });
         release_query_reader();
+        let cell = picker.font_size();
+        tracing::debug!(
+            "pictures drawn with {} (cell {}x{} px)",
+            protocol_name(picker.protocol_type()),
+            cell.width,
+            cell.height
+        );
         Ok(TerminalDisplay {
             terminal,
             view: View::new(picker),
@@ -54,6 +65,16 @@ impl TerminalDisplay {
             ratatui::restore();
             let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
         }
+    }
+}
+
+/// The protocol as users know it (what the debug log names).
+fn protocol_name(p: ProtocolType) -> &'static str {
+    match p {
+        ProtocolType::Sixel => "sixel",
+        ProtocolType::Kitty => "kitty",
+        ProtocolType::Iterm2 => "iterm2",
+        ProtocolType::Halfblocks => "half blocks",
     }
 }
 
