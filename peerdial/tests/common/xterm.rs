@@ -198,6 +198,8 @@ impl XtermPhone {
         std::fs::write(files.join("run.sh"), script).unwrap();
         let xterm = Command::new(require("xterm"))
             .env("DISPLAY", &x.display)
+            // UTF-8 whatever the test runner's locale (the panes' borders).
+            .env("LC_ALL", "C.UTF-8")
             .args(["-ti", "vt340", "-xrm", "XTerm*numColorRegisters: 256"])
             .args(["-fa", "monospace", "-fs", "10", "-geometry", "80x24", "-e", "/bin/sh"])
             .arg(files.join("run.sh"))

@@ -19,10 +19,8 @@ use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use peerdial_greetings::kitty_without_placeholders;
 use ratatui_image::picker::{Picker, ProtocolType};
-
-/// The first kitty that draws Unicode placeholders.
-const KITTY_PLACEHOLDERS: (u32, u32) = (0, 28);
 
 /// Asks the terminal (already in raw mode); logs the choice.
 pub fn query() -> Picker {
@@ -82,15 +80,6 @@ fn ask_version() -> Option<String> {
     rx.recv_timeout(Duration::from_secs(1)).ok()
 }
 
-/// kitty's version when the XTVERSION answer (`DCS >| kitty(0.26.5) ST`)
-/// names a kitty older than the placeholders; None for any other answer.
-fn kitty_without_placeholders(answer: &str) -> Option<&str> {
-    let version = answer.split("kitty(").nth(1)?.split(')').next()?;
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    let (major, minor) = (parts.next()??, parts.next()??);
-    ((major, minor) < KITTY_PLACEHOLDERS).then_some(version)
-}
-
 /// When the terminal does not answer the graphics query in time (tmux
 /// without passthrough, some consoles), ratatui-image gives up but leaves
 /// its reader thread blocked on stdin, where it would swallow the user's
@@ -102,23 +91,4 @@ fn release_query_reader() {
     let mut out = std::io::stdout();
     let _ = out.write_all(b"\x1b[5n");
     let _ = out.flush();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_kitty_older_than_placeholders_is_named() {
-        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(0.26.5)\x1b\\\x1b[0n"), Some("0.26.5"));
-        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(0.28.0)\x1b\\\x1b[0n"), None);
-        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(0.41.1)\x1b\\"), None);
-        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(1.0)\x1b\\"), None);
-        // Other terminals, no answer, garbage.
-        assert_eq!(kitty_without_placeholders("\x1bP>|XTerm(379)\x1b\\\x1b[0n"), None);
-        assert_eq!(kitty_without_placeholders("\x1b[0n"), None);
-        assert_eq!(kitty_without_placeholders("kitty(x.y)"), None);
-        assert_eq!(kitty_without_placeholders("kitty(0"), None);
-        assert_eq!(kitty_without_placeholders("kitty()"), None);
-    }
 }
