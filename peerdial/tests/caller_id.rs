@@ -10,6 +10,7 @@ use std::io::Cursor;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
+use common::xterm::{XtermPhone, Xvfb};
 use common::*;
 use peerdial_sip::digest::Algorithm;
 use peerdial_sip::message::{Message as Sip, StartLine};
@@ -23,13 +24,17 @@ fn png() -> Vec<u8> {
 
 /// PUTs a greeting; its update code.
 fn upload(http: SocketAddr, number: &str, kind: &str, auth: &str) -> String {
+    upload_png(http, number, kind, auth, &png())
+}
+
+fn upload_png(http: SocketAddr, number: &str, kind: &str, auth: &str, png: &[u8]) -> String {
     let path = format!("/api/v1/greetings/{number}/{kind}");
     let (s, j) = parse_http(&http_raw(
         http,
         "PUT",
         &path,
         &[("Authorization", auth), ("Content-Type", "image/png")],
-        &png(),
+        png,
     ));
     assert_eq!(s, 200, "{j}");
     j["etag"].as_str().unwrap().to_string()
@@ -193,8 +198,107 @@ fn a_call_between_two_regions_shows_the_caller_verified_with_its_greeting() {
         .unwrap()
         .count();
     assert!(cached >= 1);
-    caller.stop();
     callee.stop();
+    seen_in_a_graphics_terminal(&a, &b, dir.path(), unbound.addr, &mut caller, mac_caller);
+    caller.stop();
+}
+
+/// Orange and blue squares of 4 px: finer than a character cell, so only a
+/// picture drawn at pixel resolution (sixel, kitty) shows them. Half blocks
+/// (one colour per half cell) would show a blur of the two.
+const ORANGE: [u8; 3] = [250, 130, 20];
+const BLUE: [u8; 3] = [0, 60, 200];
+/// Sixel's palette is in percent: a channel may be off by a few steps.
+const TOLERANCE: u8 = 12;
+
+fn checkerboard() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(240, 120, |x, y| image::Rgb(if (x / 4 + y / 4) % 2 == 0 { ORANGE } else { BLUE }));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// The caller's greeting as a user of a graphics terminal sees it: a callee
+/// runs full-screen in xterm as a VT340 (sixel) on Xvfb, and the test reads
+/// the screen's pixels from Xvfb's framebuffer file. Only a real terminal
+/// shows whether ratatui-image's query, its sixel output, the picture's
+/// place, its removal at hang-up and the terminal given back at exit work;
+/// xterm is the one sixel terminal that runs headless from a Debian package
+/// (kitty needs OpenGL). Skipped where Xvfb or xterm is missing, unless CI.
+fn seen_in_a_graphics_terminal(
+    a: &Region,
+    b: &Region,
+    dir: &std::path::Path,
+    resolver: SocketAddr,
+    caller: &mut Softphone,
+    mac_caller: &str,
+) {
+    let Some(x) = Xvfb::start_if_installed() else { return };
+    let (user, pass) = phone_credentials(dir, mac_caller);
+    upload_png(a.http, &caller.number, "caller", &basic(&user, &pass), &checkerboard());
+    let mut tui = XtermPhone::start(&x, b, dir, "02:00:00:00:93:03", resolver, &[]);
+    let colours = [ORANGE, BLUE];
+    let picture_count = |screen: &common::xterm::Screen| screen.find(&colours, TOLERANCE).0;
+
+    caller.send(&format!("call {}", tui.number));
+    let mut seen = None;
+    eventually(10, || {
+        let s = x.screen();
+        let (counts, bounds) = s.find(&colours, TOLERANCE);
+        seen = bounds.filter(|_| counts.iter().all(|c| *c > 2_000)).map(|b| (s, b));
+        seen.is_some()
+    });
+    let log = tui.log();
+    let (screen, (x0, y0, x1, y1)) = seen.unwrap_or_else(|| panic!("the caller's picture is not on the screen; the phone's log:\n{log}"));
+    // The phone chose sixel, and says so with the terminal's cell size.
+    let chose = log
+        .lines()
+        .find(|l| l.contains("pictures drawn with"))
+        .unwrap_or_else(|| panic!("no protocol line in the log:\n{log}"));
+    assert!(chose.contains("pictures drawn with sixel"), "{chose}");
+    let cell = chose
+        .split("cell ")
+        .nth(1)
+        .and_then(|c| c.trim_end_matches(|c: char| !c.is_ascii_digit()).split_once('x'));
+    let (cell_w, cell_h): (usize, usize) = cell.map(|(w, h)| (w.parse().unwrap(), h.parse().unwrap())).expect(chose);
+    // Pixel resolution: across the middle of the picture the two colours
+    // alternate in runs shorter than a cell's width, and down it in runs
+    // shorter than half a cell's height (what half blocks could do).
+    let across = screen.runs((x0..x1).map(|x| (x, (y0 + y1) / 2)), &colours, TOLERANCE);
+    let down = screen.runs((y0..y1).map(|y| ((x0 + x1) / 2, y)), &colours, TOLERANCE);
+    assert!(
+        across.len() >= 20 && across.iter().all(|n| *n < cell_w),
+        "across: {across:?} (cell {cell_w} px wide)"
+    );
+    assert!(
+        down.len() >= 10 && down.iter().all(|n| *n < cell_h / 2),
+        "down: {down:?} (cell {cell_h} px high)"
+    );
+
+    // Hung up: the picture is gone from the screen.
+    caller.send("hangup");
+    assert!(
+        eventually(10, || picture_count(&x.screen()).iter().sum::<usize>() == 0),
+        "the picture stayed on the screen after the hang-up"
+    );
+    // Ringing again, the phone quits: the terminal is given back (line
+    // mode, echo) with no picture left on it.
+    caller.send(&format!("call {}", tui.number));
+    assert!(
+        eventually(10, || picture_count(&x.screen()).iter().all(|c| *c > 2_000)),
+        "no picture the second time"
+    );
+    let (code, modes) = tui.stop();
+    assert_eq!(code, 0, "{}", tui.log());
+    let modes: Vec<&str> = modes.split_whitespace().collect();
+    assert!(
+        modes.contains(&"icanon") && modes.contains(&"echo"),
+        "the terminal was left raw: {modes:?}"
+    );
+    assert!(
+        eventually(5, || picture_count(&x.screen()).iter().sum::<usize>() == 0),
+        "the picture stayed on the screen after the phone quit"
+    );
 }
 
 #[test]

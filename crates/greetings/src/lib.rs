@@ -30,4 +30,4 @@ pub use error::GreetingError;
 pub use etag::{etag_of, if_none_match};
 pub use kind::Kind;
 pub use normalize::{fit_within, normalize, Greeting, UploadLimits, GREETING_BOX, MAX_ALLOC, MAX_DIMENSION, MAX_UPLOAD_BYTES};
-pub use terminal::{decode_picture, half_blocks};
+pub use terminal::{decode_picture, half_blocks, kitty_without_placeholders};

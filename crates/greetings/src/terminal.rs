@@ -1,7 +1,8 @@
 //! Pictures for terminals: a fetched greeting decoded under the upload
 //! limits (for a terminal widget to draw), and the plain fallback, Unicode
 //! half blocks in 24-bit colour, for terminals without sixel or kitty
-//! graphics.
+//! graphics; and which kitty cannot draw the pictures a terminal widget
+//! sends it (its version answer).
 
 use image::imageops::FilterType;
 use image::DynamicImage;
@@ -69,4 +70,37 @@ fn push_cell(line: &mut String, top: Option<[u8; 3]>, bottom: Option<[u8; 3]>) {
         (None, Some(b)) => write!(line, "\x1b[49;38;2;{};{};{}m\u{2584}", b[0], b[1], b[2]),
         (None, None) => write!(line, "\x1b[0m "),
     };
+}
+
+/// The first kitty that draws Unicode placeholders.
+const KITTY_PLACEHOLDERS: (u32, u32) = (0, 28);
+
+/// kitty's version when a terminal's XTVERSION answer (`DCS >|kitty(0.26.5)
+/// ST`) names a kitty older than 0.28, the first to draw Unicode
+/// placeholders (how ratatui-image places kitty pictures); None for any
+/// other answer. The answer is whatever the terminal sent.
+pub fn kitty_without_placeholders(answer: &str) -> Option<&str> {
+    let version = answer.split("kitty(").nth(1)?.split(')').next()?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next()??, parts.next()??);
+    ((major, minor) < KITTY_PLACEHOLDERS).then_some(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_kitty_older_than_placeholders_is_named() {
+        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(0.26.5)\x1b\\\x1b[0n"), Some("0.26.5"));
+        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(0.28.0)\x1b\\\x1b[0n"), None);
+        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(0.41.1)\x1b\\"), None);
+        assert_eq!(kitty_without_placeholders("\x1bP>|kitty(1.0)\x1b\\"), None);
+        // Other terminals, no answer, garbage.
+        assert_eq!(kitty_without_placeholders("\x1bP>|XTerm(379)\x1b\\\x1b[0n"), None);
+        assert_eq!(kitty_without_placeholders("\x1b[0n"), None);
+        assert_eq!(kitty_without_placeholders("kitty(x.y)"), None);
+        assert_eq!(kitty_without_placeholders("kitty(0"), None);
+        assert_eq!(kitty_without_placeholders("kitty()"), None);
+    }
 }

@@ -20,6 +20,7 @@ pub mod mailbox;
 pub mod server;
 pub mod tones;
 pub mod top;
+pub mod xterm;
 
 /// The peers' configuration texts, shared with the benchmarks.
 #[path = "../../src/peer_conf.rs"]

@@ -10,7 +10,8 @@
 //! - [`TerminalDisplay`] (`terminal.rs`): a full-screen ratatui view split
 //!   in panes (`panes/`: the call, the greeting picture, contacts, recent
 //!   events, the footer), with single keys (`keys.rs`) that stand for the
-//!   same command lines.
+//!   same command lines, and pictures in the protocol the terminal speaks
+//!   (`picker.rs`).
 //!
 //! What this is not: the phone's state (lib.rs and its modules own it and
 //! only hand a snapshot over), or a source of commands of its own — a key
@@ -19,6 +20,7 @@
 mod keys;
 mod log;
 pub mod panes;
+mod picker;
 mod terminal;
 
 use std::net::{IpAddr, SocketAddr};

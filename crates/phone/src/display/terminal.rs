@@ -4,13 +4,11 @@
 //! failed), and on panic (ratatui's hook restores it before the message).
 //!
 //! At start the terminal is asked once which picture protocol it speaks
-//! (sixel, kitty, iTerm2) and its font size; a terminal that does not
-//! answer, or output that is not a terminal, gets Unicode half blocks.
+//! (`picker.rs`).
 
 use std::time::{Duration, Instant};
 
 use ratatui::DefaultTerminal;
-use ratatui_image::picker::Picker;
 
 use super::panes::{self, View};
 use super::{Display, Snapshot, UiEvent};
@@ -28,11 +26,7 @@ impl TerminalDisplay {
     /// terminal as it was.
     pub fn new() -> std::io::Result<TerminalDisplay> {
         let terminal = ratatui::try_init()?;
-        let picker = Picker::from_query_stdio().unwrap_or_else(|e| {
-            tracing::debug!("terminal graphics query: {e}; drawing pictures with half blocks");
-            Picker::halfblocks()
-        });
-        release_query_reader();
+        let picker = super::picker::query();
         Ok(TerminalDisplay {
             terminal,
             view: View::new(picker),
@@ -55,20 +49,6 @@ impl TerminalDisplay {
             let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
         }
     }
-}
-
-/// When the terminal does not answer the graphics query in time (tmux
-/// without passthrough, some consoles), ratatui-image gives up but leaves
-/// its reader thread blocked on stdin, where it would swallow the user's
-/// first keys. Asking for a plain status report (DSR, which every terminal
-/// and tmux itself answer) hands that reader the answer it waits for, and
-/// it ends. If no reader is waiting, the key reader drops the answer as an
-/// unknown sequence.
-fn release_query_reader() {
-    use std::io::Write;
-    let mut out = std::io::stdout();
-    let _ = out.write_all(b"\x1b[5n");
-    let _ = out.flush();
 }
 
 impl Display for TerminalDisplay {
