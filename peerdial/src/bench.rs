@@ -148,7 +148,7 @@ enum Which {
         #[arg(long, default_value_t = 10)]
         watchers: u32,
         /// State changes per second, one step each.
-        #[arg(long, value_delimiter = ',', default_value = "200,1000,2000")]
+        #[arg(long, value_delimiter = ',', default_value = "200,1000,2000,3000")]
         rates: Vec<u32>,
         /// Seconds of changes per step.
         #[arg(long, default_value_t = 4)]
