@@ -140,7 +140,8 @@ enum Which {
         no_pin: bool,
     },
     /// Presence fan-out: NOTIFYs delivered per second and change → NOTIFY
-    /// p50/p99, Kamailio's presence module (in memory) as the reference.
+    /// p50/p99, Kamailio's presence module (in memory) as the reference,
+    /// both driven by SIPp (watcher and publisher scenarios).
     Presence {
         #[arg(long, default_value_t = 1000)]
         presentities: u32,
