@@ -110,14 +110,6 @@ route[PRESENCE] {{
     }
 
     pub(super) fn stop(mut self) {
-        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::stop_by_pid(&mut self.child, Duration::from_secs(10));
     }
 }

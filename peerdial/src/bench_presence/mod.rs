@@ -266,11 +266,17 @@ impl RegionProcess {
     }
 
     pub(crate) fn stop(mut self) {
-        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
-        if !wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_)))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_by_pid(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// SIGTERM to `child` by its PID, then SIGKILL if it has not exited
+/// `within`.
+fn stop_by_pid(child: &mut std::process::Child, within: Duration) {
+    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    if !wait_until(within, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

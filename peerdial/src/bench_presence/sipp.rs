@@ -76,11 +76,7 @@ impl Sipp {
     /// SIGTERM (SIPp ends at once; its log is written as it goes), then
     /// SIGKILL if it is still there after 5 s.
     fn stop(&mut self) {
-        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
-        if !wait_until(Duration::from_secs(5), || self.exited()) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        super::stop_by_pid(&mut self.child, Duration::from_secs(5));
     }
 
     fn log_text(&self) -> String {
