@@ -140,7 +140,8 @@ enum Which {
         no_pin: bool,
     },
     /// Presence fan-out: NOTIFYs delivered per second and change → NOTIFY
-    /// p50/p99, Kamailio's presence module (in memory) as the reference.
+    /// p50/p99, Kamailio's presence module (in memory) as the reference,
+    /// both driven by SIPp (watcher and publisher scenarios).
     Presence {
         #[arg(long, default_value_t = 1000)]
         presentities: u32,
@@ -148,16 +149,20 @@ enum Which {
         #[arg(long, default_value_t = 10)]
         watchers: u32,
         /// State changes per second, one step each.
-        #[arg(long, value_delimiter = ',', default_value = "200,1000,2000")]
+        #[arg(long, value_delimiter = ',', default_value = "200,1000,2000,3000")]
         rates: Vec<u32>,
         /// Seconds of changes per step.
         #[arg(long, default_value_t = 4)]
         seconds: u32,
-        /// Watcher sockets, each on its own loopback address (127.0.1.x).
-        /// 50 keeps each address within the region's default flood limits
-        /// (200 subscriptions per address arrive within the burst).
+        /// Watcher addresses (127.0.1.x, one SIPp socket each). 50 keeps
+        /// each address within the region's default flood limits (200
+        /// subscriptions per address arrive within the burst).
         #[arg(long, default_value_t = 50)]
-        sockets: u32,
+        addresses: u32,
+        /// Watcher SIPp processes sharing the addresses (SIPp is
+        /// single-threaded).
+        #[arg(long, default_value_t = 4)]
+        sipp_watchers: u32,
         #[arg(long)]
         no_pin: bool,
     },
@@ -354,7 +359,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             watchers,
             rates,
             seconds,
-            sockets,
+            addresses,
+            sipp_watchers,
             no_pin,
         } => {
             let w = crate::bench_presence::Workload {
@@ -362,7 +368,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 watchers_per: watchers,
                 rates,
                 seconds,
-                sockets,
+                addresses,
+                sipp_watchers,
             };
             tokio::task::spawn_blocking(move || crate::bench_presence::presence(w, !no_pin)).await?
         }
