@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,7 +34,18 @@ const CACHE_CONTROL: &str = "public, max-age=60";
 
 struct Stored {
     etag: String,
+    /// The `ETag` header, built once: every GET sends it.
+    header: HeaderValue,
     png: Option<Bytes>,
+}
+
+impl Stored {
+    fn new(etag: String, png: Option<Bytes>) -> Stored {
+        // An update code is hex in quotes; one that is not a header value
+        // (never written by us) is sent as nothing rather than panicking.
+        let header = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        Stored { etag, header, png }
+    }
 }
 
 /// Every number's update codes, and the pictures that fit in memory.
@@ -54,7 +65,7 @@ impl Greetings {
                 let bad = || RegionError::BadRow(format!("greeting {n}/{kind}"));
                 let n = Number::from_u64(n as u64).map_err(|_| bad())?;
                 let kind = Kind::parse(&kind).ok_or_else(bad)?;
-                index.insert((n, kind), Stored { etag, png: None });
+                index.insert((n, kind), Stored::new(etag, None));
             }
         }
         Ok(g)
@@ -77,7 +88,7 @@ impl Greetings {
             *used = 0;
         }
         *used += add;
-        if let Some(old) = index.insert((n, kind), Stored { etag, png }) {
+        if let Some(old) = index.insert((n, kind), Stored::new(etag, png)) {
             *used = used.saturating_sub(old.png.map_or(0, |b| b.len()));
         }
     }
@@ -161,24 +172,24 @@ async fn fetch(State(shared): State<Arc<Shared>>, Path((number, kind)): Path<(St
         Ok(t) => t,
         Err(r) => return r,
     };
+    let asked = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    // One look under the lock: the update code, whether the asker has it,
+    // and the picture when it is in memory.
     let cached = shared
         .greetings
         .index
         .read()
         .expect("greetings lock")
         .get(&(n, kind))
-        .map(|s| (s.etag.clone(), s.png.clone()));
-    let Some((etag, png)) = cached else {
+        .map(|s| (s.header.clone(), asked.is_some_and(|v| if_none_match(v, &s.etag)), s.png.clone()));
+    let Some((etag, unchanged, png)) = cached else {
         return error(StatusCode::NOT_FOUND, format!("{n} has no {} greeting", kind.as_str()));
     };
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| if_none_match(v, &etag));
+    let cache_control = HeaderValue::from_static(CACHE_CONTROL);
     if unchanged {
         return (
             StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag), (header::CACHE_CONTROL, CACHE_CONTROL.into())],
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
         )
             .into_response();
     }
@@ -196,9 +207,9 @@ async fn fetch(State(shared): State<Arc<Shared>>, Path((number, kind)): Path<(St
     };
     (
         [
-            (header::CONTENT_TYPE, "image/png".to_string()),
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
             (header::ETAG, etag),
-            (header::CACHE_CONTROL, CACHE_CONTROL.into()),
+            (header::CACHE_CONTROL, cache_control),
         ],
         png,
     )
