@@ -143,6 +143,28 @@ fn unknown_number_busy_no_answer_and_cancel() {
         callee.lines()
     );
 
+    // The callee dies while ringing, the user hangs up and dials again at
+    // once: the CANCEL nobody answers does not hold the line.
+    let mut caller = Softphone::start(&r, dir.path(), "02:00:00:00:03:03", r.dns, &[]);
+    caller.send(&format!("call {}", callee.number));
+    caller.expect_line("ringing", 10);
+    callee.child.kill().unwrap();
+    callee.child.wait().unwrap();
+    caller.send("hangup");
+    caller.send(&format!("call {}", callee.number));
+    assert!(
+        eventually(5, || caller.lines().iter().filter(|l| l.starts_with("dialing ")).count() == 2),
+        "{:#?}",
+        caller.lines()
+    );
+    assert!(
+        !caller.lines().iter().any(|l| l.contains("already in a call")),
+        "{:#?}",
+        caller.lines()
+    );
+    drop(caller);
+    let mut callee = Softphone::start(&r, dir.path(), "02:00:00:00:03:02", r.dns, &[]);
+
     // Busy: the callee is talking to someone else (and has no call
     // waiting), exit 4.
     callee.stop();

@@ -12,7 +12,7 @@ use std::time::Instant;
 use peerdial_media::sdp::{self, Sdp};
 use peerdial_media::{audio, Channel, MediaEvent, MediaSession, Negotiated};
 use peerdial_number::Number;
-use peerdial_sip::call::{Call, CallEvent, End, Role};
+use peerdial_sip::call::{Call, CallEvent, End, Role, State};
 use tokio::net::UdpSocket;
 
 use crate::display::UiEvent;
@@ -154,9 +154,11 @@ pub(crate) fn describe(end: &End) -> (String, i32) {
     }
 }
 impl Phone {
-    /// In a call (or calling, or ringing).
+    /// In a call (or calling, or ringing). A call the user is in: one they hung up is over for them even
+    /// while its BYE or CANCEL waits for an answer (up to 32 s from a
+    /// callee that died), so it does not hold the line for the next call.
     pub(crate) fn busy(&self) -> bool {
-        self.live_calls() > 0
+        self.calls.values().any(|s| !matches!(s.call.state(), State::Ended | State::Ending))
     }
 
     pub(crate) fn slot(&self, call: Call, peer: String, rtp: UdpSocket, rtcp: UdpSocket, offer: Option<Sdp>) -> Slot {
