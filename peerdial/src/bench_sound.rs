@@ -17,8 +17,16 @@
 //!
 //! ALSA's null device keeps no time of its own: the pipes are the card's
 //! clock. Both ends are read and written 10–20 ms at a time at real-time
-//! pace, and each pipe holds one page (4 KiB, 43 ms) so that neither side
-//! can run ahead; that page counts as the card's own buffer.
+//! pace, and each pipe holds one page (4 KiB) so that neither side can run
+//! ahead. The `file` plugin itself holds back one whole ring buffer (two
+//! periods) of what is played before it writes it on: that is the card's
+//! ring, the same for every row. A pull-model player (cpal's callback,
+//! baresip's thread) always has something to write, so the speaker pipe
+//! behind the ring stays full, a buffer a real card does not have; the
+//! speaker side is therefore 8 channels of 32-bit samples, so that its page
+//! is 128 frames (2.7 ms), and the bench reports how full it was (FIONREAD
+//! before each read). With mono 16-bit samples the page was 43 ms, charged
+//! to whichever player kept it full.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +45,10 @@ const FRAME: usize = RATE / 50;
 /// A burst every this many frames (1 s), lasting `BURST` frames.
 const EVERY: u64 = 50;
 const BURST: u64 = 5;
+/// The speaker pipe's frames: 8 channels of S32_LE (a 4 KiB page is
+/// 128 frames, 2.7 ms); the bench listens to the first channel.
+const SPEAKER_CHANNELS: usize = 8;
+const SPEAKER_FRAME_BYTES: usize = SPEAKER_CHANNELS * 4;
 
 /// One phone's sound card: its ALSA configuration and the two pipes.
 struct Card {
@@ -61,7 +73,7 @@ impl Card {
                 r#"pcm.!default {{ type asym capture.pcm "mic" playback.pcm "speaker" }}
 pcm.mic {{ type plug slave {{ pcm "micfile" rate {RATE} channels 1 format S16_LE }} }}
 pcm.micfile {{ type file slave.pcm {{ type null }} file "/dev/null" infile "{}" format "raw" }}
-pcm.speaker {{ type plug slave {{ pcm "speakerfile" rate {RATE} channels 1 format S16_LE }} }}
+pcm.speaker {{ type plug slave {{ pcm "speakerfile" rate {RATE} channels {SPEAKER_CHANNELS} format S32_LE }} }}
 pcm.speakerfile {{ type file slave.pcm {{ type null }} file "{}" format "raw" }}
 pcm.silent {{ type null }}
 "#,
@@ -130,34 +142,64 @@ fn speak(pipe: PathBuf, bursts: Option<Arc<Mutex<Vec<Instant>>>>, stop: Arc<Atom
     })
 }
 
-/// Listens on `pipe` as the device fills it until `stop`; with `onsets`,
-/// notes when each burst starts to sound (the first loud sample after
-/// 200 ms of quiet, timed back from when its block arrived).
-fn listen(pipe: PathBuf, onsets: Option<Arc<Mutex<Vec<Instant>>>>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// Bytes waiting in a pipe.
+fn queued(f: &std::fs::File) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int, to `n`, which outlives the call.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r == 0 {
+        n.max(0) as usize
+    } else {
+        0
+    }
+}
+
+/// What the listener saw: burst onsets, and the speaker pipe's fill before
+/// each read (sum in frames, reads).
+#[derive(Default)]
+struct Heard {
+    onsets: Vec<Instant>,
+    fill: (u64, u64),
+}
+
+/// Listens on `pipe` (the speaker's 8-channel S32_LE frames) as the device
+/// fills it until `stop`; with `heard`, notes when each burst starts to
+/// sound (the first loud sample after 200 ms of quiet, timed back from
+/// when its block arrived) and how full the pipe was.
+fn listen(pipe: PathBuf, heard: Option<Arc<Mutex<Heard>>>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut quiet = 0usize;
         while !stop.load(Ordering::SeqCst) {
             let Ok(mut f) = std::fs::File::open(&pipe) else { return };
             small_pipe(&f);
             // 10 ms at a time, at the card's pace.
-            let mut buf = vec![0u8; FRAME];
+            let mut buf = vec![0u8; FRAME / 2 * SPEAKER_FRAME_BYTES];
             let start = Instant::now();
             let mut k = 0u32;
             while !stop.load(Ordering::SeqCst) {
                 k += 1;
                 let due = start + Duration::from_millis(10) * k;
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let fill = queued(&f) / SPEAKER_FRAME_BYTES;
                 if f.read_exact(&mut buf).is_err() {
                     break;
                 }
                 let now = Instant::now();
-                let Some(onsets) = &onsets else { continue };
-                let samples: Vec<i16> = buf.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                let Some(heard) = &heard else { continue };
+                let mut heard = heard.lock().expect("heard");
+                heard.fill.0 += fill as u64;
+                heard.fill.1 += 1;
+                // The first channel's 16 high bits.
+                let samples: Vec<i16> = buf
+                    .chunks_exact(SPEAKER_FRAME_BYTES)
+                    .map(|b| i16::from_le_bytes([b[2], b[3]]))
+                    .collect();
                 for (i, s) in samples.iter().enumerate() {
                     if s.unsigned_abs() > 3_000 {
                         if quiet >= RATE / 5 {
                             let back = Duration::from_secs_f64((samples.len() - i) as f64 / RATE as f64);
-                            onsets.lock().expect("onsets").push(now - back);
+                            heard.onsets.push(now - back);
                         }
                         quiet = 0;
                     } else {
@@ -176,6 +218,8 @@ struct Measured {
     /// CPU ms per second of call, per phone (caller, callee).
     cpu: (f64, f64),
     bursts: usize,
+    /// The speaker pipe's mean fill before each read, ms.
+    pipe_ms: f64,
 }
 
 /// Pairs each onset with the burst spoken just before it.
@@ -196,18 +240,18 @@ fn latencies(bursts: &[Instant], onsets: &[Instant]) -> Vec<f64> {
 struct Person {
     stop: Arc<AtomicBool>,
     bursts: Arc<Mutex<Vec<Instant>>>,
-    onsets: Arc<Mutex<Vec<Instant>>>,
+    heard: Arc<Mutex<Heard>>,
 }
 
 impl Person {
     fn start(a: &Card, b: &Card) -> Person {
         let stop = Arc::new(AtomicBool::new(false));
-        let (bursts, onsets) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let (bursts, heard) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Heard::default())));
         speak(a.mic.clone(), Some(bursts.clone()), stop.clone());
         speak(b.mic.clone(), None, stop.clone());
         listen(a.speaker.clone(), None, stop.clone());
-        listen(b.speaker.clone(), Some(onsets.clone()), stop.clone());
-        Person { stop, bursts, onsets }
+        listen(b.speaker.clone(), Some(heard.clone()), stop.clone());
+        Person { stop, bursts, heard }
     }
 
     /// Counts for `seconds` after a 2 s warm-up.
@@ -215,18 +259,19 @@ impl Person {
         let cpu = |pid: u32| cpu_of(&pid.to_string()).0;
         std::thread::sleep(Duration::from_secs(2));
         self.bursts.lock().expect("bursts").clear();
-        self.onsets.lock().expect("onsets").clear();
+        *self.heard.lock().expect("heard") = Heard::default();
         let before = (cpu(pids.0), cpu(pids.1));
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs(seconds as u64));
         let secs = t0.elapsed().as_secs_f64();
         let after = (cpu(pids.0), cpu(pids.1));
         let bursts = self.bursts.lock().expect("bursts").clone();
-        let onsets = self.onsets.lock().expect("onsets").clone();
+        let heard = std::mem::take(&mut *self.heard.lock().expect("heard"));
         Measured {
-            latency: latencies(&bursts, &onsets),
+            latency: latencies(&bursts, &heard.onsets),
             cpu: ((after.0 - before.0) * 1000.0 / secs, (after.1 - before.1) * 1000.0 / secs),
             bursts: bursts.len(),
+            pipe_ms: heard.fill.0 as f64 * 1000.0 / RATE as f64 / heard.fill.1.max(1) as f64,
         }
     }
 }
@@ -373,13 +418,13 @@ module_app account.so\nmodule_app menu.so\n"
 }
 
 /// The device layer alone, no phone: `arecord` on the caller's card piped
-/// into `aplay` on the callee's, both with 20 ms periods (what our phone
-/// asks for). What the phones add is the difference.
+/// into `aplay` on the callee's, both with 10 ms periods and a ring of two
+/// (what our phone asks for). What the phones add is the difference.
 fn devices_alone(dir: &Path, seconds: u32) -> Result<Measured> {
     let (a, b) = (Card::new(dir, "alone-a")?, Card::new(dir, "alone-b")?);
     let person = Person::start(&a, &b);
     let format = ["-t", "raw", "-f", "S16_LE", "-r", "48000", "-c", "1"];
-    let periods = ["--period-time=20000", "--buffer-time=40000", "-q", "-D", "default"];
+    let periods = ["--period-time=10000", "--buffer-time=20000", "-q", "-D", "default"];
     let mut rec = Command::new(tool("arecord")?)
         .args(format)
         .args(periods)
@@ -402,12 +447,13 @@ fn devices_alone(dir: &Path, seconds: u32) -> Result<Measured> {
 fn row(name: &str, m: &mut Measured) -> String {
     m.latency.sort_by(f64::total_cmp);
     format!(
-        "| {name} | {} of {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} |",
+        "| {name} | {} of {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} |",
         m.latency.len(),
         m.bursts,
         percentile(&m.latency, 0.5),
         percentile(&m.latency, 0.99),
         m.latency.last().copied().unwrap_or(f64::NAN),
+        m.pipe_ms,
         m.cpu.0,
         m.cpu.1
     )
@@ -424,11 +470,11 @@ pub async fn mouth_to_ear(seconds: u32) -> Result<()> {
     let path = dir.path().to_path_buf();
     let mut alone = tokio::task::spawn_blocking(move || devices_alone(&path, seconds)).await??;
     println!("mouth-to-ear through the sound device layer (ALSA plug/file/null at 48 kHz), PCMU, {seconds} s a pair");
-    println!("| phones | bursts heard | p50 ms | p99 ms | max ms | CPU ms/s caller / callee |");
-    println!("|---|---|---|---|---|---|");
+    println!("| phones | bursts heard | p50 ms | p99 ms | max ms | speaker pipe ms | CPU ms/s caller / callee |");
+    println!("|---|---|---|---|---|---|---|");
     println!("{}", row("peerdial phone ↔ peerdial phone", &mut ours));
     println!("{}", row("baresip ↔ baresip (alsa)", &mut theirs));
-    println!("{}", row("the devices alone (arecord | aplay, 20 ms periods)", &mut alone));
+    println!("{}", row("the devices alone (arecord | aplay, 10 ms periods)", &mut alone));
     let p99 = |m: &Measured| percentile(&m.latency, 0.99);
     let p50 = |m: &Measured| percentile(&m.latency, 0.5);
     println!(

@@ -18,7 +18,8 @@ use common::*;
 use peerdial_media::audio::{frequency, read_wav, rms, tone, write_wav};
 
 const RATE: usize = 48_000;
-/// 20 ms of 16-bit mono at 48 kHz: the period the phone asks for.
+/// 20 ms of 16-bit mono at 48 kHz: a network frame (two of the 10 ms
+/// periods the phone asks for).
 const CHUNK: usize = RATE / 50 * 2;
 
 fn mkfifo(p: &Path) {

@@ -239,7 +239,7 @@ impl Phone {
     /// Asks for the next marquee item when it is time.
     pub(crate) fn poll_marquee(&mut self, now: u64) {
         let every = self.cfg.marquee_interval_ms;
-        if every == 0 || self.marquee.in_flight || now < self.marquee.next_poll || self.snapshot.registered != Some(true) {
+        if self.marquee_wake() > now {
             return;
         }
         self.marquee.in_flight = true;
@@ -264,8 +264,10 @@ impl Phone {
         }
     }
 
+    /// When the marquee is next asked for (never while unregistered: the
+    /// event loop would find it due on every turn).
     pub(crate) fn marquee_wake(&self) -> u64 {
-        if self.cfg.marquee_interval_ms == 0 || self.marquee.in_flight {
+        if self.cfg.marquee_interval_ms == 0 || self.marquee.in_flight || self.snapshot.registered != Some(true) {
             u64::MAX
         } else {
             self.marquee.next_poll

@@ -356,8 +356,11 @@ impl Phone {
                 }
                 quit_deadline.get_or_insert(self.now() + 2_000);
             }
-            let wake = self.next_wake().min(quit_deadline.unwrap_or(u64::MAX));
-            let sleep_for = std::time::Duration::from_millis(wake.saturating_sub(self.now()).min(1_000));
+            let wake = self.next_wake().min(quit_deadline.unwrap_or(u64::MAX)).min(self.now() + 1_000);
+            // Until that millisecond of the phone's clock, not for a count
+            // of whole milliseconds from now (which wakes up to a
+            // millisecond early, to find nothing due and sleep again).
+            let until = tokio::time::Instant::from_std(self.clock + std::time::Duration::from_millis(wake));
             tokio::select! {
                 r = sip.recv_from(&mut buf) => match r {
                     // Asleep: no SIP at all until a push wakes us.
@@ -371,7 +374,7 @@ impl Phone {
                 Some(m) = self.media_rx.recv() => self.on_media(m),
                 Some(c) = self.cmd_rx.recv() => self.on_command(c),
                 Some(f) = self.flow.events_rx.recv() => self.on_flow(f),
-                _ = tokio::time::sleep(sleep_for) => {}
+                _ = tokio::time::sleep_until(until) => {}
             }
             self.on_time();
             self.display.tick(&self.snapshot);
@@ -384,10 +387,7 @@ impl Phone {
         let mut t = self.next_address_check.min(self.next_greeting_poll).min(self.sound_wake());
         t = t.min(self.presence.poll_timeout()).min(self.marquee_wake());
         t = t.min(self.reg.poll_timeout().unwrap_or(u64::MAX)).min(self.mailbox.poll_timeout());
-        t = t.min(self.flow.poll_timeout());
-        if self.snapshot.registered == Some(true) {
-            t = t.min(self.mailbox.next_poll);
-        }
+        t = t.min(self.flow.poll_timeout()).min(self.mailbox_wake());
         for s in self.calls.values() {
             t = t.min(s.call.poll_timeout().unwrap_or(u64::MAX));
             t = t.min(s.media.as_ref().map(|m| m.poll_timeout()).unwrap_or(u64::MAX));
@@ -456,7 +456,7 @@ impl Phone {
         for f in failures {
             self.emit(UiEvent::Error(f));
         }
-        self.pump_sound();
+        self.pump_sound(now);
     }
 
     /// A new local address (a new DHCP lease, another network): register it.

@@ -456,9 +456,21 @@ impl Phone {
         if let Some(w) = self.mailbox.mwi.as_mut().filter(|w| w.poll_timeout().is_some_and(|t| t <= now)) {
             w.handle_timeout(now);
         }
-        // A `call N` phone is gone before anything arrives: it does not ask.
-        if self.mailbox.next_poll <= now && self.snapshot.registered == Some(true) && self.cfg.dial.is_none() && self.cfg.switch.is_none() {
+        if self.mailbox_wake() <= now {
             self.fetch_mailbox(false);
+        }
+    }
+
+    /// When the mailbox is next asked for: never by a `call N` phone (it is
+    /// gone before anything arrives), a switch's device or a phone not
+    /// registered. The event loop sleeps until then, so a poll that will
+    /// not happen must not be due (it was, for a `call N` phone: a wake-up
+    /// every millisecond for the whole call).
+    pub(crate) fn mailbox_wake(&self) -> u64 {
+        if self.snapshot.registered == Some(true) && self.cfg.dial.is_none() && self.cfg.switch.is_none() {
+            self.mailbox.next_poll
+        } else {
+            u64::MAX
         }
     }
 

@@ -46,7 +46,10 @@ pub(crate) struct SoundSide {
     codec_buf: Vec<i16>,
     /// A voice message playing on the speaker (at the output's rate).
     clip: std::collections::VecDeque<i16>,
+    /// Passes through `pump_call`, and when the latency log next shows the
+    /// levels.
     ticks: u64,
+    next_levels: u64,
 }
 
 impl SoundSide {
@@ -151,20 +154,25 @@ impl SoundSide {
 
     /// Moves one tick's played-out audio from `media` to the speaker;
     /// `beep`: a second call is waiting.
-    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession, beep: bool) {
+    fn pump_call(&mut self, call_id: &str, media: &mut MediaSession, beep: bool, now: u64) {
         self.link(call_id, media.sample_rate());
         let (Some(dev), Some(link)) = (&self.dev, &mut self.link) else {
             return;
         };
         self.tone = None;
         self.ticks += 1;
-        if self.ticks.is_multiple_of(50) {
+        if now >= self.next_levels {
+            // Once a second: each stage's level (samples at the device's
+            // rate for the drift buffers; `kept`: what each keeps after
+            // reads now), and how often the loop came here.
+            self.next_levels = now + 1_000;
             tracing::debug!(
                 target: "peerdial::latency",
-                capture_drift = dev.input.as_ref().map_or(0, |i| i.level()),
+                capture_drift = ?dev.input.as_ref().map(|i| i.levels()),
                 capture_queue = media.capture_queued(),
                 jitter = ?media.jitter_depth(),
-                playout_drift = dev.output.as_ref().map_or(0, |o| o.level()),
+                playout_drift = ?dev.output.as_ref().map(|o| o.levels()),
+                ticks = self.ticks,
                 "levels"
             );
         }
@@ -216,12 +224,16 @@ impl SoundSide {
 }
 
 impl Phone {
-    /// When the device next needs attention.
+    /// When the device next needs attention: every tick while a tone or a
+    /// voice message plays; never for a call on the device, whose own
+    /// media timers move its audio (each frame played out goes to the
+    /// speaker at once, each frame sent takes the microphone's audio just
+    /// before), so waking between them would find nothing to do.
     pub(crate) fn sound_wake(&self) -> u64 {
-        if self.sound.live() && (!self.calls.is_empty() || !self.sound.clip.is_empty()) {
-            self.now() + TICK_MS
-        } else {
+        if !self.sound.live() || self.calls.is_empty() && self.sound.clip.is_empty() || self.on_device().is_some() {
             u64::MAX
+        } else {
+            self.now() + TICK_MS
         }
     }
 
@@ -253,7 +265,7 @@ impl Phone {
     }
 
     /// One tick of the device: the call's audio, or a tone while ringing.
-    pub(crate) fn pump_sound(&mut self) {
+    pub(crate) fn pump_sound(&mut self, now: u64) {
         for e in self.sound.failures() {
             self.emit(UiEvent::Error(e));
         }
@@ -264,7 +276,7 @@ impl Phone {
         let beep = self.calls.values().any(|s| ringing(s, Role::Callee));
         if let Some(cid) = self.on_device() {
             let media = self.calls.get_mut(&cid).and_then(|s| s.media.as_mut()).expect("found with media");
-            self.sound.pump_call(&cid, media, beep);
+            self.sound.pump_call(&cid, media, beep, now);
             return;
         }
         self.sound.link = None;

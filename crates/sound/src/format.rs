@@ -1,6 +1,7 @@
 //! Choosing how to open a device from what it offers: the sample format
 //! (16-bit integer first), the fewest channels, 48 kHz when it can (else
-//! the nearest common rate), and 20 ms periods when the device allows.
+//! the nearest common rate), and 10 ms periods when the device allows
+//! (else 20 ms; else the device's own choice).
 //! Pure: the cpal layer turns the device's offers into [`Offer`]s.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +34,16 @@ pub struct Choice {
     pub channels: u16,
     pub rate: u32,
     pub format: Format,
-    /// A fixed 20 ms period, when the device allows it.
+    /// A fixed period, in frames: 10 ms when the device allows it, else
+    /// 20 ms; `None` when it allows neither (or does not say).
     pub period: Option<u32>,
 }
 
 const RATES: [u32; 5] = [48_000, 44_100, 32_000, 16_000, 8_000];
+
+/// The device periods asked for, in order: each is a block of audio the
+/// card takes or gives at once, and a ring of two of them is delay.
+pub const PERIOD_MS: [u32; 2] = [10, 20];
 
 /// The configuration to open, or the list of what was offered.
 pub fn choose(offers: &[Offer]) -> Result<Choice, String> {
@@ -51,11 +57,9 @@ pub fn choose(offers: &[Offer]) -> Result<Choice, String> {
                 .into_iter()
                 .find(|r| (o.min_rate..=o.max_rate).contains(r))
                 .unwrap_or(o.max_rate.min(48_000).max(o.min_rate));
-            let frames = rate / 50;
-            let period = match o.periods {
-                Some((lo, hi)) if (lo..=hi).contains(&frames) => Some(frames),
-                _ => None,
-            };
+            let period = o
+                .periods
+                .and_then(|(lo, hi)| PERIOD_MS.into_iter().map(|ms| rate * ms / 1000).find(|f| (lo..=hi).contains(f)));
             return Ok(Choice {
                 channels: o.channels,
                 rate,
@@ -94,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn sixteen_bit_mono_at_48k_with_20_ms_periods_when_offered() {
+    fn sixteen_bit_mono_at_48k_with_10_ms_periods_when_offered() {
         let c = choose(&[
             offer(2, (8000, 96_000), Ok(Format::F32)),
             offer(2, (8000, 96_000), Ok(Format::I16)),
@@ -107,9 +111,21 @@ mod tests {
                 channels: 1,
                 rate: 48_000,
                 format: Format::I16,
-                period: Some(960)
+                period: Some(480)
             }
         );
+    }
+
+    #[test]
+    fn twenty_ms_periods_when_ten_are_too_small_for_the_device_and_none_when_both_are() {
+        let mut o = offer(1, (8000, 48_000), Ok(Format::I16));
+        o.periods = Some((512, 8192));
+        assert_eq!(choose(std::slice::from_ref(&o)).unwrap().period, Some(960));
+        o.periods = Some((1024, 8192));
+        assert_eq!(choose(std::slice::from_ref(&o)).unwrap().period, None);
+        // 10 ms at 44.1 kHz is 441 frames.
+        o = offer(2, (44_100, 44_100), Ok(Format::I16));
+        assert_eq!(choose(&[o]).unwrap().period, Some(441));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::drift::Levels;
 use crate::DriftBuffer;
 
 // Only the device layer (feature `sound`) makes and fails them.
@@ -75,6 +76,11 @@ impl Input {
         self.shared.buf().level()
     }
 
+    /// The drift buffer's levels, for the latency log.
+    pub fn levels(&self) -> Levels {
+        self.shared.buf().levels()
+    }
+
     /// Drops what was captured so far (before a call starts).
     pub fn clear(&self) {
         self.shared.buf().clear();
@@ -96,8 +102,13 @@ impl Output {
         self.shared.buf().level()
     }
 
-    /// What the buffer keeps queued: the device's period or a network frame,
-    /// whichever is larger.
+    /// The drift buffer's levels, for the latency log.
+    pub fn levels(&self) -> Levels {
+        self.shared.buf().levels()
+    }
+
+    /// What a writer keeps queued: the level the buffer keeps after reads,
+    /// or the device's read if that is larger.
     pub fn target(&self) -> usize {
         self.shared.buf().target()
     }
