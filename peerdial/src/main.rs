@@ -16,6 +16,7 @@ mod bench_presence;
 mod bench_push;
 mod bench_rendezvous;
 mod bench_sound;
+mod bench_spine;
 mod bench_tree;
 mod bench_yellow;
 mod cellular_sim;
