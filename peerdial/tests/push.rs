@@ -269,23 +269,9 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     // (found through the cloud's directory), and the call connects.
     let top_data = dir.path().join("top");
     let sw_dir = dir.path().join("switch");
-    let cli = |args: &[&str], stdin: &str| {
-        use std::io::Write as _;
-        let mut c = Command::new(peerdial_bin())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "peerdial {args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let token = cli(&["top", "switch", "add", "office", "--data", top_data.to_str().unwrap()], "");
+    let token = run(&["top", "switch", "add", "office", "--data", top_data.to_str().unwrap()], "");
     let desk = "886-02-99990001";
-    cli(&["switch", "device", "add", desk, "--data", sw_dir.to_str().unwrap()], "desk-pw\n");
+    run(&["switch", "device", "add", desk, "--data", sw_dir.to_str().unwrap()], "desk-pw\n");
     let sw = common::server::Server::start(&[
         "switch",
         "--cloud",

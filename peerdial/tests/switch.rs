@@ -5,16 +5,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::baresip::Baresip;
 use common::server::Server;
 use common::top::{TopNode, TOKEN};
-use common::{dial, eventually, http_raw, parse_http, peerdial_bin, provision, status, Device, Phone, Region, Softphone};
+use common::{dial, eventually, http_raw, parse_http, provision, run, status, Device, Phone, Region, Softphone};
 use peerdial_sip::digest::Algorithm;
 
 const REALM: &str = "switch.peerdial.internal";
@@ -24,21 +22,6 @@ const FAKE: &str = "886-02-99990002";
 const BRANCH: &str = "886-02-99990003";
 /// Our phone as a device of the first switch (`peerdial phone --switch`).
 const OURS: &str = "886-02-99990004";
-
-/// `peerdial ARGS` with `stdin`; its stdout.
-fn run(args: &[&str], stdin: &str) -> String {
-    let mut c = Command::new(peerdial_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(out.status.success(), "peerdial {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn designate(top: &TopNode, headers: &[(&str, &str)], body: &str) -> (u16, serde_json::Value) {
     let mut h = vec![("Content-Type", "application/json")];

@@ -37,6 +37,21 @@ pub fn peerdial_bin() -> String {
     std::env::var("PEERDIAL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_peerdial").to_string())
 }
 
+/// `peerdial ARGS` with `stdin`, which must succeed; its stdout.
+pub fn run(args: &[&str], stdin: &str) -> String {
+    let mut c = Command::new(peerdial_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "peerdial {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub struct Region {
     pub child: Child,
     pub sip: SocketAddr,
