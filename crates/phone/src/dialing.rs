@@ -43,13 +43,7 @@ impl Phone {
     /// directory with `--top`).
     pub(crate) fn lookup(&self, number: Number) -> impl std::future::Future<Output = Result<resolve::Lookup, PhoneError>> {
         let (resolver, top, root) = (self.resolver, self.cfg.top.clone(), self.root.clone());
-        async move {
-            match (resolver, top) {
-                (Some(r), _) => resolve::lookup(r, number, &root).await.map_err(PhoneError::from),
-                (None, Some(t)) => resolve::lookup_via_top(&t, number, &root).await.map_err(PhoneError::from),
-                (None, None) => Err(PhoneError::Resolve("no resolver".into())),
-            }
-        }
+        async move { Ok(resolve::lookup_either(resolver, top.as_deref(), number, &root).await?) }
     }
 
     /// Looks `number` up and calls it; during a call only for a transfer

@@ -186,12 +186,7 @@ impl PushWait {
         let _ = cloud_key(&self.top, &self.key_cache).await;
         let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
         loop {
-            let found = match self.resolver {
-                Some(r) => resolve::lookup(r, callee, &self.root).await.map_err(PhoneError::from),
-                None => resolve::lookup_via_top(&self.top, callee, &self.root)
-                    .await
-                    .map_err(PhoneError::from),
-            };
+            let found = resolve::lookup_either(self.resolver, Some(&self.top), callee, &self.root).await;
             if let Ok(resolve::Lookup::Found { then, .. }) = found {
                 if !then.is_empty() {
                     note(format!("{callee} registered after its push")).await;

@@ -62,6 +62,17 @@ impl Lookup {
     }
 }
 
+/// Looks `number` up through `resolver` when there is one, else through
+/// the tree's directory at `top` (`peerdial up` on high ports, where no
+/// recursive resolver knows the tree): what a phone and a switch both do.
+pub async fn lookup_either(resolver: Option<SocketAddr>, top: Option<&str>, number: Number, root: &str) -> Result<Lookup, ResolveError> {
+    match (resolver, top) {
+        (Some(r), _) => lookup(r, number, root).await,
+        (None, Some(t)) => lookup_via_top(t, number, root).await,
+        (None, None) => Err(ResolveError::Lookup("no resolver".into())),
+    }
+}
+
 pub async fn lookup(resolver: SocketAddr, number: Number, root: &str) -> Result<Lookup, ResolveError> {
     let answer = query(resolver, &number.enum_name(root), RecordType::NAPTR).await?;
     match answer.response_code() {

@@ -301,14 +301,7 @@ const PUSH_WAIT: Duration = Duration::from_secs(15);
 /// Looks `callee` up as a phone does (NAPTR): with the switch's resolver,
 /// or through the cloud's directory when it has none.
 async fn lookup(cloud: &Cloud, callee: Number) -> Option<Result<peerdial_resolve::Lookup, peerdial_resolve::ResolveError>> {
-    // Without a resolver (`peerdial up` on high ports, where no recursive
-    // resolver knows the tree), the cloud's directory names the region.
-    let lookup = async {
-        match cloud.resolver {
-            Some(resolver) => peerdial_resolve::lookup(resolver, callee, &cloud.root).await,
-            None => peerdial_resolve::lookup_via_top(&cloud.url, callee, &cloud.root).await,
-        }
-    };
+    let lookup = peerdial_resolve::lookup_either(cloud.resolver, Some(&cloud.url), callee, &cloud.root);
     tokio::time::timeout(Duration::from_secs(5), lookup).await.ok()
 }
 
