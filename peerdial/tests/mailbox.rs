@@ -412,12 +412,14 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
         timestamp: 0,
         ssrc: 77,
     };
-    for frame in tone.chunks(160) {
+    let start = std::time::Instant::now();
+    for (i, frame) in tone.chunks(160).enumerate() {
         let payload: Vec<u8> = frame.iter().map(|s| ulaw_encode(*s)).collect();
         rtp.send_to(&build(&h, &payload), to).unwrap();
         h.seq += 1;
         h.timestamp += 160;
-        std::thread::sleep(Duration::from_millis(20));
+        // Paced by the clock, not by sleeps that add up.
+        std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(std::time::Instant::now()));
         while let Ok((n, _)) = rtp.recv_from(&mut buf) {
             if n > 12 && buf[1] & 0x7f == 0 {
                 heard.extend(buf[12..n].iter().map(|b| ulaw_decode(*b)));

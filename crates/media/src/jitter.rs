@@ -27,6 +27,11 @@ pub enum Pop {
     Frame(Vec<u8>),
     /// Nothing to play in this slot: conceal.
     Lost,
+    /// Nothing to play in this slot, but nothing was lost either: playout
+    /// has not started, or the sender is late or paused. A live listener
+    /// conceals it like a loss; a recording with no one listening (a
+    /// voicemail) has nothing to keep for it.
+    Waiting,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -170,12 +175,12 @@ impl JitterBuffer {
     pub fn pop(&mut self) -> Pop {
         if !self.playing {
             if self.queue.len() < self.target {
-                return Pop::Lost;
+                return Pop::Waiting;
             }
             self.playing = true;
             self.next = self.queue.keys().next().copied();
         }
-        let Some(next) = self.next else { return Pop::Lost };
+        let Some(next) = self.next else { return Pop::Waiting };
         self.calm_for += 1;
         if self.calm_for >= CALM && self.target > self.base {
             self.calm_for = 0;
@@ -214,6 +219,8 @@ impl JitterBuffer {
                 self.stats.underruns += 1;
                 self.grow();
             }
+            self.dry = true;
+            return Pop::Waiting;
         } else if std::mem::take(&mut self.wait_next_gap) {
             // A later frame is here, but a late packet asked for more
             // delay: conceal this slot as a loss would, and give the frame
@@ -240,7 +247,7 @@ mod tests {
     fn played(p: Pop) -> Option<u16> {
         match p {
             Pop::Frame(f) => Some(u16::from_be_bytes([f[0], f[1]])),
-            Pop::Lost => None,
+            Pop::Lost | Pop::Waiting => None,
         }
     }
 
@@ -260,7 +267,7 @@ mod tests {
         let mut jb = JitterBuffer::new(3, 10);
         jb.push(1, frame(1));
         jb.push(2, frame(2));
-        assert_eq!(jb.pop(), Pop::Lost);
+        assert_eq!(jb.pop(), Pop::Waiting);
         jb.push(3, frame(3));
         assert_eq!(played(jb.pop()), Some(1));
     }
@@ -274,6 +281,20 @@ mod tests {
         let out: Vec<_> = (0..4).map(|_| played(jb.pop())).collect();
         assert_eq!(out, vec![Some(1), Some(2), None, Some(4)]);
         assert_eq!(jb.stats.lost, 1);
+    }
+
+    #[test]
+    fn a_late_sender_is_waited_for_and_a_gap_is_lost() {
+        let mut jb = JitterBuffer::new(1, 5);
+        jb.push(1, frame(1));
+        assert_eq!(played(jb.pop()), Some(1));
+        assert_eq!(jb.pop(), Pop::Waiting, "2 has not come: nothing is lost yet");
+        jb.push(2, frame(2));
+        jb.push(4, frame(4));
+        assert_eq!(played(jb.pop()), Some(2), "waited in place, 2 is kept");
+        assert_eq!(jb.pop(), Pop::Lost, "3 is missing and 4 is here");
+        assert_eq!(played(jb.pop()), Some(4));
+        assert_eq!((jb.stats.lost, jb.stats.underruns), (1, 1));
     }
 
     #[test]
@@ -295,7 +316,7 @@ mod tests {
         jb.push(7, frame(7));
         jb.push(7, frame(7));
         assert_eq!(played(jb.pop()), Some(7));
-        assert_eq!(jb.pop(), Pop::Lost);
+        assert_eq!(jb.pop(), Pop::Waiting);
         assert_eq!(jb.stats.duplicates, 1);
     }
 

@@ -79,6 +79,9 @@ pub struct MediaSession {
     source: Vec<i16>,
     source_pos: usize,
     record: bool,
+    /// A recording no one listens to live (a voicemail): a slot where the
+    /// sender was merely late adds nothing (see [`Pop::Waiting`]).
+    record_arrivals: bool,
     played: Vec<i16>,
     heard: bool,
     ssrc: u32,
@@ -119,6 +122,7 @@ impl MediaSession {
             source,
             source_pos: 0,
             record,
+            record_arrivals: false,
             played: Vec::new(),
             heard: false,
             ssrc: rand::random(),
@@ -188,6 +192,30 @@ impl MediaSession {
     /// Whether everything of `source` was sent (silence goes from now on).
     pub fn source_done(&self) -> bool {
         self.live.is_none() && self.source_pos >= self.source.len()
+    }
+
+    /// Records what the sender sent rather than what a listener would have
+    /// heard: where its packets come late (a busy sender, a busy us), the
+    /// recording waits for them instead of filling the slot with silence.
+    /// Real losses are still concealed. For a voicemail, where no one
+    /// listens while it is recorded.
+    pub fn record_arrivals(&mut self) {
+        self.record_arrivals = true;
+    }
+
+    /// Ends a recording of arrivals: what still waits in the jitter buffer
+    /// goes in (the last words of a voicemail are not left behind).
+    pub fn finish_recording(&mut self) -> Result<(), MediaError> {
+        if self.record_arrivals && self.live.is_none() && self.heard {
+            // Each slot plays a frame or passes a gap; bounded all the same.
+            for _ in 0..self.jitter.depth() * 2 + 2 {
+                if self.jitter.depth() == 0 {
+                    break;
+                }
+                self.play_frame()?;
+            }
+        }
+        Ok(())
     }
 
     /// The audio played out so far (when recording).
@@ -455,7 +483,11 @@ impl MediaSession {
         }
         let mut pcm = std::mem::take(&mut self.pcm);
         pcm.clear();
-        match self.jitter.pop() {
+        let pop = self.jitter.pop();
+        if pop == Pop::Waiting && self.record_arrivals && self.live.is_none() {
+            return Ok(());
+        }
+        match pop {
             Pop::Frame(p) => {
                 if self.decoder.decode(Some(&p), self.frame, &mut pcm).is_err() {
                     // A payload the codec refuses is concealed like a loss.
@@ -464,7 +496,7 @@ impl MediaSession {
                     self.decoder.decode(None, self.frame, &mut pcm)?;
                 }
             }
-            Pop::Lost => self.decoder.decode(None, self.frame, &mut pcm)?,
+            Pop::Lost | Pop::Waiting => self.decoder.decode(None, self.frame, &mut pcm)?,
         }
         if self.volume != 100 {
             for x in pcm.iter_mut() {

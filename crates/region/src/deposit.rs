@@ -122,6 +122,7 @@ pub(crate) async fn deposit(
             return;
         }
     };
+    media.record_arrivals();
     let started = now;
     let mut buf = vec![0u8; 2048];
     let ended_by = loop {
@@ -189,6 +190,9 @@ pub(crate) async fn deposit(
         }
     };
     let heard = media.stats.received_packets > 0;
+    if let Err(e) = media.finish_recording() {
+        tracing::debug!(error = %e, "mailbox media");
+    }
     let samples = media.played().to_vec();
     shared.mailbox.totals.add(&media, samples.len());
     media.close();

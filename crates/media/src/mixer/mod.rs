@@ -365,7 +365,7 @@ impl Mixer {
             p.frame.clear();
             let payload = match p.jitter.pop() {
                 Pop::Frame(f) => Some(f),
-                Pop::Lost => None,
+                Pop::Lost | Pop::Waiting => None,
             };
             decode(p, payload.as_deref(), frame, rate);
             let peak = p.frame.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);

@@ -142,6 +142,48 @@ fn reordering_and_loss_are_survived() {
     assert!(toned >= total - 21 && toned < total, "{toned} of {total}");
 }
 
+/// A sender that stalls for 60 ms every half second, then sends what it
+/// owes at once (a busy machine): a voicemail keeps every frame it sent,
+/// with no silence where the packets were merely late; a live listener
+/// hears the gaps.
+#[test]
+fn a_recording_waits_for_a_late_sender_and_a_listener_does_not() {
+    let a_addr = SocketAddr::from(([127, 0, 0, 1], 4000));
+    let src = tone(1000.0, 8000, 8000 * 3, 8000.0);
+    let mut a = MediaSession::new(neg(CodecKind::Pcmu, 6000), src, false, "a", 0).unwrap();
+    let mut voicemail = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), true, "v", 0).unwrap();
+    voicemail.record_arrivals();
+    let mut listener = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), true, "l", 0).unwrap();
+    let mut held = Vec::new();
+    for now in (0..3000).step_by(20) {
+        a.handle_timeout(now).unwrap();
+        held.extend(std::iter::from_fn(|| a.poll_transmit()).filter(|t| t.channel == Channel::Rtp));
+        if now % 500 < 400 || now % 500 >= 460 {
+            for t in held.drain(..) {
+                voicemail.handle_rtp(&t.data, a_addr);
+                listener.handle_rtp(&t.data, a_addr);
+            }
+        }
+        for b in [&mut voicemail, &mut listener] {
+            b.handle_timeout(now).unwrap();
+            while b.poll_transmit().is_some() {}
+        }
+    }
+    let toned = |b: &MediaSession| {
+        b.played()
+            .chunks_exact(160)
+            .filter(|f| (frequency(f, 8000) - 1000.0).abs() < 20.0)
+            .count()
+    };
+    voicemail.finish_recording().unwrap();
+    let got = voicemail.stats.received_packets as usize;
+    assert_eq!(voicemail.jitter_stats().lost, 0);
+    let kept = voicemail.played().len() / 160;
+    assert_eq!(kept, got, "{:?}", voicemail.jitter_stats());
+    assert_eq!(toned(&voicemail), kept, "every frame kept is the tone");
+    assert!(toned(&listener) < listener.played().len() / 160, "a listener hears the stalls");
+}
+
 #[test]
 fn packets_from_strangers_and_garbage_are_ignored() {
     let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), true, "b", 0).unwrap();
