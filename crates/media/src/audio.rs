@@ -93,28 +93,34 @@ pub fn tone(freq: f32, rate: u32, len: usize, amplitude: f32) -> Vec<i16> {
         .collect()
 }
 
-/// The dominant frequency of a signal, from its positive-going zero
-/// crossings, interpolated between samples. Good for a clean tone.
+/// The dominant frequency of a signal, from the median spacing of its
+/// positive-going zero crossings (interpolated between samples). Good for
+/// a clean tone; a dropout or a click here and there (a busy machine's
+/// glitch) does not move the median as it would a mean.
 pub fn frequency(samples: &[i16], rate: u32) -> f32 {
-    let mut first = None;
-    let mut last = 0.0;
-    let mut count = 0u32;
+    let mut prev = None;
+    let mut spans = Vec::new();
     for i in 1..samples.len() {
         let (a, b) = (samples[i - 1] as f32, samples[i] as f32);
         if a < 0.0 && b >= 0.0 {
             let t = (i - 1) as f32 + (-a) / (b - a);
-            if first.is_none() {
-                first = Some(t);
-            } else {
-                count += 1;
+            if let Some(p) = prev {
+                spans.push(t - p);
             }
-            last = t;
+            prev = Some(t);
         }
     }
-    match first {
-        Some(f) if count > 0 => count as f32 * rate as f32 / (last - f),
-        _ => 0.0,
+    if spans.is_empty() {
+        return 0.0;
     }
+    spans.sort_by(f32::total_cmp);
+    let mid = spans.len() / 2;
+    let median = if spans.len() % 2 == 1 {
+        spans[mid]
+    } else {
+        (spans[mid - 1] + spans[mid]) / 2.0
+    };
+    rate as f32 / median
 }
 
 /// The share of a signal's energy at `freq` Hz (Goertzel), from 0 to
@@ -192,6 +198,11 @@ mod tests {
         let t = tone(1000.0, 8000, 8000, 10000.0);
         assert!((frequency(&t, 8000) - 1000.0).abs() < 1.0);
         assert_eq!(frequency(&[0; 100], 8000), 0.0);
+        // 40 ms of silence in half a second of 500 Hz is a dropout, not a
+        // lower tone.
+        let mut t = tone(500.0, 8000, 4000, 8000.0);
+        t[2000..2320].fill(0);
+        assert!((frequency(&t, 8000) - 500.0).abs() < 1.0, "{}", frequency(&t, 8000));
     }
 
     #[test]
