@@ -139,10 +139,16 @@ pub struct PhoneArgs {
     /// REGISTER carries RFC 8599 parameters; keys in DIR/push-keys.json.
     #[arg(long, global = true, value_name = "URL")]
     push: Option<String>,
-    /// With --push: after registering, sleep (no SIP) and wake only by push.
+    /// With --push or --wake-by-cloud: after registering, sleep (no SIP)
+    /// and wake only by push or cloud command.
     #[arg(long, global = true)]
     #[serde(default)]
     asleep: bool,
+    /// With --top: hold the cloud's command connection, down which the
+    /// cloud wakes this phone for a call (instead of a push).
+    #[arg(long, global = true)]
+    #[serde(default)]
+    wake_by_cloud: bool,
     /// Be a device of a `peerdial switch` (issue 15): register to it as
     /// sip:NUMBER@IP:PORT and place every call through it; no region.
     #[arg(long, global = true, value_name = "sip:NUMBER@ADDR:PORT")]
@@ -261,10 +267,15 @@ impl PhoneArgs {
             Some(other) => bail!("--sip-transport {other:?}: tcp or udp"),
         };
         let asleep = self.asleep || file.asleep;
-        cfg.push = match (self.push.or(file.push), asleep) {
-            (Some(endpoint), asleep) => Some(peerdial_phone::wake::PushConfig { endpoint, asleep }),
-            (None, true) => bail!("--asleep needs --push URL: it wakes only by push"),
-            (None, false) => None,
+        let cloud = self.wake_by_cloud || file.wake_by_cloud;
+        if cloud && cfg.top.is_none() {
+            bail!("--wake-by-cloud needs --top URL: the cloud it holds a connection to");
+        }
+        let endpoint = self.push.or(file.push);
+        cfg.push = match (endpoint.is_some() || cloud, asleep) {
+            (true, asleep) => Some(peerdial_phone::wake::PushConfig { endpoint, cloud, asleep }),
+            (false, true) => bail!("--asleep needs --push URL or --wake-by-cloud: it wakes only by push or cloud command"),
+            (false, false) => None,
         };
         if asleep {
             // Asleep is silent: no TCP flow keeps it online.

@@ -3,7 +3,8 @@
 //! the caller's cloud token, presents its own, and the call connects with
 //! audio; a wrongly encrypted push is refused; malformed RFC 8599
 //! parameters get 400 and change nothing; a failing push endpoint is
-//! retried with back-off and another wake-up goes through meanwhile.
+//! retried with back-off and another wake-up goes through meanwhile; a
+//! phone holding the cloud's command connection is woken down it.
 
 mod common;
 
@@ -63,10 +64,11 @@ impl Drop for PushService {
     }
 }
 
-fn designate(top: SocketAddr, region: &Region, dir: &std::path::Path, mac: &str, caller: &str, callee: &str) -> (u16, serde_json::Value) {
+/// A PASSporT the region makes for the phone `mac` (number `own`).
+fn passport(region: &Region, dir: &std::path::Path, mac: &str, own: &str) -> String {
     let (user, password) = phone_credentials(dir, mac);
     let auth = basic(&user, &password);
-    let body = serde_json::json!({"dest": caller}).to_string();
+    let body = serde_json::json!({"dest": own}).to_string();
     let r = http_raw(
         region.http,
         "POST",
@@ -76,7 +78,11 @@ fn designate(top: SocketAddr, region: &Region, dir: &std::path::Path, mac: &str,
     );
     let (s, j) = parse_http(&r);
     assert_eq!(s, 200, "{j}");
-    let identity = j["identity"].as_str().unwrap().to_string();
+    j["identity"].as_str().unwrap().to_string()
+}
+
+fn designate(top: SocketAddr, region: &Region, dir: &std::path::Path, mac: &str, caller: &str, callee: &str) -> (u16, serde_json::Value) {
+    let identity = passport(region, dir, mac, caller);
     let body = serde_json::json!({"callee": callee}).to_string();
     let r = http_raw(
         top,
@@ -264,6 +270,31 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     ));
     assert_eq!(s, 401);
 
+    // E holds the cloud's command connection instead of a push
+    // subscription: its wake comes down that connection, and it registers.
+    let e = Softphone::start(
+        &region,
+        dir.path(),
+        "02:00:00:00:15:05",
+        region.dns,
+        &["--wake-by-cloud", "--asleep", "--top", &top_url],
+    );
+    e.expect_line("asleep: listening for cloud commands only", 10);
+    e.expect_line(&format!("cloud commands: held at {top_url} for {}", e.number), 10);
+    let e_digits = e.number.replace('-', "");
+    assert!(eventually(15, || !naptr_set(region.dns, &e_digits).iter().any(|(o, _)| *o == 10)));
+    let (s, j) = designate(top.http, &region, dir.path(), mac_a, &a.number, &e.number);
+    assert_eq!((s, j["route"].as_str()), (200, Some("push")), "{j}");
+    e.expect_line(&format!("woken by cloud command: call from {}", a.number), 10);
+    assert!(eventually(10, || naptr_set(region.dns, &e_digits).iter().any(|(o, _)| *o == 10)));
+    // The connection is a device's own: none without a PASSporT, and
+    // none with A's PASSporT claiming to be E.
+    let held = |headers: &[(&str, &str)]| parse_http(&http_raw(top.http, "GET", "/api/v1/devices/commands", headers, b"")).0;
+    assert_eq!(held(&[]), 401);
+    let a_identity = passport(&region, dir.path(), mac_a, &a.number);
+    assert_eq!(held(&[("Identity", &a_identity), ("X-Peerdial-From", &e.number)]), 401);
+    assert!(!e.lines().iter().any(|l| l.contains("push")), "{:#?}", e.lines());
+
     // A switch's device calls a sleeping phone: the cloud wakes it, the
     // switch waits for it to register and calls it with the cloud's token
     // (found through the cloud's directory), and the call connects.
@@ -341,4 +372,5 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     drop(b);
     drop(c);
     drop(d);
+    drop(e);
 }

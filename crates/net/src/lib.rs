@@ -6,6 +6,7 @@ pub mod dns_server;
 pub mod http_client;
 pub mod http_server;
 mod sockets;
+pub mod sse;
 
 pub use sockets::{bind_pair, tcp_listener};
 

@@ -38,6 +38,7 @@ mod sound;
 pub mod switch;
 pub mod transfer;
 pub mod wake;
+mod wake_cloud;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -18,8 +18,10 @@
 //! callee's contact is in DNS, presents the cloud's token in its INVITE
 //! and checks the callee's token in the 200.
 //!
-//! Not here: switches (route "switch") and the cloud command over a
-//! persistent connection.
+//! `--wake-by-cloud`: the phone also holds the cloud's command connection
+//! (`wake_cloud.rs`); a wake that comes down it is checked the same way.
+//!
+//! Not here: switches (route "switch").
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,9 +40,11 @@ use crate::{resolve, Command, Phone, PhoneError};
 
 #[derive(Debug, Clone)]
 pub struct PushConfig {
-    /// The subscription's endpoint (`http://…`).
-    pub endpoint: String,
-    /// Sleep after registering; wake only by push.
+    /// The subscription's endpoint (`http://…`), if the phone has one.
+    pub endpoint: Option<String>,
+    /// Hold the cloud's command connection (`--top`): wakes come down it.
+    pub cloud: bool,
+    /// Sleep after registering; wake only by push or cloud command.
     pub asleep: bool,
 }
 
@@ -53,6 +57,8 @@ const REGISTER_WAIT: Duration = Duration::from_secs(15);
 pub enum WakeCommand {
     /// An encrypted push arrived.
     Pushed(Vec<u8>),
+    /// A wake came down the cloud's command connection (plain JSON).
+    Commanded(Vec<u8>),
     /// A push decrypted and its tokens checked (or why not).
     Checked(Result<Expected, String>),
     /// A line for the user from a background step.
@@ -62,6 +68,8 @@ pub enum WakeCommand {
 
 #[derive(Debug, Clone)]
 pub struct Expected {
+    /// "push" or "cloud command".
+    via: &'static str,
     caller: Number,
     caller_addr: Option<String>,
     caller_token: String,
@@ -87,10 +95,17 @@ impl WakeSide {
     /// Loads or makes the subscription's keys; the Contact parameters.
     pub(crate) fn open(cfg: Option<PushConfig>, data: &std::path::Path) -> Result<(WakeSide, Option<String>), PhoneError> {
         let Some(c) = cfg else { return Ok((WakeSide::default(), None)) };
+        let Some(endpoint) = c.endpoint.clone() else {
+            let side = WakeSide {
+                cfg: Some(c),
+                ..WakeSide::default()
+            };
+            return Ok((side, None));
+        };
         let keys = UaKeys::load_or_generate(&data.join("push-keys.json")).map_err(|e| PhoneError::Config(e.to_string()))?;
         let params = PushParams {
             provider: Provider::Webpush,
-            prid: c.endpoint.clone(),
+            prid: endpoint,
             param: Some(keys.pn_param()),
         };
         params.check().map_err(|e| PhoneError::Config(format!("--push: {e}")))?;
@@ -116,8 +131,7 @@ async fn cloud_key(top: &str, cache: &Mutex<Option<PublicKey>>) -> Result<Public
     if status != 200 {
         return Err(format!("the cloud answered {status} for its key"));
     }
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-    let k = PublicKey::from_jwk(&v["jwk"].to_string()).map_err(|e| e.to_string())?;
+    let k = token::key_from_answer(&body).map_err(|e| e.to_string())?;
     *cache.lock().expect("key lock") = Some(k.clone());
     Ok(k)
 }
@@ -207,15 +221,25 @@ impl Phone {
     /// At start: listen for pushes.
     pub(crate) fn wake_start(&mut self) {
         let Some(c) = self.wake.cfg.clone() else { return };
-        tokio::spawn(listen(c.endpoint.clone(), self.cmd_tx.clone()));
-        self.emit(UiEvent::Info(format!("push: subscribed at {}", c.endpoint)));
+        if let Some(endpoint) = c.endpoint {
+            tokio::spawn(listen(endpoint.clone(), self.cmd_tx.clone()));
+            self.emit(UiEvent::Info(format!("push: subscribed at {endpoint}")));
+        }
+        if let (true, Some(top)) = (c.cloud, self.cfg.top.clone()) {
+            tokio::spawn(crate::wake_cloud::hold(top, self.id.clone(), self.own, self.cmd_tx.clone()));
+        }
     }
 
     /// Registered: an asleep phone goes to sleep after its first registration.
     pub(crate) fn wake_registered(&mut self, first: bool) {
         if first && self.wake.cfg.as_ref().is_some_and(|c| c.asleep) {
             self.wake.sleeping = true;
-            self.emit(UiEvent::Info("asleep: listening for push only".into()));
+            let what = match self.wake.cfg.as_ref().map(|c| (c.endpoint.is_some(), c.cloud)) {
+                Some((true, true)) => "push and cloud commands",
+                Some((false, true)) => "cloud commands",
+                _ => "push",
+            };
+            self.emit(UiEvent::Info(format!("asleep: listening for {what} only")));
         }
     }
 
@@ -223,55 +247,62 @@ impl Phone {
         match c {
             WakeCommand::Pushed(body) => {
                 let Some(keys) = self.wake.keys.clone() else { return };
-                let payload = match keys.decrypt(&body) {
-                    Ok(p) => p,
-                    Err(e) => return self.emit(UiEvent::Error(format!("push refused: {e}"))),
-                };
-                let p = match WakePayload::parse(&payload) {
-                    Ok(p) => p,
-                    Err(e) => return self.emit(UiEvent::Error(format!("push refused: {e}"))),
-                };
-                let (Some(top), own) = (self.cfg.top.clone(), self.own) else {
-                    return self.emit(UiEvent::Error("push refused: no --top to check its tokens with".into()));
-                };
-                let (cache, tx, now) = (self.wake.cloud_key.clone(), self.cmd_tx.clone(), self.now());
-                tokio::spawn(async move {
-                    let r = async {
-                        let caller = Number::parse(&p.caller).map_err(|e| e.to_string())?;
-                        if Number::parse(&p.callee).ok() != Some(own) {
-                            return Err("it is for another number".to_string());
-                        }
-                        let key = cloud_key(&top, &cache).await?;
-                        let unix = crate::caller_id::unix_ms() / 1000;
-                        token::verify(&key, &p.caller_token, Role::Caller, caller, own, unix).map_err(|e| e.to_string())?;
-                        token::verify(&key, &p.callee_token, Role::Callee, caller, own, unix).map_err(|e| e.to_string())?;
-                        Ok(Expected {
-                            caller,
-                            caller_addr: p.caller_addr.clone(),
-                            caller_token: p.caller_token.clone(),
-                            callee_token: p.callee_token.clone(),
-                            until: now + EXPECT_MS,
-                        })
-                    }
-                    .await;
-                    let _ = tx.send(Command::Wake(WakeCommand::Checked(r))).await;
-                });
+                match keys.decrypt(&body) {
+                    Ok(p) => self.check_wake(&p, "push"),
+                    Err(e) => self.emit(UiEvent::Error(format!("push refused: {e}"))),
+                }
             }
+            WakeCommand::Commanded(payload) => self.check_wake(&payload, "cloud command"),
             WakeCommand::Checked(Ok(e)) => {
                 let at = e.caller_addr.as_deref().map(|a| format!(" at {a}")).unwrap_or_default();
                 self.emit(UiEvent::Info(format!(
-                    "woken by push: call from {}{at}; its cloud token checks; registering",
-                    e.caller
+                    "woken by {}: call from {}{at}; its cloud token checks; registering",
+                    e.via, e.caller
                 )));
                 self.wake.expected = Some(e);
                 self.wake.sleeping = false;
                 let now = self.now();
                 self.reg.start(now);
             }
-            WakeCommand::Checked(Err(why)) => self.emit(UiEvent::Error(format!("push refused: {why}"))),
+            WakeCommand::Checked(Err(why)) => self.emit(UiEvent::Error(format!("wake refused: {why}"))),
             WakeCommand::Note(line) => self.emit(UiEvent::Info(line)),
             WakeCommand::Failed(line) => self.emit(UiEvent::Error(line)),
         }
+    }
+
+    /// A wake's payload (decrypted push or cloud command): for us, and
+    /// both its tokens signed by the cloud, checked off the loop.
+    fn check_wake(&mut self, payload: &[u8], via: &'static str) {
+        let p = match WakePayload::parse(payload) {
+            Ok(p) => p,
+            Err(e) => return self.emit(UiEvent::Error(format!("{via} refused: {e}"))),
+        };
+        let (Some(top), own) = (self.cfg.top.clone(), self.own) else {
+            return self.emit(UiEvent::Error(format!("{via} refused: no --top to check its tokens with")));
+        };
+        let (cache, tx, now) = (self.wake.cloud_key.clone(), self.cmd_tx.clone(), self.now());
+        tokio::spawn(async move {
+            let r = async {
+                let caller = Number::parse(&p.caller).map_err(|e| e.to_string())?;
+                if Number::parse(&p.callee).ok() != Some(own) {
+                    return Err("it is for another number".to_string());
+                }
+                let key = cloud_key(&top, &cache).await?;
+                let unix = crate::caller_id::unix_ms() / 1000;
+                token::verify(&key, &p.caller_token, Role::Caller, caller, own, unix).map_err(|e| e.to_string())?;
+                token::verify(&key, &p.callee_token, Role::Callee, caller, own, unix).map_err(|e| e.to_string())?;
+                Ok(Expected {
+                    via,
+                    caller,
+                    caller_addr: p.caller_addr.clone(),
+                    caller_token: p.caller_token.clone(),
+                    callee_token: p.callee_token.clone(),
+                    until: now + EXPECT_MS,
+                })
+            }
+            .await;
+            let _ = tx.send(Command::Wake(WakeCommand::Checked(r))).await;
+        });
     }
 
     /// An INVITE from the caller a push announced must carry its token:
@@ -310,7 +341,8 @@ impl Phone {
         self.wake.checking.insert(cid.to_string(), callee);
     }
 
-    /// The callee answered a call we placed after a push: check its token.
+    /// The callee answered a call we placed after a push: check its token;
+    /// a call whose answer has none, or a wrong one, is ended.
     pub(crate) fn wake_check_answer(&mut self, cid: &str, header: Option<String>) {
         let Some(callee) = self.wake.checking.remove(cid) else { return };
         let key = self.wake.cloud_key.lock().expect("key lock").clone();
@@ -322,7 +354,14 @@ impl Phone {
         };
         match r {
             Ok(_) => self.emit(UiEvent::Info(format!("{callee} presented the cloud's token: verified"))),
-            Err(why) => self.emit(UiEvent::Error(format!("{callee}'s cloud token: {why}"))),
+            Err(why) => {
+                // Not the phone the cloud woke: we do not talk to it.
+                self.emit(UiEvent::Error(format!("{callee}'s cloud token: {why}; hanging up")));
+                let now = self.now();
+                if let Some(s) = self.calls.get_mut(cid) {
+                    s.call.hangup(now);
+                }
+            }
         }
     }
 }

@@ -4,8 +4,9 @@
 //! presents its token in the INVITE (`X-Peerdial-Wake-Token`); the woken
 //! callee, which got both tokens in the push, checks it and presents its
 //! own in the answer; the caller checks that one. Both check with the
-//! cloud's public key (`GET /api/v1/push/key` on the top). Not here:
-//! fetching that key or remembering used tokens.
+//! cloud's public key (`GET /api/v1/push/key` on the top; its answer is
+//! read by [`key_from_answer`]). Not here: fetching that key or
+//! remembering used tokens.
 
 use peerdial_identity::{PublicKey, SigningKey};
 use peerdial_number::Number;
@@ -80,6 +81,13 @@ pub fn verify(key: &PublicKey, token: &str, role: Role, caller: Number, callee: 
         return Err(PushError::Token("its times are wrong".into()));
     }
     Ok(c)
+}
+
+/// The cloud's key for wake tokens from its `GET /api/v1/push/key`
+/// answer (`{"jwk": {...}, "vapid": "..."}`).
+pub fn key_from_answer(body: &str) -> Result<PublicKey> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| PushError::Token(format!("the cloud's key: {e}")))?;
+    PublicKey::from_jwk(&v["jwk"].to_string()).map_err(|e| PushError::Token(format!("the cloud's key: {e}")))
 }
 
 #[cfg(test)]

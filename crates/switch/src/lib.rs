@@ -148,6 +148,7 @@ impl Switch {
             ask: ask.clone(),
             resolver: cfg.resolver,
             root: cfg.root.clone(),
+            wake_key: Default::default(),
         };
         tokio::spawn(run(x, udp, asks, changed_tx, cloud, cfg.data.clone(), stop_rx.clone()));
         let secret = hex::encode(rand::random::<[u8; 24]>());
@@ -220,6 +221,9 @@ fn log(ev: Event) {
         Event::Connecting { caller, callee } => tracing::info!(%caller, %callee, "calling the device"),
         Event::Connected { caller, callee } => tracing::info!(%caller, %callee, "connected"),
         Event::Ended { caller, callee } => tracing::info!(%caller, %callee, "call ended"),
+        Event::WakeTokenRefused { caller, callee, why } => {
+            tracing::warn!(%caller, %callee, %why, "the woken callee's answer has no valid wake token: call ended")
+        }
         Event::Designate { caller, callee, .. } => tracing::info!(%caller, %callee, "asking the cloud for the route of an outgoing call"),
     }
 }
@@ -293,10 +297,30 @@ struct Cloud {
     ask: mpsc::Sender<Ask>,
     resolver: Option<SocketAddr>,
     root: String,
+    /// The cloud's key for wake tokens, once fetched.
+    wake_key: std::sync::Arc<std::sync::Mutex<Option<peerdial_identity::PublicKey>>>,
 }
 
 /// How long a call waits for a callee the cloud woke by push to register.
 const PUSH_WAIT: Duration = Duration::from_secs(15);
+
+/// The cloud's key for wake tokens (`GET /api/v1/push/key`), fetched once.
+async fn cloud_key(cloud: &Cloud) -> Result<peerdial_identity::PublicKey, String> {
+    if let Some(k) = cloud.wake_key.lock().expect("key lock").clone() {
+        return Ok(k);
+    }
+    let ask = peerdial_net::http_client::request("GET", &cloud.url, "/api/v1/push/key", None);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .map_err(|_| "the cloud did not answer".to_string())?
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("the cloud answered {status} for its key"));
+    }
+    let k = peerdial_push::token::key_from_answer(&body).map_err(|e| e.to_string())?;
+    *cloud.wake_key.lock().expect("key lock") = Some(k.clone());
+    Ok(k)
+}
 
 /// Looks `callee` up as a phone does (NAPTR): with the switch's resolver,
 /// or through the cloud's directory when it has none.
@@ -322,13 +346,23 @@ async fn direct(cloud: &Cloud, callee: Number) -> Designated {
 /// its own contact is back in DNS ahead of its mailbox, then calls it
 /// there with the cloud's token for the caller, as a phone does.
 async fn woken(cloud: &Cloud, callee: Number, token: String) -> Designated {
+    let key = match cloud_key(cloud).await {
+        Ok(k) => k,
+        Err(why) => {
+            tracing::warn!(%why, "the cloud's key for wake tokens");
+            return Designated::Refused {
+                code: 503,
+                why: "Service Unavailable (the cloud's key for wake tokens is unknown)".into(),
+            };
+        }
+    };
     let deadline = tokio::time::Instant::now() + PUSH_WAIT;
     loop {
         if let Some(Ok(peerdial_resolve::Lookup::Found { uri, then })) = lookup(cloud, callee).await {
             // `then` holds the mailbox once the phone's own contact leads.
             if let (false, Some(addr)) = (then.is_empty(), peerdial_sip::call::uri_addr(&uri)) {
                 tracing::info!(%callee, "registered after its push");
-                return Designated::Woken { uri, addr, token };
+                return Designated::Woken { uri, addr, token, key };
             }
         }
         if tokio::time::Instant::now() >= deadline {

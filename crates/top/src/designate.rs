@@ -280,7 +280,7 @@ async fn designate(
                 caller_addr: Some(peer.ip().to_string()),
             };
             match push::wake(&shared, &wake).await {
-                Ok(Woken::Pushed { token }) => Outcome::Push { token },
+                Ok(Woken::Pushed { token } | Woken::Commanded { token }) => Outcome::Push { token },
                 Ok(Woken::NoPushRegistration) => Outcome::Direct,
                 Err(e) => Outcome::Refused(Refusal::PushFailed(e.to_string())),
             }

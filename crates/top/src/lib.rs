@@ -12,6 +12,7 @@
 
 pub mod calls;
 pub mod channels;
+mod commands;
 pub mod conference;
 mod controller;
 pub mod designate;

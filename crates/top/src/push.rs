@@ -6,8 +6,10 @@
 //! payload for the device, and deliver it with retries and back-off, each
 //! dispatch in its own task so a slow push service holds up no other.
 //!
-//! Not here: deciding *whether* to wake (designation does), or the cloud
-//! command over a device's persistent connection (not built yet).
+//! A device holding the cloud's command connection (`commands.rs`) is
+//! woken down that connection instead, with the same payload.
+//!
+//! Not here: deciding *whether* to wake (designation does).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,6 +46,10 @@ pub(crate) enum Woken {
     Pushed {
         token: String,
     },
+    /// Sent down the device's own command connection.
+    Commanded {
+        token: String,
+    },
     NoPushRegistration,
 }
 
@@ -65,6 +71,8 @@ pub struct PushState {
     key: peerdial_identity::SigningKey,
     webpush: WebPush,
     pub policy: RetryPolicy,
+    /// Devices holding the cloud's command connection.
+    pub commands: crate::commands::Commands,
 }
 
 impl PushState {
@@ -94,6 +102,7 @@ impl PushState {
                 ttl: Duration::from_secs(token::LIFETIME_SECS),
             },
             policy: RetryPolicy::default(),
+            commands: Default::default(),
         })
     }
 
@@ -140,6 +149,7 @@ pub fn routes() -> Router<Arc<TopShared>> {
     Router::new()
         .route("/api/v1/push/registrations", post(register))
         .route("/api/v1/push/key", get(key))
+        .merge(crate::commands::routes())
 }
 
 #[derive(Deserialize)]
@@ -192,13 +202,15 @@ async fn key(State(shared): State<Arc<TopShared>>) -> Response {
     Json(json!({"jwk": jwk, "vapid": shared.push.webpush.vapid.public_b64()})).into_response()
 }
 
-/// Wakes `req.callee` for a call from `req.caller`, if it registered push
-/// parameters: the push carries the caller's number and address and both
-/// wake tokens; the caller's token comes back for the caller to present.
+/// Wakes `req.callee` for a call from `req.caller`: down its command
+/// connection if it holds one, else by push if it registered for it. The
+/// payload carries the caller's number and address and both wake tokens;
+/// the caller's token comes back for the caller to present.
 pub(crate) async fn wake(shared: &TopShared, req: &WakeRequest) -> Result<Woken, WakeError> {
-    let Some(params) = shared.push.registry.lock().expect("push lock").get(&req.callee).cloned() else {
+    let params = shared.push.registry.lock().expect("push lock").get(&req.callee).cloned();
+    if params.is_none() && !shared.push.commands.holds(req.callee) {
         return Ok(Woken::NoPushRegistration);
-    };
+    }
     let now = crate::users::now_ms() / 1000;
     let (caller_token, callee_token) =
         token::sign_pair(&shared.push.key, req.caller, req.callee, now).map_err(|e| WakeError::Build(e.to_string()))?;
@@ -210,10 +222,18 @@ pub(crate) async fn wake(shared: &TopShared, req: &WakeRequest) -> Result<Woken,
         caller_token: caller_token.clone(),
         callee_token,
     };
+    let bytes = payload.to_bytes();
+    if shared.push.commands.send(req.callee, String::from_utf8_lossy(&bytes).into_owned()) {
+        tracing::info!(caller = %req.caller, callee = %req.callee, "woke a device by cloud command");
+        return Ok(Woken::Commanded { token: caller_token });
+    }
+    let Some(params) = params else {
+        return Ok(Woken::NoPushRegistration);
+    };
     let request = shared
         .push
         .adapter(params.provider)?
-        .request(&params, &payload.to_bytes())
+        .request(&params, &bytes)
         .map_err(|e| WakeError::Build(e.to_string()))?;
     // Its own task: the retries go on even if the asker goes away.
     let attempts = tokio::spawn(deliver(request, shared.push.policy))

@@ -56,6 +56,17 @@ pub(crate) async fn vouched(shared: &TopShared, headers: &HeaderMap) -> Result<O
     Ok(Some(claimed))
 }
 
+/// The number a region vouched for, or 401 naming what is missing.
+#[allow(clippy::result_large_err)] // the error is the response itself
+pub(crate) async fn vouched_number(shared: &TopShared, headers: &HeaderMap) -> Result<Number, Response> {
+    vouched(shared, headers).await?.ok_or_else(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "sign in with a PASSporT from your region: Identity and X-Peerdial-From".into(),
+        )
+    })
+}
+
 /// Whether `identity` (an `Identity` header value) is `number`'s region
 /// vouching for it (orig = dest = `number`), with the key found in DNS.
 pub(crate) async fn check_identity(shared: &TopShared, number: Number, identity: &str) -> Result<(), String> {
@@ -111,14 +122,8 @@ pub(crate) async fn mint(shared: &TopShared, number: Number) -> Result<(String, 
 /// `POST /api/v1/session` with `Identity` and `X-Peerdial-From`: a bearer
 /// token for that number.
 async fn session(State(shared): State<Arc<TopShared>>, headers: HeaderMap) -> Response {
-    let number = match vouched(&shared, &headers).await {
-        Ok(Some(n)) => n,
-        Ok(None) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "sign in with a PASSporT from your region: Identity and X-Peerdial-From".into(),
-            )
-        }
+    let number = match vouched_number(&shared, &headers).await {
+        Ok(n) => n,
         Err(r) => return r,
     };
     let (token, expires) = match mint(&shared, number).await {

@@ -7,7 +7,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use peerdial_identity::PublicKey;
 use peerdial_number::Number;
+use peerdial_push::token::{self, Role};
 use peerdial_sip::call::{Call, CallEvent, End, Local, State};
 
 use super::{Event, Exchange, RESPONSE_MS, RING_MS};
@@ -30,6 +32,9 @@ pub(super) struct Bridge {
     /// One of our devices calling out through another switch: no line
     /// or queue of ours is involved.
     pub(super) outgoing: bool,
+    /// A callee the cloud woke: its answer must carry its wake token,
+    /// signed with this key (the cloud's).
+    pub(super) check_answer: Option<PublicKey>,
 }
 
 impl Bridge {
@@ -91,6 +96,7 @@ impl Exchange {
                 headers,
                 freed: false,
                 outgoing,
+                check_answer: None,
             },
         );
         Some(id)
@@ -162,6 +168,17 @@ impl Exchange {
                     match ev {
                         CallEvent::Ringing => b.inbound.ring(now),
                         CallEvent::Answered { sdp } => {
+                            if let Err(why) = callee_token(b.check_answer.as_ref(), &b.caller, b.callee, o, now) {
+                                // Not the phone the cloud woke: neither side talks to it.
+                                o.hangup(now);
+                                b.inbound.reject(403, "Forbidden (the callee's wake token did not verify)", now);
+                                self.events.push_back(Event::WakeTokenRefused {
+                                    caller: b.caller.clone(),
+                                    callee: b.callee,
+                                    why,
+                                });
+                                continue;
+                            }
                             b.inbound.answer(sdp, now);
                             self.events.push_back(Event::Connected {
                                 caller: b.caller.clone(),
@@ -231,4 +248,16 @@ impl Exchange {
             }
         }
     }
+}
+
+/// A woken callee's answer carries its own wake token, for this caller
+/// and callee, signed by the cloud (`now` is Unix ms); nothing to check
+/// for other calls.
+fn callee_token(key: Option<&PublicKey>, caller: &str, callee: Number, answer: &Call, now: u64) -> Result<(), String> {
+    let Some(key) = key else { return Ok(()) };
+    let caller = Number::parse(caller).map_err(|e| e.to_string())?;
+    let t = answer.answer_header(token::HEADER).ok_or("no wake token in the answer")?;
+    token::verify(key, t, Role::Callee, caller, callee, now / 1000)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use peerdial_directory::designation::{Accepted, SWITCH_KEY_HEADER};
+use peerdial_identity::PublicKey;
 use peerdial_number::{Area, Number};
 use peerdial_push::token::HEADER as WAKE_TOKEN_HEADER;
 use peerdial_rendezvous::KeyRing;
@@ -85,6 +86,13 @@ pub enum Event {
         caller: String,
         callee: Number,
     },
+    /// A woken callee answered without its valid wake token: hung up on,
+    /// and the caller refused (403).
+    WakeTokenRefused {
+        caller: String,
+        callee: Number,
+        why: String,
+    },
     /// One of our devices calls a number that is not ours: the edge asks
     /// the cloud for the route (as the switch, for `caller`) and hands the
     /// answer to [`Exchange::designated`].
@@ -106,8 +114,14 @@ pub enum Designated {
     /// The callee sleeps until pushed: the cloud woke it, and it is back
     /// at this contact; the INVITE presents the cloud's token for the
     /// caller (`X-Peerdial-Wake-Token`), without which the woken phone
-    /// refuses the call.
-    Woken { uri: String, addr: SocketAddr, token: String },
+    /// refuses the call. Its answer must carry the callee's token, signed
+    /// with `key` (the cloud's), or the call is ended on both sides.
+    Woken {
+        uri: String,
+        addr: SocketAddr,
+        token: String,
+        key: PublicKey,
+    },
     /// No route through a switch: the call is refused with this answer.
     Refused { code: u16, why: String },
 }
@@ -404,7 +418,10 @@ impl Exchange {
                 self.call_out(id, &uri, to, vec![(SWITCH_KEY_HEADER.to_string(), key)], now);
             }
             Designated::Direct { uri, addr } => self.call_out(id, &uri, addr, Vec::new(), now),
-            Designated::Woken { uri, addr, token } => self.call_out(id, &uri, addr, vec![(WAKE_TOKEN_HEADER.to_string(), token)], now),
+            Designated::Woken { uri, addr, token, key } => {
+                b.check_answer = Some(key);
+                self.call_out(id, &uri, addr, vec![(WAKE_TOKEN_HEADER.to_string(), token)], now);
+            }
             Designated::Refused { code, why } => {
                 let why: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
                 b.inbound.reject(code, &why, now);

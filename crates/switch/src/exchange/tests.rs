@@ -196,31 +196,74 @@ fn keys_admit_calls_to_a_device_and_its_own_calls_out_are_designated() {
 
     // A number the cloud woke by push: called at its contact with the
     // cloud's token for this caller (the woken phone refuses a call
-    // without it), from the device's own number.
-    let _ = authorized(&mut x, "INVITE", "8860288887777", "out4", &[]);
-    let id = std::iter::from_fn(|| x.poll_event())
-        .find_map(|e| match e {
-            Event::Designate { id, .. } => Some(id),
-            _ => None,
-        })
-        .unwrap();
+    // without it), from the device's own number. Its answer must carry
+    // its own token: one that does not is hung up on, and the desk is
+    // refused; one that does is connected.
+    let cloud = peerdial_identity::SigningKey::generate(&mut rand::rngs::OsRng);
+    let sleeper = Number::parse("886-02-88887777").unwrap();
     let woken: SocketAddr = "127.0.0.1:5092".parse().unwrap();
-    x.designated(
-        id,
-        Designated::Woken {
-            uri: format!("sip:8860288887777@{woken}"),
-            addr: woken,
-            token: "the.cloud.token".into(),
-        },
-        T0 + 60,
+    for (cid, good) in [("out4", false), ("out5", true)] {
+        let _ = authorized(&mut x, "INVITE", &sleeper.digits(), cid, &[]);
+        let id = std::iter::from_fn(|| x.poll_event())
+            .find_map(|e| match e {
+                Event::Designate { id, .. } => Some(id),
+                _ => None,
+            })
+            .unwrap();
+        let (for_caller, for_callee) = peerdial_push::token::sign_pair(&cloud, desk(), sleeper, T0 / 1000).unwrap();
+        x.designated(
+            id,
+            Designated::Woken {
+                uri: format!("sip:{}@{woken}", sleeper.digits()),
+                addr: woken,
+                token: for_caller.clone(),
+                key: cloud.public_key().clone(),
+            },
+            T0 + 60,
+        );
+        let out = sent(&mut x);
+        let (_, m) = out.iter().find(|(to, _)| *to == woken).expect("an INVITE to the woken contact");
+        assert_eq!(m.method(), Some("INVITE"));
+        assert_eq!(m.header(peerdial_push::token::HEADER), Some(for_caller.as_str()));
+        assert!(
+            m.header("From").is_some_and(|f| f.contains(&format!("sip:{}@", desk().digits()))),
+            "{m:?}"
+        );
+        let token = if good { for_callee } else { for_caller };
+        let ok = answer(m, &[(peerdial_push::token::HEADER, &token)]);
+        x.handle_datagram(ok.as_bytes(), woken, T0 + 70);
+        let out = sent(&mut x);
+        let to_desk: Vec<u16> = out.iter().filter(|(to, _)| *to == desk_addr()).map(|(_, m)| code(m)).collect();
+        let to_woken: Vec<_> = out.iter().filter(|(to, _)| *to == woken).filter_map(|(_, m)| m.method()).collect();
+        if good {
+            assert_eq!(to_desk, vec![200], "{out:?}");
+            assert_eq!(to_woken, vec!["ACK"]);
+        } else {
+            assert_eq!(to_desk, vec![403], "the caller's token is not the callee's: {out:?}");
+            assert_eq!(to_woken, vec!["ACK", "BYE"]);
+            assert!(std::iter::from_fn(|| x.poll_event()).any(|e| matches!(e, Event::WakeTokenRefused { .. })));
+        }
+    }
+}
+
+/// The callee's 200 to `invite`, with an answer and `extra` headers.
+fn answer(invite: &Message, extra: &[(&str, &str)]) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let h = |n: &str| invite.header(n).unwrap_or_default().to_string();
+    let mut m = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=woken\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:callee@127.0.0.1:5092>\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq")
     );
-    let out = sent(&mut x);
-    let (_, m) = out.iter().find(|(to, _)| *to == woken).expect("an INVITE to the woken contact");
-    assert_eq!(m.method(), Some("INVITE"));
-    assert_eq!(m.header(peerdial_push::token::HEADER), Some("the.cloud.token"));
-    let desk_digits: String = DESK.chars().filter(char::is_ascii_digit).collect();
-    assert!(
-        m.header("From").is_some_and(|f| f.contains(&format!("sip:{desk_digits}@"))),
-        "{m:?}"
-    );
+    for (n, v) in extra {
+        m.push_str(&format!("{n}: {v}\r\n"));
+    }
+    m.push_str(&format!(
+        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    ));
+    m
 }
