@@ -56,6 +56,7 @@ impl Control {
 
     /// Where `text`'s phone is now, if it is a number of this region and
     /// online; the status and reason otherwise.
+    #[allow(clippy::result_large_err)] // the error is the response itself
     fn leg(&self, text: &str) -> Result<Leg, Response> {
         let n = Number::parse(text)
             .ok()
