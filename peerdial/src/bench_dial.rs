@@ -6,9 +6,10 @@
 //! matching, its timers); each call is then hung up by the "dialer" and
 //! waited out before the next. Then the same from the dialer's side,
 //! through a real top's HTTP API ([`dial_via_api`]): the request, the
-//! directory's match, the DNS lookups of both talkers' contacts and the
-//! progress API, with 50 signed-in users taking turns (the top allows each
-//! 10 calls a minute).
+//! directory's match, the DNS lookups of both talkers' contacts, the
+//! hand-off to the region's controller (both talkers are its numbers) and
+//! the progress API (relayed from the region), with 50 signed-in users
+//! taking turns (the top allows each 10 calls a minute).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -159,6 +159,10 @@ struct RegionArgs {
     /// SIP registrar address, UDP and TCP.
     #[arg(long, value_name = "ADDR:PORT")]
     sip: Option<SocketAddr>,
+    /// The third-party call controller's SIP address (UDP), for calls the
+    /// top hands this region. Default: the --sip IP, a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    control: Option<SocketAddr>,
     /// Authoritative DNS address, UDP and TCP.
     #[arg(long, value_name = "ADDR:PORT")]
     dns: Option<SocketAddr>,
@@ -280,6 +284,7 @@ impl RegionArgs {
         cfg.top = self.top.or(file.top);
         cfg.join_token = self.join_token.or(file.join_token);
         cfg.resolver = self.resolver.or(file.resolver);
+        cfg.control = self.control.or(file.control);
         if cfg.top.is_some() != cfg.join_token.is_some() {
             bail!("--top and --join-token go together");
         }
@@ -410,8 +415,8 @@ async fn run_region(cfg: RegionConfig) -> Result<()> {
     let area = region.shared.cfg.area;
     // One machine-readable line first (tests and scripts read it), then help for people.
     println!(
-        "peerdial region ready: area={area} sip={} dns={} http={} zone={zone} database={database}",
-        e.sip, e.dns, e.http
+        "peerdial region ready: area={area} sip={} dns={} http={} control={} zone={zone} database={database}",
+        e.sip, e.dns, e.http, e.control
     );
     println!(
         "  SIP registrar   sip:{} (UDP and TCP), realm {}",
@@ -419,6 +424,10 @@ async fn run_region(cfg: RegionConfig) -> Result<()> {
         zone.trim_end_matches('.')
     );
     println!("  DNS (authoritative for {zone})   {}", e.dns);
+    println!(
+        "  Call controller sip:peerdial@{} (UDP; calls the top hands this region)",
+        e.control
+    );
     println!("  HTTP API        http://{}/api/v1/", e.http);
     println!(
         "Provision a phone:  curl -s -X POST http://{}/api/v1/provision -d '{{\"mac\":\"02:00:00:00:00:01\"}}'",

@@ -312,8 +312,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
     for r in &regions {
         let e = r.endpoints;
         println!(
-            "peerdial up: region area={} sip={} dns={} http={}",
-            r.shared.cfg.area, e.sip, e.dns, e.http
+            "peerdial up: region area={} sip={} dns={} http={} control={}",
+            r.shared.cfg.area, e.sip, e.dns, e.http, e.control
         );
     }
     let (a, b) = (&regions[0].endpoints, &regions[1].endpoints);

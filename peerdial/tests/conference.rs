@@ -1,5 +1,6 @@
-//! Our phones as third-party-call talkers and conferences the top hosts
-//! (issue 13). Alice's own phone is her talker, and her dialer too (`dial
+//! Our phones as third-party-call talkers and conferences the region
+//! hosts for its own numbers (issue 13; the top matches and hands them
+//! over, and relays the progress). Alice's own phone is her talker, and her dialer too (`dial
 //! --talker`): the top's controller calls it with no offer (RFC 3725 flow I), it answers with an offer and takes
 //! the answer from the ACK, and it talks with bob's phone directly. A
 //! callee that is busy is reported and alice's leg released. Then a
@@ -142,6 +143,33 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     let (s, j) = call(&top, "POST", "/api/v1/talkers", &proof, &body);
     assert_eq!(s, 201, "{j}");
 
+    // Bad input: the region's controller API is the top's alone (its join
+    // token) and for the region's own numbers; nothing is started.
+    let control = |auth: &str, body: &str| {
+        parse_http(&http_raw(
+            r.http,
+            "POST",
+            "/api/v1/control/calls",
+            &[("Authorization", auth), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        ))
+    };
+    let pair = |callee: &str| format!(r#"{{"talker": "{}", "callee": "{callee}"}}"#, alice.number);
+    let (s, j) = control("", &pair(&bob.number));
+    assert_eq!(s, 401, "{j}");
+    let (s, j) = control("Bearer not-the-token", &pair(&bob.number));
+    assert_eq!(s, 401, "{j}");
+    let top_auth = format!("Bearer {TOKEN}");
+    let (s, j) = control(&top_auth, &pair("886-03-12345678"));
+    assert_eq!(s, 403, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("not a number of this region"), "{j}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !alice.lines().iter().any(|l| l.contains("incoming call")),
+        "a refused request started a call: {:?}",
+        alice.lines()
+    );
+
     // 1. A third-party call placed from alice's phone itself (`dial
     // --talker`, signed in at the top with its own identity): it gets an
     // INVITE with no offer, and talks with bob's phone; alice hanging up
@@ -269,6 +297,14 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     assert!(
         eventually(15, || events(&top, &h, c3).iter().filter(|e| e.ends_with("joined")).count() == 3),
         "not everyone joined: {seen:?}\n{}",
+        carol.log()
+    );
+    // The region hosts a conference of its numbers: carol was called by
+    // its controller, not the top's.
+    let from_region = format!("sip:peerdial@{}", r.control);
+    assert!(
+        carol.log().contains(&from_region) && !carol.log().contains(&format!("sip:peerdial@{}", top.sip)),
+        "carol was not called by the region's controller ({from_region}): {}",
         carol.log()
     );
     std::thread::sleep(Duration::from_secs(4));

@@ -6,7 +6,8 @@
 //! controller connects the two baresips through it. They talk directly:
 //! each hears the other's tone. Then, on the top's dialer page in headless
 //! Chromium with "any talker", the match falls on the region where both
-//! users have numbers (baresips registered there), and the page's hang-up
+//! users have numbers (baresips registered there): the top hands the call
+//! to the region's controller, which calls both, and the page's hang-up
 //! ends both legs. Bad input — a forged code, someone else's
 //! or an unknown talker, an unknown callee, an unproven number, floods —
 //! gets a clear refusal.
@@ -254,6 +255,9 @@ fn a_user_dials_on_the_api_and_two_baresips_talk_through_kamailio() {
         "the desk phone's leg was left up: {}",
         desk.log()
     );
+    // A foreign server's call is the top's: its controller sent the INVITEs.
+    let from_top = format!("sip:peerdial@{}", top.sip);
+    assert!(desk.log().contains(&from_top), "not called by the top: {}", desk.log());
     // Each heard the other's tone, straight from the other.
     assert!(eventually(5, || std::fs::read_dir(&desk_dump).unwrap().flatten().count() > 0
         && std::fs::read_dir(&bobs_dump).unwrap().flatten().count() > 0));
@@ -333,6 +337,16 @@ fn a_user_dials_on_the_api_and_two_baresips_talk_through_kamailio() {
         (matched, progress)
     });
     assert!(shown.0.contains("same peerdial region"), "{shown:?}");
+    // The region controls calls for its numbers: the INVITEs came from its
+    // controller, not the top's.
+    let from_region = format!("sip:peerdial@{}", r.control);
+    for b in [&a_phone, &b_phone] {
+        assert!(
+            b.log().contains(&from_region) && !b.log().contains(&from_top),
+            "not called by the region's controller ({from_region}): {}",
+            b.log()
+        );
+    }
     let want = [
         "calling your talker",
         "your talker answered",

@@ -22,13 +22,17 @@
 //! - the web portal (`peerdial-portal`) at `/` on the same address, its
 //!   first password set through [`account`].
 //!
-//! It is not a SIP proxy: calls never pass through it.
+//! - the third-party call controller for its own numbers (`control.rs`:
+//!   calls and conferences the top hands it, on `--control`).
+//!
+//! It is not a SIP proxy: direct calls never pass through it.
 
 pub mod account;
 pub mod admin;
 pub(crate) mod auth;
 pub mod channels;
 mod channels_api;
+mod control;
 mod deposit;
 pub mod greetings;
 mod http;
@@ -82,6 +86,8 @@ pub enum RegionError {
     Identity(#[from] peerdial_identity::IdentityError),
     #[error("web portal: {0}")]
     Portal(#[from] peerdial_portal::PortalError),
+    #[error("call controller: {0}")]
+    Control(#[from] peerdial_control::ControlError),
 }
 
 /// Everything a region needs to start; every listening address settable.
@@ -128,6 +134,9 @@ pub struct RegionConfig {
     pub quarantine_days: u32,
     /// Quotas per mailbox and the retention period.
     pub mailbox_limits: peerdial_mailbox::Limits,
+    /// The third-party call controller's UDP address (`--control`; None:
+    /// the SIP address's IP, a free port).
+    pub control: Option<SocketAddr>,
 }
 
 impl RegionConfig {
@@ -162,6 +171,7 @@ impl RegionConfig {
             voice_max_secs: 120,
             quarantine_days: crate::admin::QUARANTINE_DAYS,
             mailbox_limits: peerdial_mailbox::Limits::default(),
+            control: None,
         }
     }
 }
@@ -172,6 +182,8 @@ pub struct Endpoints {
     pub sip: SocketAddr,
     pub dns: SocketAddr,
     pub http: SocketAddr,
+    /// The third-party call controller's SIP socket (UDP).
+    pub control: SocketAddr,
 }
 
 pub struct Region {
@@ -202,10 +214,15 @@ impl Region {
         let http = peerdial_net::tcp_listener(cfg.http)
             .and_then(tokio::net::TcpListener::from_std)
             .map_err(|source| RegionError::Bind { addr: cfg.http, source })?;
+        let sip = sip_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.sip, source })?;
+        let control_at = cfg.control.unwrap_or(SocketAddr::new(sip.ip(), 0));
+        let bind_control = |source| RegionError::Bind { addr: control_at, source };
+        let control = std::net::UdpSocket::bind(control_at).map_err(bind_control)?;
         let endpoints = Endpoints {
-            sip: sip_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.sip, source })?,
+            sip,
             dns: dns_udp.local_addr().map_err(|source| RegionError::Bind { addr: cfg.dns, source })?,
             http: http.local_addr().map_err(|source| RegionError::Bind { addr: cfg.http, source })?,
+            control: control.local_addr().map_err(bind_control)?,
         };
         let database = cfg.database.clone();
         let shared = Arc::new(Shared::load(cfg, endpoints, store.clone()).await?);
@@ -217,6 +234,8 @@ impl Region {
         })
         .await?;
         let (stop, stop_rx) = watch::channel(false);
+        let control = control::Control::start(shared.clone(), control, stop_rx.clone())?;
+        let portal = portal.merge(control::routes(control));
 
         sip_server::spawn(shared.clone(), sip_udp, sip_tcp, stop_rx.clone());
         peerdial_net::dns_server::spawn(shared.clone(), shared.cfg.dns_threads, dns_udp, dns_tcp, stop_rx.clone());
@@ -245,7 +264,7 @@ impl Region {
         tokio::spawn(mailbox::retention_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(mailbox_mwi::retransmit_loop(shared.clone(), stop_rx.clone()));
         tokio::spawn(expiry_loop(shared.clone(), stop_rx));
-        tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, "region started");
+        tracing::info!(area = %shared.cfg.area, sip = %endpoints.sip, dns = %endpoints.dns, http = %endpoints.http, control = %endpoints.control, "region started");
         Ok(Region {
             shared,
             endpoints,

@@ -4,11 +4,8 @@
 //! progress; `DELETE /api/v1/calls/{id}` cancels. Only the dialer who
 //! placed a call sees or cancels it; floods are limited per user.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -17,152 +14,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use peerdial_directory::{match_pair, Account, Callee, Refusal, Wanted};
+use peerdial_control::api::After;
+use peerdial_control::{CallBook, Command, Controller};
+use peerdial_directory::{match_pair, Account, Callee, Refusal, Route, Wanted};
 use peerdial_net::http_server::{error, json_body};
 use peerdial_number::Number;
-use peerdial_sip::pairing::{Leg, Progress};
+use peerdial_sip::pairing::Leg;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 
-use crate::controller::Command;
 use crate::talkers::talkers_of;
 use crate::users::{now_ms, user};
 use crate::TopShared;
 
-/// Calls a user may have being set up or running at once.
-pub const MAX_LIVE: usize = 2;
-/// New calls a user may place per minute.
-pub const MAX_PER_MINUTE: usize = 10;
-/// How long a finished call's record stays readable.
-const KEEP_MS: u64 = 10 * 60 * 1000;
-
-struct Record {
-    owner: Number,
-    summary: Value,
-    events: Vec<Value>,
-    over_at: Option<u64>,
-}
-
-/// What `POST /api/v1/calls/{id}/participants` may do with a call.
-pub(crate) enum Growable {
-    /// Over, or not connected yet.
-    No,
-    Conference,
-    /// Connected: it becomes a conference; the labels of its two talkers.
-    TwoParty([String; 2]),
-}
-
-/// Every call's progress, for the API; filled by the controller.
-#[derive(Default)]
-pub(crate) struct CallBook {
-    calls: Mutex<HashMap<u64, Record>>,
-    placed: Mutex<HashMap<Number, VecDeque<u64>>>,
-    changed: Notify,
-    next: AtomicU64,
-}
-
-impl CallBook {
-    pub(crate) fn push(&self, id: u64, p: Progress) {
-        let over = matches!(p, Progress::Failed { .. } | Progress::Ended { .. });
-        let mut ev = serde_json::to_value(&p).unwrap_or(Value::Null);
-        ev["text"] = Value::String(describe(&p));
-        self.push_value(id, ev, over);
-    }
-
-    /// One event (with its `text`) for call `id`; `over`: the last one.
-    pub(crate) fn push_value(&self, id: u64, ev: Value, over: bool) {
-        if let Some(r) = self.calls.lock().expect("calls").get_mut(&id) {
-            r.events.push(ev);
-            if over {
-                r.over_at = Some(now_ms());
-            }
-        }
-        self.changed.notify_waiters();
-    }
-
-    /// Whether call `id` of `owner` can take one more talker, and how. A
-    /// connected two-party call is marked a conference here, so a second
-    /// request joins the conference it is becoming.
-    pub(crate) fn growable(&self, id: u64, owner: Number) -> Option<Growable> {
-        let mut calls = self.calls.lock().expect("calls");
-        let r = calls.get_mut(&id).filter(|r| r.owner == owner)?;
-        if r.over_at.is_some() {
-            return Some(Growable::No);
-        }
-        if r.summary["conference"] == true {
-            return Some(Growable::Conference);
-        }
-        if !r.events.iter().any(|e| e["event"] == "connected") {
-            return Some(Growable::No);
-        }
-        let text = |k: &str| r.summary[k].as_str().unwrap_or_default().to_string();
-        let labels = [text("talker"), format!("{} ({})", text("callee"), text("callee_talker"))];
-        r.summary["conference"] = Value::Bool(true);
-        Some(Growable::TwoParty(labels))
-    }
-
-    /// Admits a new call of `owner`, or says why not (429).
-    fn admit(&self, owner: Number, now: u64) -> Result<(), String> {
-        let live = self
-            .calls
-            .lock()
-            .expect("calls")
-            .values()
-            .filter(|r| r.owner == owner && r.over_at.is_none())
-            .count();
-        if live >= MAX_LIVE {
-            return Err(format!("you already have {live} calls being set up or running"));
-        }
-        self.admit_join(owner, now)
-    }
-
-    /// Counts a request against `owner`'s calls a minute (a new call, or
-    /// someone added to a conference), or says why not (429).
-    pub(crate) fn admit_join(&self, owner: Number, now: u64) -> Result<(), String> {
-        let mut placed = self.placed.lock().expect("placed");
-        placed.retain(|_, q| {
-            while q.front().is_some_and(|t| now.saturating_sub(*t) >= 60_000) {
-                q.pop_front();
-            }
-            !q.is_empty()
-        });
-        let q = placed.entry(owner).or_default();
-        if q.len() >= MAX_PER_MINUTE {
-            return Err(format!("at most {MAX_PER_MINUTE} calls a minute: try again shortly"));
-        }
-        q.push_back(now);
-        Ok(())
-    }
-
-    pub(crate) fn open(&self, owner: Number, summary: Value) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = now_ms();
-        let mut calls = self.calls.lock().expect("calls");
-        calls.retain(|_, r| r.over_at.is_none_or(|t| now.saturating_sub(t) < KEEP_MS));
-        calls.insert(
-            id,
-            Record {
-                owner,
-                summary,
-                events: Vec::new(),
-                over_at: None,
-            },
-        );
-        id
-    }
-
-    /// The call's summary and events after `after`, if `owner` placed it.
-    fn view(&self, id: u64, owner: Number, after: usize) -> Option<(Value, Vec<Value>, bool)> {
-        let calls = self.calls.lock().expect("calls");
-        let r = calls.get(&id).filter(|r| r.owner == owner)?;
-        Some((
-            r.summary.clone(),
-            r.events.iter().skip(after).cloned().collect(),
-            r.over_at.is_some(),
-        ))
-    }
-}
+pub use peerdial_control::book::{MAX_LIVE, MAX_PER_MINUTE};
+pub use peerdial_control::describe;
 
 /// Where a peerdial number's talker is reachable now: the contact its
 /// region publishes (the NAPTR of order 10). The mailbox record (the
@@ -185,23 +51,6 @@ async fn contact(shared: &TopShared, number: &str) -> Result<Leg, String> {
         return Err("offline".into());
     }
     Ok(Leg { uri, next_hop: addr })
-}
-
-/// One progress line as a dialer shows it.
-pub fn describe(p: &Progress) -> String {
-    match p {
-        Progress::CallingTalker => "calling your talker".into(),
-        Progress::TalkerAnswered => "your talker answered".into(),
-        Progress::CallingCallee => "calling the callee".into(),
-        Progress::Ringing => "ringing".into(),
-        Progress::Connected => "connected".into(),
-        Progress::Ended { by } => match by {
-            Some(peerdial_sip::pairing::Side::Talker) => "ended: your talker hung up".into(),
-            Some(peerdial_sip::pairing::Side::Callee) => "ended: the callee hung up".into(),
-            None => "ended: hung up by the dialer".into(),
-        },
-        Progress::Failed { reason, .. } => format!("failed: {reason}"),
-    }
 }
 
 pub fn routes() -> Router<Arc<TopShared>> {
@@ -344,6 +193,20 @@ async fn place(State(shared): State<Arc<TopShared>>, headers: HeaderMap, body: R
         "why": pair.why,
         "reason": pair.why.text(),
     });
+    // Both numbers of one region that joined here: that region's
+    // controller runs the call.
+    if let (Route::Region { .. }, Account::Peerdial { number: a }, Account::Peerdial { number: b }) =
+        (&pair.route, &pair.caller.account, &pair.callee.account)
+    {
+        if let Some(region) = crate::handoff::region_of(&shared, a) {
+            let req = peerdial_control::api::Start {
+                talker: Some(a.clone()),
+                callee: Some(b.clone()),
+                talkers: None,
+            };
+            return crate::handoff::start(&shared, me, region, req, summary).await;
+        }
+    }
     let id = shared.dialing.book.open(me, summary.clone());
     shared.dialing.controller.send(Command::Start {
         id,
@@ -361,38 +224,20 @@ pub(crate) fn created(id: u64, mut body: serde_json::Value) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct After {
-    #[serde(default)]
-    after: usize,
-    /// Seconds to wait for news (at most 25).
-    #[serde(default)]
-    wait: u64,
-}
-
 async fn progress(State(shared): State<Arc<TopShared>>, Path(id): Path<u64>, Query(q): Query<After>, headers: HeaderMap) -> Response {
     let me = match user(&shared, &headers).await {
         Ok(n) => n,
         Err(r) => return r,
     };
-    let book = &shared.dialing.book;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(25));
-    loop {
-        let changed = book.changed.notified();
-        let Some((summary, events, over)) = book.view(id, me, q.after) else {
-            return error(StatusCode::NOT_FOUND, format!("you have no call {id}"));
-        };
-        if !events.is_empty() || over || tokio::time::Instant::now() >= deadline {
-            let mut body = summary;
-            body["id"] = json!(id);
-            body["next"] = json!(q.after + events.len());
-            body["events"] = Value::Array(events);
-            body["over"] = json!(over);
-            return Json(body).into_response();
-        }
-        let _ = tokio::time::timeout_at(deadline, changed).await;
-    }
+    let Some(v) = shared.dialing.book.wait(id, me, q.after, q.wait).await else {
+        return error(StatusCode::NOT_FOUND, format!("you have no call {id}"));
+    };
+    let mut body = v.summary;
+    body["id"] = json!(id);
+    body["next"] = json!(q.after + v.events.len());
+    body["events"] = Value::Array(v.events);
+    body["over"] = json!(v.over);
+    Json(body).into_response()
 }
 
 async fn cancel(State(shared): State<Arc<TopShared>>, Path(id): Path<u64>, headers: HeaderMap) -> Response {
@@ -403,7 +248,10 @@ async fn cancel(State(shared): State<Arc<TopShared>>, Path(id): Path<u64>, heade
     if shared.dialing.book.view(id, me, usize::MAX).is_none() {
         return error(StatusCode::NOT_FOUND, format!("you have no call {id}"));
     }
-    shared.dialing.controller.send(Command::Cancel { id });
+    match shared.dialing.handed.get(id) {
+        Some(rc) => crate::handoff::cancel(&shared, rc),
+        None => shared.dialing.controller.send(Command::Cancel { id }),
+    }
     (StatusCode::ACCEPTED, Json(json!({"id": id, "cancelling": true}))).into_response()
 }
 
@@ -411,23 +259,26 @@ async fn cancel(State(shared): State<Arc<TopShared>>, Path(id): Path<u64>, heade
 /// verification codes waiting to be typed back.
 pub(crate) struct Dialing {
     pub(crate) book: Arc<CallBook>,
-    pub(crate) controller: crate::controller::Controller,
+    pub(crate) controller: Controller,
+    /// Calls a region's controller runs for the top.
+    pub(crate) handed: crate::handoff::Handed,
     pub(crate) codes: Mutex<peerdial_directory::Codes>,
 }
 
 impl Dialing {
-    pub(crate) fn start(sip: SocketAddr, stop: tokio::sync::watch::Receiver<bool>) -> std::io::Result<Dialing> {
+    pub(crate) fn start(sip: SocketAddr, stop: tokio::sync::watch::Receiver<bool>) -> Result<Dialing, peerdial_control::ControlError> {
         let book = Arc::new(CallBook::default());
-        let controller = crate::controller::Controller::start(sip, book.clone(), stop)?;
+        let controller = Controller::start(sip, "peerdial-top", book.clone(), stop)?;
         Ok(Dialing {
             book,
             controller,
+            handed: Default::default(),
             codes: Mutex::new(Default::default()),
         })
     }
 
     /// Where the controller's SIP socket is.
     pub fn sip_addr(&self) -> SocketAddr {
-        self.controller.local.addr
+        self.controller.addr()
     }
 }

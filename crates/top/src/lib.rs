@@ -14,8 +14,8 @@ pub mod calls;
 pub mod channels;
 mod commands;
 pub mod conference;
-mod controller;
 pub mod designate;
+mod handoff;
 pub mod portal;
 pub mod push;
 pub mod rendezvous;
@@ -54,6 +54,8 @@ pub enum TopError {
     Prefix(String),
     #[error(transparent)]
     Dns(#[from] peerdial_dns::DnsError),
+    #[error(transparent)]
+    Control(#[from] peerdial_control::ControlError),
 }
 
 pub use rendezvous::RendezvousSettings;
@@ -250,7 +252,7 @@ impl Top {
             None => None,
         };
         let channels = channels::GlobalChannels::load(&store, &cfg.root_domain).await?;
-        let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone()).map_err(|source| TopError::Bind { addr: cfg.sip, source })?;
+        let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone())?;
         endpoints.sip = dialing.sip_addr();
         let designation = designate::DesignationState::load(&cfg.data_dir)?;
         let push = push::PushState::load(&cfg.data_dir, &cfg.root_domain)?;

@@ -25,9 +25,9 @@ use peerdial_store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::controller::Command;
 use crate::users::{now_ms, user, vouched};
 use crate::TopShared;
+use peerdial_control::Command;
 
 /// Talkers a user may have.
 pub const MAX_TALKERS: usize = 20;

@@ -57,6 +57,8 @@ pub struct Region {
     pub sip: SocketAddr,
     pub dns: SocketAddr,
     pub http: SocketAddr,
+    /// The third-party call controller's SIP address (UDP).
+    pub control: SocketAddr,
     pub data: PathBuf,
 }
 
@@ -106,6 +108,7 @@ impl Region {
             sip: field("sip"),
             dns: field("dns"),
             http: field("http"),
+            control: field("control"),
             child,
             data: data.to_path_buf(),
         }

@@ -20,6 +20,8 @@ pub struct TopNode {
     child: Child,
     pub dns: SocketAddr,
     pub http: SocketAddr,
+    /// The top's third-party call controller (UDP).
+    pub sip: SocketAddr,
 }
 
 impl TopNode {
@@ -58,6 +60,7 @@ impl TopNode {
         TopNode {
             dns: field("dns"),
             http: field("http"),
+            sip: field("sip"),
             child,
         }
     }

@@ -1,11 +1,15 @@
-//! The top's third-party call controller (issue 13): one task owning a
-//! UDP SIP socket, running each call's `peerdial_sip::pairing::Pairing`
-//! (and the one-off verification MESSAGEs, `request::ClientRequest`) against the
-//! clock, the conferences it hosts (`conference::Hosted`: legs and a
-//! mixer room), and writing each call's progress into the [`CallBook`] the HTTP
-//! API reads. For a foreign SIP server it sends both INVITEs through that
-//! server to the accounts' addresses of record; the talkers' media flows
-//! between them, never through here.
+//! The third-party call controller (issue 13): one task owning a UDP SIP
+//! socket, running each call's `peerdial_sip::pairing::Pairing` (and the
+//! one-off verification MESSAGEs, `request::ClientRequest`) against the
+//! clock, the conferences it hosts ([`Hosted`]: legs and a mixer room),
+//! and writing each call's progress into the [`CallBook`] an HTTP API
+//! reads. The top runs one (foreign servers: both INVITEs go through that
+//! server to the accounts' addresses of record; calls across regions;
+//! mixed conferences); each region runs one for calls and conferences of
+//! its own numbers. The talkers' media of a two-party call flows between
+//! them, never through here.
+//!
+//! It is not a matcher or an HTTP API: its owner decides what to start.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,11 +23,13 @@ use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use crate::calls::CallBook;
-use crate::conference::Hosted;
+use crate::book::CallBook;
+use crate::hosted::Hosted;
+use crate::ControlError;
 use peerdial_sip::conference::ConfProgress;
 
-pub(crate) enum Command {
+/// What the controller's owner asks of it; call ids are the book's.
+pub enum Command {
     Start {
         id: u64,
         talker: Leg,
@@ -59,29 +65,51 @@ pub(crate) enum Command {
 }
 
 /// The handle the HTTP side holds.
-pub(crate) struct Controller {
-    pub(crate) local: Local,
+pub struct Controller {
+    pub local: Local,
     tx: mpsc::UnboundedSender<Command>,
 }
 
 impl Controller {
-    /// Binds `addr` and starts the task.
-    pub(crate) fn start(addr: SocketAddr, book: Arc<CallBook>, stop: watch::Receiver<bool>) -> std::io::Result<Controller> {
-        let std = std::net::UdpSocket::bind(addr)?;
-        std.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(std)?;
-        let bound = socket.local_addr()?;
+    /// Binds `addr` (UDP) and starts the task; `user_agent` names the
+    /// server in its requests. Stops (cancelling every call) on `stop`.
+    pub fn start(addr: SocketAddr, user_agent: &str, book: Arc<CallBook>, stop: watch::Receiver<bool>) -> Result<Controller, ControlError> {
+        let std = std::net::UdpSocket::bind(addr).map_err(|source| ControlError::Bind { addr, source })?;
+        Controller::start_on(std, user_agent, book, stop)
+    }
+
+    /// [`Controller::start`] on a socket already bound (its owner needed
+    /// the address first).
+    pub fn start_on(
+        std: std::net::UdpSocket,
+        user_agent: &str,
+        book: Arc<CallBook>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Controller, ControlError> {
+        let addr = std.local_addr().map_err(|source| ControlError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let bind = |source| ControlError::Bind { addr, source };
+        std.set_nonblocking(true).map_err(bind)?;
+        let socket = UdpSocket::from_std(std).map_err(bind)?;
+        let bound = socket.local_addr().map_err(bind)?;
         let local = Local {
             uri: format!("sip:peerdial@{bound}"),
             addr: bound,
-            user_agent: "peerdial-top".into(),
+            user_agent: user_agent.into(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(socket, local.clone(), rx, book, stop));
         Ok(Controller { local, tx })
     }
 
-    pub(crate) fn send(&self, c: Command) {
+    /// Where its SIP socket is.
+    pub fn addr(&self) -> SocketAddr {
+        self.local.addr
+    }
+
+    pub fn send(&self, c: Command) {
         let _ = self.tx.send(c);
     }
 }
@@ -189,13 +217,13 @@ impl Task {
                     Ok(c) => {
                         self.conferences.insert(id, c);
                     }
-                    Err(e) => crate::conference::record(&self.book, id, &ConfProgress::Ended { reason: e }),
+                    Err(e) => self.book.push_conf(id, &ConfProgress::Ended { reason: e }),
                 }
             }
             Command::Join { id, who, leg } => {
                 if let Some(c) = self.conferences.get_mut(&id) {
                     if let Err(reason) = c.add(&who, &leg, now) {
-                        crate::conference::record(&self.book, id, &ConfProgress::Failed { who, reason });
+                        self.book.push_conf(id, &ConfProgress::Failed { who, reason });
                     }
                 }
             }
@@ -239,7 +267,7 @@ impl Task {
     }
 
     fn refuse_join(&self, id: u64, who: String, reason: String) {
-        crate::conference::record(&self.book, id, &ConfProgress::Failed { who, reason });
+        self.book.push_conf(id, &ConfProgress::Failed { who, reason });
     }
 
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
@@ -286,7 +314,7 @@ impl Task {
             }
             let core = c.core();
             while let Some(progress) = core.poll_progress() {
-                crate::conference::record(&self.book, *id, &progress);
+                self.book.push_conf(*id, &progress);
             }
             for cid in core.call_ids() {
                 self.legs.insert(cid, *id);
