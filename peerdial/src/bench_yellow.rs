@@ -170,10 +170,7 @@ pub async fn yellow(profiles: u32, seconds: u32, clients: u32, postgres: Option<
     let vocab = Vocabulary::new(&mut rng);
     let queries: Vec<Vec<String>> = (0..1000).map(|_| search_terms(&vocab.query(&mut rng))).collect();
     let queries = Arc::new(queries);
-    let mut backends = vec![(
-        "SQLite (posting table)",
-        format!("sqlite:{}", dir.path().join("yellow.db").display()),
-    )];
+    let mut backends = vec![("SQLite (FTS5)", format!("sqlite:{}", dir.path().join("yellow.db").display()))];
     if let Some(pg) = postgres {
         backends.push(("PostgreSQL (posting table)", pg));
     }
