@@ -203,7 +203,7 @@ enum Which {
     },
     /// Yellow-pages keyword search over made-up profiles: searches per
     /// second and p50/p99 on SQLite (FTS5) and, with --postgres, on
-    /// PostgreSQL (tsvector), next to a plain LIKE scan.
+    /// PostgreSQL (the store's posting table), next to a plain LIKE scan.
     Yellow {
         #[arg(long, default_value_t = 1_000_000)]
         profiles: u32,

@@ -284,6 +284,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        crate::yellow::renumber(&mut tx, self.backend, old, new).await?;
         for (table, key) in [("bindings", "number"), ("pairing_codes", "number"), ("retired_numbers", "number")] {
             sqlx::query(&format!("DELETE FROM {table} WHERE {key} = $1"))
                 .bind(old)

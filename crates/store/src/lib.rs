@@ -26,6 +26,7 @@ pub mod portal;
 mod presence;
 pub mod rendezvous;
 mod writer;
+mod yellow;
 pub use accounts::PairingOutcome;
 pub use channels::{BroadcastRow, ChannelRow, ItemRow};
 pub use mailbox::{CallRow, MessageRow, NumberStateRow};
@@ -193,14 +194,22 @@ impl Store {
         }
         let (tx, rx) = mpsc::channel(65_536);
         tokio::spawn(writer::writer(pool.clone(), backend, rx));
-        Ok(Store { pool, backend, jobs: tx })
+        let store = Store { pool, backend, jobs: tx };
+        store.index_new_profiles().await?;
+        Ok(store)
     }
 
     /// Refreshes the query planner's statistics, as a bulk load should
     /// (PostgreSQL's autovacuum would do it later; until then the planner
     /// guesses, e.g. scans a full-text index for the commonest word).
+    /// On PostgreSQL also VACUUM, so that index-only scans of the yellow
+    /// pages' postings need not visit the table.
     pub async fn analyze(&self) -> Result<(), StoreError> {
-        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        let sql = match self.backend {
+            Backend::Sqlite => "ANALYZE",
+            Backend::Postgres => "VACUUM ANALYZE",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -296,6 +305,7 @@ impl Store {
             .bind(number)
             .execute(&mut *tx)
             .await?;
+        yellow::unindex(&mut tx, self.backend, number).await?;
         // The number's next owner starts afresh: presence visible to everyone,
         // and none of the old owner's password, profile or greetings.
         let mut forget = vec![

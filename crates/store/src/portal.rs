@@ -1,23 +1,21 @@
 //! Rows of the web portal: sign-in passwords (already hashed by the
 //! portal; this module never sees a password) and profiles with
-//! per-field privacy, and the yellow-pages search over public fields.
+//! per-field privacy, and the plain `LIKE` scan the yellow pages' search
+//! (yellow.rs) is measured against.
 //!
-//! Privacy is kept here, in SQL: only public fields' values are indexed,
+//! Privacy is kept in SQL: only public fields' values are indexed,
 //! and a search answers private fields as empty strings, so a private value
 //! never leaves the database through a search.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+pub use crate::yellow::search_terms;
+use crate::yellow::{apply_counts, indexed_words, repost, search_words};
 use crate::{Backend, Store, StoreError};
 
 /// The profile's text fields, in the order of their `public_mask` bits.
 pub const FIELDS: [&str; 5] = ["display_name", "city", "organisation", "interests", "introduction"];
-
-/// Most terms a search uses; the rest are ignored.
-const MAX_TERMS: usize = 8;
-/// Longest term kept (in characters).
-const MAX_TERM_CHARS: usize = 64;
 
 /// A profile. In search answers, private fields are empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +35,7 @@ impl ProfileRow {
     }
 
     /// The text the yellow pages may search: public fields only.
-    fn public_text(&self) -> String {
+    pub(crate) fn public_text(&self) -> String {
         let parts: Vec<&str> = (0..FIELDS.len())
             .filter(|&i| self.is_public(i))
             .map(|i| self.fields[i].as_str())
@@ -46,31 +44,7 @@ impl ProfileRow {
     }
 }
 
-/// Plain search terms from whatever a user typed: runs of letters and
-/// digits, lower-cased. Full-text syntax (quotes, `NEAR`, `*`, brackets,
-/// `-`, `:`) is thereby only a separator; `NEAR`/`AND`/`OR` become words.
-pub fn search_terms(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(|t| t.chars().take(MAX_TERM_CHARS).collect::<String>().to_lowercase())
-        .take(MAX_TERMS)
-        .collect()
-}
-
-/// An FTS5 query matching every term as a prefix; each term is quoted, so
-/// no operator survives.
-fn fts5_query(terms: &[String]) -> String {
-    terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" ")
-}
-
-/// A PostgreSQL tsquery matching every term as a prefix (terms are letters
-/// and digits only, quoted as lexemes).
-fn tsquery(terms: &[String]) -> String {
-    terms.iter().map(|t| format!("'{t}':*")).collect::<Vec<_>>().join(" & ")
-}
-
-fn profile_row(r: &AnyRow) -> Result<ProfileRow, StoreError> {
+pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRow, StoreError> {
     let mut p = ProfileRow {
         number: r.try_get(0)?,
         public_mask: r.try_get(6)?,
@@ -84,7 +58,7 @@ fn profile_row(r: &AnyRow) -> Result<ProfileRow, StoreError> {
 }
 
 /// Each field's value only when its bit is set, else ''.
-fn public_columns() -> String {
+pub(crate) fn public_columns() -> String {
     FIELDS
         .iter()
         .enumerate()
@@ -122,46 +96,70 @@ impl Store {
         self.put_profiles(std::slice::from_ref(p), now_ms).await
     }
 
-    /// Stores (or replaces) profiles and their search entries, all in one
-    /// transaction (a bulk load: the yellow-pages benchmark's million).
+    /// Stores (or replaces) profiles and their yellow-pages index entries
+    /// (SQLite: FTS5 rows; PostgreSQL: postings), all in one transaction
+    /// (a bulk load: the yellow-pages benchmark's million).
     pub async fn put_profiles(&self, profiles: &[ProfileRow], now_ms: i64) -> Result<(), StoreError> {
+        let pg = self.backend == Backend::Postgres;
         let mut tx = self.pool.begin().await?;
+        let mut counts = std::collections::BTreeMap::new();
         for p in profiles {
             let text = p.public_text();
-            sqlx::query(
-                "INSERT INTO profiles (number, display_name, city, organisation, interests, introduction, \
-                 public_mask, listed, public_text, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (number) DO UPDATE SET display_name = excluded.display_name, city = excluded.city, \
-                 organisation = excluded.organisation, interests = excluded.interests, \
-                 introduction = excluded.introduction, public_mask = excluded.public_mask, \
-                 listed = excluded.listed, public_text = excluded.public_text, updated_ms = excluded.updated_ms",
-            )
-            .bind(p.number)
-            .bind(&p.fields[0])
-            .bind(&p.fields[1])
-            .bind(&p.fields[2])
-            .bind(&p.fields[3])
-            .bind(&p.fields[4])
-            .bind(p.public_mask)
-            .bind(i64::from(p.listed))
-            .bind(&text)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            if self.backend == Backend::Sqlite {
-                sqlx::query("DELETE FROM profile_search WHERE rowid = $1")
+            let (mut old, mut words) = (String::new(), String::new());
+            if pg {
+                // Lock the row, then read the words it was indexed under.
+                sqlx::query("UPDATE profiles SET updated_ms = updated_ms WHERE number = $1")
                     .bind(p.number)
                     .execute(&mut *tx)
                     .await?;
-                if p.listed && !text.is_empty() {
-                    sqlx::query("INSERT INTO profile_search (rowid, public_text) VALUES ($1, $2)")
-                        .bind(p.number)
-                        .bind(&text)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                old = indexed_words(&mut tx, p.number).await?;
+                words = search_words(p);
+            }
+            let (col, val, set) = if pg {
+                (", search_words", ", $11", ", search_words = excluded.search_words")
+            } else {
+                ("", "", "")
+            };
+            let sql = format!(
+                "INSERT INTO profiles (number, display_name, city, organisation, interests, introduction, \
+                 public_mask, listed, public_text, updated_ms{col}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10{val}) \
+                 ON CONFLICT (number) DO UPDATE SET display_name = excluded.display_name, city = excluded.city, \
+                 organisation = excluded.organisation, interests = excluded.interests, \
+                 introduction = excluded.introduction, public_mask = excluded.public_mask, \
+                 listed = excluded.listed, public_text = excluded.public_text, updated_ms = excluded.updated_ms{set}"
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(p.number)
+                .bind(&p.fields[0])
+                .bind(&p.fields[1])
+                .bind(&p.fields[2])
+                .bind(&p.fields[3])
+                .bind(&p.fields[4])
+                .bind(p.public_mask)
+                .bind(i64::from(p.listed))
+                .bind(&text)
+                .bind(now_ms);
+            if pg {
+                q = q.bind(&words);
+            }
+            q.execute(&mut *tx).await?;
+            if pg {
+                repost(&mut tx, self.backend, p.number, &old, &words, &mut counts).await?;
+                continue;
+            }
+            sqlx::query("DELETE FROM profile_search WHERE rowid = $1")
+                .bind(p.number)
+                .execute(&mut *tx)
+                .await?;
+            if p.listed && !text.is_empty() {
+                sqlx::query("INSERT INTO profile_search (rowid, public_text) VALUES ($1, $2)")
+                    .bind(p.number)
+                    .bind(&text)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
+        apply_counts(&mut tx, self.backend, &counts).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -178,85 +176,8 @@ impl Store {
         row.as_ref().map(profile_row).transpose()
     }
 
-    /// The yellow pages: listed profiles with numbers in `lo..=hi` whose
-    /// public fields match every term (as prefixes), in number order (a
-    /// phone book's; it lets the search stop at `limit` rows instead of
-    /// ranking every match of a common word); all listed ones when `terms`
-    /// is empty. Private fields come back empty.
-    pub async fn search_profiles(&self, terms: &[String], lo: i64, hi: i64, limit: i64) -> Result<Vec<ProfileRow>, StoreError> {
-        let cols = public_columns();
-        let rows = if terms.is_empty() {
-            sqlx::query(&format!(
-                "SELECT p.number, {cols}, p.public_mask, p.listed FROM profiles p \
-                 WHERE p.listed <> 0 AND p.number BETWEEN $1 AND $2 ORDER BY p.number LIMIT $3"
-            ))
-            .bind(lo)
-            .bind(hi)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-        } else {
-            match self.backend {
-                Backend::Sqlite => {
-                    sqlx::query(&format!(
-                        "SELECT p.number, {cols}, p.public_mask, p.listed FROM profile_search s \
-                         JOIN profiles p ON p.number = s.rowid \
-                         WHERE profile_search MATCH $1 AND s.rowid BETWEEN $2 AND $3 AND p.listed <> 0 \
-                         ORDER BY s.rowid LIMIT $4"
-                    ))
-                    .bind(fts5_query(terms))
-                    .bind(lo)
-                    .bind(hi)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-                }
-                Backend::Postgres => self.search_postgres(&cols, &tsquery(terms), lo, hi, limit).await?,
-            }
-        };
-        rows.iter().map(profile_row).collect()
-    }
-
-    /// PostgreSQL's planner cannot tell a common prefix from a rare one
-    /// (it guesses the same selectivity for every `x:*`), and either plan
-    /// alone is slow for one kind: walking numbers in order until the page
-    /// is full takes seconds for a word nobody has, and the GIN index takes
-    /// hundreds of milliseconds for a word half the profiles have. So: walk
-    /// the first `WINDOW` numbers in order (a common word fills the page
-    /// there, and then these are exactly the first matches); only when it
-    /// does not, ask the GIN index (the word is rare, so its list is short).
-    async fn search_postgres(&self, cols: &str, q: &str, lo: i64, hi: i64, limit: i64) -> Result<Vec<AnyRow>, StoreError> {
-        const WINDOW: i64 = 5_000;
-        let first = sqlx::query(&format!(
-            "SELECT p.number, {cols}, p.public_mask, p.listed FROM \
-             (SELECT * FROM profiles WHERE number BETWEEN $2 AND $3 AND listed <> 0 ORDER BY number LIMIT {WINDOW}) p \
-             WHERE p.search @@ to_tsquery('simple', $1) ORDER BY p.number LIMIT $4"
-        ))
-        .bind(q)
-        .bind(lo)
-        .bind(hi)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        if first.len() as i64 >= limit {
-            return Ok(first);
-        }
-        // `+ 0`: not in index order, so the planner takes the GIN index.
-        Ok(sqlx::query(&format!(
-            "SELECT p.number, {cols}, p.public_mask, p.listed FROM profiles p \
-             WHERE p.search @@ to_tsquery('simple', $1) AND p.listed <> 0 AND p.number BETWEEN $2 AND $3 \
-             ORDER BY p.number + 0 LIMIT $4"
-        ))
-        .bind(q)
-        .bind(lo)
-        .bind(hi)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// The same answer as [`Store::search_profiles`] (without ranking) by
-    /// a plain `LIKE '%term%'` scan over the public text: no index, the
+    /// About the same answer as [`Store::search_profiles`] by a plain
+    /// `LIKE '%term%'` scan over the public text: no index, the
     /// floor the full-text search is measured against (`peerdial bench
     /// yellow`). Not used by the portal.
     pub async fn scan_profiles(&self, terms: &[String], lo: i64, hi: i64, limit: i64) -> Result<Vec<ProfileRow>, StoreError> {
@@ -277,20 +198,5 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(profile_row).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn full_text_syntax_becomes_plain_terms() {
-        assert_eq!(search_terms("\"Tai pei\" NEAR(x* (y"), ["tai", "pei", "near", "x", "y"]);
-        assert_eq!(search_terms("  ) ( * : - ^ \" "), Vec::<String>::new());
-        assert_eq!(search_terms("台北 café"), ["台北", "café"]);
-        assert_eq!(search_terms(&"a ".repeat(50)).len(), MAX_TERMS);
-        assert_eq!(fts5_query(&search_terms("x\"y")), "\"x\"* \"y\"*");
-        assert_eq!(tsquery(&search_terms("x'y")), "'x':* & 'y':*");
     }
 }

@@ -336,6 +336,49 @@ async fn passwords_and_profiles_keep_private_fields_out_of_search() {
             page,
             "{url}"
         );
+        // A term that is a prefix of a word, one longer than any word, and
+        // the same words in another order.
+        assert_eq!(
+            numbers(s.search_profiles(&search_terms("ki FLY"), lo, hi, 9).await.unwrap()).len(),
+            4,
+            "{url}"
+        );
+        assert!(
+            s.search_profiles(&search_terms("kites"), lo, hi, 9).await.unwrap().is_empty(),
+            "{url}"
+        );
+        assert_eq!(
+            numbers(s.search_profiles(&search_terms("tainan kite"), lo, hi, 3).await.unwrap()),
+            page,
+            "{url}"
+        );
+        s.close().await;
+
+        // A PostgreSQL database from before the yellow pages' posting
+        // table: its profiles are not indexed, and opening it indexes them.
+        if url.starts_with("postgres") {
+            sqlx::any::install_default_drivers();
+            let (_, raw) = peerdial_store::connect_url(&url).unwrap();
+            let mut c = sqlx::AnyConnection::connect(&raw).await.unwrap();
+            for sql in [
+                "UPDATE profiles SET search_words = NULL",
+                "DELETE FROM profile_terms",
+                "DELETE FROM profile_words",
+            ] {
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+            c.close().await.unwrap();
+        }
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(
+            numbers(s.search_profiles(&search_terms("kite tain"), lo, hi, 3).await.unwrap()),
+            page,
+            "{url}: indexed when opened"
+        );
+        assert!(
+            s.search_profiles(&search_terms("ada"), lo, hi, 10).await.unwrap().is_empty(),
+            "{url}"
+        );
         s.close().await;
     }
 }
@@ -384,6 +427,15 @@ async fn pairing_codes_friends_and_vanity_moves() {
         s.write(Write::InsertDevice(device("02:00:00:00:00:02", 8860210000002)))
             .await
             .unwrap();
+        for n in [8860210000001, 8860210000002] {
+            let p = peerdial_store::ProfileRow {
+                number: n,
+                fields: ["Racer".into(), String::new(), String::new(), String::new(), String::new()],
+                public_mask: 1,
+                listed: true,
+            };
+            s.put_profile(&p, 1).await.unwrap();
+        }
         let (a, b) = tokio::join!(
             s.move_number(8860210000001, 8860210002026, "m", "s", 0, 100),
             s.move_number(8860210000002, 8860210002026, "m", "s", 0, 100)
@@ -403,6 +455,13 @@ async fn pairing_codes_friends_and_vanity_moves() {
             assert_eq!(s.friends(8860210002026).await.unwrap(), vec![8860210000007], "friends follow");
             assert_eq!(s.portal_session("s2").await.unwrap(), Some(8860210002026), "sessions follow");
         }
+        // The yellow pages find the profile under its new number only.
+        let found = s
+            .search_profiles(&peerdial_store::search_terms("racer"), 8860210000000, 8860219999999, 9)
+            .await
+            .unwrap();
+        let found: Vec<i64> = found.iter().map(|p| p.number).collect();
+        assert_eq!(found, [loser, 8860210002026], "{url}");
         // A quarantined number cannot be taken.
         assert!(!s.move_number(loser, winner, "m", "s", 0, 200).await.unwrap());
         s.close().await;

@@ -1,0 +1,566 @@
+//! The yellow pages' index and search. On PostgreSQL, a posting table of
+//! our own (migration 0017); on SQLite, FTS5 walked in rowid (= number)
+//! order (migration 0007), which measured faster there (docs/decisions.md,
+//! docs/benchmarks.md). The rest of this text is about the posting table.
+//!
+//! A listed profile's public fields are cut into words (runs of letters
+//! and digits, lower-cased); `profiles.search_words` holds them, each after
+//! a space, and `profile_terms` holds one row per key and number, where a
+//! key is a word or the first [`PREFIX`] characters of a longer one, in
+//! b-tree order (key, number). `profile_words` counts the profiles of each
+//! key (and, under the empty key, all indexed profiles).
+//!
+//! Every search term matches words it begins. A search looks up each
+//! term's keys and counts (one small b-tree range per term), picks the
+//! cheapest way to produce candidates in number order — the list of one
+//! key (stopping at the page), the few lists that are exactly a rare
+//! prefix's (read whole, then sorted), or the profiles themselves (when
+//! every term is common) — and checks every other term on the postings
+//! (a probe of (key, number), near the last one as candidates come in
+//! number order), and on the row's `search_words` with `LIKE '% term%'`
+//! only for a term that begins too many words to list. Only the page's
+//! rows are read whole. So a page costs about the postings read before it
+//! is full, and a term nobody has ends the search at once.
+//!
+//! This module is not the profile rows (portal.rs) and does no ranking:
+//! the yellow pages list in number order, as a phone book does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::{Any, Row, Transaction};
+
+use crate::portal::{profile_row, public_columns, ProfileRow};
+use crate::{Backend, Store, StoreError};
+
+/// Length (in characters) of the prefix keys: a term this long is one key.
+const PREFIX: usize = 3;
+/// Most keys whose lists are read whole for one term.
+const MAX_KEYS: usize = 16;
+/// Most terms a search uses; the rest are ignored.
+const MAX_TERMS: usize = 8;
+/// Longest term and longest indexed word (in characters).
+const MAX_TERM_CHARS: usize = 64;
+/// The key under which `profile_words` counts all indexed profiles (no
+/// word is empty).
+const ALL: &str = "";
+/// Profiles indexed per transaction when an upgraded database's rows are.
+const REINDEX_BATCH: i64 = 1_000;
+
+/// The words of a text as the yellow pages index and search them: runs of
+/// letters and digits, lower-cased, each cut at [`MAX_TERM_CHARS`].
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.chars().take(MAX_TERM_CHARS).collect::<String>().to_lowercase())
+}
+
+/// Plain search terms from whatever a user typed: runs of letters and
+/// digits, lower-cased. Full-text syntax (quotes, `NEAR`, `*`, brackets,
+/// `-`, `:`) is thereby only a separator; `NEAR`/`AND`/`OR` become words,
+/// and `%` or `_` never reach a `LIKE`.
+pub fn search_terms(query: &str) -> Vec<String> {
+    words(query).take(MAX_TERMS).collect()
+}
+
+/// What the index holds for a profile: its public words (distinct, each
+/// after a space), or "" when it is unlisted or has no public word.
+pub(crate) fn search_words(p: &ProfileRow) -> String {
+    if !p.listed {
+        return String::new();
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = String::new();
+    for w in words(&p.public_text()) {
+        if seen.insert(w.clone()) {
+            out.push(' ');
+            out.push_str(&w);
+        }
+    }
+    out
+}
+
+/// The posting keys of a `search_words` value.
+fn keys(search_words: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for w in search_words.split(' ').filter(|w| !w.is_empty()) {
+        if w.chars().count() > PREFIX {
+            out.insert(w.chars().take(PREFIX).collect());
+        }
+        out.insert(w.to_string());
+    }
+    out
+}
+
+/// A JSON array of strings. Keys are letters and digits only, so nothing
+/// needs escaping.
+fn json_array<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    let items: Vec<String> = items.map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// `SELECT value FROM` the JSON array in `param`, in each database's words.
+fn json_values(backend: Backend, param: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("SELECT value FROM json_each({param})"),
+        Backend::Postgres => format!("SELECT value FROM json_array_elements_text(CAST({param} AS json))"),
+    }
+}
+
+/// An FTS5 query matching every term as a prefix; each term is quoted, so
+/// no operator survives.
+fn fts5_query(terms: &[String]) -> String {
+    terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" ")
+}
+
+/// The smallest string above every string that begins with `t`.
+fn prefix_end(t: &str) -> String {
+    format!("{t}{}", char::MAX)
+}
+
+/// Moves a number's postings from the `old` search words to the `new`
+/// ones, adding the changes of the key counts to `counts`.
+pub(crate) async fn repost(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    number: i64,
+    old: &str,
+    new: &str,
+    counts: &mut BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let (old_keys, new_keys) = (keys(old), keys(new));
+    let gone: Vec<&String> = old_keys.difference(&new_keys).collect();
+    let came: Vec<&String> = new_keys.difference(&old_keys).collect();
+    if !gone.is_empty() {
+        sqlx::query(&format!(
+            "DELETE FROM profile_terms WHERE number = $1 AND term IN ({})",
+            json_values(backend, "$2")
+        ))
+        .bind(number)
+        .bind(json_array(gone.iter().copied()))
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !came.is_empty() {
+        let values = json_values(backend, "$2").replacen("SELECT value", "SELECT value, CAST($1 AS BIGINT)", 1);
+        sqlx::query(&format!("INSERT INTO profile_terms (term, number) {values}"))
+            .bind(number)
+            .bind(json_array(came.iter().copied()))
+            .execute(&mut **tx)
+            .await?;
+    }
+    for k in gone {
+        *counts.entry(k.clone()).or_default() -= 1;
+    }
+    for k in came {
+        *counts.entry(k.clone()).or_default() += 1;
+    }
+    let all = i64::from(!new.is_empty()) - i64::from(!old.is_empty());
+    if all != 0 {
+        *counts.entry(ALL.to_string()).or_default() += all;
+    }
+    Ok(())
+}
+
+/// Applies key count changes (one statement, keys in order), and drops
+/// keys no profile has any more.
+pub(crate) async fn apply_counts(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    counts: &BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let changed: Vec<String> = counts
+        .iter()
+        .filter(|(_, &d)| d != 0)
+        .map(|(k, d)| format!("\"{k}\":{d}"))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let source = match backend {
+        Backend::Sqlite => "SELECT key, value FROM json_each($1) WHERE true",
+        Backend::Postgres => "SELECT key, CAST(value AS BIGINT) FROM json_each_text(CAST($1 AS json))",
+    };
+    sqlx::query(&format!(
+        "INSERT INTO profile_words (term, profiles) {source} \
+         ON CONFLICT (term) DO UPDATE SET profiles = profile_words.profiles + excluded.profiles"
+    ))
+    .bind(format!("{{{}}}", changed.join(",")))
+    .execute(&mut **tx)
+    .await?;
+    let fewer: Vec<&String> = counts.iter().filter(|(_, &d)| d < 0).map(|(k, _)| k).collect();
+    if !fewer.is_empty() {
+        sqlx::query(&format!(
+            "DELETE FROM profile_words WHERE profiles <= 0 AND term IN ({})",
+            json_values(backend, "$1")
+        ))
+        .bind(json_array(fewer.into_iter()))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A number's indexed search words ("" when none or not indexed yet).
+pub(crate) async fn indexed_words(tx: &mut Transaction<'_, Any>, number: i64) -> Result<String, StoreError> {
+    let row = sqlx::query("SELECT search_words FROM profiles WHERE number = $1")
+        .bind(number)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
+        None => String::new(),
+    })
+}
+
+/// Takes a number's profile out of the index (before its row goes).
+pub(crate) async fn unindex(tx: &mut Transaction<'_, Any>, backend: Backend, number: i64) -> Result<(), StoreError> {
+    if backend == Backend::Sqlite {
+        return Ok(()); // FTS5: the caller deletes its row
+    }
+    let old = indexed_words(tx, number).await?;
+    let mut counts = BTreeMap::new();
+    repost(tx, backend, number, &old, "", &mut counts).await?;
+    apply_counts(tx, backend, &counts).await
+}
+
+/// Moves the postings of a profile whose row has just moved from `old`
+/// to `new` (a vanity number); the counts do not change.
+pub(crate) async fn renumber(tx: &mut Transaction<'_, Any>, backend: Backend, old: i64, new: i64) -> Result<(), StoreError> {
+    if backend == Backend::Sqlite {
+        return Ok(()); // FTS5: the caller moves its row
+    }
+    let words = indexed_words(tx, new).await?;
+    let mut counts = BTreeMap::new();
+    repost(tx, backend, old, &words, "", &mut counts).await?;
+    repost(tx, backend, new, "", &words, &mut counts).await
+}
+
+/// How one term's candidates can be produced.
+#[derive(Debug, Default)]
+struct Term {
+    text: String,
+    /// Keys whose lists together are exactly this term's matches, with
+    /// their counts; `None` when there are more than [`MAX_KEYS`].
+    exact: Option<Vec<(String, i64)>>,
+    /// A key whose list holds every match and more (the term's first
+    /// [`PREFIX`] characters), with its count.
+    wider: Option<(String, i64)>,
+}
+
+impl Term {
+    /// Matching profiles, as far as the counts tell (at most).
+    fn matches(&self, all: f64) -> f64 {
+        match (&self.exact, &self.wider) {
+            (Some(keys), _) => keys.iter().map(|(_, n)| *n as f64).sum(),
+            (None, Some((_, n))) => *n as f64,
+            (None, None) => all,
+        }
+    }
+}
+
+/// Where a search takes its candidates from, in number order.
+#[derive(Debug, PartialEq)]
+enum Source {
+    /// One key's list, in index order; the page ends the walk.
+    Key(String),
+    /// Several keys' lists, read whole and sorted.
+    Keys(Vec<String>),
+    /// The profiles table, in number order.
+    Profiles,
+}
+
+/// The cheapest source (by rows read, estimated) and the terms it does
+/// not settle, which are checked on each candidate's words.
+fn plan(terms: &[Term], all: i64, limit: i64) -> (Source, Vec<usize>) {
+    let all = all.max(1) as f64;
+    let limit = limit.max(1) as f64;
+    let share: Vec<f64> = terms.iter().map(|t| (t.matches(all) / all).clamp(1.0 / all, 1.0)).collect();
+    let others = |i: usize| -> f64 { (0..terms.len()).filter(|&j| j != i).map(|j| share[j]).product() };
+    // Rows read walking a list of `len` rows of which a share `pass` is a hit.
+    let walk = |len: f64, pass: f64| -> f64 { len.min(limit / pass.max(1e-12)) };
+    let mut best = (walk(all, share.iter().product()), Source::Profiles, None);
+    for (i, t) in terms.iter().enumerate() {
+        if let Some(keys) = &t.exact {
+            let (cost, source) = if let [(k, n)] = keys.as_slice() {
+                (walk(*n as f64, others(i)), Source::Key(k.clone()))
+            } else {
+                // Read whole and sorted: a little dearer per row.
+                let n: f64 = keys.iter().map(|(_, n)| *n as f64).sum();
+                (n * 1.5, Source::Keys(keys.iter().map(|(k, _)| k.clone()).collect()))
+            };
+            if cost < best.0 {
+                best = (cost, source, Some(i));
+            }
+        }
+        if let Some((k, n)) = &t.wider {
+            let own = share[i] * all / (*n).max(1) as f64;
+            let cost = walk(*n as f64, own.min(1.0) * others(i));
+            if cost < best.0 {
+                best = (cost, Source::Key(k.clone()), None);
+            }
+        }
+    }
+    let settled = best.2;
+    (best.1, (0..terms.len()).filter(|&i| Some(i) != settled).collect())
+}
+
+impl Store {
+    /// Indexes the profiles the yellow pages do not know yet (a database
+    /// upgraded from before migration 0017), a batch per transaction.
+    pub(crate) async fn index_new_profiles(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(()); // FTS5: migration 0007 filled it
+        }
+        let mut done = 0usize;
+        loop {
+            let rows = sqlx::query(
+                "SELECT number, display_name, city, organisation, interests, introduction, public_mask, listed \
+                 FROM profiles WHERE search_words IS NULL LIMIT $1",
+            )
+            .bind(REINDEX_BATCH)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut tx = self.pool.begin().await?;
+            let mut counts = BTreeMap::new();
+            for r in &rows {
+                let p = profile_row(r)?;
+                let new = search_words(&p);
+                // A write first (SQLite: a transaction that reads before it
+                // writes cannot wait for the write lock); only rows still
+                // unindexed (another process may be at it too).
+                let set = sqlx::query("UPDATE profiles SET search_words = $1 WHERE number = $2 AND search_words IS NULL")
+                    .bind(&new)
+                    .bind(p.number)
+                    .execute(&mut *tx)
+                    .await?;
+                if set.rows_affected() == 1 {
+                    repost(&mut tx, self.backend, p.number, "", &new, &mut counts).await?;
+                }
+            }
+            apply_counts(&mut tx, self.backend, &counts).await?;
+            tx.commit().await?;
+            done += rows.len();
+        }
+        if done > 0 {
+            tracing::info!(profiles = done, "yellow pages: indexed the profiles of an upgraded database");
+        }
+        Ok(())
+    }
+
+    /// The yellow pages: listed profiles with numbers in `lo..=hi` whose
+    /// public fields have, for every term, a word it begins, in number
+    /// order (a phone book's; it lets the search stop at `limit` rows
+    /// instead of ranking every match of a common word); all listed ones
+    /// when `terms` is empty. Private fields come back empty.
+    pub async fn search_profiles(&self, terms: &[String], lo: i64, hi: i64, limit: i64) -> Result<Vec<ProfileRow>, StoreError> {
+        let cols = public_columns();
+        let select = format!("SELECT p.number, {cols}, p.public_mask, p.listed");
+        let rows = if terms.is_empty() {
+            sqlx::query(&format!(
+                "{select} FROM profiles p WHERE p.listed <> 0 AND p.number BETWEEN $1 AND $2 ORDER BY p.number LIMIT $3"
+            ))
+            .bind(lo)
+            .bind(hi)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+        } else if self.backend == Backend::Sqlite {
+            sqlx::query(&format!(
+                "{select} FROM profile_search s JOIN profiles p ON p.number = s.rowid \
+                 WHERE profile_search MATCH $1 AND s.rowid BETWEEN $2 AND $3 AND p.listed <> 0 \
+                 ORDER BY s.rowid LIMIT $4"
+            ))
+            .bind(fts5_query(terms))
+            .bind(lo)
+            .bind(hi)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            let mut stats = Vec::new();
+            for t in terms {
+                let Some(s) = self.term(t).await? else {
+                    return Ok(Vec::new());
+                };
+                stats.push(s);
+            }
+            let all: Option<i64> = sqlx::query_scalar("SELECT profiles FROM profile_words WHERE term = $1")
+                .bind(ALL)
+                .fetch_optional(&self.pool)
+                .await?;
+            let (source, check) = plan(&stats, all.unwrap_or(0), limit);
+            tracing::trace!(?source, ?check, "yellow pages search");
+            // Text parameters from $4 on, in the order they are named.
+            let mut binds: Vec<String> = Vec::new();
+            let mut param = |v: &str| {
+                binds.push(v.to_string());
+                format!("${}", 3 + binds.len())
+            };
+            let list =
+                |keys: &[String], param: &mut dyn FnMut(&str) -> String| keys.iter().map(|k| param(k)).collect::<Vec<_>>().join(", ");
+            let inner = match &source {
+                Source::Key(k) => format!(
+                    "SELECT k.number FROM profile_terms k WHERE k.term = {} AND k.number BETWEEN $1 AND $2",
+                    param(k)
+                ),
+                Source::Keys(keys) => format!(
+                    "SELECT k.number FROM (SELECT DISTINCT number FROM profile_terms WHERE term IN ({}) \
+                     AND number BETWEEN $1 AND $2) k WHERE 1 = 1",
+                    list(keys, &mut param)
+                ),
+                Source::Profiles => "SELECT k.number FROM profiles k WHERE k.listed <> 0 AND k.number BETWEEN $1 AND $2".to_string(),
+            };
+            // The other terms, checked on the postings (their pages are
+            // read in number order, as the candidates come), and on the
+            // row's words only where the postings cannot tell. `LIMIT 1`
+            // subqueries, not EXISTS: PostgreSQL would make a semi-join of
+            // an EXISTS, hash a common term's whole list and sort, where a
+            // probe per candidate stops with the page.
+            let mut conds = String::new();
+            for &i in &check {
+                let t = &stats[i];
+                if let Some(keys) = &t.exact {
+                    let keys: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+                    conds += &format!(
+                        " AND (SELECT 1 FROM profile_terms e WHERE e.term IN ({}) AND e.number = k.number LIMIT 1) IS NOT NULL",
+                        list(&keys, &mut param)
+                    );
+                    continue;
+                }
+                if let Some((k, _)) = &t.wider {
+                    conds += &format!(
+                        " AND (SELECT 1 FROM profile_terms e WHERE e.term = {} AND e.number = k.number LIMIT 1) IS NOT NULL",
+                        param(k)
+                    );
+                }
+                conds += &format!(
+                    " AND (SELECT 1 FROM profiles r WHERE r.number = k.number AND r.search_words LIKE {} LIMIT 1) IS NOT NULL",
+                    param(&format!("% {}%", t.text))
+                );
+            }
+            let sql = format!(
+                "{select} FROM ({inner}{conds} ORDER BY k.number LIMIT $3) c CROSS JOIN profiles p \
+                 WHERE p.number = c.number AND p.listed <> 0 ORDER BY c.number"
+            );
+            let mut q = sqlx::query(&sql).bind(lo).bind(hi).bind(limit);
+            for b in binds {
+                q = q.bind(b);
+            }
+            q.fetch_all(&self.pool).await?
+        };
+        rows.iter().map(profile_row).collect()
+    }
+
+    /// A term's keys and counts; `None` when no profile has a word it begins.
+    async fn term(&self, t: &str) -> Result<Option<Term>, StoreError> {
+        let len = t.chars().count();
+        let mut term = Term {
+            text: t.to_string(),
+            ..Term::default()
+        };
+        if len == PREFIX {
+            let n: Option<i64> = sqlx::query_scalar("SELECT profiles FROM profile_words WHERE term = $1")
+                .bind(t)
+                .fetch_optional(&self.pool)
+                .await?;
+            term.exact = n.map(|n| vec![(t.to_string(), n)]);
+            return Ok(term.exact.is_some().then_some(term));
+        }
+        // Shorter than a prefix key: the keys of at most PREFIX characters
+        // it begins cover its words. Longer: the words it begins, and the
+        // prefix key of its first characters holds them all.
+        let short = if len < PREFIX { " AND length(term) <= 3" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT term, profiles FROM profile_words WHERE term >= $1 AND term < $2{short} ORDER BY term LIMIT $3"
+        ))
+        .bind(t)
+        .bind(prefix_end(t))
+        .bind(MAX_KEYS as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let keys = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        term.exact = (keys.len() <= MAX_KEYS).then_some(keys);
+        if len > PREFIX {
+            let key: String = t.chars().take(PREFIX).collect();
+            let n: Option<i64> = sqlx::query_scalar("SELECT profiles FROM profile_words WHERE term = $1")
+                .bind(&key)
+                .fetch_optional(&self.pool)
+                .await?;
+            term.wider = n.map(|n| (key, n));
+        }
+        Ok(Some(term))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn term(text: &str, exact: Option<&[(&str, i64)]>, wider: Option<(&str, i64)>) -> Term {
+        Term {
+            text: text.into(),
+            exact: exact.map(|e| e.iter().map(|(k, n)| (k.to_string(), *n)).collect()),
+            wider: wider.map(|(k, n)| (k.to_string(), n)),
+        }
+    }
+
+    #[test]
+    fn full_text_syntax_becomes_plain_terms() {
+        assert_eq!(search_terms("\"Tai pei\" NEAR(x* (y"), ["tai", "pei", "near", "x", "y"]);
+        assert_eq!(search_terms("  ) ( * : - ^ \" % _ "), Vec::<String>::new());
+        assert_eq!(search_terms("台北 café"), ["台北", "café"]);
+        assert_eq!(search_terms(&"a ".repeat(50)).len(), MAX_TERMS);
+        assert_eq!(fts5_query(&search_terms("x\"y")), "\"x\"* \"y\"*");
+    }
+
+    #[test]
+    fn words_and_keys() {
+        let p = ProfileRow {
+            number: 1,
+            fields: [
+                "Ada Lin".into(),
+                "Taipei".into(),
+                "Secret".into(),
+                "kites, Kites".into(),
+                String::new(),
+            ],
+            public_mask: 0b11011,
+            listed: true,
+        };
+        assert_eq!(search_words(&p), " ada lin taipei kites");
+        let keys: Vec<String> = keys(&search_words(&p)).into_iter().collect();
+        assert_eq!(keys, ["ada", "kit", "kites", "lin", "tai", "taipei"]);
+        assert_eq!(search_words(&ProfileRow { listed: false, ..p }), "");
+        assert_eq!(json_array(["a".to_string(), "台北".into()].iter()), "[\"a\",\"台北\"]");
+    }
+
+    #[test]
+    fn plans_walk_the_rarest_list() {
+        let all = 1_000_000;
+        // One common word: its own list, stopping at the page.
+        let common = term("ltd", Some(&[("ltd", 900_000)]), None);
+        assert_eq!(plan(&[common], all, 20), (Source::Key("ltd".into()), vec![]));
+        // A common word and a rare one: the rare one's list, the common one checked.
+        let common = term("ltd", Some(&[("ltd", 900_000)]), None);
+        let rare = term("kalomi", Some(&[("kalomi", 30), ("kalomita", 5)]), Some(("kal", 50_000)));
+        assert_eq!(
+            plan(&[common, rare], all, 20),
+            (Source::Keys(vec!["kalomi".into(), "kalomita".into()]), vec![0])
+        );
+        // A prefix of too many words: the prefix key's list, the term checked.
+        let many = term("kalo", None, Some(("kal", 50_000)));
+        assert_eq!(plan(&[many], all, 20), (Source::Key("kal".into()), vec![0]));
+        // Nothing but very common short prefixes: the profiles in order.
+        let (k, l) = (term("k", None, None), term("l", None, None));
+        assert_eq!(plan(&[k, l], all, 20), (Source::Profiles, vec![0, 1]));
+    }
+}
