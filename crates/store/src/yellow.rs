@@ -47,11 +47,19 @@ const ALL: &str = "";
 const REINDEX_BATCH: i64 = 1_000;
 
 /// The words of a text as the yellow pages index and search them: runs of
-/// letters and digits, lower-cased, each cut at [`MAX_TERM_CHARS`].
+/// letters and digits, lower-cased, diacritics removed (`café` is found
+/// as `cafe`, as SQLite's FTS5 tokenizer does it), each cut at
+/// [`MAX_TERM_CHARS`].
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
-        .map(|t| t.chars().take(MAX_TERM_CHARS).collect::<String>().to_lowercase())
+        .filter_map(|t| {
+            // Recomposed after, so that Hangul syllables stay whole.
+            let w: String = t.nfd().filter(|c| !is_combining_mark(*c)).nfc().take(MAX_TERM_CHARS).collect::<String>().to_lowercase();
+            (!w.is_empty()).then_some(w)
+        })
 }
 
 /// Plain search terms from whatever a user typed: runs of letters and
@@ -517,7 +525,7 @@ mod tests {
     fn full_text_syntax_becomes_plain_terms() {
         assert_eq!(search_terms("\"Tai pei\" NEAR(x* (y"), ["tai", "pei", "near", "x", "y"]);
         assert_eq!(search_terms("  ) ( * : - ^ \" % _ "), Vec::<String>::new());
-        assert_eq!(search_terms("台北 café"), ["台北", "café"]);
+        assert_eq!(search_terms("台北 Café 한국 Ĺódź"), ["台北", "cafe", "한국", "lodz"]);
         assert_eq!(search_terms(&"a ".repeat(50)).len(), MAX_TERMS);
         assert_eq!(fts5_query(&search_terms("x\"y")), "\"x\"* \"y\"*");
     }
