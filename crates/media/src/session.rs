@@ -2,6 +2,16 @@
 //! the time, it yields datagrams to send and the audio it played out.
 //! The phone owns the sockets and the clock (quinn-proto's shape:
 //! `handle_*`, `poll_transmit`, `poll_timeout`).
+//!
+//! With a sound device ([`MediaSession::set_live`]) the session keeps no
+//! playout clock of its own: each frame is decoded and handed out as soon
+//! as it arrives in order (a missing one is concealed once a later one has
+//! waited `LOSS_WAIT_MS` past its due time), and the device's buffer sets
+//! how long audio waits, in samples. With
+//! [`MediaSession::set_capture_clocked`] the microphone clocks the sender
+//! too: a frame goes as soon as a frame's worth is captured, and the
+//! session's timer only stands in (with silence) when the microphone has
+//! given nothing for `CAPTURE_GRACE_MS`.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -67,6 +77,13 @@ fn jitter_start(live: bool) -> usize {
     }
 }
 const JITTER_MAX: usize = 15;
+/// Live playout: how long past its due time (a frame after the last one
+/// played) a missing frame is waited for when a later one is here, before
+/// it is concealed as lost (reordering on the way is that short).
+const LOSS_WAIT_MS: u64 = 10;
+/// A capture-clocked sender falls back to its timer when the microphone
+/// has given no frame for this long (a device that stopped silently).
+const CAPTURE_GRACE_MS: u64 = 100;
 
 pub struct MediaSession {
     neg: Negotiated,
@@ -105,6 +122,9 @@ pub struct MediaSession {
     volume: u16,
     /// A sound device instead of `source` (see [`MediaSession::set_live`]).
     live: Option<LiveQueues>,
+    /// Live: a frame is sent when the microphone has captured one (see
+    /// [`MediaSession::set_capture_clocked`]).
+    capture_clocked: bool,
     pub stats: MediaStats,
 }
 
@@ -142,6 +162,7 @@ impl MediaSession {
             muted: false,
             volume: 100,
             live: None,
+            capture_clocked: false,
             stats: MediaStats::default(),
             neg,
         })
@@ -231,6 +252,30 @@ impl MediaSession {
             self.live = Some(LiveQueues::new(self.neg.codec.clock_rate()));
             self.jitter = JitterBuffer::new(jitter_start(true), JITTER_MAX);
         }
+    }
+
+    /// Live audio whose microphone clocks the sender: from now on a frame
+    /// is sent as soon as [`MediaSession::push_capture`] has queued one
+    /// (`poll_timeout` is then due at once), rather than on the session's
+    /// timer, which runs up to a frame out of phase with the device. The
+    /// timer stands in, sending what there is, only when no frame came for
+    /// `CAPTURE_GRACE_MS` (a microphone that stopped). Off: the timer
+    /// sends, as for a file.
+    pub fn set_capture_clocked(&mut self, on: bool) {
+        if on && !self.capture_clocked {
+            // The microphone's first frame is on its way.
+            self.next_send += CAPTURE_GRACE_MS;
+        }
+        self.capture_clocked = on;
+    }
+
+    fn captured_frame(&self) -> bool {
+        self.capture_clocked && self.capture_queued() >= self.frame
+    }
+
+    /// Live playout on arrival (not while held: silence goes on the timer).
+    fn plays_on_arrival(&self) -> bool {
+        self.live.is_some() && matches!(self.neg.direction, Direction::SendRecv | Direction::RecvOnly)
     }
 
     /// Captured audio at the codec's rate, to be sent.
@@ -327,19 +372,10 @@ impl MediaSession {
         }
     }
 
-    /// Samples that `handle_timeout(now)` sends (one frame per period
-    /// due, one after a stall), for a sound device to capture just in time.
-    pub fn capture_due(&self, now: u64) -> usize {
-        if self.next_send > now {
-            0
-        } else if now > self.next_send + 500 {
-            self.frame
-        } else {
-            ((now - self.next_send) / self.ptime_ms + 1) as usize * self.frame
-        }
-    }
-
     pub fn poll_timeout(&self) -> u64 {
+        if self.captured_frame() || self.plays_on_arrival() && self.jitter.next_ready() {
+            return 0;
+        }
         self.next_send.min(self.next_play).min(self.next_rtcp)
     }
 
@@ -353,13 +389,23 @@ impl MediaSession {
                 self.next_play = now;
             }
         }
+        if self.captured_frame() {
+            while self.capture_queued() >= self.frame {
+                self.send_frame()?;
+            }
+            self.next_send = now + CAPTURE_GRACE_MS;
+        }
         while self.next_send <= now {
             self.next_send += self.ptime_ms;
             self.send_frame()?;
         }
-        while self.next_play <= now {
-            self.next_play += self.ptime_ms;
-            self.play_frame()?;
+        if self.plays_on_arrival() {
+            self.play_arrivals(now)?;
+        } else {
+            while self.next_play <= now {
+                self.next_play += self.ptime_ms;
+                self.play_frame()?;
+            }
         }
         if self.next_rtcp <= now {
             self.next_rtcp = now + RTCP_INTERVAL_MS;
@@ -381,6 +427,32 @@ impl MediaSession {
         Ok(())
     }
 
+    /// Live playout: every frame that arrived in order goes out now; a
+    /// missing one whose successor waits is concealed once it is
+    /// `LOSS_WAIT_MS` overdue. A sender that is merely late or silent is
+    /// not filled in here (the device's buffer bridges it, and learns the
+    /// jitter from it).
+    fn play_arrivals(&mut self, now: u64) -> Result<(), MediaError> {
+        let mut played = false;
+        while self.jitter.next_ready() {
+            self.play_frame()?;
+            played = true;
+        }
+        if played {
+            self.next_play = now + self.ptime_ms + LOSS_WAIT_MS;
+        } else if self.next_play <= now {
+            if self.jitter.depth() > 0 {
+                // Lost (a later frame is here): conceal it and play on.
+                self.play_frame()?;
+                while self.jitter.next_ready() {
+                    self.play_frame()?;
+                }
+            }
+            self.next_play = now + self.ptime_ms;
+        }
+        Ok(())
+    }
+
     fn sends(&self) -> bool {
         matches!(self.neg.direction, Direction::SendRecv | Direction::SendOnly)
     }
@@ -388,6 +460,12 @@ impl MediaSession {
     fn send_frame(&mut self) -> Result<(), MediaError> {
         let ts = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(self.frame as u32);
+        // The microphone's frame for this slot, taken even when it is not
+        // sent (held, a DTMF key): what waits stays one frame at most.
+        self.pcm.clear();
+        if let Some(l) = &mut self.live {
+            l.take_frame(self.frame, &mut self.pcm);
+        }
         if !self.sends() {
             return Ok(());
         }
@@ -429,10 +507,7 @@ impl MediaSession {
             }
             return Ok(());
         }
-        self.pcm.clear();
-        if let Some(l) = &mut self.live {
-            l.take_frame(self.frame, &mut self.pcm);
-        } else {
+        if self.live.is_none() {
             let end = (self.source_pos + self.frame).min(self.source.len());
             self.pcm.extend_from_slice(&self.source[self.source_pos.min(end)..end]);
             self.source_pos = end;
