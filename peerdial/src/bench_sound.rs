@@ -267,6 +267,18 @@ impl Person {
         let after = (cpu(pids.0), cpu(pids.1));
         let bursts = self.bursts.lock().expect("bursts").clone();
         let heard = std::mem::take(&mut *self.heard.lock().expect("heard"));
+        if std::env::var_os("BENCH_PHONE_LOG").is_some() {
+            // To place the delay against the phones' logged onsets.
+            let lines: Vec<String> = bursts
+                .iter()
+                .map(|b| format!("spoken {b:?}"))
+                .chain(heard.onsets.iter().map(|o| format!("heard {o:?}")))
+                .collect();
+            // Appended: ours first, then baresip, then the devices alone.
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open("/tmp/latency-bench.log") {
+                let _ = writeln!(f, "{}\n---", lines.join("\n"));
+            }
+        }
         Measured {
             latency: latencies(&bursts, &heard.onsets),
             cpu: ((after.0 - before.0) * 1000.0 / secs, (after.1 - before.1) * 1000.0 / secs),
@@ -464,6 +476,7 @@ pub async fn mouth_to_ear(seconds: u32) -> Result<()> {
         bail!("this benchmark needs the sound device: cargo run --release --features sound -- bench mouth-to-ear");
     }
     let dir = tempfile::tempdir()?;
+    let _ = std::fs::remove_file("/tmp/latency-bench.log");
     let mut ours = ours(dir.path(), seconds).await?;
     let path = dir.path().to_path_buf();
     let mut theirs = tokio::task::spawn_blocking(move || baresip(&path, seconds)).await??;

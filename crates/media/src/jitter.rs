@@ -107,6 +107,15 @@ impl JitterBuffer {
         self.queue.len()
     }
 
+    /// Whether [`JitterBuffer::pop`] would play a frame now (playout on
+    /// arrival pops only then, and at a frame's deadline).
+    pub fn next_ready(&self) -> bool {
+        if !self.playing {
+            return self.queue.len() >= self.target;
+        }
+        self.next.is_some_and(|n| self.queue.contains_key(&n))
+    }
+
     fn extend(&mut self, seq: u16) -> u64 {
         let Some(h) = self.highest else {
             // Start high enough that sequence numbers before the first one

@@ -2,6 +2,16 @@
 //! the time, it yields datagrams to send and the audio it played out.
 //! The phone owns the sockets and the clock (quinn-proto's shape:
 //! `handle_*`, `poll_transmit`, `poll_timeout`).
+//!
+//! With a sound device ([`MediaSession::set_live`]) the session keeps no
+//! playout clock of its own: each frame is decoded and handed out as soon
+//! as it arrives in order (a missing one is concealed once a later one has
+//! waited `LOSS_WAIT_MS` past its due time), and the device's buffer sets
+//! how long audio waits, in samples. With
+//! [`MediaSession::set_capture_clocked`] the microphone clocks the sender
+//! too: a frame goes as soon as a frame's worth is captured, and the
+//! session's timer only stands in (with silence) when the microphone has
+//! given nothing for `CAPTURE_GRACE_MS`.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -67,6 +77,13 @@ fn jitter_start(live: bool) -> usize {
     }
 }
 const JITTER_MAX: usize = 15;
+/// Live playout: how long past its due time (a frame after the last one
+/// played) a missing frame is waited for when a later one is here, before
+/// it is concealed as lost (reordering on the way is that short).
+const LOSS_WAIT_MS: u64 = 10;
+/// A capture-clocked sender falls back to its timer when the microphone
+/// has given no frame for this long (a device that stopped silently).
+const CAPTURE_GRACE_MS: u64 = 100;
 
 pub struct MediaSession {
     neg: Negotiated,
@@ -105,6 +122,9 @@ pub struct MediaSession {
     volume: u16,
     /// A sound device instead of `source` (see [`MediaSession::set_live`]).
     live: Option<LiveQueues>,
+    /// Live: a frame is sent when the microphone has captured one (see
+    /// [`MediaSession::set_capture_clocked`]).
+    capture_clocked: bool,
     pub stats: MediaStats,
 }
 
@@ -142,6 +162,7 @@ impl MediaSession {
             muted: false,
             volume: 100,
             live: None,
+            capture_clocked: false,
             stats: MediaStats::default(),
             neg,
         })
@@ -223,35 +244,6 @@ impl MediaSession {
         &self.played
     }
 
-    /// Live audio: from now on what is sent comes from
-    /// [`MediaSession::push_capture`] (silence when nothing is queued) and
-    /// what is played out can be taken with [`MediaSession::take_playout`].
-    pub fn set_live(&mut self) {
-        if self.live.is_none() {
-            self.live = Some(LiveQueues::new(self.neg.codec.clock_rate()));
-            self.jitter = JitterBuffer::new(jitter_start(true), JITTER_MAX);
-        }
-    }
-
-    /// Captured audio at the codec's rate, to be sent.
-    pub fn push_capture(&mut self, pcm: &[i16]) {
-        if let Some(l) = &mut self.live {
-            l.push_capture(pcm);
-        }
-    }
-
-    /// Captured samples not yet sent.
-    pub fn capture_queued(&self) -> usize {
-        self.live.as_ref().map_or(0, LiveQueues::capture_queued)
-    }
-
-    /// Appends the audio played out since the last call, at the codec's rate.
-    pub fn take_playout(&mut self, out: &mut Vec<i16>) {
-        if let Some(l) = &mut self.live {
-            l.take_playout(out);
-        }
-    }
-
     /// Frames waiting in the jitter buffer, and its target.
     pub fn jitter_depth(&self) -> (usize, usize) {
         (self.jitter.depth(), self.jitter.target())
@@ -327,19 +319,10 @@ impl MediaSession {
         }
     }
 
-    /// Samples that `handle_timeout(now)` sends (one frame per period
-    /// due, one after a stall), for a sound device to capture just in time.
-    pub fn capture_due(&self, now: u64) -> usize {
-        if self.next_send > now {
-            0
-        } else if now > self.next_send + 500 {
-            self.frame
-        } else {
-            ((now - self.next_send) / self.ptime_ms + 1) as usize * self.frame
-        }
-    }
-
     pub fn poll_timeout(&self) -> u64 {
+        if self.captured_frame() || self.plays_on_arrival() && self.jitter.next_ready() {
+            return 0;
+        }
         self.next_send.min(self.next_play).min(self.next_rtcp)
     }
 
@@ -353,13 +336,23 @@ impl MediaSession {
                 self.next_play = now;
             }
         }
+        if self.captured_frame() {
+            while self.capture_queued() >= self.frame {
+                self.send_frame()?;
+            }
+            self.next_send = now + CAPTURE_GRACE_MS;
+        }
         while self.next_send <= now {
             self.next_send += self.ptime_ms;
             self.send_frame()?;
         }
-        while self.next_play <= now {
-            self.next_play += self.ptime_ms;
-            self.play_frame()?;
+        if self.plays_on_arrival() {
+            self.play_arrivals(now)?;
+        } else {
+            while self.next_play <= now {
+                self.next_play += self.ptime_ms;
+                self.play_frame()?;
+            }
         }
         if self.next_rtcp <= now {
             self.next_rtcp = now + RTCP_INTERVAL_MS;
@@ -388,6 +381,12 @@ impl MediaSession {
     fn send_frame(&mut self) -> Result<(), MediaError> {
         let ts = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(self.frame as u32);
+        // The microphone's frame for this slot, taken even when it is not
+        // sent (held, a DTMF key): what waits stays one frame at most.
+        self.pcm.clear();
+        if let Some(l) = &mut self.live {
+            l.take_frame(self.frame, &mut self.pcm);
+        }
         if !self.sends() {
             return Ok(());
         }
@@ -429,10 +428,7 @@ impl MediaSession {
             }
             return Ok(());
         }
-        self.pcm.clear();
-        if let Some(l) = &mut self.live {
-            l.take_frame(self.frame, &mut self.pcm);
-        } else {
+        if self.live.is_none() {
             let end = (self.source_pos + self.frame).min(self.source.len());
             self.pcm.extend_from_slice(&self.source[self.source_pos.min(end)..end]);
             self.source_pos = end;
@@ -539,5 +535,6 @@ fn ntp_now() -> u64 {
     (secs << 32) | (((d.subsec_nanos() as u64) << 32) / 1_000_000_000)
 }
 
+mod live_io;
 #[cfg(test)]
 mod tests;

@@ -347,6 +347,7 @@ impl Phone {
         let sip = self.sip.clone();
         let mut buf = vec![0u8; 65_536];
         let mut quit_deadline: Option<u64> = None;
+        let mic = self.sound.mic();
         loop {
             self.flush().await;
             if self.quitting {
@@ -375,6 +376,8 @@ impl Phone {
                 Some(m) = self.media_rx.recv() => self.on_media(m),
                 Some(c) = self.cmd_rx.recv() => self.on_command(c),
                 Some(f) = self.flow.events_rx.recv() => self.on_flow(f),
+                // The microphone captured a frame: send it now.
+                _ = mic.notified() => {}
                 _ = tokio::time::sleep_until(until) => {}
             }
             self.on_time();
@@ -429,7 +432,7 @@ impl Phone {
             self.reg.handle_timeout(now);
         }
         let mut failures = Vec::new();
-        self.pump_capture(now);
+        self.pump_capture();
         for (cid, s) in self.calls.iter_mut() {
             if s.call.poll_timeout().is_some_and(|t| t <= now) {
                 s.call.handle_timeout(now);

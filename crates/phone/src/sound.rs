@@ -1,12 +1,17 @@
 //! The phone's sound device (`--audio device`): opened once at start
-//! through `peerdial-sound`, then on every tick audio moves between it and
-//! the live call's `MediaSession` (resampled between the device's rate and
-//! the codec's), or the ring / ring-back tone plays. A device that is
+//! through `peerdial-sound`, then audio moves between it and the live
+//! call's `MediaSession` (resampled between the device's rate and the
+//! codec's) as it comes: the microphone wakes the phone when a frame is
+//! captured and the session sends it at once; each frame that arrives is
+//! decoded and handed to the speaker's buffer at once. Without a call the
+//! ring / ring-back tone plays on a tick. A device that is
 //! missing or fails is reported once; the call goes on without it (with
 //! `--play`'s WAV, if one was given, when there is no device at all).
 //!
 //! It is not the device layer itself (cpal, drift, tones live in
 //! `peerdial-sound`) and holds no call state.
+
+use std::sync::Arc;
 
 use peerdial_media::MediaSession;
 use peerdial_sip::call::{Role, State};
@@ -50,6 +55,31 @@ pub(crate) struct SoundSide {
     /// levels.
     ticks: u64,
     next_levels: u64,
+    /// Notified from the device's thread once a frame is captured.
+    mic: Arc<tokio::sync::Notify>,
+    /// Samples since the last loud one, microphone and speaker, for the
+    /// latency log's onsets.
+    quiet: (usize, usize),
+}
+
+/// Whether `pcm` starts a sound after 200 ms of quiet (`quiet` counts
+/// quiet samples across calls): the latency log notes when each burst
+/// passes the microphone and the speaker, to place the delay.
+fn onset(pcm: &[i16], rate: u32, quiet: &mut usize) -> bool {
+    let mut found = false;
+    for s in pcm {
+        if s.unsigned_abs() > 3_000 {
+            found |= *quiet >= rate as usize / 5;
+            *quiet = 0;
+        } else {
+            *quiet += 1;
+        }
+    }
+    found
+}
+
+fn log_onsets() -> bool {
+    tracing::enabled!(target: "peerdial::latency", tracing::Level::DEBUG)
 }
 
 impl SoundSide {
@@ -72,11 +102,23 @@ impl SoundSide {
             }
             (Some(_), Some(_)) => Some(sound),
         };
+        let mic = Arc::new(tokio::sync::Notify::new());
+        if let Some(input) = dev.as_ref().and_then(|d| d.input.as_ref()) {
+            // A 20 ms frame at the device's rate wakes the phone.
+            let waker = mic.clone();
+            input.on_ready(input.rate as usize / 50, Box::new(move || waker.notify_one()));
+        }
         SoundSide {
             dev,
             problems,
+            mic,
             ..SoundSide::default()
         }
+    }
+
+    /// Wakes the phone's loop when the microphone has a frame.
+    pub(crate) fn mic(&self) -> Arc<tokio::sync::Notify> {
+        self.mic.clone()
     }
 
     /// Whether calls take their audio from the device.
@@ -106,12 +148,16 @@ impl SoundSide {
     }
 
     /// Makes (or keeps) the resamplers for `call_id` on the device; a new
-    /// call forgets what the microphone captured before it.
+    /// call forgets what the microphone captured before it, and the
+    /// speaker's buffer starts afresh (a tone's tail, a grown margin).
     fn link(&mut self, call_id: &str, rate: u32) {
         let Some(dev) = &self.dev else { return };
         if self.link.as_ref().is_none_or(|l| l.call_id != call_id) {
             if let Some(input) = &dev.input {
                 input.clear();
+            }
+            if let Some(output) = &dev.output {
+                output.clear();
             }
             self.link = Some(Link {
                 call_id: call_id.to_string(),
@@ -121,35 +167,28 @@ impl SoundSide {
         }
     }
 
-    /// Just before `media` sends: tops its capture queue up to the `due`
-    /// samples it is about to send, from the microphone, so what goes out
-    /// is the freshest audio and no queue stands between the device and
-    /// the sender.
-    fn capture(&mut self, call_id: &str, media: &mut MediaSession, due: usize) {
+    /// Hands `media` what the microphone captured since the last pass;
+    /// the session sends each whole frame at once (the microphone clocks
+    /// the sender).
+    fn capture(&mut self, call_id: &str, media: &mut MediaSession) {
         let rate = media.sample_rate();
         self.link(call_id, rate);
         let (Some(dev), Some(link)) = (&self.dev, &mut self.link) else {
             return;
         };
         let Some(input) = &dev.input else { return };
-        // A few rounds at most: the resampler may hand out a sample less
-        // than asked for.
-        for _ in 0..4 {
-            let need = due.saturating_sub(media.capture_queued());
-            if need == 0 {
-                break;
-            }
-            self.dev_buf.clear();
-            self.dev_buf
-                .resize((need as u64 * input.rate as u64).div_ceil(rate as u64) as usize, 0);
-            input.pull(&mut self.dev_buf);
-            self.codec_buf.clear();
-            link.up.process(&self.dev_buf, &mut self.codec_buf);
-            if self.codec_buf.is_empty() {
-                break;
-            }
-            media.push_capture(&self.codec_buf);
+        media.set_capture_clocked(true);
+        self.dev_buf.clear();
+        input.take(&mut self.dev_buf);
+        if self.dev_buf.is_empty() {
+            return;
         }
+        if log_onsets() && onset(&self.dev_buf, input.rate, &mut self.quiet.0) {
+            tracing::debug!(target: "peerdial::latency", at = ?std::time::Instant::now(), "microphone onset");
+        }
+        self.codec_buf.clear();
+        link.up.process(&self.dev_buf, &mut self.codec_buf);
+        media.push_capture(&self.codec_buf);
     }
 
     /// Moves one tick's played-out audio from `media` to the speaker;
@@ -168,7 +207,7 @@ impl SoundSide {
             self.next_levels = now + 1_000;
             tracing::debug!(
                 target: "peerdial::latency",
-                capture_drift = ?dev.input.as_ref().map(|i| i.levels()),
+                capture = ?dev.input.as_ref().map(|i| i.level()),
                 capture_queue = media.capture_queued(),
                 jitter = ?media.jitter_depth(),
                 playout_drift = ?dev.output.as_ref().map(|o| o.levels()),
@@ -189,6 +228,14 @@ impl SoundSide {
                     self.beep = Some(t);
                 }
                 (_, false) => self.beep = None,
+            }
+            if log_onsets() && onset(&self.dev_buf, output.rate, &mut self.quiet.1) {
+                tracing::debug!(
+                    target: "peerdial::latency",
+                    at = ?std::time::Instant::now(),
+                    queued = output.level(),
+                    "speaker onset"
+                );
             }
             output.push(&self.dev_buf);
         }
@@ -225,10 +272,10 @@ impl SoundSide {
 
 impl Phone {
     /// When the device next needs attention: every tick while a tone or a
-    /// voice message plays; never for a call on the device, whose own
-    /// media timers move its audio (each frame played out goes to the
-    /// speaker at once, each frame sent takes the microphone's audio just
-    /// before), so waking between them would find nothing to do.
+    /// voice message plays; never for a call on the device, whose audio
+    /// wakes the loop as it comes (the microphone with each frame it
+    /// captures, the network with each packet), so waking between them
+    /// would find nothing to do.
     pub(crate) fn sound_wake(&self) -> u64 {
         if !self.sound.live() || self.calls.is_empty() && self.sound.clip.is_empty() || self.on_device().is_some() {
             u64::MAX
@@ -248,9 +295,9 @@ impl Phone {
             .map(|(cid, _)| cid.clone())
     }
 
-    /// Before the media timers run: the microphone's audio for a frame
-    /// about to be sent.
-    pub(crate) fn pump_capture(&mut self, now: u64) {
+    /// Before the media timers run: what the microphone captured, for the
+    /// call on the device to send.
+    pub(crate) fn pump_capture(&mut self) {
         if !self.sound.live() {
             return;
         }
@@ -258,10 +305,7 @@ impl Phone {
         let Some(media) = self.calls.get_mut(&cid).and_then(|s| s.media.as_mut()) else {
             return;
         };
-        let due = media.capture_due(now);
-        if due > 0 {
-            self.sound.capture(&cid, media, due);
-        }
+        self.sound.capture(&cid, media);
     }
 
     /// One tick of the device: the call's audio, or a tone while ringing.

@@ -1,7 +1,8 @@
 //! The device layer proper (feature `sound`): cpal streams on the system's
 //! host (ALSA on Linux). One thread owns the streams; their callbacks mix
-//! capture to mono 16-bit into the input's [`crate::DriftBuffer`] and
-//! spread the output's buffer over every channel of the device. A stream
+//! capture to mono 16-bit into the input's [`crate::port::CaptureQueue`]
+//! and spread the output's [`crate::DriftBuffer`] over every channel of
+//! the device. A stream
 //! that fails is reported once through its port and dropped; the other one
 //! goes on.
 
@@ -13,7 +14,7 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
 
 use crate::format::{choose, Choice, Format, Offer};
-use crate::port::{Input, Output, Shared};
+use crate::port::{CaptureQueue, Input, Output, Shared, Status};
 use crate::{DeviceInfo, DriftBuffer, SoundConfig, SoundError};
 
 /// The devices the host knows, for `--list-devices`.
@@ -92,8 +93,8 @@ impl Sound {
             for (dir, name) in [(Dir::In, &cfg.input), (Dir::Out, &cfg.output)] {
                 match open_stream(dir, name.as_deref()) {
                     Ok((stream, port)) => {
-                        streams.push((stream, port.1.clone()));
-                        ports.push(Ok((dir, port)));
+                        streams.push((stream, port.1.status()));
+                        ports.push(Ok(port));
                     }
                     Err(e) => ports.push(Err(e)),
                 }
@@ -103,7 +104,7 @@ impl Sound {
                 match stop_rx.recv_timeout(Duration::from_millis(100)) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         // A failed stream may spin on its error: stop it.
-                        streams.retain(|(_, shared): &(cpal::Stream, Arc<Shared>)| !shared.has_failed());
+                        streams.retain(|(_, status): &(cpal::Stream, Arc<Status>)| !status.has_failed());
                     }
                     _ => return,
                 }
@@ -130,8 +131,8 @@ impl Sound {
         sound.thread = Some(thread);
         for r in ready_rx.recv().unwrap_or_default() {
             match r {
-                Ok((Dir::In, ((name, rate), shared))) => sound.input = Some(Input { name, rate, shared }),
-                Ok((Dir::Out, ((name, rate), shared))) => sound.output = Some(Output { name, rate, shared }),
+                Ok(((name, rate), End::In(shared))) => sound.input = Some(Input { name, rate, shared }),
+                Ok(((name, rate), End::Out(shared))) => sound.output = Some(Output { name, rate, shared }),
                 Err(e) => problems.push(e),
             }
         }
@@ -139,7 +140,22 @@ impl Sound {
     }
 }
 
-type Port = ((String, u32), Arc<Shared>);
+/// A stream's buffer, shared with its callback.
+enum End {
+    In(Arc<Shared<CaptureQueue>>),
+    Out(Arc<Shared<DriftBuffer>>),
+}
+
+impl End {
+    fn status(&self) -> Arc<Status> {
+        match self {
+            End::In(s) => s.status.clone(),
+            End::Out(s) => s.status.clone(),
+        }
+    }
+}
+
+type Port = ((String, u32), End);
 
 fn find(host: &cpal::Host, dir: Dir, name: Option<&str>) -> Result<cpal::Device, SoundError> {
     let Some(name) = name else {
@@ -213,13 +229,17 @@ fn open_stream(dir: Dir, name: Option<&str>) -> Result<(cpal::Stream, Port), Sou
         device: label.clone(),
         offered,
     })?;
-    let shared = Shared::new(target((choice.rate / 100) as usize));
+    let end = match dir {
+        // 200 ms of capture at most waits for a phone that stalls.
+        Dir::In => End::In(Shared::new(CaptureQueue::new(choice.rate as usize / 5))),
+        Dir::Out => End::Out(Shared::new(DriftBuffer::new(choice.rate))),
+    };
     let mut config = cpal::StreamConfig {
         channels: choice.channels,
         sample_rate: choice.rate,
         buffer_size: choice.period.map_or(cpal::BufferSize::Default, cpal::BufferSize::Fixed),
     };
-    let stream = match build(&device, dir, &config, &choice, &shared) {
+    let stream = match build(&device, &config, &choice, &end) {
         Ok(s) => s,
         Err(e) if choice.period.is_some() => {
             tracing::debug!(
@@ -228,102 +248,85 @@ fn open_stream(dir: Dir, name: Option<&str>) -> Result<(cpal::Stream, Port), Sou
                 choice.period
             );
             config.buffer_size = cpal::BufferSize::Default;
-            build(&device, dir, &config, &choice, &shared).map_err(|e| fail(e.to_string()))?
+            build(&device, &config, &choice, &end).map_err(|e| fail(e.to_string()))?
         }
         Err(e) => return Err(fail(e.to_string())),
     };
-    // What the drift buffer keeps follows the period the device took (a
-    // 20 ms frame's worth when it does not say).
-    let period = stream
-        .buffer_size()
-        .ok()
-        .filter(|p| *p > 0)
-        .map_or((choice.rate / 50) as usize, |p| p as usize);
-    *shared.buf() = DriftBuffer::new(target(period));
+    // The output's buffer learns the period from the device's reads.
+    let period = stream.buffer_size().ok();
     stream.play().map_err(|e| fail(e.to_string()))?;
     tracing::info!(
         device = %label,
         rate = choice.rate,
         channels = choice.channels,
         format = ?choice.format,
-        period,
+        period = ?period,
         "sound {} open",
         dir.name()
     );
-    Ok((stream, ((label, choice.rate), shared)))
+    Ok((stream, ((label, choice.rate), end)))
 }
 
-/// What a drift buffer keeps after each read (at most; half of it at
-/// least) for a device `period`, until jitter grows it: two periods. Less
-/// is delay saved only while the two clocks agree exactly: when the
-/// device's runs faster than the network's, its reads slide past the
-/// phone's writes now and then, and such a read finds only what the last
-/// one left, which must be a whole read (the drift tests show half a
-/// period running dry every 20 s at 500 ppm).
-fn target(period: usize) -> usize {
-    2 * period
-}
-
-fn build(
-    device: &cpal::Device,
-    dir: Dir,
-    config: &cpal::StreamConfig,
-    choice: &Choice,
-    shared: &Arc<Shared>,
-) -> Result<cpal::Stream, cpal::Error> {
+fn build(device: &cpal::Device, config: &cpal::StreamConfig, choice: &Choice, end: &End) -> Result<cpal::Stream, cpal::Error> {
     match choice.format {
-        Format::I16 => build_as::<i16>(device, dir, config, shared),
-        Format::F32 => build_as::<f32>(device, dir, config, shared),
-        Format::I32 => build_as::<i32>(device, dir, config, shared),
-        Format::U16 => build_as::<u16>(device, dir, config, shared),
-        Format::I8 => build_as::<i8>(device, dir, config, shared),
-        Format::U8 => build_as::<u8>(device, dir, config, shared),
+        Format::I16 => build_as::<i16>(device, config, end),
+        Format::F32 => build_as::<f32>(device, config, end),
+        Format::I32 => build_as::<i32>(device, config, end),
+        Format::U16 => build_as::<u16>(device, config, end),
+        Format::I8 => build_as::<i8>(device, config, end),
+        Format::U8 => build_as::<u8>(device, config, end),
     }
 }
 
-fn build_as<T>(device: &cpal::Device, dir: Dir, config: &cpal::StreamConfig, shared: &Arc<Shared>) -> Result<cpal::Stream, cpal::Error>
+fn build_as<T>(device: &cpal::Device, config: &cpal::StreamConfig, end: &End) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + FromSample<i16> + Send + 'static,
     i16: FromSample<T>,
 {
     let ch = config.channels.max(1) as usize;
-    let on_error = {
-        let shared = shared.clone();
-        let what = dir.name();
+    let on_error = |what: &'static str| {
+        let status = end.status();
         move |e: cpal::Error| {
-            if !shared.has_failed() {
+            if !status.has_failed() {
                 tracing::warn!("sound {what} failed: {e}");
             }
-            shared.fail(e.to_string());
+            status.fail(e.to_string());
         }
     };
-    let shared = shared.clone();
     let mut mono: Vec<i16> = Vec::new();
-    match dir {
-        Dir::In => device.build_input_stream::<T, _, _>(
-            *config,
-            move |data: &[T], _| {
-                mono.clear();
-                mono.extend(data.chunks(ch).map(|c| {
-                    let sum: i32 = c.iter().map(|&s| <i16 as FromSample<T>>::from_sample_(s) as i32).sum();
-                    (sum / c.len() as i32) as i16
-                }));
-                shared.buf().push(&mono);
-            },
-            on_error,
-            None,
-        ),
-        Dir::Out => device.build_output_stream::<T, _, _>(
-            *config,
-            move |data: &mut [T], _| {
-                mono.resize(data.len() / ch, 0);
-                shared.buf().pull(&mut mono);
-                for (frame, &s) in data.chunks_mut(ch).zip(&mono) {
-                    frame.fill(T::from_sample_(s));
-                }
-            },
-            on_error,
-            None,
-        ),
+    match end {
+        End::In(shared) => {
+            let shared = shared.clone();
+            device.build_input_stream::<T, _, _>(
+                *config,
+                move |data: &[T], _| {
+                    mono.clear();
+                    mono.extend(data.chunks(ch).map(|c| {
+                        let sum: i32 = c.iter().map(|&s| <i16 as FromSample<T>>::from_sample_(s) as i32).sum();
+                        (sum / c.len() as i32) as i16
+                    }));
+                    shared.buf().push(&mono);
+                },
+                on_error(Dir::In.name()),
+                None,
+            )
+        }
+        End::Out(shared) => {
+            let shared = shared.clone();
+            device.build_output_stream::<T, _, _>(
+                *config,
+                move |data: &mut [T], _| {
+                    mono.resize(data.len() / ch, 0);
+                    let mut b = shared.buf();
+                    b.pull(&mut mono, shared.now_us());
+                    drop(b);
+                    for (frame, &s) in data.chunks_mut(ch).zip(&mono) {
+                        frame.fill(T::from_sample_(s));
+                    }
+                },
+                on_error(Dir::Out.name()),
+                None,
+            )
+        }
     }
 }

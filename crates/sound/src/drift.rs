@@ -1,189 +1,297 @@
-//! The buffer between two clocks: the network's (a frame every 20 ms) and
-//! the sound device's (a period whenever the card wants one). The two never
-//! run at exactly the same rate, so the buffer would slowly fill up (delay
-//! grows) or run dry (a gap every few seconds). Instead it watches the
-//! lowest level it falls to after reads, over a window of reads: below half
-//! the target, reads stretch their block by one sample in a hundred; above
-//! the target, they squeeze it; in between, they take it as is. A 1 %
-//! change of speed for a fraction of a second is not heard; a gap is.
-//! A backlog far above the target (a burst when a call starts, a stall)
-//! would take seconds to squeeze away and is delay the whole time, so a
-//! window whose lowest level stays over twice the target drops the excess
-//! at once: one skip instead of a lasting lag.
+//! The speaker's buffer between two clocks: the network's (a frame
+//! whenever a packet arrives, played at once) and the sound device's (a
+//! period whenever the card wants one). It is also the call's jitter
+//! buffer at the sample level: how long audio waits in it is set in
+//! milliseconds, not in whole frames.
 //!
-//! The target is as small as the clocks allow (the device layer asks for
-//! two device periods, so one to two stay queued after reads: when the
-//! device's clock is the faster one, a read now and then slides past a
-//! write and finds only what the last read left) and grows only on
-//! measured jitter: a read that runs dry (the other side came later than the target
-//! allowed) grows it by half the starting target, up to four times that;
-//! after `CALM` reads without another, in which even the lowest level had
-//! that step to spare, it shrinks back a step. A busy moment costs a little
-//! delay for a few seconds, not for the whole call.
+//! It keeps time. Each read notes when it happened; each write works out
+//! when its first sample will be heard if the device goes on at its pace:
+//! the next read is due a period after the last one, and what is queued
+//! ahead plays first. That wait, the write's *latency*, is continuous
+//! (a level sampled only after reads jumps by a whole read as the two
+//! clocks slide past each other, which is why a buffer steered by levels
+//! had to keep a whole read to spare). A write never runs dry before its
+//! latency is up as long as that latency is at least one device period
+//! plus a margin, whatever the phase of the two clocks, so the buffer aims
+//! the lowest latency of each window of writes (the latest packet's) at a
+//! period plus the margin:
+//! - below it, reads stretch their block by one sample in a hundred until
+//!   the difference is made up; above it, they squeeze; a 1 % change of
+//!   speed for a fraction of a second is not heard, a gap is. This is also
+//!   what follows a device clock that drifts against the sender's: what
+//!   the drift took in each window is learnt and made up in advance;
+//! - far above it (a burst after a stall), the excess goes at once;
+//! - a read that runs dry (audio came later than the margin allowed) plays
+//!   what there is and silence, and grows the margin by how late the audio
+//!   then came (up to `MAX_MARGIN_US`; a longer silence is a pause, not
+//!   jitter); the next write starts again at the target, behind silence.
+//!   After `CALM` writes without another, half of the growth goes again:
+//!   a busy moment costs a little delay for a few seconds, not the call.
 //!
-//! It holds mono samples at one rate; no device or clock here.
+//! It holds mono samples at one rate; times are microseconds on any clock
+//! the caller keeps (the device layer's, or simulated time in tests).
 
 use std::collections::VecDeque;
 
 /// How much a read may stretch or squeeze: one sample in this many.
 const CORRECTION: usize = 100;
-/// Reads per window over which the lowest level is watched.
+/// Writes per window over which the lowest latency is watched (half a
+/// second of 20 ms frames: a device clock 5 per mille fast takes 2.5 ms
+/// of it in a window, less than the margin, before the drift is learnt).
 const WINDOW: u32 = 25;
-/// Reads without running dry before a grown target shrinks a step
-/// (5 s of 10 ms device periods, 10 s of 20 ms frames).
-const CALM: u32 = 500;
-/// The target grows at most to this many times where it started.
-const GROWTH: usize = 4;
+/// Writes without running dry before a grown margin halves its growth
+/// (5 s of 20 ms frames).
+const CALM: u32 = 250;
+/// The margin a write keeps before it is needed, to start with.
+pub const BASE_MARGIN_US: u64 = 3_000;
+/// The margin grows at most to this; audio later than this after a read
+/// ran dry is a pause (hold, a silent sender), not jitter.
+const MAX_MARGIN_US: u64 = 60_000;
+/// The lowest latency of a window may be this much above the target
+/// before reads squeeze, and as much below before they stretch.
+const BAND_US: u64 = 2_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DriftStats {
     /// Reads that found less than they asked for (a gap was heard).
     pub underruns: u64,
-    /// Samples thrown away because the buffer was far over its limit.
+    /// Samples thrown away because the buffer was far over its target.
     pub overflowed: u64,
     /// Samples squeezed out and stretched in to follow the other clock.
     pub squeezed: u64,
     pub stretched: u64,
+    /// Samples of silence put before a write when playout (re)started.
+    pub padded: u64,
 }
 
-/// A drift buffer at a glance: samples queued, the level it keeps after
-/// reads, reads that ran dry and samples dropped so far.
+/// The buffer at a glance, for the latency log: samples queued; the
+/// latency it aims the latest write of a window at (`target_us`) and the
+/// lowest it saw in the last window (`low_us`); reads that ran dry and
+/// samples dropped so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Levels {
     pub level: usize,
-    pub kept: usize,
+    pub target_us: u64,
+    pub low_us: i64,
     pub underruns: u64,
     pub dropped: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Keep,
-    Squeeze,
-    Stretch,
 }
 
 #[derive(Debug)]
 pub struct DriftBuffer {
     q: VecDeque<i16>,
-    target: usize,
-    /// Where the target started, and the step it grows and shrinks by
-    /// (half of it).
-    base: usize,
-    /// The largest read so far: reads wait until at least that much is
-    /// queued (a device may take more than its period at a time).
+    rate: u32,
+    /// What a write keeps beyond a device period, now (grown after a
+    /// read ran dry).
+    margin_us: u64,
+    /// The largest read so far (the device's period).
     block: usize,
-    /// Reads since the buffer last ran dry or its target last changed, and
-    /// the lowest level after them.
-    calm: u32,
-    calm_low: usize,
-    /// Reads wait until the target is reached first (and again after a gap).
+    /// When the last read was, and how much it took.
+    last_read: Option<(u64, usize)>,
+    /// Writes are timed from the first one after a start or a gap, which
+    /// puts silence before itself to start at the target.
     primed: bool,
-    low: usize,
-    reads: u32,
-    mode: Mode,
+    /// The read that ran dry, until audio comes again.
+    starved_at: Option<u64>,
+    /// The lowest latency in the current window, and its writes.
+    low_us: i64,
+    last_low_us: i64,
+    writes: u32,
+    /// Writes since the buffer last ran dry or the margin last shrank.
+    calm: u32,
+    /// Samples still to stretch in (positive) or squeeze out (negative).
+    pending: i64,
+    /// What the clocks' drift takes away (positive) or adds per window,
+    /// learnt from the windows' errors: corrected for in advance, so a
+    /// steady drift leaves no steady error.
+    trend: i64,
     scratch: Vec<i16>,
     pub stats: DriftStats,
 }
 
 impl DriftBuffer {
-    /// `target`: what is left queued after each read, at most (and at
-    /// least half of it), until the buffer runs dry and grows it; reads
-    /// start once three quarters of it and a whole read are queued. Past
-    /// four times the target or the largest read, the oldest
-    /// samples are dropped at once (after a stall, rather than lag behind
-    /// for good).
-    pub fn new(target: usize) -> DriftBuffer {
-        let target = target.max(2);
+    /// A buffer of samples at `rate` per second, keeping the base margin.
+    pub fn new(rate: u32) -> DriftBuffer {
         DriftBuffer {
             q: VecDeque::new(),
-            target,
-            base: target,
-            block: 0,
-            calm: 0,
-            calm_low: usize::MAX,
+            rate: rate.max(1),
+            margin_us: BASE_MARGIN_US,
+            block: rate.max(1) as usize / 100,
+            last_read: None,
             primed: false,
-            low: usize::MAX,
-            reads: 0,
-            mode: Mode::Keep,
+            starved_at: None,
+            low_us: i64::MAX,
+            last_low_us: 0,
+            writes: 0,
+            calm: 0,
+            pending: 0,
+            trend: 0,
             scratch: Vec::new(),
             stats: DriftStats::default(),
         }
     }
 
-    /// What a writer keeps queued: the target, or the reader's block if
-    /// that is larger.
+    fn us(&self, samples: usize) -> u64 {
+        samples as u64 * 1_000_000 / self.rate as u64
+    }
+
+    fn samples(&self, us: u64) -> usize {
+        (us * self.rate as u64).div_ceil(1_000_000) as usize
+    }
+
+    /// The latency a write aims at: a device period and the margin.
+    pub fn target_us(&self) -> u64 {
+        self.us(self.block) + self.margin_us
+    }
+
+    /// What a writer keeps queued, in samples: the target's worth.
     pub fn target(&self) -> usize {
-        self.target.max(self.block)
+        self.samples(self.target_us() + BAND_US)
     }
 
     pub fn level(&self) -> usize {
         self.q.len()
     }
 
-    /// The level kept after reads now: where it started, or more after the
-    /// buffer ran dry.
-    pub fn kept(&self) -> usize {
-        self.target
-    }
-
     /// What the latency log shows.
     pub fn levels(&self) -> Levels {
         Levels {
             level: self.q.len(),
-            kept: self.target,
+            target_us: self.target_us(),
+            low_us: self.last_low_us,
             underruns: self.stats.underruns,
             dropped: self.stats.overflowed,
         }
     }
 
     fn limit(&self) -> usize {
-        4 * self.target.max(self.block)
+        (4 * self.target()).max(2 * self.block)
     }
 
-    /// Forgets what is queued (a new call should not start with the audio
-    /// captured while nobody listened); reads wait for the target again.
+    /// When a sample written at `now` would be heard, from now: the next
+    /// read is due a period after the last, and what is queued goes first.
+    fn latency_us(&self, now: u64) -> Option<i64> {
+        let (at, n) = self.last_read?;
+        Some((at + self.us(n) + self.us(self.q.len())) as i64 - now as i64)
+    }
+
+    /// Forgets what is queued and any grown margin (a new call starts
+    /// afresh; what was captured or played for nobody is not kept).
     pub fn clear(&mut self) {
         self.q.clear();
         self.primed = false;
+        self.starved_at = None;
+        self.margin_us = BASE_MARGIN_US;
+        (self.low_us, self.writes, self.calm, self.pending, self.trend) = (i64::MAX, 0, 0, 0, 0);
     }
 
-    pub fn push(&mut self, pcm: &[i16]) {
+    /// Audio that arrived at `now`.
+    pub fn push(&mut self, pcm: &[i16], now: u64) {
+        if pcm.is_empty() {
+            return;
+        }
+        if let Some(at) = self.starved_at.take() {
+            // How late this audio came for the read that needed it.
+            let late = now.saturating_sub(at);
+            if late < MAX_MARGIN_US {
+                self.margin_us = (self.margin_us + late + 1_000).min(MAX_MARGIN_US);
+            }
+            self.calm = 0;
+        }
+        if let Some(mut latency) = self.latency_us(now) {
+            if !self.primed {
+                // Start at the target: silence before this write.
+                let want = (self.target_us() + BAND_US / 2) as i64;
+                if latency < want {
+                    let pad = self.samples((want - latency) as u64);
+                    self.q.extend(std::iter::repeat_n(0, pad));
+                    self.stats.padded += pad as u64;
+                    latency = want;
+                }
+                self.primed = true;
+                (self.low_us, self.writes, self.pending) = (i64::MAX, 0, 0);
+            }
+            self.low_us = self.low_us.min(latency);
+            self.writes += 1;
+            self.calm += 1;
+        }
         self.q.extend(pcm);
         let over = self.q.len().saturating_sub(self.limit());
         if over > 0 {
             self.q.drain(..over);
             self.stats.overflowed += over as u64;
         }
+        if self.calm >= CALM {
+            // Calm: half of what the margin grew goes again.
+            let excess = self.margin_us - BASE_MARGIN_US;
+            self.margin_us = if excess < 1_000 {
+                BASE_MARGIN_US
+            } else {
+                BASE_MARGIN_US + excess / 2
+            };
+            self.calm = 0;
+        }
+        if self.writes >= WINDOW {
+            self.steer();
+        }
     }
 
-    /// Fills `out` (silence where there is nothing to play).
-    pub fn pull(&mut self, out: &mut [i16]) {
+    /// At the end of a window: aim its lowest latency at the target.
+    fn steer(&mut self) {
+        let aim = (self.target_us() + BAND_US / 2) as i64;
+        let err = self.low_us - aim;
+        if err > (self.us(self.block) + BAND_US) as i64 {
+            // Far above: a backlog, dropped at once (one skip rather than
+            // a second of lag).
+            let excess = self.samples(err as u64).min(self.q.len());
+            self.q.drain(..excess);
+            self.stats.overflowed += excess as u64;
+            self.pending = 0;
+        } else {
+            let err_samples = self.samples(err.unsigned_abs()) as i64 * err.signum();
+            // At most what a window's reads can stretch or squeeze.
+            let most = (self.rate as i64 / 50 * WINDOW as i64 / CORRECTION as i64).max(1);
+            self.trend = (self.trend - err_samples / 2).clamp(-most, most);
+            self.pending = if err.unsigned_abs() > BAND_US / 2 {
+                self.trend - err_samples
+            } else {
+                self.trend
+            };
+        }
+        self.last_low_us = self.low_us;
+        (self.low_us, self.writes) = (i64::MAX, 0);
+    }
+
+    /// Fills `out` (silence where there is nothing to play), the device's
+    /// read at `now`.
+    pub fn pull(&mut self, out: &mut [i16], now: u64) {
         let n = out.len();
-        self.block = self.block.max(n.min(self.limit()));
+        if n == 0 {
+            return;
+        }
+        self.block = self.block.max(n);
+        self.last_read = Some((now, n));
         if !self.primed {
-            // A whole read and three quarters of the target: the first
-            // read leaves the middle of what the target allows queued.
-            if self.q.len() < self.target * 3 / 4 + self.block {
-                out.fill(0);
-                return;
-            }
-            self.primed = true;
-            (self.low, self.reads, self.mode) = (usize::MAX, 0, Mode::Keep);
+            out.fill(0);
+            return;
         }
         let room = (n / CORRECTION).max(1);
-        let take = match self.mode {
-            Mode::Squeeze if self.q.len() >= n + room => n + room,
-            Mode::Stretch if self.q.len() >= n && n > room => n - room,
-            _ => n,
+        let take = if self.pending > 0 && n > room {
+            self.pending -= room as i64;
+            n - room
+        } else if self.pending < 0 && self.q.len() >= n + room {
+            self.pending += room as i64;
+            n + room
+        } else {
+            n
         };
         if take > self.q.len() {
-            // Ran dry: play what there is, then silence, and prime again
-            // with more kept from now on.
+            // Ran dry: play what there is, then silence; the next write
+            // starts again at the target, with a larger margin.
             self.stats.underruns += 1;
             self.primed = false;
-            (self.calm, self.calm_low) = (0, usize::MAX);
-            self.target = (self.target + (self.base / 2).max(1)).min(self.base * GROWTH);
+            self.starved_at = Some(now);
+            self.pending = 0;
             let got = self.q.len();
             for (o, s) in out.iter_mut().zip(self.q.drain(..)) {
                 *o = s;
@@ -199,35 +307,6 @@ impl DriftBuffer {
         self.scratch.clear();
         self.scratch.extend(self.q.drain(..take));
         stretch(&self.scratch, out);
-        self.low = self.low.min(self.q.len());
-        self.reads += 1;
-        self.calm += 1;
-        self.calm_low = self.calm_low.min(self.q.len());
-        if self.calm >= CALM {
-            // Shrink a step only if even the lowest level had a step to
-            // spare: the jitter that grew it is gone.
-            let step = (self.base / 2).max(1);
-            if self.target > self.base && self.calm_low >= step {
-                self.target = self.target.saturating_sub(step).max(self.base);
-            }
-            (self.calm, self.calm_low) = (0, usize::MAX);
-        }
-        if self.reads >= WINDOW {
-            if self.low > 2 * self.target {
-                let excess = self.low - self.target;
-                self.q.drain(..excess);
-                self.stats.overflowed += excess as u64;
-                self.low = self.target;
-            }
-            self.mode = if self.low > self.target {
-                Mode::Squeeze
-            } else if self.low < self.target / 2 {
-                Mode::Stretch
-            } else {
-                Mode::Keep
-            };
-            (self.low, self.reads) = (usize::MAX, 0);
-        }
     }
 }
 
@@ -252,65 +331,50 @@ fn stretch(input: &[i16], out: &mut [i16]) {
 mod tests {
     use super::*;
 
-    /// Two clocks in simulated time at 48 kHz: a writer of `wrote`
-    /// samples every `write_ms` and a reader of `read` samples every
-    /// `read_ms`, the reader's clock `skew` times the writer's, each event
-    /// late by `late(n)` ms (the n-th of its side; a busy machine), for
-    /// `secs`. The levels after each read.
+    /// Two clocks in simulated time at 48 kHz: the network writes 20 ms
+    /// frames every 20 ms (from 10 ms + `phase_ms` on), the device reads 10 ms
+    /// periods every 10 ms of its clock, which runs `skew` times the
+    /// network's; each event late by `late(n)` ms (the n-th write; a busy
+    /// machine). Returns the buffer's `low_us` after each window.
     #[derive(Clone, Copy)]
     struct Sim {
-        wrote: usize,
-        write_ms: f64,
-        read: usize,
-        read_ms: f64,
         skew: f64,
+        phase_ms: f64,
     }
 
+    const WROTE: usize = 960;
+    const READ: usize = 480;
+
     impl Sim {
-        /// The network writes 20 ms frames, the device reads 10 ms periods.
-        const PLAYOUT: Sim = Sim {
-            wrote: 960,
-            write_ms: 20.0,
-            read: 480,
-            read_ms: 10.0,
-            skew: 1.0,
-        };
-        /// The device writes 10 ms periods, the phone reads 20 ms frames.
-        const CAPTURE: Sim = Sim {
-            wrote: 480,
-            write_ms: 10.0,
-            read: 960,
-            read_ms: 20.0,
-            skew: 1.0,
-        };
-
-        fn skewed(self, skew: f64) -> Sim {
-            Sim { skew, ..self }
-        }
-
-        fn run(&self, b: &mut DriftBuffer, secs: f64, late: impl Fn(u64) -> f64) -> Vec<usize> {
-            let mut levels = Vec::new();
-            let mut out = vec![0i16; self.read];
-            let (mut writes, mut reads) = (0u64, 0u64);
+        fn run(&self, b: &mut DriftBuffer, from_s: f64, secs: f64, late: impl Fn(u64) -> f64) -> Vec<i64> {
+            let mut lows = Vec::new();
+            let mut out = vec![0i16; READ];
+            let start = from_s * 1000.0;
+            let (mut writes, mut reads) = ((start / 20.0) as u64, (start * self.skew / 10.0) as u64);
             let mut x = 0i64;
             loop {
-                let w_at = writes as f64 * self.write_ms + late(writes);
-                let r_at = reads as f64 * self.read_ms / self.skew + late(reads + 1_000_000);
-                if w_at.min(r_at) >= secs * 1000.0 {
-                    return levels;
+                // The device reads from the phone's start; the call's
+                // first packet comes after its first read.
+                let w_at = 10.0 + self.phase_ms + writes as f64 * 20.0 + late(writes);
+                let r_at = reads as f64 * 10.0 / self.skew;
+                if w_at.min(r_at) >= (from_s + secs) * 1000.0 {
+                    return lows;
                 }
                 if w_at <= r_at {
-                    let f: Vec<i16> = (0..self.wrote)
+                    let f: Vec<i16> = (0..WROTE)
                         .map(|_| {
                             x += 1;
-                            (x % 100) as i16
+                            1 + (x % 100) as i16
                         })
                         .collect();
-                    b.push(&f);
+                    let low = b.last_low_us;
+                    b.push(&f, (w_at * 1000.0) as u64);
+                    if b.last_low_us != low {
+                        lows.push(b.last_low_us);
+                    }
                     writes += 1;
                 } else {
-                    b.pull(&mut out);
-                    levels.push(b.level());
+                    b.pull(&mut out, (r_at * 1000.0) as u64);
                     reads += 1;
                 }
             }
@@ -319,104 +383,106 @@ mod tests {
 
     #[test]
     fn a_device_clock_off_either_way_causes_no_gap() {
-        // The device layer's target (two 10 ms periods) both ways, and the
-        // old one (a period and a frame), at 5 per mille, 500 and 50 ppm fast and 5 per mille
-        // slow. Half a period was tried: a device clock faster than the
-        // network's ran it dry every time its reads slid past a write
-        // (every 20 s at 500 ppm), since a read then finds only what was
-        // left after the last one.
-        for (sim, target) in [(Sim::PLAYOUT, 960), (Sim::CAPTURE, 960), (Sim::PLAYOUT, 960 + 480)] {
-            for skew in [1.005, 1.0005, 1.00005, 0.995, 1.0] {
-                let mut b = DriftBuffer::new(target);
-                let levels = sim.skewed(skew).run(&mut b, 300.0, |_| 0.0);
-                let what = format!("target {target}, {} per read, skew {skew}", sim.read);
+        // 5 per mille, 500 and 50 ppm fast and slow, at several phases of
+        // the two clocks, for five simulated minutes each: the device's
+        // reads slide past the network's writes again and again.
+        for skew in [1.005, 1.0005, 1.00005, 0.99995, 0.9995, 0.995, 1.0] {
+            for phase_ms in [0.0, 3.0, 9.5] {
+                let sim = Sim { skew, phase_ms };
+                let mut b = DriftBuffer::new(48_000);
+                let lows = sim.run(&mut b, 0.0, 300.0, |_| 0.0);
+                let what = format!("skew {skew}, phase {phase_ms} ms");
                 assert_eq!((b.stats.underruns, b.stats.overflowed), (0, 0), "{what}: {:?}", b.stats);
-                // After settling, the level stays near the target.
-                let late = &levels[levels.len() / 2..];
+                // After settling, the latest write waits a period and the
+                // margin, give or take the band and a window's drift.
+                let late = &lows[lows.len() / 2..];
                 let (lo, hi) = (*late.iter().min().unwrap(), *late.iter().max().unwrap());
-                assert!(lo >= 50 && hi < 3 * target, "{what}: level between {lo} and {hi}");
+                assert!(lo >= 10_000 && hi <= 20_000, "{what}: latency between {lo} and {hi} us");
                 // A faster reader is followed by stretching, a slower one
                 // by squeezing.
-                if !(1.0..=1.001).contains(&skew) {
-                    if skew > 1.0 {
-                        assert!(b.stats.stretched > 0 && b.stats.squeezed == 0, "{what}: {:?}", b.stats);
-                    } else {
-                        assert!(b.stats.squeezed > 0 && b.stats.stretched == 0, "{what}: {:?}", b.stats);
-                    }
+                if skew >= 1.0005 {
+                    assert!(b.stats.stretched > b.stats.squeezed, "{what}: {:?}", b.stats);
+                } else if skew <= 0.9995 {
+                    assert!(b.stats.squeezed > b.stats.stretched, "{what}: {:?}", b.stats);
                 }
             }
         }
     }
 
     #[test]
-    fn late_writes_on_a_busy_machine_grow_the_target_then_it_shrinks_back() {
-        // Two 10 ms periods kept. One network frame in ten comes 25 ms
-        // late (more than the 10–20 ms kept) while the machine is busy.
-        let mut b = DriftBuffer::new(960);
+    fn late_writes_on_a_busy_machine_grow_the_margin_then_it_shrinks_back() {
+        // One network frame in ten comes 25 ms late while the machine is
+        // busy: more than the margin allows.
+        let sim = Sim { skew: 1.0, phase_ms: 4.0 };
+        let mut b = DriftBuffer::new(48_000);
         let busy = |n: u64| if n % 10 == 3 { 25.0 } else { 0.0 };
-        Sim::PLAYOUT.run(&mut b, 10.0, busy);
+        sim.run(&mut b, 0.0, 10.0, busy);
         let grown = b.levels();
-        assert!(grown.underruns >= 1 && grown.underruns <= 4, "{grown:?}");
-        assert!(grown.kept > 960 && grown.kept <= 4 * 960, "{grown:?}");
+        assert!(grown.underruns >= 1 && grown.underruns <= 3, "{grown:?}");
+        assert!(grown.target_us > 10_000 + BASE_MARGIN_US, "{grown:?}");
         // Once grown, the same jitter makes no more gaps.
-        Sim::PLAYOUT.run(&mut b, 20.0, busy);
+        sim.run(&mut b, 10.0, 20.0, busy);
         assert_eq!(b.stats.underruns, grown.underruns, "{:?}", b.levels());
         // Calm again: within a minute it keeps what it started with, with
         // no gap and no standing queue.
-        let levels = Sim::PLAYOUT.run(&mut b, 60.0, |_| 0.0);
-        assert_eq!(b.levels().kept, 960, "{:?}", b.levels());
+        let lows = sim.run(&mut b, 30.0, 60.0, |_| 0.0);
+        assert_eq!(b.levels().target_us, 10_000 + BASE_MARGIN_US, "{:?}", b.levels());
         assert_eq!(b.stats.underruns, grown.underruns);
-        let late = &levels[levels.len() / 2..];
-        assert!(late.iter().all(|l| *l <= 960 + 480), "a standing queue: {:?}", late.iter().max());
+        let late = &lows[lows.len() / 2..];
+        assert!(late.iter().all(|l| *l <= 20_000), "a standing queue: {late:?}");
     }
 
     #[test]
-    fn silence_until_primed_and_after_running_dry() {
-        let mut b = DriftBuffer::new(100);
-        let mut out = [7i16; 60];
-        // Reads start once 3/4 of the target and a whole read are queued.
-        b.push(&[5; 134]);
-        b.pull(&mut out);
-        assert_eq!(out, [0; 60]);
-        b.push(&[5; 1]);
-        b.pull(&mut out);
-        assert_eq!(out, [5; 60]);
-        b.pull(&mut out);
-        b.pull(&mut out);
-        assert_eq!(&out[..15], &[5; 15]);
-        assert_eq!(&out[15..], &[0; 45]);
-        // Ran dry: the target grew by half, and reads wait for 3/4 of it
-        // and a read again.
-        assert_eq!((b.stats.underruns, b.levels().kept), (1, 150));
-        b.push(&[5; 171]);
-        b.pull(&mut out);
-        assert_eq!(out, [0; 60]);
-        b.push(&[5; 1]);
-        b.pull(&mut out);
-        assert_eq!(out, [5; 60]);
+    fn silence_until_primed_then_the_first_write_starts_at_the_target() {
+        let mut b = DriftBuffer::new(1_000);
+        let mut out = [7i16; 10];
+        // Nothing written: silence, and no gap counted.
+        b.pull(&mut out, 0);
+        assert_eq!((out, b.stats.underruns), ([0; 10], 0));
+        // Written 2 ms after a 10 ms read: its first sample would be heard
+        // 8 ms from now; silence makes that the target (10 ms, the margin
+        // and half the band).
+        b.push(&[5; 20], 2_000);
+        let pad = (10_000 + BASE_MARGIN_US + BAND_US / 2 - 8_000) as usize / 1000;
+        assert_eq!((b.level(), b.stats.padded), (20 + pad, pad as u64));
+        let mut heard = Vec::new();
+        for k in 1..4 {
+            b.pull(&mut out, k * 10_000);
+            heard.extend_from_slice(&out);
+        }
+        assert_eq!(heard.iter().take_while(|s| **s == 0).count(), pad);
+        assert_eq!(heard.iter().filter(|s| **s == 5).count(), 20);
+        // Ran dry: the next write (2 ms after the read that needed it)
+        // grows the margin by that and a millisecond.
+        assert_eq!(b.stats.underruns, 1);
+        b.push(&[5; 20], 32_000);
+        assert_eq!(b.levels().target_us, 10_000 + BASE_MARGIN_US + 3_000);
     }
 
     #[test]
     fn a_lasting_backlog_is_dropped_at_once_not_squeezed_for_seconds() {
-        let mut b = DriftBuffer::new(100);
-        // 300 queued beyond the target, then writer and reader keep pace.
-        b.push(&[1; 390]);
-        let mut out = [0i16; 10];
-        let mut levels = Vec::new();
-        for _ in 0..2 * WINDOW {
-            b.push(&[1; 10]);
-            b.pull(&mut out);
-            levels.push(b.level());
+        let mut b = DriftBuffer::new(48_000);
+        let mut out = vec![0i16; READ];
+        b.pull(&mut out, 0);
+        // 200 ms queued at once, then writer and reader keep pace.
+        b.push(&vec![1; 9_600], 1_000);
+        let mut lows = Vec::new();
+        for k in 0..(3 * WINDOW as u64) {
+            b.push(&vec![1; WROTE], 20_000 * k + 2_000);
+            b.pull(&mut out, 20_000 * k + 10_000);
+            b.pull(&mut out, 20_000 * k + 20_000);
+            lows.push(b.latency_us(20_000 * k + 22_000).unwrap());
         }
-        // After one window the level is back near the target.
-        assert!(levels[WINDOW as usize..].iter().all(|l| *l <= 100), "{levels:?}");
+        // After one window the latency is back near the target.
+        assert!(lows[2 * WINDOW as usize..].iter().all(|l| *l <= 20_000), "{lows:?}");
         assert!(b.stats.overflowed > 0 && b.stats.underruns == 0, "{:?}", b.stats);
     }
 
     #[test]
     fn a_burst_after_a_stall_is_cut_to_the_limit() {
-        let mut b = DriftBuffer::new(100);
-        b.push(&[1; 1000]);
-        assert_eq!((b.level(), b.stats.overflowed), (400, 600));
+        let mut b = DriftBuffer::new(48_000);
+        b.push(&vec![1; 48_000], 0);
+        assert_eq!(b.level(), b.limit());
+        assert!(b.stats.overflowed > 0);
     }
 }

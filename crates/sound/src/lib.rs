@@ -2,9 +2,11 @@
 //! through cpal (only with this crate's `sound` feature, which needs ALSA's
 //! development files), and the pure signal work around them, which is
 //! always built and tested: a streaming [`resample::Resampler`] between the
-//! device's rate and the codec's, the [`drift::DriftBuffer`] that keeps
-//! audio flowing when the device's clock and the network's disagree, and
-//! the ring and ring-back [`tone`]s.
+//! device's rate and the codec's, the speaker's [`drift::DriftBuffer`]
+//! (the call's jitter buffer at the sample level, which keeps audio
+//! flowing when the device's clock and the network's disagree), the
+//! microphone's [`port::CaptureQueue`] that wakes the phone when a frame
+//! is captured, and the ring and ring-back [`tone`]s.
 //!
 //! It knows nothing of calls, RTP or codecs: the phone moves samples
 //! between a [`Sound`] and its `MediaSession`.
@@ -23,7 +25,7 @@ mod device;
 
 pub use device::{list_devices, Sound};
 pub use drift::DriftBuffer;
-pub use port::{Input, Output};
+pub use port::{CaptureQueue, Input, Output};
 pub use resample::Resampler;
 pub use tone::{Tone, ToneKind};
 

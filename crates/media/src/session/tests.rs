@@ -250,6 +250,74 @@ fn live_audio_goes_through_the_queues() {
 }
 
 #[test]
+fn live_sending_follows_the_microphone_and_playout_follows_arrivals() {
+    // Simulated milliseconds. a's microphone clocks its sender; b plays
+    // what arrives at once.
+    let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
+    let mut a = MediaSession::new(neg(CodecKind::Pcmu, 6000), Vec::new(), false, "a", 0).unwrap();
+    let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), false, "b", 0).unwrap();
+    a.set_live();
+    a.set_capture_clocked(true);
+    b.set_live();
+    let rtp = |a: &mut MediaSession| -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| a.poll_transmit())
+            .filter(|t| t.channel == Channel::Rtp)
+            .map(|t| t.data)
+            .collect()
+    };
+    // Nothing captured yet: nothing is due (the microphone's first frame
+    // is on its way), not even at the session's start.
+    a.handle_timeout(0).unwrap();
+    assert!(rtp(&mut a).is_empty() && a.poll_timeout() > 0);
+    // Half a frame captured: still nothing; a whole one: due at once.
+    a.push_capture(&tone(1000.0, 8000, 80, 8000.0));
+    assert!(a.poll_timeout() > 7);
+    a.push_capture(&tone(1000.0, 8000, 80, 8000.0));
+    assert_eq!(a.poll_timeout(), 0);
+    a.handle_timeout(7).unwrap();
+    let first = rtp(&mut a);
+    assert_eq!(first.len(), 1);
+    // b hears it the moment it arrives, not at a playout tick.
+    b.handle_rtp(&first[0], peer);
+    assert_eq!(b.poll_timeout(), 0);
+    b.handle_timeout(8).unwrap();
+    let mut heard = Vec::new();
+    b.take_playout(&mut heard);
+    assert_eq!(heard.len(), 160);
+    assert!((frequency(&heard, 8000) - 1000.0).abs() < 30.0);
+    // Two more frames; the first of them is lost on the way. Its slot is
+    // concealed once the next has waited past the loss deadline, and the
+    // next plays right behind it.
+    a.push_capture(&tone(1000.0, 8000, 320, 8000.0));
+    a.handle_timeout(27).unwrap();
+    let two = rtp(&mut a);
+    assert_eq!(two.len(), 2);
+    b.handle_rtp(&two[1], peer);
+    b.handle_timeout(30).unwrap();
+    heard.clear();
+    b.take_playout(&mut heard);
+    assert!(heard.is_empty(), "the missing frame is waited for");
+    b.handle_timeout(b.poll_timeout()).unwrap();
+    b.take_playout(&mut heard);
+    assert_eq!(heard.len(), 320);
+    assert_eq!(b.jitter_stats().lost, 1);
+    // The microphone stops: after the grace the timer sends (silence),
+    // a frame every 20 ms.
+    let mut next_sent = || {
+        for _ in 0..100 {
+            let t = a.poll_timeout();
+            a.handle_timeout(t).unwrap();
+            if !rtp(&mut a).is_empty() {
+                return t;
+            }
+        }
+        panic!("nothing sent");
+    };
+    assert_eq!(next_sent(), 27 + CAPTURE_GRACE_MS);
+    assert_eq!(next_sent(), 27 + CAPTURE_GRACE_MS + 20);
+}
+
+#[test]
 fn dtmf_is_sent_and_reported_once() {
     let mut a = MediaSession::new(neg(CodecKind::Pcmu, 6000), Vec::new(), false, "a", 0).unwrap();
     let mut b = MediaSession::new(neg(CodecKind::Pcmu, 4000), Vec::new(), false, "b", 0).unwrap();
