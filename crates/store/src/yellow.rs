@@ -57,7 +57,13 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|t| !t.is_empty())
         .filter_map(|t| {
             // Recomposed after, so that Hangul syllables stay whole.
-            let w: String = t.nfd().filter(|c| !is_combining_mark(*c)).nfc().take(MAX_TERM_CHARS).collect::<String>().to_lowercase();
+            let w: String = t
+                .nfd()
+                .filter(|c| !is_combining_mark(*c))
+                .nfc()
+                .take(MAX_TERM_CHARS)
+                .collect::<String>()
+                .to_lowercase();
             (!w.is_empty()).then_some(w)
         })
 }

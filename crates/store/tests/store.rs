@@ -270,8 +270,16 @@ async fn passwords_and_profiles_keep_private_fields_out_of_search() {
         assert_eq!(found[0].fields[0], "Ada Lin");
         assert_eq!(found[0].fields[2], "", "{url}: a private field comes back empty");
         // Diacritics are folded on both engines: "cafe" finds "Café".
-        assert_eq!(s.search_profiles(&search_terms("cafe"), lo, hi, 10).await.unwrap().len(), 1, "{url}");
-        assert_eq!(s.search_profiles(&search_terms("CAFÉ"), lo, hi, 10).await.unwrap().len(), 1, "{url}");
+        assert_eq!(
+            s.search_profiles(&search_terms("cafe"), lo, hi, 10).await.unwrap().len(),
+            1,
+            "{url}"
+        );
+        assert_eq!(
+            s.search_profiles(&search_terms("CAFÉ"), lo, hi, 10).await.unwrap().len(),
+            1,
+            "{url}"
+        );
         assert!(
             s.search_profiles(&search_terms("secretcorp"), lo, hi, 10).await.unwrap().is_empty(),
             "{url}"
