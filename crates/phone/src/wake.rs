@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use peerdial_identity::PublicKey;
 use peerdial_number::Number;
 use peerdial_push::token::{self, Role};
 use peerdial_push::webpush::UaKeys;
@@ -88,7 +87,7 @@ pub(crate) struct WakeSide {
     /// Calls whose answer must carry the callee's token.
     checking: HashMap<String, Number>,
     /// The cloud's wake-token key, once fetched.
-    pub(crate) cloud_key: Arc<Mutex<Option<PublicKey>>>,
+    pub(crate) cloud_key: token::CloudKey,
 }
 
 impl WakeSide {
@@ -118,22 +117,6 @@ impl WakeSide {
             Some(params.to_uri_params()),
         ))
     }
-}
-
-/// The cloud's key for wake tokens.
-async fn cloud_key(top: &str, cache: &Mutex<Option<PublicKey>>) -> Result<PublicKey, String> {
-    if let Some(k) = cache.lock().expect("key lock").clone() {
-        return Ok(k);
-    }
-    let (status, body) = peerdial_net::http_client::request("GET", top, "/api/v1/push/key", None)
-        .await
-        .map_err(|e| e.to_string())?;
-    if status != 200 {
-        return Err(format!("the cloud answered {status} for its key"));
-    }
-    let k = token::key_from_answer(&body).map_err(|e| e.to_string())?;
-    *cache.lock().expect("key lock") = Some(k.clone());
-    Ok(k)
 }
 
 /// Fetches pushes from the endpoint, one long poll at a time.
@@ -182,7 +165,7 @@ pub(crate) struct PushWait {
     callee: Number,
     resolver: Option<std::net::SocketAddr>,
     root: String,
-    key_cache: Arc<Mutex<Option<PublicKey>>>,
+    key_cache: token::CloudKey,
     outgoing: Arc<Mutex<HashMap<Number, String>>>,
     tx: tokio::sync::mpsc::Sender<Command>,
 }
@@ -197,7 +180,7 @@ impl PushWait {
         };
         let callee = self.callee;
         note(format!("the cloud woke {callee} by push; waiting for it to register")).await;
-        let _ = cloud_key(&self.top, &self.key_cache).await;
+        let _ = self.key_cache.get(&self.top).await;
         let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
         loop {
             let found = resolve::lookup_either(self.resolver, Some(&self.top), callee, &self.root).await;
@@ -287,7 +270,7 @@ impl Phone {
                 if Number::parse(&p.callee).ok() != Some(own) {
                     return Err("it is for another number".to_string());
                 }
-                let key = cloud_key(&top, &cache).await?;
+                let key = cache.get(&top).await?;
                 let unix = crate::caller_id::unix_ms() / 1000;
                 token::verify(&key, &p.caller_token, Role::Caller, caller, own, unix).map_err(|e| e.to_string())?;
                 token::verify(&key, &p.callee_token, Role::Callee, caller, own, unix).map_err(|e| e.to_string())?;
@@ -345,7 +328,7 @@ impl Phone {
     /// a call whose answer has none, or a wrong one, is ended.
     pub(crate) fn wake_check_answer(&mut self, cid: &str, header: Option<String>) {
         let Some(callee) = self.wake.checking.remove(cid) else { return };
-        let key = self.wake.cloud_key.lock().expect("key lock").clone();
+        let key = self.wake.cloud_key.cached();
         let unix = crate::caller_id::unix_ms() / 1000;
         let r = match (key, header) {
             (Some(k), Some(t)) => token::verify(&k, &t, Role::Callee, self.own, callee, unix).map_err(|e| e.to_string()),

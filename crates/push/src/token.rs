@@ -4,8 +4,8 @@
 //! presents its token in the INVITE (`X-Peerdial-Wake-Token`); the woken
 //! callee, which got both tokens in the push, checks it and presents its
 //! own in the answer; the caller checks that one. Both check with the
-//! cloud's public key (`GET /api/v1/push/key` on the top; its answer is
-//! read by [`key_from_answer`]). Not here: fetching that key or
+//! cloud's public key (`GET /api/v1/push/key` on the top), which
+//! [`CloudKey`] fetches once for the phone and the switch alike. Not here:
 //! remembering used tokens.
 
 use peerdial_identity::{PublicKey, SigningKey};
@@ -81,6 +81,36 @@ pub fn verify(key: &PublicKey, token: &str, role: Role, caller: Number, callee: 
         return Err(PushError::Token("its times are wrong".into()));
     }
     Ok(c)
+}
+
+/// The cloud's key for wake tokens, fetched once and kept (clones share
+/// it).
+#[derive(Clone, Default)]
+pub struct CloudKey(std::sync::Arc<std::sync::Mutex<Option<PublicKey>>>);
+
+impl CloudKey {
+    /// The key, if it was fetched already.
+    pub fn cached(&self) -> Option<PublicKey> {
+        self.0.lock().expect("key lock").clone()
+    }
+
+    /// The key, from the cloud at `url` the first time (5 s at most).
+    pub async fn get(&self, url: &str) -> std::result::Result<PublicKey, String> {
+        if let Some(k) = self.cached() {
+            return Ok(k);
+        }
+        let ask = peerdial_net::http_client::request("GET", url, "/api/v1/push/key", None);
+        let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+            .await
+            .map_err(|_| "the cloud did not answer".to_string())?
+            .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("the cloud answered {status} for its key"));
+        }
+        let k = key_from_answer(&body).map_err(|e| e.to_string())?;
+        *self.0.lock().expect("key lock") = Some(k.clone());
+        Ok(k)
+    }
 }
 
 /// The cloud's key for wake tokens from its `GET /api/v1/push/key`

@@ -298,29 +298,11 @@ struct Cloud {
     resolver: Option<SocketAddr>,
     root: String,
     /// The cloud's key for wake tokens, once fetched.
-    wake_key: std::sync::Arc<std::sync::Mutex<Option<peerdial_identity::PublicKey>>>,
+    wake_key: peerdial_push::token::CloudKey,
 }
 
 /// How long a call waits for a callee the cloud woke by push to register.
 const PUSH_WAIT: Duration = Duration::from_secs(15);
-
-/// The cloud's key for wake tokens (`GET /api/v1/push/key`), fetched once.
-async fn cloud_key(cloud: &Cloud) -> Result<peerdial_identity::PublicKey, String> {
-    if let Some(k) = cloud.wake_key.lock().expect("key lock").clone() {
-        return Ok(k);
-    }
-    let ask = peerdial_net::http_client::request("GET", &cloud.url, "/api/v1/push/key", None);
-    let (status, body) = tokio::time::timeout(Duration::from_secs(5), ask)
-        .await
-        .map_err(|_| "the cloud did not answer".to_string())?
-        .map_err(|e| e.to_string())?;
-    if status != 200 {
-        return Err(format!("the cloud answered {status} for its key"));
-    }
-    let k = peerdial_push::token::key_from_answer(&body).map_err(|e| e.to_string())?;
-    *cloud.wake_key.lock().expect("key lock") = Some(k.clone());
-    Ok(k)
-}
 
 /// Looks `callee` up as a phone does (NAPTR): with the switch's resolver,
 /// or through the cloud's directory when it has none.
@@ -346,7 +328,7 @@ async fn direct(cloud: &Cloud, callee: Number) -> Designated {
 /// its own contact is back in DNS ahead of its mailbox, then calls it
 /// there with the cloud's token for the caller, as a phone does.
 async fn woken(cloud: &Cloud, callee: Number, token: String) -> Designated {
-    let key = match cloud_key(cloud).await {
+    let key = match cloud.wake_key.get(&cloud.url).await {
         Ok(k) => k,
         Err(why) => {
             tracing::warn!(%why, "the cloud's key for wake tokens");
