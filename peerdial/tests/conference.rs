@@ -78,14 +78,16 @@ fn ended(p: &Softphone) -> usize {
 }
 
 /// Heard `want` (each clearly) and not `own` (nothing of it).
-fn assert_mix(what: &str, s: &[i16], rate: u32, want: &[f32], own: f32) {
-    assert!(s.len() > rate as usize, "{what}: only {} samples", s.len());
+/// `p`'s output goes into the message: a failure says what its phone saw.
+fn assert_mix(what: &str, p: Option<&Softphone>, s: &[i16], rate: u32, want: &[f32], own: f32) {
+    let said = p.map(|p| p.lines().join("\n")).unwrap_or_default();
+    assert!(s.len() > rate as usize, "{what}: only {} samples\n{said}", s.len());
     for f in want {
         let share = tone_share(s, rate, *f);
-        assert!(share > 0.05, "{what} misses {f} Hz: {share}");
+        assert!(share > 0.05, "{what} misses {f} Hz: {share}\n{said}");
     }
     let share = tone_share(s, rate, own);
-    assert!(share < 0.02, "{what} hears its own {own} Hz: {share}");
+    assert!(share < 0.02, "{what} hears its own {own} Hz: {share}\n{said}");
 }
 
 #[test]
@@ -192,8 +194,15 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     };
     let (ra, rb) = (rate(&alice), rate(&bob));
     assert!(eventually(5, || alice_rec.exists() && bob_rec.exists()));
-    assert_mix("alice (two-party)", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0], 400.0);
-    assert_mix("bob (two-party)", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0], 700.0);
+    assert_mix(
+        "alice (two-party)",
+        Some(&alice),
+        &read_wav(&alice_rec, ra).unwrap(),
+        ra,
+        &[700.0],
+        400.0,
+    );
+    assert_mix("bob (two-party)", Some(&bob), &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0], 700.0);
 
     // A talker that answers busy: a registered SIP socket of the test's.
     let busy_dev = provision(r.http, "02:00:00:00:c1:04");
@@ -324,9 +333,16 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     // Each heard the other two and not itself.
     std::thread::sleep(Duration::from_millis(500));
     let (ra, rb) = (rate(&alice), rate(&bob));
-    assert_mix("alice", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0, 1100.0], 400.0);
-    assert_mix("bob", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0, 1100.0], 700.0);
-    assert_mix("carol", &Baresip::heard(&cdump), 8000, &[400.0, 700.0], 1100.0);
+    assert_mix(
+        "alice",
+        Some(&alice),
+        &read_wav(&alice_rec, ra).unwrap(),
+        ra,
+        &[700.0, 1100.0],
+        400.0,
+    );
+    assert_mix("bob", Some(&bob), &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0, 1100.0], 700.0);
+    assert_mix("carol", None, &Baresip::heard(&cdump), 8000, &[400.0, 700.0], 1100.0);
 
     // 4. A connected two-party call grows: alice's talker and bob talk
     // directly, carol is added, both legs move into a room by re-INVITE,
@@ -362,8 +378,22 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     assert_eq!(add_carol().0, 409);
     std::thread::sleep(Duration::from_millis(500));
     let (ra, rb) = (rate(&alice), rate(&bob));
-    assert_mix("alice (grown)", &read_wav(&alice_rec, ra).unwrap(), ra, &[700.0, 1100.0], 400.0);
-    assert_mix("bob (grown)", &read_wav(&bob_rec, rb).unwrap(), rb, &[400.0, 1100.0], 700.0);
+    assert_mix(
+        "alice (grown)",
+        Some(&alice),
+        &read_wav(&alice_rec, ra).unwrap(),
+        ra,
+        &[700.0, 1100.0],
+        400.0,
+    );
+    assert_mix(
+        "bob (grown)",
+        Some(&bob),
+        &read_wav(&bob_rec, rb).unwrap(),
+        rb,
+        &[400.0, 1100.0],
+        700.0,
+    );
     alice.stop();
     bob.stop();
 }

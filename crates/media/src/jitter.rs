@@ -19,6 +19,10 @@
 //! - Loss: a missing frame with later ones queued is skipped as lost.
 //! - A sender slower than our clock empties the queue; then we conceal
 //!   without advancing, so nothing is dropped.
+//! - A new SSRC is a new stream (a re-INVITE moved the call to a mixer,
+//!   the far end restarted): its sequence numbers say nothing about the
+//!   old one's, so playout starts over instead of taking its first
+//!   packets for late ones.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +56,8 @@ pub struct JitterBuffer {
     next: Option<u64>,
     /// Highest extended sequence number seen, for unwrapping 16-bit ones.
     highest: Option<u64>,
+    /// The SSRC of the stream being played (see [`JitterBuffer::push_from`]).
+    source: Option<u32>,
     playing: bool,
     target: usize,
     /// Where the target started and shrinks back to.
@@ -86,6 +92,7 @@ impl JitterBuffer {
             queue: BTreeMap::new(),
             next: None,
             highest: None,
+            source: None,
             playing: false,
             target: target.max(1),
             base: target.max(1),
@@ -135,6 +142,19 @@ impl JitterBuffer {
             self.highest = Some(e);
         }
         e
+    }
+
+    /// A frame of stream `ssrc`: a stream other than the one playing
+    /// starts playout over (what was queued of the old one is dropped).
+    pub fn push_from(&mut self, ssrc: u32, seq: u16, payload: Vec<u8>) {
+        if self.source.replace(ssrc).is_some_and(|old| old != ssrc) {
+            self.queue.clear();
+            self.next = None;
+            self.highest = None;
+            self.playing = false;
+            (self.low, self.slots, self.dry, self.wait_next_gap) = (usize::MAX, 0, false, false);
+        }
+        self.push(seq, payload);
     }
 
     pub fn push(&mut self, seq: u16, payload: Vec<u8>) {
@@ -387,6 +407,25 @@ mod tests {
         jb.push(30_000, frame(30_000));
         assert_eq!(played(jb.pop()), Some(30_000));
         assert_eq!(jb.stats.late, 0);
+    }
+
+    #[test]
+    fn a_new_ssrc_plays_even_where_its_sequence_numbers_look_late() {
+        // The old stream is at 1000; the new one (a mixer after a
+        // re-INVITE) happens to start 150 behind: not late, a new stream.
+        let mut jb = JitterBuffer::new(1, 5);
+        for s in 990..1000 {
+            jb.push_from(7, s, frame(s));
+            assert_eq!(played(jb.pop()), Some(s));
+        }
+        for s in 850..860 {
+            jb.push_from(8, s, frame(s));
+            assert_eq!(played(jb.pop()), Some(s));
+        }
+        assert_eq!(jb.stats.late, 0);
+        // The same stream going back 150 is late, as before.
+        jb.push_from(8, 700, frame(700));
+        assert_eq!(jb.stats.late, 1);
     }
 
     #[test]

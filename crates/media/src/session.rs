@@ -300,7 +300,7 @@ impl MediaSession {
             self.heard = true;
             self.events.push_back(MediaEvent::AudioStarted);
         }
-        self.jitter.push(h.seq, payload.to_vec());
+        self.jitter.push_from(h.ssrc, h.seq, payload.to_vec());
     }
 
     /// A datagram that arrived on the RTCP port.

@@ -319,7 +319,7 @@ impl Mixer {
             return;
         }
         p.stats.received += 1;
-        p.jitter.push(h.seq, payload.to_vec());
+        p.jitter.push_from(h.ssrc, h.seq, payload.to_vec());
     }
 
     /// When [`Mixer::handle_timeout`] should next be called; `None` while
