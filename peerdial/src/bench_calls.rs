@@ -20,7 +20,7 @@ use peerdial_sip::call::{Call, CallEvent, Local};
 use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 
-use crate::bench::{free_port, percentile, start_region, tool};
+use crate::bench_tools::{free_port, percentile, start_region, tool};
 
 /// unbound with a stub zone for the area and a local control socket (to
 /// flush its cache for the cold-cache runs).

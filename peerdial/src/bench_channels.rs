@@ -17,11 +17,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::bench::basic;
+use crate::bench_tools::basic;
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{cpu_of, cpu_of_tree, free_port, pinned, provision_many, register_once, run_sipp, tool, Kamailio, Load, DRIVER_CORE};
 use crate::bench_presence::RegionProcess;
+use crate::bench_tools::{
+    cpu_of, cpu_of_tree, free_port, pinned, provision_many, register_once, run_sipp, tool, Kamailio, Load, DRIVER_CORE,
+};
 
 const UAS: &str = include_str!("../sipp/message-uas.xml");
 const UAC: &str = include_str!("../sipp/message-uac.xml");

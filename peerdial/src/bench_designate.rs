@@ -17,7 +17,7 @@ use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
 use peerdial_switch::{devices, Switch, SwitchConfig};
 use peerdial_top::{Top, TopConfig};
 
-use crate::bench::percentile;
+use crate::bench_tools::percentile;
 
 const CALLER: &str = "886-02-99990001";
 const CALLEE: &str = "886-02-99990002";

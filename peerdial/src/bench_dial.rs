@@ -20,7 +20,7 @@ use peerdial_sip::pairing::{Leg, Pairing, Progress, Timeouts};
 use peerdial_sip::Message;
 use tokio::net::UdpSocket;
 
-use crate::bench::{free_port, percentile, tool};
+use crate::bench_tools::{free_port, percentile, tool};
 
 /// Starts a SIPp UAS answering `calls` calls on `port`.
 fn uas(dir: &std::path::Path, port: u16, calls: usize) -> Result<tokio::process::Child> {
@@ -142,7 +142,7 @@ async fn api(method: &str, base: &str, path: &str, headers: &[(&str, &str)], bod
 /// A fresh PASSporT for `user` vouching for itself (the region's
 /// `POST /api/v1/identity/passport`, with the device's credentials).
 async fn passport(region: &str, (user, password): &(String, String)) -> Result<String> {
-    let basic = crate::bench::basic(user, password);
+    let basic = crate::bench_tools::basic(user, password);
     let body = format!(r#"{{"dest": "{user}"}}"#);
     let (s, j) = api(
         "POST",
@@ -179,7 +179,7 @@ pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
     let top = Top::start(tc).await?;
     let top_url = format!("http://{}", top.endpoints.http);
     let t = top_url.clone();
-    let region = crate::bench::start_region(&dir.path().join("region"), move |c| {
+    let region = crate::bench_tools::start_region(&dir.path().join("region"), move |c| {
         c.top = Some(t);
         c.join_token = Some("bench-join".into());
         // SIPp answers no keep-alive: keep the contacts published.
@@ -199,7 +199,7 @@ pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let devices = crate::bench::provision_many(region.endpoints.http, API_USERS as u32 + 2).await?;
+    let devices = crate::bench_tools::provision_many(region.endpoints.http, API_USERS as u32 + 2).await?;
     let (talker, callee) = (&devices[API_USERS], &devices[API_USERS + 1]);
     // Each talker's contact: registered from a port that SIPp then takes.
     let mut uases = Vec::new();
@@ -207,7 +207,7 @@ pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
         let port = {
             let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
             sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-            crate::bench::register_once(&sock, region.endpoints.sip, &dev.0, &dev.1, &region.shared.realm, 9_000 + i as u32)?;
+            crate::bench_tools::register_once(&sock, region.endpoints.sip, &dev.0, &dev.1, &region.shared.realm, 9_000 + i as u32)?;
             sock.local_addr()?.port()
         };
         uases.push(uas(dir.path(), port, calls)?);

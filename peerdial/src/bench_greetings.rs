@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use peerdial_greetings::{render_card, Card, Layout};
 use tokio::process::Command;
 
-use crate::bench::{cpu_of_tree, free_port, pin_self, pinned, provision_many, tool, DRIVER_CORE, SERVER_CORE};
 use crate::bench_presence::RegionProcess;
+use crate::bench_tools::{cpu_of_tree, free_port, pin_self, pinned, provision_many, tool, DRIVER_CORE, SERVER_CORE};
 
 /// One raw HTTP/1.1 exchange on a fresh connection (`Connection: close`):
 /// status, head, body.
@@ -304,7 +304,7 @@ pub async fn greetings(numbers: u32, seconds: u32, connections: u32, rounds: u32
             let mut bytes = 0;
             for (i, (user, password)) in users.iter().enumerate() {
                 let path = format!("/api/v1/greetings/{user}/caller");
-                let auth = crate::bench::basic(user, password);
+                let auth = crate::bench_tools::basic(user, password);
                 let (st, _, body) = http(
                     http_addr,
                     "PUT",

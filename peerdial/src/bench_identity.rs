@@ -14,7 +14,7 @@ use peerdial_identity::{IdentityHeader, Passport, SigningKey, Verifier};
 use peerdial_number::Number;
 use rand::SeedableRng;
 
-use crate::bench::{area, pin_self, tool, SERVER_CORE};
+use crate::bench_tools::{area, pin_self, tool, SERVER_CORE};
 
 /// Runs `op` until `count` iterations or `limit` have passed (checked
 /// every 64); returns (iterations, seconds).

@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
 
-use crate::bench::{
+use crate::bench_channels::{shares, Endpoints};
+use crate::bench_tools::{
     cpu_of, cpu_of_tree, free_port, kamailio_mpath, pin_self, provision_many, run_sipp, start_region, tool, Kamailio, Load, SERVER_CORE,
 };
-use crate::bench_channels::{shares, Endpoints};
 
 const STORE: &str = include_str!("../sipp/message-store.xml");
 const INBOX: &str = include_str!("../sipp/message-inbox.xml");

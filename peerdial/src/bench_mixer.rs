@@ -32,8 +32,8 @@ use peerdial_media::room::{Room, RoomConfig};
 use peerdial_media::rtp::{self, RtpHeader};
 use peerdial_media::CodecKind;
 
-use crate::bench::{tool, DRIVER_CORE, SERVER_CORE};
 use crate::bench_presence::wait_until;
+use crate::bench_tools::{tool, DRIVER_CORE, SERVER_CORE};
 
 pub(crate) struct MixerBench {
     pub(crate) codecs: Vec<String>,

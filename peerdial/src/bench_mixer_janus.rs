@@ -12,10 +12,10 @@ use anyhow::{bail, Context, Result};
 use peerdial_media::CodecKind;
 use serde_json::{json, Value};
 
-use crate::bench::free_port;
 use crate::bench_greetings::{header, http};
 use crate::bench_mixer::{MixerBench, Running};
 use crate::bench_presence::wait_until;
+use crate::bench_tools::free_port;
 
 /// Janus's core config (../shared/peer-configs/janus/janus.jcfg, quieter
 /// logging): loopback only, every plugin but the AudioBridge off.

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use peerdial_rendezvous::{CallRequest, Change, Config, Imsi, Msisdn, Outcome, Rendezvous, RingRequest};
 use rand::SeedableRng;
 
-use crate::bench::{percentile, pin_self, SERVER_CORE};
+use crate::bench_tools::{percentile, pin_self, SERVER_CORE};
 
 fn msisdn(i: u32) -> Msisdn {
     Msisdn::parse(&format!("+8869{i:08}")).expect("valid MSISDN")

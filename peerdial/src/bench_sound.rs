@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{cpu_of, free_port, percentile, start_region, tool};
+use crate::bench_tools::{cpu_of, free_port, percentile, start_region, tool};
 
 const RATE: usize = 48_000;
 /// Samples in 20 ms: what the feeder writes at a time.

@@ -14,7 +14,7 @@ use peerdial_number::Number;
 use rand::Rng;
 use tokio::process::Command;
 
-use crate::bench::*;
+use crate::bench_tools::*;
 
 /// One server's result under one load.
 struct Measured {

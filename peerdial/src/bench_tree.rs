@@ -17,7 +17,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use peerdial_dns::TsigKey;
 use peerdial_number::Number;
 
-use crate::bench::{area, free_port, naptr, percentile, provision_many, register_once, start_region, tool};
+use crate::bench_tools::{area, free_port, naptr, percentile, provision_many, register_once, start_region, tool};
 
 const SECRET: &str = "cGVlcmRpYWwtYmVuY2gtdHNpZy1zZWNyZXQtMzJieXQ=";
 

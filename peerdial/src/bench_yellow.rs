@@ -19,7 +19,7 @@ use peerdial_store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::bench::percentile;
+use crate::bench_tools::percentile;
 
 /// First number of the made-up area (886-02).
 const BASE: i64 = 8_860_200_000_000;
@@ -223,7 +223,7 @@ fn encode(q: &str) -> String {
 pub async fn pages(profiles: u32, seconds: u32, connections: u32) -> Result<()> {
     use crate::bench_greetings::{http, wrk, wrk_requests};
     let dir = tempfile::tempdir()?;
-    let region = crate::bench::start_region(&dir.path().join("region"), |_| {}).await?;
+    let region = crate::bench_tools::start_region(&dir.path().join("region"), |_| {}).await?;
     let addr = region.endpoints.http;
     let mut rng = StdRng::seed_from_u64(2026);
     let vocab = Vocabulary::new(&mut rng);
@@ -232,9 +232,9 @@ pub async fn pages(profiles: u32, seconds: u32, connections: u32) -> Result<()> 
 
     // One person signs in, as in a browser: first password set with the
     // phone's credentials, then the sign-in form with its CSRF token.
-    let (user, sip_password) = crate::bench::provision_many(addr, 1).await?.remove(0);
+    let (user, sip_password) = crate::bench_tools::provision_many(addr, 1).await?.remove(0);
     let cookie = tokio::task::spawn_blocking(move || -> Result<String> {
-        let basic = crate::bench::basic(&user, &sip_password);
+        let basic = crate::bench_tools::basic(&user, &sip_password);
         let (st, _, body) = http(
             addr,
             "POST",

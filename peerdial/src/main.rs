@@ -17,6 +17,7 @@ mod bench_push;
 mod bench_rendezvous;
 mod bench_sound;
 mod bench_spine;
+mod bench_tools;
 mod bench_tree;
 mod bench_yellow;
 mod cellular_sim;

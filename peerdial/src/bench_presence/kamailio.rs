@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::bench::{free_port, kamailio_mpath, tool, SERVER_CORE};
+use crate::bench_tools::{free_port, kamailio_mpath, tool, SERVER_CORE};
 
 /// Kamailio 5.6 as a presence server, configured as in
 /// ../shared/peer-configs/kamailio-presence.cfg (in-memory modes) on its

@@ -30,7 +30,7 @@ use peerdial_number::Number;
 use peerdial_sip::digest::challenge_nonce;
 use peerdial_sip::Message;
 
-use crate::bench::{area, cpu_of_tree, free_port, percentile, pin_self, provision_many, register_once, DRIVER_CORE, SERVER_CORE};
+use crate::bench_tools::{area, cpu_of_tree, free_port, percentile, pin_self, provision_many, register_once, DRIVER_CORE, SERVER_CORE};
 use kamailio::KamailioPresence;
 use sipp::{Target, Watchers};
 

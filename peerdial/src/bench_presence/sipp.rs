@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::wait_until;
-use crate::bench::{cpu_of, free_port, tool, DRIVER_CORE};
+use crate::bench_tools::{cpu_of, free_port, tool, DRIVER_CORE};
 
 const WATCHER: &str = include_str!("../../sipp/presence-watcher.xml");
 const PUBLISHER: &str = include_str!("../../sipp/presence-publisher.xml");
