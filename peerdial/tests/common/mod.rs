@@ -10,17 +10,25 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
-use peerdial_sip::digest::{challenge_nonce, Algorithm, Credentials};
-use peerdial_sip::message::{Message as Sip, StartLine};
 
 pub mod baresip;
 pub mod browser;
 pub mod kamailio;
 pub mod mailbox;
 pub mod server;
+mod sip_phone;
+mod softphone;
 pub mod tones;
 pub mod top;
 pub mod xterm;
+
+// Each test binary uses a part of the harness.
+#[allow(unused_imports)]
+pub use sip_phone::{status, Phone};
+#[allow(unused_imports)]
+pub(crate) use softphone::phone_args;
+#[allow(unused_imports)]
+pub use softphone::{dial, dial_without_region, voicemail, Softphone};
 
 /// The peers' configuration texts, shared with the benchmarks.
 #[path = "../../src/peer_conf.rs"]
@@ -215,154 +223,6 @@ pub fn provision(http_addr: SocketAddr, mac: &str) -> Device {
     }
 }
 
-/// A SIP phone's registration side, over UDP or TCP.
-pub struct Phone {
-    pub udp: Option<UdpSocket>,
-    pub tcp: Option<TcpStream>,
-    pub registrar: SocketAddr,
-    pub call_id: String,
-    pub cseq: u32,
-    pub branch: u32,
-}
-
-impl Phone {
-    pub fn udp(registrar: SocketAddr) -> Phone {
-        Phone::udp_on(registrar, "127.0.0.1:0")
-    }
-
-    pub fn udp_on(registrar: SocketAddr, local: &str) -> Phone {
-        let s = UdpSocket::bind(local).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Phone {
-            udp: Some(s),
-            tcp: None,
-            registrar,
-            call_id: format!("c{}", rand_id()),
-            cseq: 0,
-            branch: 0,
-        }
-    }
-
-    pub fn tcp(registrar: SocketAddr) -> Phone {
-        let s = TcpStream::connect(registrar).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Phone {
-            udp: None,
-            tcp: Some(s),
-            registrar,
-            call_id: format!("c{}", rand_id()),
-            cseq: 0,
-            branch: 0,
-        }
-    }
-
-    pub fn local(&self) -> SocketAddr {
-        match (&self.udp, &self.tcp) {
-            (Some(u), _) => u.local_addr().unwrap(),
-            (_, Some(t)) => t.local_addr().unwrap(),
-            _ => unreachable!(),
-        }
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        match (&self.udp, &mut self.tcp) {
-            (Some(u), _) => {
-                u.send_to(bytes, self.registrar).unwrap();
-            }
-            (_, Some(t)) => t.write_all(bytes).unwrap(),
-            _ => unreachable!(),
-        }
-    }
-
-    /// The next SIP message received, or None after the read timeout.
-    pub fn recv(&mut self) -> Option<Sip> {
-        let mut buf = vec![0u8; 65_536];
-        match (&self.udp, &mut self.tcp) {
-            (Some(u), _) => {
-                let (n, _) = u.recv_from(&mut buf).ok()?;
-                Some(Sip::parse(&buf[..n]).expect("registrar sent a parseable message"))
-            }
-            (_, Some(t)) => {
-                let mut acc = Vec::new();
-                loop {
-                    if let Ok(Some(len)) = peerdial_sip::message::frame_len(&acc) {
-                        return Some(Sip::parse(&acc[..len]).unwrap());
-                    }
-                    let n = t.read(&mut buf).ok()?;
-                    if n == 0 {
-                        return None;
-                    }
-                    acc.extend_from_slice(&buf[..n]);
-                }
-            }
-            _ => unreachable!(),
-        }
-    }
-
-    pub fn request(&mut self, user: &str, expires: u32, auth: Option<String>) -> Vec<u8> {
-        self.cseq += 1;
-        self.branch += 1;
-        let local = self.local();
-        let transport = if self.udp.is_some() { "UDP" } else { "TCP" };
-        let mut s = format!(
-            "REGISTER sip:{reg} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK{}-{};rport\r\nMax-Forwards: 70\r\n\
-From: <sip:{user}@{reg}>;tag=t{}\r\nTo: <sip:{user}@{reg}>\r\nCall-ID: {}\r\nCSeq: {} REGISTER\r\n\
-Contact: <sip:{user}@{local}>\r\nExpires: {expires}\r\n",
-            self.call_id,
-            self.branch,
-            self.cseq,
-            self.call_id,
-            self.cseq,
-            reg = self.registrar
-        );
-        if let Some(a) = auth {
-            s.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        s.push_str("Content-Length: 0\r\n\r\n");
-        s.into_bytes()
-    }
-
-    /// The Authorization header answering `challenge` (a 401) for `dev`.
-    pub fn answer(&self, challenge: &Sip, dev: &Device, password: &str, alg: Algorithm) -> String {
-        let want = format!("algorithm={}", alg.name());
-        let ch = challenge
-            .headers
-            .iter()
-            .find(|(n, v)| n == "WWW-Authenticate" && v.contains(&want))
-            .map(|(_, v)| v.clone())
-            .expect("challenge for algorithm");
-        let nonce = challenge_nonce(&ch).unwrap();
-        let uri = format!("sip:{}", self.registrar);
-        Credentials::respond(&dev.user, &dev.realm, password, alg, "REGISTER", &uri, &nonce).to_header()
-    }
-
-    /// REGISTER with digest: returns the final status code and response.
-    pub fn register(&mut self, dev: &Device, password: &str, alg: Algorithm, expires: u32) -> (u16, Sip) {
-        let req = self.request(&dev.user, expires, None);
-        self.send_raw(&req);
-        let r = self.recv().expect("answer to REGISTER");
-        assert_eq!(status(&r), 401, "expected a challenge");
-        let auth = self.answer(&r, dev, password, alg);
-        let req = self.request(&dev.user, expires, Some(auth));
-        self.send_raw(&req);
-        let r = self.recv().expect("answer to authenticated REGISTER");
-        (status(&r), r)
-    }
-}
-
-pub fn status(m: &Sip) -> u16 {
-    match m.start {
-        StartLine::Response { code, .. } => code,
-        _ => panic!("expected a response, got a request"),
-    }
-}
-
-fn rand_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    std::process::id() as u64 * 1_000_000 + N.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The ENUM name of a 13-digit user part.
 pub fn enum_name(digits: &str) -> String {
     let mut s: String = digits.chars().rev().flat_map(|c| [c, '.']).collect();
@@ -465,186 +325,6 @@ pub fn require(tool: &str) -> PathBuf {
         }
     }
     panic!("{tool} is not installed: run the README's test command (scripts/test), which installs the test peers");
-}
-
-/// Our softphone (`peerdial phone`) as a child process, driven the way a
-/// script would: its plain output lines, and commands on its stdin.
-pub struct Softphone {
-    pub child: Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    /// Output streams that reached EOF (2: the process is gone).
-    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    stdin: Option<std::process::ChildStdin>,
-    pub number: String,
-    pub sip: SocketAddr,
-}
-
-impl Softphone {
-    /// `peerdial phone` with a fresh data dir under `dir`, named by `mac`.
-    pub fn start(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, extra: &[&str]) -> Softphone {
-        let args = phone_args(Some(region), dir, mac, resolver, extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let p = Softphone::spawn(&args, &[]);
-        assert!(
-            p.wait_line("registered number=", 10).is_some(),
-            "phone did not register: {:?}",
-            p.lines()
-        );
-        p
-    }
-
-    /// Any `peerdial` command line; waits for the ready line unless the
-    /// phone may fail before it.
-    pub fn spawn(args: &[&str], prefix: &[&str]) -> Softphone {
-        let exe = peerdial_bin();
-        let mut cmd = if prefix.is_empty() {
-            Command::new(exe)
-        } else {
-            let mut c = Command::new(prefix[0]);
-            c.args(&prefix[1..]).arg(exe);
-            c
-        };
-        let mut child = cmd
-            .args(args)
-            .env("PEERDIAL_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start peerdial phone");
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let (lines, closed) = (lines.clone(), closed.clone());
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-                closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            });
-        }
-        let mut p = Softphone {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            closed,
-            number: String::new(),
-            sip: "0.0.0.0:0".parse().unwrap(),
-        };
-        if let Some(ready) = p.wait_line("peerdial phone ready:", 10) {
-            let field = |k: &str| {
-                ready
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            p.number = field("number");
-            p.sip = field("sip").parse().unwrap_or(p.sip);
-        }
-        p
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// The first output line containing `needle`, waiting up to `secs`.
-    pub fn wait_line(&self, needle: &str, secs: u64) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return Some(l.clone());
-            }
-            if Instant::now() > deadline || self.closed.load(std::sync::atomic::Ordering::SeqCst) == 2 {
-                return self.lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn expect_line(&self, needle: &str, secs: u64) -> String {
-        self.wait_line(needle, secs)
-            .unwrap_or_else(|| panic!("no line with {needle:?} in {:#?}", self.lines()))
-    }
-
-    pub fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{command}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits for the process to exit by itself; its exit code.
-    pub fn wait_exit(&mut self, secs: u64) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
-                return s.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                panic!("phone did not exit in {secs} s: {:#?}", self.lines());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM (by PID) and wait.
-    pub fn stop(&mut self) -> i32 {
-        unsafe_kill(self.child.id() as i32, 15);
-        self.wait_exit(10)
-    }
-}
-
-impl Drop for Softphone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A caller: `peerdial phone … call NUMBER`, which exits when the call ends.
-pub fn dial(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
-    call_with(Some(region), dir, mac, resolver, number, extra)
-}
-
-/// A caller provisioned before (its identity is in `dir`), run with no
-/// region at all.
-pub fn dial_without_region(dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
-    call_with(None, dir, mac, resolver, number, extra)
-}
-
-/// `peerdial phone … voicemail NUMBER`: a message straight to the mailbox.
-pub fn voicemail(region: &Region, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
-    let mut args = phone_args(Some(region), dir, mac, resolver, extra);
-    args.extend(["voicemail".to_string(), number.to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Softphone::spawn(&args, &[])
-}
-
-fn call_with(region: Option<&Region>, dir: &Path, mac: &str, resolver: SocketAddr, number: &str, extra: &[&str]) -> Softphone {
-    let mut args = phone_args(region, dir, mac, resolver, extra);
-    args.extend(["call".to_string(), number.to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Softphone::spawn(&args, &[])
-}
-
-/// `peerdial phone` for the phone of `mac` (one data folder per MAC under
-/// `dir`; provisioned from `region` when given), SIP on a free loopback
-/// port, looking numbers up through `resolver`, then `extra`.
-fn phone_args(region: Option<&Region>, dir: &Path, mac: &str, resolver: SocketAddr, extra: &[&str]) -> Vec<String> {
-    let data = dir.join(format!("phone-{}", mac.replace(':', "")));
-    let mut args: Vec<String> = vec!["phone".into()];
-    if let Some(r) = region {
-        args.extend(["--region".into(), format!("http://{}", r.http), "--mac".into(), mac.into()]);
-    }
-    args.extend(["--data".into(), data.to_str().unwrap().into(), "--sip".into(), "127.0.0.1:0".into()]);
-    args.extend(["--resolver".into(), resolver.to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
 }
 
 pub fn free_udp_port() -> u16 {
