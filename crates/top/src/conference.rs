@@ -158,7 +158,9 @@ pub(crate) async fn join(
         Err(r) => return r,
     };
     if let Some(rc) = shared.dialing.handed.get(id) {
-        // The region runs it: the newcomer's talker must be its number.
+        // The region runs it: the newcomer's peerdial talker, one of that
+        // region's numbers first; the region calls another region's
+        // number where DNS says it is. A foreign account it cannot call.
         let candidates: Vec<(String, String)> = match &theirs {
             Callee::User(ts) => ts
                 .iter()
@@ -167,14 +169,13 @@ pub(crate) async fn join(
                 .collect(),
             Callee::Number(n) => vec![(n.clone(), n.clone())],
         };
-        let found = candidates
-            .into_iter()
-            .find(|(_, n)| crate::handoff::region_of(&shared, n).is_some_and(|(p, _)| p == rc.prefix));
+        let local = |n: &str| crate::handoff::region_of(&shared, n).is_some_and(|(p, _)| p == rc.prefix);
+        let found = candidates.iter().find(|(_, n)| local(n)).or_else(|| candidates.first()).cloned();
         let Some((name, number)) = found else {
             return error(
                 StatusCode::CONFLICT,
                 format!(
-                    "call {id} runs in the region of its talkers, and {} has no talker there",
+                    "call {id} runs in the region of its talkers, which calls peerdial numbers only, and {} has no verified peerdial talker",
                     req.callee
                 ),
             );

@@ -404,6 +404,7 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, pages: 
         .merge(users::routes())
         .merge(talkers::routes())
         .merge(calls::routes())
+        .merge(handoff::routes())
         .merge(designate::routes())
         .merge(push::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
