@@ -207,6 +207,14 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     assert_eq!(s, 403, "{j}");
     let (s, j) = pass(&country, &top_auth, "{}");
     assert_eq!(s, 400, "{j}");
+    // Asked about another country's number, the country server refers to
+    // the top (how its regions find any number through the directory).
+    let (s, j) = parse_http(&http_raw(country.http, "GET", "/api/v1/lookup/852-01-12345678", &[], b""));
+    assert_eq!(
+        (s, j["kind"].as_str(), j["http"].as_str()),
+        (200, Some("parent"), Some(top_url.as_str())),
+        "{j}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !alice.lines().iter().any(|l| l.contains("incoming call")),
