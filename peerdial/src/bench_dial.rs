@@ -119,14 +119,16 @@ pub(crate) async fn dial(calls: usize) -> Result<()> {
         percentile(&setup, 0.99),
         setup.last().copied().unwrap_or_default()
     );
-    let api = dial_via_api(calls.min(API_USERS * 10)).await?;
-    println!(
-        "  dialer's POST /api/v1/calls → progress says connected ({} calls, {API_USERS} users, the top's HTTP API, directory and DNS lookups included): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        api.len(),
-        percentile(&api, 0.5),
-        percentile(&api, 0.99),
-        api.last().copied().unwrap_or_default()
-    );
+    for (via_country, how) in [(false, "the region joined the top"), (true, "the region below a country server")] {
+        let api = dial_via_api(calls.min(API_USERS * 10), via_country).await?;
+        println!(
+            "  dialer's POST /api/v1/calls → progress says connected, {how} ({} calls, {API_USERS} users, the top's HTTP API, directory and DNS lookups included): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            api.len(),
+            percentile(&api, 0.5),
+            percentile(&api, 0.99),
+            api.last().copied().unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -164,8 +166,9 @@ async fn passport(region: &str, (user, password): &(String, String)) -> Result<S
 /// `connected`, then `DELETE` and wait for the end. 50 signed-in users
 /// take turns (the top's limit is 10 requests a minute each); each has
 /// the same talker, a number whose registered contact is SIPp UAS A; the
-/// callee's contact is SIPp UAS B.
-pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
+/// callee's contact is SIPp UAS B. `via_country`: the region joins a
+/// country server below the top, which passes the hand-off on.
+pub(crate) async fn dial_via_api(calls: usize, via_country: bool) -> Result<Vec<f64>> {
     use peerdial_top::{Top, TopConfig};
     if calls > API_USERS * 10 {
         bail!("at most {} calls through the API (the top's per-user limit)", API_USERS * 10);
@@ -178,7 +181,25 @@ pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
     tc.rendezvous = None;
     let top = Top::start(tc).await?;
     let top_url = format!("http://{}", top.endpoints.http);
-    let t = top_url.clone();
+    let country = match via_country {
+        true => {
+            let mut cc = TopConfig::new(dir.path().join("country"), "bench-join".into());
+            cc.dns = "127.0.0.1:0".parse()?;
+            cc.http = "127.0.0.1:0".parse()?;
+            cc.sip = "127.0.0.1:0".parse()?;
+            cc.rendezvous = None;
+            cc.prefix = "886".into();
+            cc.parent = Some(top_url.clone());
+            cc.parent_token = Some("bench-join".into());
+            Some(Top::start(cc).await?)
+        }
+        false => None,
+    };
+    let t = match &country {
+        Some(c) => format!("http://{}", c.endpoints.http),
+        None => top_url.clone(),
+    };
+    let joined_at = t.clone();
     let region = crate::bench_tools::start_region(&dir.path().join("region"), move |c| {
         c.top = Some(t);
         c.join_token = Some("bench-join".into());
@@ -193,6 +214,11 @@ pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
         .1
         .to_string()
         .contains("886")
+        || !api("GET", &joined_at, "/api/v1/regions", &[], None)
+            .await?
+            .1
+            .to_string()
+            .contains("886-02")
     {
         if Instant::now() > deadline {
             bail!("the region never joined the top");
@@ -271,6 +297,9 @@ pub(crate) async fn dial_via_api(calls: usize) -> Result<Vec<f64>> {
         let _ = u.kill().await;
     }
     region.shutdown().await;
+    if let Some(c) = country {
+        c.shutdown().await;
+    }
     top.shutdown().await;
     setup.sort_by(f64::total_cmp);
     Ok(setup)

@@ -9,7 +9,10 @@
 //! the others' tones and not its own (Opus for our phones, PCMU for
 //! baresip); people leave, and when fewer than two remain the last one is
 //! hung up on. Last, a connected two-party call grows into a conference
-//! when carol is added (both legs re-INVITEd into the room).
+//! when dave, a number of another region, is added (both legs re-INVITEd
+//! into the room; the region's controller finds dave through DNS). The
+//! regions run below a country server: the top reaches the region's
+//! controller through it, each hop with the token its two ends share.
 
 mod common;
 
@@ -46,6 +49,12 @@ fn place_call(top: &TopNode, h: &[(&str, &str)], callee: &str) -> u64 {
     let (s, j) = call(top, "POST", "/api/v1/calls", h, &body);
     assert_eq!(s, 201, "{j}");
     j["id"].as_u64().unwrap()
+}
+
+/// One more talker, `callee`, in alice's call `id`.
+fn add(top: &TopNode, h: &[(&str, &str)], id: u64, callee: &str) -> (u16, serde_json::Value) {
+    let body = format!(r#"{{"callee": "{callee}"}}"#);
+    call(top, "POST", &format!("/api/v1/calls/{id}/participants"), h, &body)
 }
 
 /// The call's events so far, as the dialer reads them.
@@ -95,10 +104,26 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     let dir = tempfile::tempdir().unwrap();
     let top = TopNode::start(&dir.path().join("top"), "127.0.0.1:0", "127.0.0.1:0", &["--sip", "127.0.0.1:0"]);
     let top_url = format!("http://{}", top.http);
-    let r = Region::start(dir.path(), &["--top", &top_url, "--join-token", TOKEN]);
+    let country = TopNode::start(
+        &dir.path().join("country"),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &["--prefix", "886", "--parent", &top_url, "--parent-token", TOKEN],
+    );
+    let country_url = format!("http://{}", country.http);
+    let r = Region::start(dir.path(), &["--top", &country_url, "--join-token", TOKEN]);
+    let r3 = Region::start(
+        &dir.path().join("886-03"),
+        &["--area", "886-03", "--top", &country_url, "--join-token", TOKEN],
+    );
+    let regions = |node: &TopNode| call(node, "GET", "/api/v1/regions", &[], "").1.to_string();
     assert!(
-        eventually(10, || call(&top, "GET", "/api/v1/regions", &[], "").1.to_string().contains("886")),
-        "the region never joined the top"
+        eventually(10, || regions(&top).contains("\"886\"")
+            && regions(&country).contains("886-02")
+            && regions(&country).contains("886-03")),
+        "the tree never formed: {} {}",
+        regions(&top),
+        regions(&country)
     );
     // Alice's and bob's phones answer by themselves, each playing its tone
     // and recording what it hears.
@@ -165,6 +190,31 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     let (s, j) = control(&top_auth, &pair("886-03-12345678"));
     assert_eq!(s, 403, "{j}");
     assert!(j["error"].as_str().unwrap().contains("not a number of this region"), "{j}");
+    // The country server passes calls on for its parent only, and only
+    // calls of one region below it; the top takes no control requests.
+    let pass = |node: &TopNode, auth: &str, body: &str| {
+        parse_http(&http_raw(
+            node.http,
+            "POST",
+            "/api/v1/control/calls",
+            &[("Authorization", auth), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        ))
+    };
+    assert_eq!(pass(&country, "Bearer not-the-token", &pair(&bob.number)).0, 401);
+    assert_eq!(pass(&top, &top_auth, &pair(&bob.number)).0, 401);
+    let (s, j) = pass(&country, &top_auth, &pair("886-03-12345678"));
+    assert_eq!(s, 403, "{j}");
+    let (s, j) = pass(&country, &top_auth, "{}");
+    assert_eq!(s, 400, "{j}");
+    // Asked about another country's number, the country server refers to
+    // the top (how its regions find any number through the directory).
+    let (s, j) = parse_http(&http_raw(country.http, "GET", "/api/v1/lookup/852-01-12345678", &[], b""));
+    assert_eq!(
+        (s, j["kind"].as_str(), j["http"].as_str()),
+        (200, Some("parent"), Some(top_url.as_str())),
+        "{j}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !alice.lines().iter().any(|l| l.contains("incoming call")),
@@ -283,24 +333,7 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
         "{seen:?}"
     );
     wait_event(&top, &h, c3, &format!("{} (", bob.number));
-    assert_eq!(
-        call(
-            &top,
-            "POST",
-            &format!("/api/v1/calls/{c3}/participants"),
-            &h,
-            r#"{"callee": "886-09-12345678"}"#
-        )
-        .0,
-        404
-    );
-    let (s, j) = call(
-        &top,
-        "POST",
-        &format!("/api/v1/calls/{c3}/participants"),
-        &h,
-        &format!(r#"{{"callee": "{}"}}"#, carol_dev.number),
-    );
+    let (s, j) = add(&top, &h, c3, &carol_dev.number);
     assert_eq!(s, 202, "{j}");
     let seen = wait_event(&top, &h, c3, &carol_dev.number);
     assert!(
@@ -345,28 +378,53 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     assert_mix("carol", None, &Baresip::heard(&cdump), 8000, &[400.0, 700.0], 1100.0);
 
     // 4. A connected two-party call grows: alice's talker and bob talk
-    // directly, carol is added, both legs move into a room by re-INVITE,
-    // and alice and bob each hear both others. Alice leaves, bob and carol
-    // go on; bob leaves, and carol is hung up on.
+    // directly, dave (a baresip of region 886-03) is added, both legs move
+    // into a room by re-INVITE, and alice and bob each hear both others.
+    // Alice leaves, bob and dave go on; bob leaves, and dave is hung up on.
+    let dave_dev = provision(r3.http, "02:00:00:00:c1:05");
+    let ddir = dir.path().join("dave");
+    std::fs::create_dir_all(&ddir).unwrap();
+    let dsrc = ddir.join("tone.wav");
+    write_wav(&dsrc, &tone(1300.0, 8000, 8000 * 60, 12_000.0), 8000).unwrap();
+    let account = format!(
+        "<sip:{}@{};transport=udp>;auth_pass={};regint=600;mwi=no;answermode=auto;audio_codecs=PCMU\n",
+        dave_dev.user, r3.sip, dave_dev.password
+    );
+    let dave = Baresip::start_with_audio(&ddir, &account, &dsrc, &ddir.join("dump"));
+    assert!(
+        eventually(10, || naptr_uri(r3.dns, &dave_dev.user)
+            .is_some_and(|u| u.contains(&format!(":{}", dave.port)))),
+        "dave did not register: {}",
+        dave.log()
+    );
     let c4 = place_call(&top, &h, &bob.number);
-    let add_carol = || {
-        call(
-            &top,
-            "POST",
-            &format!("/api/v1/calls/{c4}/participants"),
-            &h,
-            &format!(r#"{{"callee": "{}"}}"#, carol_dev.number),
-        )
-    };
+    let add_dave = || add(&top, &h, c4, &dave_dev.number);
     wait_event(&top, &h, c4, "connected");
+    // Bad input: a number of 886-03 that is offline; the region running
+    // the call finds it so through DNS, and the call stays as it was.
+    // (Alice's requests this minute are at the top's limit of 10 with
+    // the one after the call ends: this is the one newcomer refused.)
+    let offline = provision(r3.http, "02:00:00:00:c1:06");
+    let (s, j) = add(&top, &h, c4, &offline.number);
+    assert_eq!(
+        (s, j["error"].as_str()),
+        (409, Some(format!("{}: offline", offline.number).as_str())),
+        "{j}"
+    );
     std::thread::sleep(Duration::from_secs(1));
-    let (s, j) = add_carol();
+    let (s, j) = add_dave();
     assert_eq!(s, 202, "{j}");
     assert!(
         eventually(15, || events(&top, &h, c4).iter().filter(|e| e.ends_with("joined")).count() == 3),
         "the call did not become a conference of three: {:?}\n{}",
         events(&top, &h, c4),
-        carol.log()
+        dave.log()
+    );
+    // Region 886-02 runs the call and called dave, a number of 886-03.
+    assert!(
+        dave.log().contains(&from_region),
+        "dave was not called by the controller of the region running the call ({from_region}): {}",
+        dave.log()
     );
     std::thread::sleep(Duration::from_secs(3));
     alice.send("hangup");
@@ -374,8 +432,13 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     bob.send("hangup");
     wait_event(&top, &h, c4, "ended: fewer than two talkers remain");
     assert!(eventually(10, || ended(&alice) == 4 && ended(&bob) == 3), "a leg was left up");
+    assert!(
+        eventually(10, || dave.log().contains("terminated") || dave.log().contains("closed")),
+        "dave's leg was left up: {}",
+        dave.log()
+    );
     // An ended call takes no one more.
-    assert_eq!(add_carol().0, 409);
+    assert_eq!(add_dave().0, 409);
     std::thread::sleep(Duration::from_millis(500));
     let (ra, rb) = (rate(&alice), rate(&bob));
     assert_mix(
@@ -383,7 +446,7 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
         Some(&alice),
         &read_wav(&alice_rec, ra).unwrap(),
         ra,
-        &[700.0, 1100.0],
+        &[700.0, 1300.0],
         400.0,
     );
     assert_mix(
@@ -391,7 +454,7 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
         Some(&bob),
         &read_wav(&bob_rec, rb).unwrap(),
         rb,
-        &[400.0, 1100.0],
+        &[400.0, 1300.0],
         700.0,
     );
     alice.stop();

@@ -115,6 +115,15 @@ impl CallBook {
         Some(Growable::TwoParty(labels))
     }
 
+    /// Undoes [`CallBook::growable`]'s mark when the newcomer was refused
+    /// before anyone was called (a call handed to a region): the call is
+    /// two-party again, and the next newcomer grows it.
+    pub fn not_grown(&self, id: u64) {
+        if let Some(r) = self.calls.lock().expect("calls").get_mut(&id) {
+            r.summary["conference"] = Value::Bool(false);
+        }
+    }
+
     /// Admits a new call of `owner`, or says why not (429).
     pub fn admit(&self, owner: Number, now: u64) -> Result<(), String> {
         let live = self

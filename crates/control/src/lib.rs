@@ -8,7 +8,8 @@
 //!   conferences and verification MESSAGEs against the clock;
 //! - [`hosted`]: a conference's legs (`peerdial_sip::conference`) and its
 //!   mixer room (`peerdial_media::room`);
-//! - [`book`]: every call's progress as the dialer reads it.
+//! - [`book`]: every call's progress as the dialer reads it;
+//! - [`reach`]: a peerdial number's contact now, through DNS.
 //!
 //! It is not the protocol logic (the sans-I/O cores in `peerdial-sip` and
 //! `peerdial-media`), the matching (`peerdial-directory`) or an HTTP API
@@ -18,6 +19,7 @@ pub mod api;
 pub mod book;
 pub mod controller;
 pub mod hosted;
+pub mod reach;
 
 pub use book::{describe, describe_conf, CallBook, Growable, View};
 pub use controller::{Command, Controller};
@@ -30,4 +32,10 @@ pub enum ControlError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("no such number")]
+    NoSuchNumber,
+    #[error("offline")]
+    Offline,
+    #[error("{0}")]
+    Lookup(String),
 }

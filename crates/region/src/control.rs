@@ -7,7 +7,10 @@
 //! The HTTP API (`peerdial_control::api`) is for the top only: it must
 //! carry the join token this region shares with the top it joined.
 //! Talkers are found from the registrar's bindings and presence's
-//! liveness, as the zone publishes them (order-10 NAPTR).
+//! liveness, as the zone publishes them (order-10 NAPTR); a newcomer of
+//! another region added to a running call is found through DNS like any
+//! peerdial number (`peerdial_control::reach`). The top may sit above a
+//! country server, which passes its requests on with its own join token.
 //!
 //! It is not the matching, the dialer's API or its limits (the top's).
 
@@ -25,7 +28,7 @@ use peerdial_control::{CallBook, Command, ControlError, Controller};
 use peerdial_net::http_server::{error, json_body};
 use peerdial_number::Number;
 use peerdial_sip::pairing::Leg;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::Shared;
@@ -79,6 +82,32 @@ impl Control {
         let next_hop = peerdial_sip::call::uri_addr(&uri).ok_or_else(offline)?;
         Ok(Leg { uri, next_hop })
     }
+
+    /// A newcomer to a call this region runs: one of its own numbers
+    /// ([`Control::leg`]), or any other peerdial number, called where its
+    /// region publishes it (design §9: the region's controller calls any
+    /// peerdial number it resolves through DNS — its `--resolver`, or the
+    /// tree's directory through `--top`).
+    #[allow(clippy::result_large_err)] // the error is the response itself
+    async fn newcomer(&self, text: &str) -> Result<Leg, Response> {
+        let n = match Number::parse(text) {
+            Ok(n) if !self.shared.cfg.area.contains(n) && !n.is_none() => n,
+            _ => return self.leg(text),
+        };
+        let Some(dns) = self.shared.watchers.dns() else {
+            return Err(error(
+                StatusCode::CONFLICT,
+                format!("{n} is a number of another region, and this region has no --resolver or --top to find it"),
+            ));
+        };
+        peerdial_control::reach::contact(dns, n, &self.shared.cfg.root_domain)
+            .await
+            .map_err(|e| match e {
+                ControlError::NoSuchNumber => error(StatusCode::NOT_FOUND, format!("no such number {n}")),
+                ControlError::Offline => error(StatusCode::CONFLICT, format!("{n}: offline")),
+                e => error(StatusCode::BAD_GATEWAY, format!("{n}: its contact cannot be found: {e}")),
+            })
+    }
 }
 
 pub(crate) fn routes(control: Arc<Control>) -> Router {
@@ -94,24 +123,8 @@ pub(crate) fn routes(control: Arc<Control>) -> Router {
 /// bearer token. A region that joined no top takes no control requests.
 #[allow(clippy::result_large_err)] // the error is the response itself
 fn the_top(c: &Control, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = c.shared.cfg.join_token.as_deref() else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "this region joined no top: it takes no control requests".into(),
-        ));
-    };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !peerdial_dns::tsig::constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "control requests need the top's bearer token (the join token)".into(),
-        ));
-    }
-    Ok(())
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+    peerdial_control::api::from_above(given, c.shared.cfg.join_token.as_deref(), "top").map_err(|why| error(StatusCode::UNAUTHORIZED, why))
 }
 
 enum Plan {
@@ -163,7 +176,7 @@ async fn progress(State(c): State<Arc<Control>>, Path(id): Path<u64>, Query(q): 
         return r;
     }
     match c.book.wait(id, TOP, q.after, q.wait).await {
-        Some(v) => Json(json!({"next": q.after + v.events.len(), "events": Value::Array(v.events), "over": v.over})).into_response(),
+        Some(v) => Json(peerdial_control::api::progress(q.after, v)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no call {id}")),
     }
 }
@@ -190,7 +203,7 @@ async fn add(State(c): State<Arc<Control>>, Path(id): Path<u64>, headers: Header
     if c.book.view(id, TOP, usize::MAX).is_none_or(|v| v.over) {
         return error(StatusCode::NOT_FOUND, format!("no running call {id}"));
     }
-    let leg = match c.leg(&req.number) {
+    let leg = match c.newcomer(&req.number).await {
         Ok(l) => l,
         Err(r) => return r,
     };

@@ -227,7 +227,9 @@ pub async fn region_dns_via_top(top: &str, number: Number) -> Result<Option<Sock
             return Err(ResolveError::Lookup(format!("directory {base} answered {status}: {body}")));
         }
         let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| ResolveError::Lookup(format!("directory {base}: {e}")))?;
-        if v["kind"] == "country" {
+        // A country server below, or (asked about another country's
+        // number) the parent above.
+        if v["kind"] == "country" || v["kind"] == "parent" {
             base = v["http"].as_str().unwrap_or_default().to_string();
             continue;
         }

@@ -30,27 +30,19 @@ use crate::TopShared;
 pub use peerdial_control::book::{MAX_LIVE, MAX_PER_MINUTE};
 pub use peerdial_control::describe;
 
-/// Where a peerdial number's talker is reachable now: the contact its
-/// region publishes (the NAPTR of order 10). The mailbox record (the
-/// region's own SIP address) means the phone is offline.
+/// Where a peerdial number's talker is reachable now
+/// (`peerdial_control::reach`); its region's own SIP address (the
+/// mailbox record) means the phone is offline.
 async fn contact(shared: &TopShared, number: &str) -> Result<Leg, String> {
     let n = Number::parse(number).map_err(|e| e.to_string())?;
     let dns = shared.dns_for(n).ok_or("no region of this network holds it")?;
-    let server = dns.server_for(n).await.map_err(|e| e.to_string())?;
-    let found = peerdial_resolve::lookup(server, n, &shared.cfg.root_domain)
+    let leg = peerdial_control::reach::contact(&dns, n, &shared.cfg.root_domain)
         .await
         .map_err(|e| e.to_string())?;
-    let uri = match found {
-        // Only the mailbox (order 20) left: the phone is not online.
-        peerdial_resolve::Lookup::Found { then, .. } if then.is_empty() => return Err("offline".into()),
-        peerdial_resolve::Lookup::Found { uri, .. } => uri,
-        peerdial_resolve::Lookup::NoSuchNumber => return Err("no such number".into()),
-    };
-    let addr = peerdial_sip::call::uri_addr(&uri).ok_or("its contact is not an address")?;
-    if shared.region_sip(n) == Some(addr) {
+    if shared.region_sip(n) == Some(leg.next_hop) {
         return Err("offline".into());
     }
-    Ok(Leg { uri, next_hop: addr })
+    Ok(leg)
 }
 
 pub fn routes() -> Router<Arc<TopShared>> {
@@ -87,7 +79,9 @@ pub(crate) async fn callee_of(shared: &TopShared, text: &str) -> Result<Callee, 
     };
     match talkers_of(shared, callee).await {
         Ok(t) if !t.is_empty() => Ok(Callee::User(t)),
-        Ok(_) if shared.dns_for(callee).is_some() => Ok(Callee::Number(callee.to_string())),
+        // A region holds its area: a direct child, or one a country
+        // server below names.
+        Ok(_) if shared.region_http(callee).await.is_some() => Ok(Callee::Number(callee.to_string())),
         Ok(_) => Err(error(
             StatusCode::NOT_FOUND,
             format!("{callee} is no user or number of this network"),

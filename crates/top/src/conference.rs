@@ -138,6 +138,15 @@ pub(crate) async fn join(
         Ok(r) => r,
         Err(r) => return r,
     };
+    let mine = match talkers_of(&shared, me).await {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}")),
+    };
+    // The newcomer first: a refusal leaves the call as it was.
+    let theirs = match callee_of(&shared, &req.callee).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let grow = match shared.dialing.book.growable(id, me) {
         None => return error(StatusCode::NOT_FOUND, format!("you have no call {id}")),
         Some(Growable::No) => {
@@ -149,17 +158,28 @@ pub(crate) async fn join(
         Some(Growable::Conference) => None,
         Some(Growable::TwoParty(labels)) => Some(labels),
     };
-    let mine = match talkers_of(&shared, me).await {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the top's database: {e}")),
-    };
-    let theirs = match callee_of(&shared, &req.callee).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let answer = newcomer(&shared, id, &req.callee, (&mine, &theirs), grow.clone()).await;
+    if grow.is_some() && answer.status() != StatusCode::ACCEPTED {
+        // Refused before anyone was called: still a two-party call.
+        shared.dialing.book.not_grown(id);
+    }
+    answer
+}
+
+/// Calls the newcomer `callee` (`theirs`: their talkers) into call `id`
+/// (`grow`: a two-party call becoming a conference), where it runs.
+async fn newcomer(
+    shared: &Arc<TopShared>,
+    id: u64,
+    callee: &str,
+    (mine, theirs): (&[peerdial_directory::Talker], &Callee),
+    grow: Option<[String; 2]>,
+) -> Response {
     if let Some(rc) = shared.dialing.handed.get(id) {
-        // The region runs it: the newcomer's talker must be its number.
-        let candidates: Vec<(String, String)> = match &theirs {
+        // The region runs it: the newcomer's peerdial talker, one of that
+        // region's numbers first; the region calls another region's
+        // number where DNS says it is. A foreign account it cannot call.
+        let candidates: Vec<(String, String)> = match theirs {
             Callee::User(ts) => ts
                 .iter()
                 .filter(|t| t.verified)
@@ -167,34 +187,30 @@ pub(crate) async fn join(
                 .collect(),
             Callee::Number(n) => vec![(n.clone(), n.clone())],
         };
-        let found = candidates
-            .into_iter()
-            .find(|(_, n)| crate::handoff::region_of(&shared, n).is_some_and(|(p, _)| p == rc.prefix));
+        let local = |n: &str| crate::handoff::region_of(shared, n).is_some_and(|(p, _)| p == rc.prefix);
+        let found = candidates.iter().find(|(_, n)| local(n)).or_else(|| candidates.first()).cloned();
         let Some((name, number)) = found else {
             return error(
                 StatusCode::CONFLICT,
-                format!(
-                    "call {id} runs in the region of its talkers, and {} has no talker there",
-                    req.callee
-                ),
+                format!("call {id} runs in the region of its talkers, which calls peerdial numbers only, and {callee} has no verified peerdial talker"),
             );
         };
         let add = Add {
-            who: format!("{} ({name})", req.callee),
+            who: format!("{callee} ({name})"),
             number,
             grow: grow.clone(),
         };
-        return crate::handoff::add(&shared, id, &rc, add).await;
+        return crate::handoff::add(shared, id, &rc, add).await;
     }
-    let pair = match match_pair(&mine, &Wanted::Any, &theirs) {
+    let pair = match match_pair(mine, &Wanted::Any, theirs) {
         Ok(p) => p,
         Err(r) => return refusal(&r),
     };
-    let leg = match leg_of(&shared, &pair.callee.account).await {
+    let leg = match leg_of(shared, &pair.callee.account).await {
         Ok(l) => l,
-        Err(e) => return error(StatusCode::CONFLICT, format!("{}'s talker {:?}: {e}", req.callee, pair.callee.name)),
+        Err(e) => return error(StatusCode::CONFLICT, format!("{callee}'s talker {:?}: {e}", pair.callee.name)),
     };
-    let who = format!("{} ({})", req.callee, pair.callee.name);
+    let who = format!("{callee} ({})", pair.callee.name);
     match grow {
         Some(labels) => shared.dialing.controller.send(Command::Grow {
             id,

@@ -404,6 +404,7 @@ fn spawn_http(shared: Arc<TopShared>, listener: tokio::net::TcpListener, pages: 
         .merge(users::routes())
         .merge(talkers::routes())
         .merge(calls::routes())
+        .merge(handoff::routes())
         .merge(designate::routes())
         .merge(push::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
@@ -548,6 +549,9 @@ async fn regions(State(shared): State<Arc<TopShared>>) -> Response {
 }
 
 /// Which child holds a number (13 digits) or an area (5) or country (3).
+/// A country server asked about another country's number refers to its
+/// parent (`"kind": "parent"`), so a region or phone that knows only the
+/// country server still finds every number of the tree.
 async fn lookup(State(shared): State<Arc<TopShared>>, Path(what): Path<String>) -> Response {
     let digits: String = what.chars().filter(|c| !matches!(c, '-' | ' ' | '.' | '+')).collect();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || ![3, 5, 13].contains(&digits.len()) {
@@ -557,9 +561,10 @@ async fn lookup(State(shared): State<Arc<TopShared>>, Path(what): Path<String>) 
         );
     }
     let children = shared.children.lock().expect("children lock");
-    match children.values().find(|c| digits.starts_with(&c.prefix)) {
-        Some(c) => Json(child_json(&shared, c)).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no region holds {what}")),
+    match (children.values().find(|c| digits.starts_with(&c.prefix)), &shared.cfg.parent) {
+        (Some(c), _) => Json(child_json(&shared, c)).into_response(),
+        (None, Some(parent)) if !digits.starts_with(&shared.cfg.prefix) => Json(json!({"kind": "parent", "http": parent})).into_response(),
+        (None, _) => error(StatusCode::NOT_FOUND, format!("no region holds {what}")),
     }
 }
 
