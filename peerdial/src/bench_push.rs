@@ -24,6 +24,8 @@ pub async fn push(dispatches: u32, concurrency: u32) -> Result<()> {
         http: "127.0.0.1:0".parse()?,
         subscriber: vec![format!("bench={}", keys_path.display())],
         fail: Vec::new(),
+        tls_cert: None,
+        tls_key: None,
     };
     let addr = push_service::serve(push_service::Service::new(&args)?, args.http).await?;
     let params = PushParams {
@@ -54,16 +56,17 @@ pub async fn push(dispatches: u32, concurrency: u32) -> Result<()> {
     let build_rate = n_build as f64 / t.elapsed().as_secs_f64();
 
     // Whole dispatches, `concurrency` at a time.
+    let client = peerdial_net::https_client::HttpsClient::new(None)?;
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let t = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (adapter, params, payload, next) = (adapter.clone(), params.clone(), payload.clone(), next.clone());
+        let (adapter, params, payload, next, client) = (adapter.clone(), params.clone(), payload.clone(), next.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
             let mut failed = 0u32;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < dispatches {
                 let req = adapter.request(&params, &payload).expect("builds");
-                if peerdial_top::push::deliver(req, Default::default()).await.is_err() {
+                if peerdial_top::push::deliver(client.clone(), req, Default::default()).await.is_err() {
                     failed += 1;
                 }
             }
