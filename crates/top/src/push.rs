@@ -122,6 +122,11 @@ impl PushState {
         }
     }
 
+    /// The cloud's own key: wake tokens, and PASSporTs for switches' devices.
+    pub(crate) fn key(&self) -> &peerdial_identity::SigningKey {
+        &self.key
+    }
+
     pub fn registered(&self, n: Number) -> bool {
         self.registry.lock().expect("push lock").contains_key(&n)
     }
