@@ -139,6 +139,10 @@ pub struct PhoneArgs {
     /// REGISTER carries RFC 8599 parameters; keys in DIR/push-keys.json.
     #[arg(long, global = true, value_name = "URL")]
     push: Option<String>,
+    /// With --push: a PEM file of extra CA certificates to trust for the
+    /// push service (besides the webpki roots).
+    #[arg(long, global = true, value_name = "FILE")]
+    push_ca: Option<PathBuf>,
     /// With --push or --wake-by-cloud: after registering, sleep (no SIP)
     /// and wake only by push or cloud command.
     #[arg(long, global = true)]
@@ -272,8 +276,17 @@ impl PhoneArgs {
             bail!("--wake-by-cloud needs --top URL: the cloud it holds a connection to");
         }
         let endpoint = self.push.or(file.push);
+        let push_ca = self.push_ca.or(file.push_ca);
+        if let Some(ca) = &push_ca {
+            peerdial_net::tls::client_config(Some(ca)).context("--push-ca")?;
+        }
         cfg.push = match (endpoint.is_some() || cloud, asleep) {
-            (true, asleep) => Some(peerdial_phone::wake::PushConfig { endpoint, cloud, asleep }),
+            (true, asleep) => Some(peerdial_phone::wake::PushConfig {
+                endpoint,
+                ca: push_ca,
+                cloud,
+                asleep,
+            }),
             (false, true) => bail!("--asleep needs --push URL or --wake-by-cloud: it wakes only by push or cloud command"),
             (false, false) => None,
         };

@@ -7,10 +7,12 @@
 //! 400 and never handed on. Accepted pushes wait in the topic's queue for
 //! `GET /up/{topic}?wait=S` (the sleeping phone's long poll). `--fail
 //! TOPIC=N` answers the first N pushes to a topic 503 (a failing
-//! endpoint). `GET /stats` counts per topic.
+//! endpoint). `GET /stats` counts per topic (and names the HTTP version
+//! the last push came over). With `--tls-cert FILE --tls-key FILE` it
+//! speaks HTTPS only, offering HTTP/2 and HTTP/1.1 by ALPN (RFC 8030 §8).
 //!
 //! It is a stand-in, not a push service to deploy: no storage, no TTL
-//! expiry, no HTTP/2 push.
+//! expiry, no HTTP/2 server push.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,9 +34,15 @@ use tokio::sync::Notify;
 
 #[derive(Args, Debug)]
 pub struct PushServiceArgs {
-    /// Where to listen (HTTP).
+    /// Where to listen (HTTP, or HTTPS with --tls-cert).
     #[arg(long, default_value = "127.0.0.1:8085")]
     pub http: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// TOPIC=KEYFILE: decrypt this topic's pushes with the subscription's keys.
     #[arg(long, value_name = "TOPIC=KEYFILE")]
     pub subscriber: Vec<String>,
@@ -53,12 +61,16 @@ struct Topic {
     refused: u64,
     failed: u64,
     fetched: u64,
+    /// The HTTP version the last push came over.
+    version: Option<String>,
 }
 
 #[derive(Default)]
 pub struct Service {
     topics: Mutex<HashMap<String, Topic>>,
     notify: Notify,
+    /// TLS: endpoints are https:// (the VAPID audience says so).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 fn split(s: &str, flag: &str) -> Result<(String, String)> {
@@ -71,7 +83,10 @@ fn split(s: &str, flag: &str) -> Result<(String, String)> {
 
 impl Service {
     pub fn new(args: &PushServiceArgs) -> Result<Arc<Service>> {
-        let s = Service::default();
+        let mut s = Service::default();
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            s.tls = Some(peerdial_net::tls::server_config(cert, key)?);
+        }
         {
             let mut t = s.topics.lock().expect("topics");
             for sub in &args.subscriber {
@@ -93,20 +108,32 @@ pub async fn serve(service: Arc<Service>, addr: SocketAddr) -> Result<SocketAddr
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
+    let tls = service.tls.clone();
     let app = Router::new()
         .route("/up/{topic}", get(fetch).post(push))
         .route("/stats", get(stats))
         .with_state(service);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    match tls {
+        Some(cfg) => {
+            let listener = peerdial_net::tls::TlsListener::new(listener, cfg)?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        None => {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+    }
     Ok(bound)
 }
 
 pub async fn run(args: PushServiceArgs) -> Result<()> {
     let service = Service::new(&args)?;
+    let scheme = if service.tls.is_some() { "https" } else { "http" };
     let bound = serve(service, args.http).await?;
-    println!("push service on http://{bound}/up/TOPIC");
+    println!("push service on {scheme}://{bound}/up/TOPIC");
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
@@ -116,12 +143,20 @@ fn refuse(status: StatusCode, why: String) -> Response {
     (status, Json(json!({"error": why}))).into_response()
 }
 
-async fn push(State(s): State<Arc<Service>>, Path(topic): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn push(
+    State(s): State<Arc<Service>>,
+    Path(topic): Path<String>,
+    version: Version,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let keys = {
         let mut topics = s.topics.lock().expect("topics");
         let t = topics.entry(topic.clone()).or_default();
         t.attempts += 1;
+        t.version = Some(format!("{version:?}"));
         if t.fail_left > 0 {
             t.fail_left -= 1;
             t.failed += 1;
@@ -139,7 +174,10 @@ async fn push(State(s): State<Arc<Service>>, Path(topic): Path<String>, headers:
         count_refused();
         return refuse(StatusCode::BAD_REQUEST, "a push needs a TTL (RFC 8030 §5.2)".into());
     }
-    let endpoint = format!("http://{}/up/{topic}", header("host").unwrap_or(""));
+    // HTTP/2 names the host in :authority, HTTP/1.1 in Host.
+    let host = uri.authority().map(|a| a.as_str()).or(header("host")).unwrap_or("");
+    let scheme = if s.tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{host}/up/{topic}");
     let unix = peerdial_push::unix_ms() / 1000;
     if let Err(e) = verify_vapid(header("authorization").unwrap_or(""), &endpoint, unix) {
         count_refused();
@@ -201,7 +239,7 @@ async fn stats(State(s): State<Arc<Service>>) -> Response {
         .map(|(k, t)| {
             (
                 k.clone(),
-                json!({"attempts": t.attempts, "accepted": t.accepted, "refused": t.refused, "failed": t.failed, "fetched": t.fetched}),
+                json!({"attempts": t.attempts, "accepted": t.accepted, "refused": t.refused, "failed": t.failed, "fetched": t.fetched, "version": t.version}),
             )
         })
         .collect();

@@ -62,6 +62,10 @@ pub struct TopArgs {
     /// Seconds a rendezvous submission waits for its other half.
     #[arg(long, value_name = "SECONDS")]
     rendezvous_window: Option<u64>,
+    /// PEM file of extra CA certificates to trust for push services
+    /// (besides the webpki roots): a private push service, tests.
+    #[arg(long, value_name = "FILE")]
+    push_ca: Option<PathBuf>,
 }
 
 impl TopArgs {
@@ -113,6 +117,7 @@ impl TopArgs {
             }
             rdv.window = Duration::from_secs(w);
         }
+        cfg.push_ca = self.push_ca.or(file.push_ca);
         if rdv.sms_webhook.as_deref().is_some_and(|u| !u.starts_with("http://")) {
             bail!("--sms-webhook must be an http:// URL");
         }
@@ -404,6 +409,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
         http: "127.0.0.1:0".parse()?,
         subscriber: Vec::new(),
         fail: Vec::new(),
+        tls_cert: None,
+        tls_key: None,
     })?;
     let push = crate::push_service::serve(push, "127.0.0.1:0".parse()?)
         .await

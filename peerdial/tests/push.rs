@@ -1,15 +1,20 @@
 //! Push wake-up as users see it (issue 15): a phone asleep with no switch
-//! is woken by a Web Push through a local push service, registers, checks
+//! is woken by a Web Push through a local push service (over HTTPS, HTTP/2
+//! by ALPN, its certificate from a test CA the top and the phones are
+//! given with --push-ca), registers, checks
 //! the caller's cloud token, presents its own, and the call connects with
 //! audio; a wrongly encrypted push is refused; malformed RFC 8599
 //! parameters get 400 and change nothing; a failing push endpoint is
-//! retried with back-off and another wake-up goes through meanwhile; a
-//! phone holding the cloud's command connection is woken down it.
+//! retried with back-off and another wake-up goes through meanwhile, and so
+//! is a push service whose certificate the top does not trust (the caller
+//! is told why); a phone holding the cloud's command connection is woken
+//! down it.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +42,7 @@ impl PushService {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         let addr = line
-            .split("http://")
+            .split("https://")
             .nth(1)
             .and_then(|r| r.split('/').next())
             .and_then(|a| a.parse().ok())
@@ -52,9 +57,43 @@ impl PushService {
         PushService { child, lines, addr }
     }
 
-    fn stats(&self, topic: &str) -> serde_json::Value {
-        http(self.addr, "GET", "/stats", b"").1[topic].clone()
+    fn stats(&self, ca: &Path, topic: &str) -> serde_json::Value {
+        https(ca, &format!("https://{}/stats", self.addr), "GET", &[], b"").1[topic].clone()
     }
+}
+
+/// A test CA and a certificate it signed for 127.0.0.1 (PEM files in
+/// `dir`): (CA, certificate, key).
+fn test_pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, format!("peerdial {name} test CA"));
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let files = [("ca", ca.pem()), ("cert", cert.pem()), ("key", key.serialize_pem())].map(|(what, pem)| {
+        let p = dir.join(format!("{name}-{what}.pem"));
+        std::fs::write(&p, pem).unwrap();
+        p
+    });
+    let [a, b, c] = files;
+    (a, b, c)
+}
+
+/// One HTTPS request trusting `ca`: status and JSON body.
+fn https(ca: &Path, url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, serde_json::Value) {
+    let client = peerdial_net::https_client::HttpsClient::new(Some(ca)).unwrap();
+    let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let a = rt
+        .block_on(client.send(method, url, &headers, body, Duration::from_secs(10)))
+        .unwrap();
+    (a.status, serde_json::from_slice(&a.body).unwrap_or_default())
 }
 
 impl Drop for PushService {
@@ -97,7 +136,12 @@ fn designate(top: SocketAddr, region: &Region, dir: &std::path::Path, mac: &str,
 #[test]
 fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     let dir = tempfile::tempdir().unwrap();
-    let top = common::top::start(&dir.path().join("top"));
+    // The push service's certificate comes from a CA the top and the
+    // phones trust by --push-ca; the second service's from one they do not.
+    let (ca, cert, key) = test_pki(dir.path(), "push");
+    let (other_ca, other_cert, other_key) = test_pki(dir.path(), "other");
+    let ca_s = ca.to_str().unwrap();
+    let top = common::top::TopNode::start(&dir.path().join("top"), "127.0.0.1:0", "127.0.0.1:0", &["--push-ca", ca_s]);
     let top_url = format!("http://{}", top.http);
     let region = Region::start(
         &dir.path().join("region"),
@@ -113,6 +157,10 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     let mac_d = "02:00:00:00:15:04";
     let (kb, kc, kd) = (keys(mac_b), keys(mac_c), keys(mac_d));
     let svc = PushService::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
         "--subscriber",
         &format!("b={}", kb.display()),
         "--subscriber",
@@ -122,7 +170,7 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
         "--fail",
         "c=2",
     ]);
-    let endpoint = |t: &str| format!("http://{}/up/{t}", svc.addr);
+    let endpoint = |t: &str| format!("https://{}/up/{t}", svc.addr);
 
     // B sleeps: registered with its push parameters, then silent.
     let rec = dir.path().join("b.wav");
@@ -135,6 +183,8 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
         &[
             "--push",
             &eb,
+            "--push-ca",
+            ca_s,
             "--asleep",
             "--top",
             &top_url,
@@ -180,8 +230,10 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     assert_eq!(a.wait_exit(20), 0, "{:#?}", a.lines());
     b.expect_line(" ended: the other side hung up", 15);
     common::tones::assert_heard_tone_48k(&rec, 1000.0);
-    let st = svc.stats("b");
+    let st = svc.stats(&ca, "b");
     assert_eq!((st["accepted"].as_u64(), st["fetched"].as_u64()), (Some(1), Some(1)), "{st}");
+    // The top's push went over HTTPS, HTTP/2 chosen by ALPN.
+    assert_eq!(st["version"].as_str(), Some("HTTP/2.0"), "{st}");
     for secret in [kj["auth"].as_str().unwrap(), kj["p256dh_private"].as_str().unwrap()] {
         assert!(!a.lines().iter().chain(b.lines().iter()).any(|l| l.contains(secret)));
     }
@@ -192,13 +244,13 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     let vapid = peerdial_push::webpush::VapidKey::generate("mailto:test@example.net");
     let req = peerdial_push::webpush::build(&other.subscription(&eb), &vapid, b"{}", Duration::from_secs(30)).unwrap();
     let headers: Vec<(&str, &str)> = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let (s, j) = parse_http(&http_raw(svc.addr, "POST", "/up/b", &headers, &req.body));
+    let (s, j) = https(&ca, &eb, "POST", &headers, &req.body);
     assert_eq!(s, 400, "{j}");
     assert!(j["error"].as_str().unwrap().contains("did not decrypt"), "{j}");
-    assert_eq!(svc.stats("b")["refused"].as_u64(), Some(1));
+    assert_eq!(svc.stats(&ca, "b")["refused"].as_u64(), Some(1));
     // Without VAPID: 401.
     let unsigned: Vec<(&str, &str)> = headers.iter().filter(|(n, _)| *n != "authorization").cloned().collect();
-    assert_eq!(parse_http(&http_raw(svc.addr, "POST", "/up/b", &unsigned, &req.body)).0, 401);
+    assert_eq!(https(&ca, &eb, "POST", &unsigned, &req.body).0, 401);
 
     // Malformed RFC 8599 parameters: 400 naming the problem, nothing changed.
     let dev = provision(region.http, "02:00:00:00:15:09");
@@ -228,14 +280,29 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     assert!(!naptr_set(region.dns, &dev_digits).iter().any(|(o, _)| *o == 10));
 
     // C's endpoint fails twice: its wake-up is retried with back-off while
-    // another wake-up (B again) goes through; then C wakes too.
+    // another wake-up (B again) goes through; then C wakes too. Meanwhile
+    // the device provisioned above is subscribed at a push service whose
+    // certificate no CA the top trusts signed: every attempt fails the TLS
+    // handshake, is retried the same way, and the caller is told why.
+    let untrusted = PushService::start(&["--tls-cert", other_cert.to_str().unwrap(), "--tls-key", other_key.to_str().unwrap()]);
+    let sub = peerdial_push::webpush::UaKeys::generate();
+    let reg = serde_json::json!({"token": common::top::TOKEN, "number": dev.number, "push": {
+        "provider": "webpush", "prid": format!("https://{}/up/f", untrusted.addr), "param": sub.pn_param()}});
+    let (s, j) = http(top.http, "POST", "/api/v1/push/registrations", reg.to_string().as_bytes());
+    assert_eq!(s, 200, "{j}");
+    // Plain http:// to a push service elsewhere than loopback: 400, saying so.
+    let mut plain = reg.clone();
+    plain["push"]["prid"] = "http://push.example.net/up/f".into();
+    let (s, j) = http(top.http, "POST", "/api/v1/push/registrations", plain.to_string().as_bytes());
+    assert_eq!(s, 400, "{j}");
+    assert!(j.to_string().contains("only for a loopback push service; use https://"), "{j}");
     let ec = endpoint("c");
     let c = Softphone::start(
         &region,
         dir.path(),
         mac_c,
         region.dns,
-        &["--push", &ec, "--asleep", "--top", &top_url],
+        &["--push", &ec, "--push-ca", ca_s, "--asleep", "--top", &top_url],
     );
     c.expect_line("asleep: listening for push only", 10);
     let c_number = c.number.clone();
@@ -245,13 +312,24 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
     std::thread::scope(|sc| {
         let slow = sc.spawn(|| designate(top_http, region_ref, &dirp, mac_a, &a_number, &c_number));
         let fast = sc.spawn(|| designate(top_http, region_ref, &dirp, mac_a, &a_number, &b.number));
+        let refused = sc.spawn(|| designate(top_http, region_ref, &dirp, mac_a, &a_number, &dev.number));
         let (sf, jf) = fast.join().unwrap();
         assert_eq!((sf, jf["route"].as_str()), (200, Some("push")), "{jf}");
         let (ss, js) = slow.join().unwrap();
         assert_eq!((ss, js["route"].as_str()), (200, Some("push")), "{js}");
         assert!(js["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
+        let (sr, jr) = refused.join().unwrap();
+        let why = jr.to_string();
+        assert_eq!(sr, 502, "{jr}");
+        assert!(why.contains("could not be woken") && why.contains("(4 attempts)"), "{jr}");
+        assert!(
+            why.contains("TLS: 127.0.0.1:") && why.contains("invalid peer certificate: UnknownIssuer"),
+            "{jr}"
+        );
     });
-    let st = svc.stats("c");
+    // Nothing reached the untrusted service past the handshake.
+    assert!(https(&other_ca, &format!("https://{}/stats", untrusted.addr), "GET", &[], b"").1["f"].is_null());
+    let st = svc.stats(&ca, "c");
     assert_eq!(
         (st["attempts"].as_u64(), st["failed"].as_u64(), st["accepted"].as_u64()),
         (Some(3), Some(2), Some(1)),
@@ -328,6 +406,8 @@ fn a_sleeping_phone_is_woken_by_push_and_the_call_connects() {
         &[
             "--push",
             &ed,
+            "--push-ca",
+            ca_s,
             "--asleep",
             "--top",
             &top_url,

@@ -444,8 +444,13 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     // The desk phone calls a number with no switch (a region's phone): the
     // cloud answers "direct", and the switch looks the number up (NAPTR)
     // and calls it itself.
+    // The desk has no region to sign for it: the cloud vouches for it with
+    // a PASSporT the switch carries, and the callee (given --top) checks
+    // it with the cloud's key: "verified".
     let direct_rec = dir.path().join("direct.wav");
     let extra = [
+        "--top",
+        &top_url,
         "--auto-answer",
         "--play",
         play,
@@ -457,8 +462,36 @@ fn designated_calls_reach_baresip_behind_a_switch_queue_in_order_and_bad_keys_ri
     let mut plain = Softphone::start(&r, dir.path(), "02:00:00:00:5a:21", r.dns, &extra);
     let before = Baresip::heard(&bd.join("dump")).len();
     desk.command(&format!("/dial {}", digits(&plain.number)));
+    plain.expect_line(&format!("caller {DESK} verified"), 15);
     plain.expect_line("answered", 15);
     plain.expect_line(&format!("call with {} ended", DESK), 15);
+    // A PASSporT for the desk under a key neither its region nor the cloud
+    // holds: unverified.
+    let forger = peerdial_identity::SigningKey::generate(&mut rand::rngs::OsRng);
+    let (desk_n, plain_n) = (
+        peerdial_number::Number::parse(DESK).unwrap(),
+        peerdial_number::Number::parse(&plain.number).unwrap(),
+    );
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = peerdial_identity::Passport::sign(&forger, desk_n, &[plain_n], unix, 60, "https://x/k").unwrap();
+    let forged = peerdial_identity::IdentityHeader::new(forged, "https://x/k").to_string();
+    let mut liar = Phone::udp(plain.sip);
+    let sdp =
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:{p}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bKforged{r}\r\nFrom: <sip:{d}@{l}>;tag=f1\r\nTo: <sip:{p}@{to}>\r\nCall-ID: forged-{r}\r\nCSeq: 1 INVITE\r\nContact: <sip:{d}@{l}>\r\nMax-Forwards: 70\r\nIdentity: {forged}\r\nContent-Type: application/sdp\r\nContent-Length: {n}\r\n\r\n{sdp}",
+        p = digits(&plain.number),
+        to = plain.sip,
+        d = digits(DESK),
+        l = liar.local(),
+        r = rand_part(),
+        n = sdp.len(),
+    );
+    liar.send_raw(invite.as_bytes());
+    plain.expect_line(&format!("caller {DESK} unverified"), 15);
     plain.stop();
     both_heard(
         (&direct_rec, 600.0),

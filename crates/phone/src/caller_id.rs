@@ -11,6 +11,9 @@
 //! record's TTL (`peerdial_resolve::keys`) — and the header is checked with
 //! `peerdial_identity::Verifier` against From and our own number. Ringing
 //! waits for that verdict, so `--reject-unverified` can answer 438 instead.
+//! A switch's device has no region to sign for it: the cloud vouches for
+//! it instead, so a phone with `--top` also accepts a PASSporT under the
+//! cloud's key (`GET /api/v1/push/key` on its own `--top`, fetched once).
 //!
 //! What this is not: it never fetches the key URL a header names (a caller
 //! could point it anywhere), and it signs nothing.
@@ -90,8 +93,14 @@ impl Phone {
             (Some(_), Some(_), None) => self.caller_verdict(cid, Err("no resolver to find the caller's key".into())),
             (Some(_), Some(from), Some(dns)) => {
                 let (keys, tx, cid) = (self.keys.clone(), self.cmd_tx.clone(), cid.to_string());
+                let cloud = self.cfg.top.clone().map(|top| (top, self.wake.cloud_key.clone()));
                 tokio::spawn(async move {
-                    let keys = keys.of(&dns, from).await;
+                    let mut keys = keys.of(&dns, from).await;
+                    if let Some((top, cache)) = cloud {
+                        if let Ok(k) = cache.get(&top).await {
+                            keys = Ok(keys.unwrap_or_default().into_iter().chain([k]).collect());
+                        }
+                    }
                     let _ = tx.send(Command::CallerKeys { call_id: cid, keys }).await;
                 });
             }

@@ -2,7 +2,8 @@
 //!
 //! Callee side: with `--push URL` the phone keeps a Web Push subscription
 //! at that endpoint (a UnifiedPush/Web Push endpoint: pushes are POSTed to
-//! it, the phone fetches them with `GET URL?wait=S`); its keys (p256dh and
+//! it, the phone fetches them with `GET URL?wait=S`, over HTTPS with the
+//! webpki roots plus `--push-ca`); its keys (p256dh and
 //! auth) live in `DIR/push-keys.json`, owner-only, never printed. Its
 //! REGISTERs carry the RFC 8599 parameters. `--asleep`: after that first
 //! registration the phone sleeps — no SIP, no refreshes — and only listens
@@ -39,8 +40,11 @@ use crate::{resolve, Command, Phone, PhoneError};
 
 #[derive(Debug, Clone)]
 pub struct PushConfig {
-    /// The subscription's endpoint (`http://…`), if the phone has one.
+    /// The subscription's endpoint (`https://…`; `http://` to loopback
+    /// only), if the phone has one.
     pub endpoint: Option<String>,
+    /// Extra CA certificates (PEM) to trust for the push service.
+    pub ca: Option<std::path::PathBuf>,
     /// Hold the cloud's command connection (`--top`): wakes come down it.
     pub cloud: bool,
     /// Sleep after registering; wake only by push or cloud command.
@@ -120,17 +124,10 @@ impl WakeSide {
 }
 
 /// Fetches pushes from the endpoint, one long poll at a time.
-async fn listen(endpoint: String, tx: tokio::sync::mpsc::Sender<Command>) {
-    let Ok(authority) = peerdial_net::http_client::http_authority(&endpoint).map(str::to_string) else {
-        return;
-    };
-    let path = endpoint
-        .strip_prefix("http://")
-        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
-        .unwrap_or_else(|| "/".into());
-    let wait = format!("{path}{}wait=20", if path.contains('?') { '&' } else { '?' });
+async fn listen(endpoint: String, client: peerdial_net::https_client::HttpsClient, tx: tokio::sync::mpsc::Sender<Command>) {
+    let wait = format!("{endpoint}{}wait=20", if endpoint.contains('?') { '&' } else { '?' });
     loop {
-        match crate::http::request(&authority, "GET", &wait, &[], b"", Duration::from_secs(25)).await {
+        match client.send("GET", &wait, &[], b"", Duration::from_secs(25)).await {
             Ok(r) if r.status == 200 => {
                 if tx.send(Command::Wake(WakeCommand::Pushed(r.body))).await.is_err() {
                     return;
@@ -205,8 +202,13 @@ impl Phone {
     pub(crate) fn wake_start(&mut self) {
         let Some(c) = self.wake.cfg.clone() else { return };
         if let Some(endpoint) = c.endpoint {
-            tokio::spawn(listen(endpoint.clone(), self.cmd_tx.clone()));
-            self.emit(UiEvent::Info(format!("push: subscribed at {endpoint}")));
+            match peerdial_net::https_client::HttpsClient::new(c.ca.as_deref()) {
+                Ok(client) => {
+                    tokio::spawn(listen(endpoint.clone(), client, self.cmd_tx.clone()));
+                    self.emit(UiEvent::Info(format!("push: subscribed at {endpoint}")));
+                }
+                Err(e) => self.emit(UiEvent::Error(format!("push: --push-ca: {e}"))),
+            }
         }
         if let (true, Some(top)) = (c.cloud, self.cfg.top.clone()) {
             tokio::spawn(crate::wake_cloud::hold(top, self.id.clone(), self.own, self.cmd_tx.clone()));

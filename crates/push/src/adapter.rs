@@ -3,11 +3,15 @@
 //! wants. The edge (the top) sends it and feeds the answer to
 //! [`crate::retry`].
 //!
-//! Web Push is what the suite runs against (a local push service). APNs
-//! (HTTP/2, token-based auth) and FCM (HTTP v1 API with an OAuth 2 access
-//! token the operator supplies) are built to their documented requests and
-//! unit-tested for shape only: they have not been run against Apple or
-//! Google, and both need HTTPS, which the top's sender does not speak yet.
+//! Web Push is what the suite runs against (a local push service, over
+//! HTTPS with a test CA). APNs (HTTP/2, token-based auth) and FCM (HTTP v1
+//! API with an OAuth 2 access token the operator supplies) are built to
+//! their documented requests and unit-tested for shape only: they have not
+//! been run against Apple or Google, nor wired to credentials on the top.
+//! The sender they need is there: the top sends every [`PushRequest`] with
+//! `peerdial_net::https_client` (rustls, webpki roots plus `--push-ca`,
+//! HTTP/2 when the provider offers it by ALPN, as APNs requires), and
+//! plain `http://` only to a loopback host.
 
 use std::time::Duration;
 

@@ -8,8 +8,8 @@
 //! registrar) or where they are kept (the region and the top).
 //!
 //! The values per provider:
-//! - `webpush`: `pn-prid` is the subscription's endpoint (`http://` or
-//!   `https://`), `pn-param` is `<p256dh>.<auth>`, both base64url without
+//! - `webpush`: `pn-prid` is the subscription's endpoint (`https://`;
+//!   `http://` only to a loopback host), `pn-param` is `<p256dh>.<auth>`, both base64url without
 //!   padding (RFC 8291's user agent public key, 65 bytes, and auth secret,
 //!   16 bytes);
 //! - `apns`: `pn-prid` is the device token (hex), `pn-param` is
@@ -247,8 +247,14 @@ mod tests {
 
     #[test]
     fn malformed_is_refused_with_a_clear_reason() {
-        let wp = format!("pn-provider=webpush;pn-prid=http://h:1/x;pn-param={}", webpush_param());
+        let wp = format!("pn-provider=webpush;pn-prid=https://h:1/x;pn-param={}", webpush_param());
         assert!(PushParams::from_uri_params(&wp).is_ok());
+        // Plain http:// only to a loopback push service (RFC 8030 §8).
+        let local = format!("pn-provider=webpush;pn-prid=http://127.0.0.1:1/x;pn-param={}", webpush_param());
+        assert!(PushParams::from_uri_params(&local).is_ok());
+        let plain = format!("pn-provider=webpush;pn-prid=http://h:1/x;pn-param={}", webpush_param());
+        let e = PushParams::from_uri_params(&plain).unwrap_err().to_string();
+        assert!(e.contains("only for a loopback push service; use https://"), "{e}");
         let cases = [
             ("pn-prid=x", "without pn-provider"),
             ("pn-provider=gcm;pn-prid=x", "unknown pn-provider"),
@@ -259,8 +265,8 @@ mod tests {
             ("pn-provider=webpush;pn-prid=http://h/%zz", "%-escape"),
             ("pn-provider=webpush;pn-prid=http://h/%0a", "control"),
             ("pn-provider=webpush;pn-prid=ftp://h/x;pn-param=a.b", "http"),
-            ("pn-provider=webpush;pn-prid=http://h/x", "pn-param"),
-            ("pn-provider=webpush;pn-prid=http://h/x;pn-param=AAAA.AAAA", "p256dh"),
+            ("pn-provider=webpush;pn-prid=https://h/x", "pn-param"),
+            ("pn-provider=webpush;pn-prid=https://h/x;pn-param=AAAA.AAAA", "p256dh"),
             ("pn-provider=apns;pn-prid=xyz;pn-param=T.t", "device token"),
             ("pn-provider=fcm;pn-prid=a b", "spaces"),
             ("pn-foo=1", "unknown push parameter"),

@@ -22,12 +22,18 @@ use crate::adapter::PushRequest;
 use crate::params::PushParams;
 use crate::{PushError, Result};
 
-/// The subscription's endpoint as a URI: `http://` or `https://` with a host.
+/// The subscription's endpoint as a URI: `https://` with a host, or
+/// `http://` to a loopback host (RFC 8030 §8 wants TLS; a local stand-in
+/// may go without).
 pub fn endpoint_uri(s: &str) -> Result<http::Uri> {
-    let bad = || PushError::Params("pn-prid for webpush is the subscription's http:// or https:// endpoint".into());
+    let bad = || PushError::Params("pn-prid for webpush is the subscription's https:// endpoint".into());
     let uri: http::Uri = s.parse().map_err(|_| bad())?;
     match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(uri),
+        (Some("https"), Some(h)) if !h.is_empty() => Ok(uri),
+        (Some("http"), Some(h)) if peerdial_net::https_client::is_loopback_host(h) => Ok(uri),
+        (Some("http"), Some(h)) if !h.is_empty() => Err(PushError::Params(
+            "pn-prid for webpush: plain http:// is allowed only for a loopback push service; use https://".into(),
+        )),
         _ => Err(bad()),
     }
 }

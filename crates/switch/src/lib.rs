@@ -312,11 +312,11 @@ async fn lookup(cloud: &Cloud, callee: Number) -> Option<Result<peerdial_resolve
 }
 
 /// The first contact of `callee` (NAPTR order), as a phone calls it.
-async fn direct(cloud: &Cloud, callee: Number) -> Designated {
+async fn direct(cloud: &Cloud, callee: Number, identity: Option<String>) -> Designated {
     let refused = |code: u16, why: &str| Designated::Refused { code, why: why.into() };
     match lookup(cloud, callee).await {
         Some(Ok(peerdial_resolve::Lookup::Found { uri, .. })) => match peerdial_sip::call::uri_addr(&uri) {
-            Some(addr) => Designated::Direct { uri, addr },
+            Some(addr) => Designated::Direct { uri, addr, identity },
             None => refused(480, "Temporarily Unavailable (the callee's contact has no IP address)"),
         },
         Some(Ok(peerdial_resolve::Lookup::NoSuchNumber)) => refused(404, "Not Found (no such number)"),
@@ -327,7 +327,7 @@ async fn direct(cloud: &Cloud, callee: Number) -> Designated {
 /// A callee the cloud woke by push: waits (at most [`PUSH_WAIT`]) until
 /// its own contact is back in DNS ahead of its mailbox, then calls it
 /// there with the cloud's token for the caller, as a phone does.
-async fn woken(cloud: &Cloud, callee: Number, token: String) -> Designated {
+async fn woken(cloud: &Cloud, callee: Number, token: String, identity: Option<String>) -> Designated {
     let key = match cloud.wake_key.get(&cloud.url).await {
         Ok(k) => k,
         Err(why) => {
@@ -344,7 +344,13 @@ async fn woken(cloud: &Cloud, callee: Number, token: String) -> Designated {
             // `then` holds the mailbox once the phone's own contact leads.
             if let (false, Some(addr)) = (then.is_empty(), peerdial_sip::call::uri_addr(&uri)) {
                 tracing::info!(%callee, "registered after its push");
-                return Designated::Woken { uri, addr, token, key };
+                return Designated::Woken {
+                    uri,
+                    addr,
+                    token,
+                    key,
+                    identity,
+                };
             }
         }
         if tokio::time::Instant::now() >= deadline {
@@ -375,13 +381,18 @@ async fn designate(cloud: &Cloud, caller: Number, callee: Number) -> Designated 
         Ok(Err(_)) => return refused(503, "Service Unavailable (cannot reach the cloud)"),
         Ok(Ok(r)) => r,
     };
+    // The cloud's PASSporT for our device, for the direct INVITE.
+    let identity = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["identity"].as_str().map(str::to_string))
+        .filter(|s| s.len() <= peerdial_identity::MAX_HEADER && !s.contains(['\r', '\n']));
     match status {
         200 => match serde_json::from_str::<peerdial_directory::designation::Route>(&text) {
             Ok(peerdial_directory::designation::Route::Switch { switch, key, .. }) => Designated::Switch { addr: switch, key },
-            Ok(peerdial_directory::designation::Route::Direct) => direct(cloud, callee).await,
+            Ok(peerdial_directory::designation::Route::Direct) => direct(cloud, callee, identity).await,
             Ok(peerdial_directory::designation::Route::Push { token }) => {
                 tracing::info!(%callee, "the cloud woke the callee by push; waiting for it to register");
-                woken(cloud, callee, token).await
+                woken(cloud, callee, token, identity).await
             }
             Err(_) => refused(503, "Service Unavailable (an answer from the cloud we cannot read)"),
         },

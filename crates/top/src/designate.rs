@@ -293,6 +293,30 @@ async fn designate(
         .expect("records")
         .record(origin, caller, req.callee, &outcome, now_ms());
     tracing::debug!(id, from = origin.as_str(), %caller, callee = %req.callee, ?known, "designated");
-    let (code, body) = designation::answer(origin, &outcome);
+    let (code, mut body) = designation::answer(origin, &outcome);
+    if origin == Origin::Switch && matches!(outcome, Outcome::Direct | Outcome::Push { .. }) {
+        if let Some(identity) = vouch(&shared, caller, req.callee) {
+            body["identity"] = identity.into();
+        }
+    }
     (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), Json(body)).into_response()
 }
+
+/// A switch's device has no region to sign for it: the cloud vouches that
+/// `caller` (a device of the asking switch, checked above) calls `callee`,
+/// with a PASSporT under its own key (`push-token-key.pem`, published at
+/// `GET /api/v1/push/key`), which the switch puts in its direct INVITE.
+fn vouch(shared: &TopShared, caller: Number, callee: Number) -> Option<String> {
+    let url = format!("https://{}/api/v1/push/key", shared.cfg.root_domain.trim_end_matches('.'));
+    let iat = now_ms() / 1000;
+    match peerdial_identity::Passport::sign(shared.push.key(), caller, &[callee], iat, VOUCH_LIFETIME, &url) {
+        Ok(t) => Some(peerdial_identity::IdentityHeader::new(t, url).to_string()),
+        Err(e) => {
+            tracing::warn!("vouching for a switch's device: {e}");
+            None
+        }
+    }
+}
+
+/// Seconds a vouching PASSporT is good for (a region's are 60).
+const VOUCH_LIFETIME: u64 = 60;

@@ -80,6 +80,9 @@ pub struct TopConfig {
     pub rendezvous: Option<RendezvousSettings>,
     /// The third-party call controller's SIP socket (UDP; issue 13).
     pub sip: SocketAddr,
+    /// A PEM file of extra CAs the push sender trusts besides the webpki
+    /// roots (a private push service, tests).
+    pub push_ca: Option<PathBuf>,
 }
 
 impl TopConfig {
@@ -97,6 +100,7 @@ impl TopConfig {
             negative_ttl: 30,
             rendezvous: Some(RendezvousSettings::default()),
             sip: "127.0.0.1:0".parse().expect("literal"),
+            push_ca: None,
         }
     }
 }
@@ -255,7 +259,7 @@ impl Top {
         let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone())?;
         endpoints.sip = dialing.sip_addr();
         let designation = designate::DesignationState::load(&cfg.data_dir)?;
-        let push = push::PushState::load(&cfg.data_dir, &cfg.root_domain)?;
+        let push = push::PushState::load(&cfg.data_dir, &cfg.root_domain, cfg.push_ca.as_deref())?;
         let shared = Arc::new(TopShared {
             designation,
             push,

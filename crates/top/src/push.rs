@@ -5,6 +5,8 @@
 //! services see), and [`wake`]: sign the two wake tokens, encrypt the
 //! payload for the device, and deliver it with retries and back-off, each
 //! dispatch in its own task so a slow push service holds up no other.
+//! Pushes go over HTTPS (`peerdial_net::https_client`: webpki roots plus
+//! `--push-ca`, HTTP/2 by ALPN); plain `http://` only to loopback.
 //!
 //! A device holding the cloud's command connection (`commands.rs`) is
 //! woken down that connection instead, with the same payload.
@@ -24,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use peerdial_net::http_server::{error, json_body};
+use peerdial_net::https_client::HttpsClient;
 use peerdial_number::Number;
 use peerdial_push::adapter::{PushAdapter, PushRequest, WebPush};
 use peerdial_push::retry::{Delivery, Outcome, RetryPolicy, State as DeliveryState};
@@ -70,13 +73,16 @@ pub struct PushState {
     write: tokio::sync::Mutex<()>,
     key: peerdial_identity::SigningKey,
     webpush: WebPush,
+    /// The HTTPS client pushes go out on (pooled connections).
+    pub client: HttpsClient,
     pub policy: RetryPolicy,
     /// Devices holding the cloud's command connection.
     pub commands: crate::commands::Commands,
 }
 
 impl PushState {
-    pub(crate) fn load(data_dir: &std::path::Path, root: &str) -> Result<PushState, TopError> {
+    pub(crate) fn load(data_dir: &std::path::Path, root: &str, push_ca: Option<&std::path::Path>) -> Result<PushState, TopError> {
+        let client = HttpsClient::new(push_ca).map_err(|e| TopError::State(format!("--push-ca: {e}")))?;
         let key = peerdial_identity::SigningKey::load_or_generate(&data_dir.join("push-token-key.pem"), &mut rand::rngs::OsRng)
             .map_err(|e| TopError::State(format!("push token key: {e}")))?;
         let contact = format!("mailto:push@{}", root.trim_end_matches('.'));
@@ -101,6 +107,7 @@ impl PushState {
                 vapid,
                 ttl: Duration::from_secs(token::LIFETIME_SECS),
             },
+            client,
             policy: RetryPolicy::default(),
             commands: Default::default(),
         })
@@ -110,9 +117,14 @@ impl PushState {
         match p {
             Provider::Webpush => Ok(&self.webpush),
             // Built (peerdial_push::adapter::{Apns, Fcm}) but not wired to
-            // credentials yet, and they need HTTPS.
+            // credentials yet.
             other => Err(WakeError::NoAdapter(other.as_str())),
         }
+    }
+
+    /// The cloud's own key: wake tokens, and PASSporTs for switches' devices.
+    pub(crate) fn key(&self) -> &peerdial_identity::SigningKey {
+        &self.key
     }
 
     pub fn registered(&self, n: Number) -> bool {
@@ -236,7 +248,7 @@ pub(crate) async fn wake(shared: &TopShared, req: &WakeRequest) -> Result<Woken,
         .request(&params, &bytes)
         .map_err(|e| WakeError::Build(e.to_string()))?;
     // Its own task: the retries go on even if the asker goes away.
-    let attempts = tokio::spawn(deliver(request, shared.push.policy))
+    let attempts = tokio::spawn(deliver(shared.push.client.clone(), request, shared.push.policy))
         .await
         .map_err(|e| WakeError::Delivery(e.to_string()))?
         .map_err(WakeError::Delivery)?;
@@ -244,24 +256,36 @@ pub(crate) async fn wake(shared: &TopShared, req: &WakeRequest) -> Result<Woken,
     Ok(Woken::Pushed { token: caller_token })
 }
 
-/// Sends `req` on the retry schedule; `Ok(attempts)` once delivered.
-pub async fn deliver(req: PushRequest, policy: RetryPolicy) -> Result<u32, String> {
+/// Sends `req` on the retry schedule; `Ok(attempts)` once delivered. A
+/// failure names the last attempt's error (a refused certificate, say).
+pub async fn deliver(client: HttpsClient, req: PushRequest, policy: RetryPolicy) -> Result<u32, String> {
     let start = tokio::time::Instant::now();
     let now = || start.elapsed().as_millis() as u64;
     let mut d = Delivery::new(policy, now());
+    let mut last_error: Option<String> = None;
     loop {
         match d.state() {
             DeliveryState::Delivered { attempts } => return Ok(*attempts),
-            DeliveryState::Failed { reason, .. } => return Err(reason.clone()),
+            DeliveryState::Failed { reason, .. } => {
+                return Err(match last_error {
+                    Some(e) => format!("{reason}; last: {e}"),
+                    None => reason.clone(),
+                })
+            }
             _ => {}
         }
         if d.poll_attempt(now()) {
             let timeout = Duration::from_millis(policy.attempt_timeout_ms);
-            let answer = peerdial_net::http_client::send(req.method, &req.url, &req.headers, &req.body, timeout).await;
+            let answer = client.send(req.method, &req.url, &req.headers, &req.body, timeout).await;
             let outcome = match &answer {
-                Ok(a) => Outcome::from_status(Some(a.status), a.header("retry-after").and_then(|v| v.parse().ok())),
+                Ok(a) => {
+                    tracing::debug!(status = a.status, version = %a.version, "push attempt");
+                    last_error = None;
+                    Outcome::from_status(Some(a.status), a.header("retry-after").and_then(|v| v.parse().ok()))
+                }
                 Err(e) => {
-                    tracing::debug!("push attempt: {e}");
+                    tracing::info!("push attempt: {e}");
+                    last_error = Some(e.to_string());
                     Outcome::from_status(None, None)
                 }
             };

@@ -110,7 +110,13 @@ pub enum Designated {
     Switch { addr: SocketAddr, key: String },
     /// The callee is a number with no switch: called at the contact its
     /// NAPTR records name (the edge looked it up), as a phone would.
-    Direct { uri: String, addr: SocketAddr },
+    /// `identity`: the cloud's PASSporT for our device (an `Identity`
+    /// value), when it gave one.
+    Direct {
+        uri: String,
+        addr: SocketAddr,
+        identity: Option<String>,
+    },
     /// The callee sleeps until pushed: the cloud woke it, and it is back
     /// at this contact; the INVITE presents the cloud's token for the
     /// caller (`X-Peerdial-Wake-Token`), without which the woken phone
@@ -121,6 +127,7 @@ pub enum Designated {
         addr: SocketAddr,
         token: String,
         key: PublicKey,
+        identity: Option<String>,
     },
     /// No route through a switch: the call is refused with this answer.
     Refused { code: u16, why: String },
@@ -417,10 +424,21 @@ impl Exchange {
                 let uri = format!("sip:{}@{to}", b.callee.digits());
                 self.call_out(id, &uri, to, vec![(SWITCH_KEY_HEADER.to_string(), key)], now);
             }
-            Designated::Direct { uri, addr } => self.call_out(id, &uri, addr, Vec::new(), now),
-            Designated::Woken { uri, addr, token, key } => {
+            Designated::Direct { uri, addr, identity } => {
+                let headers = identity.map(|v| ("Identity".to_string(), v)).into_iter().collect();
+                self.call_out(id, &uri, addr, headers, now)
+            }
+            Designated::Woken {
+                uri,
+                addr,
+                token,
+                key,
+                identity,
+            } => {
                 b.check_answer = Some(key);
-                self.call_out(id, &uri, addr, vec![(WAKE_TOKEN_HEADER.to_string(), token)], now);
+                let mut headers = vec![(WAKE_TOKEN_HEADER.to_string(), token)];
+                headers.extend(identity.map(|v| ("Identity".to_string(), v)));
+                self.call_out(id, &uri, addr, headers, now);
             }
             Designated::Refused { code, why } => {
                 let why: String = why.chars().filter(|c| !c.is_control()).take(120).collect();

@@ -186,12 +186,18 @@ fn keys_admit_calls_to_a_device_and_its_own_calls_out_are_designated() {
         Designated::Direct {
             uri: uri.clone(),
             addr: phone,
+            identity: Some("a.b.c;info=<https://x/k>".into()),
         },
         T0 + 50,
     );
     let out = sent(&mut x);
     let (_, m) = out.iter().find(|(to, _)| *to == phone).expect("an INVITE to the number's contact");
     assert_eq!((m.method(), m.header(SWITCH_KEY_HEADER)), (Some("INVITE"), None));
+    assert_eq!(
+        m.header("Identity"),
+        Some("a.b.c;info=<https://x/k>"),
+        "the cloud's PASSporT goes on"
+    );
     assert!(matches!(&m.start, StartLine::Request { uri: u, .. } if *u == uri), "{m:?}");
 
     // A number the cloud woke by push: called at its contact with the
@@ -218,6 +224,7 @@ fn keys_admit_calls_to_a_device_and_its_own_calls_out_are_designated() {
                 addr: woken,
                 token: for_caller.clone(),
                 key: cloud.public_key().clone(),
+                identity: None,
             },
             T0 + 60,
         );
