@@ -66,6 +66,30 @@ pub struct TopArgs {
     /// (besides the webpki roots): a private push service, tests.
     #[arg(long, value_name = "FILE")]
     push_ca: Option<PathBuf>,
+    /// APNs: the team's token-signing key, the `.p8` file Apple hands out
+    /// (with --apns-key-id and --apns-team).
+    #[arg(long, value_name = "FILE")]
+    apns_key: Option<PathBuf>,
+    /// APNs: the key's 10-character id.
+    #[arg(long, value_name = "ID")]
+    apns_key_id: Option<String>,
+    /// APNs: the 10-character team id.
+    #[arg(long, value_name = "ID")]
+    apns_team: Option<String>,
+    /// APNs service URL (default https://api.push.apple.com; the sandbox is
+    /// https://api.sandbox.push.apple.com).
+    #[arg(long, value_name = "URL")]
+    apns_url: Option<String>,
+    /// FCM: the Firebase project id (with --fcm-token-file).
+    #[arg(long, value_name = "ID")]
+    fcm_project: Option<String>,
+    /// FCM: a file holding a current OAuth 2 access token, read at each
+    /// push (whatever refreshes the token rewrites the file).
+    #[arg(long, value_name = "FILE")]
+    fcm_token_file: Option<PathBuf>,
+    /// FCM service URL (default https://fcm.googleapis.com).
+    #[arg(long, value_name = "URL")]
+    fcm_url: Option<String>,
 }
 
 impl TopArgs {
@@ -118,6 +142,36 @@ impl TopArgs {
             rdv.window = Duration::from_secs(w);
         }
         cfg.push_ca = self.push_ca.or(file.push_ca);
+        let https = |what: &str, url: Option<String>, default: &str| -> Result<String> {
+            let url = url.unwrap_or_else(|| default.to_string());
+            if !url.starts_with("https://") {
+                bail!("--{what}-url must be an https:// URL");
+            }
+            Ok(url)
+        };
+        cfg.apns = match (
+            self.apns_key.or(file.apns_key),
+            self.apns_key_id.or(file.apns_key_id),
+            self.apns_team.or(file.apns_team),
+        ) {
+            (Some(key_file), Some(key_id), Some(team_id)) => Some(peerdial_top::ApnsSettings {
+                team_id,
+                key_id,
+                key_file,
+                url: https("apns", self.apns_url.or(file.apns_url), "https://api.push.apple.com")?,
+            }),
+            (None, None, None) => None,
+            _ => bail!("--apns-key, --apns-key-id and --apns-team go together"),
+        };
+        cfg.fcm = match (self.fcm_project.or(file.fcm_project), self.fcm_token_file.or(file.fcm_token_file)) {
+            (Some(project), Some(token_file)) => Some(peerdial_top::FcmSettings {
+                project,
+                token_file,
+                url: https("fcm", self.fcm_url.or(file.fcm_url), "https://fcm.googleapis.com")?,
+            }),
+            (None, None) => None,
+            _ => bail!("--fcm-project and --fcm-token-file go together"),
+        };
         if rdv.sms_webhook.as_deref().is_some_and(|u| !u.starts_with("http://")) {
             bail!("--sms-webhook must be an http:// URL");
         }

@@ -191,6 +191,39 @@ fn bad_joins_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(top.join(&join("886", TOKEN, "127.0.0.11:53")).0, 200);
     let (s, j) = top.join(&join("886-05", TOKEN, "127.0.0.12:53"));
     assert_eq!(s, 409, "{j}");
+
+    // Push credentials that cannot work stop a top at start, with a reason
+    // (not at the first call that needs them).
+    let bad_key = dir.path().join("AuthKey.p8");
+    std::fs::write(&bad_key, "not a key").unwrap();
+    let data = dir.path().join("push-top");
+    let key = bad_key.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--apns-key", key, "--apns-key-id", "ABC123DEFG"], "go together"),
+        (
+            &["--apns-key", key, "--apns-key-id", "ABC123DEFG", "--apns-team", "DEF123GHIJ"],
+            "not a PKCS#8 P-256 key",
+        ),
+        (&["--fcm-project", "p"], "go together"),
+        (
+            &["--fcm-project", "p", "--fcm-token-file", key, "--fcm-url", "http://fcm.example"],
+            "https://",
+        ),
+    ];
+    for (flags, why) in cases {
+        let mut args = vec![
+            "top",
+            "--data",
+            data.to_str().unwrap(),
+            "--dns",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(flags);
+        let (ok, out) = peerdial(&args);
+        assert!(!ok && out.contains(why), "{flags:?}: {out}");
+    }
 }
 
 #[test]

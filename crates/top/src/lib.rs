@@ -83,6 +83,30 @@ pub struct TopConfig {
     /// A PEM file of extra CAs the push sender trusts besides the webpki
     /// roots (a private push service, tests).
     pub push_ca: Option<PathBuf>,
+    /// Credentials for Apple's and Google's push services (None: a device
+    /// registered with that provider is refused a wake with a reason).
+    pub apns: Option<ApnsSettings>,
+    pub fcm: Option<FcmSettings>,
+}
+
+/// APNs token-based authentication: the team's `.p8` key and its ids.
+#[derive(Debug, Clone)]
+pub struct ApnsSettings {
+    pub team_id: String,
+    pub key_id: String,
+    pub key_file: PathBuf,
+    /// `https://api.push.apple.com` (or `https://api.sandbox.push.apple.com`).
+    pub url: String,
+}
+
+/// FCM's HTTP v1 API: the project and a file holding a current OAuth 2
+/// access token (read at each push; whatever refreshes it rewrites it).
+#[derive(Debug, Clone)]
+pub struct FcmSettings {
+    pub project: String,
+    pub token_file: PathBuf,
+    /// `https://fcm.googleapis.com`.
+    pub url: String,
 }
 
 impl TopConfig {
@@ -101,6 +125,8 @@ impl TopConfig {
             rendezvous: Some(RendezvousSettings::default()),
             sip: "127.0.0.1:0".parse().expect("literal"),
             push_ca: None,
+            apns: None,
+            fcm: None,
         }
     }
 }
@@ -259,7 +285,7 @@ impl Top {
         let dialing = calls::Dialing::start(cfg.sip, stop_rx.clone())?;
         endpoints.sip = dialing.sip_addr();
         let designation = designate::DesignationState::load(&cfg.data_dir)?;
-        let push = push::PushState::load(&cfg.data_dir, &cfg.root_domain, cfg.push_ca.as_deref())?;
+        let push = push::PushState::load(&cfg)?;
         let shared = Arc::new(TopShared {
             designation,
             push,

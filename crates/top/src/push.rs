@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use peerdial_net::http_server::{error, json_body};
 use peerdial_net::https_client::HttpsClient;
 use peerdial_number::Number;
-use peerdial_push::adapter::{PushAdapter, PushRequest, WebPush};
+use peerdial_push::adapter::{Apns, FcmTokenFile, PushAdapter, PushRequest, WebPush};
 use peerdial_push::retry::{Delivery, Outcome, RetryPolicy, State as DeliveryState};
 use peerdial_push::webpush::VapidKey;
 use peerdial_push::{token, Provider, PushParams, WakePayload};
@@ -73,6 +73,8 @@ pub struct PushState {
     write: tokio::sync::Mutex<()>,
     key: peerdial_identity::SigningKey,
     webpush: WebPush,
+    apns: Option<Apns>,
+    fcm: Option<FcmTokenFile>,
     /// The HTTPS client pushes go out on (pooled connections).
     pub client: HttpsClient,
     pub policy: RetryPolicy,
@@ -81,8 +83,20 @@ pub struct PushState {
 }
 
 impl PushState {
-    pub(crate) fn load(data_dir: &std::path::Path, root: &str, push_ca: Option<&std::path::Path>) -> Result<PushState, TopError> {
-        let client = HttpsClient::new(push_ca).map_err(|e| TopError::State(format!("--push-ca: {e}")))?;
+    pub(crate) fn load(cfg: &crate::TopConfig) -> Result<PushState, TopError> {
+        let (data_dir, root) = (&cfg.data_dir, &cfg.root_domain);
+        let apns = match &cfg.apns {
+            Some(a) => {
+                Some(Apns::from_p8(&a.team_id, &a.key_id, &a.key_file, &a.url).map_err(|e| TopError::State(format!("--apns-key: {e}")))?)
+            }
+            None => None,
+        };
+        let fcm = cfg.fcm.as_ref().map(|f| FcmTokenFile {
+            project: f.project.clone(),
+            token_file: f.token_file.clone(),
+            base: f.url.clone(),
+        });
+        let client = HttpsClient::new(cfg.push_ca.as_deref()).map_err(|e| TopError::State(format!("--push-ca: {e}")))?;
         let key = peerdial_identity::SigningKey::load_or_generate(&data_dir.join("push-token-key.pem"), &mut rand::rngs::OsRng)
             .map_err(|e| TopError::State(format!("push token key: {e}")))?;
         let contact = format!("mailto:push@{}", root.trim_end_matches('.'));
@@ -107,6 +121,8 @@ impl PushState {
                 vapid,
                 ttl: Duration::from_secs(token::LIFETIME_SECS),
             },
+            apns,
+            fcm,
             client,
             policy: RetryPolicy::default(),
             commands: Default::default(),
@@ -116,9 +132,12 @@ impl PushState {
     fn adapter(&self, p: Provider) -> Result<&dyn PushAdapter, WakeError> {
         match p {
             Provider::Webpush => Ok(&self.webpush),
-            // Built (peerdial_push::adapter::{Apns, Fcm}) but not wired to
-            // credentials yet.
-            other => Err(WakeError::NoAdapter(other.as_str())),
+            Provider::Apns => self
+                .apns
+                .as_ref()
+                .map(|a| a as &dyn PushAdapter)
+                .ok_or(WakeError::NoAdapter("apns")),
+            Provider::Fcm => self.fcm.as_ref().map(|f| f as &dyn PushAdapter).ok_or(WakeError::NoAdapter("fcm")),
         }
     }
 
