@@ -10,12 +10,14 @@
 //! b-tree order (key, number). `profile_words` counts the profiles of each
 //! key (and, under the empty key, all indexed profiles).
 //!
-//! Every search term matches words it begins. A search looks up each
-//! term's keys and counts (one small b-tree range per term), picks the
-//! cheapest way to produce candidates in number order — the list of one
-//! key (stopping at the page), the few lists that are exactly a rare
-//! prefix's (read whole, then sorted), or the profiles themselves (when
-//! every term is common) — and checks every other term on the postings
+//! Every search term matches words it begins. A search looks up every
+//! term's keys and counts in one statement (a small b-tree range per
+//! term), picks the cheapest way to produce candidates in number order —
+//! the list of one key (stopping at the page), the few lists that are
+//! exactly a rare prefix's (read whole, then sorted), the lists of terms
+//! rare together though not apart (read whole and intersected), or the
+//! profiles themselves (when every term is common) — and checks every
+//! other term on the postings
 //! (a probe of (key, number), near the last one as candidates come in
 //! number order), and on the row's `search_words` with `LIKE '% term%'`
 //! only for a term that begins too many words to list. Only the page's
