@@ -525,11 +525,7 @@ impl Store {
                 "{select} FROM ({inner}{conds} ORDER BY k.number LIMIT $3) c CROSS JOIN profiles p \
                  WHERE p.number = c.number AND p.listed <> 0 ORDER BY c.number"
             );
-            // Not kept as a prepared statement: PostgreSQL would, after
-            // five runs, plan it once for all parameters, and that plan
-            // read one term's whole list for others (0.3-0.7 s searches
-            // in the bench, each 3-9 ms when planned for its own terms).
-            let mut q = sqlx::query(&sql).persistent(false).bind(lo).bind(hi).bind(limit);
+            let mut q = sqlx::query(&sql).bind(lo).bind(hi).bind(limit);
             for b in binds {
                 q = q.bind(b);
             }
