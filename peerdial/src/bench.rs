@@ -192,20 +192,7 @@ enum Which {
     /// Yellow-pages keyword search over made-up profiles: searches per
     /// second and p50/p99 on SQLite (FTS5) and, with --postgres, on
     /// PostgreSQL (the store's posting table), next to a plain LIKE scan.
-    Yellow {
-        #[arg(long, default_value_t = 1_000_000)]
-        profiles: u32,
-        /// Seconds of searching per database and method.
-        #[arg(long, default_value_t = 10)]
-        seconds: u32,
-        /// Concurrent searching tasks.
-        #[arg(long, default_value_t = 4)]
-        clients: u32,
-        /// A PostgreSQL database URL (an empty database, e.g. from
-        /// scripts/pg-throwaway) to measure too.
-        #[arg(long, value_name = "URL")]
-        postgres: Option<String>,
-    },
+    Yellow(crate::bench_yellow::YellowArgs),
     /// The portal's pages under concurrent load (wrk): the yellow pages
     /// (a keyword search per request) and a signed-in profile page.
     Pages {
@@ -396,12 +383,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             pairings,
             no_pin,
         } => crate::bench_rendezvous::rendezvous(pending, samples, pairings, !no_pin),
-        Which::Yellow {
-            profiles,
-            seconds,
-            clients,
-            postgres,
-        } => crate::bench_yellow::yellow(profiles, seconds, clients, postgres).await,
+        Which::Yellow(args) => crate::bench_yellow::yellow(args).await,
         Which::Msilo {
             users,
             per_user,

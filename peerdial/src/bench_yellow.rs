@@ -25,6 +25,8 @@ use crate::bench_tools::percentile;
 const BASE: i64 = 8_860_200_000_000;
 /// Searches per method at most, whatever the time allows.
 const MAX_SEARCHES: usize = 200_000;
+/// The slowest searches of a run, shown on stderr.
+const SLOWEST: usize = 8;
 /// Rows loaded per transaction.
 const BATCH: usize = 5_000;
 
@@ -99,6 +101,8 @@ struct Outcome {
     p50: f64,
     p99: f64,
     mean_hits: f64,
+    /// The slowest searches: milliseconds and the query's terms.
+    slowest: Vec<(f64, usize)>,
 }
 
 /// `clients` tasks searching the query list round-robin for `seconds` (or
@@ -116,14 +120,15 @@ async fn run(store: &Store, queries: Arc<Vec<Vec<String>>>, method: Method, clie
             let mut hits = 0usize;
             let mut i = c * 7919;
             while Instant::now() < deadline && lat.len() < per_client {
-                let terms = &queries[i % queries.len()];
+                let q = i % queries.len();
+                let terms = &queries[q];
                 i += 1;
                 let t = Instant::now();
                 let rows = match method {
                     Method::FullText => store.search_profiles(terms, lo, hi, 20).await?,
                     Method::Like => store.scan_profiles(terms, lo, hi, 20).await?,
                 };
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                lat.push((t.elapsed().as_secs_f64() * 1000.0, q));
                 hits += rows.len();
             }
             Ok::<_, peerdial_store::StoreError>((lat, hits))
@@ -137,21 +142,31 @@ async fn run(store: &Store, queries: Arc<Vec<Vec<String>>>, method: Method, clie
         hits += h;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
+    lat.sort_by(|a, b| a.0.total_cmp(&b.0));
     anyhow::ensure!(!lat.is_empty(), "no search finished");
+    let slowest = lat.iter().rev().take(SLOWEST).copied().collect();
+    let lat: Vec<f64> = lat.into_iter().map(|(ms, _)| ms).collect();
     Ok(Outcome {
         searches: lat.len(),
         per_sec: lat.len() as f64 / elapsed,
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
         mean_hits: hits as f64 / lat.len() as f64,
+        slowest,
     })
 }
 
 /// Loads `profiles` made-up profiles in bulk transactions, then refreshes
 /// the planner's statistics. The same profiles every time: the generator
-/// starts from its seed.
+/// starts from its seed. A database that holds them already (a kept one)
+/// is used as it is; one holding other profiles is refused.
 async fn load(store: &Store, vocab: &Vocabulary, profiles: u32) -> Result<()> {
+    let held = store.count_profiles(BASE, BASE + 99_999_999).await?;
+    if held == i64::from(profiles) {
+        eprintln!("the database holds the {profiles} profiles already: not loaded again");
+        return Ok(());
+    }
+    anyhow::ensure!(held == 0, "the database holds {held} other profiles: give it an empty one");
     let mut rng = StdRng::seed_from_u64(7);
     let mut i = 0i64;
     while i < profiles as i64 {
@@ -164,13 +179,51 @@ async fn load(store: &Store, vocab: &Vocabulary, profiles: u32) -> Result<()> {
     Ok(())
 }
 
-pub async fn yellow(profiles: u32, seconds: u32, clients: u32, postgres: Option<String>) -> Result<()> {
+/// What `peerdial bench yellow` measures and where.
+#[derive(clap::Args)]
+pub struct YellowArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    profiles: u32,
+    /// Seconds of searching per database and method.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Concurrent searching tasks.
+    #[arg(long, default_value_t = 4)]
+    clients: u32,
+    /// A PostgreSQL database URL (an empty database, e.g. from
+    /// scripts/pg-throwaway) to measure too.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// The SQLite file to use and keep (default: a temporary one); `off`
+    /// measures PostgreSQL only. A database that holds the bench's
+    /// profiles already is not loaded again.
+    #[arg(long, value_name = "PATH")]
+    sqlite: Option<String>,
+    /// Leave the LIKE scan (the floor) out.
+    #[arg(long)]
+    no_floor: bool,
+}
+
+pub async fn yellow(args: YellowArgs) -> Result<()> {
+    let YellowArgs {
+        profiles,
+        seconds,
+        clients,
+        postgres,
+        sqlite,
+        no_floor,
+    } = args;
     let dir = tempfile::tempdir()?;
     let mut rng = StdRng::seed_from_u64(2026);
     let vocab = Vocabulary::new(&mut rng);
     let queries: Vec<Vec<String>> = (0..1000).map(|_| search_terms(&vocab.query(&mut rng))).collect();
     let queries = Arc::new(queries);
-    let mut backends = vec![("SQLite (FTS5)", format!("sqlite:{}", dir.path().join("yellow.db").display()))];
+    let mut backends = Vec::new();
+    match sqlite.as_deref() {
+        Some("off") => {}
+        Some(path) => backends.push(("SQLite (FTS5)", format!("sqlite:{path}"))),
+        None => backends.push(("SQLite (FTS5)", format!("sqlite:{}", dir.path().join("yellow.db").display()))),
+    }
     if let Some(pg) = postgres {
         backends.push(("PostgreSQL (posting table)", pg));
     }
@@ -184,12 +237,15 @@ pub async fn yellow(profiles: u32, seconds: u32, clients: u32, postgres: Option<
             "{name}: {profiles} profiles loaded and analysed in {:.0} s",
             t.elapsed().as_secs_f64()
         );
-        for (label, method) in [("full text", Method::FullText), ("LIKE scan (floor)", Method::Like)] {
+        let methods = [("full text", Method::FullText), ("LIKE scan (floor)", Method::Like)];
+        for (label, method) in methods.into_iter().take(if no_floor { 1 } else { 2 }) {
             let o = run(&store, queries.clone(), method, clients as usize, seconds as u64).await?;
             println!(
                 "| {name} | {label} | {profiles} | {} | {:.0} | {:.2} | {:.2} | {:.1} |",
                 o.searches, o.per_sec, o.p50, o.p99, o.mean_hits
             );
+            let slowest: Vec<String> = o.slowest.iter().map(|(ms, q)| format!("{:?} {ms:.1} ms", queries[*q])).collect();
+            eprintln!("{name}, {label}: slowest {}", slowest.join(", "));
         }
     }
     Ok(())

@@ -602,6 +602,21 @@ async fn presence_at(c: &fantoccini::Client, css: &str, want: &str) -> String {
     last
 }
 
+/// The text of an element found before once it reads `want`, or what it
+/// still reads after 10 s; the element going stale (the page reloaded)
+/// fails the test.
+async fn live_text(e: &fantoccini::elements::Element, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = e.text().await.expect("the same element: no reload");
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
 /// The `data:` payloads of a Server-Sent Events stream at `path`, read in
 /// a thread (it ends when the server closes or after 60 s of silence).
 fn sse_data(addr: std::net::SocketAddr, path: &str, cookie: &str) -> std::sync::mpsc::Receiver<String> {
@@ -774,8 +789,6 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
     sign_in(&c, &top_base, &ada.number, "kite flying 2026", "").await;
     assert_eq!(text_of(&c, "number").await, ada.number, "signed in at the top: /me");
     assert_eq!(c.current_url().await.unwrap().path(), "/me");
-    c.close().await.unwrap();
-    drop(driver);
 
     // Friends across regions: Byron (886-03, online, friends-only, lists
     // Ada) is shown to Ada on her region's /friends as he is.
@@ -816,14 +829,32 @@ async fn the_tops_yellow_pages_ask_every_region_and_name_the_ones_that_do_not_an
         row.split("</tr>").next().unwrap().contains("<td class=\"presence\">online</td>"),
         "{friends}"
     );
-    // The page's live list: its stream says Byron is online, then offline
-    // once his phone unregisters, with no reload.
+    // The page's live list, in the browser: Ada's /friends shows Byron
+    // online, then offline once his phone unregisters, then online again,
+    // in the same cell (a reload would have replaced it); the stream the
+    // page's script reads says the same.
+    let r2_base = format!("http://{}", r2.http);
+    sign_in(&c, &r2_base, &ada.number, "kite flying 2026", "").await;
+    c.wait().for_element(Locator::Id("save")).await.expect("Ada signed in at 886-02");
+    c.goto(&format!("{r2_base}/friends")).await.unwrap();
+    let byron_cell = format!("tr.friend[data-number='{}'] .presence", byron.user);
+    let cell = c.wait().for_element(Locator::Css(&byron_cell)).await.unwrap();
+    assert_eq!(cell.text().await.unwrap(), "online");
     let events = sse_data(r2.http, "/friends/events", &at_r2.cookie);
     let byron_is = |state: &str| serde_json::json!({ "number": byron.user, "presence": state }).to_string();
     assert!(saw(&events, &byron_is("online"), 10), "Byron online at once");
     assert_eq!(byron_phone.register(&byron, &byron.password, md5, 0).0, 200);
     assert!(saw(&events, &byron_is("offline"), 10), "Byron offline without a reload");
+    assert_eq!(
+        live_text(&cell, "offline").await,
+        "offline",
+        "shown offline on /friends without a reload"
+    );
+    shot("friends-live", c.screenshot().await.unwrap());
     assert_eq!(byron_phone.register(&byron, &byron.password, md5, 600).0, 200);
+    assert_eq!(live_text(&cell, "online").await, "online", "and online again");
+    c.close().await.unwrap();
+    drop(driver);
 
     // Sign-in at the top, checked by the number's region (design §9).
     let mut w = Web::new(top.http);

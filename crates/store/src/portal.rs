@@ -176,6 +176,16 @@ impl Store {
         row.as_ref().map(profile_row).transpose()
     }
 
+    /// How many profiles (listed or not) have numbers in `lo..=hi`.
+    pub async fn count_profiles(&self, lo: i64, hi: i64) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM profiles WHERE number BETWEEN $1 AND $2")
+            .bind(lo)
+            .bind(hi)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
     /// About the same answer as [`Store::search_profiles`] by a plain
     /// `LIKE '%term%'` scan over the public text: no index, the
     /// floor the full-text search is measured against (`peerdial bench
