@@ -370,6 +370,59 @@ fn a_user_dials_on_the_api_and_two_baresips_talk_through_kamailio() {
         );
     }
 
+    // A newcomer whose only talker is a foreign account joins a call the
+    // region runs: the top hands the region the account, and the region's
+    // controller calls it through Kamailio. Carol hears alice's and bob's
+    // phones (both 700 Hz) in the region's mixer.
+    let carol = provision(r.http, "02:00:00:00:d1:03");
+    let c_auth = format!("Bearer {}", sign_in(&r, &top, &carol));
+    let c_h = [("Authorization", c_auth.as_str())];
+    let (carols, carols_dump) = talker("carol", 1300.0);
+    assert!(eventually(10, || carols.log().contains("200 OK")), "{}", carols.log());
+    let (s, j) = add(&c_h, "tablet", "carol");
+    assert_eq!(s, 202, "{j}");
+    let carol_id = j["talker"]["id"].as_i64().unwrap();
+    assert!(
+        eventually(10, || code_in(&carols).is_some()),
+        "no code reached carol: {}",
+        carols.log()
+    );
+    assert_eq!(verify(&c_h, carol_id, &code_in(&carols).unwrap()).0, 200);
+    let (s, j) = call(&top, "POST", "/api/v1/calls", &a_h, &dial_body("any", &bob.number));
+    assert_eq!(s, 201, "{j}");
+    let id = j["id"].as_u64().unwrap();
+    let events = || {
+        let (_, j) = call(&top, "GET", &format!("/api/v1/calls/{id}"), &a_h, "");
+        j["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually(15, || events().iter().any(|e| e == "connected")), "{:?}", events());
+    let path = format!("/api/v1/calls/{id}/participants");
+    let (s, j) = call(&top, "POST", &path, &a_h, &format!(r#"{{"callee": "{}"}}"#, carol.number));
+    assert_eq!(s, 202, "{j}");
+    assert!(
+        eventually(15, || events().iter().filter(|e| e.ends_with("joined")).count() == 3),
+        "carol did not join: {:?}\n{}",
+        events(),
+        carols.log()
+    );
+    assert!(
+        carols.log().contains(&from_region),
+        "carol was not called by the region: {}",
+        carols.log()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(call(&top, "DELETE", &format!("/api/v1/calls/{id}"), &a_h, "").0, 202);
+    assert!(eventually(10, || carols.log().contains("terminated") || carols.log().contains("closed")));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let heard = Baresip::heard(&carols_dump);
+    let share = peerdial_media::audio::tone_share(&heard, 8000, 700.0);
+    assert!(share > 0.05, "carol did not hear the region's mix: {share}");
+
     // Progress is the dialer's own; floods are cut off.
     let (s, _) = call(&top, "GET", "/api/v1/calls/1", &b_h, "");
     assert_eq!(s, 404);

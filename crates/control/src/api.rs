@@ -18,7 +18,9 @@
 //! of a new call that is not the region's, 404 for an unknown number, 409
 //! for one offline; nothing is started then. A newcomer ([`Add`]) may be
 //! any peerdial number: the region finds another region's number through
-//! DNS (`crate::reach`).
+//! DNS (`crate::reach`). A newcomer whose talker is a foreign SIP account
+//! comes with [`Via`]: the top verified the account, and the region sends
+//! the INVITE through that account's server, as the top itself would.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -58,6 +60,19 @@ pub struct Add {
     pub number: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grow: Option<[String; 2]>,
+    /// A foreign account instead of a number (`number` is then its
+    /// address of record, for the progress only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+/// A foreign SIP account to call: its address of record, through its
+/// server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Via {
+    pub aor: String,
+    pub server: std::net::SocketAddr,
 }
 
 /// The query of a progress request (`?after=N&wait=S`), the top's

@@ -203,9 +203,17 @@ async fn add(State(c): State<Arc<Control>>, Path(id): Path<u64>, headers: Header
     if c.book.view(id, TOP, usize::MAX).is_none_or(|v| v.over) {
         return error(StatusCode::NOT_FOUND, format!("no running call {id}"));
     }
-    let leg = match c.newcomer(&req.number).await {
-        Ok(l) => l,
-        Err(r) => return r,
+    let leg = match &req.via {
+        // A foreign account the top verified: through its server.
+        Some(v) if v.aor.starts_with("sip:") && !v.aor.contains(char::is_whitespace) => Leg {
+            uri: v.aor.clone(),
+            next_hop: v.server,
+        },
+        Some(v) => return error(StatusCode::BAD_REQUEST, format!("{:?} is not a SIP address of record", v.aor)),
+        None => match c.newcomer(&req.number).await {
+            Ok(l) => l,
+            Err(r) => return r,
+        },
     };
     c.controller.send(match req.grow {
         Some(labels) => Command::Grow {

@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::calls::{admitted, callee_of, leg_of, refusal};
 use crate::talkers::talkers_of;
 use crate::TopShared;
-use peerdial_control::api::{Add, Member, Start};
+use peerdial_control::api::{Add, Member, Start, Via};
 use peerdial_control::{CallBook, Command, Growable};
 
 /// Talkers in one conference, the dialer's own included.
@@ -189,16 +189,37 @@ async fn newcomer(
         };
         let local = |n: &str| crate::handoff::region_of(shared, n).is_some_and(|(p, _)| p == rc.prefix);
         let found = candidates.iter().find(|(_, n)| local(n)).or_else(|| candidates.first()).cloned();
-        let Some((name, number)) = found else {
-            return error(
-                StatusCode::CONFLICT,
-                format!("call {id} runs in the region of its talkers, which calls peerdial numbers only, and {callee} has no verified peerdial talker"),
-            );
-        };
-        let add = Add {
-            who: format!("{callee} ({name})"),
-            number,
-            grow: grow.clone(),
+        let add = match found {
+            Some((name, number)) => Add {
+                who: format!("{callee} ({name})"),
+                number,
+                grow: grow.clone(),
+                via: None,
+            },
+            // No peerdial talker: a verified foreign account, which the
+            // region calls through its server.
+            None => {
+                let foreign = match theirs {
+                    Callee::User(ts) => ts.iter().find(|t| t.verified && number_of(&t.account).is_none()),
+                    Callee::Number(_) => None,
+                };
+                let Some(t) = foreign else {
+                    return error(StatusCode::CONFLICT, format!("{callee} has no verified talker"));
+                };
+                let leg = match leg_of(shared, &t.account).await {
+                    Ok(l) => l,
+                    Err(e) => return error(StatusCode::CONFLICT, format!("{callee}'s talker {:?}: {e}", t.name)),
+                };
+                Add {
+                    who: format!("{callee} ({})", t.name),
+                    number: leg.uri.clone(),
+                    grow: grow.clone(),
+                    via: Some(Via {
+                        aor: leg.uri,
+                        server: leg.next_hop,
+                    }),
+                }
+            }
         };
         return crate::handoff::add(shared, id, &rc, add).await;
     }
