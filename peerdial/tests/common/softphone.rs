@@ -108,8 +108,12 @@ impl Softphone {
         }
     }
 
+    /// A line with `needle`, waiting up to `secs` — and at least 3 s: a
+    /// line printed together with one already seen may still be on its way
+    /// through the pipe (a present line returns at once; only a failure
+    /// waits longer).
     pub fn expect_line(&self, needle: &str, secs: u64) -> String {
-        self.wait_line(needle, secs)
+        self.wait_line(needle, secs.max(3))
             .unwrap_or_else(|| panic!("no line with {needle:?} in {:#?}", self.lines()))
     }
 
@@ -124,7 +128,11 @@ impl Softphone {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+                // Let the readers drain the pipes (both at EOF), boundedly.
+                let drained = Instant::now() + Duration::from_secs(3);
+                while self.closed.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return s.code().unwrap_or(-1);
             }
             if Instant::now() > deadline {
