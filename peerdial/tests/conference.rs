@@ -190,6 +190,17 @@ fn our_phones_talk_for_a_dialer_and_meet_a_baresip_in_a_conference() {
     let (s, j) = control(&top_auth, &pair("886-03-12345678"));
     assert_eq!(s, 403, "{j}");
     assert!(j["error"].as_str().unwrap().contains("not a number of this region"), "{j}");
+    // A foreign newcomer whose address of record is not one: 400, before
+    // any call is looked up.
+    let (s, j) = parse_http(&http_raw(
+        r.http,
+        "POST",
+        "/api/v1/control/calls/1/participants",
+        &[("Authorization", &top_auth), ("Content-Type", "application/json")],
+        br#"{"who": "x", "number": "x", "via": {"aor": "sip:a b@c", "server": "127.0.0.1:5060"}}"#,
+    ));
+    assert_eq!(s, 400, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("invalid address of record"), "{j}");
     // The country server passes calls on for its parent only, and only
     // calls of one region below it; the top takes no control requests.
     let pass = |node: &TopNode, auth: &str, body: &str| {

@@ -148,11 +148,7 @@ impl JitterBuffer {
     /// starts playout over (what was queued of the old one is dropped).
     pub fn push_from(&mut self, ssrc: u32, seq: u16, payload: Vec<u8>) {
         if self.source.replace(ssrc).is_some_and(|old| old != ssrc) {
-            self.queue.clear();
-            self.next = None;
-            self.highest = None;
-            self.playing = false;
-            (self.low, self.slots, self.dry, self.wait_next_gap) = (usize::MAX, 0, false, false);
+            self.restart();
         }
         self.push(seq, payload);
     }
@@ -185,12 +181,19 @@ impl JitterBuffer {
         self.calm_for = 0;
     }
 
-    fn resync(&mut self, e: u64) {
+    /// Playout starts over: nothing queued, no sequence numbers known.
+    fn restart(&mut self) {
         self.queue.clear();
         self.next = None;
-        self.highest = Some(e);
+        self.highest = None;
         self.playing = false;
         (self.low, self.slots, self.dry, self.wait_next_gap) = (usize::MAX, 0, false, false);
+    }
+
+    /// The same stream jumped (a restarted sender): start over from `e`.
+    fn resync(&mut self, e: u64) {
+        self.restart();
+        self.highest = Some(e);
     }
 
     /// Frames queued in an unbroken run from `next`: the slots that would

@@ -200,16 +200,23 @@ async fn add(State(c): State<Arc<Control>>, Path(id): Path<u64>, headers: Header
         Ok(r) => r,
         Err(r) => return r,
     };
+    // A foreign account the top verified: checked as the top checks
+    // talkers' accounts, before anything else, and called through its server.
+    let foreign = match &req.via {
+        Some(v) => match peerdial_directory::Account::sip(&v.aor, &v.server.to_string()) {
+            Ok(_) => Some(Leg {
+                uri: v.aor.clone(),
+                next_hop: v.server,
+            }),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        None => None,
+    };
     if c.book.view(id, TOP, usize::MAX).is_none_or(|v| v.over) {
         return error(StatusCode::NOT_FOUND, format!("no running call {id}"));
     }
-    let leg = match &req.via {
-        // A foreign account the top verified: through its server.
-        Some(v) if v.aor.starts_with("sip:") && !v.aor.contains(char::is_whitespace) => Leg {
-            uri: v.aor.clone(),
-            next_hop: v.server,
-        },
-        Some(v) => return error(StatusCode::BAD_REQUEST, format!("{:?} is not a SIP address of record", v.aor)),
+    let leg = match foreign {
+        Some(leg) => leg,
         None => match c.newcomer(&req.number).await {
             Ok(l) => l,
             Err(r) => return r,
