@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use peerdial_media::audio::{frequency, read_wav, rms, tone, write_wav};
+use peerdial_media::audio::{frequency, read_wav, rms, tone, tone_share, write_wav};
 
 const RATE: usize = 48_000;
 /// 20 ms of 16-bit mono at 48 kHz: a network frame (two of the 10 ms
@@ -114,10 +114,13 @@ fn drain(pipe: PathBuf, heard: Arc<Mutex<Vec<i16>>>, stop: Arc<AtomicBool>) -> s
     })
 }
 
-/// Whether some 200 ms stretch of `s` is a loud tone within `range` Hz.
-fn has_tone(s: &[i16], range: std::ops::RangeInclusive<f32>) -> bool {
+/// Whether some 200 ms stretch of `s` is a loud mix of every one of
+/// `freqs` (Hz). Goertzel per frequency: zero crossings cannot tell what a
+/// two-sine ring is made of.
+fn has_tone(s: &[i16], freqs: &[f32]) -> bool {
+    let least = 0.6 / freqs.len() as f64;
     s.chunks_exact(RATE / 5)
-        .any(|w| rms(w) > 1000.0 && range.contains(&frequency(w, RATE as u32)))
+        .any(|w| rms(w) > 1000.0 && freqs.iter().all(|&f| tone_share(w, RATE as u32, f) > least))
 }
 
 /// `peerdial phone` for `mac` with `--audio device`, then `extra`.
@@ -164,8 +167,8 @@ fn an_incoming_call_rings_on_the_speaker() {
     stop.store(true, Ordering::SeqCst);
     callee.stop();
     let heard = heard.lock().unwrap().clone();
-    assert!(has_tone(&heard, 650.0..=890.0), "no ring in {} samples", heard.len());
-    assert!(!has_tone(&heard, 430.0..=490.0), "the callee played the ring-back");
+    assert!(has_tone(&heard, &[660.0, 880.0]), "no ring in {} samples", heard.len());
+    assert!(!has_tone(&heard, &[440.0, 480.0]), "the callee played the ring-back");
 }
 
 #[test]
@@ -249,8 +252,8 @@ fn a_tone_from_the_microphone_reaches_the_far_end_and_the_far_end_is_heard() {
 
     // The speaker played the ring-back while the call rang, then the far end.
     let heard = heard.lock().unwrap().clone();
-    assert!(has_tone(&heard, 430.0..=490.0), "no ring-back in {} samples", heard.len());
-    assert!(has_tone(&heard, 1480.0..=1520.0), "the far end's 1.5 kHz tone was not heard");
+    assert!(has_tone(&heard, &[440.0, 480.0]), "no ring-back in {} samples", heard.len());
+    assert!(has_tone(&heard, &[1500.0]), "the far end's 1.5 kHz tone was not heard");
     drop(feeder);
     drop(drainer);
 }
