@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use peerdial_store::portal::{search_terms, ProfileRow};
 use peerdial_store::Store;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::bench_tools::percentile;
@@ -105,7 +106,7 @@ struct Outcome {
     slowest: Vec<(f64, usize)>,
 }
 
-/// `clients` tasks searching the query list round-robin for `seconds` (or
+/// `clients` tasks searching the query list, each in its own order, for `seconds` (or
 /// until `MAX_SEARCHES`).
 async fn run(store: &Store, queries: Arc<Vec<Vec<String>>>, method: Method, clients: usize, seconds: u64) -> Result<Outcome> {
     let (lo, hi) = (BASE, BASE + 99_999_999);
@@ -118,9 +119,14 @@ async fn run(store: &Store, queries: Arc<Vec<Vec<String>>>, method: Method, clie
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut hits = 0usize;
-            let mut i = c * 7919;
+            // Each client its own order: with one order at different
+            // offsets, clients drift into step and run each query at the
+            // same moment, which measures their contention, not a search.
+            let mut order: Vec<usize> = (0..queries.len()).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(c as u64));
+            let mut i = 0;
             while Instant::now() < deadline && lat.len() < per_client {
-                let q = i % queries.len();
+                let q = order[i % order.len()];
                 let terms = &queries[q];
                 i += 1;
                 let t = Instant::now();
