@@ -16,7 +16,7 @@ use peerdial_number::Number;
 use tower_sessions::Session;
 
 use crate::link::ChannelView;
-use crate::pages::{page, Page};
+use crate::pages::{page_as, Page};
 use crate::Portal;
 
 type Form_ = Form<HashMap<String, String>>;
@@ -46,7 +46,7 @@ async fn render(
     saved: bool,
     error: Option<String>,
 ) -> Response {
-    let p = page(portal, session, headers, "/channels", true).await;
+    let p = page_as(session, headers, "/channels", true, Some(who)).await;
     let list = portal.link.channels(who);
     (status, ChannelsPage { p, list, saved, error }).into_response()
 }

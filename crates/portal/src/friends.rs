@@ -26,7 +26,7 @@ use axum::{Form, Router};
 use peerdial_number::Number;
 use tower_sessions::Session;
 
-use crate::pages::{page, unavailable, Page};
+use crate::pages::{page_as, unavailable, Page};
 use crate::{now_ms, Portal};
 
 /// Most friends one number lists (as the presence API allows).
@@ -151,7 +151,7 @@ async fn render(
         Ok(f) => f,
         Err(e) => return unavailable(e),
     };
-    let p = page(portal, session, headers, "/friends", true).await;
+    let p = page_as(session, headers, "/friends", true, Some(owner)).await;
     let numbers: Vec<Number> = stored.into_iter().filter_map(|f| Number::from_u64(f as u64).ok()).collect();
     let list = presences(portal, owner, &numbers, true)
         .await

@@ -19,7 +19,7 @@ use peerdial_number::Number;
 use tower_sessions::Session;
 
 use crate::link::CardRequest;
-use crate::pages::{page, Page};
+use crate::pages::{page_as, Page};
 use crate::Portal;
 
 /// Room for the form's other fields and the multipart framing.
@@ -92,7 +92,7 @@ async fn render(
     saved: bool,
     error: Option<String>,
 ) -> Response {
-    let p = page(portal, session, headers, "/greetings", true).await;
+    let p = page_as(session, headers, "/greetings", true, Some(n)).await;
     let current = [("caller", p.t.as_caller), ("callee", p.t.as_callee)]
         .into_iter()
         .map(|(kind, label)| Current {

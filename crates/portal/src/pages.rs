@@ -74,7 +74,12 @@ pub(crate) async fn signed_post(
 
 /// The frame; a CSRF token is made only when the page has a form to post.
 pub(crate) async fn page(portal: &Portal, session: &Session, headers: &HeaderMap, path: &'static str, form: bool) -> Page {
-    let who = signed_in(portal, session).await;
+    page_as(session, headers, path, form, signed_in(portal, session).await).await
+}
+
+/// The frame for `who`, whose session the handler has just checked (one
+/// look-up of the session's row, not two).
+pub(crate) async fn page_as(session: &Session, headers: &HeaderMap, path: &'static str, form: bool, who: Option<Number>) -> Page {
     let csrf = if form || who.is_some() {
         csrf::token(session).await
     } else {
@@ -257,7 +262,7 @@ async fn profile_form(State(portal): State<Arc<Portal>>, session: Session, heade
         }),
         Err(e) => return unavailable(e),
     };
-    let p = page(&portal, &session, &headers, "/profile", true).await;
+    let p = page_as(&session, &headers, "/profile", true, Some(n)).await;
     profile_page(p, &row, false, None).into_response()
 }
 
@@ -282,7 +287,7 @@ async fn profile_save(State(portal): State<Arc<Portal>>, session: Session, heade
         }
     }
     row.listed = form.contains_key("listed");
-    let p = page(&portal, &session, &headers, "/profile", true).await;
+    let p = page_as(&session, &headers, "/profile", true, Some(n)).await;
     if too_long {
         let why = p.t.too_long.to_string();
         return (StatusCode::BAD_REQUEST, profile_page(p, &row, false, Some(why))).into_response();

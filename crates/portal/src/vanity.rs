@@ -17,7 +17,7 @@ use axum::{Form, Router};
 use peerdial_number::Number;
 use tower_sessions::Session;
 
-use crate::pages::{page, Page};
+use crate::pages::{page_as, Page};
 use crate::{session, Portal};
 
 /// Free numbers shown per search.
@@ -51,10 +51,10 @@ async fn search(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if crate::pages::signed_in(&portal, &session).await.is_none() {
+    let Some(who) = crate::pages::signed_in(&portal, &session).await else {
         return Redirect::to("/signin").into_response();
-    }
-    let p = page(&portal, &session, &headers, "/number", true).await;
+    };
+    let p = page_as(&session, &headers, "/number", true, Some(who)).await;
     let pattern: String = q.get("pattern").map(|s| s.trim().chars().take(32).collect()).unwrap_or_default();
     let ends_with = q.get("mode").map(String::as_str) == Some("ends");
     let mut view = VanityPage {
@@ -93,7 +93,7 @@ async fn reserve(
         Ok(n) => n,
         Err(r) => return r,
     };
-    let p = page(&portal, &session, &headers, "/number", true).await;
+    let p = page_as(&session, &headers, "/number", true, Some(owner)).await;
     let refuse = |p: Page, why: String| {
         (
             StatusCode::CONFLICT,
