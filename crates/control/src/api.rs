@@ -112,8 +112,7 @@ fn carries(authorization: Option<&str>, token: &str) -> bool {
         .unwrap_or_default()
         .trim()
         .as_bytes();
-    let want = token.as_bytes();
-    !want.is_empty() && given.len() == want.len() && given.iter().zip(want).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    !token.is_empty() && peerdial_dns::tsig::constant_time_eq(given, token.as_bytes())
 }
 
 /// The body of a progress answer: the events after `after` exactly as
