@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::View;
+use subtle::ConstantTimeEq;
 
 /// Where the region serves its controller's calls.
 pub const CALLS_PATH: &str = "/api/v1/control/calls";
@@ -112,7 +113,7 @@ fn carries(authorization: Option<&str>, token: &str) -> bool {
         .unwrap_or_default()
         .trim()
         .as_bytes();
-    !token.is_empty() && peerdial_dns::tsig::constant_time_eq(given, token.as_bytes())
+    !token.is_empty() && bool::from(given.ct_eq(token.as_bytes()))
 }
 
 /// The body of a progress answer: the events after `after` exactly as

@@ -5,6 +5,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -243,11 +244,6 @@ fn hmac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     h.finalize().into_bytes().to_vec()
 }
 
-/// Compares secrets without leaking, through timing, where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Verifies a signed request against the keys we know.
 pub fn verify(m: &[u8], t: &TsigRecord, keys: &[TsigKey], now: u64) -> Result<Verified, TsigFailure> {
     let Some(key) = keys.iter().find(|k| k.name == t.key_name) else {
@@ -260,7 +256,7 @@ pub fn verify(m: &[u8], t: &TsigRecord, keys: &[TsigKey], now: u64) -> Result<Ve
     let vars = variables(&t.key_name, t.time_signed, t.fudge, t.error, &t.other, false);
     let expected = hmac(&key.secret, &[&data, &vars]);
     // RFC 8945 5.2.2: a truncated MAC must keep at least half (and 10 bytes).
-    if t.mac.len() < 16 || t.mac.len() > expected.len() || !constant_time_eq(&expected[..t.mac.len()], &t.mac) {
+    if t.mac.len() < 16 || t.mac.len() > expected.len() || !bool::from(expected[..t.mac.len()].ct_eq(&t.mac)) {
         return Err(TsigFailure::BadSig(Box::new(t.clone())));
     }
     if now.abs_diff(t.time_signed) > t.fudge as u64 {
@@ -332,7 +328,7 @@ pub fn verify_response(m: &[u8], key: &TsigKey, request_mac: &[u8]) -> bool {
     let vars = variables(&t.key_name, t.time_signed, t.fudge, t.error, &t.other, false);
     let prior = (request_mac.len() as u16).to_be_bytes();
     let expected = hmac(&key.secret, &[&prior, request_mac, &data, &vars]);
-    constant_time_eq(&expected, &t.mac)
+    expected.ct_eq(&t.mac).into()
 }
 
 /// The NOTAUTH answer to a request whose TSIG failed: the header of the

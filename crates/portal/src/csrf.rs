@@ -4,6 +4,7 @@
 //! cookies are a second line, not the only one.)
 
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 const KEY: &str = "csrf";
@@ -32,5 +33,5 @@ pub async fn check(session: &Session, posted: Option<&str>) -> bool {
     let (Some(posted), Ok(Some(known))) = (posted, session.get::<String>(KEY).await) else {
         return false;
     };
-    posted.len() == known.len() && posted.bytes().zip(known.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    posted.as_bytes().ct_eq(known.as_bytes()).into()
 }

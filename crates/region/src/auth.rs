@@ -11,6 +11,7 @@ use peerdial_number::Number;
 use peerdial_sip::digest::Ha1;
 
 use crate::Shared;
+use subtle::ConstantTimeEq;
 
 /// The number another region vouches for in this request about `dest`:
 /// `Identity` (a PASSporT, orig = that number, dest = `dest`) with
@@ -56,7 +57,7 @@ pub fn number(shared: &Shared, headers: &HeaderMap, peer: std::net::IpAddr, expe
             .lock()
             .expect("registrar lock")
             .credential(*n)
-            .is_some_and(|known| peerdial_dns::tsig::constant_time_eq(&known.sha256, &ha1.sha256))
+            .is_some_and(|known| bool::from(known.sha256.ct_eq(&ha1.sha256)))
     });
     let Some(n) = ok else {
         crate::http::record_failure(shared, peer);

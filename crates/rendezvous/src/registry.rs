@@ -15,6 +15,7 @@ use rand::Rng;
 use crate::ids::{ImsiHash, Msisdn};
 use crate::limit::RateLimit;
 use crate::RendezvousError;
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -150,8 +151,7 @@ impl Registry {
             return Err(RendezvousError::CodeExpired);
         }
         // Constant time: the code is compared whole.
-        let diff = p.code.iter().zip(code.bytes()).fold(0u8, |d, (a, b)| d | (a ^ b));
-        if diff != 0 {
+        if !bool::from(p.code.ct_eq(code.as_bytes())) {
             p.attempts += 1;
             let left = max.saturating_sub(p.attempts);
             if left == 0 {

@@ -8,6 +8,7 @@ use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
 use crate::message::split_list;
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
@@ -127,7 +128,7 @@ impl Credentials {
             (None, _, _) => alg.hash(format!("{ha1}:{}:{ha2}", self.nonce).as_bytes()),
             _ => return false,
         };
-        constant_time_eq(expected.as_bytes(), self.response.to_ascii_lowercase().as_bytes())
+        expected.as_bytes().ct_eq(self.response.to_ascii_lowercase().as_bytes()).into()
     }
 
     /// Computes a response the way a client does (used by tests and the phone).
@@ -162,10 +163,6 @@ impl Credentials {
         }
         s
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Issues and checks stateless nonces: `<time ms hex>.<mac>`, where the mac
@@ -206,7 +203,7 @@ impl NonceKey {
         let Some((ts, mac)) = nonce.split_once('.') else {
             return NonceCheck::Invalid;
         };
-        if !constant_time_eq(self.mac(ts).as_bytes(), mac.as_bytes()) {
+        if !bool::from(self.mac(ts).as_bytes().ct_eq(mac.as_bytes())) {
             return NonceCheck::Invalid;
         }
         let Ok(t) = u64::from_str_radix(ts, 16) else {

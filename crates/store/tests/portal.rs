@@ -181,6 +181,70 @@ async fn passwords_and_profiles_keep_private_fields_out_of_search() {
     }
 }
 
+/// Two words each common enough to have a long list but rare together (a
+/// city and an interest): on PostgreSQL the search asks for the profiles
+/// holding both keys (`peerdial_search_keys(..) && ..`, served by the GIN
+/// index of migration 0020 on a large table; yellow.rs's plan picks it for
+/// counts like these, see its unit test). Only listed profiles whose *public*
+/// fields hold both come back, in number order, cut at the page and the
+/// number range.
+#[tokio::test]
+async fn words_rare_together_meet_only_in_public_listed_profiles() {
+    use peerdial_store::{search_terms, ProfileRow};
+    let profile = |n: i64, name: String, city: &str, interests: &str, public_mask: i64, listed: bool| ProfileRow {
+        number: 8860220000000 + n,
+        fields: [name, city.into(), String::new(), interests.into(), String::new()],
+        public_mask,
+        listed,
+    };
+    let mut rows = Vec::new();
+    for n in 0..200 {
+        rows.push(profile(n, format!("Filler {n}"), "Keelung", "tea", 0b11111, true));
+    }
+    for n in 200..230 {
+        rows.push(profile(n, format!("Citizen {n}"), "Tainan", "tea", 0b11111, true));
+    }
+    for n in 230..260 {
+        rows.push(profile(n, format!("Flyer {n}"), "Keelung", "kites", 0b11111, true));
+    }
+    // Both words: three listed and public, one unlisted, one whose
+    // interests are private, one past the end of the searched range.
+    for n in [261, 263, 267] {
+        rows.push(profile(n, format!("Both {n}"), "Tainan", "kites", 0b11111, true));
+    }
+    rows.push(profile(262, "Hidden".into(), "Tainan", "kites", 0b11111, false));
+    rows.push(profile(264, "Private".into(), "Tainan", "kites", 0b10111, true));
+    rows.push(profile(9000, "Far".into(), "Tainan", "kites", 0b11111, true));
+    rows.reverse(); // not written in number order
+    let numbers = |rows: Vec<ProfileRow>| rows.iter().map(|r| r.number - 8860220000000).collect::<Vec<_>>();
+    let (lo, hi) = (8860220000000, 8860220000999);
+    for (url, _dir) in databases().await {
+        let s = Store::open(&url).await.unwrap();
+        s.put_profiles(&rows, 1).await.unwrap();
+        let search = |q: &'static str, lo: i64, limit: i64| {
+            let s = &s;
+            async move { numbers(s.search_profiles(&search_terms(q), lo, hi, limit).await.unwrap()) }
+        };
+        assert_eq!(search("tainan kites", lo, 10).await, [261, 263, 267], "{url}");
+        assert_eq!(search("KITES Tainan", lo, 2).await, [261, 263], "{url}");
+        assert_eq!(search("tainan kites", lo + 262, 10).await, [263, 267], "{url}");
+        assert_eq!(search("tain kite", lo, 10).await, [261, 263, 267], "{url}: prefixes");
+        // The private profile's interests are found by nobody; its public
+        // city still is.
+        assert!(search("private kites", lo, 10).await.is_empty(), "{url}");
+        assert_eq!(search("private tainan", lo, 10).await, [264], "{url}");
+        assert!(search("hidden tainan", lo, 10).await.is_empty(), "{url}");
+        assert!(search("tainan kites keelung", lo, 10).await.is_empty(), "{url}");
+        // The LIKE scan (the benchmark's floor) agrees.
+        assert_eq!(
+            numbers(s.scan_profiles(&search_terms("tainan kites"), lo, hi, 10).await.unwrap()),
+            [261, 263, 267],
+            "{url}"
+        );
+        s.close().await;
+    }
+}
+
 #[tokio::test]
 async fn pairing_codes_friends_and_vanity_moves() {
     use peerdial_store::PairingOutcome;

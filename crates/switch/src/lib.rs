@@ -34,6 +34,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use exchange::{Designated, Event, Exchange, ExchangeConfig};
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
@@ -186,7 +187,7 @@ async fn accept(State(api): State<Arc<Api>>, headers: HeaderMap, body: Result<By
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same(t.trim().as_bytes(), api.secret.as_bytes()));
+        .is_some_and(|t| t.trim().as_bytes().ct_eq(api.secret.as_bytes()).into());
     if !ok {
         return error(StatusCode::UNAUTHORIZED, "only the cloud asks".into());
     }
@@ -206,11 +207,6 @@ async fn accept(State(api): State<Arc<Api>>, headers: HeaderMap, body: Result<By
         Ok(Err(why)) => (StatusCode::CONFLICT, Json(json!({ "error": why }))).into_response(),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()),
     }
-}
-
-/// Equal, in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn log(ev: Event) {

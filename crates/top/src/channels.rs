@@ -63,6 +63,7 @@ pub struct GlobalChannels {
 }
 
 use crate::users::now_ms;
+use subtle::ConstantTimeEq;
 
 impl GlobalChannels {
     /// The global channels in `store`; `root`: the tree's root domain, under
@@ -155,7 +156,7 @@ fn operator(shared: &TopShared, headers: &HeaderMap) -> Result<(), Response> {
     let ok = given
         .as_deref()
         .and_then(|g| g.split_once(':'))
-        .is_some_and(|(u, p)| u == "top" && peerdial_dns::tsig::constant_time_eq(p.as_bytes(), shared.cfg.join_token.as_bytes()));
+        .is_some_and(|(u, p)| u == "top" && bool::from(p.as_bytes().ct_eq(shared.cfg.join_token.as_bytes())));
     if ok {
         Ok(())
     } else {

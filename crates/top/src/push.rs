@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{TopError, TopShared};
+use subtle::ConstantTimeEq;
 
 pub(crate) struct WakeRequest {
     pub caller: Number,
@@ -198,7 +199,7 @@ async fn register(State(shared): State<Arc<TopShared>>, body: Result<Bytes, Byte
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if !peerdial_dns::tsig::constant_time_eq(r.token.as_bytes(), shared.cfg.join_token.as_bytes()) {
+    if !bool::from(r.token.as_bytes().ct_eq(shared.cfg.join_token.as_bytes())) {
         return error(StatusCode::UNAUTHORIZED, "wrong join token".into());
     }
     let Ok(n) = Number::parse(&r.number) else {

@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::{now_secs, TopConfig, TopError, TopShared, MAX_BODY};
+use subtle::ConstantTimeEq;
 
 /// A child that joined: a region (5 digits) or a country server (3).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -150,7 +151,7 @@ pub(crate) async fn join(State(shared): State<Arc<TopShared>>, body: Result<Byte
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if !peerdial_dns::tsig::constant_time_eq(req.token.as_bytes(), shared.cfg.join_token.as_bytes()) {
+    if !bool::from(req.token.as_bytes().ct_eq(shared.cfg.join_token.as_bytes())) {
         return error(StatusCode::UNAUTHORIZED, "wrong join token".into());
     }
     let Some(prefix) = parse_prefix(&req.area) else {
