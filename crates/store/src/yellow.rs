@@ -96,7 +96,9 @@ pub(crate) fn search_words(p: &ProfileRow) -> String {
     out
 }
 
-/// The posting keys of a `search_words` value.
+/// The posting keys of a `search_words` value. PostgreSQL migration
+/// 0020's `peerdial_search_keys` computes the same in SQL for its GIN
+/// index: a change here must be made there too (in a new migration).
 fn keys(search_words: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for w in search_words.split(' ').filter(|w| !w.is_empty()) {
