@@ -429,10 +429,36 @@ fn presence_is_published_asked_before_calling_and_watched() {
     callee.expect_line("status meeting", 10);
     caller.send(&format!("call {}", callee.number));
     caller.expect_line(&format!("presence {} meeting", callee.number), 10);
-    caller.expect_line("call anyway? (yes/no)", 1);
+    let ask = format!(
+        "{} is meeting: call anyway, leave a message, or not? (yes/message/no)",
+        callee.number
+    );
+    caller.expect_line(&ask, 1);
     caller.send("no");
     caller.expect_line(&format!("not calling {}", callee.number), 5);
     assert!(callee.wait_line("incoming call from", 0).is_none());
+    // Asked again, the caller leaves a message: the mailbox answers and
+    // the callee's phone does not ring. The callee hears of the missed
+    // call at once, by its message-summary subscription (it polls only
+    // every 5 minutes), with the caller verified.
+    caller.send(&format!("call {}", callee.number));
+    assert!(
+        eventually(10, || caller.lines().iter().filter(|l| l.contains(&ask)).count() == 2),
+        "{:#?}",
+        caller.lines()
+    );
+    caller.send("message");
+    caller.expect_line("answered", 10);
+    caller.send("hangup");
+    let missed = callee.expect_line("mailbox: 1 missed call", 10);
+    assert!(callee.wait_line("incoming call from", 0).is_none(), "{missed}");
+    let from = callee.expect_line("missed call from ", 0);
+    assert!(
+        from.contains(&format!("from {} at", caller.number)) && from.ends_with("(verified)"),
+        "{from}"
+    );
+    caller.send("message");
+    caller.expect_line("no call waits for an answer", 5);
     caller.send(&format!("watch {}", callee.number));
     caller.expect_line(&format!("contact {} meeting", callee.number), 10);
     callee.send("status available");

@@ -59,6 +59,12 @@ fn an_offline_phone_gets_its_calls_and_messages_when_it_is_back() {
     // A leaves B a text, a picture and a voice message.
     let mut a = Softphone::start(&r, dir.path(), "02:00:00:00:12:01", r.dns, &[]);
     let na = a.number.clone();
+    // Before calling, A sees that B is offline and chooses (the patent's
+    // "call now or leave a request"); this time not to call at all.
+    a.send(&format!("call {nb}"));
+    a.expect_line(&format!("{nb} is offline: call anyway, leave a message, or not?"), 10);
+    a.send("no");
+    a.expect_line(&format!("not calling {nb}"), 5);
     a.send(&format!("message {nb} dinner at eight?"));
     a.expect_line(&format!("message to {nb} kept by its mailbox"), 10);
     let pic = dir.path().join("face.png");
@@ -125,10 +131,19 @@ fn an_offline_phone_gets_its_calls_and_messages_when_it_is_back() {
         &["--ring-timeout", "1", "--no-mailbox"],
     );
     assert_eq!(plain.wait_exit(20), 5, "{:#?}", plain.lines());
+    // B declines a call: it goes on to the mailbox too.
+    let rings = || b.lines().iter().filter(|l| l.contains("incoming call from")).count();
+    let rung = rings();
+    let mut declined = dial(&r, dir.path(), "02:00:00:00:12:03", r.dns, &nb, &["--duration", "1"]);
+    assert!(eventually(10, || rings() == rung + 1), "{:#?}", b.lines());
+    b.send("reject");
+    declined.expect_line(&format!("{nb}: "), 10);
+    declined.expect_line("; calling its mailbox", 10);
+    assert_eq!(declined.wait_exit(20), 0, "{:#?}", declined.lines());
     // B is told at once (its message-summary subscription; it polls only
     // every 5 minutes), without asking.
     assert!(
-        eventually(10, || b.lines().iter().any(|l| l.contains("mailbox: 2 missed calls"))),
+        eventually(10, || b.lines().iter().any(|l| l.contains("mailbox: 3 missed calls"))),
         "{:#?}",
         b.lines()
     );

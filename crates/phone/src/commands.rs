@@ -73,6 +73,8 @@ pub enum Command {
     },
     /// The user's answer to "call anyway?".
     Confirm(bool),
+    /// The other answer to it: leave a message instead (the mailbox).
+    LeaveMessage,
     /// The caller region's keys for an incoming call.
     CallerKeys {
         call_id: String,
@@ -216,6 +218,13 @@ impl Phone {
                     }
                 }
             }
+            Command::LeaveMessage => match self.presence.pending.take() {
+                Some((dialed, found, identity)) => {
+                    self.to_mailbox = Some(dialed);
+                    self.on_resolved(dialed, Ok(found), identity, None, None);
+                }
+                None => self.emit(UiEvent::Error("no call waits for an answer".into())),
+            },
             Command::Resolved {
                 dialed,
                 result,

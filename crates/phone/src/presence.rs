@@ -71,9 +71,10 @@ pub fn parse_status(s: &str) -> Option<State> {
     }
 }
 
-/// Whether calling someone in `state` needs the user's confirmation.
+/// Whether calling someone in `state` needs the user's confirmation: call
+/// now, leave a message, or not (the patent's choice before calling).
 pub fn needs_confirmation(state: State) -> bool {
-    matches!(state, State::Meeting | State::Dnd)
+    matches!(state, State::Meeting | State::Dnd | State::Offline)
 }
 
 /// A number's presence from its own region's HTTP API (found by SRV).
@@ -416,7 +417,7 @@ mod tests {
         assert_eq!(parse_status("DND"), Some(State::Dnd));
         assert_eq!(parse_status("available"), Some(State::Online));
         assert_eq!(parse_status("on-the-phone"), None);
-        assert!(needs_confirmation(State::Meeting) && needs_confirmation(State::Dnd));
+        assert!(needs_confirmation(State::Meeting) && needs_confirmation(State::Dnd) && needs_confirmation(State::Offline));
         assert!(!needs_confirmation(State::Online) && !needs_confirmation(State::OnThePhone));
     }
 }

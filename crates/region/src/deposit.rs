@@ -81,6 +81,10 @@ pub(crate) async fn deposit(
         .await
     {
         tracing::error!(%number, error = %e, "could not log a call to the mailbox");
+    } else {
+        // A missed call is news even when no message follows it (a caller
+        // who hangs up during the prompt): subscribers fetch the list now.
+        crate::mailbox_mwi::changed(shared, number);
     }
     let max_ms = shared.cfg.voice_max_secs as u64 * 1000;
     let prepared = async {

@@ -31,6 +31,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("v", "available", "status available"),
     ("p", "pair", "pair"),
     ("y/n", "yes/no", "yes"),
+    ("l", "leave a message", "message"),
     ("q", "quit", "quit"),
 ];
 
@@ -60,6 +61,7 @@ fn letter_line(c: char) -> Option<&'static str> {
         'p' => "pair",
         'y' => "yes",
         'n' => "no",
+        'l' => "message",
         'q' => "quit",
         _ => return None,
     })
@@ -170,6 +172,7 @@ mod tests {
             ('p', "pair"),
             ('y', "yes"),
             ('n', "no"),
+            ('l', "message"),
             ('q', "quit"),
         ] {
             let mut pad = Keypad::default();

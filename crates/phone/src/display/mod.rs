@@ -280,7 +280,7 @@ pub enum UiEvent {
         number: String,
         state: String,
     },
-    /// Calling someone in a meeting or on dnd: asks first.
+    /// Calling someone in a meeting, on dnd or offline: asks first.
     Confirm {
         number: String,
         state: String,
@@ -351,7 +351,9 @@ impl UiEvent {
             } => format!("contact {number} {state} ({n})"),
             UiEvent::Contact { number, name: None, state } => format!("contact {number} {state}"),
             UiEvent::Presence { number, state } => format!("presence {number} {state}"),
-            UiEvent::Confirm { number, state } => format!("{number} is {state}: call anyway? (yes/no)"),
+            UiEvent::Confirm { number, state } => {
+                format!("{number} is {state}: call anyway, leave a message, or not? (yes/message/no)")
+            }
             UiEvent::Message { from, text, via_region } => {
                 format!(
                     "message from {from}{}: {text}",
@@ -460,6 +462,7 @@ pub fn parse_command(line: &str) -> Option<Command> {
         ("redial", Some(n)) => Command::Redial(n.parse().ok().filter(|n| *n >= 1)?),
         ("yes" | "y", None) => Command::Confirm(true),
         ("no" | "n", None) => Command::Confirm(false),
+        ("message" | "voicemail", None) => Command::LeaveMessage,
         _ => return None,
     })
 }
@@ -508,6 +511,8 @@ mod tests {
         assert!(parse_command("status sleeping").is_none());
         assert!(matches!(parse_command("watch 12345678"), Some(Command::Watch(n)) if n == "12345678"));
         assert!(matches!(parse_command("yes"), Some(Command::Confirm(true))));
+        assert!(matches!(parse_command("message"), Some(Command::LeaveMessage)));
+        assert!(matches!(parse_command("message 12345678 hi"), Some(Command::Mailbox(_))));
         use crate::channels::ChannelCommand as C;
         assert!(matches!(parse_command("subscribe news"), Some(Command::Channel(C::Subscribe(c))) if c == "news"));
         assert!(matches!(parse_command("channels"), Some(Command::Channel(C::List))));
