@@ -495,8 +495,13 @@ impl Store {
                             )
                         })
                         .collect();
+                    // The range on `number + 0`, a filter on the few rows
+                    // that meet: as an index condition, a generic plan
+                    // (which guesses 0.5 % for any range) ANDs the GIN
+                    // bitmap with a bitmap of the primary key over the
+                    // whole area, 93 ms of the 94 a search took.
                     format!(
-                        "SELECT k.number FROM profiles k WHERE {} AND k.listed <> 0 AND k.number BETWEEN $1 AND $2",
+                        "SELECT k.number FROM profiles k WHERE {} AND k.listed <> 0 AND k.number + 0 BETWEEN $1 AND $2",
                         each.join(" AND ")
                     )
                 }

@@ -229,6 +229,9 @@ async fn words_rare_together_meet_only_in_public_listed_profiles() {
         assert_eq!(search("KITES Tainan", lo, 2).await, [261, 263], "{url}");
         assert_eq!(search("tainan kites", lo + 262, 10).await, [263, 267], "{url}");
         assert_eq!(search("tain kite", lo, 10).await, [261, 263, 267], "{url}: prefixes");
+        // Three letters are a prefix key of their own (the other half of
+        // migration 0020's SQL twin of `keys()`).
+        assert_eq!(search("tai kit", lo, 10).await, [261, 263, 267], "{url}: prefix keys");
         // The private profile's interests are found by nobody; its public
         // city still is.
         assert!(search("private kites", lo, 10).await.is_empty(), "{url}");
