@@ -87,10 +87,38 @@ fn baresip_leaves_a_voice_message_for_an_offline_number() {
 /// An INVITE with a PCMU offer (and telephone-event) from `sock` to `uri`
 /// at the region, for RTP at `rtp_port`.
 fn invite(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str, rtp_port: u16) {
+    invite_with(sock, r, uri, call_id, rtp_port, &PCMU);
+}
+
+/// A G.711 law as a raw caller uses it.
+struct Law {
+    pt: u8,
+    name: &'static str,
+    encode: fn(i16) -> u8,
+    decode: fn(u8) -> i16,
+}
+
+const PCMU: Law = Law {
+    pt: 0,
+    name: "PCMU",
+    encode: peerdial_media::g711::ulaw_encode,
+    decode: peerdial_media::g711::ulaw_decode,
+};
+
+const PCMA: Law = Law {
+    pt: 8,
+    name: "PCMA",
+    encode: peerdial_media::g711::alaw_encode,
+    decode: peerdial_media::g711::alaw_decode,
+};
+
+/// The INVITE of `invite`, offering `law` only (and telephone-event).
+fn invite_with(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str, rtp_port: u16, law: &Law) {
     let local = sock.local_addr().unwrap();
+    let (pt, name) = (law.pt, law.name);
     let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\n\
-a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {pt} 101\r\n\
+a=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
     );
     let msg = format!(
         "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
@@ -349,8 +377,6 @@ Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 
 #[test]
 fn the_owners_prompt_plays_and_hash_ends_the_recording() {
-    use peerdial_media::g711::{ulaw_decode, ulaw_encode};
-    use peerdial_media::rtp::{build, RtpHeader, TelephoneEvent};
     let dir = tempfile::tempdir().unwrap();
     let r = Region::start(dir.path(), &["--voice-max", "20"]);
     let owner = provision(r.http, "02:00:00:00:12:51");
@@ -370,10 +396,52 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
         parse_http(&http_raw(r.http, "PUT", &path, &[("Authorization", &auth)], &wav)).0,
         200
     );
+    let (heard, rec) = leave_a_message(&r, &owner, dir.path(), &PCMU);
+    let f = peerdial_media::audio::frequency(&heard[800..heard.len().min(6400)], 8000);
+    assert!((f - 1200.0).abs() <= 20.0, "the prompt came as {f} Hz, the owner uploaded 1200 Hz");
+    assert!(rec.len() < 8000 * 2, "recorded {} samples: # should have ended it", rec.len());
+    let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() * 3 / 4], 8000);
+    assert!((f - 500.0).abs() <= 15.0, "the recording holds {f} Hz, we sent 500 Hz");
+}
 
+/// No prompt uploaded: a caller offering PCMA only hears the default
+/// (chimes of 660 and 880 Hz), and its message is kept as it was sent.
+#[test]
+fn a_pcma_caller_hears_the_default_prompt_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Region::start(dir.path(), &["--voice-max", "20"]);
+    let owner = provision(r.http, "02:00:00:00:12:52");
+    let (heard, rec) = leave_a_message(&r, &owner, dir.path(), &PCMA);
+    let pitches: Vec<f32> = heard
+        .chunks(800)
+        .filter(|w| w.len() == 800 && peerdial_media::audio::rms(w) > 1_000.0)
+        .map(|w| peerdial_media::audio::frequency(w, 8000))
+        .collect();
+    for want in [660.0, 880.0] {
+        assert!(
+            pitches.iter().any(|f| (f - want).abs() <= 20.0),
+            "no {want} Hz in the default prompt: {pitches:?}"
+        );
+    }
+    let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() * 3 / 4], 8000);
+    assert!((f - 500.0).abs() <= 15.0, "the PCMA recording holds {f} Hz, we sent 500 Hz");
+}
+
+/// A raw caller offering `law` calls the owner's mailbox, sends a second
+/// of 500 Hz while listening, then `#`: what it heard, and the recording
+/// the owner fetches.
+fn leave_a_message(r: &Region, owner: &Device, dir: &std::path::Path, law: &Law) -> (Vec<i16>, Vec<i16>) {
+    use peerdial_media::rtp::{build, RtpHeader, TelephoneEvent};
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    invite(&sock, &r, &mailbox_uri(&r, &owner.user), "hash", rtp.local_addr().unwrap().port());
+    invite_with(
+        &sock,
+        r,
+        &mailbox_uri(r, &owner.user),
+        "hash",
+        rtp.local_addr().unwrap().port(),
+        law,
+    );
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 4096];
     let ok = loop {
@@ -393,10 +461,12 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
         .unwrap()
         .parse()
         .unwrap();
+    let m = ok.lines().find(|l| l.starts_with("m=audio ")).unwrap();
+    assert_eq!(m.split(' ').nth(3), Some(law.pt.to_string().as_str()), "the mailbox answered {m}");
     let local = sock.local_addr().unwrap();
     let ack = format!(
         "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack\r\nMax-Forwards: 70\r\nFrom: <sip:tester@{local}>;tag=t1\r\n{}\r\nCall-ID: hash\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-        mailbox_uri(&r, &owner.user),
+        mailbox_uri(r, &owner.user),
         line("To:")
     );
     sock.send_to(ack.as_bytes(), r.sip).unwrap();
@@ -407,27 +477,25 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
     let mut heard = Vec::new();
     let mut h = RtpHeader {
         marker: false,
-        payload_type: 0,
+        payload_type: law.pt,
         seq: 1,
         timestamp: 0,
         ssrc: 77,
     };
     let start = std::time::Instant::now();
     for (i, frame) in tone.chunks(160).enumerate() {
-        let payload: Vec<u8> = frame.iter().map(|s| ulaw_encode(*s)).collect();
+        let payload: Vec<u8> = frame.iter().map(|s| (law.encode)(*s)).collect();
         rtp.send_to(&build(&h, &payload), to).unwrap();
         h.seq += 1;
         h.timestamp += 160;
         // Paced by the clock, not by sleeps that add up.
         std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(std::time::Instant::now()));
         while let Ok((n, _)) = rtp.recv_from(&mut buf) {
-            if n > 12 && buf[1] & 0x7f == 0 {
-                heard.extend(buf[12..n].iter().map(|b| ulaw_decode(*b)));
+            if n > 12 && buf[1] & 0x7f == law.pt {
+                heard.extend(buf[12..n].iter().map(|b| (law.decode)(*b)));
             }
         }
     }
-    let f = peerdial_media::audio::frequency(&heard[800..heard.len().min(6400)], 8000);
-    assert!((f - 1200.0).abs() <= 20.0, "the prompt came as {f} Hz, the owner uploaded 1200 Hz");
     // '#' as RFC 4733 events: the mailbox hangs up long before --voice-max.
     h.payload_type = 101;
     h.marker = true;
@@ -449,17 +517,18 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
         bye = buf[..n].starts_with(b"BYE ");
     }
     assert!(bye, "no BYE after #");
-    assert!(eventually(5, || messages(&r, &owner)["messages"]
+    assert!(eventually(5, || messages(r, owner)["messages"]
         .as_array()
         .is_some_and(|m| !m.is_empty())));
-    let m = messages(&r, &owner)["messages"][0].clone();
-    let raw = owner_get(&r, &owner, &format!("/api/v1/messages/{}/{}", owner.user, m["id"]));
-    let stored = dir.path().join("stored.wav");
+    let m = messages(r, owner)["messages"][0].clone();
+    let raw = owner_get(r, owner, &format!("/api/v1/messages/{}/{}", owner.user, m["id"]));
+    let stored = dir.join("stored.wav");
     std::fs::write(&stored, body_of(&raw)).unwrap();
     let rec = peerdial_media::audio::read_wav(&stored, 8000).unwrap();
-    assert!(rec.len() < 8000 * 2, "recorded {} samples: # should have ended it", rec.len());
-    let f = peerdial_media::audio::frequency(&rec[rec.len() / 4..rec.len() * 3 / 4], 8000);
-    assert!((f - 500.0).abs() <= 15.0, "the recording holds {f} Hz, we sent 500 Hz");
+    // Decoded by the right law, the tone keeps its level (a 10,000 peak).
+    let level = peerdial_media::audio::rms(&rec[rec.len() / 4..rec.len() * 3 / 4]);
+    assert!((6_000.0..8_000.0).contains(&level), "the {} recording's level is {level}", law.name);
+    (heard, rec)
 }
 
 #[test]

@@ -214,6 +214,30 @@ fn watchers_see_phones_come_online_and_go_offline_when_unreachable() {
     drop(phone);
     assert!(w.wait_state(State::Offline, 5), "closing the connection did not show offline");
     assert_eq!(http_state(&r, &a), "offline");
+
+    // A flow (RFC 5626) whose phone pings once, hears the pong, then goes
+    // silent with the connection left open (a NAT that dropped it): offline
+    // after two Flow-Timer intervals of silence, not at once.
+    let mut phone = Phone::tcp(r.sip);
+    let (code, ok) = phone.register(&a, &a.password, Algorithm::Md5, 600);
+    assert_eq!(code, 200);
+    assert_eq!(ok.header("Flow-Timer"), Some("1"), "{ok:?}");
+    assert!(w.wait_state(State::Online, 5), "no NOTIFY saying online over TCP");
+    phone.send_raw(b"\r\n\r\n");
+    let tcp = phone.tcp.as_mut().unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut pong = [0u8; 2];
+    std::io::Read::read_exact(tcp, &mut pong).expect("a pong");
+    assert_eq!(&pong, b"\r\n", "the answer to a double-CRLF ping");
+    let silent = Instant::now();
+    assert!(w.wait_state(State::Offline, 20), "a silent flow stayed online");
+    assert!(
+        silent.elapsed() >= Duration::from_secs(2),
+        "offline {:?} into the silence",
+        silent.elapsed()
+    );
+    assert_eq!(http_state(&r, &a), "offline");
+    drop(phone);
 }
 
 /// Reads a Server-Sent Events stream; each `data:` line, as JSON.
