@@ -266,6 +266,13 @@ Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
     assert_eq!(send(&mailbox, "text/plain", &"x".repeat(65), "long"), Some(413));
     assert_eq!(send(&mailbox, "text/plain", "again", "full"), Some(486));
     assert_eq!(messages(&r, &owner)["messages"].as_array().unwrap().len(), 1);
+    // A caller to the full mailbox is turned away too (and logged as a
+    // missed call): there is no room to record it.
+    invite(&sock, &r, &mailbox, "fullcall", 9);
+    assert_eq!(statuses(&sock, 3).last(), Some(&486), "a voice call to a full mailbox");
+    let list = messages(&r, &owner);
+    assert_eq!(list["messages"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["calls"].as_array().unwrap().len(), 1, "{list}");
 
     // The mailbox over TCP: a MESSAGE is answered on the connection (full,
     // with the reason), and MWI works there too.

@@ -1,7 +1,7 @@
 //! Calls and messages for a phone that is offline, from our phones' side
 //! (issue 12): the TCP flow that makes a phone online while connected, the
 //! fall-through to the mailbox, `message`, `send`, `voicemail`, and what the
-//! phone shows and saves when it is back.
+//! phone shows and saves when it is back, also from another region.
 
 mod common;
 
@@ -149,4 +149,34 @@ fn an_offline_phone_gets_its_calls_and_messages_when_it_is_back() {
     );
     a.stop();
     b.stop();
+}
+
+/// `send N FILE` to a number in another region: the phone finds that
+/// region through DNS, the video is kept there, and the offline owner's
+/// phone saves it byte for byte when it is back.
+#[test]
+fn a_video_sent_to_another_regions_offline_number_is_saved_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (unbound, a, b) = two_regions_with_resolver(dir.path());
+    let mac_owner = "02:00:00:00:12:22";
+    // The owner's phone registers once (so it has its number), then is off.
+    let mut owner = Softphone::start(&b, dir.path(), mac_owner, unbound.addr, &[]);
+    let no = owner.number.clone();
+    owner.stop();
+    let mut sender = Softphone::start(&a, dir.path(), "02:00:00:00:12:21", unbound.addr, &[]);
+    let ns = sender.number.clone();
+    let clip = dir.path().join("clip.mp4");
+    let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2\0\0\0\x08free\0\0\0\x08mdat";
+    std::fs::write(&clip, mp4).unwrap();
+    sender.send(&format!("send {no} {}", clip.display()));
+    sender.expect_line(&format!("sent clip.mp4 to {no}'s mailbox"), 10);
+    sender.stop();
+
+    let owner = Softphone::start(&b, dir.path(), mac_owner, unbound.addr, &[]);
+    owner.expect_line("mailbox: 0 missed calls, 1 message (1 new)", 10);
+    let video = owner.expect_line("(video) from ", 0);
+    assert!(video.contains(&format!("from {ns}")) && video.contains("(verified)"), "{video}");
+    let saved = std::path::PathBuf::from(video.rsplit("saved to ").next().unwrap().trim());
+    assert_eq!(saved.extension().and_then(|e| e.to_str()), Some("mp4"), "{video}");
+    assert_eq!(std::fs::read(&saved).unwrap(), mp4, "the saved video is what was sent");
 }
