@@ -106,15 +106,8 @@ impl Book {
                 max: self.limits.max_message,
             });
         }
+        self.places_for(number, 1)?;
         let b = self.boxes.entry(number).or_default();
-        let count = b.entries.len() as u32 + b.reserved_count;
-        if count >= self.limits.max_count {
-            return Err(MailboxError::TooManyMessages {
-                number,
-                count,
-                max: self.limits.max_count,
-            });
-        }
         let used = b.bytes + b.reserved_bytes;
         if used + size > self.limits.max_bytes {
             return Err(MailboxError::TooManyBytes {
@@ -127,6 +120,39 @@ impl Book {
         b.reserved_count += 1;
         b.reserved_bytes += size;
         Ok(Reservation { number, size })
+    }
+
+    /// Whether `needed` more messages fit in `number`'s count (those being
+    /// stored count as kept).
+    fn places_for(&mut self, number: Number, needed: u32) -> Result<(), MailboxError> {
+        let b = self.boxes.entry(number).or_default();
+        let count = b.entries.len() as u32 + b.reserved_count;
+        if count + needed > self.limits.max_count {
+            return Err(MailboxError::TooManyMessages {
+                number,
+                count,
+                needed,
+                max: self.limits.max_count,
+            });
+        }
+        Ok(())
+    }
+
+    /// Room for the messages of one post (a file and its caption), all or
+    /// none; a refusal for the count says how many places it needed.
+    pub fn reserve_all(&mut self, number: Number, sizes: &[u64]) -> Result<Vec<Reservation>, MailboxError> {
+        self.places_for(number, sizes.len() as u32)?;
+        let mut rooms = Vec::new();
+        for &size in sizes {
+            match self.reserve(number, size) {
+                Ok(r) => rooms.push(r),
+                Err(e) => {
+                    rooms.into_iter().for_each(|r| self.cancel(r));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(rooms)
     }
 
     /// The message is committed as `id`: it now counts as stored. `size`
@@ -324,6 +350,18 @@ mod tests {
             b.reserve(n(1), 1),
             Err(MailboxError::TooManyMessages { count: 2, max: 2, .. })
         ));
+        // A post of two (a file and its caption) where one place is left:
+        // refused whole, saying what it needed, and nothing is taken.
+        b.cancel(r2);
+        let e = b.reserve_all(n(1), &[10, 5]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the mailbox of {} is full: it keeps 1 of at most 2 messages, and this needs room for 2",
+                n(1)
+            )
+        );
+        let r2 = b.reserve(n(1), 40).unwrap();
         b.commit(r1, 7, Kind::Voice, 60, 10);
         b.cancel(r2);
         assert_eq!(b.usage(n(1)), (1, 60));

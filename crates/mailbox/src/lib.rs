@@ -28,8 +28,8 @@ use peerdial_number::Number;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailboxError {
-    #[error("the mailbox of {number} is full: {count} messages stored, at most {max} allowed")]
-    TooManyMessages { number: Number, count: u32, max: u32 },
+    #[error("the mailbox of {number} is full: it keeps {count} of at most {max} messages, and this needs room for {needed}")]
+    TooManyMessages { number: Number, count: u32, needed: u32, max: u32 },
     #[error("the mailbox of {number} is full: {used} of {max} bytes used, the message needs {size} more")]
     TooManyBytes { number: Number, used: u64, size: u64, max: u64 },
     #[error("the message is {size} bytes; at most {max} are allowed in one message")]

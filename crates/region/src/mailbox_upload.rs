@@ -6,7 +6,9 @@
 //! The sender proves who it is with a PASSporT its own region signed for
 //! this callee (`Identity` header, as for a call) and names itself in
 //! `X-Peerdial-From`; the token is checked against the sender's region's
-//! key found through DNS, and each token is taken once. Answers: 201 once
+//! key found through DNS, and each token is taken once. The body is read
+//! only after that, and only up to the largest message and its framing.
+//! Answers: 201 once
 //! committed; 400 malformed; 401 identity; 404 not a number of this
 //! region; 413 too large; 415 a type not taken; 422 a file that is not
 //! what its type says; 507 mailbox full. Nothing is stored on an error.
@@ -15,15 +17,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use peerdial_mailbox::intake::{intake, IntakeLimits};
 use peerdial_mailbox::MailboxError;
-use peerdial_net::http_server::{error, raw_body};
+use peerdial_net::http_server::error;
 use peerdial_number::Number;
 use peerdial_store::MessageRow;
 use serde_json::json;
@@ -32,13 +33,31 @@ use peerdial_identity::{HttpClaim, FROM_HEADER};
 
 use crate::{now_ms, Shared};
 
+/// Room for the multipart framing (boundaries, part headers, a caption).
+const FRAMING: u64 = 64 << 10;
+
 /// What a post may be, within the mailbox's largest message.
 pub fn limits(shared: &Shared) -> IntakeLimits {
     let max_message = shared.mailbox.book.lock().expect("book lock").limits().max_message;
     IntakeLimits {
         // Room for the multipart framing around the largest message.
-        max_body: max_message + (64 << 10),
+        max_body: max_message + FRAMING,
         ..Default::default()
+    }
+}
+
+/// A body that could not be read: over the limit (413, naming the
+/// mailbox's largest message), or cut off (400).
+fn too_large_or_cut(e: axum::Error, limits: &IntakeLimits) -> Response {
+    let e = e.into_inner();
+    if e.is::<http_body_util::LengthLimitError>() {
+        let max = limits.max_body.saturating_sub(FRAMING);
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the post is too large: at most {max} bytes in one message (and {FRAMING} of multipart framing)"),
+        )
+    } else {
+        error(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
     }
 }
 
@@ -73,12 +92,7 @@ async fn sender(shared: &Shared, headers: &HeaderMap, callee: Number) -> Result<
         .ok_or_else(|| unauthorized("the Identity does not verify for this sender and callee (forged, expired or used before)"))
 }
 
-pub async fn upload(
-    State(shared): State<Arc<Shared>>,
-    Path(number): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn upload(State(shared): State<Arc<Shared>>, Path(number): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let limits = limits(&shared);
     let callee = match crate::http::provisioned_number(&shared, &number) {
         Ok(n) => n,
@@ -88,9 +102,11 @@ pub async fn upload(
         Ok(n) => n,
         Err(r) => return r,
     };
-    let body = match raw_body(body, limits.max_body as usize) {
+    // Read only now, for a sender who proved who it is, and only up to
+    // this region's largest message and its framing.
+    let body = match axum::body::to_bytes(body, limits.max_body as usize).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return too_large_or_cut(e, &limits),
     };
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     // Decoding a picture is CPU work: off the runtime's threads.
@@ -106,19 +122,11 @@ pub async fn upload(
     };
     let at = now_ms() as i64;
     // Room for every item at once, under one lock: all or none.
-    let rooms = {
-        let mut book = shared.mailbox.book.lock().expect("book lock");
-        let mut rooms = Vec::new();
-        for item in message.items() {
-            match book.reserve(callee, item.body.len() as u64) {
-                Ok(r) => rooms.push(r),
-                Err(e) => {
-                    rooms.into_iter().for_each(|r| book.cancel(r));
-                    return refused(&e);
-                }
-            }
-        }
-        rooms
+    let sizes: Vec<u64> = message.items().map(|i| i.body.len() as u64).collect();
+    let reserved = shared.mailbox.book.lock().expect("book lock").reserve_all(callee, &sizes);
+    let rooms = match reserved {
+        Ok(rooms) => rooms,
+        Err(e) => return refused(&e),
     };
     let mut rows = Vec::new();
     for item in message.items() {

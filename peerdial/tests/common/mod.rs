@@ -154,10 +154,8 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, se
     parse_http(&resp)
 }
 
-/// One request with any headers; the whole raw response.
-pub fn http_raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+/// A request's head (HTTP/1.1, one request per connection).
+pub fn http_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -166,7 +164,14 @@ pub fn http_raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &s
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
+    head
+}
+
+/// One request with any headers; the whole raw response.
+pub fn http_raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(http_head(addr, method, path, headers, body).as_bytes()).unwrap();
     let _ = s.write_all(body);
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
