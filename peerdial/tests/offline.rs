@@ -108,6 +108,13 @@ fn an_offline_phone_gets_its_calls_and_messages_when_it_is_back() {
     b.expect_line("(2 new)", 10);
     b.send("delete 999999");
     b.expect_line("no message 999999", 10);
+    // Without a sound device (no `sound` feature), `play` names the WAV.
+    b.send(&format!("play {id}"));
+    let play = b.expect_line(&format!("message {id} is the WAV file "), 10);
+    assert!(play.ends_with(saved(&voice).to_str().unwrap()), "{play}");
+    let picture_id = picture.split_whitespace().nth(1).unwrap();
+    b.send(&format!("play {picture_id}"));
+    b.expect_line(&format!("no voice message {picture_id}"), 10);
 
     // B online but not answering: A's call rings out and goes on to the
     // mailbox (`--ring-timeout`), with --no-mailbox it just ends.
