@@ -116,7 +116,7 @@ pub struct PhoneArgs {
     /// Watch these numbers' presence (one a line: NUMBER [name]).
     #[arg(long, global = true, value_name = "FILE")]
     contacts: Option<PathBuf>,
-    /// Call someone in a meeting or on do-not-disturb without asking.
+    /// Call someone offline, in a meeting or on do-not-disturb without asking.
     #[arg(long, global = true)]
     #[serde(default)]
     yes: bool,

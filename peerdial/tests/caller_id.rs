@@ -509,6 +509,21 @@ fn a_friend_in_another_region_sees_friends_only_presence_and_a_stranger_does_not
         "the stranger saw the real state: {:?}",
         stranger.lines()
     );
+    // Calling, the stranger is not asked whether to call someone
+    // "offline": the owner's phone is in DNS, and "offline" is only what a
+    // stranger is shown.
+    stranger.send(&format!("call {}", owner.number));
+    owner.expect_line("incoming call from", 10);
+    assert!(
+        !stranger
+            .lines()
+            .iter()
+            .any(|l| l.contains("call anyway") || l.contains("presence ")),
+        "{:#?}",
+        stranger.lines()
+    );
+    stranger.send("hangup");
+    owner.expect_line("ended", 10);
     // A change reaches the friend at once.
     owner.send("status available");
     friend.expect_line(&format!("contact {} online", owner.number), 10);

@@ -23,7 +23,8 @@ fn try_http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
     req.extend_from_slice(body);
     s.write_all(&req).ok()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
+    // A reset after a refusal of an unread body still leaves the answer.
+    let _ = s.read_to_end(&mut raw);
     let at = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..at]).to_ascii_lowercase();
     let whole = match head.lines().find_map(|l| l.strip_prefix("content-length:")) {
@@ -273,6 +274,11 @@ fn posts_answered_201_survive_kill_9_under_load() {
                     let Some((status, j)) = try_post(http, &to, &sender.user, &identity, &body) else {
                         return;
                     };
+                    // A busy store may say 503: nothing acknowledged, nothing
+                    // promised. Anything else but 201 is a failure.
+                    if status == 503 {
+                        continue;
+                    }
                     assert_eq!(status, 201, "{j}");
                     let id = |k: usize| j["stored"][k]["id"].as_i64().unwrap();
                     acked.lock().unwrap().push((caption, id(0), id(1)));

@@ -203,28 +203,27 @@ impl Phone {
                 if self.answer_refer(yes) {
                     return;
                 }
-                if let Some((dialed, found, identity)) = self.presence.pending.take() {
-                    if yes {
-                        self.on_command(Command::Resolved {
-                            dialed,
-                            result: Ok(found),
-                            identity,
-                            presence: None,
-                            via: None,
-                        });
-                    } else {
-                        self.snapshot.dialing = None;
-                        self.emit(UiEvent::Error(format!("not calling {dialed}")));
-                    }
+                let Some(p) = self.answerable() else { return };
+                if yes {
+                    self.on_command(Command::Resolved {
+                        dialed: p.dialed,
+                        result: Ok(p.found),
+                        identity: p.identity,
+                        presence: None,
+                        via: None,
+                    });
+                } else {
+                    self.snapshot.dialing = None;
+                    self.emit(UiEvent::Error(format!("not calling {}", p.dialed)));
                 }
             }
-            Command::LeaveMessage => match self.presence.pending.take() {
-                Some((dialed, found, identity)) => {
-                    self.to_mailbox = Some(dialed);
-                    self.on_resolved(dialed, Ok(found), identity, None, None);
+            Command::LeaveMessage => {
+                // Looked up again: a fresh PASSporT, and no switch route.
+                if let Some(p) = self.answerable() {
+                    self.to_mailbox = Some(p.dialed);
+                    self.dial_number(p.dialed);
                 }
-                None => self.emit(UiEvent::Error("no call waits for an answer".into())),
-            },
+            }
             Command::Resolved {
                 dialed,
                 result,
@@ -248,6 +247,24 @@ impl Phone {
         }
     }
 
+    /// The call waiting for an answer, if it can still be placed (not in a
+    /// call, not asked too long ago); or says why not.
+    fn answerable(&mut self) -> Option<presence::Pending> {
+        let Some(p) = self.presence.pending.take() else {
+            self.emit(UiEvent::Error("no call waits for an answer".into()));
+            return None;
+        };
+        if self.busy() {
+            self.emit(UiEvent::Error("already in a call".into()));
+        } else if self.now().saturating_sub(p.asked_ms) > presence::PENDING_MS {
+            self.snapshot.dialing = None;
+            self.emit(UiEvent::Error(format!("the question about {} has expired; dial again", p.dialed)));
+        } else {
+            return Some(p);
+        }
+        None
+    }
+
     /// A dialed number was looked up: call it (asking first when its
     /// presence says so, except for a transfer), or say why not.
     fn on_resolved(
@@ -269,6 +286,11 @@ impl Phone {
         };
         match result {
             Ok(found @ resolve::Lookup::Found { .. }) => {
+                // "Offline" with a phone in DNS is a friends-only number
+                // shown to a stranger (the question is asked anonymously):
+                // not known, so neither shown nor asked about.
+                let phone_in_dns = matches!(&found, resolve::Lookup::Found { then, .. } if !then.is_empty());
+                let presence = presence.filter(|s| *s != peerdial_presence::State::Offline || !phone_in_dns);
                 if let (Some(state), false) = (presence, to_mailbox) {
                     self.emit(UiEvent::Presence {
                         number: dialed.to_string(),
@@ -277,7 +299,12 @@ impl Phone {
                     // Asked only where someone can answer (not `call N`).
                     let ask = transfer_for.is_none() && !self.cfg.yes && self.cfg.dial.is_none();
                     if presence::needs_confirmation(state) && ask {
-                        self.presence.pending = Some((dialed, found, identity));
+                        self.presence.pending = Some(presence::Pending {
+                            dialed,
+                            found,
+                            identity,
+                            asked_ms: self.now(),
+                        });
                         self.emit(UiEvent::Confirm {
                             number: dialed.to_string(),
                             state: state.as_str().into(),

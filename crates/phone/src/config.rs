@@ -46,7 +46,7 @@ pub struct PhoneConfig {
     pub greeting_poll_ms: u64,
     /// Numbers to watch (one a line, optional name).
     pub contacts: Option<PathBuf>,
-    /// Call someone in a meeting or on dnd without asking.
+    /// Call someone offline, in a meeting or on dnd without asking.
     pub yes: bool,
     /// The phone as a mobile with the identity rendezvous (issue 14).
     pub mobile: Option<mobile::MobileConfig>,

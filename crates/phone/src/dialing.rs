@@ -54,6 +54,8 @@ impl Phone {
             self.emit(UiEvent::Error("already in a call".into()));
             return;
         }
+        // A new dial replaces a question left unanswered.
+        self.presence.pending = None;
         self.snapshot.dialing = Some(number.to_string());
         self.emit(UiEvent::Dialing {
             number: number.to_string(),

@@ -37,8 +37,9 @@ pub(crate) struct PresenceSide {
     pub shown: HashMap<Number, Option<State>>,
     /// The whole number on the keypad whose presence was asked last.
     pub typed: Option<Number>,
-    /// A call held for the user's confirmation (callee in a meeting or dnd).
-    pub pending: Option<(Number, crate::resolve::Lookup, Option<String>)>,
+    /// A call held for the user's confirmation (callee offline, in a
+    /// meeting or on dnd), and when it was asked (ms).
+    pub pending: Option<Pending>,
     /// The last publishing failure shown (each is shown once, not at
     /// every retry).
     pub failure: Option<String>,
@@ -70,6 +71,19 @@ pub fn parse_status(s: &str) -> Option<State> {
         _ => None,
     }
 }
+
+/// A call waiting for the user's answer to "call anyway?".
+#[derive(Debug)]
+pub struct Pending {
+    pub dialed: Number,
+    pub found: crate::resolve::Lookup,
+    pub identity: Option<String>,
+    pub asked_ms: u64,
+}
+
+/// How long an unanswered question stands: the PASSporT fetched with the
+/// lookup lives 60 s.
+pub const PENDING_MS: u64 = 50_000;
 
 /// Whether calling someone in `state` needs the user's confirmation: call
 /// now, leave a message, or not (the patent's choice before calling).

@@ -27,18 +27,13 @@ use crate::{now_ms, Shared};
 /// The largest prompt upload (a minute of 16-bit 16 kHz mono is ~1.9 MB).
 pub const MAX_PROMPT_BYTES: usize = 2 << 20;
 
-/// The largest posted message body: the mailbox's largest message (16 MiB
-/// by default) and the multipart framing; the handler checks the exact
-/// limit.
-pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
-
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/api/v1/messages/{number}",
-            get(list)
-                .post(crate::mailbox_upload::upload)
-                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+            // The post reads its own body, to the mailbox's limit, once
+            // its sender is known (`mailbox_upload`).
+            get(list).post(crate::mailbox_upload::upload),
         )
         .route("/api/v1/messages/{number}/{id}", get(body).delete(remove))
         .route("/api/v1/messages/{number}/{id}/read", post(read))
