@@ -208,6 +208,20 @@ async fn click(c: &fantoccini::Client, id: &str) {
     c.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
 }
 
+/// Clicks `id`, a form's button, and waits until the answer has replaced
+/// the page (the old page's root element goes stale).
+async fn submit(c: &fantoccini::Client, id: &str) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    click(c, id).await;
+    for _ in 0..100 {
+        if old.attr("lang").await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("#{id} did not bring a new page");
+}
+
 /// The text of element `id` once it is there. The page may still be the
 /// one before a form post (it may have the same element): an element that
 /// went stale with the navigation is looked up again on the new page.
@@ -555,16 +569,19 @@ async fn pairing_friends_greetings_operator_and_vanity_in_a_browser() {
     let target = cdev_number_now(region.http, &cdev);
     assert_eq!(status_of(&target), 200);
     fill(&c, "number", &target).await;
-    click(&c, "disable").await;
+    // Each answer is waited for as a new page: the "done" of the last one
+    // is still on the page while the next form is on its way (CI once
+    // checked the number before the enable had arrived).
+    submit(&c, "disable").await;
     text_of(&c, "done").await;
     assert_eq!(status_of(&target), 404, "a disabled number is not provisioned");
     fill(&c, "number", &target).await;
-    click(&c, "enable").await;
+    submit(&c, "enable").await;
     text_of(&c, "done").await;
     assert_eq!(status_of(&target), 200, "enabled again");
     // A broadcast from the operator page reaches the phone.
     fill(&c, "text", "maintenance tonight <b>22:00</b>").await;
-    click(&c, "send_broadcast").await;
+    submit(&c, "send_broadcast").await;
     text_of(&c, "done").await;
     phone.expect_line("message from peerdial 886-02: maintenance tonight <b>22:00</b>", 10);
     // The operator signs out: the page asks for a sign-in again.
