@@ -13,6 +13,8 @@ use std::time::Duration;
 use common::baresip::Baresip;
 use common::mailbox::*;
 use common::*;
+use peerdial_media::codec::{Decoder, Encoder};
+use peerdial_media::CodecKind;
 
 #[test]
 fn baresip_leaves_a_voice_message_for_an_offline_number() {
@@ -87,35 +89,13 @@ fn baresip_leaves_a_voice_message_for_an_offline_number() {
 /// An INVITE with a PCMU offer (and telephone-event) from `sock` to `uri`
 /// at the region, for RTP at `rtp_port`.
 fn invite(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str, rtp_port: u16) {
-    invite_with(sock, r, uri, call_id, rtp_port, &PCMU);
+    invite_with(sock, r, uri, call_id, rtp_port, CodecKind::Pcmu);
 }
 
-/// A G.711 law as a raw caller uses it.
-struct Law {
-    pt: u8,
-    name: &'static str,
-    encode: fn(i16) -> u8,
-    decode: fn(u8) -> i16,
-}
-
-const PCMU: Law = Law {
-    pt: 0,
-    name: "PCMU",
-    encode: peerdial_media::g711::ulaw_encode,
-    decode: peerdial_media::g711::ulaw_decode,
-};
-
-const PCMA: Law = Law {
-    pt: 8,
-    name: "PCMA",
-    encode: peerdial_media::g711::alaw_encode,
-    decode: peerdial_media::g711::alaw_decode,
-};
-
-/// The INVITE of `invite`, offering `law` only (and telephone-event).
-fn invite_with(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str, rtp_port: u16, law: &Law) {
+/// The INVITE of `invite`, offering G.711 `law` only (and telephone-event).
+fn invite_with(sock: &UdpSocket, r: &Region, uri: &str, call_id: &str, rtp_port: u16, law: CodecKind) {
     let local = sock.local_addr().unwrap();
-    let (pt, name) = (law.pt, law.name);
+    let (pt, name) = (law.default_pt(), law.name());
     let sdp = format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {pt} 101\r\n\
 a=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
@@ -403,7 +383,7 @@ fn the_owners_prompt_plays_and_hash_ends_the_recording() {
         parse_http(&http_raw(r.http, "PUT", &path, &[("Authorization", &auth)], &wav)).0,
         200
     );
-    let (heard, rec) = leave_a_message(&r, &owner, dir.path(), &PCMU);
+    let (heard, rec) = leave_a_message(&r, &owner, dir.path(), CodecKind::Pcmu);
     let f = peerdial_media::audio::frequency(&heard[800..heard.len().min(6400)], 8000);
     assert!((f - 1200.0).abs() <= 20.0, "the prompt came as {f} Hz, the owner uploaded 1200 Hz");
     assert!(rec.len() < 8000 * 2, "recorded {} samples: # should have ended it", rec.len());
@@ -418,7 +398,7 @@ fn a_pcma_caller_hears_the_default_prompt_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let r = Region::start(dir.path(), &["--voice-max", "20"]);
     let owner = provision(r.http, "02:00:00:00:12:52");
-    let (heard, rec) = leave_a_message(&r, &owner, dir.path(), &PCMA);
+    let (heard, rec) = leave_a_message(&r, &owner, dir.path(), CodecKind::Pcma);
     let pitches: Vec<f32> = heard
         .chunks(800)
         .filter(|w| w.len() == 800 && peerdial_media::audio::rms(w) > 1_000.0)
@@ -437,7 +417,7 @@ fn a_pcma_caller_hears_the_default_prompt_and_is_recorded() {
 /// A raw caller offering `law` calls the owner's mailbox, sends a second
 /// of 500 Hz while listening, then `#`: what it heard, and the recording
 /// the owner fetches.
-fn leave_a_message(r: &Region, owner: &Device, dir: &std::path::Path, law: &Law) -> (Vec<i16>, Vec<i16>) {
+fn leave_a_message(r: &Region, owner: &Device, dir: &std::path::Path, law: CodecKind) -> (Vec<i16>, Vec<i16>) {
     use peerdial_media::rtp::{build, RtpHeader, TelephoneEvent};
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -469,7 +449,8 @@ fn leave_a_message(r: &Region, owner: &Device, dir: &std::path::Path, law: &Law)
         .parse()
         .unwrap();
     let m = ok.lines().find(|l| l.starts_with("m=audio ")).unwrap();
-    assert_eq!(m.split(' ').nth(3), Some(law.pt.to_string().as_str()), "the mailbox answered {m}");
+    let pt = law.default_pt();
+    assert_eq!(m.split(' ').nth(3), Some(pt.to_string().as_str()), "the mailbox answered {m}");
     let local = sock.local_addr().unwrap();
     let ack = format!(
         "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack\r\nMax-Forwards: 70\r\nFrom: <sip:tester@{local}>;tag=t1\r\n{}\r\nCall-ID: hash\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
@@ -482,24 +463,26 @@ fn leave_a_message(r: &Region, owner: &Device, dir: &std::path::Path, law: &Law)
     let tone = peerdial_media::audio::tone(500.0, 8000, 8000, 10_000.0);
     rtp.set_nonblocking(true).unwrap();
     let mut heard = Vec::new();
+    let (mut encoder, mut decoder) = (Encoder::new(law).unwrap(), Decoder::new(law).unwrap());
+    let mut payload = Vec::new();
     let mut h = RtpHeader {
         marker: false,
-        payload_type: law.pt,
+        payload_type: pt,
         seq: 1,
         timestamp: 0,
         ssrc: 77,
     };
     let start = std::time::Instant::now();
     for (i, frame) in tone.chunks(160).enumerate() {
-        let payload: Vec<u8> = frame.iter().map(|s| (law.encode)(*s)).collect();
+        encoder.encode(frame, &mut payload).unwrap();
         rtp.send_to(&build(&h, &payload), to).unwrap();
         h.seq += 1;
         h.timestamp += 160;
         // Paced by the clock, not by sleeps that add up.
         std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(std::time::Instant::now()));
         while let Ok((n, _)) = rtp.recv_from(&mut buf) {
-            if n > 12 && buf[1] & 0x7f == law.pt {
-                heard.extend(buf[12..n].iter().map(|b| (law.decode)(*b)));
+            if n > 12 && buf[1] & 0x7f == pt {
+                decoder.decode(Some(&buf[12..n]), n - 12, &mut heard).unwrap();
             }
         }
     }
@@ -534,7 +517,11 @@ fn leave_a_message(r: &Region, owner: &Device, dir: &std::path::Path, law: &Law)
     let rec = peerdial_media::audio::read_wav(&stored, 8000).unwrap();
     // Decoded by the right law, the tone keeps its level (a 10,000 peak).
     let level = peerdial_media::audio::rms(&rec[rec.len() / 4..rec.len() * 3 / 4]);
-    assert!((6_000.0..8_000.0).contains(&level), "the {} recording's level is {level}", law.name);
+    assert!(
+        (6_000.0..8_000.0).contains(&level),
+        "the {} recording's level is {level}",
+        law.name()
+    );
     (heard, rec)
 }
 

@@ -124,7 +124,7 @@ fn a_phone_posts_a_picture_and_a_video_and_bad_posts_store_nothing() {
         &form(&[("file", "image/png", &png), ("text", "text/plain", b"look")]),
     );
     assert_eq!(status, 201, "{j}");
-    let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2\0\0\0\x08free\0\0\0\x08mdat";
+    let mp4 = TINY_MP4;
     let (status, j) = post(&r, to, from, &passport(&r, &sender, to), &form(&[("file", "video/mp4", mp4)]));
     assert_eq!((status, j["stored"][0]["kind"].as_str()), (201, Some("video")), "{j}");
 

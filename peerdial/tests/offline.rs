@@ -173,7 +173,7 @@ fn a_video_sent_to_another_regions_offline_number_is_saved_when_it_is_back() {
     let mut sender = Softphone::start(&a, dir.path(), "02:00:00:00:12:21", unbound.addr, &[]);
     let ns = sender.number.clone();
     let clip = dir.path().join("clip.mp4");
-    let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2\0\0\0\x08free\0\0\0\x08mdat";
+    let mp4 = common::mailbox::TINY_MP4;
     std::fs::write(&clip, mp4).unwrap();
     sender.send(&format!("send {no} {}", clip.display()));
     sender.expect_line(&format!("sent clip.mp4 to {no}'s mailbox"), 10);

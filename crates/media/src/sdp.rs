@@ -31,7 +31,9 @@ impl CodecKind {
         }
     }
 
-    fn default_pt(self) -> u8 {
+    /// The payload type we offer it under: RFC 3551's static one for
+    /// G.711, a dynamic one for Opus.
+    pub fn default_pt(self) -> u8 {
         match self {
             CodecKind::Opus => 111,
             CodecKind::Pcmu => 0,

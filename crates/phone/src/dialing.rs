@@ -51,6 +51,9 @@ impl Phone {
     pub(crate) fn dial_number(&mut self, number: Number) {
         let for_transfer = self.transfers.dialing.as_ref().is_some_and(|(n, _)| *n == number);
         if self.busy() && !for_transfer {
+            // A refused `voicemail N` leaves no mark that would send the
+            // next `call N` to the mailbox unasked.
+            self.to_mailbox = None;
             self.emit(UiEvent::Error("already in a call".into()));
             return;
         }

@@ -29,9 +29,6 @@ impl Phone {
     /// `voicemail NUMBER`: call the number's mailbox, not its phone.
     pub(crate) fn voicemail(&mut self, dialed: &str) {
         match Number::dial(dialed, self.area) {
-            // Not marked while busy: the next `call N` would go to the
-            // mailbox unasked.
-            Ok(_) if self.busy() => self.emit(UiEvent::Error("already in a call".into())),
             Ok(n) => {
                 self.to_mailbox = Some(n);
                 self.dial_number(n);
